@@ -1,0 +1,65 @@
+// Parameters shared by the host launchers and the device kernels. Torch-free so that every .cu file
+// compiles with plain nvcc on a machine without a GPU.
+#pragma once
+
+#include <cstdint>
+#include <cuda_runtime.h>
+
+namespace mla {
+
+constexpr int kBlockSize = 64;         // tokens per KV-cache page
+constexpr int kHeadDim = 576;          // 512 latent + 64 RoPE
+constexpr int kHeadDimV = 512;         // V = first 512 columns of K
+constexpr int kRowsPerTile = 64;       // query rows (s_q * h_q packed) per CTA: the wgmma M
+constexpr int kSplitOverhead = 5;      // scheduler cost of one split, in KV blocks (prologue + epilogue)
+constexpr int kSchedFields = 8;        // int32 fields per tile-scheduler entry
+
+// One entry of tile_scheduler_metadata: an SM part covers requests [begin_req, end_req] (inclusive);
+// the first from block begin_block, the last up to block end_block (exclusive).
+// begin_split is the split index of begin_req inside its own split list. An empty part has begin_req == b.
+enum SchedField : int {
+  kBeginReq = 0,
+  kBeginBlock = 1,
+  kEndReq = 2,
+  kEndBlock = 3,
+  kBeginSplit = 4,
+};
+
+struct MetadataParams {
+  const int* seqlens;       // [b]
+  int* sched;               // [num_parts, kSchedFields]
+  int* num_splits;          // [b + 1], exclusive prefix sum of per-request split counts
+  int b;
+  int num_parts;
+};
+
+struct DecodeParams {
+  const void* q;            // [b, s_q, h_q, 576]; strides in elements, last dim contiguous
+  int64_t q_stride_b, q_stride_s, q_stride_h;
+  const void* k_cache;      // [num_blocks, 64, 576]; strides in elements, last dim contiguous
+  int64_t k_stride_block, k_stride_token;
+  int num_blocks;
+  const int* block_table;   // [b, max_blocks]
+  int64_t block_table_stride;
+  int max_blocks;
+  const int* seqlens;       // [b]
+  const int* sched;         // [num_parts, kSchedFields]
+  const int* num_splits;    // [b + 1]
+  void* out;                // [b, s_q, h_q, 512] contiguous, dtype of q
+  float* lse;               // [b, h_q, s_q] contiguous, natural log
+  float* out_accum;         // [b + num_parts, s_q * h_q, 512]: one row block per split
+  float* lse_accum;         // [b + num_parts, s_q * h_q], log2 domain
+  int b, s_q, h_q;
+  int rows;                 // s_q * h_q
+  int num_parts;
+  float scale_log2;         // softmax_scale * log2(e)
+  bool causal;
+};
+
+void launch_get_metadata(const MetadataParams& p, cudaStream_t stream);
+template <typename Element>
+void launch_decode(const DecodeParams& p, cudaStream_t stream);
+template <typename Element>
+void launch_combine(const DecodeParams& p, cudaStream_t stream);
+
+}  // namespace mla

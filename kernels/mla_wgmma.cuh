@@ -1,0 +1,87 @@
+// Thin wrappers over the CuTe sm90 GMMA atoms (cute/arch/mma_sm90_gmma.hpp): shared-memory matrix
+// descriptors for 128-byte-swizzled tiles and fixed-shape wgmma calls on register arrays.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cute/arch/mma_sm90_gmma.hpp>
+#include <utility>
+
+namespace mla {
+
+namespace gmma = cute::SM90::GMMA;
+
+// A tile of 64 rows x 64 elements (16-bit) with 128-byte rows, swizzled in 8-row x 128-byte atoms:
+// the 16-byte chunk c of row r lives at chunk c ^ (r % 8). Wider tiles are such sub-tiles side by side.
+constexpr int kSubTileBytes = 64 * 128;
+
+__device__ __forceinline__ int swizzled_offset(int row, int col) {
+  return (col / 64) * kSubTileBytes + row * 128 + ((((col % 64) / 8) ^ (row % 8)) * 16) + (col % 8) * 2;
+}
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// K-major operand (rows = M or N, contiguous dimension = K): 8-row groups 1024 bytes apart.
+__device__ __forceinline__ uint64_t desc_k_major(uint32_t addr) {
+  uint64_t d = 0;
+  d |= uint64_t((addr & 0x3FFFF) >> 4);
+  d |= uint64_t(1) << 16;               // leading byte offset: unused for swizzled K-major
+  d |= uint64_t(1024 >> 4) << 32;       // stride byte offset: next 8 rows
+  d |= uint64_t(1) << 62;               // 128-byte swizzle
+  return d;
+}
+
+// MN-major operand (contiguous dimension = N, rows = K): 64-wide N chunks one sub-tile apart,
+// 8-row K groups 1024 bytes apart. Used to read V (= K cache rows) as the B operand of P*V.
+__device__ __forceinline__ uint64_t desc_mn_major(uint32_t addr) {
+  uint64_t d = 0;
+  d |= uint64_t((addr & 0x3FFFF) >> 4);
+  d |= uint64_t(kSubTileBytes >> 4) << 16;   // leading byte offset: next 64 N columns
+  d |= uint64_t(1024 >> 4) << 32;            // stride byte offset: next 8 K rows
+  d |= uint64_t(1) << 62;
+  return d;
+}
+
+template <typename Element> struct GmmaOps;
+
+template <> struct GmmaOps<__nv_bfloat16> {
+  using QK = gmma::MMA_64x64x16_F32BF16BF16_SS<gmma::Major::K, gmma::Major::K>;
+  using PV_RS = gmma::MMA_64x256x16_F32BF16BF16_RS<gmma::Major::K, gmma::Major::MN>;
+  using PV_SS = gmma::MMA_64x256x16_F32BF16BF16_SS<gmma::Major::K, gmma::Major::MN>;
+  __device__ static uint32_t pack(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+  }
+};
+
+template <> struct GmmaOps<__half> {
+  using QK = gmma::MMA_64x64x16_F32F16F16_SS<gmma::Major::K, gmma::Major::K>;
+  using PV_RS = gmma::MMA_64x256x16_F32F16F16_RS<gmma::Major::K, gmma::Major::MN>;
+  using PV_SS = gmma::MMA_64x256x16_F32F16F16_SS<gmma::Major::K, gmma::Major::MN>;
+  __device__ static uint32_t pack(float lo, float hi) {
+    __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+  }
+};
+
+template <typename Op, size_t... I>
+__device__ __forceinline__ void wgmma_ss(uint64_t a, uint64_t b, float (&d)[sizeof...(I)], bool accumulate,
+                                         std::index_sequence<I...>) {
+  Op::fma(a, b, d[I]..., accumulate ? gmma::ScaleOut::One : gmma::ScaleOut::Zero);
+}
+
+template <typename Op, size_t... I>
+__device__ __forceinline__ void wgmma_rs(const uint32_t (&a)[4], uint64_t b, float (&d)[sizeof...(I)],
+                                         std::index_sequence<I...>) {
+  Op::fma(a[0], a[1], a[2], a[3], b, d[I]..., gmma::ScaleOut::One);
+}
+
+template <int N>
+__device__ __forceinline__ void fence_operands(float (&d)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) cute::warpgroup_fence_operand(d[i]);
+}
+
+}  // namespace mla

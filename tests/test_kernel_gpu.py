@@ -1,0 +1,187 @@
+"""The compiled kernel against the fp32 reference, on a Hopper GPU (skipped elsewhere)."""
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import requires_hopper
+from mla_inputs import draw_seqlens, make_batch
+
+pytestmark = [pytest.mark.gpu, requires_hopper]
+
+
+def run_kernel(batch):
+    from mla_backend import ops
+
+    b, s_q, h_q, _ = batch.q.shape
+    meta, splits = ops.get_mla_metadata(batch.cache_seqlens, s_q * h_q, 1)
+    poison_allocator()
+    return ops.mla_decode_with_kvcache(batch.q, batch.k_cache, batch.block_table, batch.cache_seqlens, 512, meta,
+                                       splits, softmax_scale=batch.softmax_scale, causal=batch.causal)
+
+
+def run_reference(batch):
+    from mla_backend.reference import mla_decode_reference
+
+    return mla_decode_reference(batch.q, batch.k_cache, batch.block_table, batch.cache_seqlens, 512,
+                                batch.softmax_scale, batch.causal)
+
+
+def poison_allocator(num_bytes: int = 1 << 28) -> None:
+    """Leaves NaN in the caching allocator's free blocks, so an output element the kernel never writes shows."""
+    torch.empty(num_bytes // 4, dtype=torch.float32, device="cuda").fill_(float("nan"))
+
+
+def assert_matches(out, lse, ref_out, ref_lse):
+    out = out.float()
+    assert not out.isnan().any(), "NaN in out"
+    assert torch.equal(torch.isinf(lse), torch.isinf(ref_lse)), "lse is +inf at other rows than the reference"
+    empty = torch.isinf(ref_lse).permute(0, 2, 1)   # [b, s_q, h_q]
+    assert (out[empty] == 0).all(), "rows without keys must be exactly 0"
+    max_abs = (out - ref_out).abs().max().item()
+    cos = torch.nn.functional.cosine_similarity(out.flatten().double(), ref_out.flatten().double(), dim=0).item()
+    finite = torch.isfinite(ref_lse)
+    lse_rel = ((lse[finite] - ref_lse[finite]).abs() / ref_lse[finite].abs().clamp(min=1.0)).max().item() \
+        if finite.any() else 0.0
+    assert max_abs <= 1e-2, f"out max abs diff {max_abs}"
+    if ref_out.abs().max() > 0:
+        assert cos >= 1 - 1e-5, f"out cosine {cos}"
+    assert lse_rel <= 1e-4, f"lse rel diff {lse_rel}"
+
+
+GRID = list(itertools.product([1, 2, 6, 64], [1, 2, 4], [1, 3, 16, 32, 64, 128],
+                              [1, 20, 63, 64, 65, 140, 4096, "varlen"], [False, True]))
+
+
+@pytest.mark.parametrize("b,s_q,h_q,seqlen,causal", GRID)
+def test_bf16_matches_fp32_reference(b, s_q, h_q, seqlen, causal):
+    if b == 64 and seqlen == 4096 and h_q > 32:
+        pytest.skip("covered at b=6; keeps the grid within minutes")
+    g = torch.Generator().manual_seed(hash((b, s_q, h_q, str(seqlen), causal)) % 2**31)
+    batch = make_batch(b, s_q, h_q, draw_seqlens(b, seqlen, s_q, g), causal=causal, seed=b * 7 + h_q)
+    assert_matches(*run_kernel(batch), *run_reference(batch))
+
+
+@pytest.mark.parametrize("b,s_q,h_q,seqlen,causal", [
+    (2, 1, 16, 140, False), (6, 2, 128, "varlen", True), (64, 4, 16, 65, True), (128, 1, 64, 1000, False),
+])
+def test_fp16_matches_fp32_reference(b, s_q, h_q, seqlen, causal):
+    g = torch.Generator().manual_seed(1)
+    batch = make_batch(b, s_q, h_q, draw_seqlens(b, seqlen, s_q, g), dtype=torch.float16, causal=causal)
+    assert_matches(*run_kernel(batch), *run_reference(batch))
+
+
+@pytest.mark.parametrize("h_q,s_q", [(16, 1), (128, 2)])
+def test_zero_length_requests_write_zeros_and_inf_lse(h_q, s_q):
+    g = torch.Generator().manual_seed(2)
+    seqlens = draw_seqlens(128, "varlen", s_q, g)
+    for i in range(0, 128, 7):
+        seqlens[i] = 0
+    batch = make_batch(128, s_q, h_q, seqlens, causal=True)
+    out, lse = run_kernel(batch)
+    assert torch.isinf(lse[::7]).all() and (out[::7] == 0).all()
+    assert_matches(out, lse, *run_reference(batch))
+
+
+def test_all_zero_lengths():
+    batch = make_batch(4, 1, 16, [0, 0, 0, 0])
+    out, lse = run_kernel(batch)
+    assert (out == 0).all() and torch.isinf(lse).all() and (lse > 0).all()
+
+
+def test_causal_rows_without_keys():
+    # seqlen 1 with s_q 4: the first three queries see no key at all.
+    batch = make_batch(3, 4, 16, [1, 2, 3], causal=True)
+    assert_matches(*run_kernel(batch), *run_reference(batch))
+
+
+def test_layer_interleaved_kv_cache_strides():
+    batch = make_batch(5, 2, 32, [70, 1, 300, 64, 129], causal=True)
+    layers = torch.full((batch.k_cache.shape[0], 3, 64, 576), float("nan"), dtype=batch.k_cache.dtype, device="cuda")
+    layers[:, 1] = batch.k_cache[:, :, 0]
+    batch.k_cache = layers[:, 1]          # stride(0) = 3 * 64 * 576
+    assert_matches(*run_kernel(batch), *run_reference(batch))
+
+
+def test_strided_q_from_concatenated_nope_and_rope():
+    batch = make_batch(4, 1, 16, [100, 200, 1, 64])
+    wide = torch.zeros(4, 1, 16, 640, dtype=batch.q.dtype, device="cuda")
+    wide[..., :576] = batch.q
+    batch.q = wide[..., :576]
+    assert_matches(*run_kernel(batch), *run_reference(batch))
+
+
+@pytest.mark.parametrize("b", [1, 5, 64, 128, 132, 1000, 4096])
+@pytest.mark.parametrize("rows", [1, 16, 64, 128, 256, 2048])
+def test_gpu_metadata_equals_python_mirror(b, rows):
+    from mla_backend import ops, scheduler
+
+    g = torch.Generator().manual_seed(b * rows)
+    seqlens = torch.randint(0, 20000, (b,), generator=g, dtype=torch.int32)
+    seqlens[torch.rand(b, generator=g) < 0.1] = 0
+    meta, splits = ops.get_mla_metadata(seqlens.cuda(), rows, 1)
+    parts = scheduler.num_sm_parts(rows, torch.cuda.get_device_properties(0).multi_processor_count)
+    want_meta, want_splits = scheduler.tile_scheduler(seqlens, parts)
+    assert torch.equal(meta.cpu(), want_meta)
+    assert torch.equal(splits.cpu(), want_splits)
+
+
+@pytest.mark.parametrize("s_q,h_q", [(1, 16), (2, 128)])
+def test_cuda_graph_replay_with_new_seqlens_matches_eager(s_q, h_q):
+    from mla_backend import ops
+    from mla_inputs import UNUSED_TABLE_ENTRY
+
+    b, max_len = 32, 2048
+    g = torch.Generator().manual_seed(3)
+    batches = [make_batch(b, s_q, h_q, [int(x) for x in torch.randint(0, max_len, (b,), generator=g)], causal=True,
+                          seed=i) for i in range(3)]
+    static = make_batch(b, s_q, h_q, [max_len] * b, causal=True, seed=9)
+
+    def step():
+        meta, splits = ops.get_mla_metadata(static.cache_seqlens, s_q * h_q, 1)
+        return ops.mla_decode_with_kvcache(static.q, static.k_cache, static.block_table, static.cache_seqlens, 512,
+                                           meta, splits, softmax_scale=static.softmax_scale, causal=True)
+
+    step()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        graph_out, graph_lse = step()
+    for batch in batches:
+        static.q.copy_(batch.q)
+        static.k_cache.fill_(float("nan"))
+        static.k_cache[:batch.k_cache.shape[0]].copy_(batch.k_cache)
+        static.block_table.fill_(UNUSED_TABLE_ENTRY)
+        static.block_table[:, :batch.block_table.shape[1]].copy_(batch.block_table)
+        static.cache_seqlens.copy_(batch.cache_seqlens)
+        graph.replay()
+        eager_out, eager_lse = step()
+        torch.testing.assert_close(graph_out, eager_out, rtol=0, atol=0)
+        torch.testing.assert_close(graph_lse, eager_lse, rtol=0, atol=0)
+        assert_matches(graph_out, graph_lse, *run_reference(static))
+
+
+def test_compute_sanitizer_memcheck_is_clean():
+    sanitizer = shutil.which("compute-sanitizer") or "/usr/local/cuda/bin/compute-sanitizer"
+    if not os.path.exists(sanitizer):
+        pytest.skip("compute-sanitizer not installed")
+    script = (
+        "import torch, sys; sys.path.insert(0, 'tests'); from mla_inputs import make_batch; from mla_backend import ops\n"
+        "for b, s_q, h_q, lens in [(3, 1, 16, [0, 70, 200]), (2, 2, 128, [65, 1]), (4, 4, 3, [20, 0, 300, 64])]:\n"
+        "    x = make_batch(b, s_q, h_q, lens, causal=True)\n"
+        "    m, s = ops.get_mla_metadata(x.cache_seqlens, s_q * h_q, 1)\n"
+        "    ops.mla_decode_with_kvcache(x.q, x.k_cache, x.block_table, x.cache_seqlens, 512, m, s, causal=True)\n"
+        "torch.cuda.synchronize()\n"
+    )
+    result = subprocess.run([sanitizer, "--tool", "memcheck", "--error-exitcode", "1", sys.executable, "-c", script],
+                            capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)),
+                            timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "ERROR SUMMARY: 0 errors" in result.stdout
