@@ -1,58 +1,78 @@
 // Split-KV MLA decode for Hopper (sm_90a).
 //
-// One persistent CTA per (64-row query tile, SM part). A part walks its slice of (request, KV block)
+// One persistent CTA per (64-row query tile, SM part); a part walks its slice of (request, KV block)
 // pairs from the tile scheduler. Per KV block of 64 tokens:
-//   warpgroup 0: S = Q K^T (wgmma, 64x64x576) -> mask -> online softmax -> P (bf16/fp16)
+//   warpgroup 0: S = Q K^T (wgmma 64x64x576) -> mask -> online softmax -> P
 //                O[:, 0:256]   = O * rescale + P V[:, 0:256]   (P from registers)
 //   warpgroup 1: O[:, 256:512] = O * rescale + P V[:, 256:512] (P through shared memory)
-// The 64x512 fp32 O tile is split by columns because it is half the register file.
-// KV pages stream in with cp.async, two stages; tokens past seqlen are zero-filled so NaN in unused
-// pages never reaches O. A request split over several parts writes fp32 partials + LSE that the
-// combine kernel merges.
+// The 64x512 fp32 O tile is split by columns because it is half the register file. KV pages arrive by
+// TMA into two stages; one thread of warpgroup 1 refills a stage as soon as both warpgroups release it,
+// walking the part's blocks across request boundaries. V rows past seqlen are zeroed in shared memory so
+// NaN in unused page slots never reaches O. A request split over several parts writes fp32 partials +
+// LSE that the combine kernel merges.
 #pragma once
 
 #include "mla_params.h"
+#include "mla_pipeline.cuh"
 #include "mla_wgmma.cuh"
 
 namespace mla {
 
 constexpr int kThreads = 256;
-constexpr int kTileBytes = kHeadDim / 64 * kSubTileBytes;   // 64 x 576 16-bit elements
+constexpr int kWarpgroupThreads = 128;
+constexpr int kSubTiles = kHeadDim / 64;                    // 9 sub-tiles of 64 columns per 576-wide tile
+constexpr int kTileBytes = kSubTiles * kSubTileBytes;       // 64 x 576 16-bit elements
 
 struct SharedPlan {
   static constexpr int q = 0;
-  static constexpr int k0 = q + kTileBytes;
-  static constexpr int k1 = k0 + kTileBytes;
-  static constexpr int p = k1 + kTileBytes;                  // 64 x 64 probabilities
+  static constexpr int k0 = q + kTileBytes;                  // two KV stages
+  static constexpr int p = k0 + 2 * kTileBytes;              // 64 x 64 probabilities for warpgroup 1
   static constexpr int rescale = p + kSubTileBytes;          // [64] float: per-row O rescale of this block
   static constexpr int row_sum = rescale + 64 * 4;           // [64] float: final softmax denominators
   static constexpr int row_max = row_sum + 64 * 4;           // [64] float: final max (log2 domain)
-  static constexpr int bytes = row_max + 64 * 4;
+  static constexpr int full = row_max + 64 * 4;              // [2] mbarrier: stage loaded
+  static constexpr int empty = full + 2 * 8;                 // [2] mbarrier: stage released by both warpgroups
+  static constexpr int bytes = empty + 2 * 8;
 };
 static_assert(SharedPlan::bytes <= 227 * 1024, "shared memory plan exceeds the sm_90 limit");
 
-enum NamedBarrier : int { kProbsReady = 1, kRowStatsReady = 2 };
+enum NamedBarrier : int { kProbsReady = 1, kProbsFree = 2, kRowStatsReady = 3, kWarpgroup0 = 4, kWarpgroup1 = 5 };
 
-__device__ __forceinline__ void named_barrier_sync(int id) {
-  asm volatile("bar.sync %0, %1;" ::"r"(id), "n"(kThreads) : "memory");
-}
-__device__ __forceinline__ void named_barrier_arrive(int id) {
-  asm volatile("bar.arrive %0, %1;" ::"r"(id), "n"(kThreads) : "memory");
-}
-__device__ __forceinline__ void fence_async_proxy() {
-  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+// The blocks of one request that this part covers: [first, last).
+struct Piece {
+  int seqlen, first, last;
+};
+
+__device__ __forceinline__ Piece piece_of(const DecodeParams& p, const int* entry, int req) {
+  const int seqlen = max(p.seqlens[req], 0);
+  const int blocks = min((seqlen + kBlockSize - 1) / kBlockSize, p.max_blocks);
+  const int first = req == entry[kBeginReq] ? entry[kBeginBlock] : 0;
+  const int last = min(req == entry[kEndReq] ? entry[kEndBlock] : blocks, blocks);
+  return {seqlen, first, max(last, first)};
 }
 
-// 16-byte async copy; src_bytes = 0 writes zeros without reading src.
-__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
+// Walks the part's (request, block) pairs in the order the consumers process them.
+struct BlockCursor {
+  int req, block;
+  __device__ void settle(const DecodeParams& p, const int* entry) {
+    while (req <= entry[kEndReq] && block >= piece_of(p, entry, req).last) {
+      ++req;
+      block = 0;
+    }
+  }
+  __device__ bool valid(const int* entry) const { return req <= entry[kEndReq]; }
+};
 
-// Copies a 64-row x 576 tile into the swizzled layout. Row r comes from row_ptr(r); rows it
-// reports as nullptr are zero-filled.
+__device__ __forceinline__ void issue_kv_block(const DecodeParams& p, const BlockCursor& c, uint32_t stage_addr,
+                                               uint32_t full_bar) {
+  const int page = p.block_table[int64_t(c.req) * p.block_table_stride + c.block];
+  mbar_arrive_expect_tx(full_bar, kTileBytes);
+  // Out-of-range pages fall outside the tensor map and arrive as zeros.
+#pragma unroll
+  for (int t = 0; t < kSubTiles; ++t) tma_load_3d(stage_addr + t * kSubTileBytes, &p.k_map, t * 64, 0, page, full_bar);
+}
+
+// Copies a 64-row x 576 tile into the swizzled layout with all threads. Rows reported as nullptr are zeros.
 template <typename RowPtr>
 __device__ __forceinline__ void load_tile(uint32_t smem_tile, RowPtr row_ptr) {
   constexpr int kChunksPerRow = kHeadDim / 8;
@@ -65,6 +85,15 @@ __device__ __forceinline__ void load_tile(uint32_t smem_tile, RowPtr row_ptr) {
   }
 }
 
+// Zeroes V rows [valid_tokens, 64) of four 64-column sub-tiles, by one warpgroup.
+__device__ __forceinline__ void zero_tail_rows(uint32_t first_sub_tile, int valid_tokens) {
+  const int chunks = (kBlockSize - valid_tokens) * 8 * 4;
+  for (int i = threadIdx.x % kWarpgroupThreads; i < chunks; i += kWarpgroupThreads) {
+    const int row = valid_tokens + i / 32, sub = (i % 32) / 8, chunk = i % 8;
+    store_zero_16(first_sub_tile + sub * kSubTileBytes + row * 128 + chunk * 16);
+  }
+}
+
 template <typename Element>
 __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_constant__ DecodeParams p) {
   using Ops = GmmaOps<Element>;
@@ -73,52 +102,57 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
   float* s_rescale = reinterpret_cast<float*>(smem + SharedPlan::rescale);
   float* s_row_sum = reinterpret_cast<float*>(smem + SharedPlan::row_sum);
   float* s_row_max = reinterpret_cast<float*>(smem + SharedPlan::row_max);
+  auto stage_addr = [&](int stage) { return smem_base + SharedPlan::k0 + stage * kTileBytes; };
+  auto full_bar = [&](int stage) { return smem_base + SharedPlan::full + stage * 8; };
+  auto empty_bar = [&](int stage) { return smem_base + SharedPlan::empty + stage * 8; };
 
   const int m_block = blockIdx.x;
-  const int part = blockIdx.y;
-  const int warpgroup = threadIdx.x / 128;
+  const int warpgroup = threadIdx.x / kWarpgroupThreads;
   const int lane = threadIdx.x % 32;
-  const int warp_in_wg = (threadIdx.x % 128) / 32;
+  const int warp_in_wg = (threadIdx.x % kWarpgroupThreads) / 32;
   // Accumulator layout of wgmma m64nN: this thread owns rows r0 and r0 + 8 of the tile, and in every
   // 8-column group j the columns 8j + 2*(lane%4) + {0, 1}.
   const int r0 = warp_in_wg * 16 + lane / 4;
   const int col_in_group = 2 * (lane % 4);
+  const bool is_producer = threadIdx.x == kWarpgroupThreads;
+  const int* entry = p.sched + blockIdx.y * kSchedFields;
 
-  const int* entry = p.sched + part * kSchedFields;
-  const int begin_req = entry[kBeginReq], end_req = entry[kEndReq];
-  const int begin_block = entry[kBeginBlock], end_block_last = entry[kEndBlock];
-  const int begin_split = entry[kBeginSplit];
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < 2; ++s) {
+      mbar_init(full_bar(s), 1);
+      mbar_init(empty_bar(s), 2);
+    }
+    mbar_fence_init();
+  }
+  __syncthreads();
 
-  for (int req = begin_req; req <= end_req; ++req) {
-    const int seqlen = max(p.seqlens[req], 0);
-    const int req_blocks = min((seqlen + kBlockSize - 1) / kBlockSize, p.max_blocks);
-    const int first_block = req == begin_req ? begin_block : 0;
-    const int last_block = min(req == end_req ? end_block_last : req_blocks, req_blocks);
-    const int num_blocks = max(last_block - first_block, 0);
+  BlockCursor cursor{entry[kBeginReq], entry[kBeginBlock]};
+  if (is_producer) {
+    tma_prefetch_descriptor(&p.k_map);
+    cursor.settle(p, entry);
+    for (int s = 0; s < 2 && cursor.valid(entry); ++s) {
+      issue_kv_block(p, cursor, stage_addr(s), full_bar(s));
+      ++cursor.block;
+      cursor.settle(p, entry);
+    }
+  }
+
+  int consumed = 0;   // blocks this CTA has processed: selects stage and mbarrier phase
+  for (int req = entry[kBeginReq]; req <= entry[kEndReq]; ++req) {
+    const Piece piece = piece_of(p, entry, req);
+    const int num_blocks = piece.last - piece.first;
     const int split_base = p.num_splits[req];
     const bool is_split = p.num_splits[req + 1] - split_base > 1;
-    const int split_row = split_base + (req == begin_req ? begin_split : 0);
+    const int split_row = split_base + (req == entry[kBeginReq] ? entry[kBeginSplit] : 0);
 
     // Keys visible to a row: [0, seqlen - (s_q - 1 - s_idx)) when causal (bottom-right aligned).
     int key_limit[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int row = m_block * kRowsPerTile + r0 + 8 * h;
-      key_limit[h] = p.causal ? seqlen - (p.s_q - 1 - min(row / p.h_q, p.s_q - 1)) : seqlen;
+      key_limit[h] = p.causal ? piece.seqlen - (p.s_q - 1 - min(row / p.h_q, p.s_q - 1)) : piece.seqlen;
     }
-    const int min_key_limit = p.causal ? seqlen - (p.s_q - 1) : seqlen;
-
-    const int* table_row = p.block_table + int64_t(req) * p.block_table_stride;
-    const char* k_base = static_cast<const char*>(p.k_cache);
-    auto load_kv_block = [&](int block, int stage) {
-      const int page = table_row[block];
-      const bool page_ok = page >= 0 && page < p.num_blocks;
-      const int valid_tokens = min(seqlen - block * kBlockSize, kBlockSize);
-      load_tile(smem_base + (stage ? SharedPlan::k1 : SharedPlan::k0), [&](int token) -> const char* {
-        if (!page_ok || token >= valid_tokens) return nullptr;
-        return k_base + (int64_t(page) * p.k_stride_block + int64_t(token) * p.k_stride_token) * 2;
-      });
-    };
+    const int min_key_limit = p.causal ? piece.seqlen - (p.s_q - 1) : piece.seqlen;
 
     float o[128];
 #pragma unroll
@@ -134,21 +168,20 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
         const int s_idx = row / p.h_q, head = row % p.h_q;
         return q_base + (int64_t(req) * p.q_stride_b + int64_t(s_idx) * p.q_stride_s + int64_t(head) * p.q_stride_h) * 2;
       });
-      load_kv_block(first_block, 0);
-      cp_async_commit();
-      if (num_blocks > 1) load_kv_block(first_block + 1, 1);
-      cp_async_commit();
-    }
-
-    for (int i = 0; i < num_blocks; ++i) {
-      const int block = first_block + i;
-      const int stage = i & 1;
-      const uint32_t k_tile = smem_base + (stage ? SharedPlan::k1 : SharedPlan::k0);
-      cp_async_wait_one();
+      cp_async_wait_all();
       fence_async_proxy();
       __syncthreads();
+    }
+
+    for (int i = 0; i < num_blocks; ++i, ++consumed) {
+      const int block = piece.first + i;
+      const int stage = consumed & 1;
+      const int phase = (consumed >> 1) & 1;
+      const uint32_t k_tile = stage_addr(stage);
+      const int valid_tokens = min(piece.seqlen - block * kBlockSize, kBlockSize);
 
       if (warpgroup == 0) {
+        mbar_wait(full_bar(stage), phase);
         float s[32];
         cute::warpgroup_arrive();
 #pragma unroll
@@ -161,6 +194,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
         cute::warpgroup_wait<0>();
         fence_operands(s);
 
+        // Masked scores become -inf, which also discards NaN read from page slots past seqlen.
         const bool needs_mask = (block + 1) * kBlockSize > min_key_limit;
         float rescale[2];
 #pragma unroll
@@ -202,6 +236,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
 #pragma unroll
           for (int r = 0; r < 4; ++r) probs[t][r] = Ops::pack(s[t * 8 + r * 2], s[t * 8 + r * 2 + 1]);
         }
+        if (i > 0) named_barrier_sync<kThreads>(kProbsFree);
         char* s_p = smem + SharedPlan::p;
 #pragma unroll
         for (int t = 0; t < 4; ++t) {
@@ -217,7 +252,12 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
           s_rescale[r0 + 8] = rescale[1];
         }
         fence_async_proxy();
-        named_barrier_arrive(kProbsReady);
+        named_barrier_arrive<kThreads>(kProbsReady);
+        if (valid_tokens < kBlockSize) {
+          zero_tail_rows(k_tile, valid_tokens);
+          fence_async_proxy();
+          named_barrier_sync<kWarpgroupThreads>(kWarpgroup0);
+        }
 
 #pragma unroll
         for (int j = 0; j < 32; ++j) {
@@ -236,8 +276,15 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
         cute::warpgroup_commit_batch();
         cute::warpgroup_wait<0>();
         fence_operands(o);
+        if (threadIdx.x == 0) mbar_arrive(empty_bar(stage));
       } else {
-        named_barrier_sync(kProbsReady);
+        mbar_wait(full_bar(stage), phase);
+        if (valid_tokens < kBlockSize) {
+          zero_tail_rows(k_tile + 4 * kSubTileBytes, valid_tokens);
+          fence_async_proxy();
+          named_barrier_sync<kWarpgroupThreads>(kWarpgroup1);
+        }
+        named_barrier_sync<kThreads>(kProbsReady);
         const float rescale0 = s_rescale[r0], rescale1 = s_rescale[r0 + 8];
 #pragma unroll
         for (int j = 0; j < 32; ++j) {
@@ -257,10 +304,17 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
         cute::warpgroup_commit_batch();
         cute::warpgroup_wait<0>();
         fence_operands(o);
+        if (i + 1 < num_blocks) named_barrier_arrive<kThreads>(kProbsFree);
+        if (is_producer) {
+          mbar_arrive(empty_bar(stage));
+          if (cursor.valid(entry)) {
+            mbar_wait(empty_bar(stage), phase);
+            issue_kv_block(p, cursor, k_tile, full_bar(stage));
+            ++cursor.block;
+            cursor.settle(p, entry);
+          }
+        }
       }
-      __syncthreads();   // both warpgroups are done with this stage and with the P tile
-      if (i + 2 < num_blocks) load_kv_block(block + 2, stage);
-      cp_async_commit();
     }
 
     // Epilogue: warpgroup 0 owns the softmax statistics; share them, then each warpgroup writes its half.
@@ -276,9 +330,9 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
         s_row_max[r0] = row_max[0];
         s_row_max[r0 + 8] = row_max[1];
       }
-      named_barrier_arrive(kRowStatsReady);
+      named_barrier_arrive<kThreads>(kRowStatsReady);
     } else {
-      named_barrier_sync(kRowStatsReady);
+      named_barrier_sync<kThreads>(kRowStatsReady);
       row_sum[0] = s_row_sum[r0];
       row_sum[1] = s_row_sum[r0 + 8];
       row_max[0] = s_row_max[r0];
@@ -312,7 +366,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
         }
       }
     }
-    __syncthreads();   // the next request reuses Q, K stages and row statistics
+    __syncthreads();   // the next request reuses the Q tile and the row statistics
   }
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cuda.h>
 #include <cuda_runtime.h>
 
 namespace mla {
@@ -34,6 +35,7 @@ struct MetadataParams {
 };
 
 struct DecodeParams {
+  CUtensorMap k_map;        // TMA view of k_cache as [num_blocks][64][576], 64x64 boxes, 128-byte swizzle
   const void* q;            // [b, s_q, h_q, 576]; strides in elements, last dim contiguous
   int64_t q_stride_b, q_stride_s, q_stride_h;
   const void* k_cache;      // [num_blocks, 64, 576]; strides in elements, last dim contiguous
@@ -57,6 +59,8 @@ struct DecodeParams {
 };
 
 void launch_get_metadata(const MetadataParams& p, cudaStream_t stream);
+// Fills p.k_map for k_cache; false when the driver cannot encode it (the launcher raises).
+bool make_kv_tensor_map(DecodeParams& p, bool bf16);
 template <typename Element>
 void launch_decode(const DecodeParams& p, cudaStream_t stream);
 template <typename Element>
