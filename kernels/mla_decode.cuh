@@ -6,8 +6,8 @@
 //                O[:, 0:256]   = O * rescale + P V[:, 0:256]   (P from registers)
 //   warpgroup 1: O[:, 256:512] = O * rescale + P V[:, 256:512] (P through shared memory)
 // The 64x512 fp32 O tile is split by columns because it is half the register file. KV pages arrive by
-// TMA into two stages; one thread of warpgroup 1 refills a stage as soon as both warpgroups release it,
-// walking the part's blocks across request boundaries. V rows past seqlen are zeroed in shared memory so
+// TMA into two stages; a producer warpgroup refills each group of sub-tiles of a stage as soon as its
+// readers release it, walking the part's blocks across request boundaries. V rows past seqlen are zeroed in shared memory so
 // NaN in unused page slots never reaches O. A request split over several parts writes fp32 partials +
 // LSE that the combine kernel merges.
 #pragma once
@@ -18,8 +18,17 @@
 
 namespace mla {
 
-constexpr int kThreads = 256;
 constexpr int kWarpgroupThreads = 128;
+constexpr int kConsumerThreads = 256;                       // warpgroups 0 and 1: MMA and softmax
+constexpr int kThreads = kConsumerThreads + kWarpgroupThreads;   // warpgroup 2: TMA producer
+
+// A KV stage is loaded and released in three groups of 64-column sub-tiles, each as soon as its
+// readers are done: V0 = columns 0-255 (read by Q K^T and warpgroup 0's P V), V1 = 256-511 (Q K^T and
+// warpgroup 1's P V), RoPE = 512-575 (Q K^T only).
+enum SubTileGroup : int { kGroupV0 = 0, kGroupV1 = 1, kGroupRope = 2 };
+constexpr int group_first_sub_tile(int g) { return g == kGroupV0 ? 0 : g == kGroupV1 ? 4 : 8; }
+constexpr int group_sub_tiles(int g) { return g == kGroupRope ? 1 : 4; }
+constexpr int group_releases(int g) { return g == kGroupV1 ? 2 : 1; }   // V1 is freed by both warpgroups
 constexpr int kSubTiles = kHeadDim / 64;                    // 9 sub-tiles of 64 columns per 576-wide tile
 constexpr int kTileBytes = kSubTiles * kSubTileBytes;       // 64 x 576 16-bit elements
 
@@ -30,13 +39,15 @@ struct SharedPlan {
   static constexpr int rescale = p + kSubTileBytes;          // [64] float: per-row O rescale of this block
   static constexpr int row_sum = rescale + 64 * 4;           // [64] float: final softmax denominators
   static constexpr int row_max = row_sum + 64 * 4;           // [64] float: final max (log2 domain)
-  static constexpr int full = row_max + 64 * 4;              // [2] mbarrier: stage loaded
-  static constexpr int empty = full + 2 * 8;                 // [2] mbarrier: stage released by both warpgroups
-  static constexpr int bytes = empty + 2 * 8;
+  static constexpr int full = row_max + 64 * 4;              // [2 stages][3 groups] mbarrier: landed
+  static constexpr int empty = full + 6 * 8;                 // [2 stages][3 groups] mbarrier: released
+  static constexpr int bytes = empty + 6 * 8;
 };
 static_assert(SharedPlan::bytes <= 227 * 1024, "shared memory plan exceeds the sm_90 limit");
 
-enum NamedBarrier : int { kProbsReady = 1, kProbsFree = 2, kRowStatsReady = 3, kWarpgroup0 = 4, kWarpgroup1 = 5 };
+enum NamedBarrier : int {
+  kProbsReady = 1, kProbsFree = 2, kRowStatsReady = 3, kWarpgroup0 = 4, kWarpgroup1 = 5, kConsumers = 6
+};
 
 // The blocks of one request that this part covers: [first, last).
 struct Piece {
@@ -63,25 +74,23 @@ struct BlockCursor {
   __device__ bool valid(const int* entry) const { return req <= entry[kEndReq]; }
 };
 
-__device__ __forceinline__ void issue_kv_block(const DecodeParams& p, const BlockCursor& c, uint32_t stage_addr,
+__device__ __forceinline__ void issue_kv_group(const DecodeParams& p, int page, int group, uint32_t stage_addr,
                                                uint32_t full_bar) {
-  const int page = p.block_table[int64_t(c.req) * p.block_table_stride + c.block];
-  mbar_arrive_expect_tx(full_bar, kTileBytes);
+  mbar_arrive_expect_tx(full_bar, group_sub_tiles(group) * kSubTileBytes);
   // Out-of-range pages fall outside the tensor map and arrive as zeros.
-#pragma unroll
-  for (int t = 0; t < kSubTiles; ++t) tma_load_3d(stage_addr + t * kSubTileBytes, &p.k_map, t * 64, 0, page, full_bar);
+  for (int t = group_first_sub_tile(group); t < group_first_sub_tile(group) + group_sub_tiles(group); ++t) {
+    tma_load_3d(stage_addr + t * kSubTileBytes, &p.k_map, t * 64, 0, page, full_bar);
+  }
 }
 
-// Copies a 64-row x 576 tile into the swizzled layout with all threads. Rows reported as nullptr are zeros.
+// Copies rows [0, num_rows) of a 64 x 576 tile into the swizzled layout with all threads. Rows past
+// num_rows are left as they are: wgmma rows are independent and those outputs are never stored.
 template <typename RowPtr>
-__device__ __forceinline__ void load_tile(uint32_t smem_tile, RowPtr row_ptr) {
+__device__ __forceinline__ void load_rows(uint32_t smem_tile, int num_rows, RowPtr row_ptr) {
   constexpr int kChunksPerRow = kHeadDim / 8;
-  static_assert(64 * kChunksPerRow % kThreads == 0);
-#pragma unroll 6
-  for (int i = threadIdx.x; i < 64 * kChunksPerRow; i += kThreads) {
+  for (int i = threadIdx.x; i < num_rows * kChunksPerRow; i += kConsumerThreads) {
     const int row = i / kChunksPerRow, chunk = i % kChunksPerRow;
-    const char* src = row_ptr(row);
-    cp_async_16(smem_tile + swizzled_offset(row, chunk * 8), src ? src + chunk * 16 : nullptr, src != nullptr);
+    cp_async_16(smem_tile + swizzled_offset(row, chunk * 8), row_ptr(row) + chunk * 16);
   }
 }
 
@@ -103,8 +112,8 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
   float* s_row_sum = reinterpret_cast<float*>(smem + SharedPlan::row_sum);
   float* s_row_max = reinterpret_cast<float*>(smem + SharedPlan::row_max);
   auto stage_addr = [&](int stage) { return smem_base + SharedPlan::k0 + stage * kTileBytes; };
-  auto full_bar = [&](int stage) { return smem_base + SharedPlan::full + stage * 8; };
-  auto empty_bar = [&](int stage) { return smem_base + SharedPlan::empty + stage * 8; };
+  auto full_bar = [&](int stage, int group) { return smem_base + SharedPlan::full + (stage * 3 + group) * 8; };
+  auto empty_bar = [&](int stage, int group) { return smem_base + SharedPlan::empty + (stage * 3 + group) * 8; };
 
   const int m_block = blockIdx.x;
   const int warpgroup = threadIdx.x / kWarpgroupThreads;
@@ -114,28 +123,39 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
   // 8-column group j the columns 8j + 2*(lane%4) + {0, 1}.
   const int r0 = warp_in_wg * 16 + lane / 4;
   const int col_in_group = 2 * (lane % 4);
-  const bool is_producer = threadIdx.x == kWarpgroupThreads;
   const int* entry = p.sched + blockIdx.y * kSchedFields;
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < 2; ++s) {
-      mbar_init(full_bar(s), 1);
-      mbar_init(empty_bar(s), 2);
+      for (int g = 0; g < 3; ++g) {
+        mbar_init(full_bar(s, g), 1);
+        mbar_init(empty_bar(s, g), group_releases(g));
+      }
     }
     mbar_fence_init();
   }
   __syncthreads();
 
-  BlockCursor cursor{entry[kBeginReq], entry[kBeginBlock]};
-  if (is_producer) {
-    tma_prefetch_descriptor(&p.k_map);
-    cursor.settle(p, entry);
-    for (int s = 0; s < 2 && cursor.valid(entry); ++s) {
-      issue_kv_block(p, cursor, stage_addr(s), full_bar(s));
-      ++cursor.block;
+  if (warpgroup == 2) {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 24;");
+    if (threadIdx.x == 2 * kWarpgroupThreads) {
+      tma_prefetch_descriptor(&p.k_map);
+      BlockCursor cursor{entry[kBeginReq], entry[kBeginBlock]};
       cursor.settle(p, entry);
+      for (int produced = 0; cursor.valid(entry); ++produced) {
+        const int stage = produced & 1, phase = (produced >> 1) & 1;
+        const int page = p.block_table[int64_t(cursor.req) * p.block_table_stride + cursor.block];
+        for (int g = 0; g < 3; ++g) {
+          if (produced >= 2) mbar_wait(empty_bar(stage, g), phase ^ 1);
+          issue_kv_group(p, page, g, stage_addr(stage), full_bar(stage, g));
+        }
+        ++cursor.block;
+        cursor.settle(p, entry);
+      }
     }
+    return;
   }
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
 
   int consumed = 0;   // blocks this CTA has processed: selects stage and mbarrier phase
   for (int req = entry[kBeginReq]; req <= entry[kEndReq]; ++req) {
@@ -162,16 +182,26 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
 
     if (num_blocks > 0) {
       const char* q_base = static_cast<const char*>(p.q);
-      load_tile(smem_base + SharedPlan::q, [&](int r) -> const char* {
+      const int q_rows = min(p.rows - m_block * kRowsPerTile, kRowsPerTile);
+      load_rows(smem_base + SharedPlan::q, q_rows, [&](int r) -> const char* {
         const int row = m_block * kRowsPerTile + r;
-        if (row >= p.rows) return nullptr;
         const int s_idx = row / p.h_q, head = row % p.h_q;
         return q_base + (int64_t(req) * p.q_stride_b + int64_t(s_idx) * p.q_stride_s + int64_t(head) * p.q_stride_h) * 2;
       });
       cp_async_wait_all();
       fence_async_proxy();
-      __syncthreads();
+      named_barrier_sync<kConsumerThreads>(kConsumers);
     }
+
+    float s[32];   // scores of the block warpgroup 0 works on
+    auto issue_qk = [&](uint32_t k_tile) {
+#pragma unroll
+      for (int k = 0; k < kHeadDim / 16; ++k) {
+        const int offset = (k / 4) * kSubTileBytes + (k % 4) * 32;
+        wgmma_ss<typename Ops::QK>(desc_k_major(smem_base + SharedPlan::q + offset), desc_k_major(k_tile + offset), s,
+                                   k > 0, std::make_index_sequence<32>{});
+      }
+    };
 
     for (int i = 0; i < num_blocks; ++i, ++consumed) {
       const int block = piece.first + i;
@@ -181,18 +211,17 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
       const int valid_tokens = min(piece.seqlen - block * kBlockSize, kBlockSize);
 
       if (warpgroup == 0) {
-        mbar_wait(full_bar(stage), phase);
-        float s[32];
+        // All waits come before the first wgmma: a wait between them would make ptxas serialize them.
+        for (int g = 0; g < 3; ++g) mbar_wait(full_bar(stage, g), phase);
         cute::warpgroup_arrive();
-#pragma unroll
-        for (int k = 0; k < kHeadDim / 16; ++k) {
-          const int offset = (k / 4) * kSubTileBytes + (k % 4) * 32;
-          wgmma_ss<typename Ops::QK>(desc_k_major(smem_base + SharedPlan::q + offset), desc_k_major(k_tile + offset), s,
-                                     k > 0, std::make_index_sequence<32>{});
-        }
+        issue_qk(k_tile);
         cute::warpgroup_commit_batch();
         cute::warpgroup_wait<0>();
         fence_operands(s);
+        if (threadIdx.x == 0) {
+          mbar_arrive(empty_bar(stage, kGroupRope));
+          mbar_arrive(empty_bar(stage, kGroupV1));
+        }
 
         // Masked scores become -inf, which also discards NaN read from page slots past seqlen.
         const bool needs_mask = (block + 1) * kBlockSize > min_key_limit;
@@ -236,7 +265,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
 #pragma unroll
           for (int r = 0; r < 4; ++r) probs[t][r] = Ops::pack(s[t * 8 + r * 2], s[t * 8 + r * 2 + 1]);
         }
-        if (i > 0) named_barrier_sync<kThreads>(kProbsFree);
+        if (i > 0) named_barrier_sync<kConsumerThreads>(kProbsFree);
         char* s_p = smem + SharedPlan::p;
 #pragma unroll
         for (int t = 0; t < 4; ++t) {
@@ -252,7 +281,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
           s_rescale[r0 + 8] = rescale[1];
         }
         fence_async_proxy();
-        named_barrier_arrive<kThreads>(kProbsReady);
+        named_barrier_arrive<kConsumerThreads>(kProbsReady);
         if (valid_tokens < kBlockSize) {
           zero_tail_rows(k_tile, valid_tokens);
           fence_async_proxy();
@@ -276,15 +305,15 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
         cute::warpgroup_commit_batch();
         cute::warpgroup_wait<0>();
         fence_operands(o);
-        if (threadIdx.x == 0) mbar_arrive(empty_bar(stage));
+        if (threadIdx.x == 0) mbar_arrive(empty_bar(stage, kGroupV0));
       } else {
-        mbar_wait(full_bar(stage), phase);
+        mbar_wait(full_bar(stage, kGroupV1), phase);
         if (valid_tokens < kBlockSize) {
           zero_tail_rows(k_tile + 4 * kSubTileBytes, valid_tokens);
           fence_async_proxy();
           named_barrier_sync<kWarpgroupThreads>(kWarpgroup1);
         }
-        named_barrier_sync<kThreads>(kProbsReady);
+        named_barrier_sync<kConsumerThreads>(kProbsReady);
         const float rescale0 = s_rescale[r0], rescale1 = s_rescale[r0 + 8];
 #pragma unroll
         for (int j = 0; j < 32; ++j) {
@@ -304,16 +333,8 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
         cute::warpgroup_commit_batch();
         cute::warpgroup_wait<0>();
         fence_operands(o);
-        if (i + 1 < num_blocks) named_barrier_arrive<kThreads>(kProbsFree);
-        if (is_producer) {
-          mbar_arrive(empty_bar(stage));
-          if (cursor.valid(entry)) {
-            mbar_wait(empty_bar(stage), phase);
-            issue_kv_block(p, cursor, k_tile, full_bar(stage));
-            ++cursor.block;
-            cursor.settle(p, entry);
-          }
-        }
+        if (i + 1 < num_blocks) named_barrier_arrive<kConsumerThreads>(kProbsFree);
+        if (threadIdx.x == kWarpgroupThreads) mbar_arrive(empty_bar(stage, kGroupV1));
       }
     }
 
@@ -330,9 +351,9 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
         s_row_max[r0] = row_max[0];
         s_row_max[r0 + 8] = row_max[1];
       }
-      named_barrier_arrive<kThreads>(kRowStatsReady);
+      named_barrier_arrive<kConsumerThreads>(kRowStatsReady);
     } else {
-      named_barrier_sync<kThreads>(kRowStatsReady);
+      named_barrier_sync<kConsumerThreads>(kRowStatsReady);
       row_sum[0] = s_row_sum[r0];
       row_sum[1] = s_row_sum[r0 + 8];
       row_max[0] = s_row_max[r0];
@@ -366,7 +387,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
         }
       }
     }
-    __syncthreads();   // the next request reuses the Q tile and the row statistics
+    named_barrier_sync<kConsumerThreads>(kConsumers);   // the next request reuses the Q tile and row statistics
   }
 }
 
