@@ -1,0 +1,506 @@
+"""Peer MLA decode implementations, loaded side by side with ours in one process.
+
+`load_peers(path)` returns name -> peer. Each peer's `prepare(batch)` returns a zero-argument callable
+that runs one whole decode step the way its engine runs it (its own metadata, kernel and combine) and
+returns `(out [b, s_q, h_q, 512], lse [b, h_q, s_q] or None)`; both may be views of the kernel's own
+buffers, so the callable can be captured in a CUDA graph unchanged. A peer that cannot run carries the
+exception text in `error` and its `prepare` raises `PeerUnavailable`; nothing here crashes the caller.
+
+Peers (vLLM 0.26.0 code paths, files from `benchmarks/peers_bundle.py`):
+- `mla_backend`: ours, `mla_backend.ops` (metadata + decode + combine).
+- `flashmla`: vLLM's FLASHMLA backend, `flash_mla_with_kvcache` over the wheel's `_flashmla_C` op; the
+  tile scheduler runs inside the call (a fresh `FlashMLASchedMeta` per step, as vLLM builds one per step).
+- `fa3_mla`: vLLM's FLASH_ATTN_MLA backend in full-CUDA-graph mode: FA3's `get_scheduler_metadata` then
+  `flash_attn_varlen_func(q=q_pe, k=k_pe, v=kv_c, q_v=q_nope, ...)` with `num_splits` = vLLM's
+  `flash_attn_max_num_splits_for_cuda_graph` (32).
+- `triton_mla`: vLLM's TRITON_MLA backend, `decode_attention_fwd` (stage 1 + reduce), s_q = 1 only (vLLM
+  sends multi-token decode to prefill for this backend).
+- `flashinfer_mla`: FlashInfer `BatchMLAPagedAttentionWrapper(backend="fa3")`, from the bundle's `site/`
+  (FlashInfer 0.6.14 with its MLA module compiled ahead of time) or an installed FlashInfer; its `plan()`
+  is host work, done once per input set in `prepare` (not timed), the step is `run()`.
+
+vLLM's own `vllm/__init__.py` imports the whole engine, so the bundle ships none of it: `install_vllm_shim`
+puts a bare `vllm` package (pointing at the bundle's `vllm/` folder) and tiny `vllm.logger`,
+`vllm.platforms` and `vllm.triton_utils` stand-ins into `sys.modules`, the only vLLM modules the shipped
+files import. Everything under the bundle's `vllm/` is the wheel's file, byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.machinery
+import io
+import logging
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+HEAD_DIM = 576  # 512 latent + 64 RoPE
+HEAD_DIM_V = 512
+ROPE_DIM = HEAD_DIM - HEAD_DIM_V
+PAGE_SIZE = 64
+
+ARCHIVE_NAME = "peers.tar.xz"
+BUNDLE_ROOT = "peers"
+SHIM_MARKER = "__mla_bench_shim__"
+
+# vLLM 0.26 attention_config.flash_attn_max_num_splits_for_cuda_graph (config/attention.py).
+FA3_MAX_NUM_SPLITS_FOR_CUDA_GRAPH = 32
+# vLLM 0.26 triton_mla.py: num_kv_splits = min(next_pow2(max(1, max_seq_len // 512)), 2 * #SMs).
+TRITON_MIN_WORK_PER_SPLIT = 512
+TRITON_SPLIT_OCCUPANCY_MULTIPLIER = 2
+# FlashInfer's MLA examples and vLLM size the float workspace at 128 MiB.
+FLASHINFER_WORKSPACE_BYTES = 128 * 1024 * 1024
+
+StepOutput = tuple[torch.Tensor, Optional[torch.Tensor]]
+
+
+class PeerUnavailable(RuntimeError):
+    """The peer cannot run at all (import or load failure) or not for this batch shape."""
+
+
+@dataclass
+class DecodeBatch:
+    """The common input of one decode step, in the core's (FlashMLA-compatible) contract."""
+
+    q: torch.Tensor  # [b, s_q, h_q, 576] bf16
+    k_cache: torch.Tensor  # [num_blocks, 64, 576] bf16; V is the first 512 columns
+    block_table: torch.Tensor  # int32 [b, max_blocks]
+    cache_seqlens: torch.Tensor  # int32 [b]
+    softmax_scale: float
+    causal: bool
+    max_seqlen_k: int  # host copy of cache_seqlens.max(): engines size some launches from it on the host
+
+    @property
+    def b(self) -> int:
+        return self.q.shape[0]
+
+    @property
+    def s_q(self) -> int:
+        return self.q.shape[1]
+
+    @property
+    def h_q(self) -> int:
+        return self.q.shape[2]
+
+
+class Peer:
+    name = ""
+    label = ""
+    lse_base2 = False  # True: the step's lse is log2(sum 2^x), not the natural log
+
+    def __init__(self, error: str | None = None):
+        self.error = error
+
+    @property
+    def available(self) -> bool:
+        return self.error is None
+
+    def unsupported_reason(self, batch: DecodeBatch) -> str | None:
+        """Why this peer cannot run this batch shape (None: it can)."""
+        return None
+
+    def prepare(self, batch: DecodeBatch) -> Callable[[], StepOutput]:
+        if self.error is not None:
+            raise PeerUnavailable(self.error)
+        reason = self.unsupported_reason(batch)
+        if reason is not None:
+            raise PeerUnavailable(reason)
+        return self._prepare(batch)
+
+    def _prepare(self, batch: DecodeBatch) -> Callable[[], StepOutput]:
+        raise NotImplementedError
+
+
+class MlaBackendPeer(Peer):
+    name = "mla_backend"
+    label = "ours (mla_backend)"
+
+    def __init__(self):
+        super().__init__()
+        import mla_backend.ops as ops
+
+        self.ops = ops
+
+    def _prepare(self, batch):
+        ops = self.ops
+        k_cache = batch.k_cache.unsqueeze(-2)
+        q_rows_per_kv_head = batch.s_q * batch.h_q
+
+        def step():
+            meta, splits = ops.get_mla_metadata(batch.cache_seqlens, q_rows_per_kv_head, 1)
+            return ops.mla_decode_with_kvcache(
+                batch.q, k_cache, batch.block_table, batch.cache_seqlens, HEAD_DIM_V, meta, splits,
+                softmax_scale=batch.softmax_scale, causal=batch.causal)
+
+        return step
+
+
+class FlashMLAPeer(Peer):
+    name = "flashmla"
+    label = "FlashMLA (vLLM 0.26 _flashmla_C)"
+
+    def __init__(self):
+        super().__init__()
+        # vLLM's wrapper swallows the extension's ImportError; import it first so a load failure shows.
+        importlib.import_module("vllm._flashmla_C")
+        importlib.import_module("vllm._flashmla_extension_C")
+        flashmla = importlib.import_module("vllm.v1.attention.ops.flashmla")
+        supported, reason = flashmla.is_flashmla_dense_supported()
+        if not supported:
+            raise PeerUnavailable(reason)
+        self.flashmla = flashmla
+
+    def _prepare(self, batch):
+        flashmla = self.flashmla
+        k_cache = batch.k_cache.unsqueeze(-2)
+        q_tokens_per_head_k = batch.s_q * batch.h_q
+
+        def step():
+            # What FlashMLAMetadataBuilder._build_decode + FlashMLAImpl.forward_mqa do for a bf16 cache.
+            sched_meta, _ = flashmla.get_mla_metadata(
+                batch.cache_seqlens, q_tokens_per_head_k, 1, is_fp8_kvcache=False)
+            return flashmla.flash_mla_with_kvcache(
+                q=batch.q, k_cache=k_cache, block_table=batch.block_table,
+                cache_seqlens=batch.cache_seqlens, head_dim_v=HEAD_DIM_V,
+                tile_scheduler_metadata=sched_meta, softmax_scale=batch.softmax_scale,
+                causal=batch.causal, is_fp8_kvcache=False)
+
+        return step
+
+
+class FA3MLAPeer(Peer):
+    name = "fa3_mla"
+    label = "FA3-MLA (vLLM 0.26 _vllm_fa3_C)"
+
+    def __init__(self, num_splits: int = FA3_MAX_NUM_SPLITS_FOR_CUDA_GRAPH):
+        super().__init__()
+        try:
+            fa = importlib.import_module("vllm.vllm_flash_attn")
+        except ImportError as exc:
+            # The package init hides why the extension failed to load; its interface module keeps it.
+            interface = sys.modules.get("vllm.vllm_flash_attn.flash_attn_interface")
+            raise PeerUnavailable(f"{exc} (_vllm_fa3_C: {getattr(interface, 'FA3_UNAVAILABLE_REASON', '?')})"
+                                  ) from exc
+        reason = fa.fa_version_unsupported_reason(3)
+        if reason is not None:
+            raise PeerUnavailable(reason)
+        self.fa = fa
+        self.num_splits = num_splits
+
+    def _prepare(self, batch):
+        fa = self.fa
+        b, s_q, h_q = batch.b, batch.s_q, batch.h_q
+        # vLLM hands FA3 the absorbed q as two tensors (ql_nope, q_pe); contiguous copies stand for them.
+        q_nope = batch.q[..., :HEAD_DIM_V].reshape(b * s_q, h_q, HEAD_DIM_V).contiguous()
+        q_pe = batch.q[..., HEAD_DIM_V:].reshape(b * s_q, h_q, ROPE_DIM).contiguous()
+        kv_c = batch.k_cache[..., :HEAD_DIM_V].unsqueeze(-2)
+        k_pe = batch.k_cache[..., HEAD_DIM_V:].unsqueeze(-2)
+        cu_seqlens_q = torch.arange(0, (b + 1) * s_q, s_q, dtype=torch.int32, device=batch.q.device)
+        num_splits = self.num_splits
+
+        def step():
+            # FlashAttnMLAMetadataBuilder._schedule_decode, then FlashAttnMLAImpl.forward_mqa.
+            scheduler_metadata = fa.get_scheduler_metadata(
+                batch_size=b, max_seqlen_q=s_q, max_seqlen_k=batch.max_seqlen_k, num_heads_q=h_q,
+                num_heads_kv=1, headdim=ROPE_DIM, cache_seqlens=batch.cache_seqlens,
+                qkv_dtype=batch.k_cache.dtype, headdim_v=HEAD_DIM_V, page_size=batch.k_cache.shape[1],
+                cu_seqlens_q=cu_seqlens_q, causal=batch.causal, num_splits=num_splits)
+            out, lse = fa.flash_attn_varlen_func(
+                q=q_pe, k=k_pe, v=kv_c, q_v=q_nope, max_seqlen_q=s_q, cu_seqlens_q=cu_seqlens_q,
+                max_seqlen_k=batch.max_seqlen_k, seqused_k=batch.cache_seqlens,
+                block_table=batch.block_table, softmax_scale=batch.softmax_scale, causal=batch.causal,
+                return_softmax_lse=True, fa_version=3, scheduler_metadata=scheduler_metadata,
+                num_splits=num_splits, cp_world_size=1, cp_rank=0, cp_tot_seqused_k=None)
+            # out [b*s_q, h, 512]; lse [h, b*s_q]
+            return out.view(b, s_q, h_q, HEAD_DIM_V), lse.view(h_q, b, s_q).permute(1, 0, 2)
+
+        return step
+
+
+def triton_num_kv_splits(max_seq_len: int, sm_count: int) -> int:
+    """vLLM 0.26 TRITON_MLA's split count for a decode batch."""
+    ideal = 1 << (max(1, max_seq_len // TRITON_MIN_WORK_PER_SPLIT) - 1).bit_length()
+    return min(ideal, sm_count * TRITON_SPLIT_OCCUPANCY_MULTIPLIER)
+
+
+class TritonMLAPeer(Peer):
+    name = "triton_mla"
+    label = "vLLM 0.26 Triton MLA"
+
+    def __init__(self):
+        super().__init__()
+        self.triton_decode = importlib.import_module("vllm.v1.attention.ops.triton_decode_attention")
+
+    def unsupported_reason(self, batch):
+        if batch.s_q != 1:
+            return "s_q > 1: vLLM's TRITON_MLA decodes single tokens only (multi-token steps go to prefill)"
+        return None
+
+    def _prepare(self, batch):
+        decode_attention_fwd = self.triton_decode.decode_attention_fwd
+        b, h_q = batch.b, batch.h_q
+        device = batch.q.device
+        q = batch.q.view(b, h_q, HEAD_DIM)
+        kv = batch.k_cache.unsqueeze(2)  # [num_blocks, 64, 1, 576]
+        kv_c = kv[..., :HEAD_DIM_V]
+        sm_count = torch.cuda.get_device_properties(device).multi_processor_count
+        num_kv_splits = triton_num_kv_splits(batch.max_seqlen_k, sm_count)
+        # vLLM serves this from a workspace reserved up front; it is not part of the step.
+        attn_logits = torch.empty((b, h_q, num_kv_splits, HEAD_DIM_V + 1), dtype=torch.float32,
+                                  device=device)
+        kv_scale = torch.ones((), dtype=torch.float32, device=device)  # layer._k_scale of a bf16 cache
+
+        def step():
+            # TritonMLAImpl.forward_mqa: o and lse are zero-filled every step.
+            out = torch.zeros(b, h_q, HEAD_DIM_V, dtype=q.dtype, device=device)
+            lse = torch.zeros(b, h_q, dtype=q.dtype, device=device)
+            decode_attention_fwd(q, kv, kv_c, out, lse, batch.block_table, batch.cache_seqlens,
+                                 attn_logits, num_kv_splits, batch.softmax_scale, batch.k_cache.shape[1],
+                                 k_scale=kv_scale, v_scale=kv_scale, is_mla=True)
+            return out.view(b, 1, h_q, HEAD_DIM_V), lse.view(b, h_q, 1)
+
+        return step
+
+
+class FlashInferMLAPeer(Peer):
+    name = "flashinfer_mla"
+    label = "FlashInfer BatchMLAPagedAttentionWrapper (fa3; host plan() not timed)"
+    lse_base2 = True
+
+    def __init__(self):
+        super().__init__()
+        if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] != 9:
+            raise PeerUnavailable("FlashInfer's fa3 MLA backend needs an SM90 GPU")
+        self.flashinfer = importlib.import_module("flashinfer")
+        modules = importlib.import_module("flashinfer.jit.attention.modules")
+        spec = modules.gen_batch_mla_module("fa3", torch.bfloat16, torch.bfloat16, torch.bfloat16, torch.int32,
+                                            HEAD_DIM_V, ROPE_DIM, False)
+        if not (spec.is_aot or spec.is_compiled or shutil.which("nvcc")):
+            raise PeerUnavailable(f"no prebuilt {spec.name}.so and no nvcc to JIT-build it")
+
+    def _prepare(self, batch):
+        flashinfer = self.flashinfer
+        b, s_q, h_q = batch.b, batch.s_q, batch.h_q
+        device = batch.q.device
+        page_size = batch.k_cache.shape[1]
+        seqlens = batch.cache_seqlens.to(torch.int32)
+        pages = (seqlens + page_size - 1) // page_size
+        kv_indptr = torch.zeros(b + 1, dtype=torch.int32, device=device)
+        kv_indptr[1:] = torch.cumsum(pages, 0)
+        used = torch.arange(batch.block_table.shape[1], device=device)[None, :] < pages[:, None]
+        kv_indices = batch.block_table[used].to(torch.int32)
+        qo_indptr = torch.arange(0, (b + 1) * s_q, s_q, dtype=torch.int32, device=device)
+        workspace = torch.empty(FLASHINFER_WORKSPACE_BYTES, dtype=torch.int8, device=device)
+        wrapper = flashinfer.mla.BatchMLAPagedAttentionWrapper(
+            workspace, use_cuda_graph=True, qo_indptr=qo_indptr, kv_indptr=kv_indptr,
+            kv_indices=kv_indices, kv_len_arr=seqlens, backend="fa3")
+        wrapper.plan(qo_indptr, kv_indptr, kv_indices, seqlens, h_q, HEAD_DIM_V, ROPE_DIM, page_size,
+                     batch.causal, batch.softmax_scale, batch.q.dtype, batch.k_cache.dtype)
+        q_nope = batch.q[..., :HEAD_DIM_V].reshape(b * s_q, h_q, HEAD_DIM_V).contiguous()
+        q_pe = batch.q[..., HEAD_DIM_V:].reshape(b * s_q, h_q, ROPE_DIM).contiguous()
+        ckv = batch.k_cache[..., :HEAD_DIM_V]
+        kpe = batch.k_cache[..., HEAD_DIM_V:]
+
+        def step():
+            out, lse = wrapper.run(q_nope, q_pe, ckv, kpe, return_lse=True)
+            # out [b*s_q, h, 512]; lse [b*s_q, h], base 2 (see lse_base2)
+            return out.view(b, s_q, h_q, HEAD_DIM_V), lse.view(b, s_q, h_q).permute(0, 2, 1)
+
+        step.keepalive = (workspace, kv_indptr, kv_indices, qo_indptr, seqlens)
+        return step
+
+
+PEER_CLASSES: tuple[type[Peer], ...] = (MlaBackendPeer, FlashMLAPeer, FA3MLAPeer, TritonMLAPeer,
+                                         FlashInferMLAPeer)
+PEER_NAMES = tuple(cls.name for cls in PEER_CLASSES)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The bundle: unpacking and the vLLM import shim
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("MLA_PEERS_CACHE", Path(tempfile.gettempdir()) / "mla_peers"))
+
+
+def read_sha256_file(path: Path) -> dict[str, str]:
+    """`sha256  name` lines -> {name: sha256}."""
+    entries = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            digest, name = line.split(None, 1)
+            entries[name.strip()] = digest
+    return entries
+
+
+def unpack_bundle(parts_dir: Path, dest: Path | None = None) -> Path:
+    """Join `peers.tar.xz.part-*` in parts_dir, check the sha256, extract once; returns the bundle root.
+
+    The extraction lands in `<dest or $MLA_PEERS_CACHE or /tmp/mla_peers>/<sha256[:16]>/` and is reused.
+    """
+    parts = sorted(parts_dir.glob(f"{ARCHIVE_NAME}.part-*"))
+    if not parts:
+        raise FileNotFoundError(f"no {ARCHIVE_NAME}.part-* in {parts_dir}")
+    data = b"".join(p.read_bytes() for p in parts)
+    digest = hashlib.sha256(data).hexdigest()
+    sums = parts_dir / "peers.sha256"
+    if sums.exists():
+        expected = read_sha256_file(sums).get(ARCHIVE_NAME)
+        if expected is not None and expected != digest:
+            raise ValueError(f"{ARCHIVE_NAME} sha256 {digest} != {expected} in {sums}: "
+                             f"a part is missing or stale ({[p.name for p in parts]})")
+    target = (dest or _cache_dir()) / digest[:16]
+    root = target / BUNDLE_ROOT
+    if not (target / ".complete").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:xz") as tar:
+            tar.extractall(target, filter="data")
+        (target / ".complete").write_text(digest + "\n")
+    return root
+
+
+def resolve_bundle(path: str | os.PathLike) -> Path:
+    """Accept the parts folder, an extracted folder, or the bundle root; return the folder holding vllm/."""
+    path = Path(path)
+    if (path / "vllm").is_dir():
+        return path
+    if (path / BUNDLE_ROOT / "vllm").is_dir():
+        return path / BUNDLE_ROOT
+    return unpack_bundle(path)
+
+
+class _Platform:
+    """The part of vLLM's `current_platform` that the shipped files call, for the current CUDA device."""
+
+    def is_cuda(self) -> bool:
+        return torch.cuda.is_available() and torch.version.cuda is not None
+
+    def is_rocm(self) -> bool:
+        return torch.version.hip is not None
+
+    def is_xpu(self) -> bool:
+        return False
+
+    def get_device_capability(self, device_id: int = 0) -> tuple[int, int] | None:
+        if not torch.cuda.is_available():
+            return None
+        return torch.cuda.get_device_capability(device_id)
+
+    def has_device_capability(self, capability: int, device_id: int = 0) -> bool:
+        cap = self.get_device_capability(device_id)
+        return cap is not None and cap[0] * 10 + cap[1] >= capability
+
+    def is_device_capability_family(self, capability: int, device_id: int = 0) -> bool:
+        cap = self.get_device_capability(device_id)
+        return cap is not None and cap[0] == capability // 10
+
+
+def _module(name: str, **attrs) -> types.ModuleType:
+    module = types.ModuleType(name)
+    module.__dict__.update(attrs)
+    setattr(module, SHIM_MARKER, True)
+    return module
+
+
+def _triton_utils_getattr(name: str):
+    if name == "triton":
+        return importlib.import_module("triton")
+    if name == "tl":
+        return importlib.import_module("triton.language")
+    raise AttributeError(name)
+
+
+def install_vllm_shim(bundle_root: str | os.PathLike) -> None:
+    """Make `import vllm.<shipped module>` load the bundle's files without vLLM's package init.
+
+    Refuses when a real vLLM is already imported in this process (its modules would mix with these).
+    """
+    vllm_dir = str(Path(bundle_root) / "vllm")
+    existing = sys.modules.get("vllm")
+    if existing is not None:
+        if getattr(existing, SHIM_MARKER, False) and list(existing.__path__) == [vllm_dir]:
+            return
+        raise RuntimeError(f"a different 'vllm' is already imported ({getattr(existing, '__file__', existing)});"
+                           " run the benchmark in a process without vLLM")
+    package = _module("vllm", __path__=[vllm_dir], __package__="vllm", __file__=None)
+    package.__spec__ = importlib.machinery.ModuleSpec("vllm", None, is_package=True)
+    package.__spec__.submodule_search_locations = [vllm_dir]
+    shims = {
+        "vllm": package,
+        "vllm.logger": _module("vllm.logger", init_logger=logging.getLogger),
+        "vllm.platforms": _module("vllm.platforms", current_platform=_Platform()),
+        "vllm.triton_utils": _module("vllm.triton_utils", __getattr__=_triton_utils_getattr),
+    }
+    for name, module in shims.items():
+        if name != "vllm":
+            module.__spec__ = importlib.machinery.ModuleSpec(name, None)
+            setattr(package, name.split(".", 1)[1], module)
+    sys.modules.update(shims)
+
+
+def add_bundle_site(bundle_root: str | os.PathLike) -> None:
+    """Append the bundle's `site/` (FlashInfer and its runtime wheels) to sys.path: the box's own wins."""
+    site = Path(bundle_root) / "site"
+    if site.is_dir() and str(site) not in sys.path:
+        sys.path.append(str(site))
+    # apache-tvm-ffi JIT-compiles a torch addon at import when torch lacks the DLPack C exchange API; the
+    # fallback path works for FlashInfer's MLA (its C++ side allocates nothing), so skip that compile.
+    if not any(hasattr(torch.Tensor, a) for a in ("__dlpack_c_exchange_api__", "__c_dlpack_exchange_api__")):
+        os.environ.setdefault("TVM_FFI_DISABLE_TORCH_C_DLPACK", "1")
+
+
+def load_peers(path: str | os.PathLike | None, names: tuple[str, ...] = PEER_NAMES) -> dict[str, Peer]:
+    """name -> peer for each requested name; a peer that fails to load keeps the exception text in .error.
+
+    path: the `.peers` parts folder (unpacked on first use), an extracted bundle, or None (vLLM-based
+    peers are then reported unavailable; ours and FlashInfer are still tried).
+    """
+    bundle_error = None
+    if path is not None:
+        try:
+            root = resolve_bundle(path)
+            install_vllm_shim(root)
+            add_bundle_site(root)
+        except Exception as exc:  # noqa: BLE001 - reported per peer, never raised
+            bundle_error = f"peer bundle: {type(exc).__name__}: {exc}"
+    else:
+        bundle_error = "no peer bundle given (--peers)"
+    needs_bundle = {FlashMLAPeer.name, FA3MLAPeer.name, TritonMLAPeer.name}
+    peers: dict[str, Peer] = {}
+    for cls in PEER_CLASSES:
+        if cls.name not in names:
+            continue
+        if bundle_error is not None and cls.name in needs_bundle:
+            peers[cls.name] = _unavailable(cls, bundle_error)
+            continue
+        try:
+            peers[cls.name] = cls()
+        except Exception as exc:  # noqa: BLE001 - an unloadable peer is a result, not a crash
+            peers[cls.name] = _unavailable(cls, f"{type(exc).__name__}: {exc}")
+    return peers
+
+
+def _unavailable(cls: type[Peer], error: str) -> Peer:
+    peer = Peer.__new__(cls)
+    Peer.__init__(peer, error)
+    return peer
+
+
+if __name__ == "__main__":
+    # Smoke test on the box: `python benchmarks/peers.py .peers` prints where the bundle is and each peer's state.
+    bundle = sys.argv[1] if len(sys.argv) > 1 else ".peers"
+    sys.path.append(str(Path(__file__).resolve().parent.parent))  # the source tree's mla_backend, if not installed
+    print(f"bundle: {resolve_bundle(bundle)}")
+    for peer_name, loaded in load_peers(bundle).items():
+        print(f"{peer_name:<15} {'ok' if loaded.available else 'unavailable: ' + str(loaded.error)}")
