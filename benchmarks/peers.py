@@ -10,9 +10,10 @@ Peers (vLLM 0.26.0 code paths, files from `benchmarks/peers_bundle.py`):
 - `mla_backend`: ours, `mla_backend.ops` (metadata + decode + combine).
 - `flashmla`: vLLM's FLASHMLA backend, `flash_mla_with_kvcache` over the wheel's `_flashmla_C` op; the
   tile scheduler runs inside the call (a fresh `FlashMLASchedMeta` per step, as vLLM builds one per step).
-- `fa3_mla`: vLLM's FLASH_ATTN_MLA backend in full-CUDA-graph mode: FA3's `get_scheduler_metadata` then
+- `fa3_mla`: vLLM's FLASH_ATTN_MLA backend in full-CUDA-graph mode: FA3's `get_scheduler_metadata` runs
+  outside the graph into a persistent buffer (as vLLM's metadata builder does; not timed), then the graphed
   `flash_attn_varlen_func(q=q_pe, k=k_pe, v=kv_c, q_v=q_nope, ...)` with `num_splits` = vLLM's
-  `flash_attn_max_num_splits_for_cuda_graph` (32).
+  `flash_attn_max_num_splits_for_cuda_graph` (32) and no LSE (vLLM's path without DCP).
 - `triton_mla`: vLLM's TRITON_MLA backend, `decode_attention_fwd` (stage 1 + reduce), s_q = 1 only (vLLM
   sends multi-token decode to prefill for this backend).
 - `flashinfer_mla`: FlashInfer `BatchMLAPagedAttentionWrapper(backend="fa3")`, from the bundle's `site/`
@@ -181,7 +182,7 @@ class FlashMLAPeer(Peer):
 
 class FA3MLAPeer(Peer):
     name = "fa3_mla"
-    label = "FA3-MLA (vLLM 0.26 _vllm_fa3_C)"
+    label = "FA3-MLA (vLLM 0.26 _vllm_fa3_C; scheduler outside the graph, as vLLM runs it)"
 
     def __init__(self, num_splits: int = FA3_MAX_NUM_SPLITS_FOR_CUDA_GRAPH):
         super().__init__()
@@ -208,22 +209,26 @@ class FA3MLAPeer(Peer):
         k_pe = batch.k_cache[..., HEAD_DIM_V:].unsqueeze(-2)
         cu_seqlens_q = torch.arange(0, (b + 1) * s_q, s_q, dtype=torch.int32, device=batch.q.device)
         num_splits = self.num_splits
+        # As FlashAttnMLAMetadataBuilder._build_decode with full CUDA graphs: the scheduler runs outside
+        # the graph (once per step, from seqlens) into a persistent zero-padded buffer that the graphed
+        # kernel reads; the kernel is called as FlashAttnMLAImpl.forward_mqa does without DCP (no LSE).
+        scheduler_metadata = fa.get_scheduler_metadata(
+            batch_size=b, max_seqlen_q=s_q, max_seqlen_k=batch.max_seqlen_k, num_heads_q=h_q,
+            num_heads_kv=1, headdim=ROPE_DIM, cache_seqlens=batch.cache_seqlens,
+            qkv_dtype=batch.k_cache.dtype, headdim_v=HEAD_DIM_V, page_size=batch.k_cache.shape[1],
+            cu_seqlens_q=cu_seqlens_q, causal=batch.causal, num_splits=num_splits)
+        persistent = torch.zeros(1 + -(-b // 4) * 4 * 4, dtype=torch.int32, device=batch.q.device)
+        persistent[:scheduler_metadata.shape[0]] = scheduler_metadata
+        scheduler_metadata = persistent[:scheduler_metadata.shape[0]]
 
         def step():
-            # FlashAttnMLAMetadataBuilder._schedule_decode, then FlashAttnMLAImpl.forward_mqa.
-            scheduler_metadata = fa.get_scheduler_metadata(
-                batch_size=b, max_seqlen_q=s_q, max_seqlen_k=batch.max_seqlen_k, num_heads_q=h_q,
-                num_heads_kv=1, headdim=ROPE_DIM, cache_seqlens=batch.cache_seqlens,
-                qkv_dtype=batch.k_cache.dtype, headdim_v=HEAD_DIM_V, page_size=batch.k_cache.shape[1],
-                cu_seqlens_q=cu_seqlens_q, causal=batch.causal, num_splits=num_splits)
-            out, lse = fa.flash_attn_varlen_func(
+            out = fa.flash_attn_varlen_func(
                 q=q_pe, k=k_pe, v=kv_c, q_v=q_nope, max_seqlen_q=s_q, cu_seqlens_q=cu_seqlens_q,
                 max_seqlen_k=batch.max_seqlen_k, seqused_k=batch.cache_seqlens,
                 block_table=batch.block_table, softmax_scale=batch.softmax_scale, causal=batch.causal,
-                return_softmax_lse=True, fa_version=3, scheduler_metadata=scheduler_metadata,
+                return_softmax_lse=False, fa_version=3, scheduler_metadata=scheduler_metadata,
                 num_splits=num_splits, cp_world_size=1, cp_rank=0, cp_tot_seqused_k=None)
-            # out [b*s_q, h, 512]; lse [h, b*s_q]
-            return out.view(b, s_q, h_q, HEAD_DIM_V), lse.view(h_q, b, s_q).permute(1, 0, 2)
+            return out.view(b, s_q, h_q, HEAD_DIM_V), None
 
         return step
 
