@@ -177,21 +177,32 @@ def result_record(config: Config, seqlens: list[int], input_sets: int, peers: di
         "flops": decode_flops(sum_seqlen, config.s_q, config.h_q),
         "input_sets": input_sets, "check_baseline": baseline, "peers": peers, "run": run,
     }
-    ours = peers.get(OURS, {}).get("us")
-    record["speedup_vs"] = {
-        name: round(entry["us"] / ours, 3) for name, entry in peers.items()
-        if name != OURS and ours and entry.get("us")
-    }
+    record["speedup_vs"] = speedups(peers)
     return record
 
 
+def speedups(peers: dict) -> dict:
+    ours = peers.get(OURS, {}).get("us")
+    return {name: round(entry["us"] / ours, 3) for name, entry in peers.items()
+            if name != OURS and ours and entry.get("us")}
+
+
 def merge_results(old: dict | None, new: dict) -> dict:
-    """new, plus old's records for configs that new does not have; each record's `run` names its commit."""
+    """old's records updated by new's: a config measured again keeps the peers that new did not run
+    (so peers can be run in separate processes, one crash costing one run); each record's `run` names its
+    commit."""
     if not old:
         return new
-    keys = {r["key"] for r in new["results"]}
-    kept = [r for r in old.get("results", []) if r["key"] not in keys]
-    return {**new, "results": kept + new["results"]}
+    old_records = {r["key"]: r for r in old.get("results", [])}
+    merged = []
+    for record in new["results"]:
+        previous = old_records.pop(record["key"], None)
+        if previous is not None:
+            peers = {**previous["peers"], **record["peers"]}
+            record = {**record, "peers": peers, "speedup_vs": speedups(peers)}
+        merged.append(record)
+    return {**new, "peers": {**old.get("peers", {}), **new.get("peers", {})},
+            "results": list(old_records.values()) + merged}
 
 
 def _fmt_diff(value) -> str:
