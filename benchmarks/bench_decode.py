@@ -201,7 +201,9 @@ def merge_results(old: dict | None, new: dict) -> dict:
             peers = {**previous["peers"], **record["peers"]}
             record = {**record, "peers": peers, "speedup_vs": speedups(peers)}
         merged.append(record)
+    order = list(dict.fromkeys([*old.get("peer_order", []), *new.get("peer_order", [])]))
     return {**new, "peers": {**old.get("peers", {}), **new.get("peers", {})},
+            "peer_order": sorted(order, key=lambda n: PEER_NAMES.index(n) if n in PEER_NAMES else len(PEER_NAMES)),
             "results": list(old_records.values()) + merged}
 
 
@@ -484,6 +486,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--merge", action="store_true",
                         help="keep configs of an existing results file that this run does not repeat")
     parser.add_argument("--list", action="store_true", help="print the configs and exit")
+    parser.add_argument("--render", action="store_true",
+                        help="rewrite <card>.md from <card>.json in --out-dir (needs --card) and exit")
     args = parser.parse_args(argv)
     if args.reps < MIN_REPS:
         parser.error(f"--reps must be >= {MIN_REPS}")
@@ -500,6 +504,12 @@ def selected_configs(args: argparse.Namespace) -> list[Config]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        json_path = args.out_dir / f"{args.card}.json"
+        doc = json.loads(json_path.read_text())
+        doc["peer_order"] = [n for n in PEER_NAMES if n in doc["peers"]]
+        (args.out_dir / f"{args.card}.md").write_text(render_markdown(doc))
+        return 0
     configs = selected_configs(args)
     if not configs:
         print("no configs selected", file=sys.stderr)
