@@ -1,0 +1,156 @@
+"""The public ops' contract on CPU: every bad argument is refused by name before any kernel runs, the
+CPU path equals the reference, and the ops trace under torch.compile through their fake kernels."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from mla_backend import ops, reference
+from mla_inputs import make_batch
+
+
+def batch(b=3, s_q=2, h_q=4, seqlens=(0, 70, 130), **kw):
+    return make_batch(b, s_q, h_q, list(seqlens), device="cpu", causal=True, **kw)
+
+
+def decode_args(x, **override):
+    meta, splits = ops.get_mla_metadata(x.cache_seqlens, x.q.shape[1] * x.q.shape[2], 1)
+    args = dict(q=x.q, k_cache=x.k_cache, block_table=x.block_table, cache_seqlens=x.cache_seqlens, head_dim_v=512,
+                tile_scheduler_metadata=meta, num_splits=splits, softmax_scale=x.softmax_scale, causal=x.causal)
+    args.update(override)
+    return args
+
+
+def test_cpu_path_equals_reference_and_keeps_q_dtype():
+    x = batch()
+    out, lse = ops.mla_decode_with_kvcache(**decode_args(x))
+    ref_out, ref_lse = reference.mla_decode_reference(x.q, x.k_cache, x.block_table, x.cache_seqlens, 512,
+                                                      x.softmax_scale, True)
+    assert out.dtype == x.q.dtype and out.shape == (3, 2, 4, 512) and lse.shape == (3, 4, 2)
+    torch.testing.assert_close(out, ref_out.to(out.dtype))
+    torch.testing.assert_close(lse, ref_lse)
+
+
+def test_flash_mla_alias_is_the_same_op():
+    assert ops.flash_mla_with_kvcache is ops.mla_decode_with_kvcache
+
+
+def test_default_softmax_scale_is_one_over_sqrt_576():
+    x = batch()
+    out, _ = ops.mla_decode_with_kvcache(**decode_args(x, softmax_scale=None))
+    ref, _ = reference.mla_decode_reference(x.q, x.k_cache, x.block_table, x.cache_seqlens, 512, 576 ** -0.5, True)
+    torch.testing.assert_close(out, ref.to(out.dtype))
+
+
+def test_metadata_shapes_depend_only_on_batch_and_rows():
+    seqlens = torch.tensor([0, 5, 9000], dtype=torch.int32)
+    meta, splits = ops.get_mla_metadata(seqlens, 16, 1)
+    assert meta.shape == (ops.DEFAULT_NUM_SMS, 8) and meta.dtype == torch.int32
+    assert splits.shape == (4,) and splits.dtype == torch.int32
+    meta128, _ = ops.get_mla_metadata(seqlens, 128, 1)
+    assert meta128.shape == (ops.DEFAULT_NUM_SMS // 2, 8)
+
+
+@pytest.mark.parametrize("override,argument", [
+    (dict(q="not a tensor"), "q"),
+    (dict(q=torch.zeros(3, 2, 4, 576)), "q"),                                 # float32
+    (dict(q=torch.zeros(3, 2, 4, 512, dtype=torch.bfloat16)), "q"),           # head dim
+    (dict(q=torch.zeros(3, 4, 576, dtype=torch.bfloat16)), "q"),              # 3-D
+    (dict(q=torch.zeros(3, 17, 4, 576, dtype=torch.bfloat16)), "q"),          # s_q > 16
+    (dict(q=torch.zeros(3, 1, 129, 576, dtype=torch.bfloat16)), "q"),         # h_q > 128
+    (dict(q=torch.zeros(3, 2, 4, 1152, dtype=torch.bfloat16)[..., ::2]), "q"),  # strided last dim
+    (dict(k_cache=torch.zeros(8, 64, 576, dtype=torch.float16)), "k_cache"),  # dtype differs from q
+    (dict(k_cache=torch.zeros(8, 32, 576, dtype=torch.bfloat16)), "k_cache"),  # block size 32
+    (dict(k_cache=torch.zeros(8, 64, 2, 576, dtype=torch.bfloat16)), "k_cache"),  # two KV heads
+    (dict(k_cache=torch.zeros(8, 64, 512, dtype=torch.bfloat16)), "k_cache"),  # head dim
+    (dict(k_cache=torch.zeros(8, 64, 580, dtype=torch.bfloat16)[..., :576]), "k_cache"),  # rows not 16-byte aligned
+    (dict(block_table=torch.zeros(3, 4, dtype=torch.int64)), "block_table"),
+    (dict(block_table=torch.zeros(2, 4, dtype=torch.int32)), "block_table"),   # wrong batch
+    (dict(block_table=torch.zeros(4, 3, dtype=torch.int32).t()), "block_table"),  # non-contiguous rows
+    (dict(cache_seqlens=torch.zeros(3, dtype=torch.int64)), "cache_seqlens"),
+    (dict(cache_seqlens=torch.zeros(4, dtype=torch.int32)), "cache_seqlens"),
+    (dict(cache_seqlens=torch.tensor([0, 70, -1], dtype=torch.int32)), "cache_seqlens"),  # negative
+    (dict(cache_seqlens=torch.tensor([0, 70, 1000], dtype=torch.int32)), "cache_seqlens"),  # beyond its table row
+    (dict(head_dim_v=128), "head_dim_v"),
+    (dict(tile_scheduler_metadata=torch.zeros(7, 8, dtype=torch.int32)), "tile_scheduler_metadata"),
+    (dict(tile_scheduler_metadata=None), "tile_scheduler_metadata"),
+    (dict(num_splits=torch.zeros(3, dtype=torch.int32)), "num_splits"),
+    (dict(softmax_scale=-1.0), "softmax_scale"),
+    (dict(softmax_scale=math.nan), "softmax_scale"),
+    (dict(causal=1), "causal"),
+])
+def test_bad_argument_raises_value_error_naming_it(override, argument):
+    x = batch()
+    with pytest.raises(ValueError, match=f"^{argument}: expected"):
+        ops.mla_decode_with_kvcache(**decode_args(x, **override))
+
+
+def test_page_index_outside_the_cache_is_refused():
+    x = batch()
+    table = x.block_table.clone()
+    table[1, 0] = x.k_cache.shape[0]
+    with pytest.raises(ValueError, match="^block_table: expected page indices"):
+        ops.mla_decode_with_kvcache(**decode_args(x, block_table=table))
+
+
+def test_unused_table_entries_may_hold_anything():
+    x = batch()   # entries past each request's last page hold 2147480000
+    ops.mla_decode_with_kvcache(**decode_args(x))
+
+
+def test_tensor_on_another_device_is_refused():
+    x = batch()
+    with pytest.raises(ValueError, match="^k_cache: expected a tensor on cpu"):
+        ops.mla_decode_with_kvcache(**decode_args(x, k_cache=x.k_cache.to("meta")))
+
+
+@pytest.mark.parametrize("args,argument", [
+    ((torch.zeros(3, dtype=torch.int64), 16, 1), "cache_seqlens"),
+    ((torch.zeros(3, 1, dtype=torch.int32), 16, 1), "cache_seqlens"),
+    ((torch.zeros(0, dtype=torch.int32), 16, 1), "cache_seqlens"),
+    ((torch.zeros(3, dtype=torch.int32), 16, 2), "num_heads_k"),
+    ((torch.zeros(3, dtype=torch.int32), 0, 1), "num_heads_per_head_k"),
+    ((torch.zeros(3, dtype=torch.int32), 16 * 128 + 1, 1), "num_heads_per_head_k"),
+])
+def test_bad_metadata_argument_raises_value_error_naming_it(args, argument):
+    with pytest.raises(ValueError, match=f"^{argument}: expected"):
+        ops.get_mla_metadata(*args)
+
+
+def test_non_hopper_gpu_is_refused_by_name(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA A100-SXM4-80GB")
+    with pytest.raises(RuntimeError, match="Hopper.*A100.*8.0"):
+        ops._check_hopper(torch.device("cuda", 0))
+
+
+def test_ops_trace_under_torch_compile_with_fake_kernels():
+    x = batch()
+
+    @torch.compile(fullgraph=True, backend="eager")
+    def step(q, k_cache, block_table, cache_seqlens):
+        meta, splits = torch.ops.mla_backend.tile_scheduler(cache_seqlens, ops.DEFAULT_NUM_SMS // 1)
+        return torch.ops.mla_backend.decode_paged(q, k_cache[:, :, 0], block_table, cache_seqlens, meta, splits,
+                                                  x.softmax_scale, True)
+
+    out, lse = step(x.q, x.k_cache, x.block_table, x.cache_seqlens)
+    ref_out, ref_lse = reference.mla_decode_reference(x.q, x.k_cache, x.block_table, x.cache_seqlens, 512,
+                                                      x.softmax_scale, True)
+    torch.testing.assert_close(out, ref_out.to(out.dtype))
+    torch.testing.assert_close(lse, ref_lse)
+
+
+def test_fake_kernels_give_the_contract_shapes():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    x = batch()
+    kv = x.k_cache[:, :, 0]
+    with FakeTensorMode() as mode:
+        q, k, t, s = (mode.from_tensor(v) for v in (x.q, kv, x.block_table, x.cache_seqlens))
+        meta, splits = torch.ops.mla_backend.tile_scheduler(s, 66)
+        out, lse = torch.ops.mla_backend.decode_paged(q, k, t, s, meta, splits, 0.1, True)
+    assert meta.shape == (66, 8) and splits.shape == (4,)
+    assert out.shape == (3, 2, 4, 512) and out.dtype == torch.bfloat16
+    assert lse.shape == (3, 4, 2) and lse.dtype == torch.float32
