@@ -7,9 +7,9 @@
 //   warpgroup 1: O[:, 256:512] = O * rescale + P V[:, 256:512] (P through shared memory)
 // The 64x512 fp32 O tile is split by columns because it is half the register file. KV pages arrive by
 // TMA into two stages; a producer warpgroup refills each group of sub-tiles of a stage as soon as its
-// readers release it, walking the part's blocks across request boundaries. V rows past seqlen are zeroed in shared memory so
-// NaN in unused page slots never reaches O. A request split over several parts writes fp32 partials +
-// LSE that the combine kernel merges.
+// readers release it, walking the part's blocks across request boundaries. V rows past seqlen are
+// zeroed in shared memory so NaN in unused page slots never reaches O. A request split over several
+// parts writes fp32 partials + LSE that the combine kernel merges.
 #pragma once
 
 #include "mla_params.h"
@@ -100,6 +100,17 @@ __device__ __forceinline__ void zero_tail_rows(uint32_t first_sub_tile, int vali
   for (int i = threadIdx.x % kWarpgroupThreads; i < chunks; i += kWarpgroupThreads) {
     const int row = valid_tokens + i / 32, sub = (i % 32) / 8, chunk = i % 8;
     store_zero_16(first_sub_tile + sub * kSubTileBytes + row * 128 + chunk * 16);
+  }
+}
+
+// Multiplies this thread's two rows (r0 and r0 + 8) of an m64n256 accumulator.
+__device__ __forceinline__ void scale_rows(float (&o)[128], float row0, float row1) {
+#pragma unroll
+  for (int j = 0; j < 32; ++j) {
+    o[j * 4 + 0] *= row0;
+    o[j * 4 + 1] *= row0;
+    o[j * 4 + 2] *= row1;
+    o[j * 4 + 3] *= row1;
   }
 }
 
@@ -288,13 +299,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
           named_barrier_sync<kWarpgroupThreads>(kWarpgroup0);
         }
 
-#pragma unroll
-        for (int j = 0; j < 32; ++j) {
-          o[j * 4 + 0] *= rescale[0];
-          o[j * 4 + 1] *= rescale[0];
-          o[j * 4 + 2] *= rescale[1];
-          o[j * 4 + 3] *= rescale[1];
-        }
+        scale_rows(o, rescale[0], rescale[1]);
         fence_operands(o);
         cute::warpgroup_arrive();
 #pragma unroll
@@ -314,14 +319,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
           named_barrier_sync<kWarpgroupThreads>(kWarpgroup1);
         }
         named_barrier_sync<kConsumerThreads>(kProbsReady);
-        const float rescale0 = s_rescale[r0], rescale1 = s_rescale[r0 + 8];
-#pragma unroll
-        for (int j = 0; j < 32; ++j) {
-          o[j * 4 + 0] *= rescale0;
-          o[j * 4 + 1] *= rescale0;
-          o[j * 4 + 2] *= rescale1;
-          o[j * 4 + 3] *= rescale1;
-        }
+        scale_rows(o, s_rescale[r0], s_rescale[r0 + 8]);
         fence_operands(o);
         cute::warpgroup_arrive();
 #pragma unroll
