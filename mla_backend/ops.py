@@ -120,9 +120,9 @@ def _check_hopper(device: torch.device) -> None:
         )
 
 
-def _runtime_checks_enabled() -> bool:
+def _runtime_checks_enabled(check_values: bool) -> bool:
     """Checks that read tensor values need a host sync: skipped while capturing or compiling."""
-    if os.environ.get("MLA_BACKEND_SKIP_VALUE_CHECKS", "0") == "1":
+    if not check_values or os.environ.get("MLA_BACKEND_SKIP_VALUE_CHECKS", "0") == "1":
         return False
     if torch.compiler.is_compiling():
         return False
@@ -150,7 +150,7 @@ def get_mla_metadata(cache_seqlens: torch.Tensor, num_heads_per_head_k: int,
 
 
 def _check_decode_inputs(q, k_cache, block_table, cache_seqlens, head_dim_v, tile_scheduler_metadata, num_splits,
-                         softmax_scale, causal) -> torch.Tensor:
+                         softmax_scale, causal, check_values) -> torch.Tensor:
     """Validates the contract and returns k_cache as a 3-D [num_blocks, 64, 576] view."""
     _check(isinstance(q, torch.Tensor), "q", "a torch.Tensor", type(q).__name__)
     _check(q.dtype in DTYPES, "q", "dtype torch.bfloat16 or torch.float16", _describe(q))
@@ -203,7 +203,7 @@ def _check_decode_inputs(q, k_cache, block_table, cache_seqlens, head_dim_v, til
            softmax_scale)
     _check(isinstance(causal, bool), "causal", "a bool", causal)
 
-    if _runtime_checks_enabled():
+    if _runtime_checks_enabled(check_values):
         _check_values(k_cache, block_table, cache_seqlens)
     return k_cache
 
@@ -233,13 +233,17 @@ def mla_decode_with_kvcache(
     num_splits: torch.Tensor,
     softmax_scale: float | None = None,
     causal: bool = False,
+    *,
+    check_values: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Paged MLA decode attention; see the module docstring for every argument's contract.
 
     Returns (out [b, s_q, h_q, 512] in q's dtype, lse float32 [b, h_q, s_q], natural log).
+    check_values=False skips the checks that read cache_seqlens and block_table (one host sync), for engines
+    that build them consistently; the kernel never reads outside block_table rows or k_cache either way.
     """
     k_cache = _check_decode_inputs(q, k_cache, block_table, cache_seqlens, head_dim_v, tile_scheduler_metadata,
-                                   num_splits, softmax_scale, causal)
+                                   num_splits, softmax_scale, causal, check_values)
     _check_hopper(q.device)
     _ensure_kernels(q.device)
     scale = float(softmax_scale) if softmax_scale is not None else HEAD_DIM ** -0.5

@@ -154,3 +154,15 @@ def test_fake_kernels_give_the_contract_shapes():
     assert meta.shape == (66, 8) and splits.shape == (4,)
     assert out.shape == (3, 2, 4, 512) and out.dtype == torch.bfloat16
     assert lse.shape == (3, 4, 2) and lse.dtype == torch.float32
+
+
+def test_check_values_false_skips_only_the_value_checks(monkeypatch):
+    x = batch()
+    calls = []
+    monkeypatch.setattr(ops, "_check_values", lambda *args: calls.append(args))
+    ops.mla_decode_with_kvcache(**decode_args(x), check_values=False)
+    assert calls == []
+    ops.mla_decode_with_kvcache(**decode_args(x))
+    assert len(calls) == 1
+    with pytest.raises(ValueError, match="^head_dim_v: expected"):
+        ops.mla_decode_with_kvcache(**decode_args(x, head_dim_v=128), check_values=False)
