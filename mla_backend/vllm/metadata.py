@@ -1,0 +1,83 @@
+"""Per-step decode metadata: vLLM's block tables and seq lens, plus our tile-scheduler plan for them.
+
+The plan is computed on the GPU by `mla_backend.ops.get_mla_metadata` (no host sync) once per step and shared by
+every layer. Under full CUDA graphs it is copied into buffers allocated once, because a captured graph replays
+with the addresses it saw at capture: vLLM rebuilds the metadata before each replay, outside the graph.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from vllm.model_executor.layers.attention.mla_attention import (
+    MLACommonDecodeMetadata,
+    MLACommonMetadata,
+    MLACommonMetadataBuilder,
+    QueryLenSupport,
+)
+from vllm.v1.attention.backend import AttentionCGSupport
+
+from mla_backend import ops, scheduler
+
+
+@dataclass
+class MLABackendDecodeMetadata(MLACommonDecodeMetadata):
+    tile_scheduler_metadata: torch.Tensor   # int32 [num_sm_parts, 8]
+    num_splits: torch.Tensor                # int32 [num_decodes + 1]
+
+
+@dataclass
+class MLABackendMetadata(MLACommonMetadata[MLABackendDecodeMetadata]):
+    pass
+
+
+class MLABackendMetadataBuilder(MLACommonMetadataBuilder[MLABackendMetadata]):
+    _cudagraph_support: ClassVar[AttentionCGSupport] = AttentionCGSupport.UNIFORM_BATCH
+    query_len_support: ClassVar[QueryLenSupport] = QueryLenSupport.UNIFORM
+    # vLLM raises this to 1 + num_speculative_tokens; the kernel takes up to ops.MAX_S_Q query tokens.
+    reorder_batch_threshold: int = 1
+
+    def __init__(self, kv_cache_spec, layer_names: list[str], vllm_config, device: torch.device):
+        super().__init__(kv_cache_spec, layer_names, vllm_config, device, MLABackendMetadata)
+        # vLLM 0.33 refuses DCP through supports_dcp; 0.26 does not ask, so refuse it here for both.
+        if self.dcp_world_size > 1:
+            raise NotImplementedError("mla_backend does not support decode context parallelism (DCP) yet")
+        if self.reorder_batch_threshold > ops.MAX_S_Q:
+            raise ValueError(f"mla_backend decodes at most {ops.MAX_S_Q} query tokens per request; "
+                             f"{self.reorder_batch_threshold - 1} speculative tokens are too many")
+        self.cg_tile_scheduler_metadata = None
+        self.cg_num_splits = None
+        if self.compilation_config.cudagraph_mode.has_full_cudagraphs():
+            # q_len 1 gives the most SM parts of any uniform query length.
+            num_parts = scheduler.num_sm_parts(self.num_heads, ops._num_sms(torch.device(device)))
+            self.cg_tile_scheduler_metadata = torch.zeros((num_parts, scheduler.SCHED_FIELDS), dtype=torch.int32,
+                                                          device=device)
+            self.cg_num_splits = torch.zeros(vllm_config.scheduler_config.max_num_seqs + 1, dtype=torch.int32,
+                                             device=device)
+
+    def _build_decode(self, block_table_tensor: torch.Tensor, seq_lens_device: torch.Tensor, max_seq_len: int,
+                      query_start_loc_cpu: torch.Tensor, query_start_loc_device: torch.Tensor,
+                      num_decode_tokens: int, dcp_tot_seq_lens_device: torch.Tensor | None,
+                      max_query_len: int | None = None) -> MLABackendDecodeMetadata:
+        # max_query_len (passed by 0.33 only) is capped by the reorder threshold, not the decodes' own length,
+        # so the uniform length is read from the decodes' query_start_loc, which lives on the host.
+        q_len = int((query_start_loc_cpu[1:] - query_start_loc_cpu[:-1]).max())
+        tile_scheduler_metadata, num_splits = ops.get_mla_metadata(seq_lens_device, q_len * self.num_heads, 1)
+        if self.cg_tile_scheduler_metadata is not None:
+            tile_scheduler_metadata = _copy_into(self.cg_tile_scheduler_metadata, tile_scheduler_metadata)
+            num_splits = _copy_into(self.cg_num_splits, num_splits)
+        return MLABackendDecodeMetadata(
+            block_table=block_table_tensor,
+            seq_lens=seq_lens_device,
+            dcp_tot_seq_lens=dcp_tot_seq_lens_device,
+            tile_scheduler_metadata=tile_scheduler_metadata,
+            num_splits=num_splits,
+        )
+
+
+def _copy_into(buffer: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """`values` written into the leading rows of a persistent buffer; returns that (contiguous) slice."""
+    target = buffer[: values.shape[0]]
+    target.copy_(values)
+    return target
