@@ -1,0 +1,342 @@
+"""`mla-backend doctor`: can this machine run the kernel, and if not, what is missing and how to fix it.
+
+collect() looks at the machine (torch, GPU, driver, nvcc, CUTLASS, the built extension, vLLM, SGLang) and
+returns one Check per row; render() prints them as a table followed by the fixes. A FAIL row means the
+kernel cannot run here; WARN rows do not stop it (an extension not built yet is built on first use).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__, _build
+from .vllm.plugin import VERIFIED_VLLM
+
+OK, WARN, FAIL, INFO = "ok", "WARN", "FAIL", "-"
+
+# What each verified release series has been verified with (README's "vLLM" section). The series themselves
+# are the vLLM plugin's VERIFIED_VLLM, which refuses to load in any other.
+ENGINE_VERDICTS = {
+    "vllm": {
+        "0.26": (WARN, "the GPU target (torch 2.11); not yet verified on a GPU"),
+        "0.33": (WARN, "verified on CPU only (plugin, backend classes, configs); not yet on a GPU"),
+    },
+    "sglang": {},
+}
+VERIFIED_SUMMARY = {
+    "vllm": "`mla-backend serve` needs vLLM: `pip install vllm==0.26.0` (0.26.x is the GPU target, 0.33.x is "
+            "verified on CPU)",
+    "sglang": "no SGLang version is verified yet (the SGLang adapter is not written); use vLLM",
+}
+# Without this engine the row is only information (the kernel and `serve` do not need it).
+OPTIONAL_ENGINES = ("sglang",)
+
+
+@dataclass
+class Check:
+    name: str
+    status: str
+    value: str
+    fix: str | None = None
+
+
+def collect(build: bool = False, verbose: bool = False) -> list[Check]:
+    """Every check, in table order. build=True builds the extension if it is not built yet (with progress)."""
+    checks = [Check("mla_backend", INFO, f"{__version__} ({Path(__file__).resolve().parent})"),
+              Check("Python", INFO, f"{platform.python_version()} ({sys.executable})")]
+    try:
+        import torch
+    except ImportError as exc:
+        checks.append(Check("torch", FAIL, f"not importable: {exc}", "pip install 'torch>=2.11' (a CUDA build)"))
+        return checks + _engine_checks()
+    smi = nvidia_smi()
+    checks += [_torch_check(torch), _gpu_check(torch, smi), _driver_check(torch, smi)]
+    gpu_ready = all(c.status != FAIL for c in checks)
+    built = _built_library(torch)
+    toolchain = _toolchain_checks(torch, needed=built is None)
+    checks += toolchain
+    checks.append(_extension_check(torch, built, gpu_ready, all(c.status != FAIL for c in toolchain), build, verbose))
+    return checks + _engine_checks()
+
+
+def can_run(checks: list[Check]) -> bool:
+    return all(c.status != FAIL for c in checks)
+
+
+def render(checks: list[Check]) -> str:
+    """The checks as a table, a one-line verdict, and a numbered list of fixes."""
+    name_w = max(len(c.name) for c in checks)
+    lines = [f"{'check':<{name_w}}  status  details", f"{'-' * name_w}  ------  {'-' * 40}"]
+    for c in checks:
+        lines.append(f"{c.name:<{name_w}}  {c.status:<6}  {c.value}")
+    failed = [c.name for c in checks if c.status == FAIL]
+    lines.append("")
+    if failed:
+        lines.append(f"Result: this machine cannot run the mla_backend kernel (failed: {', '.join(failed)}).")
+    else:
+        lines.append("Result: this machine can run the mla_backend kernel.")
+    fixes = [c for c in checks if c.fix and c.status in (FAIL, WARN)]
+    if fixes:
+        lines += ["", "To fix:"]
+        lines += [f"  {i}. {c.name}: {c.fix}" for i, c in enumerate(fixes, 1)]
+    return "\n".join(lines)
+
+
+def main(build: bool = False, verbose: bool = False) -> int:
+    checks = collect(build=build, verbose=verbose)
+    print(render(checks), flush=True)
+    return 0 if can_run(checks) else 1
+
+
+# ----------------------------------------------------------------------------------------------------
+# Facts
+
+
+def nvidia_smi() -> dict:
+    """{'gpus': [{name, compute_cap, driver, memory}], 'cuda': driver's CUDA version} or {'error': why}."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return {"error": "nvidia-smi not found"}
+    try:
+        query = subprocess.run([exe, "--query-gpu=name,compute_cap,driver_version,memory.total",
+                                "--format=csv,noheader"], capture_output=True, text=True, timeout=30, check=False)
+        header = subprocess.run([exe], capture_output=True, text=True, timeout=30, check=False).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        return {"error": f"nvidia-smi failed: {exc}"}
+    if query.returncode != 0:
+        return {"error": f"nvidia-smi failed: {(query.stderr or query.stdout).strip()[:200]}"}
+    gpus = []
+    for line in query.stdout.strip().splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 4:
+            gpus.append(dict(zip(("name", "compute_cap", "driver", "memory"), parts, strict=True)))
+    match = re.search(r"CUDA Version:\s*([\d.]+)", header)
+    return {"gpus": gpus, "cuda": match.group(1) if match else None}
+
+
+def nvcc_version(nvcc: Path) -> tuple[int, int] | None:
+    try:
+        out = subprocess.run([str(nvcc), "--version"], capture_output=True, text=True, timeout=60,
+                             check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return parse_nvcc_version(out)
+
+
+def parse_nvcc_version(text: str) -> tuple[int, int] | None:
+    match = re.search(r"release (\d+)\.(\d+)", text)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def engine_verdict(engine: str, version: str | None) -> tuple[str, str]:
+    """(status, words) for an installed engine version; never FAIL: the kernel itself needs no engine."""
+    if version is None:
+        return (INFO if engine in OPTIONAL_ENGINES else WARN), "not installed"
+    if _series(version) in ENGINE_VERDICTS[engine]:
+        status, words = ENGINE_VERDICTS[engine][_series(version)]
+        return status, f"{version}: {words}"
+    if engine == "vllm":
+        verified = ", ".join(f"{series}.x" for series in VERIFIED_VLLM)
+        return WARN, f"{version}: not a verified version; mla_backend's plugin refuses to load in it ({verified} are)"
+    return WARN, f"{version}: not a verified version"
+
+
+def _series(version: str | None) -> str | None:
+    """'0.26.1' -> '0.26'."""
+    match = re.match(r"\d+\.\d+", version or "")
+    return match[0] if match else None
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+# ----------------------------------------------------------------------------------------------------
+# Checks
+
+
+def _torch_check(torch) -> Check:
+    if torch.version.cuda is None:
+        return Check("torch", FAIL, f"{torch.__version__}, built without CUDA",
+                     "install a CUDA build of torch >= 2.11 (`pip install vllm==0.26.0` brings torch 2.11.0 "
+                     "with CUDA 13.0)")
+    return Check("torch", OK, f"{torch.__version__} (CUDA {torch.version.cuda})")
+
+
+def _gpu_check(torch, smi: dict) -> Check:
+    if torch.version.cuda is not None and torch.cuda.is_available():
+        gpus = [(torch.cuda.get_device_name(i), torch.cuda.get_device_capability(i))
+                for i in range(torch.cuda.device_count())]
+        source = "torch"
+    else:
+        gpus = [(g["name"], _capability(g["compute_cap"])) for g in smi.get("gpus", [])]
+        source = "nvidia-smi"
+    if not gpus:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        where = f"; CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""
+        return Check("GPU", FAIL, f"none visible ({smi.get('error') or 'nvidia-smi lists no GPU'}{where})",
+                     "run on an NVIDIA Hopper GPU (H100/H200/H800/H20: AWS p5.48xlarge, p5en.48xlarge, "
+                     "a Databricks or SageMaker GPU instance of those)")
+    names = sorted({f"{name}, compute capability {cap[0]}.{cap[1]}" if cap else name for name, cap in gpus})
+    value = f"{len(gpus)} x " + "; ".join(names) + f" (seen by {source})"
+    current = gpus[torch.cuda.current_device()] if source == "torch" else gpus[0]
+    if current[1] is None or current[1][0] != 9:
+        return Check("GPU", FAIL, value, "the kernel runs on Hopper only (sm_90a, compute capability 9.x: "
+                     "H100, H200, H800, H20); use such a GPU")
+    if source != "torch":
+        return Check("GPU", FAIL, value + "; torch cannot use it",
+                     "see the torch and NVIDIA driver rows: torch needs a CUDA build and a driver for its CUDA")
+    return Check("GPU", OK, value)
+
+
+def _driver_check(torch, smi: dict) -> Check:
+    if "error" in smi:
+        return Check("NVIDIA driver", FAIL, smi["error"], "install the NVIDIA driver (>= 580 for CUDA 13)")
+    drivers = sorted({g["driver"] for g in smi["gpus"]}) or ["unknown"]
+    value = f"{', '.join(drivers)} (supports CUDA {smi['cuda'] or 'unknown'})"
+    if torch.version.cuda and smi["cuda"] and \
+            int(smi["cuda"].split(".")[0]) < int(torch.version.cuda.split(".")[0]):
+        return Check("NVIDIA driver", FAIL, value,
+                     f"torch was built with CUDA {torch.version.cuda}: update the driver, or install a torch "
+                     f"built for CUDA {smi['cuda'].split('.')[0]}.x")
+    return Check("NVIDIA driver", OK, value)
+
+
+def _built_library(torch) -> Path | None:
+    """The extension library that load_extension() would load without compiling, if there is one."""
+    if torch.version.cuda is None:
+        return None
+    try:
+        library = _build.aot_library()
+        if library is None:
+            library = _build._finished_build(_build.cache_dir(_build.current_build_key()))
+    except (RuntimeError, OSError):
+        return None
+    return library
+
+
+def _toolchain_checks(torch, needed: bool) -> list[Check]:
+    """nvcc, CUTLASS headers and ninja: FAIL if missing while the extension still has to be built, else WARN."""
+    missing = FAIL if needed else WARN
+    why = "" if needed else " (not needed: the extension is already built)"
+    checks = []
+    root = _build.cuda_home()
+    nvcc = root / "bin" / "nvcc" if root is not None else None
+    if nvcc is None or not nvcc.is_file():
+        checks.append(Check("nvcc", missing, "not found in $CUDA_HOME, $CUDA_PATH, PATH or /usr/local/cuda" + why,
+                            f"install the CUDA toolkit >= {_min_nvcc()} (the same major version as torch's CUDA) "
+                            "or set CUDA_HOME to it"))
+    else:
+        version = nvcc_version(nvcc)
+        value = f"{nvcc}, CUDA {version[0]}.{version[1]}" if version else f"{nvcc}, version unreadable"
+        torch_major = int(torch.version.cuda.split(".")[0]) if torch.version.cuda else None
+        if version is None or version < _build.MIN_NVCC:
+            checks.append(Check("nvcc", missing, value + why,
+                                f"the kernel needs CUDA >= {_min_nvcc()}: set CUDA_HOME to a newer toolkit"))
+        elif torch_major is not None and version[0] != torch_major:
+            checks.append(Check("nvcc", missing, value + f", but torch uses CUDA {torch.version.cuda}" + why,
+                                f"point CUDA_HOME at a CUDA {torch_major}.x toolkit"))
+        else:
+            checks.append(Check("nvcc", OK, value))
+
+    try:
+        checks.append(Check("CUTLASS headers", OK, str(_build.cutlass_include_dir())))
+    except RuntimeError:
+        checks.append(Check("CUTLASS headers", missing, "not found" + why, f"pip install {_build.CUTLASS_REQUIREMENT}"))
+
+    from torch.utils import cpp_extension
+
+    if cpp_extension.is_ninja_available():
+        checks.append(Check("ninja", OK, shutil.which("ninja") or "available"))
+    else:
+        checks.append(Check("ninja", missing, "not found" + why, "pip install ninja"))
+    return checks
+
+
+def _extension_check(torch, built: Path | None, gpu_ready: bool, toolchain_ready: bool, build: bool,
+                     verbose: bool) -> Check:
+    name = "kernel extension"
+    if built is None and not toolchain_ready:
+        return Check(name, FAIL, "not built, and cannot be built here (see the rows above)",
+                     "fix the nvcc / CUTLASS / ninja rows, then run `mla-backend doctor --build`")
+    if not gpu_ready:
+        # load_extension() refuses to load or build without a Hopper GPU and a CUDA torch.
+        state = f"built ({built})" if built is not None else "not built"
+        return Check(name, FAIL, f"{state}; building and loading it needs the torch, GPU and driver rows to pass")
+    if built is None and not build:
+        return Check(name, WARN, "not built yet (it is built on first use, about 2 minutes)",
+                     "build it now: `mla-backend doctor --build`")
+    start = time.monotonic()
+    try:
+        with _progress("building the CUDA extension" if built is None else None):
+            library = _build.load_extension(verbose=verbose)
+    except Exception as exc:  # noqa: BLE001 - any build or load failure is this row's result
+        return Check(name, FAIL, f"{type(exc).__name__}: {exc}".strip()[:400],
+                     "run `MLA_BACKEND_VERBOSE=1 mla-backend doctor --build` to see the compiler output")
+    took = f"built in {time.monotonic() - start:.0f} s and loaded" if built is None else "loaded"
+    return Check(name, OK, f"{took}: {library}")
+
+
+def _engine_checks() -> list[Check]:
+    checks = []
+    for engine, label in (("vllm", "vLLM"), ("sglang", "SGLang")):
+        version = _version(engine)
+        status, words = engine_verdict(engine, version)
+        verified = _series(version) in ENGINE_VERDICTS[engine]
+        checks.append(Check(label, status, words, None if verified else VERIFIED_SUMMARY[engine]))
+    if _version("vllm") is not None:
+        checks.append(_vllm_plugin_check())
+    return checks
+
+
+def _vllm_plugin_check() -> Check:
+    ours = [ep for ep in importlib.metadata.entry_points(group="vllm.general_plugins")
+            if ep.value.split(".")[0].split(":")[0] == "mla_backend"]
+    if ours:
+        return Check("vLLM plugin", OK, ", ".join(f"{ep.name} = {ep.value}" for ep in ours))
+    return Check("vLLM plugin", WARN, "no `vllm.general_plugins` entry point of mla_backend is installed",
+                 "reinstall mla-backend in the Python environment of vLLM (`pip install .` from the checkout)")
+
+
+def _capability(text: str) -> tuple[int, int] | None:
+    match = re.fullmatch(r"(\d+)\.(\d+)", text.strip())
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def _min_nvcc() -> str:
+    return ".".join(map(str, _build.MIN_NVCC))
+
+
+class _progress:
+    """While a long step runs, print a line every `every` seconds so a build never looks hung."""
+
+    def __init__(self, what: str | None, every: float = 15.0):
+        self.what, self.every = what, every
+        self._done = threading.Event()
+
+    def __enter__(self):
+        if self.what:
+            self._start = time.monotonic()
+            threading.Thread(target=self._tick, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+
+    def _tick(self):
+        while not self._done.wait(self.every):
+            print(f"mla-backend doctor: {self.what}: {time.monotonic() - self._start:.0f} s", file=sys.stderr,
+                  flush=True)
