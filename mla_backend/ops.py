@@ -81,6 +81,11 @@ def _num_sms(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count
 
 
+def num_sm_parts(num_q_rows: int, device: torch.device) -> int:
+    """Rows of tile_scheduler_metadata for s_q * h_q = num_q_rows on this device (what engines size buffers by)."""
+    return scheduler.num_sm_parts(num_q_rows, _num_sms(torch.device(device)))
+
+
 def _ensure_kernels(device: torch.device) -> None:
     if device.type == "cuda":
         from mla_backend._build import load_extension
@@ -145,7 +150,7 @@ def get_mla_metadata(cache_seqlens: torch.Tensor, num_heads_per_head_k: int,
            "num_heads_per_head_k", f"s_q * h_q as an int in [1, {MAX_S_Q * MAX_H_Q}]", num_heads_per_head_k)
     _check_hopper(cache_seqlens.device)
     _ensure_kernels(cache_seqlens.device)
-    parts = scheduler.num_sm_parts(num_heads_per_head_k, _num_sms(cache_seqlens.device))
+    parts = num_sm_parts(num_heads_per_head_k, cache_seqlens.device)
     return torch.ops.mla_backend.tile_scheduler(cache_seqlens, parts)
 
 
@@ -188,7 +193,7 @@ def _check_decode_inputs(q, k_cache, block_table, cache_seqlens, head_dim_v, til
     _check_same_device(cache_seqlens, "cache_seqlens", device)
     _check(head_dim_v == HEAD_DIM_V, "head_dim_v", str(HEAD_DIM_V), head_dim_v)
 
-    parts = scheduler.num_sm_parts(s_q * h_q, _num_sms(device))
+    parts = num_sm_parts(s_q * h_q, device)
     _check(isinstance(tile_scheduler_metadata, torch.Tensor) and tile_scheduler_metadata.dtype == torch.int32
            and tuple(tile_scheduler_metadata.shape) == (parts, scheduler.SCHED_FIELDS)
            and tile_scheduler_metadata.is_contiguous(), "tile_scheduler_metadata",

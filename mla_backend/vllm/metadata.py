@@ -50,7 +50,7 @@ class MLABackendMetadataBuilder(MLACommonMetadataBuilder[MLABackendMetadata]):
         self.cg_num_splits = None
         if self.compilation_config.cudagraph_mode.has_full_cudagraphs():
             # q_len 1 gives the most SM parts of any uniform query length.
-            num_parts = scheduler.num_sm_parts(self.num_heads, ops._num_sms(torch.device(device)))
+            num_parts = ops.num_sm_parts(self.num_heads, device)
             self.cg_tile_scheduler_metadata = torch.zeros((num_parts, scheduler.SCHED_FIELDS), dtype=torch.int32,
                                                           device=device)
             self.cg_num_splits = torch.zeros(vllm_config.scheduler_config.max_num_seqs + 1, dtype=torch.int32,
