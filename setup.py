@@ -6,6 +6,7 @@ Either way the kernel sources are copied into the package so the first-use build
 """
 
 import importlib.util
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -47,6 +48,9 @@ def _say(message):
 
 def _aot_build():
     """(ext_modules, cmdclass) for the ahead-of-time build, or ([], {}) when it is not possible here."""
+    if os.environ.get("MLA_BACKEND_NO_AOT") == "1":
+        _say("MLA_BACKEND_NO_AOT=1: installing pure Python, the extension is built on first use")
+        return [], {}
     try:
         import torch
         from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CUDAExtension

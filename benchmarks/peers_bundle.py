@@ -43,6 +43,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+sys.path.append(str(Path(__file__).resolve().parent.parent))  # an installed mla_backend wins
+from mla_backend.offline_bundle import sha256_file  # noqa: E402
+
 VLLM_VERSION = "0.26.0"
 FLASHINFER_VERSION = "0.6.14"  # vLLM 0.26.0's pin
 # What `import flashinfer` needs beyond torch and its own dependencies (checked in a bare venv), pinned.
@@ -88,14 +91,6 @@ REFERENCE_FILES = (
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def download_wheels(requirements: list[str], dest: Path) -> list[Path]:

@@ -1,9 +1,10 @@
-"""`mla-backend`: doctor | bench | serve.
+"""`mla-backend`: doctor | bench | serve | bundle.
 
     mla-backend doctor [--build] [--verbose]      can this machine run the kernel? (exit 0: yes)
     mla-backend bench [--quick | --configs ...] [--peers DIR] [bench_decode options]
     mla-backend bench --plot RESULTS.json [--png OUT.png]
     mla-backend serve [MODEL] [--config FILE] [--once] [--dry-run] [vllm serve options]
+    mla-backend bundle build --out DIR | bundle unpack DIR --target SITE   vLLM for a host without PyPI
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check a machine for the mla_backend kernel, benchmark it, serve DeepSeek models through vLLM "
                     "with it.")
     parser.add_argument("--version", action="version", version=f"mla-backend {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{doctor,bench,serve}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{doctor,bench,serve,bundle}")
 
     doctor = commands.add_parser(
         "doctor", help="check GPU, driver, CUDA, torch, nvcc, CUTLASS, the extension, vLLM/SGLang",
@@ -67,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-tokens", type=int, default=64, help="tokens to generate for the check (default 64)")
     serve.add_argument("--timeout", type=float, default=1800,
                        help="seconds to wait for the server to be ready (default 1800: big models load slowly)")
+    from . import offline_bundle
+
+    bundle = commands.add_parser(
+        "bundle", help="pack vLLM and its wheels into parts for a GPU host without PyPI, or unpack them there",
+        description=offline_bundle.__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    offline_bundle.add_arguments(bundle)
     return parser
 
 
@@ -85,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         from . import doctor
 
         return doctor.main(build=args.build, verbose=args.verbose)
+    if args.command == "bundle":
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        from . import offline_bundle
+
+        return offline_bundle.run(args)
     if args.command == "bench":
         from . import bench_results
 

@@ -28,14 +28,14 @@ OK, WARN, FAIL, INFO = "ok", "WARN", "FAIL", "-"
 # are the vLLM plugin's VERIFIED_VLLM, which refuses to load in any other.
 ENGINE_VERDICTS = {
     "vllm": {
-        "0.26": (WARN, "the GPU target (torch 2.11); not yet verified on a GPU"),
+        "0.26": (OK, "verified on H100 (serving with CUDA graphs, TP 1 and 2, vs FLASHMLA/TRITON_MLA)"),
         "0.33": (WARN, "verified on CPU only (plugin, backend classes, configs); not yet on a GPU"),
     },
     "sglang": {},
 }
 VERIFIED_SUMMARY = {
-    "vllm": "`mla-backend serve` needs vLLM: `pip install vllm==0.26.0` (0.26.x is the GPU target, 0.33.x is "
-            "verified on CPU)",
+    "vllm": "`mla-backend serve` needs vLLM: `pip install vllm==0.26.0` (0.26.x is verified on H100, 0.33.x on "
+            "CPU only)",
     "sglang": "no SGLang version is verified yet (the SGLang adapter is not written); use vLLM",
 }
 # Without this engine the row is only information (the kernel and `serve` do not need it).

@@ -160,16 +160,27 @@ def ensure(directory: Path | None = None, *, num_layers: int = NUM_LAYERS, num_h
     return directory
 
 
-def generate(directory: Path, seed: int = SEED, *, num_layers: int = NUM_LAYERS, num_heads: int = NUM_HEADS) -> Path:
+def generate(directory: Path, seed: int = SEED, *, num_layers: int = NUM_LAYERS, num_heads: int = NUM_HEADS,
+             lm_head_std: float | None = None) -> Path:
     """Write config.json, model.safetensors, tokenizer.json, tokenizer_config.json and generation_config.json
-    into `directory` (created), and return it."""
+    into `directory` (created), and return it.
+
+    lm_head_std (default: initializer_range, 0.02) sets how peaked the logits are: at 0.02 they are nearly flat,
+    so greedy text flips on rounding noise; ~0.2 gives a test model whose greedy continuations mean something.
+    """
     from safetensors.torch import save_file
 
     shape = dict(num_layers=num_layers, num_heads=num_heads)
     cfg = config(**shape)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    save_file(random_weights(seed, **shape), str(directory / "model.safetensors"), metadata={"format": "pt"})
+    weights = random_weights(seed, **shape)
+    if lm_head_std is not None:
+        if not lm_head_std > 0:
+            raise ValueError(f"lm_head_std must be positive, got {lm_head_std!r}")
+        weights["lm_head.weight"] = (weights["lm_head.weight"].float() * (lm_head_std / cfg["initializer_range"])
+                                     ).bfloat16()
+    save_file(weights, str(directory / "model.safetensors"), metadata={"format": "pt"})
     build_tokenizer().save(str(directory / "tokenizer.json"))
     for name, content in (("config.json", cfg), ("tokenizer_config.json", TOKENIZER_CONFIG),
                           ("generation_config.json", GENERATION_CONFIG)):
@@ -271,9 +282,12 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"attention heads, e.g. 128 / TP for DeepSeek-V3 at tensor parallel TP "
                              f"(default {NUM_HEADS})")
     parser.add_argument("--seed", type=int, default=SEED, help=f"weights' random seed (default {SEED})")
+    parser.add_argument("--lm-head-std", type=float,
+                        help="std of lm_head's weights (default 0.02: near-flat logits; 0.2: peaked)")
     args = parser.parse_args(argv)
     try:
-        directory = generate(Path(args.out_dir), args.seed, num_layers=args.num_layers, num_heads=args.num_heads)
+        directory = generate(Path(args.out_dir), args.seed, num_layers=args.num_layers, num_heads=args.num_heads,
+                             lm_head_std=args.lm_head_std)
     except ValueError as exc:
         parser.error(str(exc))
     print(directory)

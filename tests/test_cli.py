@@ -155,8 +155,8 @@ def test_doctor_flags_a_driver_older_than_torchs_cuda(hopper_machine):
 
 
 @pytest.mark.parametrize("engine, version, status, words", [
-    ("vllm", "0.26.0", doctor.WARN, "not yet verified on a GPU"),
-    ("vllm", "0.26.3", doctor.WARN, "the GPU target"),
+    ("vllm", "0.26.0", doctor.OK, "verified on H100"),
+    ("vllm", "0.26.3", doctor.OK, "TP 1 and 2"),
     ("vllm", "0.33.0", doctor.WARN, "verified on CPU only"),
     ("vllm", "0.30.1", doctor.WARN, "plugin refuses to load in it (0.26.x, 0.33.x are)"),
     ("vllm", None, doctor.WARN, "not installed"),

@@ -169,3 +169,15 @@ def test_command_line_writes_the_checkpoint(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         tiny_model.main([str(tmp_path / "bad"), "--num-heads", "0"])
     assert exc.value.code == 2 and "num_heads must be a positive int" in capsys.readouterr().err
+
+
+def test_lm_head_std_scales_only_the_output_head(tmp_path):
+    from safetensors.torch import load_file
+
+    base = load_file(str(tiny_model.generate(tmp_path / "base", num_layers=1) / "model.safetensors"))
+    peaked = load_file(str(tiny_model.generate(tmp_path / "peaked", num_layers=1, lm_head_std=0.2) /
+                           "model.safetensors"))
+    assert abs(peaked["lm_head.weight"].float().std().item() - 0.2) < 0.01
+    assert all(torch.equal(base[name], peaked[name]) for name in base if name != "lm_head.weight")
+    with pytest.raises(ValueError, match="lm_head_std must be positive"):
+        tiny_model.generate(tmp_path / "bad", num_layers=1, lm_head_std=0.0)

@@ -78,7 +78,7 @@ def test_unverified_version_is_named_with_the_verified_ones(version):
         plugin.check_vllm_version(version)
     message = str(error.value)
     assert f"this is vLLM {version}" in message
-    assert "0.26.x (GPU target)" in message and "0.33.x (CPU CI)" in message
+    assert "0.26.x (H100, TP 1 and 2)" in message and "0.33.x (CPU CI)" in message
 
 
 def test_register_refuses_an_unverified_vllm(custom_unregistered, monkeypatch):

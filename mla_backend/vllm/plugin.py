@@ -10,7 +10,7 @@ import logging
 import re
 
 BACKEND_PATH = "mla_backend.vllm.backend.MLABackend"
-VERIFIED_VLLM = {"0.26": "GPU target", "0.33": "CPU CI"}
+VERIFIED_VLLM = {"0.26": "H100, TP 1 and 2", "0.33": "CPU CI"}
 
 logger = logging.getLogger(__name__)
 

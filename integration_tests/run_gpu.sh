@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The GPU runs of integration_tests/ on a host without PyPI, as done on our H100 box.
+#   bash integration_tests/run_gpu.sh PARTS_DIR OUT_DIR STAGE...
+# PARTS_DIR holds the parts of `mla-backend bundle build` (vLLM 0.26.0); unpacked once into $VSITE.
+# Stages: tp1 (the e2e in default mode on the first GPU while the forced-mode e2e and then `mla-backend serve
+#         --once` run on the second), tp2-default, tp2-forced (the e2e at tensor parallel 2), harness (backend vs
+#         built-ins below the engine), kernel (tests -m gpu). Logs and JSON go to OUT_DIR.
+set -uo pipefail
+PARTS=$1 OUT=$2
+shift 2
+VSITE=${VSITE:-/tmp/vsite}
+mkdir -p "$OUT"
+cd "$(dirname "$0")/.."
+if [ ! -f "$VSITE/activate.sh" ]; then
+    python3 -m mla_backend.offline_bundle unpack "$PARTS" --target "$VSITE" 2>&1 | tee "$OUT/unpack.log" || exit 1
+fi
+source "$VSITE/activate.sh"
+export PYTHONPATH=$PWD:$PYTHONPATH CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+python3 -c 'import torch, vllm; print("vllm", vllm.__version__, "torch", torch.__version__, torch.cuda.get_device_name())' \
+    2>&1 | tee -a "$OUT/env.log"
+python3 -c 'from mla_backend import _build; _build.load_extension(); print("extension ok")' >>"$OUT/env.log" 2>&1
+PYTEST="python3 -m pytest -p no:cacheprovider -q -m gpu -rA"
+rc=0
+for stage in "$@"; do
+    case $stage in
+    tp1)
+        (CUDA_VISIBLE_DEVICES=1 MLA_E2E_RESULTS=$OUT/e2e timeout 400 $PYTEST -s integration_tests/test_vllm_e2e.py \
+            -k tp1-forced >"$OUT/e2e_tp1-forced.log" 2>&1
+         CUDA_VISIBLE_DEVICES=1 timeout 170 python3 -m mla_backend.cli serve --once --port 8300 >"$OUT/serve_once.log" 2>&1
+        ) &
+        CUDA_VISIBLE_DEVICES=0 MLA_E2E_RESULTS=$OUT/e2e timeout 400 $PYTEST -s integration_tests/test_vllm_e2e.py \
+            -k tp1-default >"$OUT/e2e_tp1-default.log" 2>&1 || rc=1
+        wait $! || rc=1 ;;
+    tp2-*) MLA_E2E_RESULTS=$OUT/e2e timeout 560 $PYTEST -s integration_tests/test_vllm_e2e.py -k "$stage" \
+            >"$OUT/e2e_$stage.log" 2>&1 || rc=1 ;;
+    harness) timeout 500 $PYTEST integration_tests/test_vllm_vs_builtin.py >"$OUT/harness.log" 2>&1 || rc=1 ;;
+    kernel) timeout 300 $PYTEST tests >"$OUT/kernel.log" 2>&1 || rc=1 ;;
+    *) echo "unknown stage $stage" >&2; rc=2 ;;
+    esac
+done
+find "$OUT" -name '*.log' -newer "$OUT/env.log" -exec tail -n 3 {} \; 2>/dev/null | tail -n 40
+exit $rc
