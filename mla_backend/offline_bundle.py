@@ -152,7 +152,7 @@ def install_wheel(wheel: Path, site: Path) -> None:
                     continue  # scripts, headers, data: nothing the host imports
                 parts = parts[2:]
             target = site.joinpath(*parts)
-            if ".." in parts or target.resolve().is_relative_to(site.resolve()) is False:
+            if ".." in parts or not target.resolve().is_relative_to(site.resolve()):
                 raise BundleError(f"{wheel.name}: refusing the path {info.filename}")
             target.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(info) as src, open(target, "wb") as dst:
