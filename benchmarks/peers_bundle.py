@@ -44,7 +44,7 @@ import zipfile
 from pathlib import Path
 
 sys.path.append(str(Path(__file__).resolve().parent.parent))  # an installed mla_backend wins
-from mla_backend.offline_bundle import sha256_file  # noqa: E402
+from mla_backend.offline_bundle import sha256_file, split  # noqa: E402
 
 VLLM_VERSION = "0.26.0"
 FLASHINFER_VERSION = "0.6.14"  # vLLM 0.26.0's pin
@@ -246,20 +246,6 @@ def write_archive(files: dict[str, bytes], archive: Path) -> None:
             tar.addfile(info, io.BytesIO(data))
 
 
-def split_archive(archive: Path, out: Path, part_bytes: int = PART_BYTES) -> list[Path]:
-    """Cut the archive into `<name>.part-00`, `-01`, ... of at most part_bytes each."""
-    parts = []
-    with open(archive, "rb") as f:
-        for index in range(10**6):
-            chunk = f.read(part_bytes)
-            if not chunk:
-                break
-            part = out / f"{archive.name}.part-{index:02d}"
-            part.write_bytes(chunk)
-            parts.append(part)
-    return parts
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path(".peers"), help="output folder (git-ignored)")
@@ -309,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"compressing {archive} (xz -9e, single thread; a few minutes) ...", flush=True)
     write_archive(files, archive)
     archive_sha = sha256_file(archive)
-    parts = split_archive(archive, out)
+    parts = split(archive, out, PART_BYTES)
     archive_size = archive.stat().st_size
     archive.unlink()
 

@@ -196,7 +196,8 @@ def build_own_wheel(dest: Path) -> Path:
     """mla_backend's wheel (pure Python + kernel sources; the host builds the extension on first use)."""
     repo = Path(__file__).resolve().parent.parent
     if not (repo / "pyproject.toml").is_file():
-        raise BundleError("--with-mla-backend needs the mla_backend source checkout (pyproject.toml not found)")
+        raise BundleError("bundling mla_backend needs its source checkout (pyproject.toml not found); "
+                          "pass --no-mla-backend to leave it out")
     cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(dest), str(repo)]
     env = {**os.environ, "MLA_BACKEND_NO_AOT": "1"}
     if subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL).returncode != 0:
@@ -228,10 +229,11 @@ def write_archive(site: Path, archive: Path) -> None:
 
 
 def split(archive: Path, out: Path, part_bytes: int) -> list[Path]:
+    """Cut the archive into `out/<name>.part-00`, `-01`, ... of at most part_bytes each."""
     parts = []
     with open(archive, "rb") as f:
         while chunk := f.read(part_bytes):
-            part = out / f"{ARCHIVE}.part-{len(parts):02d}"
+            part = out / f"{archive.name}.part-{len(parts):02d}"
             part.write_bytes(chunk)
             parts.append(part)
     return parts

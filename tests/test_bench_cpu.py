@@ -256,7 +256,7 @@ def test_bundle_round_trip_and_corruption(tmp_path):
     peers_bundle.write_archive(files, archive)
     parts_dir = tmp_path / "parts"
     parts_dir.mkdir()
-    parts = peers_bundle.split_archive(archive, parts_dir, part_bytes=1000)
+    parts = peers_bundle.split(archive, parts_dir, 1000)
     assert len(parts) > 1 and all(p.stat().st_size <= 1000 for p in parts)
     assert [p.name for p in parts][:2] == ["peers.tar.xz.part-00", "peers.tar.xz.part-01"]
     (parts_dir / "peers.sha256").write_text(f"{peers_bundle.sha256_file(archive)}  {peers_bundle.ARCHIVE_NAME}\n")
