@@ -1,24 +1,35 @@
 #!/usr/bin/env bash
 # The GPU runs of integration_tests/ on a host without PyPI, as done on our H100 box.
 #   bash integration_tests/run_gpu.sh PARTS_DIR OUT_DIR STAGE...
-# PARTS_DIR holds the parts of `mla-backend bundle build` (vLLM 0.26.0); unpacked once into $VSITE.
-# Stages: tp1 (the e2e in default mode on the first GPU while the forced-mode e2e and then `mla-backend serve
-#         --once` run on the second), tp2-default, tp2-forced (the e2e at tensor parallel 2), harness (backend vs
-#         built-ins below the engine), kernel (tests -m gpu). Logs and JSON go to OUT_DIR.
+# PARTS_DIR holds the parts of `mla-backend bundle build` (recipe vllm-0.26.0 for the vLLM stages, sglang-0.5.17
+# for the sglang-* ones); unpacked once into $SITE (default /tmp/site-<name of PARTS_DIR>).
+# vLLM stages: tp1 (the e2e in default mode on the first GPU while the forced-mode e2e and then `mla-backend serve
+#   --once` run on the second), tp2-default, tp2-forced (the e2e at tensor parallel 2), harness (backend vs
+#   built-ins below the engine). SGLang stages: sglang-unit (the adapter's CPU tests, with this SGLang),
+#   sglang-tp1, sglang-tp2 (the e2e). kernel: tests -m gpu (with
+#   whichever engine the bundle holds). Logs and JSON go to OUT_DIR.
 set -uo pipefail
 PARTS=$1 OUT=$2
 shift 2
-VSITE=${VSITE:-/tmp/vsite}
+SITE=${SITE:-/tmp/site-$(basename "$PARTS")}
 mkdir -p "$OUT"
 cd "$(dirname "$0")/.."
-if [ ! -f "$VSITE/activate.sh" ]; then
-    python3 -m mla_backend.offline_bundle unpack "$PARTS" --target "$VSITE" 2>&1 | tee "$OUT/unpack.log" || exit 1
+if [ ! -f "$SITE/activate.sh" ]; then
+    python3 -m mla_backend.offline_bundle unpack "$PARTS" --target "$SITE" 2>&1 | tee "$OUT/unpack.log" || exit 1
 fi
-source "$VSITE/activate.sh"
+source "$SITE/activate.sh"
 export PYTHONPATH=$PWD:$PYTHONPATH CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-python3 -c 'import torch, vllm; print("vllm", vllm.__version__, "torch", torch.__version__, torch.cuda.get_device_name())' \
-    2>&1 | tee -a "$OUT/env.log"
+python3 - <<'PY' 2>&1 | tee -a "$OUT/env.log"
+import importlib.metadata as md, torch
+engines = {}
+for name in ("vllm", "sglang", "sglang-kernel", "flashinfer-python"):
+    try:
+        engines[name] = md.version(name)
+    except md.PackageNotFoundError:
+        pass
+print(engines, "torch", torch.__version__, torch.cuda.get_device_name(), "x", torch.cuda.device_count())
+PY
 python3 -c 'from mla_backend import _build; _build.load_extension(); print("extension ok")' >>"$OUT/env.log" 2>&1
 PYTEST="python3 -m pytest -p no:cacheprovider -q -m gpu -rA"
 rc=0
@@ -35,6 +46,14 @@ for stage in "$@"; do
     tp2-*) MLA_E2E_RESULTS=$OUT/e2e timeout 560 $PYTEST -s integration_tests/test_vllm_e2e.py -k "$stage" \
             >"$OUT/e2e_$stage.log" 2>&1 || rc=1 ;;
     harness) timeout 500 $PYTEST integration_tests/test_vllm_vs_builtin.py >"$OUT/harness.log" 2>&1 || rc=1 ;;
+    sglang-unit) timeout 300 python3 -m pytest -p no:cacheprovider -q -rA tests/test_sglang_plugin.py \
+            tests/test_sglang_backend.py tests/test_sglang_pages.py >"$OUT/sglang_unit.log" 2>&1 || rc=1 ;;
+    sglang-tp*)
+        # Results live in /tmp, which lasts while the machine is warm: a stage cut short by the call's time limit
+        # resumes in the next call with the backends it finished.
+        MLA_E2E_RESULTS=/tmp/e2e timeout "${STAGE_TIMEOUT:-560}" $PYTEST -s integration_tests/test_sglang_e2e.py \
+            -k "${stage#sglang-}" >"$OUT/e2e_$stage.log" 2>&1 || rc=1
+        (cd /tmp && find e2e -name '*.log' -o -name '*.json' -o -name '*.jsonl' | xargs -r cp --parents -t "$OUT") ;;
     kernel) timeout 300 $PYTEST tests >"$OUT/kernel.log" 2>&1 || rc=1 ;;
     *) echo "unknown stage $stage" >&2; rc=2 ;;
     esac

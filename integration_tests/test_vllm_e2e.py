@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import e2e_common
 import vllm_e2e
 from vllm_gpu import requires_hopper_and_vllm_026
 
@@ -60,7 +61,7 @@ def test_teacher_forced_logprobs_match_flashmla(e2e):
         pytest.skip("teacher forcing runs in forced mode")
     ours = e2e["forced"]["FLASHMLA~CUSTOM"]
     builtin = e2e["forced"]["FLASHMLA~TRITON_MLA"]
-    assert ours["positions"] >= 32 * (vllm_e2e.GEN_TOKENS - 1)
+    assert ours["positions"] >= 32 * (e2e_common.GEN_TOKENS - 1)
     assert ours["max"] <= max(LOGPROB_MAX_FLOOR, 2 * builtin["max"]), (ours, builtin)
     assert ours["mean"] <= max(LOGPROB_MEAN_FLOOR, 2 * builtin["mean"]), (ours, builtin)
 
@@ -68,7 +69,7 @@ def test_teacher_forced_logprobs_match_flashmla(e2e):
 def test_greedy_agreement_no_lower_than_between_builtins(e2e):
     builtin = e2e["greedy"]["FLASHMLA~TRITON_MLA"]
     for pair in ("FLASHMLA~CUSTOM", "TRITON_MLA~CUSTOM"):
-        shortfall, stderr = vllm_e2e.agreement_shortfall(e2e["greedy"][pair], builtin)
+        shortfall, stderr = e2e_common.agreement_shortfall(e2e["greedy"][pair], builtin)
         assert shortfall <= 2 * stderr, (pair, shortfall, stderr, e2e["greedy"])
 
 

@@ -20,23 +20,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__, _build
+from .sglang.plugin import VERIFIED_SGLANG
 from .vllm.plugin import VERIFIED_VLLM
 
 OK, WARN, FAIL, INFO = "ok", "WARN", "FAIL", "-"
 
-# What each verified release series has been verified with (README's "vLLM" section). The series themselves
-# are the vLLM plugin's VERIFIED_VLLM, which refuses to load in any other.
+# What each verified version has been verified with (README's "vLLM" and "SGLang" sections): release series
+# (x.y) for vLLM, releases (x.y.z) for SGLang, which changes faster. The keys are the plugins' VERIFIED_VLLM and
+# VERIFIED_SGLANG, which refuse to load in any other.
 ENGINE_VERDICTS = {
     "vllm": {
         "0.26": (OK, "verified on H100 (serving with CUDA graphs, TP 1 and 2, vs FLASHMLA/TRITON_MLA)"),
         "0.33": (WARN, "verified on CPU only (plugin, backend classes, configs); not yet on a GPU"),
     },
-    "sglang": {},
+    "sglang": {
+        "0.5.17": (OK, "verified on H100 (serving with CUDA graphs, TP 1 and 2, vs flashmla/triton)"),
+        "0.5.23": (WARN, "verified on CPU only (plugin, argument parser, DeepSeek handler); not yet on a GPU"),
+    },
 }
+VERSION_PARTS = {"vllm": 2, "sglang": 3}
 VERIFIED_SUMMARY = {
     "vllm": "`mla-backend serve` needs vLLM: `pip install vllm==0.26.0` (0.26.x is verified on H100, 0.33.x on "
             "CPU only)",
-    "sglang": "no SGLang version is verified yet (the SGLang adapter is not written); use vLLM",
+    "sglang": "`--attention-backend mla_backend` needs SGLang 0.5.17 (verified on H100; 0.5.23 on CPU only): "
+              "`pip install sglang==0.5.17`",
 }
 # Without this engine the row is only information (the kernel and `serve` do not need it).
 OPTIONAL_ENGINES = ("sglang",)
@@ -142,18 +149,18 @@ def engine_verdict(engine: str, version: str | None) -> tuple[str, str]:
     """(status, words) for an installed engine version; never FAIL: the kernel itself needs no engine."""
     if version is None:
         return (INFO if engine in OPTIONAL_ENGINES else WARN), "not installed"
-    if _series(version) in ENGINE_VERDICTS[engine]:
-        status, words = ENGINE_VERDICTS[engine][_series(version)]
+    key = _release(engine, version)
+    if key in ENGINE_VERDICTS[engine]:
+        status, words = ENGINE_VERDICTS[engine][key]
         return status, f"{version}: {words}"
-    if engine == "vllm":
-        verified = ", ".join(f"{series}.x" for series in VERIFIED_VLLM)
-        return WARN, f"{version}: not a verified version; mla_backend's plugin refuses to load in it ({verified} are)"
-    return WARN, f"{version}: not a verified version"
+    verified = ", ".join(f"{series}.x" for series in VERIFIED_VLLM) if engine == "vllm" else ", ".join(VERIFIED_SGLANG)
+    return WARN, f"{version}: not a verified version; mla_backend's plugin refuses to load in it ({verified} are)"
 
 
-def _series(version: str | None) -> str | None:
-    """'0.26.1' -> '0.26'."""
-    match = re.match(r"\d+\.\d+", version or "")
+def _release(engine: str, version: str | None) -> str | None:
+    """The part of a version that verification is keyed by: vLLM '0.26.1' -> '0.26', SGLang '0.5.17.post1' ->
+    '0.5.17'."""
+    match = re.match(r"\d+" + r"\.\d+" * (VERSION_PARTS[engine] - 1), version or "")
     return match[0] if match else None
 
 
@@ -295,7 +302,7 @@ def _engine_checks() -> list[Check]:
     for engine, label in (("vllm", "vLLM"), ("sglang", "SGLang")):
         version = _version(engine)
         status, words = engine_verdict(engine, version)
-        verified = _series(version) in ENGINE_VERDICTS[engine]
+        verified = _release(engine, version) in ENGINE_VERDICTS[engine]
         checks.append(Check(label, status, words, None if verified else VERIFIED_SUMMARY[engine]))
     if _version("vllm") is not None:
         checks.append(_vllm_plugin_check())

@@ -160,7 +160,10 @@ def test_doctor_flags_a_driver_older_than_torchs_cuda(hopper_machine):
     ("vllm", "0.33.0", doctor.WARN, "verified on CPU only"),
     ("vllm", "0.30.1", doctor.WARN, "plugin refuses to load in it (0.26.x, 0.33.x are)"),
     ("vllm", None, doctor.WARN, "not installed"),
-    ("sglang", "0.5.17", doctor.WARN, "not a verified version"),
+    ("sglang", "0.5.17", doctor.OK, "verified on H100"),
+    ("sglang", "0.5.17.post1", doctor.OK, "TP 1 and 2"),
+    ("sglang", "0.5.23", doctor.WARN, "verified on CPU only"),
+    ("sglang", "0.5.18", doctor.WARN, "plugin refuses to load in it (0.5.17, 0.5.23 are)"),
     ("sglang", None, doctor.INFO, "not installed"),
 ])
 def test_engine_versions_are_classified(engine, version, status, words):
@@ -172,6 +175,12 @@ def test_doctor_describes_exactly_the_vllm_series_the_plugin_accepts():
     from mla_backend.vllm.plugin import VERIFIED_VLLM
 
     assert set(doctor.ENGINE_VERDICTS["vllm"]) == set(VERIFIED_VLLM)
+
+
+def test_doctor_describes_exactly_the_sglang_releases_the_plugin_accepts():
+    from mla_backend.sglang.plugin import VERIFIED_SGLANG
+
+    assert set(doctor.ENGINE_VERDICTS["sglang"]) == set(VERIFIED_SGLANG)
 
 
 def test_nvcc_version_is_parsed():

@@ -103,7 +103,7 @@ def test_builder_plan_is_our_schedulers_for_the_decode_rows(checkpoint, q_len):
 
 def test_full_cudagraph_plan_lives_in_buffers_that_every_step_rewrites(checkpoint):
     builder = make_builder(vllm_config(checkpoint))
-    sched_buf, splits_buf = builder.cg_tile_scheduler_metadata, builder.cg_num_splits
+    sched_buf, splits_buf = builder.plan_buffers.tile_scheduler_metadata, builder.plan_buffers.num_splits
     # 16 heads at q_len 1 fill one 64-row tile, so every SM gets a part; one slot per request + 1.
     assert tuple(sched_buf.shape) == (ops.DEFAULT_NUM_SMS, 8) and splits_buf.shape == (MAX_NUM_SEQS + 1,)
     for seq_lens in ([5, 3000], [4096, 64, 65, 1]):
@@ -116,7 +116,7 @@ def test_full_cudagraph_plan_lives_in_buffers_that_every_step_rewrites(checkpoin
 
 def test_without_full_cudagraphs_no_buffers_are_kept(checkpoint):
     builder = make_builder(vllm_config(checkpoint, full_cudagraphs=False))
-    assert builder.cg_tile_scheduler_metadata is None
+    assert builder.plan_buffers is None
     meta = builder.build(0, decode_batch([10], 1, block_table_for([10])))
     assert meta.decode.num_splits.shape == (2,)
 

@@ -12,10 +12,11 @@ import torch
 from vllm.model_executor.layers.attention.mla_attention import MLACommonBackend
 
 from mla_backend import ops
+from mla_backend.engine_limits import KV_CACHE_DTYPE_NAMES, refusal, unsupported_reasons
 from mla_backend.vllm.impl import MLABackendImpl
 from mla_backend.vllm.metadata import MLABackendMetadataBuilder
 
-KV_CACHE_DTYPES = ["auto", "float16", "bfloat16"]
+KV_CACHE_DTYPES = list(KV_CACHE_DTYPE_NAMES)
 
 
 class MLABackend(MLACommonBackend):
@@ -49,21 +50,7 @@ class MLABackend(MLACommonBackend):
     @classmethod
     def supports_combination(cls, head_size, dtype, kv_cache_dtype, block_size, use_mla, has_sink, use_sparse,
                              use_mm_prefix, device_capability) -> str | None:
-        reasons = []
-        if not use_mla:
-            reasons.append("it serves MLA models (DeepSeek-V2/V3) only")
-        if use_sparse:
-            reasons.append("it has no sparse MLA (DeepSeek-V3.2) kernel")
-        if head_size != ops.HEAD_DIM:
-            reasons.append(f"it needs head size {ops.HEAD_DIM} (kv_lora_rank 512 + rope 64), got {head_size}")
-        if dtype not in ops.DTYPES:
-            reasons.append(f"it runs bfloat16 or float16 models, got {dtype} (pass --dtype bfloat16)")
-        if kv_cache_dtype is not None and kv_cache_dtype not in KV_CACHE_DTYPES:
-            reasons.append(f"it keeps the KV cache in the model's bf16/fp16, got kv_cache_dtype={kv_cache_dtype}")
-        if block_size is not None and block_size % ops.BLOCK_SIZE != 0:
-            reasons.append(f"it reads KV pages of {ops.BLOCK_SIZE} tokens, got block size {block_size} "
-                           f"(pass --block-size {ops.BLOCK_SIZE})")
-        if device_capability is not None and device_capability.major != 9:
-            reasons.append("its kernel needs a Hopper GPU (compute capability 9.x, sm_90a), this GPU is "
-                           f"{device_capability.major}.{device_capability.minor}")
-        return f"mla_backend: {'; '.join(reasons)}" if reasons else None
+        capability = None if device_capability is None else (device_capability.major, device_capability.minor)
+        return refusal(unsupported_reasons(page_flag="--block-size", use_mla=use_mla, use_sparse=use_sparse,
+                                           head_size=head_size, dtype=dtype, kv_cache_dtype=kv_cache_dtype,
+                                           page_size=block_size, capability=capability))

@@ -18,7 +18,8 @@ from vllm.model_executor.layers.attention.mla_attention import (
 )
 from vllm.v1.attention.backend import AttentionCGSupport
 
-from mla_backend import ops, scheduler
+from mla_backend import ops
+from mla_backend.plan_buffers import PlanBuffers
 
 
 @dataclass
@@ -46,15 +47,10 @@ class MLABackendMetadataBuilder(MLACommonMetadataBuilder[MLABackendMetadata]):
         if self.reorder_batch_threshold > ops.MAX_S_Q:
             raise ValueError(f"mla_backend decodes at most {ops.MAX_S_Q} query tokens per request; "
                              f"{self.reorder_batch_threshold - 1} speculative tokens are too many")
-        self.cg_tile_scheduler_metadata = None
-        self.cg_num_splits = None
+        self.plan_buffers = None
         if self.compilation_config.cudagraph_mode.has_full_cudagraphs():
             # q_len 1 gives the most SM parts of any uniform query length.
-            num_parts = ops.num_sm_parts(self.num_heads, device)
-            self.cg_tile_scheduler_metadata = torch.zeros((num_parts, scheduler.SCHED_FIELDS), dtype=torch.int32,
-                                                          device=device)
-            self.cg_num_splits = torch.zeros(vllm_config.scheduler_config.max_num_seqs + 1, dtype=torch.int32,
-                                             device=device)
+            self.plan_buffers = PlanBuffers(self.num_heads, (1,), vllm_config.scheduler_config.max_num_seqs, device)
 
     def _build_decode(self, block_table_tensor: torch.Tensor, seq_lens_device: torch.Tensor, max_seq_len: int,
                       query_start_loc_cpu: torch.Tensor, query_start_loc_device: torch.Tensor,
@@ -64,9 +60,8 @@ class MLABackendMetadataBuilder(MLACommonMetadataBuilder[MLABackendMetadata]):
         # so the uniform length is read from the decodes' query_start_loc, which lives on the host.
         q_len = int((query_start_loc_cpu[1:] - query_start_loc_cpu[:-1]).max())
         tile_scheduler_metadata, num_splits = ops.get_mla_metadata(seq_lens_device, q_len * self.num_heads, 1)
-        if self.cg_tile_scheduler_metadata is not None:
-            tile_scheduler_metadata = _copy_into(self.cg_tile_scheduler_metadata, tile_scheduler_metadata)
-            num_splits = _copy_into(self.cg_num_splits, num_splits)
+        if self.plan_buffers is not None:
+            tile_scheduler_metadata, num_splits = self.plan_buffers.hold(tile_scheduler_metadata, num_splits)
         return MLABackendDecodeMetadata(
             block_table=block_table_tensor,
             seq_lens=seq_lens_device,
@@ -75,9 +70,3 @@ class MLABackendMetadataBuilder(MLACommonMetadataBuilder[MLABackendMetadata]):
             num_splits=num_splits,
         )
 
-
-def _copy_into(buffer: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """`values` written into the leading rows of a persistent buffer; returns that (contiguous) slice."""
-    target = buffer[: values.shape[0]]
-    target.copy_(values)
-    return target

@@ -1,0 +1,61 @@
+"""Entry point of group `sglang.srt.plugins`, run by SGLang's `load_plugins()` in every process it starts
+(before it parses the server arguments).
+
+It makes `--attention-backend mla_backend` a valid choice, registers the factory SGLang calls to build the
+backend, lists the name where SGLang keeps the backends that read its chunked prefix cache (our prefill is
+FlashMLA's), and registers FlashMLA's DeepSeek attention handler under our name: without that, DeepSeek models
+silently take the Triton handler's dispatch for an unknown name. No torch.cuda, no mla_backend.ops, no extension
+build: backend.py is imported when SGLang builds the backend.
+
+SGLang logs an exception raised here and goes on without the plugin; the server then refuses the name
+(`invalid choice: 'mla_backend'`) and the log above it says why.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import re
+
+BACKEND_NAME = "mla_backend"
+VERIFIED_SGLANG = {"0.5.17": "H100, TP 1 and 2", "0.5.23": "CPU CI"}
+
+logger = logging.getLogger(__name__)
+
+
+def check_sglang_version(version: str) -> None:
+    """Raises RuntimeError unless `version` is a release (or a post release of one) this adapter was verified on."""
+    match = re.match(r"(\d+\.\d+\.\d+)", version)
+    if match is None or match[1] not in VERIFIED_SGLANG:
+        verified = ", ".join(f"{release} ({where})" for release, where in VERIFIED_SGLANG.items())
+        raise RuntimeError(
+            f"mla_backend's SGLang backend is verified with SGLang {verified}; this is SGLang {version}. Install a "
+            f"verified SGLang, or set SGLANG_PLUGINS to the plugins you want (leaving out {BACKEND_NAME}) to run "
+            f"SGLang without it."
+        )
+
+
+def create_backend(model_runner):
+    from mla_backend.sglang.backend import MLABackend
+
+    return MLABackend(model_runner)
+
+
+def register() -> None:
+    """Registers `mla_backend` with SGLang's argument parser, backend registry and DeepSeek handler; idempotent."""
+    check_sglang_version(importlib.metadata.version("sglang"))
+    from sglang.srt import server_args
+    from sglang.srt.layers.attention import attention_registry
+    from sglang.srt.models.deepseek_common.attention_backend_handler import (
+        AttentionBackendRegistry,
+        handle_attention_flashmla,
+    )
+
+    if BACKEND_NAME not in server_args.ATTENTION_BACKEND_CHOICES:
+        server_args.add_attention_backend_choices([BACKEND_NAME])
+    if BACKEND_NAME not in server_args.CHUNKED_PREFIX_CACHE_SUPPORTED_ATTENTION_BACKENDS:
+        server_args.add_chunked_prefix_cache_attention_backend(BACKEND_NAME)
+    existing = attention_registry.ATTENTION_BACKENDS.get(BACKEND_NAME)
+    if existing is not None and existing is not create_backend:
+        logger.warning("mla_backend replaces the SGLang attention backend registered as %r", BACKEND_NAME)
+    attention_registry.register_attention_backend(BACKEND_NAME)(create_backend)
+    AttentionBackendRegistry.register(BACKEND_NAME, handle_attention_flashmla)

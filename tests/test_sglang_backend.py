@@ -1,0 +1,165 @@
+"""The SGLang backend's own code on CPU (our ops run the fp32 reference on CPU tensors): the refusals at
+construction, the per-step metadata (eager, and in the persistent CUDA-graph buffers), and decode / target-verify
+against attention over each request's tokens. SGLang's FlashMLA parent is stood in for where it would allocate
+GPU state; everything it hands to our methods is shaped as SGLang shapes it."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+pytest.importorskip("sglang", reason="SGLang is not installed (CI installs it in a venv of its own for these tests)")
+try:
+    from sglang.srt.layers.attention import flashmla_backend
+except (ImportError, OSError) as exc:  # its FlashMLA kernel library links libcuda.so.1, the NVIDIA driver's
+    pytest.skip(f"SGLang's FlashMLA backend does not import without an NVIDIA driver: {exc}", allow_module_level=True)
+
+from mla_backend import ops
+from mla_backend.plan_buffers import PlanBuffers
+from mla_backend.sglang import backend as ours
+from mla_backend.sglang import pages
+from test_sglang_pages import dense_reference, sglang_pool
+
+HEADS = 16
+SCALE = 0.11
+
+
+class Mode:
+    def __init__(self, name: str):
+        self.name = name
+
+    def is_decode_or_idle(self):
+        return self.name in ("decode", "idle")
+
+    def is_target_verify(self):
+        return self.name == "verify"
+
+    def is_draft_extend_v2(self):
+        return self.name == "draft_extend"
+
+
+class KVPool:
+    """SGLang's MLA token pool for one layer: [slots, 1, 576]."""
+
+    def __init__(self, kv: torch.Tensor):
+        self.kv = kv.bfloat16().view(-1, 1, ops.HEAD_DIM)
+
+    def get_key_buffer(self, layer_id):
+        return self.kv
+
+    def set_kv_buffer(self, layer, loc, k, v):
+        loc = getattr(loc, "loc", loc)  # SGLang >= 0.5.18 wraps out_cache_loc in a KVWriteLoc
+        self.kv[loc] = k.view(-1, 1, ops.HEAD_DIM)
+
+
+def fake_parent_init(self, model_runner, skip_prefill=False, kv_indptr_buf=None, kv_last_page_len_buf=None):
+    """What FlashMLABackend.__init__ sets that our code reads (the real one allocates FlashInfer state on a GPU)."""
+    cfg = model_runner.model_config
+    self.num_q_heads = cfg.num_attention_heads
+    self.req_to_token = model_runner.req_to_token_pool.req_to_token
+    self.token_to_kv_pool = model_runner.token_to_kv_pool
+    self.kv_lora_rank, self.qk_rope_head_dim = cfg.kv_lora_rank, cfg.qk_rope_head_dim
+    self.kv_cache_dim = cfg.kv_lora_rank + cfg.qk_rope_head_dim
+    self.data_type, self.q_data_type = model_runner.kv_cache_dtype, model_runner.dtype
+    self.num_draft_tokens = model_runner.num_draft_tokens
+    self.dcp_world_size = 1
+    self.device = torch.device("cpu")
+    self.forward_metadata = None
+
+
+def model_runner(req_to_token, kv, **override):
+    runner = SimpleNamespace(
+        model_config=SimpleNamespace(num_attention_heads=HEADS, kv_lora_rank=512, qk_rope_head_dim=64),
+        req_to_token_pool=SimpleNamespace(req_to_token=req_to_token), token_to_kv_pool=KVPool(kv),
+        kv_cache_dtype=torch.bfloat16, dtype=torch.bfloat16, page_size=64, num_draft_tokens=None,
+        is_draft_worker=False)
+    for key, value in override.items():
+        setattr(runner, key, value)
+    return runner
+
+
+@pytest.fixture
+def make_backend(monkeypatch):
+    monkeypatch.setattr(flashmla_backend.FlashMLABackend, "__init__", fake_parent_init)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    return lambda runner: ours.MLABackend(runner)
+
+
+def batch(mode: str, seq_lens: list[int], rows: torch.Tensor):
+    return SimpleNamespace(forward_mode=Mode(mode), batch_size=len(seq_lens),
+                           seq_lens=torch.tensor(seq_lens, dtype=torch.int64), req_pool_indices=rows,
+                           out_cache_loc=None, out_cache_loc_is_physical=False)
+
+
+LAYER = SimpleNamespace(tp_q_head_num=HEADS, head_dim=ops.HEAD_DIM, v_head_dim=512, scaling=SCALE, layer_id=0)
+
+
+@pytest.mark.parametrize("mode,q_len,graph", [("decode", 1, False), ("decode", 1, True), ("verify", 3, False),
+                                              ("verify", 3, True)])
+def test_decode_and_verify_match_attention_over_each_requests_tokens(make_backend, mode, q_len, graph):
+    cached = [1, 64, 65, 200, 700]               # tokens in the cache, draft tokens included for verify
+    seq_lens = [n - (q_len if mode == "verify" else 0) for n in cached]
+    kv, req_to_token, rows = sglang_pool(cached, 64, max_context_len=1024, pool_rows=8, seed=3)
+    backend = make_backend(model_runner(req_to_token, kv, num_draft_tokens=q_len if mode == "verify" else None))
+    if graph:
+        table = torch.full((8, pages.num_blocks(req_to_token)), -1, dtype=torch.int32)
+        backend._graph_buffers = (table, PlanBuffers(HEADS, (1, q_len), 8, torch.device("cpu")))
+        backend.init_forward_metadata_out_graph(batch(mode, seq_lens, rows))
+        assert backend.forward_metadata.block_table.data_ptr() == table.data_ptr()
+        assert backend.forward_metadata.num_splits.data_ptr() == backend._graph_buffers[1].num_splits.data_ptr()
+    else:
+        backend.init_forward_metadata(batch(mode, seq_lens, rows))
+    expected_plan = ops.get_mla_metadata(torch.tensor(cached, dtype=torch.int32), q_len * HEADS, 1)
+    assert torch.equal(backend.forward_metadata.tile_scheduler_metadata, expected_plan[0])
+    assert torch.equal(backend.forward_metadata.num_splits, expected_plan[1])
+
+    q = torch.randn(len(cached) * q_len, HEADS * ops.HEAD_DIM, generator=torch.Generator().manual_seed(0))
+    fb = batch(mode, seq_lens, rows)
+    forward = backend.forward_decode if mode == "decode" else backend.forward_extend
+    out = forward(q.bfloat16(), None, None, LAYER, fb, save_kv_cache=False)
+    assert out.shape == (len(cached) * q_len, HEADS * 512)
+    expected = dense_reference(q.bfloat16().view(len(cached), q_len, HEADS, ops.HEAD_DIM), kv.bfloat16(),
+                               req_to_token, rows, cached, SCALE)
+    torch.testing.assert_close(out.float().view_as(expected), expected, rtol=2e-2, atol=2e-2)
+
+
+def test_the_new_token_is_written_before_it_is_read(make_backend):
+    kv, req_to_token, rows = sglang_pool([130], 64, max_context_len=256, pool_rows=2, seed=5)
+    backend = make_backend(model_runner(req_to_token, kv))
+    last_slot = req_to_token[rows[0], 129].long()
+    new_k = torch.randn(1, ops.HEAD_DIM).bfloat16()
+    fb = batch("decode", [130], rows)
+    fb.out_cache_loc = last_slot.view(1)
+    backend.init_forward_metadata(fb)
+    backend.forward_decode(torch.randn(1, HEADS * ops.HEAD_DIM).bfloat16(), new_k, new_k, LAYER, fb)
+    assert torch.equal(backend.token_to_kv_pool.kv[last_slot, 0], new_k[0])
+
+
+def test_an_idle_step_attends_to_nothing(make_backend):
+    kv, req_to_token, _ = sglang_pool([10], 64, max_context_len=128, pool_rows=2, seed=0)
+    backend = make_backend(model_runner(req_to_token, kv))
+    fb = batch("idle", [], torch.zeros(0, dtype=torch.int64))
+    backend.init_forward_metadata(fb)
+    assert backend.forward_decode(torch.zeros(0, HEADS * ops.HEAD_DIM), None, None, LAYER, fb).shape == (0, HEADS * 512)
+
+
+@pytest.mark.parametrize("override,words", [
+    (dict(page_size=16), "pass --page-size 64"),
+    (dict(kv_cache_dtype=torch.float8_e4m3fn), "kv_cache_dtype=torch.float8_e4m3fn"),
+    (dict(kv_cache_dtype=torch.float16), "in the model's dtype (torch.bfloat16), got torch.float16"),
+    (dict(num_draft_tokens=20), "speculative decoding with 19 draft tokens"),
+    (dict(is_draft_worker=True), "--speculative-draft-attention-backend flashmla"),
+])
+def test_what_the_kernel_cannot_run_is_refused_at_startup(make_backend, override, words):
+    kv, req_to_token, _ = sglang_pool([10], 64, max_context_len=128, pool_rows=2, seed=0)
+    with pytest.raises(ValueError, match="^mla_backend: ") as info:
+        make_backend(model_runner(req_to_token, kv, **override))
+    assert words in str(info.value)
+
+
+def test_a_draft_extend_step_says_what_to_do(make_backend):
+    kv, req_to_token, rows = sglang_pool([10], 64, max_context_len=128, pool_rows=2, seed=0)
+    backend = make_backend(model_runner(req_to_token, kv))
+    with pytest.raises(NotImplementedError, match="speculative-draft-attention-backend"):
+        backend.init_forward_metadata(batch("draft_extend", [10], rows))
