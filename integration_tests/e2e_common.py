@@ -7,12 +7,18 @@ logprobs) per prompt) and, when teacher forcing ran, "forced_completions" and "f
 """
 from __future__ import annotations
 
+import json
+import os
 import random
+import signal
 import socket
 import statistics
+import subprocess
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 MODEL_NAME = "tiny-deepseek-v2"
 LM_HEAD_STD = 0.2          # peaked logits: see tiny_model.generate
@@ -45,6 +51,124 @@ def checkpoint(directory: Path) -> Path:
     if not (directory / "DONE").is_file():
         tiny_model.generate(directory, lm_head_std=LM_HEAD_STD)
     return directory
+
+
+class Server:
+    """One engine server in a process group of its own, its output in `log`; `ready()` says when it serves."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str], log: Path, port: int, ready: Callable[["Server"], bool]):
+        self.base_url, self.log_path, self._ready = f"http://127.0.0.1:{port}", log, ready
+        self.log = open(log, "w")
+        self.log.write(" ".join(cmd) + "\n")
+        self.log.flush()
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    def wait(self, timeout: float) -> float:
+        """Seconds until ready; raises with the log's tail if the server exits or `timeout` passes first."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout and self.proc.poll() is None:
+            if self._ready(self):
+                return time.monotonic() - t0
+            time.sleep(1)
+        self.stop()
+        raise RuntimeError(f"the server did not come up ({self.log_path}):\n{self.log_path.read_text()[-6000:]}")
+
+    def stop(self) -> None:
+        """Ctrl-C to the whole group (TP workers included), then harder; waits until the main process is gone."""
+        for sig, grace in ((signal.SIGINT, 60), (signal.SIGTERM, 30), (signal.SIGKILL, 30)):
+            if self.proc.poll() is not None:
+                break
+            try:
+                os.killpg(self.proc.pid, sig)
+                self.proc.wait(timeout=grace)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # workers the main process left behind
+        except ProcessLookupError:
+            pass
+        self.log.close()
+
+
+def health_ok(server: Server) -> bool:
+    try:
+        with urllib.request.urlopen(server.base_url + "/health", timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def serve_each(backends: tuple[str, ...], reference: str, start: Callable[[str], Server],
+               exercise: Callable[..., dict], inspect_log: Callable[[str], dict], done_file: Callable[[str], Path],
+               label: str, startup_timeout: float = 600) -> tuple[dict[str, dict], dict[str, str]]:
+    """Each backend's server in turn, the reference first: started, exercised through the OpenAI client as
+    `exercise(client, backend, reference_result or None)`, stopped, its log inspected. Returns (results, errors); a backend
+    that fails is recorded in errors and the others still run. A result already in done_file(backend) is reused,
+    so a run cut short (a per-call time limit) resumes with the backends it has not finished."""
+    from openai import OpenAI
+
+    results, errors = {}, {}
+    for backend in sorted(backends, key=lambda b: b != reference):
+        done = done_file(backend)
+        if done.is_file():
+            results[backend] = json.loads(done.read_text())
+            continue
+        server = start(backend)
+        try:
+            startup = server.wait(startup_timeout)
+            client = OpenAI(base_url=server.base_url + "/v1", api_key="none", timeout=600, max_retries=0)
+            t0 = time.monotonic()
+            result = exercise(client, backend, results.get(reference))
+            result["startup_s"], result["requests_s"] = startup, time.monotonic() - t0
+        except Exception as exc:  # one backend failing must not hide the others' results
+            errors[backend] = f"{type(exc).__name__}: {exc}"[-4000:]
+            print(f"[{label}] {backend} FAILED: {errors[backend]}", flush=True)
+            continue
+        finally:
+            server.stop()
+        result.update(inspect_log(server.log_path.read_text()))
+        results[backend] = result
+        done.write_text(json.dumps(result))
+        print(f"[{label}] {backend}: up in {startup:.0f} s, requests {result['requests_s']:.0f} s, "
+              f"decode tok/s {result.get('decode_tokens_per_s')}", flush=True)
+    return results, errors
+
+
+def summarize(results: dict, order: tuple[str, ...], reference: str, log_keys: tuple[str, ...]) -> dict:
+    """The run's settings and errors, compare()'s measures, and each backend's `log_keys` side by side."""
+    backends = {n: results["backends"][n] for n in order if n in results["backends"]}
+    summary = {k: v for k, v in results.items() if k not in ("backends", "summary")}
+    summary.update(compare(backends, reference))
+    for key in log_keys:
+        summary[key] = {n: r[key] for n, r in backends.items()}
+    return summary
+
+
+def driver_main(run, description: str, workdir: Path, backends: tuple[str, ...], modes: tuple[str, ...] = ()) -> int:
+    """The command line of an engine's driver: `run(tp, workdir, [mode,] backends)`, summary printed, JSON kept."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--tp", type=int, default=1)
+    parser.add_argument("--workdir", type=Path, default=workdir)
+    parser.add_argument("--out", type=Path, help="write the results JSON here")
+    if modes:
+        parser.add_argument("--mode", choices=modes, default=modes[0])
+    parser.add_argument("--backends", default=",".join(backends))
+    args = parser.parse_args()
+    chosen = tuple(args.backends.split(","))
+    results = run(args.tp, args.workdir, args.mode, chosen) if modes else run(args.tp, args.workdir, chosen)
+    print(json.dumps(results["summary"], indent=1))
+    if args.out:
+        args.out.write_text(json.dumps(results))
+    return 0
+
+
+def brief(summary: dict) -> dict:
+    """The summary without the per-prompt prefix lists, for printing."""
+    short = {k: v for k, v in summary.items() if k != "greedy"}
+    short["greedy"] = {k: {n: v for n, v in g.items() if n != "prefixes"} for k, g in summary["greedy"].items()}
+    return short
 
 
 def parallel(fn, jobs: list[tuple]) -> list:

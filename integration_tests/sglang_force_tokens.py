@@ -35,15 +35,3 @@ class ForceTokens(CustomLogitProcessor):
             row[token] = 0.0
         return logits
 
-
-def read_logprobs(log: str) -> dict[str, list[float]]:
-    """{request id: logprobs by step} from the files ForceTokens wrote for `log` (one per TP rank, identical)."""
-    steps: dict[str, dict[int, float]] = {}
-    folder, prefix = os.path.split(log)
-    for name in sorted(os.listdir(folder or ".")):
-        if name.startswith(os.path.basename(prefix) + "."):
-            with open(os.path.join(folder, name)) as f:
-                for line in f:
-                    entry = json.loads(line)
-                    steps.setdefault(entry["id"], {}).setdefault(entry["step"], entry["logprob"])
-    return {key: [by_step[s] for s in sorted(by_step)] for key, by_step in steps.items()}

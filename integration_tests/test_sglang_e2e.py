@@ -39,11 +39,8 @@ def e2e(request, tmp_path_factory):
     workdir = Path(keep) / f"sglang-tp{tp}" if keep else tmp_path_factory.mktemp(f"sglang_e2e_tp{tp}")
     results = sglang_e2e.run(tp, workdir)
     (workdir / "results.json").write_text(json.dumps(results))
-    summary = results["summary"]
-    brief = {k: v for k, v in summary.items() if k != "greedy"}
-    brief["greedy"] = {k: {n: v for n, v in g.items() if n != "prefixes"} for k, g in summary["greedy"].items()}
-    print(f"\n[sglang tp{tp}] " + json.dumps(brief, indent=1))
-    return summary
+    print(f"\n[sglang tp{tp}] " + json.dumps(e2e_common.brief(results["summary"]), indent=1))
+    return results["summary"]
 
 
 def test_every_backend_served(e2e):

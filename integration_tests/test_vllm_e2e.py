@@ -43,11 +43,12 @@ def e2e(request, tmp_path_factory):
     workdir = Path(keep) / f"tp{tp}-{mode}" if keep else tmp_path_factory.mktemp(f"e2e_tp{tp}_{mode}")
     results = vllm_e2e.run(tp, workdir, mode)
     (workdir / "results.json").write_text(json.dumps(results))
-    summary = results["summary"]
-    brief = {k: v for k, v in summary.items() if k != "greedy"}
-    brief["greedy"] = {k: {n: v for n, v in g.items() if n != "prefixes"} for k, g in summary["greedy"].items()}
-    print(f"\n[tp{tp} {mode}] " + json.dumps(brief, indent=1))
-    return summary
+    print(f"\n[tp{tp} {mode}] " + json.dumps(e2e_common.brief(results["summary"]), indent=1))
+    return results["summary"]
+
+
+def test_every_backend_served(e2e):
+    assert e2e["errors"] == {}, e2e["errors"]
 
 
 def test_forced_tokens_are_the_reference_tokens(e2e):

@@ -15,17 +15,14 @@ to the V1 runner:
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from e2e_common import (CHAT_PROMPTS, CHAT_TOKENS, COMPLETION_PROMPTS, GEN_TOKENS, MODEL_NAME, parallel, checkpoint,
-                        compare, decode_speed, free_port)
+import e2e_common
+from e2e_common import (CHAT_PROMPTS, CHAT_TOKENS, COMPLETION_PROMPTS, GEN_TOKENS, MODEL_NAME, Server, checkpoint,
+                        decode_speed, free_port, health_ok, parallel, serve_each)
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = "FLASHMLA"
@@ -35,36 +32,21 @@ SERVER_ARGS = ("--block-size", "64", "--dtype", "bfloat16", "--max-model-len", "
                "--gpu-memory-utilization", "0.4", "--no-enable-prefix-caching", "--seed", "0",
                "--served-model-name", MODEL_NAME)
 FORCED_ARGS = ("--logits-processors", "force_tokens:ForceTokens")
-class Server:
-    def __init__(self, model: Path, backend: str, tp: int, port: int, log: Path, extra_args: tuple = ()):
-        from mla_backend.serve import vllm_command
+def start_server(model: Path, backend: str, tp: int, log: Path, extra_args: tuple = ()) -> Server:
+    from mla_backend.serve import vllm_command
 
-        self.backend, self.base_url, self.log_path = backend, f"http://127.0.0.1:{port}", log
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-               "VLLM_CACHE_ROOT": str(log.parent / f"vllm_cache_{log.stem}")}
-        cmd = [*vllm_command(), "serve", str(model), "--attention-backend", backend, "--tensor-parallel-size",
-               str(tp), "--port", str(port), *SERVER_ARGS, *extra_args]
-        self.log = open(log, "w")
-        self.log.write(" ".join(cmd) + "\n")
-        self.log.flush()
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+           "VLLM_CACHE_ROOT": str(log.parent / f"vllm_cache_{log.stem}")}
+    cmd = [*vllm_command(), "serve", str(model), "--attention-backend", backend, "--tensor-parallel-size", str(tp),
+           "--port", str(port), *SERVER_ARGS, *extra_args]
+    return Server(cmd, env, log, port, health_ok)
 
-    def wait(self, timeout: float = 400) -> float:
-        from mla_backend.serve import wait_until_ready
 
-        t0 = time.monotonic()
-        if not wait_until_ready(self.base_url, self.proc, timeout):
-            self.stop()
-            tail = self.log_path.read_text()[-6000:]
-            raise RuntimeError(f"vllm serve --attention-backend {self.backend} did not come up:\n{tail}")
-        return time.monotonic() - t0
-
-    def stop(self) -> None:
-        from mla_backend.serve import _stop
-
-        _stop(self.proc)
-        self.log.close()
+def inspect_log(log: str) -> dict:
+    return {"cuda_graphs": "Graph capturing finished" in log,
+            "model_runner": "V2" if "Using V2 Model Runner" in log else "V1",
+            "backend_lines": [line[-160:] for line in log.splitlines() if re.search(r"Using \S+ backend", line)][:4]}
 
 
 def _token_ids(tokens: list[str]) -> list[int]:
@@ -108,58 +90,28 @@ def run_backend(client, mode: str, reference: dict | None) -> dict:
 
 
 def run(tp: int, workdir: Path, mode: str = "default", backends=BACKENDS) -> dict:
-    from openai import OpenAI
-
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
     workdir.mkdir(parents=True, exist_ok=True)
     model = checkpoint(workdir / "tiny_lmhead02")
-    results = {"tp": tp, "mode": mode, "backends": {}}
-    for backend in sorted(backends, key=lambda b: b != REFERENCE):
-        server = Server(model, backend, tp, free_port(), workdir / f"server_{backend}_tp{tp}_{mode}.log",
-                        FORCED_ARGS if mode == "forced" else ())
-        try:
-            startup = server.wait()
-            client = OpenAI(base_url=server.base_url + "/v1", api_key="none", timeout=600, max_retries=0)
-            t0 = time.monotonic()
-            result = run_backend(client, mode, results["backends"].get(REFERENCE))
-            result["startup_s"], result["requests_s"] = startup, time.monotonic() - t0
-        finally:
-            server.stop()
-        log = server.log_path.read_text()
-        result["cuda_graphs"] = "Graph capturing finished" in log
-        result["model_runner"] = "V2" if "Using V2 Model Runner" in log else "V1"
-        result["backend_lines"] = [line[-160:] for line in log.splitlines() if re.search(r"Using \S+ backend", line)][:4]
-        results["backends"][backend] = result
-        print(f"[tp{tp} {mode}] {backend}: up in {startup:.0f} s, requests {result['requests_s']:.0f} s, "
-              f"runner {result['model_runner']}, decode tok/s {result.get('decode_tokens_per_s')}", flush=True)
+    backends, errors = serve_each(
+        backends, REFERENCE,
+        start=lambda b: start_server(model, b, tp, workdir / f"server_{b}_tp{tp}_{mode}.log",
+                                     FORCED_ARGS if mode == "forced" else ()),
+        exercise=lambda client, backend, reference: run_backend(client, mode, reference),
+        inspect_log=inspect_log, done_file=lambda b: workdir / f"result_{b}_tp{tp}_{mode}.json",
+        label=f"tp{tp} {mode}", startup_timeout=400)
+    results = {"tp": tp, "mode": mode, "backends": backends, "errors": errors}
     results["summary"] = summarize(results)
     return results
 
 
 def summarize(results: dict) -> dict:
-    backends = {n: results["backends"][n] for n in BACKENDS if n in results["backends"]}
-    summary = {"tp": results["tp"], "mode": results["mode"], **compare(backends, REFERENCE)}
-    for key in ("cuda_graphs", "model_runner", "backend_lines"):
-        summary[key] = {n: r[key] for n, r in backends.items()}
-    return summary
-
-
+    return e2e_common.summarize(results, BACKENDS, REFERENCE, ("cuda_graphs", "model_runner", "backend_lines"))
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tp", type=int, default=1)
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/mla_e2e"))
-    parser.add_argument("--out", type=Path, help="write the results JSON here")
-    parser.add_argument("--mode", choices=MODES, default="default")
-    parser.add_argument("--backends", default=",".join(BACKENDS))
-    args = parser.parse_args()
-    results = run(args.tp, args.workdir, args.mode, tuple(args.backends.split(",")))
-    print(json.dumps(results["summary"], indent=1))
-    if args.out:
-        args.out.write_text(json.dumps(results))
-    return 0
+    return e2e_common.driver_main(run, __doc__.split("\n\n")[0], Path("/tmp/mla_e2e"), BACKENDS, modes=MODES)
 
 
 if __name__ == "__main__":

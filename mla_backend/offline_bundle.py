@@ -1,18 +1,21 @@
 """Offline bundles: an engine and the wheels it needs, for a GPU host that cannot reach PyPI.
 
-    mla-backend bundle build --out DIR [--recipe vllm-0.26.0] [--part-mib 60] [--wheels CACHE] [--no-mla-backend]
+    mla-backend bundle build --out DIR [--recipe vllm-0.26.0|sglang-0.5.17] [--part-mib 60] [--wheels CACHE]
+                             [--no-mla-backend]
     python3 DIR/mla_backend_bundle.py unpack DIR --target SITE   (on the GPU host; then `source SITE/activate.sh`)
 
 `build` (on a machine with PyPI access) downloads the recipe's pinned wheels for the host (CPython 3.12,
 manylinux x86_64), unpacks them into one site-packages-style folder, drops what the host never loads (vLLM's FA2
-library, its Rust front end, Blackwell kernels, xgrammar's static archive; see RECIPES), strips debug info
-where that is safe, adds mla_backend itself (its wheel: the plugin entry point and the kernel sources), and
-writes one reproducible tar.xz split into parts of at most --part-mib, plus SHA256SUMS and a copy of this file
-(standard library only, so the host needs nothing installed to unpack). Copy the folder to the host in as many
-trips as it takes. `unpack` checks every part against SHA256SUMS, extracts, and writes `activate.sh`
+library, its Rust front end, sgl-kernel's FA3 library, Blackwell kernels, xgrammar's static archive; see RECIPES),
+strips debug info where that is safe, adds mla_backend itself (its wheel: the plugin entry point and the kernel
+sources), and writes one reproducible tar.xz split into parts of at most --part-mib, plus SHA256SUMS and a copy of
+this file (standard library only, so the host needs nothing installed to unpack). Copy the folder to the host in
+as many trips as it takes. `unpack` checks every part against SHA256SUMS, extracts, and writes `activate.sh`
 (PYTHONPATH and the environment the recipe needs). `mla-backend bundle unpack` does the same where mla_backend
 is installed. The host must already have the recipe's base:
-for vLLM 0.26, Python 3.12 with torch 2.11 (CUDA), triton, transformers, tokenizers, numpy, aiohttp, ....
+for vLLM 0.26, Python 3.12 with torch 2.11 (CUDA), triton, transformers, tokenizers, numpy, aiohttp, ...;
+for SGLang 0.5.17 the same (its transformers and tokenizers are shipped) plus nvcc, g++ and ninja, since SGLang
+and FlashInfer compile some kernels on first use, and glibc >= 2.34.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ UNPACKER = "mla_backend_bundle.py"
 LOCK_DIR = Path(__file__).resolve().parent / "bundles"
 DEFAULT_PART_MIB = 60
 HOST_PYTHON = "3.12"
-# pip matches manylinux tags exactly: every tag a pinned wheel of these recipes is published under.
+# pip matches manylinux tags exactly: every tag a pinned wheel of the vLLM recipe is published under (a recipe
+# whose wheels need more lists its own, Recipe.platforms).
 HOST_PLATFORMS = ("manylinux_2_31_x86_64", "manylinux_2_28_x86_64", "manylinux_2_27_x86_64",
                   "manylinux_2_26_x86_64", "manylinux_2_24_x86_64", "manylinux_2_17_x86_64",
                   "manylinux2014_x86_64", "manylinux_2_5_x86_64", "manylinux1_x86_64")
@@ -57,6 +61,7 @@ class Recipe:
     remove: tuple[str, ...] = ()                # paths in the site folder never loaded on the host
     strip_debug: tuple[str, ...] = ()           # shared objects whose debug info is dropped
     env: dict[str, str] = field(default_factory=dict)
+    platforms: tuple[str, ...] = HOST_PLATFORMS  # manylinux tags pip downloads for (the host's glibc allows each)
 
     def pins(self) -> list[str]:
         path = LOCK_DIR / self.lock
@@ -92,6 +97,27 @@ RECIPES = {
             "TRANSFORMERS_OFFLINE": "1",
         },
     ),
+    "sglang-0.5.17": Recipe(
+        name="sglang-0.5.17",
+        lock="sglang-0.5.17.txt",
+        remove=(
+            "sgl_kernel/flash_ops.abi3.so",               # 1.1 GB FA3, only --attention-backend fa3 loads it
+            "sgl_kernel/sm100",                           # common_ops for non-sm90 GPUs; an H100 loads sm90/
+            "sgl_kernel/infllm_ops.cpython-310-x86_64-linux-gnu.so",  # InfLLM-V2 sparse attention, loaded on use
+            "sglang/srt/server/_core.cpython-312-x86_64-linux-gnu.so",  # Rust server: only SGLANG_RUST_SERVER=1
+            "sglang/srt/grpc/_core.cpython-312-x86_64-linux-gnu.so",    # native gRPC: only --grpc-port
+            "xgrammar/lib/libxgrammar.a",                 # static archive, never loaded
+        ),
+        strip_debug=("xgrammar/libxgrammar_bindings.so",),  # 53 MB with debug info
+        env={
+            # SGLang 0.5.17 has no usage statistics to turn off; the hub must not be asked for the model, its
+            # tokenizer or its config.
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+        },
+        # sglang 0.5.17's cp312 wheel is manylinux_2_34 only (the host has glibc 2.39).
+        platforms=("manylinux_2_34_x86_64",) + HOST_PLATFORMS,
+    ),
 }
 
 
@@ -119,14 +145,14 @@ def find_wheel(pin: str, directory: Path) -> Path | None:
     return None
 
 
-def fetch_wheels(pins: list[str], cache: Path) -> list[Path]:
-    """The wheel of every pin, from `cache` or else downloaded into it for the host's Python and platform."""
+def fetch_wheels(pins: list[str], cache: Path, platforms: tuple[str, ...] = HOST_PLATFORMS) -> list[Path]:
+    """The wheel of every pin, from `cache` or else downloaded into it for the host's Python and platforms."""
     cache.mkdir(parents=True, exist_ok=True)
     missing = [p for p in pins if find_wheel(p, cache) is None]
     if missing:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version",
                HOST_PYTHON, "--implementation", "cp", "-d", str(cache)]
-        for platform in HOST_PLATFORMS:
+        for platform in platforms:
             cmd += ["--platform", platform]
         print(f"downloading {len(missing)} wheels into {cache}", flush=True)
         if subprocess.run(cmd + missing).returncode != 0:
@@ -251,7 +277,7 @@ def build(recipe: Recipe, out: Path, part_mib: float = DEFAULT_PART_MIB, wheel_c
         old.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        wheels = fetch_wheels(pins, wheel_cache or tmp / "wheels")
+        wheels = fetch_wheels(pins, wheel_cache or tmp / "wheels", recipe.platforms)
         if with_mla_backend:
             wheels.append(build_own_wheel(tmp / "own"))
         site = tmp / "site"

@@ -138,6 +138,40 @@ def test_the_vllm_recipe_pins_vllm_and_our_cutlass():
     assert offline_bundle.RECIPES["vllm-0.26.0"].env["VLLM_USE_FLASHINFER_SAMPLER"] == "0"
 
 
+VLLM_PLATFORMS = ("manylinux_2_31_x86_64", "manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_26_x86_64",
+                  "manylinux_2_24_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux_2_5_x86_64",
+                  "manylinux1_x86_64")
+
+
+def test_each_recipe_downloads_for_its_own_platforms():
+    # The vLLM bundle's downloads stay what they were; sglang 0.5.17's cp312 wheel is manylinux_2_34 only.
+    assert offline_bundle.RECIPES["vllm-0.26.0"].platforms == VLLM_PLATFORMS
+    sglang = offline_bundle.RECIPES["sglang-0.5.17"].platforms
+    assert "manylinux_2_34_x86_64" in sglang and set(VLLM_PLATFORMS) <= set(sglang)
+
+
+def test_pip_download_is_asked_for_the_recipe_platforms(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(offline_bundle.subprocess, "run",
+                        lambda cmd, *args, **kwargs: calls.append(cmd) or subprocess.CompletedProcess(cmd, 1))
+    with pytest.raises(BundleError, match="pip download failed"):
+        offline_bundle.fetch_wheels(["alpha==1.0"], tmp_path, ("manylinux_2_34_x86_64", "manylinux_2_17_x86_64"))
+    (cmd,) = calls
+    platforms = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--platform"]
+    assert platforms == ["manylinux_2_34_x86_64", "manylinux_2_17_x86_64"] and cmd[-1] == "alpha==1.0"
+
+
+def test_the_sglang_recipe_pins_sglang_its_transformers_and_our_cutlass():
+    recipe = offline_bundle.RECIPES["sglang-0.5.17"]
+    pins = recipe.pins()
+    assert {"sglang==0.5.17", "sglang-kernel==0.4.5", "flashinfer-python==0.6.15.post1", "xgrammar==0.2.1",
+            "transformers==5.12.1", _build.CUTLASS_REQUIREMENT} <= set(pins)
+    assert len(pins) == 49
+    assert not any(p.split("==")[0] in ("torch", "triton", "nvidia-cutlass-dsl", "tilelang") for p in pins)
+    assert "sgl_kernel/flash_ops.abi3.so" in recipe.remove
+    assert recipe.env["HF_HUB_OFFLINE"] == "1"
+
+
 def test_cli_unpack_reports_a_bad_folder_with_exit_code_2(tmp_path, capsys):
     assert cli.main(["bundle", "unpack", str(tmp_path), "--target", str(tmp_path / "site")]) == 2
     assert "no SHA256SUMS" in capsys.readouterr().err

@@ -4,6 +4,7 @@ DeepSeek handler are registered under the name, and other SGLang versions are re
 from __future__ import annotations
 
 import importlib.metadata
+import subprocess
 import sys
 
 import pytest
@@ -66,11 +67,15 @@ def test_registering_again_changes_nothing(loaded):
     assert CHUNKED_PREFIX_CACHE_SUPPORTED_ATTENTION_BACKENDS.count(NAME) == 1
 
 
-def test_registering_imports_neither_the_backend_nor_cuda(loaded):
-    import torch
-
-    assert "mla_backend.sglang.backend" not in sys.modules
-    assert not torch.cuda.is_initialized()
+def test_registering_imports_neither_the_backend_nor_cuda():
+    # A fresh interpreter: other tests of the session import the backend themselves.
+    check = ("import sys, torch; from sglang.srt.plugins import load_plugins; load_plugins(); "
+             "from sglang.srt.layers.attention.attention_registry import ATTENTION_BACKENDS; "
+             f"assert {NAME!r} in ATTENTION_BACKENDS; "
+             "assert 'mla_backend.sglang.backend' not in sys.modules and 'mla_backend._build' not in sys.modules; "
+             "assert not torch.cuda.is_initialized(); print('clean')")
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "clean" in done.stdout, done.stderr[-3000:]
 
 
 @pytest.mark.parametrize("version", ["0.5.17", "0.5.17.post1", "0.5.23"])

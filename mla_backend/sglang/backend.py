@@ -22,10 +22,11 @@ from mla_backend.engine_limits import refusal, unsupported_reasons
 from mla_backend.plan_buffers import PlanBuffers
 from mla_backend.sglang import pages
 
-try:  # SGLang >= 0.5.18 passes the KV write location as an object
+try:  # newer SGLang (0.5.23) hands set_kv_buffer a KVWriteLoc built from the batch; 0.5.17 the bare out_cache_loc
     from sglang.srt.mem_cache.memory_pool import KVWriteLoc
-except ImportError:
-    KVWriteLoc = None
+    _write_loc = KVWriteLoc.for_batch
+except (ImportError, AttributeError):
+    _write_loc = None
 
 logger = logging.getLogger(__name__)
 DRAFT_ADVICE = ("mla_backend runs the target model's decode and verify steps; give the draft model a built-in "
@@ -121,7 +122,7 @@ class MLABackend(FlashMLABackend):
     def _decode(self, q, k, v, layer, forward_batch, save_kv_cache: bool) -> torch.Tensor:
         """Returns [bs * q_len, heads * 512]: attention over the latent cache, before W_UV."""
         if k is not None and save_kv_cache:
-            loc = KVWriteLoc.for_batch(forward_batch) if KVWriteLoc is not None else forward_batch.out_cache_loc
+            loc = _write_loc(forward_batch) if _write_loc is not None else forward_batch.out_cache_loc
             self.token_to_kv_pool.set_kv_buffer(layer, loc, k, v)
         bs, heads = forward_batch.batch_size, layer.tp_q_head_num
         if bs == 0:
