@@ -102,9 +102,10 @@ def serve_each(backends: tuple[str, ...], reference: str, start: Callable[[str],
                exercise: Callable[..., dict], inspect_log: Callable[[str], dict], done_file: Callable[[str], Path],
                label: str, startup_timeout: float = 600) -> tuple[dict[str, dict], dict[str, str]]:
     """Each backend's server in turn, the reference first: started, exercised through the OpenAI client as
-    `exercise(client, backend, reference_result or None)`, stopped, its log inspected. Returns (results, errors); a backend
-    that fails is recorded in errors and the others still run. A result already in done_file(backend) is reused,
-    so a run cut short (a per-call time limit) resumes with the backends it has not finished."""
+    `exercise(client, backend, reference_result or None)`, stopped, its log inspected. Returns (results,
+    errors); a backend that fails is recorded in errors and the others still run. A result already in
+    done_file(backend) is reused, so a run cut short (a per-call time limit) resumes with the backends it has not
+    finished."""
     from openai import OpenAI
 
     results, errors = {}, {}
@@ -176,14 +177,14 @@ def parallel(fn, jobs: list[tuple]) -> list:
         return list(pool.map(lambda args: fn(*args), jobs))
 
 
-def decode_speed(client, batch: int, extra_body: dict | None = None) -> float:
+def decode_speed(client, batch: int) -> float:
     """Decode tokens/s of `batch` concurrent greedy requests with a SPEED_PROMPT_CHARS-token prompt."""
     prompts = [_text(random.Random(1000 + i), SPEED_PROMPT_CHARS) for i in range(batch)]
 
     def wall(n: int) -> float:
         t0 = time.perf_counter()
         parallel(lambda p: client.completions.create(model=MODEL_NAME, prompt=p, max_tokens=n, temperature=0.0,
-                                                      extra_body={"ignore_eos": True, **(extra_body or {})}), [(p,) for p in prompts])
+                                                      extra_body={"ignore_eos": True}), [(p,) for p in prompts])
         return time.perf_counter() - t0
 
     wall(N_SHORT)  # warm-up

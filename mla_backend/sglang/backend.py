@@ -82,7 +82,8 @@ class MLABackend(FlashMLABackend):
         table = torch.zeros((max_bs, pages.num_blocks(self.req_to_token)), dtype=torch.int32, device=self.device)
         # The parent keeps its speculative-decoding state (the verify mask); handing it our table spares its own.
         super().init_cuda_graph_state(max_bs, max_num_tokens, block_kv_indices=table)
-        self._graph_buffers = (table, PlanBuffers(self.num_q_heads, (1, self.num_draft_tokens or 1), max_bs, self.device))
+        plan_buffers = PlanBuffers(self.num_q_heads, (1, self.num_draft_tokens or 1), max_bs, self.device)
+        self._graph_buffers = (table, plan_buffers)
 
     def _is_decode_like(self, forward_mode) -> bool:
         if forward_mode.is_draft_extend_v2():
