@@ -44,7 +44,7 @@ import zipfile
 from pathlib import Path
 
 sys.path.append(str(Path(__file__).resolve().parent.parent))  # an installed mla_backend wins
-from mla_backend.offline_bundle import sha256_file, split  # noqa: E402
+from mla_backend.offline_bundle import fetch_wheels, sha256_file, split  # noqa: E402
 
 VLLM_VERSION = "0.26.0"
 FLASHINFER_VERSION = "0.6.14"  # vLLM 0.26.0's pin
@@ -53,7 +53,6 @@ FLASHINFER_RUNTIME = (
     "apache-tvm-ffi==0.1.15.post2", "nvidia-ml-py==13.615.71", "tqdm==4.70.1", "requests==2.34.2",
     "urllib3==2.8.0", "idna==3.20", "certifi==2026.10.19.post1", "packaging==26.4",
 )
-BOX_PYTHON = "3.12"
 BOX_PLATFORM = "manylinux_2_28_x86_64"
 BOX_CUDA_MAJOR = 13  # torch 2.11.0+cu130
 PART_BYTES = 60 * 1024 * 1024
@@ -94,26 +93,9 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def download_wheels(requirements: list[str], dest: Path) -> list[Path]:
-    """pip-download wheels for the box (CPython 3.12, manylinux x86_64), without dependencies."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(dest),
-           "--platform", BOX_PLATFORM, "--python-version", BOX_PYTHON]
-    print("+", " ".join(cmd + requirements), flush=True)
-    subprocess.run(cmd + requirements, check=True)
-    wheels = []
-    for requirement in requirements:
-        name, version = requirement.split("==")
-        stem = f"{name.replace('-', '_')}-{version}-"
-        found = sorted(p for p in dest.glob("*.whl") if p.name.lower().startswith(stem.lower()))
-        if not found:
-            raise SystemExit(f"pip download left no wheel for {requirement} in {dest}")
-        wheels.append(found[0])
-    return wheels
-
-
-def download_wheel(dest: Path) -> Path:
-    """The vLLM wheel for the box (the file on PyPI is cp38-abi3, manylinux_2_28 x86_64)."""
-    found = sorted(dest.glob(f"vllm-{VLLM_VERSION}-*.whl"))
-    return found[0] if found else download_wheels([f"vllm=={VLLM_VERSION}"], dest)[0]
+    """The box's wheels (CPython 3.12, manylinux_2_28 x86_64) of the pinned requirements, from `dest` or downloaded
+    into it, without dependencies."""
+    return fetch_wheels(requirements, dest, platforms=(BOX_PLATFORM,))
 
 
 def strip_shared_object(data: bytes) -> bytes:
@@ -259,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     args.wheel_dir.mkdir(parents=True, exist_ok=True)
-    wheel = download_wheel(args.wheel_dir)
+    wheel = download_wheels([f"vllm=={VLLM_VERSION}"], args.wheel_dir)[0]
     print(f"wheel {wheel.name} {wheel.stat().st_size:,} B")
     entries: dict = {"vllm_wheel": {wheel.name: sha256_file(wheel)},
                      "vllm_shared_objects_stripped": not args.no_strip}
