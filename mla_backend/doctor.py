@@ -304,18 +304,19 @@ def _engine_checks() -> list[Check]:
         status, words = engine_verdict(engine, version)
         verified = _release(engine, version) in ENGINE_VERDICTS[engine]
         checks.append(Check(label, status, words, None if verified else VERIFIED_SUMMARY[engine]))
-    if _version("vllm") is not None:
-        checks.append(_vllm_plugin_check())
+    for engine, label, group in (("vllm", "vLLM", "vllm.general_plugins"), ("sglang", "SGLang", "sglang.srt.plugins")):
+        if _version(engine) is not None:
+            checks.append(_plugin_check(label, group))
     return checks
 
 
-def _vllm_plugin_check() -> Check:
-    ours = [ep for ep in importlib.metadata.entry_points(group="vllm.general_plugins")
+def _plugin_check(label: str, group: str) -> Check:
+    ours = [ep for ep in importlib.metadata.entry_points(group=group)
             if ep.value.split(".")[0].split(":")[0] == "mla_backend"]
     if ours:
-        return Check("vLLM plugin", OK, ", ".join(f"{ep.name} = {ep.value}" for ep in ours))
-    return Check("vLLM plugin", WARN, "no `vllm.general_plugins` entry point of mla_backend is installed",
-                 "reinstall mla-backend in the Python environment of vLLM (`pip install .` from the checkout)")
+        return Check(f"{label} plugin", OK, ", ".join(f"{ep.name} = {ep.value}" for ep in ours))
+    return Check(f"{label} plugin", WARN, f"no `{group}` entry point of mla_backend is installed",
+                 f"reinstall mla-backend in the Python environment of {label} (`pip install .` from the checkout)")
 
 
 def _capability(text: str) -> tuple[int, int] | None:

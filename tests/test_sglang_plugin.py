@@ -91,3 +91,11 @@ def test_other_versions_are_refused_with_the_verified_ones_named(version):
 
 def test_the_installed_sglang_is_a_verified_one():
     plugin.check_sglang_version(importlib.metadata.version("sglang"))
+
+
+def test_doctor_reports_the_installed_sglang_plugin():
+    from mla_backend import doctor
+
+    rows = {check.name: check for check in doctor._engine_checks()}
+    assert rows["SGLang plugin"].status == doctor.OK
+    assert "mla_backend.sglang.plugin:register" in rows["SGLang plugin"].value
