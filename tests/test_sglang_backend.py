@@ -16,9 +16,7 @@ except (ImportError, OSError) as exc:  # its FlashMLA kernel library links libcu
     pytest.skip(f"SGLang's FlashMLA backend does not import without an NVIDIA driver: {exc}", allow_module_level=True)
 
 from mla_backend import ops
-from mla_backend.plan_buffers import PlanBuffers
 from mla_backend.sglang import backend as ours
-from mla_backend.sglang import pages
 from test_sglang_pages import dense_reference, sglang_pool
 
 HEADS = 16
@@ -103,16 +101,18 @@ def test_decode_and_verify_match_attention_over_each_requests_tokens(make_backen
     kv, req_to_token, rows = sglang_pool(cached, 64, max_context_len=1024, pool_rows=8, seed=3)
     backend = make_backend(model_runner(req_to_token, kv, num_draft_tokens=q_len if mode == "verify" else None))
     if graph:
-        table = torch.full((8, pages.num_blocks(req_to_token)), -1, dtype=torch.int32)
-        backend._graph_buffers = (table, PlanBuffers(HEADS, (1, q_len), 8, torch.device("cpu")))
+        buffers = backend._graph_buffers = backend._allocate_graph_buffers(8)
+        buffers.block_table.fill_(-1)
         backend.init_forward_metadata_out_graph(batch(mode, seq_lens, rows))
-        assert backend.forward_metadata.block_table.data_ptr() == table.data_ptr()
-        assert backend.forward_metadata.num_splits.data_ptr() == backend._graph_buffers[1].num_splits.data_ptr()
+        assert backend.forward_metadata.block_table.data_ptr() == buffers.block_table.data_ptr()
+        assert backend.forward_metadata.num_splits.data_ptr() == buffers.plan.num_splits.data_ptr()
+        assert backend.forward_metadata.cache_seqlens.data_ptr() == buffers.cache_seqlens.data_ptr()
     else:
         backend.init_forward_metadata(batch(mode, seq_lens, rows))
     expected_plan = ops.get_mla_metadata(torch.tensor(cached, dtype=torch.int32), q_len * HEADS, 1)
     assert torch.equal(backend.forward_metadata.tile_scheduler_metadata, expected_plan[0])
     assert torch.equal(backend.forward_metadata.num_splits, expected_plan[1])
+    assert backend.forward_metadata.cache_seqlens.tolist() == cached
 
     q = torch.randn(len(cached) * q_len, HEADS * ops.HEAD_DIM, generator=torch.Generator().manual_seed(0))
     fb = batch(mode, seq_lens, rows)

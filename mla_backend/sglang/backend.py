@@ -5,9 +5,10 @@ and DeepSeek's attention dispatch is FlashMLA's (plugin.py registers its handler
 that changes is the kernel that reads the paged latent cache. SGLang has already absorbed W_UK into q (512 latent
 + 64 RoPE columns) and applies W_UV to what forward_decode returns.
 
-Per step, `init_forward_metadata*` turns SGLang's req_to_token rows into our block table (pages.py) and computes
-our tile-scheduler plan on the GPU (no host sync); under CUDA graphs both go into buffers allocated once by
-`init_cuda_graph_state`, because SGLang prepares each replay outside the graph (`..._out_graph`).
+Per step, `init_forward_metadata*` turns SGLang's req_to_token rows into our block table (pages.py), its seq lens
+into the kernel's key counts, and computes our tile-scheduler plan on the GPU (no host sync), once for every
+layer; under CUDA graphs all of it goes into buffers allocated once by `init_cuda_graph_state`, because SGLang
+prepares each replay outside the graph (`..._out_graph`).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from sglang.srt.layers.attention.flashmla_backend import FlashMLABackend
 
 from mla_backend import ops
 from mla_backend.engine_limits import refusal, unsupported_reasons
-from mla_backend.plan_buffers import PlanBuffers
+from mla_backend.plan_buffers import PlanBuffers, copy_into
 from mla_backend.sglang import pages
 
 try:  # newer SGLang (0.5.23) hands set_kv_buffer a KVWriteLoc built from the batch; 0.5.17 the bare out_cache_loc
@@ -36,8 +37,17 @@ DRAFT_ADVICE = ("mla_backend runs the target model's decode and verify steps; gi
 @dataclass
 class DecodeMetadata:
     block_table: torch.Tensor                 # int32 [bs, num_blocks]
+    cache_seqlens: torch.Tensor               # int32 [bs]: keys each request sees (draft tokens included)
     tile_scheduler_metadata: torch.Tensor     # int32 [num_sm_parts, 8]
     num_splits: torch.Tensor                  # int32 [bs + 1]
+
+
+@dataclass
+class GraphBuffers:
+    """Persistent homes of one step's DecodeMetadata, which captured graphs read at fixed addresses."""
+    block_table: torch.Tensor                 # int32 [max_bs, num_blocks]
+    cache_seqlens: torch.Tensor               # int32 [max_bs]
+    plan: PlanBuffers
 
 
 class MLABackend(FlashMLABackend):
@@ -60,7 +70,7 @@ class MLABackend(FlashMLABackend):
         message = refusal(reasons)
         if message:
             raise ValueError(message)
-        self._graph_buffers: tuple[torch.Tensor, PlanBuffers] | None = None
+        self._graph_buffers: GraphBuffers | None = None
         logger.info("mla_backend: decode%s on mla_backend's kernel, %d query heads; prefill on SGLang's FlashMLA path",
                     " and target-verify" if self.num_draft_tokens else "", self.num_q_heads)
 
@@ -79,11 +89,15 @@ class MLABackend(FlashMLABackend):
             super().init_forward_metadata_out_graph(forward_batch, in_capture=in_capture)
 
     def init_cuda_graph_state(self, max_bs: int, max_num_tokens: int, block_kv_indices: torch.Tensor | None = None):
-        table = torch.zeros((max_bs, pages.num_blocks(self.req_to_token)), dtype=torch.int32, device=self.device)
+        self._graph_buffers = self._allocate_graph_buffers(max_bs)
         # The parent keeps its speculative-decoding state (the verify mask); handing it our table spares its own.
-        super().init_cuda_graph_state(max_bs, max_num_tokens, block_kv_indices=table)
-        plan_buffers = PlanBuffers(self.num_q_heads, (1, self.num_draft_tokens or 1), max_bs, self.device)
-        self._graph_buffers = (table, plan_buffers)
+        super().init_cuda_graph_state(max_bs, max_num_tokens, block_kv_indices=self._graph_buffers.block_table)
+
+    def _allocate_graph_buffers(self, max_bs: int) -> GraphBuffers:
+        int32 = dict(dtype=torch.int32, device=self.device)
+        return GraphBuffers(torch.zeros((max_bs, pages.num_blocks(self.req_to_token)), **int32),
+                            torch.zeros(max_bs, **int32),
+                            PlanBuffers(self.num_q_heads, (1, self.num_draft_tokens or 1), max_bs, self.device))
 
     def _is_decode_like(self, forward_mode) -> bool:
         if forward_mode.is_draft_extend_v2():
@@ -98,17 +112,20 @@ class MLABackend(FlashMLABackend):
         return seq_lens.to(torch.int32)
 
     def _decode_metadata(self, forward_batch, graph: bool) -> DecodeMetadata | None:
+        """Once per step, for every layer: block table, key counts and plan (in the graph buffers if `graph`)."""
         bs = forward_batch.batch_size
         if bs == 0:  # an idle step (data-parallel attention): nothing to attend
             return None
         q_len = self.num_draft_tokens if forward_batch.forward_mode.is_target_verify() else 1
-        plan, num_splits = ops.get_mla_metadata(self._cache_seqlens(forward_batch), q_len * self.num_q_heads, 1)
+        cache_seqlens = self._cache_seqlens(forward_batch)
+        plan, num_splits = ops.get_mla_metadata(cache_seqlens, q_len * self.num_q_heads, 1)
         req_pool_indices = forward_batch.req_pool_indices[:bs]
         if not graph:
-            return DecodeMetadata(pages.block_table(self.req_to_token, req_pool_indices), plan, num_splits)
-        table, plan_buffers = self._graph_buffers
-        return DecodeMetadata(pages.block_table(self.req_to_token, req_pool_indices, out=table[:bs]),
-                              *plan_buffers.hold(plan, num_splits))
+            return DecodeMetadata(pages.block_table(self.req_to_token, req_pool_indices), cache_seqlens, plan,
+                                  num_splits)
+        buffers = self._graph_buffers
+        return DecodeMetadata(pages.block_table(self.req_to_token, req_pool_indices, out=buffers.block_table[:bs]),
+                              copy_into(buffers.cache_seqlens, cache_seqlens), *buffers.plan.hold(plan, num_splits))
 
     # ------------------------------------------------------------------------------------------- forward
 
@@ -132,7 +149,7 @@ class MLABackend(FlashMLABackend):
         k_cache = self.token_to_kv_pool.get_key_buffer(layer.layer_id)
         out, _ = ops.mla_decode_with_kvcache(
             q.view(bs, -1, heads, layer.head_dim), k_cache.view(-1, ops.BLOCK_SIZE, 1, self.kv_cache_dim),
-            metadata.block_table, self._cache_seqlens(forward_batch), self.kv_lora_rank,
+            metadata.block_table, metadata.cache_seqlens, self.kv_lora_rank,
             metadata.tile_scheduler_metadata, metadata.num_splits, softmax_scale=layer.scaling, causal=True,
             check_values=False)
         return out.view(-1, heads * layer.v_head_dim)
