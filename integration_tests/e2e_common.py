@@ -257,3 +257,43 @@ def compare(backends: dict[str, dict], reference: str) -> dict:
     if "forced_completions" in backends.get(reference, {}):
         summary["forced_tokens_ok"] = {n: forced_tokens_ok(r, backends[reference]) for n, r in backends.items()}
     return summary
+
+
+# ---------------------------------------------------------------------------------------- the rules
+
+
+LOGPROB_MAX_FLOOR = 0.1     # logits here are ~3 in size; a wrong scale, page or stale plan moves them by 0.5+
+LOGPROB_MEAN_FLOOR = 0.01
+
+
+def run_for_test(run: Callable[[Path], dict], name: str, tp: int, tmp_path_factory) -> dict:
+    """A pytest fixture's body: skip without `tp` GPUs, run the driver in a folder kept under $MLA_E2E_RESULTS/name
+    (else a temporary one) with its results.json, print the brief summary and return the summary."""
+    import pytest
+    import torch
+
+    if torch.cuda.device_count() < tp:
+        pytest.skip(f"tensor parallel {tp} needs {tp} GPUs, this machine has {torch.cuda.device_count()}")
+    keep = os.environ.get("MLA_E2E_RESULTS")
+    workdir = Path(keep) / name if keep else tmp_path_factory.mktemp(name)
+    results = run(workdir)
+    (workdir / "results.json").write_text(json.dumps(results))
+    print(f"\n[{name}] " + json.dumps(brief(results["summary"]), indent=1))
+    return results["summary"]
+
+
+def assert_forced_logprobs_match(summary: dict, reference: str, builtin: str, ours: str) -> None:
+    """Teacher-forced logprobs: ours as close to the reference's as another built-in's are (max and mean
+    |difference| at most twice, or under the floors), over at least the 32 completions' decode positions."""
+    mine, theirs = summary["forced"][f"{reference}~{ours}"], summary["forced"][f"{reference}~{builtin}"]
+    assert mine["positions"] >= 32 * (GEN_TOKENS - 1)
+    assert mine["max"] <= max(LOGPROB_MAX_FLOOR, 2 * theirs["max"]), (mine, theirs)
+    assert mine["mean"] <= max(LOGPROB_MEAN_FLOOR, 2 * theirs["mean"]), (mine, theirs)
+
+
+def assert_greedy_agreement(summary: dict, reference: str, builtin: str, ours: str) -> None:
+    """Our greedy agreement with each built-in no lower than theirs with each other, beyond 2 standard errors."""
+    between = summary["greedy"][f"{reference}~{builtin}"]
+    for pair in (f"{reference}~{ours}", f"{builtin}~{ours}"):
+        shortfall, stderr = agreement_shortfall(summary["greedy"][pair], between)
+        assert shortfall <= 2 * stderr, (pair, shortfall, stderr, summary["greedy"])

@@ -12,12 +12,7 @@ Set MLA_E2E_RESULTS=DIR to keep the results JSON and server logs.
 """
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import pytest
-import torch
 
 import e2e_common
 import sglang_e2e
@@ -25,22 +20,13 @@ from sglang_gpu import requires_hopper_and_sglang
 
 pytestmark = [pytest.mark.gpu, requires_hopper_and_sglang]
 
-LOGPROB_MAX_FLOOR = 0.1
-LOGPROB_MEAN_FLOOR = 0.01
 OURS, REFERENCE, OTHER = "mla_backend", "flashmla", "triton"
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=lambda tp: f"tp{tp}")
 def e2e(request, tmp_path_factory):
     tp = request.param
-    if torch.cuda.device_count() < tp:
-        pytest.skip(f"tensor parallel {tp} needs {tp} GPUs, this machine has {torch.cuda.device_count()}")
-    keep = os.environ.get("MLA_E2E_RESULTS")
-    workdir = Path(keep) / f"sglang-tp{tp}" if keep else tmp_path_factory.mktemp(f"sglang_e2e_tp{tp}")
-    results = sglang_e2e.run(tp, workdir)
-    (workdir / "results.json").write_text(json.dumps(results))
-    print(f"\n[sglang tp{tp}] " + json.dumps(e2e_common.brief(results["summary"]), indent=1))
-    return results["summary"]
+    return e2e_common.run_for_test(lambda workdir: sglang_e2e.run(tp, workdir), f"sglang-tp{tp}", tp, tmp_path_factory)
 
 
 def test_every_backend_served(e2e):
@@ -57,15 +43,8 @@ def test_forced_tokens_are_the_reference_tokens(e2e):
 
 
 def test_teacher_forced_logprobs_match_flashmla(e2e):
-    ours = e2e["forced"][f"{REFERENCE}~{OURS}"]
-    builtin = e2e["forced"][f"{REFERENCE}~{OTHER}"]
-    assert ours["positions"] >= 32 * (e2e_common.GEN_TOKENS - 1)
-    assert ours["max"] <= max(LOGPROB_MAX_FLOOR, 2 * builtin["max"]), (ours, builtin)
-    assert ours["mean"] <= max(LOGPROB_MEAN_FLOOR, 2 * builtin["mean"]), (ours, builtin)
+    e2e_common.assert_forced_logprobs_match(e2e, REFERENCE, OTHER, OURS)
 
 
 def test_greedy_agreement_no_lower_than_between_builtins(e2e):
-    builtin = e2e["greedy"][f"{REFERENCE}~{OTHER}"]
-    for pair in (f"{REFERENCE}~{OURS}", f"{OTHER}~{OURS}"):
-        shortfall, stderr = e2e_common.agreement_shortfall(e2e["greedy"][pair], builtin)
-        assert shortfall <= 2 * stderr, (pair, shortfall, stderr, e2e["greedy"])
+    e2e_common.assert_greedy_agreement(e2e, REFERENCE, OTHER, OURS)

@@ -98,6 +98,18 @@ def test_greedy_agreement_sees_the_flips(run):
     assert shortfall < 0 <= stderr
 
 
+def test_the_gpu_tests_rules_pass_on_what_the_stand_ins_give(run):
+    _, _, results, errors = run
+    summary = sglang_e2e.summarize({"tp": 1, "backends": results, "errors": errors})
+    e2e_common.assert_forced_logprobs_match(summary, "flashmla", "triton", "mla_backend")
+    e2e_common.assert_greedy_agreement(summary, "flashmla", "triton", "mla_backend")
+    positions = summary["forced"]["flashmla~mla_backend"]["positions"]
+    far = {"forced": {"flashmla~mla_backend": {"max": 0.5, "mean": 0.005, "positions": positions},
+                      "flashmla~triton": {"max": 0.2, "mean": 0.005, "positions": positions}}}
+    with pytest.raises(AssertionError):  # above both the floor and twice the other built-in's
+        e2e_common.assert_forced_logprobs_match(far, "flashmla", "triton", "mla_backend")
+
+
 def test_a_run_cut_short_resumes_without_restarting_finished_backends(run):
     workdir, _, results, _ = run
     started: list[str] = []
