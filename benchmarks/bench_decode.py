@@ -4,27 +4,44 @@ Protocol (DESIGN.md, "Benchmark protocol"): one decode step = metadata + kernel 
 CUDA graph per implementation and input set; timed by CUDA events around each replay; median of >= 50
 replays; >= 4 input sets (separate q / k_cache / block_table allocations, randomly permuted pages) are
 replayed in rotation, with enough of them that their KV totals more than 4x the L2, so KV never sits in L2.
-Each peer's output on the first input set is compared with ours before it is timed.
+
+Rules the harness enforces on itself, because each of them once produced plausible-looking garbage:
+- Inputs are O(1): q and KV ~ randn in bf16, so a step that writes nothing (or zeros) cannot pass a check.
+  Varlen twins draw seqlens from N(s_k, s_k/2) clipped to [0, 2·s_k], with empty requests among them.
+- Every implementation, ours included, is checked against the fp32 reference (mla_backend.reference, run
+  on the GPU in the same process) on a few requests of input set 0 by relative error, no NaN and lse; the
+  graphed output is checked right after capture, after the timed replays (set 0's output must survive the
+  other sets' replays) and once more replayed (its inputs must be intact). A failure means no time.
+- Each graph is captured into its own memory pool and kept together with its step callable, whose
+  `keepalive` holds every tensor the graph reads; graphs and outputs are released before the next peer.
+- The card's copy and matmul ceilings are measured at the start of the run (benchmarks/bench_ceilings.py);
+  each time reports its % of the floor they imply, and one above a ceiling is marked invalid.
+- By default the run happens in a child process under a supervisor (benchmarks/bench_supervisor.py): a
+  peer that kills the CUDA context costs that (config, peer) only, recorded as crashed.
 
     GB/s   = (Σseqlen·576 + b·s_q·h_q·(576+512))·2 / t
     TFLOPS = 2·h_q·s_q·(576+512)·Σseqlen / t
-    speedup vs a peer = t_peer / t_ours (> 1: ours is faster)
+    ratio vs the best peer = t_best_peer / t_ours (> 1: ours is faster)
 
 Usage on the GPU box (peers from `python benchmarks/peers_bundle.py --out .peers`, carried as .peers):
 
-    python benchmarks/bench_decode.py --quick --peers .peers [--varlen] [--out-dir benchmarks/results]
+    python benchmarks/bench_decode.py --issue-grid --peers .peers [--out-dir benchmarks/results]
+    python benchmarks/bench_decode.py --quick --peers .peers [--varlen]
     python benchmarks/bench_decode.py --configs b128/s4096/h16/q1,b1/s32768/h128/q1/varlen --peers .peers
     python benchmarks/bench_decode.py --b 128 132 --h-q 128 --peers .peers --merge   # a slice of the grid
 
-Results go to <out-dir>/<card>.json and <card>.md, rewritten after every config (a run cut short keeps
-what it finished); --merge keeps the configs of an earlier run that this run does not repeat.
+Results go to <out-dir>/<card>.json and <card>.md (benchmarks/bench_report.py), rewritten after every
+config (a run cut short keeps what it finished); --merge keeps the configs and peers of an earlier run that
+this run does not repeat, each entry with the check made in its own process.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
+import os
 import platform
 import random
 import re
@@ -43,9 +60,12 @@ REPO_ROOT = BENCH_DIR.parent
 if str(BENCH_DIR) not in sys.path:
     sys.path.insert(0, str(BENCH_DIR))
 
-from peers import HEAD_DIM, HEAD_DIM_V, PAGE_SIZE, PEER_NAMES, DecodeBatch, Peer, load_peers  # noqa: E402
-
-OURS = "mla_backend"
+import bench_ceilings  # noqa: E402
+import bench_supervisor  # noqa: E402
+from bench_report import SCHEMA, finish_doc, refresh_record, render_markdown, summarize, write_results  # noqa: E402
+from peers import (  # noqa: E402
+    HEAD_DIM, HEAD_DIM_V, PAGE_SIZE, PEER_NAMES, DecodeBatch, Peer, PeerUnavailable, load_peers,
+)
 
 GRID_B = (1, 8, 32, 64, 128, 132)
 GRID_S_K = (1024, 4096, 8192, 16384, 32768)
@@ -55,6 +75,14 @@ QUICK = (
     "b128/s4096/h16/q1", "b128/s4096/h128/q1", "b128/s4096/h128/q2", "b132/s8192/h128/q2",
     "b64/s16384/h16/q1", "b32/s1024/h16/q1", "b1/s32768/h128/q1", "b1/s32768/h16/q1", "b8/s8192/h16/q1",
 )
+# The configs of the H200 harness-bug report: the head-count sweep, the shapes that crashed, and varlen twins
+# (with empty requests) of four of them, each twin right after its fixed-length config.
+ISSUE_GRID = (
+    "b128/s4096/h16/q1", "b128/s4096/h16/q1/varlen", "b128/s4096/h32/q1", "b128/s4096/h64/q1",
+    "b128/s4096/h128/q1", "b128/s4096/h128/q2", "b128/s4096/h128/q2/varlen", "b132/s8192/h128/q2",
+    "b64/s16384/h16/q1", "b64/s2048/h16/q2", "b32/s1024/h16/q1", "b32/s1024/h16/q1/varlen",
+    "b8/s8192/h16/q1", "b8/s8192/h16/q1/varlen", "b4/s4096/h16/q1", "b1/s32768/h16/q1", "b1/s32768/h128/q1",
+)
 
 L2_BYTES_FLOOR = 50 * 1000 * 1000  # H100's 50 MB L2; the card's own size is used when larger
 L2_MULTIPLE = 4  # KV of all input sets together > 4x L2
@@ -62,6 +90,10 @@ MIN_INPUT_SETS = 4
 MIN_REPS = 50
 SOFTMAX_SCALE = 192 ** -0.5  # DeepSeek's qk_head_dim**-0.5, what vLLM passes (mscale 1)
 HOST_LEAD_CYCLES_PER_REP = 200_000  # GPU spin (~0.1 ms per replay) while the host queues the timed replays
+EMPTY_REQUESTS_PER = 64  # varlen: one request in 64 forced empty, at least one from b >= 4 on
+CHECK_ROWS = 8  # non-empty requests compared with the reference (every empty one is added)
+OUT_REL_TOL = 2e-2  # ‖out − ref‖ / ‖ref‖ for bf16 inputs and output
+LSE_ABS_TOL = 5e-2  # natural log; Triton MLA returns its lse in bf16 (half an ulp at 8..16 is 0.03)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -104,6 +136,10 @@ def quick_configs() -> list[Config]:
     return [Config.parse(key) for key in QUICK]
 
 
+def issue_grid_configs() -> list[Config]:
+    return [Config.parse(key) for key in ISSUE_GRID]
+
+
 def apply_varlen(configs: list[Config], mode: str) -> list[Config]:
     """mode 'off': as given; 'only': the varlen twin of each; 'both': each followed by its varlen twin."""
     twins = {"off": (False,), "only": (True,), "both": (False, True)}[mode]
@@ -117,11 +153,18 @@ def apply_varlen(configs: list[Config], mode: str) -> list[Config]:
 
 
 def make_seqlens(config: Config) -> list[int]:
-    """Fixed: s_k for every request. Varlen: max(round(N(s_k, s_k/2)), s_q), seeded by the config."""
+    """Fixed: s_k for every request. Varlen, seeded by the config: round(N(s_k, s_k/2)) clipped to
+    [0, 2·s_k], then one request in EMPTY_REQUESTS_PER (at least one when b >= 4) set to 0; never all 0."""
     if not config.varlen:
         return [config.s_k] * config.b
     rng = random.Random(zlib.crc32(config.key.encode()))
-    return [max(round(rng.gauss(config.s_k, config.s_k / 2)), config.s_q) for _ in range(config.b)]
+    seqlens = [min(max(round(rng.gauss(config.s_k, config.s_k / 2)), 0), 2 * config.s_k) for _ in range(config.b)]
+    if config.b >= 4:
+        for row in rng.sample(range(config.b), max(1, config.b // EMPTY_REQUESTS_PER)):
+            seqlens[row] = 0
+    if not any(seqlens):
+        seqlens[0] = config.s_k
+    return seqlens
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -150,8 +193,8 @@ def num_input_sets(kv_bytes: int, l2_bytes: int) -> int:
 
 
 def metrics(time_us: float, nbytes: int, flops: int) -> dict:
-    return {"us": round(time_us, 2), "gbps": round(nbytes / time_us / 1e3, 1),
-            "tflops": round(flops / time_us / 1e6, 1)}
+    return {"us": round(time_us, 2), "gbps": round(bench_ceilings.gbps(nbytes, time_us), 1),
+            "tflops": round(bench_ceilings.tflops(flops, time_us), 1)}
 
 
 def card_slug(device_name: str) -> str:
@@ -164,139 +207,148 @@ def card_slug(device_name: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Results document
+# The reference check (plain tensor code: runs on the GPU in the benchmark, on the CPU in the tests)
 
 
-def result_record(config: Config, seqlens: list[int], input_sets: int, peers: dict, baseline: str | None,
+@dataclass
+class Reference:
+    """fp32 out [n, s_q, h_q, 512] and lse [n, h_q, s_q] of the requests `rows` of input set 0."""
+
+    rows: list[int]
+    out: torch.Tensor
+    lse: torch.Tensor
+
+
+def reference_rows(seqlens: list[int], limit: int = CHECK_ROWS) -> list[int]:
+    """Requests to check: every empty one, plus `limit` non-empty ones (or all there are): the longest and
+    the others spread over the batch, first and last included."""
+    empty = [i for i, s in enumerate(seqlens) if s == 0]
+    filled = [i for i, s in enumerate(seqlens) if s > 0]
+    if not filled:
+        return empty
+    longest = max(filled, key=lambda i: seqlens[i])
+    others = [i for i in filled if i != longest]
+    count = min(limit - 1, len(others))
+    spread = {others[round(k * (len(others) - 1) / max(count - 1, 1))] for k in range(count)}
+    return sorted({*empty, longest, *spread})
+
+
+def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    """‖got − want‖ / ‖want‖ in fp32 (the absolute norm when want is all zero); NaN in got gives NaN."""
+    got, want = got.float(), want.float()
+    diff = float(torch.linalg.vector_norm(got - want))
+    scale = float(torch.linalg.vector_norm(want))
+    return diff / scale if scale > 0 else diff
+
+
+def _json_number(value: float) -> float | str:
+    return float(f"{value:.3g}") if math.isfinite(value) else str(value)
+
+
+def describe_nan(nan_requests: list[int], reference: Reference) -> str:
+    empty = {row for row, lse in zip(reference.rows, reference.lse, strict=True) if not bool(torch.isfinite(lse).any())}
+    where = "only in empty requests (seqlen 0)" if set(nan_requests) <= empty else "in requests"
+    shown = ", ".join(str(r) for r in nan_requests[:8]) + (", ..." if len(nan_requests) > 8 else "")
+    return f"NaN in out {where}: {shown}"
+
+
+def check_against_reference(out: torch.Tensor, lse: torch.Tensor | None, reference: Reference,
+                            lse_base2: bool = False) -> dict:
+    """Compare a step's output (all requests) with the reference on its rows.
+
+    Passes when: no NaN anywhere in out; ‖out − ref‖ / ‖ref‖ <= OUT_REL_TOL over the rows; and, if the step
+    returns an lse, max |lse − ref| <= LSE_ABS_TOL where ref is finite and lse = +inf where it is not
+    (rows that see no key).
+    """
+    index = torch.tensor(reference.rows, dtype=torch.long, device=out.device)
+    problems = []
+    nan_requests = torch.isnan(out).flatten(1).any(1).nonzero().flatten().tolist()
+    nan_in_out = bool(nan_requests)
+    if nan_in_out:
+        problems.append(describe_nan(nan_requests, reference))
+    rel = relative_error(out.index_select(0, index), reference.out.to(out.device))
+    if not rel <= OUT_REL_TOL:
+        problems.append(f"out relative error {rel:.2e} > {OUT_REL_TOL:g}")
+    result = {"rows": len(reference.rows), "rel_err_out": _json_number(rel), "nan_in_out": nan_in_out,
+              "max_abs_err_lse": None, "lse_inf_where_empty": None}
+    if lse is not None:
+        got = lse.index_select(0, index.to(lse.device)).float() * (math.log(2.0) if lse_base2 else 1.0)
+        want = reference.lse.to(got.device)
+        finite = torch.isfinite(want)
+        if bool(finite.any()):
+            err = float((got[finite] - want[finite]).abs().max())  # NaN propagates
+            result["max_abs_err_lse"] = _json_number(err)
+            if not err <= LSE_ABS_TOL:
+                problems.append(f"lse max |Δ| {err:.2e} > {LSE_ABS_TOL:g}")
+        if not bool(finite.all()):
+            inf_ok = bool((got[~finite] == math.inf).all())
+            result["lse_inf_where_empty"] = inf_ok
+            if not inf_ok:
+                problems.append("lse is not +inf for rows that see no key")
+    result["passed"] = not problems
+    result["problems"] = problems
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------
+# Entries
+
+
+def timed_entry(times: list[float], nbytes: int, flops: int, ceilings: dict, check: dict) -> dict:
+    """A measured entry: metrics, its floor, its check, and whether it is physically possible."""
+    time_us = statistics.median(times)
+    floor = bench_ceilings.floor_us(nbytes, flops, ceilings)
+    entry = {**metrics(time_us, nbytes, flops), "us_min": round(min(times), 2), "floor_us": round(floor, 2),
+             "pct_of_floor": round(bench_ceilings.pct_of_floor(time_us, floor), 1),
+             "rel_err": check["rel_err_out"], "check": check}
+    violation = bench_ceilings.ceiling_violation(nbytes, flops, time_us, ceilings)
+    entry["valid"] = violation is None
+    if violation is not None:
+        entry["invalid_reason"] = violation
+    return entry
+
+
+def check_failed_entry(stage: str, check: dict) -> dict:
+    return {"error": f"check failed {stage}: {'; '.join(check['problems'])}", "rel_err": check["rel_err_out"],
+            "check": check}
+
+
+def error_entry(exc: BaseException) -> dict:
+    return {"error": f"{type(exc).__name__}: {exc}".strip()[:500]}
+
+
+def result_record(config: Config, seqlens: list[int], input_sets: int, check_rows: list[int], peers: dict,
                   run: dict) -> dict:
-    """One config's entry: its work, each peer's outcome, and our speed-up over each timed peer."""
+    """One config's entry: its work, each implementation's outcome, the best peer and our ratio to it."""
     sum_seqlen = sum(seqlens)
     record = {
         "key": config.key, **asdict(config), "sum_seqlen": sum_seqlen,
+        "empty_requests": sum(1 for s in seqlens if s == 0),
         "bytes": decode_bytes(sum_seqlen, config.b, config.s_q, config.h_q),
         "flops": decode_flops(sum_seqlen, config.s_q, config.h_q),
-        "input_sets": input_sets, "check_baseline": baseline, "peers": peers, "run": run,
+        "input_sets": input_sets, "check_rows": check_rows,
+        "check_rows_empty": [row for row in check_rows if seqlens[row] == 0], "peers": peers, "run": run,
     }
-    record["speedup_vs"] = speedups(peers)
-    return record
-
-
-def speedups(peers: dict) -> dict:
-    ours = peers.get(OURS, {}).get("us")
-    return {name: round(entry["us"] / ours, 3) for name, entry in peers.items()
-            if name != OURS and ours and entry.get("us")}
-
-
-def merge_results(old: dict | None, new: dict) -> dict:
-    """old's records updated by new's: a config measured again keeps the peers that new did not run
-    (so peers can be run in separate processes, one crash costing one run); each record's `run` names its
-    commit."""
-    if not old:
-        return new
-    old_records = {r["key"]: r for r in old.get("results", [])}
-    merged = []
-    for record in new["results"]:
-        previous = old_records.pop(record["key"], None)
-        if previous is not None:
-            peers = {**previous["peers"], **record["peers"]}
-            record = {**record, "peers": peers, "speedup_vs": speedups(peers)}
-        merged.append(record)
-    order = list(dict.fromkeys([*old.get("peer_order", []), *new.get("peer_order", [])]))
-    return {**new, "peers": {**old.get("peers", {}), **new.get("peers", {})},
-            "peer_order": sorted(order, key=lambda n: PEER_NAMES.index(n) if n in PEER_NAMES else len(PEER_NAMES)),
-            "results": list(old_records.values()) + merged}
-
-
-def _fmt_diff(value) -> str:
-    return "—" if value is None else f"{value:.1e}"
-
-
-def render_markdown(doc: dict) -> str:
-    env, protocol = doc["env"], doc["protocol"]
-    names = [n for n in doc["peer_order"] if any(n in r["peers"] for r in doc["results"])] or doc["peer_order"]
-    others = [n for n in names if n != OURS]
-    lines = [
-        f"# MLA decode benchmark: {env['card']}",
-        "",
-        f"{env['device_name']} ({env['sm_count']} SMs, L2 {env['l2_bytes'] / 2**20:.0f} MiB), driver "
-        f"{env['driver']}, torch {env['torch']}, CUDA {env['cuda']}, triton {env['triton']}, "
-        f"Python {env['python']}; commit {env['commit']}; {env['date']}.",
-        "",
-        f"One decode step (metadata + kernel + combine) per CUDA graph; median of {protocol['reps']} replays "
-        f"timed by CUDA events, {protocol['min_input_sets']}+ input sets in rotation with KV > "
-        f"{protocol['l2_multiple']}x L2; bf16, page 64, causal. GB/s = {protocol['bytes']} / t; "
-        f"TFLOPS = {protocol['flops']} / t. Written by benchmarks/bench_decode.py; do not edit by hand.",
-        "",
-        "Peers:",
-    ]
-    for name in doc["peer_order"]:
-        info = doc["peers"].get(name, {})
-        state = "available" if info.get("available") else f"unavailable: {info.get('error')}"
-        lines.append(f"- `{name}`: {info.get('label', name)}: {state}")
-    lines += ["", "## Time per decode step (µs; GB/s, TFLOPS)", ""]
-    header = ["config", "Σseqlen"] + [f"`{n}`" for n in names] + ["ours vs best peer"]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for record in doc["results"]:
-        cells = [record["key"], str(record["sum_seqlen"])]
-        for name in names:
-            entry = record["peers"].get(name, {})
-            if entry.get("us") is not None:
-                cells.append(f"{entry['us']:.1f} ({entry['gbps']:.0f}, {entry['tflops']:.0f})")
-            else:
-                cells.append("n/a")
-        speedups = record.get("speedup_vs", {})
-        best = min(speedups.items(), key=lambda kv: kv[1], default=None)
-        cells.append(f"{best[1]:.2f}x vs `{best[0]}`" if best else "—")
-        lines.append("| " + " | ".join(cells) + " |")
-    if others:
-        lines += ["", "## Speed-up of ours over each peer (t_peer / t_ours; > 1: ours is faster)", ""]
-        header = ["config"] + [f"vs `{n}`" for n in others]
-        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for record in doc["results"]:
-            speedups = record.get("speedup_vs", {})
-            lines.append("| " + " | ".join([record["key"]] + [
-                f"{speedups[n]:.2f}" if n in speedups else "—" for n in others]) + " |")
-    lines += ["", "## Output check on input set 0 (max |Δ| against the baseline: out, lse)", ""]
-    header = ["config", "baseline"] + [f"`{n}`" for n in names]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for record in doc["results"]:
-        cells = [record["key"], f"`{record['check_baseline']}`" if record["check_baseline"] else "—"]
-        for name in names:
-            entry = record["peers"].get(name, {})
-            if "max_abs_diff_out" in entry:
-                cells.append(f"{_fmt_diff(entry['max_abs_diff_out'])}, {_fmt_diff(entry.get('max_abs_diff_lse'))}")
-            else:
-                cells.append("—")
-        lines.append("| " + " | ".join(cells) + " |")
-    errors = [(r["key"], n, e["error"]) for r in doc["results"] for n, e in r["peers"].items() if e.get("error")]
-    if errors:
-        lines += ["", "## Not timed", ""]
-        lines += [f"- {key} `{name}`: {error}" for key, name, error in errors]
-    return "\n".join(lines) + "\n"
-
-
-def write_results(doc: dict, out_dir: Path, card: str, merge: bool = False) -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out_dir / f"{card}.json", out_dir / f"{card}.md"
-    if merge and json_path.exists():
-        doc = merge_results(json.loads(json_path.read_text()), doc)
-    json_path.write_text(json.dumps(doc, indent=1) + "\n")
-    md_path.write_text(render_markdown(doc))
-    return json_path, md_path
+    return refresh_record(record)
 
 
 def protocol_info(reps: int) -> dict:
     return {
-        "step": "metadata + kernel + combine, one CUDA graph per implementation and input set",
+        "step": "metadata + kernel + combine, one CUDA graph (own memory pool) per implementation and input set",
         "statistic": "median", "reps": reps, "timer": "CUDA events around each graph replay",
         "min_input_sets": MIN_INPUT_SETS, "l2_multiple": L2_MULTIPLE,
         "bytes": "(Σseqlen·576 + b·s_q·h_q·(576+512))·2", "flops": "2·h_q·s_q·(576+512)·Σseqlen",
         "softmax_scale": SOFTMAX_SCALE, "dtype": "bfloat16", "page_size": PAGE_SIZE, "causal": True,
+        "inputs": "q, KV ~ randn (std 1), bf16; pages randomly permuted",
+        "varlen": f"seqlens round(N(s_k, s_k/2)) clipped to [0, 2·s_k]; 1 in {EMPTY_REQUESTS_PER} "
+                  "(at least 1 from b = 4 on) set to 0",
+        "check_rows": CHECK_ROWS, "out_rel_tol": OUT_REL_TOL, "lse_abs_tol": LSE_ABS_TOL,
+        "reference": "mla_backend.reference.mla_decode_reference, fp32, same process, input set 0",
     }
 
 
 # ----------------------------------------------------------------------------------------------------
-# GPU side
+# GPU side: inputs, reference, capture, timing
 
 
 def git_commit() -> str:
@@ -338,7 +390,7 @@ def environment(commit: str, card: str | None) -> dict:
 
 
 def make_input_set(config: Config, seqlens: list[int], seed: int, device: torch.device) -> DecodeBatch:
-    """q and KV ~ randn/10 clamped to ±1; each request's pages are a random slice of a permutation."""
+    """q and KV ~ randn (std 1) in bf16; each request's pages are a random slice of a permutation."""
     gen = torch.Generator(device=device).manual_seed(seed)
     cpu_gen = torch.Generator().manual_seed(seed)
     pages = [math.ceil(s / PAGE_SIZE) for s in seqlens]
@@ -350,29 +402,83 @@ def make_input_set(config: Config, seqlens: list[int], seed: int, device: torch.
         block_table[row, :n] = perm[start:start + n]
         start += n
     k_cache = torch.empty(num_blocks, PAGE_SIZE, HEAD_DIM, dtype=torch.bfloat16, device=device)
-    k_cache.normal_(generator=gen).div_(10).clamp_(-1, 1)
+    k_cache.normal_(generator=gen)
     q = torch.empty(config.b, config.s_q, config.h_q, HEAD_DIM, dtype=torch.bfloat16, device=device)
-    q.normal_(generator=gen).div_(10).clamp_(-1, 1)
+    q.normal_(generator=gen)
     return DecodeBatch(q=q, k_cache=k_cache, block_table=block_table.to(device),
                        cache_seqlens=torch.tensor(seqlens, dtype=torch.int32, device=device),
                        softmax_scale=SOFTMAX_SCALE, causal=True, max_seqlen_k=max(seqlens))
 
 
-def capture_steps(peer: Peer, batches: list[DecodeBatch]):
-    """One CUDA graph per input set, sharing one memory pool (the replays never overlap)."""
+def compute_reference(batch: DecodeBatch, rows: list[int]) -> Reference:
+    """The fp32 reference of `rows` of the batch, on the batch's device (plain fp32, no TF32)."""
+    from mla_backend.reference import mla_decode_reference
+
+    index = torch.tensor(rows, dtype=torch.long, device=batch.q.device)
+    allow_tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        out, lse = mla_decode_reference(
+            batch.q.index_select(0, index), batch.k_cache, batch.block_table.index_select(0, index),
+            batch.cache_seqlens.index_select(0, index), HEAD_DIM_V, batch.softmax_scale, batch.causal)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+    return Reference(rows=rows, out=out, lse=lse)
+
+
+@dataclass
+class CapturedStep:
+    """A captured graph with what it needs: `step` (and its keepalive) holds every tensor the graph reads."""
+
+    step: object
+    graph: torch.cuda.CUDAGraph
+    out: torch.Tensor
+    lse: torch.Tensor | None
+
+
+def prepare_steps(peer: Peer, batches: list[DecodeBatch]) -> list:
     steps = [peer.prepare(batch) for batch in batches]
+    for step in steps:
+        if not hasattr(step, "keepalive"):
+            raise TypeError(f"{peer.name}'s step lists no keepalive: its graph could read freed memory")
+    return steps
+
+
+def capture_steps(peer: Peer, batches: list[DecodeBatch]) -> list[CapturedStep]:
+    """One CUDA graph per input set, each in its own memory pool, so no set's buffers alias another's."""
+    steps = prepare_steps(peer, batches)
     for step in steps:  # eager warm-up: JIT compiles, lazy module loads, workspace sizing
         step()
     torch.cuda.synchronize()
-    torch.cuda.empty_cache()
-    pool = torch.cuda.graph_pool_handle()
-    graphs, outputs = [], []
+    captured = []
     for step in steps:
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=pool):
-            outputs.append(step())
-        graphs.append(graph)
-    return graphs, outputs
+        with torch.cuda.graph(graph):
+            out, lse = step()
+        captured.append(CapturedStep(step, graph, out, lse))
+    return captured
+
+
+def release(captured: list[CapturedStep]) -> None:
+    """Drop graphs, outputs and steps now, so the next implementation starts from free memory.
+
+    Best effort: after a peer broke the CUDA context this fails too, and the caller's context check, not
+    this function's error, decides what happens next."""
+    try:
+        for item in captured:
+            item.graph.reset()
+    except RuntimeError:
+        pass
+    captured.clear()
+    free_memory()
+
+
+def free_memory() -> None:
+    gc.collect()
+    try:
+        torch.cuda.empty_cache()
+    except RuntimeError:
+        pass
 
 
 def time_replays(graphs: list, reps: int, warmup: int) -> list[float]:
@@ -391,70 +497,201 @@ def time_replays(graphs: list, reps: int, warmup: int) -> list[float]:
     return [s.elapsed_time(e) * 1e3 for s, e in zip(starts, ends, strict=True)]
 
 
-def max_abs_diff(a: torch.Tensor | None, b: torch.Tensor | None, finite_only: bool = False) -> float | None:
-    if a is None or b is None:
-        return None
-    a, b = a.float(), b.float()
-    if finite_only:
-        keep = torch.isfinite(b)
-        if not bool(keep.any()):
-            return None
-        a, b = a[keep], b[keep]
-    return float((a - b).abs().max())
-
-
-def measure_peer(peer: Peer, batches: list[DecodeBatch], baseline: tuple | None, reps: int, warmup: int) -> tuple:
-    """Capture, check against the baseline outputs (None: this peer's own become the baseline), time.
-
-    Returns (entry without metrics, per-replay µs, the baseline outputs to use from now on).
-    """
-    graphs, outputs = capture_steps(peer, batches)
-    graphs[0].replay()
+def check_outputs(item: CapturedStep, reference: Reference, lse_base2: bool) -> dict:
     torch.cuda.synchronize()
-    out, lse = outputs[0]
-    lse = None if lse is None else lse.float() * (math.log(2.0) if peer.lse_base2 else 1.0)
-    if baseline is None:
-        baseline = (out.float().clone(), None if lse is None else lse.clone())
-        entry = {"nan_in_out": bool(torch.isnan(out).any())}
-    else:
-        entry = {"max_abs_diff_out": max_abs_diff(out, baseline[0]),
-                 "max_abs_diff_lse": max_abs_diff(lse, baseline[1], finite_only=True)}
-    return entry, time_replays(graphs, reps, warmup), baseline
+    return check_against_reference(item.out, item.lse, reference, lse_base2)
+
+
+def replay_and_check(item: CapturedStep, reference: Reference, lse_base2: bool) -> dict:
+    """Poison the outputs, replay, check: a step that leaves its output unwritten cannot pass."""
+    item.out.fill_(math.nan)
+    if item.lse is not None:
+        item.lse.fill_(math.nan)
+    item.graph.replay()
+    return check_outputs(item, reference, lse_base2)
+
+
+def check_and_time(captured: list[CapturedStep], reference: Reference, lse_base2: bool, reps: int, warmup: int,
+                   nbytes: int, flops: int, ceilings: dict) -> dict:
+    first = captured[0]
+    after_capture = replay_and_check(first, reference, lse_base2)
+    if not after_capture["passed"]:
+        return check_failed_entry("right after capture", after_capture)
+    times = time_replays([item.graph for item in captured], reps, warmup)
+    for item in captured[1:]:  # the other sets last: set 0's output must survive them
+        item.graph.replay()
+    survived = check_outputs(first, reference, lse_base2)
+    if not survived["passed"]:
+        return check_failed_entry("after the timed replays (set 0's output was overwritten: aliasing)", survived)
+    replayed = replay_and_check(first, reference, lse_base2)
+    if not replayed["passed"]:
+        return check_failed_entry("replayed after the timed replays (set 0's inputs were overwritten)", replayed)
+    check = {**after_capture, "rel_err_out_after_timing": max(
+        (c["rel_err_out"] for c in (survived, replayed)), key=lambda v: float(v))}
+    return timed_entry(times, nbytes, flops, ceilings, check)
+
+
+def measure_peer(peer: Peer, batches: list[DecodeBatch], reference: Reference, reps: int, warmup: int,
+                 nbytes: int, flops: int, ceilings: dict) -> dict:
+    """Capture, check against the reference, time, check again; the graphs are released on return."""
+    captured = capture_steps(peer, batches)
+    try:
+        return check_and_time(captured, reference, peer.lse_base2, reps, warmup, nbytes, flops, ceilings)
+    finally:
+        release(captured)
+
+
+class CudaContextLost(RuntimeError):
+    """A peer left the CUDA context unusable (e.g. an illegal address): nothing more can run here."""
+
+
+def cuda_context_alive() -> bool:
+    try:
+        torch.cuda.synchronize()
+        return float(torch.ones(1, device="cuda").add_(1).item()) == 2.0
+    except Exception:  # noqa: BLE001 - any failure here means the context is gone
+        return False
+
+
+def print_entry(name: str, entry: dict) -> None:
+    if entry.get("us") is None:
+        print(f"  {name:<16}not timed: {entry['error']}", flush=True)
+        return
+    flag = "" if entry["valid"] else f"  INVALID: {entry['invalid_reason']}"
+    print(f"  {name:<16}{entry['us']:9.1f} µs {entry['gbps']:7.0f} GB/s {entry['tflops']:6.1f} TFLOPS "
+          f"{entry['pct_of_floor']:5.1f}% of floor  rel err {entry['rel_err']}{flag}", flush=True)
+
+
+def run_peer(peer: Peer, batches, reference, reps, warmup, nbytes, flops, ceilings) -> dict:
+    try:
+        return measure_peer(peer, batches, reference, reps, warmup, nbytes, flops, ceilings)
+    except PeerUnavailable as exc:
+        return error_entry(exc)
+    except Exception as exc:  # noqa: BLE001 - one peer's failure is a result, not the end of the run
+        if torch.cuda.is_available() and not cuda_context_alive():
+            raise CudaContextLost(f"{peer.name}: {type(exc).__name__}: {exc}") from exc
+        return error_entry(exc)
 
 
 def run_config(config: Config, peers: dict[str, Peer], reps: int, warmup: int, l2_bytes: int,
-               device: torch.device, run: dict) -> dict:
+               device: torch.device, ceilings: dict, run: dict, crashed: dict[str, str] | None = None,
+               progress: bench_supervisor.ProgressLog | None = None) -> dict:
+    """Measure every available implementation on one config; `crashed` peers are recorded, not run."""
+    crashed = crashed or {}
     seqlens = make_seqlens(config)
     sets = num_input_sets(kv_cache_bytes(seqlens), l2_bytes)
     sum_seqlen = sum(seqlens)
     nbytes = decode_bytes(sum_seqlen, config.b, config.s_q, config.h_q)
     flops = decode_flops(sum_seqlen, config.s_q, config.h_q)
-    print(f"\n{config.key}: Σseqlen {sum_seqlen}, {sets} input sets of "
+    print(f"\n{config.key}: Σseqlen {sum_seqlen}, {seqlens.count(0)} empty requests, {sets} input sets of "
           f"{kv_cache_bytes(seqlens) / 2**20:.0f} MiB KV", flush=True)
     seed = zlib.crc32(config.key.encode())
     batches = [make_input_set(config, seqlens, seed + i, device) for i in range(sets)]
-    results: dict[str, dict] = {}
-    baseline_name, baseline = None, None
+    rows = reference_rows(seqlens)
+    reference = compute_reference(batches[0], rows)
+    entries: dict[str, dict] = {}
     for name, peer in peers.items():
         if not peer.available:
             continue  # reported once, in the document's peer list
+        if name in crashed:
+            entries[name] = {"error": crashed[name], "crashed": True}
+            print(f"  {name:<16}skipped: it crashed the process on this config", flush=True)
+            continue
+        if progress is not None:
+            progress.start(config.key, name)
+        entries[name] = run_peer(peer, batches, reference, reps, warmup, nbytes, flops, ceilings)
+        free_memory()  # what a failed capture left behind, too
+        torch.cuda.synchronize()  # an error that surfaces only now still counts against this peer
+        print_entry(name, entries[name])
+        if progress is not None:
+            progress.end(config.key, name)
+    del batches, reference
+    free_memory()
+    return result_record(config, seqlens, sets, rows, entries, run)
+
+
+# ----------------------------------------------------------------------------------------------------
+# A run: ceilings, peers, configs, results after every config
+
+
+def new_doc(env: dict, ceilings: dict, reps: int, peers: dict[str, Peer], run_id: str) -> dict:
+    return {
+        "schema": SCHEMA, "run_id": run_id, "env": env, "ceilings": ceilings, "protocol": protocol_info(reps),
+        "peer_order": list(peers),
+        "peers": {n: {"label": p.label, "available": p.available, "error": p.error} for n, p in peers.items()},
+        "results": [],
+    }
+
+
+def resumed_doc(json_path: Path, run_id: str) -> dict | None:
+    """The results file a crashed child of this same run wrote, to continue from."""
+    if not json_path.exists():
+        return None
+    doc = json.loads(json_path.read_text())
+    return doc if doc.get("run_id") == run_id else None
+
+
+def upsert(doc: dict, record: dict) -> None:
+    for i, existing in enumerate(doc["results"]):
+        if existing["key"] == record["key"]:
+            doc["results"][i] = record
+            return
+    doc["results"].append(record)
+
+
+def start_run(args: argparse.Namespace) -> tuple[dict, dict, dict[str, Peer]]:
+    """(env, ceilings, peers) of this process: the card, its measured ceilings, the loaded implementations."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.append(str(REPO_ROOT))  # an installed mla_backend wins over the source tree
+    env = environment(args.commit or git_commit(), args.card)
+    print(f"{env['device_name']}  torch {env['torch']}  CUDA {env['cuda']}  driver {env['driver']}  "
+          f"commit {env['commit']}", flush=True)
+    ceilings = bench_ceilings.measure_ceilings(torch.device("cuda", torch.cuda.current_device()))
+    print(f"ceilings: copy {ceilings['copy_gbps']:.0f} GB/s, matmul {ceilings['matmul_tflops']:.0f} TFLOPS",
+          flush=True)
+    loaded = load_peers(args.peers, tuple(args.only))
+    peers = {n: loaded[n] for n in PEER_NAMES if n in loaded}
+    for name, peer in peers.items():
+        print(f"  {name:<16} {'ok' if peer.available else 'unavailable: ' + str(peer.error)}")
+    return env, ceilings, peers
+
+
+def run_benchmark(args: argparse.Namespace, configs: list[Config]) -> int:
+    """Measure `configs`, writing the results after each. Under the supervisor (--worker-state) this continues
+    the run's results file and skips the pairs that crashed an earlier child."""
+    state = bench_supervisor.WorkerState.load(args.worker_state) if args.worker_state else None
+    run_id = state.run_id if state else bench_supervisor.new_run_id()
+    crashed = state.crashed_pairs() if state else {}
+    progress = bench_supervisor.ProgressLog(state.progress) if state else None
+    env, ceilings, peers = start_run(args)
+    device = torch.device("cuda", torch.cuda.current_device())
+    l2_bytes = max(env["l2_bytes"], L2_BYTES_FLOOR)
+    doc = resumed_doc(args.out_dir / f"{env['card']}.json", run_id) or new_doc(env, ceilings, args.reps, peers,
+                                                                              run_id)
+    doc.update(env=env, ceilings=ceilings)
+    run = {"id": run_id, "commit": env["commit"], "date": env["date"], "ceilings": ceilings}
+    done = {r["key"] for r in doc["results"] if r.get("run", {}).get("id") == run_id}
+    for config in configs:
+        if config.key in done:
+            print(f"\n{config.key}: done earlier in this run", flush=True)
+            continue
         try:
-            entry, times, baseline = measure_peer(peer, batches, baseline, reps, warmup)
-            baseline_name = baseline_name or name
-            entry.update(metrics(statistics.median(times), nbytes, flops), us_min=round(min(times), 2))
-            check = ("  (check baseline)" if name == baseline_name else
-                     f"  out max|Δ| {_fmt_diff(entry['max_abs_diff_out'])}, lse {_fmt_diff(entry['max_abs_diff_lse'])}")
-            print(f"  {name:<15}{entry['us']:9.1f} µs {entry['gbps']:7.0f} GB/s {entry['tflops']:6.1f} TFLOPS"
-                  f"{check}", flush=True)
-        except Exception as exc:  # noqa: BLE001 - one peer's failure is a result, not the end of the run
-            entry = {"error": f"{type(exc).__name__}: {exc}".strip()[:500]}
-            print(f"  {name:<15}not timed: {entry['error']}", flush=True)
-        results[name] = entry
-        torch.cuda.synchronize()  # a sticky CUDA error surfaces here and ends the run
-        torch.cuda.empty_cache()
-    del batches, baseline
-    torch.cuda.empty_cache()
-    return result_record(config, seqlens, sets, results, baseline_name, run)
+            record = run_config(config, peers, args.reps, args.warmup, l2_bytes, device, ceilings, run,
+                                crashed.get(config.key), progress)
+        except CudaContextLost as lost:
+            print(f"\nCUDA context lost: {lost}", file=sys.stderr, flush=True)
+            if state is not None:
+                sys.stdout.flush()
+                os._exit(bench_supervisor.EXIT_CONTEXT_LOST)  # no CUDA teardown: the supervisor takes over
+            print("run without --in-process to have the supervisor skip it and go on", file=sys.stderr)
+            return bench_supervisor.EXIT_CONTEXT_LOST
+        upsert(doc, record)
+        write_results(doc, args.out_dir, env["card"], merge=args.merge)
+    json_path, md_path = write_results(doc, args.out_dir, env["card"], merge=args.merge)
+    summary = summarize(doc["results"])
+    print(f"\nours vs the best peer, geomean over {summary['configs_with_ratio']} configs: "
+          f"{summary['geomean_ratio_vs_best_peer']}\nwrote {json_path} and {md_path}")
+    return 0
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -466,13 +703,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--quick", action="store_true", help=f"the {len(QUICK)} DESIGN.md peer-table configs")
+    which.add_argument("--issue-grid", action="store_true",
+                       help=f"the {len(ISSUE_GRID)} configs of the H200 harness report, varlen twins included")
     which.add_argument("--configs", type=str, help="comma-separated keys like b128/s4096/h16/q1[/varlen]")
     parser.add_argument("--b", type=int, nargs="+", default=list(GRID_B), help="grid batch sizes")
     parser.add_argument("--s-k", type=int, nargs="+", default=list(GRID_S_K), help="grid KV lengths")
     parser.add_argument("--h-q", type=int, nargs="+", default=list(GRID_H_Q), help="grid query heads")
     parser.add_argument("--s-q", type=int, nargs="+", default=list(GRID_S_Q), help="grid query lengths")
     parser.add_argument("--varlen", nargs="?", const="both", choices=("off", "only", "both"), default=None,
-                        help="add varlen twins (bare flag: both); default off for --quick/--configs, "
+                        help="add varlen twins (bare flag: both); default off for --quick/--issue-grid/--configs, "
                              "both for the grid")
     parser.add_argument("--peers", type=str, default=".peers",
                         help="peer bundle: parts folder (.peers) or an extracted folder")
@@ -484,32 +723,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--card", type=str, default=None, help="results file name (default: from the GPU name)")
     parser.add_argument("--commit", type=str, default=None, help="commit to record (default: git rev-parse HEAD)")
     parser.add_argument("--merge", action="store_true",
-                        help="keep configs of an existing results file that this run does not repeat")
+                        help="keep configs and peers of an existing results file that this run does not repeat")
+    parser.add_argument("--in-process", action="store_true",
+                        help="no supervisor child process: a peer that kills the CUDA context ends the run")
+    parser.add_argument(bench_supervisor.WORKER_FLAG, dest="worker_state", type=Path, default=None,
+                        help=argparse.SUPPRESS)
     parser.add_argument("--list", action="store_true", help="print the configs and exit")
     parser.add_argument("--render", action="store_true",
                         help="rewrite <card>.md from <card>.json in --out-dir (needs --card) and exit")
     args = parser.parse_args(argv)
     if args.reps < MIN_REPS:
         parser.error(f"--reps must be >= {MIN_REPS}")
+    if args.render and not args.card:
+        parser.error("--render needs --card")
     return args
 
 
 def selected_configs(args: argparse.Namespace) -> list[Config]:
     if args.quick:
         return apply_varlen(quick_configs(), args.varlen or "off")
+    if args.issue_grid:
+        return apply_varlen(issue_grid_configs(), args.varlen or "off")
     if args.configs:
         return apply_varlen(parse_configs(args.configs), args.varlen or "off")
     return apply_varlen(grid_configs(args.b, args.s_k, args.h_q, args.s_q), args.varlen or "both")
 
 
+def render_existing(out_dir: Path, card: str) -> int:
+    doc = json.loads((out_dir / f"{card}.json").read_text())
+    if doc.get("schema", 1) < SCHEMA:
+        print(f"{card}.json is schema {doc.get('schema', 1)}: written before every entry carried a reference "
+              "check; rerun the benchmark instead", file=sys.stderr)
+        return 2
+    (out_dir / f"{card}.md").write_text(render_markdown(finish_doc(doc)))
+    return 0
+
+
+def supervised_command(argv: list[str]) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve()), *argv]
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     if args.render:
-        json_path = args.out_dir / f"{args.card}.json"
-        doc = json.loads(json_path.read_text())
-        doc["peer_order"] = [n for n in PEER_NAMES if n in doc["peers"]]
-        (args.out_dir / f"{args.card}.md").write_text(render_markdown(doc))
-        return 0
+        return render_existing(args.out_dir, args.card)
     configs = selected_configs(args)
     if not configs:
         print("no configs selected", file=sys.stderr)
@@ -520,29 +778,9 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available():
         print("bench_decode needs a CUDA GPU", file=sys.stderr)
         return 2
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.append(str(REPO_ROOT))  # an installed mla_backend wins over the source tree
-    device = torch.device("cuda", torch.cuda.current_device())
-    env = environment(args.commit or git_commit(), args.card)
-    l2_bytes = max(env["l2_bytes"], L2_BYTES_FLOOR)
-    peers = load_peers(args.peers, tuple(args.only))
-    order = [n for n in PEER_NAMES if n in peers]
-    peers = {n: peers[n] for n in order}
-    print(f"{env['device_name']}  torch {env['torch']}  CUDA {env['cuda']}  driver {env['driver']}  "
-          f"commit {env['commit']}")
-    for name, peer in peers.items():
-        print(f"  {name:<15} {'ok' if peer.available else 'unavailable: ' + str(peer.error)}")
-    doc = {
-        "schema": 1, "env": env, "protocol": protocol_info(args.reps), "peer_order": order,
-        "peers": {n: {"label": p.label, "available": p.available, "error": p.error} for n, p in peers.items()},
-        "results": [],
-    }
-    run = {"commit": env["commit"], "date": env["date"]}
-    for config in configs:
-        doc["results"].append(run_config(config, peers, args.reps, args.warmup, l2_bytes, device, run))
-        json_path, md_path = write_results(doc, args.out_dir, env["card"], merge=args.merge)
-    print(f"\nwrote {json_path} and {md_path}")
-    return 0
+    if args.in_process or args.worker_state is not None:
+        return run_benchmark(args, configs)
+    return bench_supervisor.supervise(supervised_command(argv), args.out_dir)
 
 
 if __name__ == "__main__":

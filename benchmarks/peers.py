@@ -6,19 +6,34 @@ returns `(out [b, s_q, h_q, 512], lse [b, h_q, s_q] or None)`; both may be views
 buffers, so the callable can be captured in a CUDA graph unchanged. A peer that cannot run carries the
 exception text in `error` and its `prepare` raises `PeerUnavailable`; nothing here crashes the caller.
 
+Every step callable carries `keepalive`: every tensor and object its launches read (inputs, copies of them,
+persistent metadata, workspaces, planner wrappers). A CUDA graph holds raw pointers only, so whoever keeps a
+captured graph must keep its step too (benchmarks/bench_decode.py does): a buffer freed after capture goes
+back to the allocator, the next allocation takes it, and the replays read garbage (no work done, or an
+illegal address).
+
 Peers (vLLM 0.26.0 code paths, files from `benchmarks/peers_bundle.py`):
 - `mla_backend`: ours, `mla_backend.ops` (metadata + decode + combine).
 - `flashmla`: vLLM's FLASHMLA backend, `flash_mla_with_kvcache` over the wheel's `_flashmla_C` op; the
   tile scheduler runs inside the call (a fresh `FlashMLASchedMeta` per step, as vLLM builds one per step).
-- `fa3_mla`: vLLM's FLASH_ATTN_MLA backend in full-CUDA-graph mode: FA3's `get_scheduler_metadata` runs
-  outside the graph into a persistent buffer (as vLLM's metadata builder does; not timed), then the graphed
-  `flash_attn_varlen_func(q=q_pe, k=k_pe, v=kv_c, q_v=q_nope, ...)` with `num_splits` = vLLM's
-  `flash_attn_max_num_splits_for_cuda_graph` (32) and no LSE (vLLM's path without DCP).
+- `fa3_mla`: vLLM's FLASH_ATTN_MLA backend in full-CUDA-graph mode: FA3's `get_scheduler_metadata(...,
+  num_splits=32)` runs outside the graph into a persistent zero-padded int32 buffer of 1 + 4·round_up(b, 4)
+  entries (as vLLM's metadata builder does; not timed), then the graphed `flash_attn_varlen_func(q=q_pe,
+  k=k_pe, v=kv_c, q_v=q_nope, ...)` with `num_splits` = vLLM's `flash_attn_max_num_splits_for_cuda_graph`
+  (32) and no LSE (vLLM's path without DCP). FA3 re-zeroes the tile semaphore inside that buffer at the end
+  of each call, so one schedule serves every replay of unchanged seqlens.
+- `fa3_mla_default`: the same call with `scheduler_metadata=None, num_splits=0`: FA3 picks its splits and
+  runs its scheduler inside the graph (vLLM's path without full CUDA graphs).
 - `triton_mla`: vLLM's TRITON_MLA backend, `decode_attention_fwd` (stage 1 + reduce), s_q = 1 only (vLLM
   sends multi-token decode to prefill for this backend).
 - `flashinfer_mla`: FlashInfer `BatchMLAPagedAttentionWrapper(backend="fa3")`, from the bundle's `site/`
   (FlashInfer 0.6.14 with its MLA module compiled ahead of time) or an installed FlashInfer; its `plan()`
-  is host work, done once per input set in `prepare` (not timed), the step is `run()`.
+  is host work, done once per input set in `prepare` (not timed), the step is `run()`. Its run reads what
+  `plan()` wrote into the wrapper's int workspace and the float workspace (split partials), plus
+  `kv_indices`: all are in the step's keepalive. The call itself stays in bounds: the kernel reads
+  `kv_indices[kv_indptr[i] + t // 64]` only for tokens t < seqlen of request i, and takes the page and row
+  strides of the ckv/kpe views of the 576-wide cache (1152-byte rows, the kpe view 1024 bytes in, both
+  16-byte aligned); `plan()` checks its workspace sizes and raises when a batch does not fit.
 
 vLLM's own `vllm/__init__.py` imports the whole engine, so the bundle ships none of it: `install_vllm_shim`
 puts a bare `vllm` package (pointing at the bundle's `vllm/` folder) and tiny `vllm.logger`,
@@ -77,7 +92,7 @@ class DecodeBatch:
     q: torch.Tensor  # [b, s_q, h_q, 576] bf16
     k_cache: torch.Tensor  # [num_blocks, 64, 576] bf16; V is the first 512 columns
     block_table: torch.Tensor  # int32 [b, max_blocks]
-    cache_seqlens: torch.Tensor  # int32 [b]
+    cache_seqlens: torch.Tensor  # int32 [b]; 0 allowed
     softmax_scale: float
     causal: bool
     max_seqlen_k: int  # host copy of cache_seqlens.max(): engines size some launches from it on the host
@@ -93,6 +108,16 @@ class DecodeBatch:
     @property
     def h_q(self) -> int:
         return self.q.shape[2]
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return self.q, self.k_cache, self.block_table, self.cache_seqlens
+
+
+def with_keepalive(step: Callable[[], StepOutput], batch: DecodeBatch, *extra) -> Callable[[], StepOutput]:
+    """Attach to `step` everything its launches read: the batch's tensors and `extra` (copies, metadata,
+    workspaces, wrapper objects). Holding the step keeps them allocated as long as a graph of it exists."""
+    step.keepalive = (*batch.tensors(), *extra)
+    return step
 
 
 class Peer:
@@ -139,12 +164,13 @@ class MlaBackendPeer(Peer):
         q_rows_per_kv_head = batch.s_q * batch.h_q
 
         def step():
+            # One engine decode step: the scheduler kernel and the decode (+ combine) inside the graph.
             meta, splits = ops.get_mla_metadata(batch.cache_seqlens, q_rows_per_kv_head, 1)
             return ops.mla_decode_with_kvcache(
                 batch.q, k_cache, batch.block_table, batch.cache_seqlens, HEAD_DIM_V, meta, splits,
                 softmax_scale=batch.softmax_scale, causal=batch.causal)
 
-        return step
+        return with_keepalive(step, batch, k_cache)
 
 
 class FlashMLAPeer(Peer):
@@ -177,14 +203,23 @@ class FlashMLAPeer(Peer):
                 tile_scheduler_metadata=sched_meta, softmax_scale=batch.softmax_scale,
                 causal=batch.causal, is_fp8_kvcache=False)
 
-        return step
+        return with_keepalive(step, batch, k_cache)
+
+
+def fa3_scheduler_buffer_size(b: int) -> int:
+    """vLLM's persistent FA3 scheduler buffer: a tile semaphore + 4 vectors of round_up(b, 4) ints."""
+    return 1 + -(-b // 4) * 4 * 4
 
 
 class FA3MLAPeer(Peer):
-    name = "fa3_mla"
-    label = "FA3-MLA (vLLM 0.26 _vllm_fa3_C; scheduler outside the graph, as vLLM runs it)"
+    """vLLM's FLASH_ATTN_MLA decode in full-CUDA-graph mode (the scheduler runs outside the graph)."""
 
-    def __init__(self, num_splits: int = FA3_MAX_NUM_SPLITS_FOR_CUDA_GRAPH):
+    name = "fa3_mla"
+    label = "FA3-MLA (vLLM 0.26 _vllm_fa3_C; full-CUDA-graph mode: scheduler outside the graph, 32 splits)"
+    num_splits = FA3_MAX_NUM_SPLITS_FOR_CUDA_GRAPH
+    schedule_outside_graph = True
+
+    def __init__(self):
         super().__init__()
         try:
             fa = importlib.import_module("vllm.vllm_flash_attn")
@@ -197,40 +232,55 @@ class FA3MLAPeer(Peer):
         if reason is not None:
             raise PeerUnavailable(reason)
         self.fa = fa
-        self.num_splits = num_splits
+
+    def _persistent_schedule(self, batch: DecodeBatch, cu_seqlens_q: torch.Tensor) -> torch.Tensor:
+        """FlashAttnMLAMetadataBuilder._build_decode with full CUDA graphs: the schedule is computed from the
+        seqlens outside the graph and copied into a persistent zero-padded buffer that the graph reads."""
+        schedule = self.fa.get_scheduler_metadata(
+            batch_size=batch.b, max_seqlen_q=batch.s_q, max_seqlen_k=batch.max_seqlen_k, num_heads_q=batch.h_q,
+            num_heads_kv=1, headdim=ROPE_DIM, cache_seqlens=batch.cache_seqlens, qkv_dtype=batch.k_cache.dtype,
+            headdim_v=HEAD_DIM_V, page_size=batch.k_cache.shape[1], cu_seqlens_q=cu_seqlens_q,
+            causal=batch.causal, num_splits=self.num_splits)
+        persistent = torch.zeros(fa3_scheduler_buffer_size(batch.b), dtype=torch.int32, device=batch.q.device)
+        if schedule.shape[0] > persistent.shape[0]:
+            raise RuntimeError(f"FA3 scheduler metadata of {schedule.shape[0]} ints exceeds vLLM's buffer of "
+                               f"{persistent.shape[0]}")
+        persistent[:schedule.shape[0]] = schedule
+        return persistent[:schedule.shape[0]]  # the view keeps the whole buffer alive
 
     def _prepare(self, batch):
-        fa = self.fa
+        flash_attn_varlen_func = self.fa.flash_attn_varlen_func
         b, s_q, h_q = batch.b, batch.s_q, batch.h_q
         # vLLM hands FA3 the absorbed q as two tensors (ql_nope, q_pe); contiguous copies stand for them.
         q_nope = batch.q[..., :HEAD_DIM_V].reshape(b * s_q, h_q, HEAD_DIM_V).contiguous()
         q_pe = batch.q[..., HEAD_DIM_V:].reshape(b * s_q, h_q, ROPE_DIM).contiguous()
-        kv_c = batch.k_cache[..., :HEAD_DIM_V].unsqueeze(-2)
-        k_pe = batch.k_cache[..., HEAD_DIM_V:].unsqueeze(-2)
+        kv_c_cache = batch.k_cache[..., :HEAD_DIM_V]  # [num_blocks, 64, 512] view of the 576-wide cache
+        k_pe_cache = batch.k_cache[..., HEAD_DIM_V:]
         cu_seqlens_q = torch.arange(0, (b + 1) * s_q, s_q, dtype=torch.int32, device=batch.q.device)
+        scheduler_metadata = self._persistent_schedule(batch, cu_seqlens_q) if self.schedule_outside_graph else None
         num_splits = self.num_splits
-        # As FlashAttnMLAMetadataBuilder._build_decode with full CUDA graphs: the scheduler runs outside
-        # the graph (once per step, from seqlens) into a persistent zero-padded buffer that the graphed
-        # kernel reads; the kernel is called as FlashAttnMLAImpl.forward_mqa does without DCP (no LSE).
-        scheduler_metadata = fa.get_scheduler_metadata(
-            batch_size=b, max_seqlen_q=s_q, max_seqlen_k=batch.max_seqlen_k, num_heads_q=h_q,
-            num_heads_kv=1, headdim=ROPE_DIM, cache_seqlens=batch.cache_seqlens,
-            qkv_dtype=batch.k_cache.dtype, headdim_v=HEAD_DIM_V, page_size=batch.k_cache.shape[1],
-            cu_seqlens_q=cu_seqlens_q, causal=batch.causal, num_splits=num_splits)
-        persistent = torch.zeros(1 + -(-b // 4) * 4 * 4, dtype=torch.int32, device=batch.q.device)
-        persistent[:scheduler_metadata.shape[0]] = scheduler_metadata
-        scheduler_metadata = persistent[:scheduler_metadata.shape[0]]
 
         def step():
-            out = fa.flash_attn_varlen_func(
-                q=q_pe, k=k_pe, v=kv_c, q_v=q_nope, max_seqlen_q=s_q, cu_seqlens_q=cu_seqlens_q,
-                max_seqlen_k=batch.max_seqlen_k, seqused_k=batch.cache_seqlens,
-                block_table=batch.block_table, softmax_scale=batch.softmax_scale, causal=batch.causal,
-                return_softmax_lse=False, fa_version=3, scheduler_metadata=scheduler_metadata,
-                num_splits=num_splits, cp_world_size=1, cp_rank=0, cp_tot_seqused_k=None)
+            # FlashAttnMLAImpl.forward_mqa without DCP (no LSE).
+            out = flash_attn_varlen_func(
+                q=q_pe, k=k_pe_cache.unsqueeze(-2), v=kv_c_cache.unsqueeze(-2), q_v=q_nope,
+                max_seqlen_q=s_q, cu_seqlens_q=cu_seqlens_q, max_seqlen_k=batch.max_seqlen_k,
+                seqused_k=batch.cache_seqlens, block_table=batch.block_table,
+                softmax_scale=batch.softmax_scale, causal=True, return_softmax_lse=False, fa_version=3,
+                scheduler_metadata=scheduler_metadata, num_splits=num_splits,
+                cp_world_size=1, cp_rank=0, cp_tot_seqused_k=None)
             return out.view(b, s_q, h_q, HEAD_DIM_V), None
 
-        return step
+        return with_keepalive(step, batch, q_nope, q_pe, kv_c_cache, k_pe_cache, cu_seqlens_q, scheduler_metadata)
+
+
+class FA3MLADefaultPeer(FA3MLAPeer):
+    """The same FA3 call with FA3's own split heuristics and scheduler inside the graph."""
+
+    name = "fa3_mla_default"
+    label = "FA3-MLA (vLLM 0.26 _vllm_fa3_C; scheduler_metadata=None, num_splits=0: FA3's own heuristics)"
+    num_splits = 0
+    schedule_outside_graph = False
 
 
 def triton_num_kv_splits(max_seq_len: int, sm_count: int) -> int:
@@ -275,7 +325,21 @@ class TritonMLAPeer(Peer):
                                  k_scale=kv_scale, v_scale=kv_scale, is_mla=True)
             return out.view(b, 1, h_q, HEAD_DIM_V), lse.view(b, h_q, 1)
 
-        return step
+        return with_keepalive(step, batch, q, kv, kv_c, attn_logits, kv_scale)
+
+
+def flashinfer_page_lists(block_table: torch.Tensor, seqlens: torch.Tensor,
+                          page_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kv_indptr [b + 1], kv_indices [Σpages]) in FlashInfer's CSR layout: request i's pages are
+    kv_indices[kv_indptr[i]:kv_indptr[i + 1]], its first ceil(seqlen_i / page_size) block_table entries.
+    Empty requests own no entries; nothing past a request's last page is listed."""
+    pages = (seqlens.to(torch.int64) + page_size - 1) // page_size
+    kv_indptr = torch.zeros(seqlens.shape[0] + 1, dtype=torch.int32, device=seqlens.device)
+    kv_indptr[1:] = torch.cumsum(pages, 0).to(torch.int32)
+    columns = torch.arange(block_table.shape[1], device=block_table.device)
+    in_use = columns[None, :] < pages.to(block_table.device)[:, None]
+    kv_indices = block_table[in_use].to(torch.int32).contiguous()  # row-major: request order
+    return kv_indptr, kv_indices
 
 
 class FlashInferMLAPeer(Peer):
@@ -295,22 +359,18 @@ class FlashInferMLAPeer(Peer):
             raise PeerUnavailable(f"no prebuilt {spec.name}.so and no nvcc to JIT-build it")
 
     def _prepare(self, batch):
-        flashinfer = self.flashinfer
         b, s_q, h_q = batch.b, batch.s_q, batch.h_q
         device = batch.q.device
         page_size = batch.k_cache.shape[1]
-        seqlens = batch.cache_seqlens.to(torch.int32)
-        pages = (seqlens + page_size - 1) // page_size
-        kv_indptr = torch.zeros(b + 1, dtype=torch.int32, device=device)
-        kv_indptr[1:] = torch.cumsum(pages, 0)
-        used = torch.arange(batch.block_table.shape[1], device=device)[None, :] < pages[:, None]
-        kv_indices = batch.block_table[used].to(torch.int32)
+        kv_indptr, kv_indices = flashinfer_page_lists(batch.block_table, batch.cache_seqlens, page_size)
+        kv_lens = batch.cache_seqlens.to(torch.int32).clone()
         qo_indptr = torch.arange(0, (b + 1) * s_q, s_q, dtype=torch.int32, device=device)
-        workspace = torch.empty(FLASHINFER_WORKSPACE_BYTES, dtype=torch.int8, device=device)
-        wrapper = flashinfer.mla.BatchMLAPagedAttentionWrapper(
+        workspace = torch.zeros(FLASHINFER_WORKSPACE_BYTES, dtype=torch.uint8, device=device)
+        # use_cuda_graph: run() reads these very buffers (plan() copies into them), never reallocated ones.
+        wrapper = self.flashinfer.mla.BatchMLAPagedAttentionWrapper(
             workspace, use_cuda_graph=True, qo_indptr=qo_indptr, kv_indptr=kv_indptr,
-            kv_indices=kv_indices, kv_len_arr=seqlens, backend="fa3")
-        wrapper.plan(qo_indptr, kv_indptr, kv_indices, seqlens, h_q, HEAD_DIM_V, ROPE_DIM, page_size,
+            kv_indices=kv_indices, kv_len_arr=kv_lens, backend="fa3")
+        wrapper.plan(qo_indptr, kv_indptr, kv_indices, kv_lens, h_q, HEAD_DIM_V, ROPE_DIM, page_size,
                      batch.causal, batch.softmax_scale, batch.q.dtype, batch.k_cache.dtype)
         q_nope = batch.q[..., :HEAD_DIM_V].reshape(b * s_q, h_q, HEAD_DIM_V).contiguous()
         q_pe = batch.q[..., HEAD_DIM_V:].reshape(b * s_q, h_q, ROPE_DIM).contiguous()
@@ -322,12 +382,13 @@ class FlashInferMLAPeer(Peer):
             # out [b*s_q, h, 512]; lse [b*s_q, h], base 2 (see lse_base2)
             return out.view(b, s_q, h_q, HEAD_DIM_V), lse.view(b, s_q, h_q).permute(0, 2, 1)
 
-        step.keepalive = (workspace, kv_indptr, kv_indices, qo_indptr, seqlens)
-        return step
+        # The wrapper holds its int workspace (plan info), pinned staging buffer and the index buffers.
+        return with_keepalive(step, batch, wrapper, workspace, kv_indptr, kv_indices, kv_lens, qo_indptr,
+                              q_nope, q_pe, ckv, kpe)
 
 
-PEER_CLASSES: tuple[type[Peer], ...] = (MlaBackendPeer, FlashMLAPeer, FA3MLAPeer, TritonMLAPeer,
-                                         FlashInferMLAPeer)
+PEER_CLASSES: tuple[type[Peer], ...] = (MlaBackendPeer, FlashMLAPeer, FA3MLAPeer, FA3MLADefaultPeer,
+                                         TritonMLAPeer, FlashInferMLAPeer)
 PEER_NAMES = tuple(cls.name for cls in PEER_CLASSES)
 
 
@@ -481,7 +542,7 @@ def load_peers(path: str | os.PathLike | None, names: tuple[str, ...] = PEER_NAM
             bundle_error = f"peer bundle: {type(exc).__name__}: {exc}"
     else:
         bundle_error = "no peer bundle given (--peers)"
-    needs_bundle = {FlashMLAPeer.name, FA3MLAPeer.name, TritonMLAPeer.name}
+    needs_bundle = {FlashMLAPeer.name, FA3MLAPeer.name, FA3MLADefaultPeer.name, TritonMLAPeer.name}
     peers: dict[str, Peer] = {}
     for cls in PEER_CLASSES:
         if cls.name not in names:

@@ -38,6 +38,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import tempfile
 import zipfile
@@ -188,8 +189,13 @@ def build_flashinfer_mla_aot(flashinfer_wheel: Path, work: Path) -> tuple[str, b
     if int(release.split(".")[0]) != BOX_CUDA_MAJOR:
         raise SystemExit(f"nvcc {release} here, but the box's torch is CUDA {BOX_CUDA_MAJOR}")
     venv = work / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
+    # torch comes from this interpreter's environment (a venv's --system-site-packages would skip it when this
+    # interpreter is itself a venv's): a .pth line puts its site-packages after the build venv's own.
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    Path(site, "zz_builder_site.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(flashinfer_wheel),
                     *FLASHINFER_RUNTIME, "ninja"], check=True)
     stubs = work / "stubs"

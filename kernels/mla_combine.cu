@@ -3,7 +3,10 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include "mla_launch.h"
 #include "mla_params.h"
+#include "mla_pipeline.cuh"
+#include "mla_schedule.cuh"
 
 namespace mla {
 
@@ -24,41 +27,65 @@ __device__ __forceinline__ void store4<__half>(__half* dst, float4 v) {
   *reinterpret_cast<uint2*>(dst) = packed;
 }
 
-// A row's merge is done by kWarpsPerRow warps. With one warp per row (many rows: large h_q or s_q) a CTA
-// covers eight rows; with eight (few rows, where a request may have ~#SM splits) two halves of the CTA
-// take alternate splits, so enough loads are in flight either way.
+// Two shapes of CTA, picked on the host from how many splits a request can have:
+// - kSplitWarps = 8 (few requests, each possibly split over ~#SM parts): a CTA merges one row's
+//   128-column slice (blockIdx.z), its eight warps taking every eighth split, so ~#SM loads are in flight
+//   at once instead of one chain per row; the warps' sums meet in shared memory.
+// - kSplitWarps = 1 (many requests, few splits each): a CTA covers eight rows, a warp per row and all
+//   512 columns (four float4 per lane per split).
 constexpr int kCombineThreads = 256;
+constexpr int kCombineWarps = kCombineThreads / 32;
+constexpr int kColumnSlice = 128;   // columns a warp covers per float4 vector: 32 lanes x 4
 
-template <typename Element, int kWarpsPerRow>
-__global__ void __launch_bounds__(kCombineThreads) mla_combine_kernel(const __grid_constant__ DecodeParams p) {
-  constexpr int kRowThreads = 32 * kWarpsPerRow;
-  constexpr int kColumnThreads = kRowThreads < 128 ? kRowThreads : 128;   // threads covering 128 float4
-  constexpr int kVectors = 128 / kColumnThreads;                          // float4 per thread
-  constexpr int kSplitLanes = kRowThreads / kColumnThreads;               // threads sharing one column
+// Running log2-sum-exp2 (max, sum of 2^(x - max)) of a stream of values; -inf values add nothing.
+__device__ __forceinline__ void merge_log_sum_exp(float& max, float& sum, float other_max, float other_sum) {
+  const float new_max = fmaxf(max, other_max);
+  if (new_max == -INFINITY) return;
+  sum = sum * exp2f(max - new_max) + other_sum * exp2f(other_max - new_max);
+  max = new_max;
+}
+__device__ __forceinline__ void add_to_log_sum_exp(float& max, float& sum, float x) {
+  merge_log_sum_exp(max, sum, x, 1.f);
+}
+
+template <typename Element, int kSplitWarps>
+// Min-blocks 1: with the default, ptxas capped registers for occupancy and interleaved each load with its use,
+// one memory round trip per split; with room it issues a whole batch of loads first.
+__global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const __grid_constant__ DecodeParams p) {
+  constexpr int kVectors = kSplitWarps == 1 ? kHeadDimV / kColumnSlice : 1;   // float4 per lane per split
+  constexpr int kBatch = kSplitWarps == 1 ? 2 : 8;                              // splits in flight per lane
+  constexpr int kRowsPerCta = kCombineWarps / kSplitWarps;
+  wait_for_previous_grid();   // the decode kernel's partials
   const int req = blockIdx.x;
   const int split_base = p.num_splits[req];
   const int num_splits = p.num_splits[req + 1] - split_base;
-  if (num_splits <= 1) return;
-  const int row = blockIdx.y * (kCombineThreads / kRowThreads) + threadIdx.x / kRowThreads;
-  if (row >= p.rows) return;
-  const int lane = threadIdx.x % 32;
-  const int in_row = threadIdx.x % kRowThreads;
-  const int split_lane = in_row / kColumnThreads;
-  const int column = (in_row % kColumnThreads) * 4;
+  if (num_splits <= 1) return;   // written by the decode kernel directly
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int row = blockIdx.y * kRowsPerCta + warp / kSplitWarps;
+  if (row >= p.rows) return;     // with kSplitWarps = 8 the whole CTA shares one row
+  const int split_warp = warp % kSplitWarps;
+  const int column = blockIdx.z * kColumnSlice + lane * 4;
 
-  // Every warp computes the row's statistics itself: no cross-warp traffic before the main loop.
+  // Every warp computes the row's log-sum-exp itself (one pass, online), so no cross-warp traffic comes
+  // before the main loop. Loads are issued kBatch at a time: a request may have ~#SM splits, and a loop
+  // that waited on each load would cost a memory round trip per split.
   const float* lse = p.lse_accum + int64_t(split_base) * p.rows + row;
-  float max_lse = -INFINITY;
-  for (int s = lane; s < num_splits; s += 32) max_lse = fmaxf(max_lse, lse[int64_t(s) * p.rows]);
+  float max_lse = -INFINITY, sum = 0.f;
+  for (int base = lane; base < num_splits; base += 32 * kBatch) {
+    // Indices clamped rather than predicated (extra values dropped after): all kBatch loads in flight at once.
+    float x[kBatch];
 #pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2) max_lse = fmaxf(max_lse, __shfl_xor_sync(0xffffffff, max_lse, offset));
-  const bool empty = max_lse == -INFINITY;
-  float sum = 0.f;
-  if (!empty) {
-    for (int s = lane; s < num_splits; s += 32) sum += exp2f(lse[int64_t(s) * p.rows] - max_lse);
+    for (int i = 0; i < kBatch; ++i) x[i] = lse[int64_t(min(base + 32 * i, num_splits - 1)) * p.rows];
+#pragma unroll
+    for (int i = 0; i < kBatch; ++i) add_to_log_sum_exp(max_lse, sum, base + 32 * i < num_splits ? x[i] : -INFINITY);
   }
 #pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffff, sum, offset);
+  for (int offset = 16; offset > 0; offset /= 2) {
+    const float other_max = __shfl_xor_sync(0xffffffff, max_lse, offset);
+    const float other_sum = __shfl_xor_sync(0xffffffff, sum, offset);
+    merge_log_sum_exp(max_lse, sum, other_max, other_sum);
+  }
+  const bool empty = max_lse == -INFINITY;
   const float total_lse = empty ? 0.f : max_lse + __log2f(sum);
 
   float4 acc[kVectors];
@@ -67,50 +94,70 @@ __global__ void __launch_bounds__(kCombineThreads) mla_combine_kernel(const __gr
   if (!empty) {
     const float* src = p.out_accum + (int64_t(split_base) * p.rows + row) * kHeadDimV + column;
     const int64_t split_stride = int64_t(p.rows) * kHeadDimV;
-#pragma unroll 4
-    for (int s = split_lane; s < num_splits; s += kSplitLanes) {
-      const float w = exp2f(lse[int64_t(s) * p.rows] - total_lse);
+    for (int base = split_warp; base < num_splits; base += kSplitWarps * kBatch) {
+      float weight[kBatch];
+      float4 x[kBatch][kVectors];
 #pragma unroll
-      for (int v = 0; v < kVectors; ++v) {
-        const float4 x = *reinterpret_cast<const float4*>(src + s * split_stride + v * kColumnThreads * 4);
-        acc[v].x += w * x.x;
-        acc[v].y += w * x.y;
-        acc[v].z += w * x.z;
-        acc[v].w += w * x.w;
+      for (int i = 0; i < kBatch; ++i) {
+        const int s = min(base + kSplitWarps * i, num_splits - 1);
+        weight[i] = lse[int64_t(s) * p.rows];
+#pragma unroll
+        for (int v = 0; v < kVectors; ++v) {
+          x[i][v] = *reinterpret_cast<const float4*>(src + s * split_stride + v * kColumnSlice);
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < kBatch; ++i) {
+        weight[i] = base + kSplitWarps * i < num_splits ? exp2f(weight[i] - total_lse) : 0.f;
+#pragma unroll
+        for (int v = 0; v < kVectors; ++v) {
+          acc[v].x += weight[i] * x[i][v].x;
+          acc[v].y += weight[i] * x[i][v].y;
+          acc[v].z += weight[i] * x[i][v].z;
+          acc[v].w += weight[i] * x[i][v].w;
+        }
       }
     }
   }
-  if constexpr (kSplitLanes > 1) {
-    static_assert(kSplitLanes == 2 && kVectors == 1 && kRowThreads == kCombineThreads);
-    __shared__ float4 s_partial[kColumnThreads];
-    if (split_lane == 1) s_partial[in_row % kColumnThreads] = acc[0];
+  if constexpr (kSplitWarps > 1) {
+    static_assert(kVectors == 1 && kRowsPerCta == 1);
+    __shared__ float4 partial[kCombineWarps][32];
+    partial[warp][lane] = acc[0];
     __syncthreads();
-    if (split_lane == 1) return;
-    const float4 other = s_partial[in_row];
-    acc[0].x += other.x;
-    acc[0].y += other.y;
-    acc[0].z += other.z;
-    acc[0].w += other.w;
+    if (warp != 0) return;
+#pragma unroll
+    for (int w = 1; w < kCombineWarps; ++w) {
+      const float4 x = partial[w][lane];
+      acc[0].x += x.x;
+      acc[0].y += x.y;
+      acc[0].z += x.z;
+      acc[0].w += x.w;
+    }
   }
   Element* dst = static_cast<Element*>(p.out) + (int64_t(req) * p.rows + row) * kHeadDimV + column;
 #pragma unroll
-  for (int v = 0; v < kVectors; ++v) store4(dst + v * kColumnThreads * 4, acc[v]);
-  if (in_row == 0) {
+  for (int v = 0; v < kVectors; ++v) store4(dst + v * kColumnSlice, acc[v]);
+  if (blockIdx.z == 0 && split_warp == 0 && lane == 0) {
     const int s_idx = row / p.h_q, head = row % p.h_q;
-    p.lse[(int64_t(req) * p.h_q + head) * p.s_q + s_idx] = empty ? INFINITY : total_lse * 0.69314718055994530942f;
+    p.lse[(int64_t(req) * p.h_q + head) * p.s_q + s_idx] = empty ? INFINITY : total_lse * kLn2;
   }
 }
+
+// A request is split over at most num_parts parts. With fewer than kWideSplitRequests requests per part
+// a request may have many splits: spread each row's splits over eight warps.
+constexpr int kWideSplitRequests = 16;
 
 template <typename Element>
-void launch_combine(const DecodeParams& p, cudaStream_t stream) {
-  if (p.rows <= 32) {
-    mla_combine_kernel<Element, 8><<<dim3(p.b, p.rows), kCombineThreads, 0, stream>>>(p);
-  } else {
-    mla_combine_kernel<Element, 1><<<dim3(p.b, (p.rows + 7) / 8), kCombineThreads, 0, stream>>>(p);
+cudaError_t launch_combine(const DecodeParams& p, cudaStream_t stream) {
+  if (int64_t(p.b) * kWideSplitRequests <= p.num_parts) {
+    const dim3 grid(p.b, p.rows, kHeadDimV / kColumnSlice);
+    return launch_with_pdl(mla_combine_kernel<Element, kCombineWarps>, grid, dim3(kCombineThreads), 0, stream, p);
   }
+  const dim3 grid(p.b, (p.rows + kCombineWarps - 1) / kCombineWarps, 1);
+  return launch_with_pdl(mla_combine_kernel<Element, 1>, grid, dim3(kCombineThreads), 0, stream, p);
 }
 
-template void launch_combine<__nv_bfloat16>(const DecodeParams&, cudaStream_t);
-template void launch_combine<__half>(const DecodeParams&, cudaStream_t);
+template cudaError_t launch_combine<__nv_bfloat16>(const DecodeParams&, cudaStream_t);
+template cudaError_t launch_combine<__half>(const DecodeParams&, cudaStream_t);
 
 }  // namespace mla

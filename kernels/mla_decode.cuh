@@ -12,13 +12,14 @@
 // parts writes fp32 partials + LSE that the combine kernel merges.
 #pragma once
 
+#include "mla_launch.h"
 #include "mla_params.h"
 #include "mla_pipeline.cuh"
+#include "mla_schedule.cuh"
 #include "mla_wgmma.cuh"
 
 namespace mla {
 
-constexpr int kWarpgroupThreads = 128;
 constexpr int kConsumerThreads = 256;                       // warpgroups 0 and 1: MMA and softmax
 constexpr int kThreads = kConsumerThreads + kWarpgroupThreads;   // warpgroup 2: TMA producer
 
@@ -29,8 +30,6 @@ enum SubTileGroup : int { kGroupV0 = 0, kGroupV1 = 1, kGroupRope = 2 };
 constexpr int group_first_sub_tile(int g) { return g == kGroupV0 ? 0 : g == kGroupV1 ? 4 : 8; }
 constexpr int group_sub_tiles(int g) { return g == kGroupRope ? 1 : 4; }
 constexpr int group_releases(int g) { return g == kGroupV1 ? 2 : 1; }   // V1 is freed by both warpgroups
-constexpr int kSubTiles = kHeadDim / 64;                    // 9 sub-tiles of 64 columns per 576-wide tile
-constexpr int kTileBytes = kSubTiles * kSubTileBytes;       // 64 x 576 16-bit elements
 
 struct SharedPlan {
   static constexpr int q = 0;
@@ -47,31 +46,6 @@ static_assert(SharedPlan::bytes <= 227 * 1024, "shared memory plan exceeds the s
 
 enum NamedBarrier : int {
   kProbsReady = 1, kProbsFree = 2, kRowStatsReady = 3, kWarpgroup0 = 4, kWarpgroup1 = 5, kConsumers = 6
-};
-
-// The blocks of one request that this part covers: [first, last).
-struct Piece {
-  int seqlen, first, last;
-};
-
-__device__ __forceinline__ Piece piece_of(const DecodeParams& p, const int* entry, int req) {
-  const int seqlen = max(p.seqlens[req], 0);
-  const int blocks = min((seqlen + kBlockSize - 1) / kBlockSize, p.max_blocks);
-  const int first = req == entry[kBeginReq] ? entry[kBeginBlock] : 0;
-  const int last = min(req == entry[kEndReq] ? entry[kEndBlock] : blocks, blocks);
-  return {seqlen, first, max(last, first)};
-}
-
-// Walks the part's (request, block) pairs in the order the consumers process them.
-struct BlockCursor {
-  int req, block;
-  __device__ void settle(const DecodeParams& p, const int* entry) {
-    while (req <= entry[kEndReq] && block >= piece_of(p, entry, req).last) {
-      ++req;
-      block = 0;
-    }
-  }
-  __device__ bool valid(const int* entry) const { return req <= entry[kEndReq]; }
 };
 
 __device__ __forceinline__ void issue_kv_group(const DecodeParams& p, int page, int group, uint32_t stage_addr,
@@ -134,7 +108,6 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
   // 8-column group j the columns 8j + 2*(lane%4) + {0, 1}.
   const int r0 = warp_in_wg * 16 + lane / 4;
   const int col_in_group = 2 * (lane % 4);
-  const int* entry = p.sched + blockIdx.y * kSchedFields;
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < 2; ++s) {
@@ -146,16 +119,18 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
     mbar_fence_init();
   }
   __syncthreads();
+  wait_for_previous_grid();   // the plan and seqlens may come from the kernel before this one
+  const SchedEntry entry = SchedEntry::load(p.sched, blockIdx.y);
 
   if (warpgroup == 2) {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 24;");
     if (threadIdx.x == 2 * kWarpgroupThreads) {
       tma_prefetch_descriptor(&p.k_map);
-      BlockCursor cursor{entry[kBeginReq], entry[kBeginBlock]};
+      BlockCursor cursor{entry.begin_req, entry.begin_block};
       cursor.settle(p, entry);
       for (int produced = 0; cursor.valid(entry); ++produced) {
         const int stage = produced & 1, phase = (produced >> 1) & 1;
-        const int page = p.block_table[int64_t(cursor.req) * p.block_table_stride + cursor.block];
+        const int page = cursor.page(p);
         for (int g = 0; g < 3; ++g) {
           if (produced >= 2) mbar_wait(empty_bar(stage, g), phase ^ 1);
           issue_kv_group(p, page, g, stage_addr(stage), full_bar(stage, g));
@@ -169,21 +144,17 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
   asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
 
   int consumed = 0;   // blocks this CTA has processed: selects stage and mbarrier phase
-  for (int req = entry[kBeginReq]; req <= entry[kEndReq]; ++req) {
+  for (int req = entry.begin_req; req <= entry.end_req; ++req) {
     const Piece piece = piece_of(p, entry, req);
-    const int num_blocks = piece.last - piece.first;
-    const int split_base = p.num_splits[req];
-    const bool is_split = p.num_splits[req + 1] - split_base > 1;
-    const int split_row = split_base + (req == entry[kBeginReq] ? entry[kBeginSplit] : 0);
+    const int num_blocks = piece.num_blocks();
+    const OutputSlot slot = output_slot(p, entry, req);
+    const bool is_split = slot.is_split;
+    const int split_row = slot.split_row;
 
-    // Keys visible to a row: [0, seqlen - (s_q - 1 - s_idx)) when causal (bottom-right aligned).
-    int key_limit[2];
+    int row_key_limit[2];
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int row = m_block * kRowsPerTile + r0 + 8 * h;
-      key_limit[h] = p.causal ? piece.seqlen - (p.s_q - 1 - min(row / p.h_q, p.s_q - 1)) : piece.seqlen;
-    }
-    const int min_key_limit = p.causal ? piece.seqlen - (p.s_q - 1) : piece.seqlen;
+    for (int h = 0; h < 2; ++h) row_key_limit[h] = key_limit(p, piece.seqlen, m_block * kRowsPerTile + r0 + 8 * h);
+    const int unmasked_keys = min_key_limit(p, piece.seqlen);
 
     float o[128];
 #pragma unroll
@@ -235,7 +206,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
         }
 
         // Masked scores become -inf, which also discards NaN read from page slots past seqlen.
-        const bool needs_mask = (block + 1) * kBlockSize > min_key_limit;
+        const bool needs_mask = (block + 1) * kBlockSize > unmasked_keys;
         float rescale[2];
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
@@ -246,7 +217,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
             for (int e = 0; e < 2; ++e) {
               float& x = s[j * 4 + h * 2 + e];
               x *= p.scale_log2;
-              if (needs_mask && block * kBlockSize + j * 8 + col_in_group + e >= key_limit[h]) x = -INFINITY;
+              if (needs_mask && block * kBlockSize + j * 8 + col_in_group + e >= row_key_limit[h]) x = -INFINITY;
               block_max = fmaxf(block_max, x);
             }
           }
@@ -336,6 +307,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
       }
     }
 
+    if (req == entry.end_req) allow_next_grid_launch();
     // Epilogue: warpgroup 0 owns the softmax statistics; share them, then each warpgroup writes its half.
     if (warpgroup == 0) {
 #pragma unroll
@@ -381,7 +353,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
         }
         if (warpgroup == 0 && lane % 4 == 0) {
           const int s_idx = row / p.h_q, head = row % p.h_q;
-          p.lse[(int64_t(req) * p.h_q + head) * p.s_q + s_idx] = empty ? INFINITY : lse_log2 * 0.69314718055994530942f;
+          p.lse[(int64_t(req) * p.h_q + head) * p.s_q + s_idx] = empty ? INFINITY : lse_log2 * kLn2;
         }
       }
     }
@@ -390,11 +362,9 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
 }
 
 template <typename Element>
-void launch_decode(const DecodeParams& p, cudaStream_t stream) {
-  auto kernel = mla_decode_kernel<Element>;
-  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SharedPlan::bytes);
+cudaError_t launch_decode_wide(const DecodeParams& p, cudaStream_t stream) {
   const dim3 grid((p.rows + kRowsPerTile - 1) / kRowsPerTile, p.num_parts);
-  kernel<<<grid, kThreads, SharedPlan::bytes, stream>>>(p);
+  return launch_with_pdl(mla_decode_kernel<Element>, grid, dim3(kThreads), SharedPlan::bytes, stream, p);
 }
 
 }  // namespace mla

@@ -1,6 +1,6 @@
-// One translation unit per dtype so the decode kernel instantiations build in parallel.
+// One translation unit per (kernel, dtype) so the decode kernel instantiations build in parallel.
 #include "mla_decode.cuh"
 
 namespace mla {
-template void launch_decode<__nv_bfloat16>(const DecodeParams&, cudaStream_t);
+template cudaError_t launch_decode_wide<__nv_bfloat16>(const DecodeParams&, cudaStream_t);
 }  // namespace mla

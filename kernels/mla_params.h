@@ -36,6 +36,8 @@ struct MetadataParams {
 
 struct DecodeParams {
   CUtensorMap k_map;        // TMA view of k_cache as [num_blocks][64][576], 64x64 boxes, 128-byte swizzle
+  CUtensorMap kv_block_map; // the same as [num_blocks][8 token groups][9 sub-tiles][8 tokens][64]: one box per
+                            // block, read 8 whole token rows (9 KB of contiguous memory) at a time
   const void* q;            // [b, s_q, h_q, 576]; strides in elements, last dim contiguous
   int64_t q_stride_b, q_stride_s, q_stride_h;
   const void* k_cache;      // [num_blocks, 64, 576]; strides in elements, last dim contiguous
@@ -58,12 +60,25 @@ struct DecodeParams {
   bool causal;
 };
 
-void launch_get_metadata(const MetadataParams& p, cudaStream_t stream);
-// Fills p.k_map for k_cache; false when the driver cannot encode it (the launcher raises).
+// Every launcher returns the first CUDA error of its host calls (the binding raises it).
+cudaError_t launch_get_metadata(const MetadataParams& p, cudaStream_t stream);
+// Fills p.k_map and p.kv_block_map for k_cache; false when the driver cannot encode them (the launcher raises).
 bool make_kv_tensor_map(DecodeParams& p, bool bf16);
+
+// s_q * h_q up to this runs the swap-AB kernel (query rows as the MMA's N); more rows run 64-row tiles.
+constexpr int kNarrowMaxRows = 32;
+template <typename Element, int kCols>
+cudaError_t launch_decode_narrow(const DecodeParams& p, cudaStream_t stream);
 template <typename Element>
-void launch_decode(const DecodeParams& p, cudaStream_t stream);
+cudaError_t launch_decode_wide(const DecodeParams& p, cudaStream_t stream);
+
 template <typename Element>
-void launch_combine(const DecodeParams& p, cudaStream_t stream);
+cudaError_t launch_decode(const DecodeParams& p, cudaStream_t stream) {
+  if (p.rows <= 16) return launch_decode_narrow<Element, 16>(p, stream);
+  if (p.rows <= kNarrowMaxRows) return launch_decode_narrow<Element, kNarrowMaxRows>(p, stream);
+  return launch_decode_wide<Element>(p, stream);
+}
+template <typename Element>
+cudaError_t launch_combine(const DecodeParams& p, cudaStream_t stream);
 
 }  // namespace mla

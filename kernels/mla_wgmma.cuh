@@ -14,32 +14,39 @@ namespace gmma = cute::SM90::GMMA;
 // A tile of 64 rows x 64 elements (16-bit) with 128-byte rows, swizzled in 8-row x 128-byte atoms:
 // the 16-byte chunk c of row r lives at chunk c ^ (r % 8). Wider tiles are such sub-tiles side by side.
 constexpr int kSubTileBytes = 64 * 128;
+constexpr int kSubTiles = 576 / 64;                     // a 576-wide KV or Q row spans 9 sub-tiles
+constexpr int kTileBytes = kSubTiles * kSubTileBytes;   // one 64-token KV block
+constexpr int kWarpgroupThreads = 128;
 
+// Byte offset of element (row, col) in a swizzled tile whose 64-column sub-tiles hold kTileRows rows.
+template <int kTileRows = 64>
 __device__ __forceinline__ int swizzled_offset(int row, int col) {
-  return (col / 64) * kSubTileBytes + row * 128 + ((((col % 64) / 8) ^ (row % 8)) * 16) + (col % 8) * 2;
+  return (col / 64) * (kTileRows * 128) + row * 128 + ((((col % 64) / 8) ^ (row % 8)) * 16) + (col % 8) * 2;
 }
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 
-// K-major operand (rows = M or N, contiguous dimension = K): 8-row groups 1024 bytes apart.
-__device__ __forceinline__ uint64_t desc_k_major(uint32_t addr) {
+// K-major operand (rows = M or N, contiguous dimension = K): 8-row groups group_bytes apart (1024 when the
+// rows are consecutive).
+__device__ __forceinline__ uint64_t desc_k_major(uint32_t addr, uint32_t group_bytes = 1024) {
   uint64_t d = 0;
   d |= uint64_t((addr & 0x3FFFF) >> 4);
   d |= uint64_t(1) << 16;               // leading byte offset: unused for swizzled K-major
-  d |= uint64_t(1024 >> 4) << 32;       // stride byte offset: next 8 rows
+  d |= uint64_t(group_bytes >> 4) << 32;   // stride byte offset: next 8 rows
   d |= uint64_t(1) << 62;               // 128-byte swizzle
   return d;
 }
 
-// MN-major operand (contiguous dimension = N, rows = K): 64-wide N chunks one sub-tile apart,
-// 8-row K groups 1024 bytes apart. Used to read V (= K cache rows) as the B operand of P*V.
-__device__ __forceinline__ uint64_t desc_mn_major(uint32_t addr) {
+// MN-major operand (contiguous dimension = M or N, rows = K): 64-wide MN chunks chunk_bytes apart, 8-row K
+// groups group_bytes apart. Used to read V (= K cache rows) as the V operand of P*V.
+__device__ __forceinline__ uint64_t desc_mn_major(uint32_t addr, uint32_t chunk_bytes = kSubTileBytes,
+                                                  uint32_t group_bytes = 1024) {
   uint64_t d = 0;
   d |= uint64_t((addr & 0x3FFFF) >> 4);
-  d |= uint64_t(kSubTileBytes >> 4) << 16;   // leading byte offset: next 64 N columns
-  d |= uint64_t(1024 >> 4) << 32;            // stride byte offset: next 8 K rows
+  d |= uint64_t(chunk_bytes >> 4) << 16;   // leading byte offset: next 64 MN columns
+  d |= uint64_t(group_bytes >> 4) << 32;   // stride byte offset: next 8 K rows
   d |= uint64_t(1) << 62;
   return d;
 }
@@ -64,6 +71,27 @@ template <> struct GmmaOps<__half> {
     __half2 v = __floats2half2_rn(lo, hi);
     return *reinterpret_cast<uint32_t*>(&v);
   }
+};
+
+// Swap-AB atoms for few query rows (N = 16 or 32 of them; the 64 KV tokens are M):
+//   KQ: S^T = K Q^T, both operands K-major (rows of 576 contiguous elements);
+//   VP: O^T += V^T P^T, A = V^T read MN-major from the KV tile, B = P^T stored K-major (tokens contiguous).
+template <typename Element, int N> struct NarrowGmma;
+template <> struct NarrowGmma<__nv_bfloat16, 16> {
+  using KQ = gmma::MMA_64x16x16_F32BF16BF16_SS<gmma::Major::K, gmma::Major::K>;
+  using VP = gmma::MMA_64x16x16_F32BF16BF16_SS<gmma::Major::MN, gmma::Major::K>;
+};
+template <> struct NarrowGmma<__nv_bfloat16, 32> {
+  using KQ = gmma::MMA_64x32x16_F32BF16BF16_SS<gmma::Major::K, gmma::Major::K>;
+  using VP = gmma::MMA_64x32x16_F32BF16BF16_SS<gmma::Major::MN, gmma::Major::K>;
+};
+template <> struct NarrowGmma<__half, 16> {
+  using KQ = gmma::MMA_64x16x16_F32F16F16_SS<gmma::Major::K, gmma::Major::K>;
+  using VP = gmma::MMA_64x16x16_F32F16F16_SS<gmma::Major::MN, gmma::Major::K>;
+};
+template <> struct NarrowGmma<__half, 32> {
+  using KQ = gmma::MMA_64x32x16_F32F16F16_SS<gmma::Major::K, gmma::Major::K>;
+  using VP = gmma::MMA_64x32x16_F32F16F16_SS<gmma::Major::MN, gmma::Major::K>;
 };
 
 template <typename Op, size_t... I>

@@ -25,8 +25,7 @@ std::tuple<at::Tensor, at::Tensor> tile_scheduler_cuda(const at::Tensor& cache_s
   at::Tensor num_splits = at::empty({b + 1}, opts);
   mla::MetadataParams p{cache_seqlens.data_ptr<int>(), sched.data_ptr<int>(), num_splits.data_ptr<int>(), int(b),
                         int(num_sm_parts)};
-  mla::launch_get_metadata(p, c10::cuda::getCurrentCUDAStream());
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  C10_CUDA_CHECK(mla::launch_get_metadata(p, c10::cuda::getCurrentCUDAStream()));
   return {sched, num_splits};
 }
 
@@ -76,16 +75,13 @@ std::tuple<at::Tensor, at::Tensor> decode_paged_cuda(const at::Tensor& q, const 
               "could not encode a TMA descriptor for k_cache (driver too old for cuTensorMapEncodeTiled?)");
   auto stream = c10::cuda::getCurrentCUDAStream();
   if (q.scalar_type() == at::kBFloat16) {
-    mla::launch_decode<__nv_bfloat16>(p, stream);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    mla::launch_combine<__nv_bfloat16>(p, stream);
+    C10_CUDA_CHECK(mla::launch_decode<__nv_bfloat16>(p, stream));
+    C10_CUDA_CHECK(mla::launch_combine<__nv_bfloat16>(p, stream));
   } else {
     TORCH_CHECK(q.scalar_type() == at::kHalf, "q must be bfloat16 or float16");
-    mla::launch_decode<__half>(p, stream);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    mla::launch_combine<__half>(p, stream);
+    C10_CUDA_CHECK(mla::launch_decode<__half>(p, stream));
+    C10_CUDA_CHECK(mla::launch_combine<__half>(p, stream));
   }
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {out, lse};
 }
 

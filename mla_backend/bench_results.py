@@ -86,17 +86,36 @@ def peer_names(doc: dict) -> list[str]:
 
 
 def short_label(doc: dict, name: str) -> str:
-    """'FlashMLA (vLLM 0.26 _flashmla_C)' -> 'FlashMLA'; ours is 'ours'."""
+    """'FlashMLA (vLLM 0.26 _flashmla_C)' -> 'FlashMLA'; ours is 'ours'. Two modes of one peer (the same
+    short label, e.g. FA3-MLA's fa3_mla and fa3_mla_default) are told apart by their names."""
     if name == OURS:
         return "ours"
+    short = _label_head(doc, name)
+    if any(other != name and _label_head(doc, other) == short for other in doc.get("peers", {})):
+        return name
+    return short
+
+
+def _label_head(doc: dict, name: str) -> str:
     label = doc.get("peers", {}).get(name, {}).get("label", name).split(" (")[0]
     return re.sub(r"^vLLM [\d.]+ ", "", label)
 
 
+def has_time(entry: dict | None) -> bool:
+    """A time that counts. Files of schema 2 mark a time above the card's measured ceilings `valid: false`
+    (a harness bug); a time that failed its reference check is not recorded at all."""
+    return entry is not None and entry.get("us") is not None and entry.get("valid", True) is not False
+
+
 def missing_label(entry: dict | None) -> str:
-    """Why a config has no time for an implementation: not in the file, not supported (n/a), or failed."""
+    """Why a config has no time for an implementation: not in the file, not supported (n/a), above the
+    measured ceilings (invalid), crashed its process, or failed (an error or the reference check)."""
     if entry is None:
         return "not run"
+    if entry.get("us") is not None:
+        return "invalid"
+    if entry.get("crashed"):
+        return "crashed"
     return "n/a" if str(entry.get("error", "")).startswith("PeerUnavailable") else "failed"
 
 
@@ -110,7 +129,7 @@ def format_table(doc: dict) -> str:
         cells = [record["key"]]
         for name in names:
             entry = record["peers"].get(name)
-            if entry is None or entry.get("us") is None:
+            if not has_time(entry):
                 cells.append(missing_label(entry))
             else:
                 cells.append(f"{entry['us']:.1f} ({entry['gbps']:.0f}, {entry['tflops']:.0f})")
@@ -127,6 +146,9 @@ def format_table(doc: dict) -> str:
         "  ".join("-" * w for w in widths),
     ]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    mean = (doc.get("summary") or {}).get("geomean_ratio_vs_best_peer")
+    if mean is not None:
+        lines += ["", f"ours vs the best peer (t_best_peer / t_ours), geomean over configs: {mean:.2f}x"]
     return "\n".join(lines)
 
 
@@ -147,11 +169,12 @@ def plot(doc: dict, png: Path) -> Path:
     fig, axes = plt.subplots(2, 1, figsize=(13, 8.5), sharex=True)
     width = 0.8 / len(names)
     for ax, metric, label in ((axes[0], "gbps", "GB/s"), (axes[1], "tflops", "TFLOPS")):
-        top = max((r["peers"][n].get(metric) or 0 for r in doc["results"] for n in names if n in r["peers"]),
-                  default=1)
+        top = max((r["peers"][n].get(metric) or 0 for r in doc["results"] for n in names
+                   if has_time(r["peers"].get(n))), default=1)
         for j, name in enumerate(names):
             xs = [i + (j - (len(names) - 1) / 2) * width for i in range(len(keys))]
-            values = [(r["peers"].get(name) or {}).get(metric) for r in doc["results"]]
+            values = [r["peers"][name].get(metric) if has_time(r["peers"].get(name)) else None
+                      for r in doc["results"]]
             ax.bar(xs, [v or 0 for v in values], width, color=colors[name], label=short_label(doc, name),
                    edgecolor="black" if name == OURS else "none", linewidth=0.6)
             for x, value, record in zip(xs, values, doc["results"], strict=True):

@@ -36,7 +36,7 @@ HEAD_DIM_V = 512
 BLOCK_SIZE = scheduler.BLOCK_SIZE
 MAX_H_Q = 128
 MAX_S_Q = 16
-MAX_BATCH = 16384           # the scheduler keeps two ints per request in shared memory
+MAX_BATCH = 16384           # the scheduler keeps one int per request in shared memory
 DEFAULT_NUM_SMS = 132       # H100 SXM / H200; only used for CPU tensors
 DTYPES = (torch.bfloat16, torch.float16)
 

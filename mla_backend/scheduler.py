@@ -1,12 +1,25 @@
 """Python mirror of the GPU tile scheduler (kernels/mla_metadata.cu), bit-identical on CPU.
 
-The decode kernel runs one persistent CTA per (64-row query tile, SM part). The scheduler cuts the
-batch's KV blocks into ``num_sm_parts`` contiguous ranges of (request, block) of near-equal cost,
-where a request costs its block count (at least 1) plus ``SPLIT_OVERHEAD`` blocks per piece, so long
-requests are split across parts and short ones are packed into one.
+The decode kernel runs one persistent CTA per (query tile, SM part). The scheduler lays the batch out on a
+cost line: request i takes ``max(blocks_i, 1) + overhead`` units, its overhead units first, then one unit
+per KV block (a zero-length request has one unit standing for its empty piece). Part k covers the units
+[k * unit, (k + 1) * unit) with ``unit = max(ceil(total / num_parts), overhead + 1)`` and takes the blocks
+whose units fall in that range; a range that ends inside a request's overhead does not take that request.
+``overhead`` is SPLIT_OVERHEAD, lowered below the natural unit size when the batch is so small that a part
+could otherwise hold nothing but overhead (b=1: one 4-block part per SM rather than 6-block parts on two
+thirds of them). So long requests are split across parts and short ones are packed into one, every part but
+the trailing empty ones has work, and each part finds its range alone (a binary search over prefix sums),
+which is what lets the GPU build the plan in parallel in a few microseconds.
+
+Whole-request mode: when every request costs about one part's share (all costs within a tenth of the ideal
+``ceil(total / num_parts)`` of each other and of it), splitting buys no balance but costs fp32 partials and
+a combine. Then ``unit = max(ideal, max cost)`` and part k takes, whole, the requests that start in its
+range: b128 x 4096 tokens on 132 parts runs 128 unsplit requests (4% faster on the H200 than 132 parts
+with nearly every request split in two).
 """
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Sequence
 
@@ -24,49 +37,90 @@ def num_sm_parts(num_q_rows: int, num_sms: int) -> int:
     return max(num_sms // math.ceil(num_q_rows / ROWS_PER_TILE), 1)
 
 
+def is_uniform(costs: Sequence[int], ideal_unit: int) -> bool:
+    """Whole-request mode: every cost within a tenth of ideal_unit of each other, none above 1.1 x ideal_unit."""
+    return 10 * (max(costs) - min(costs)) <= ideal_unit and 10 * max(costs) <= 11 * ideal_unit
+
+
+def _as_list(cache_seqlens: Sequence[int] | torch.Tensor) -> list[int]:
+    return [int(s) for s in (cache_seqlens.tolist() if isinstance(cache_seqlens, torch.Tensor) else cache_seqlens)]
+
+
 def tile_scheduler(cache_seqlens: Sequence[int] | torch.Tensor, num_parts: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Returns (tile_scheduler_metadata int32 [num_parts, 8], num_splits int32 [b + 1]).
 
     Entry fields: begin_req, begin_block, end_req (inclusive), end_block (exclusive, of end_req),
-    begin_split (split index of begin_req); an empty part has begin_req == b.
+    begin_split (split index of begin_req); an empty part has begin_req == b, end_req == b - 1.
     num_splits is the exclusive prefix sum of the number of parts each request is split over.
     """
-    seqlens = [int(s) for s in (cache_seqlens.tolist() if isinstance(cache_seqlens, torch.Tensor) else cache_seqlens)]
+    seqlens = _as_list(cache_seqlens)
     b = len(seqlens)
     blocks = [(max(s, 0) + BLOCK_SIZE - 1) // BLOCK_SIZE for s in seqlens]
-    splits = [0] * b
-    total_cost = sum(max(n, 1) + SPLIT_OVERHEAD for n in blocks)
-    payload = (total_cost + num_parts - 1) // num_parts + SPLIT_OVERHEAD
+    blocks_before = [0]                         # prefix sums of max(blocks, 1)
+    for n in blocks:
+        blocks_before.append(blocks_before[-1] + max(n, 1))
+    natural_unit = -(-(blocks_before[b] + b * SPLIT_OVERHEAD) // num_parts)
+    overhead = min(SPLIT_OVERHEAD, max(natural_unit - 1, 0))
+    line = [blocks_before[i] + i * overhead for i in range(b + 1)]   # line[i]: first unit of request i
+    ideal_unit = -(-line[b] // num_parts)
+    costs = [line[i + 1] - line[i] for i in range(b)]
+    if is_uniform(costs, ideal_unit):
+        return _whole_request_plan(line, blocks, num_parts, max(ideal_unit, max(costs)))
+    return _split_plan(line, blocks, num_parts, overhead, max(ideal_unit, overhead + 1))
+
+
+def _empty_part(sched: torch.Tensor, part: int, b: int) -> None:
+    sched[part, BEGIN_REQ], sched[part, END_REQ] = b, b - 1
+
+
+def _whole_request_plan(line, blocks, num_parts, unit):
+    """Part k takes, unsplit, the requests that start in [k * unit, (k + 1) * unit)."""
+    b, total = len(blocks), line[-1]
     sched = torch.zeros(num_parts, SCHED_FIELDS, dtype=torch.int32)
-    req = block = split = 0
     for part in range(num_parts):
-        begin = (req, block, split)
-        end_req, end_block = b - 1, 0
-        budget = 0x7FFFFFFF if part + 1 == num_parts else payload
-        while req < b:
-            unit = max(blocks[req] - block, 1)
-            if budget - SPLIT_OVERHEAD >= unit:
-                budget -= unit + SPLIT_OVERHEAD
-                end_req, end_block = req, blocks[req]
-                splits[req] = split + 1
-                req, block, split = req + 1, 0, 0
-            else:
-                take = budget - SPLIT_OVERHEAD
-                if take > 0:
-                    block += take
-                    end_req, end_block = req, block
-                    split += 1
-                break
-        sched[part, BEGIN_REQ], sched[part, BEGIN_BLOCK], sched[part, BEGIN_SPLIT] = begin
-        sched[part, END_REQ], sched[part, END_BLOCK] = end_req, end_block
+        lo, hi = part * unit, min((part + 1) * unit, total)
+        begin_req = bisect.bisect_left(line, lo, 0, b)    # the first request starting at or after lo
+        end_req = bisect.bisect_left(line, hi, 0, b) - 1  # the last request starting before hi
+        if lo >= total or begin_req > end_req:
+            _empty_part(sched, part, b)
+            continue
+        sched[part, BEGIN_REQ], sched[part, END_REQ], sched[part, END_BLOCK] = begin_req, end_req, blocks[end_req]
+    return sched, torch.arange(b + 1, dtype=torch.int32)
+
+
+def _split_plan(line, blocks, num_parts, overhead, unit):
+    """Part k takes the blocks whose units fall in [k * unit, (k + 1) * unit)."""
+    b, total = len(blocks), line[-1]
+    first_part = [(line[i] + overhead) // unit for i in range(b)]   # the part holding block unit 0
     num_splits = torch.zeros(b + 1, dtype=torch.int32)
-    num_splits[1:] = torch.tensor(splits, dtype=torch.int32).cumsum(0)
+    num_splits[1:] = torch.tensor([(line[i + 1] - 1) // unit - first_part[i] + 1 for i in range(b)],
+                                  dtype=torch.int32).cumsum(0)
+    sched = torch.zeros(num_parts, SCHED_FIELDS, dtype=torch.int32)
+    for part in range(num_parts):
+        lo = part * unit
+        if lo >= total:
+            _empty_part(sched, part, b)
+            continue
+        hi = min(lo + unit, total)
+        begin_req = bisect.bisect_right(line, lo) - 1
+        end_req = bisect.bisect_right(line, hi - 1) - 1
+        end_unit = hi - 1 - line[end_req]
+        if end_unit < overhead:                  # the range ends inside end_req's overhead: not taken
+            end_req -= 1
+            end_block = blocks[end_req]
+        else:
+            end_block = min(end_unit - overhead + 1, blocks[end_req])
+        sched[part, BEGIN_REQ] = begin_req
+        sched[part, BEGIN_BLOCK] = max(lo - line[begin_req] - overhead, 0)
+        sched[part, END_REQ] = end_req
+        sched[part, END_BLOCK] = end_block
+        sched[part, BEGIN_SPLIT] = part - first_part[begin_req]
     return sched, num_splits
 
 
 def part_pieces(sched: torch.Tensor, cache_seqlens: Sequence[int] | torch.Tensor) -> list[list[tuple[int, int, int]]]:
     """Decodes a plan into, per part, its (request, first_block, end_block) pieces, as the kernel walks it."""
-    seqlens = [int(s) for s in (cache_seqlens.tolist() if isinstance(cache_seqlens, torch.Tensor) else cache_seqlens)]
+    seqlens = _as_list(cache_seqlens)
     pieces = []
     for entry in sched.tolist():
         mine = []

@@ -168,13 +168,20 @@ def generate(directory: Path, seed: int = SEED, *, num_layers: int = NUM_LAYERS,
     lm_head_std (default: initializer_range, 0.02) sets how peaked the logits are: at 0.02 they are nearly flat,
     so greedy text flips on rounding noise; ~0.2 gives a test model whose greedy continuations mean something.
     """
+    shape = dict(num_layers=num_layers, num_heads=num_heads)
+    return write_checkpoint(directory, config(**shape), seed, lm_head_std=lm_head_std,
+                            key=cache_key(seed=seed, **shape))
+
+
+def write_checkpoint(directory: Path, cfg: dict, seed: int = SEED, *, lm_head_std: float | None = None,
+                     key: str | None = None) -> Path:
+    """The checkpoint files for any config in this module's field set (CONFIG's, with a q LoRA or without), random
+    weights from `seed`, this module's tokenizer; DONE (holding `key`, default a hash of cfg and seed) last."""
     from safetensors.torch import save_file
 
-    shape = dict(num_layers=num_layers, num_heads=num_heads)
-    cfg = config(**shape)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    weights = random_weights(seed, **shape)
+    weights = weights_for(cfg, seed)
     if lm_head_std is not None:
         if not lm_head_std > 0:
             raise ValueError(f"lm_head_std must be positive, got {lm_head_std!r}")
@@ -185,15 +192,22 @@ def generate(directory: Path, seed: int = SEED, *, num_layers: int = NUM_LAYERS,
     for name, content in (("config.json", cfg), ("tokenizer_config.json", TOKENIZER_CONFIG),
                           ("generation_config.json", GENERATION_CONFIG)):
         (directory / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n")
-    (directory / "DONE").write_text(cache_key(seed=seed, **shape) + "\n")
+    if key is None:
+        spec = json.dumps([FORMAT, seed, cfg, TOKENIZER_CONFIG, GENERATION_CONFIG], sort_keys=True)
+        key = hashlib.sha256(spec.encode()).hexdigest()[:12]
+    (directory / "DONE").write_text(key + "\n")
     return directory
 
 
 def random_weights(seed: int = SEED, *, num_layers: int = NUM_LAYERS, num_heads: int = NUM_HEADS) -> dict:
     """Every tensor of the checkpoint, by its Hugging Face name: norms 1, the rest N(0, initializer_range)."""
+    return weights_for(config(num_layers=num_layers, num_heads=num_heads), seed)
+
+
+def weights_for(cfg: dict, seed: int = SEED) -> dict:
+    """random_weights for any config in this module's field set."""
     import torch
 
-    cfg = config(num_layers=num_layers, num_heads=num_heads)
     gen = torch.Generator().manual_seed(seed)
     std = cfg["initializer_range"]
     weights = {}
@@ -212,10 +226,14 @@ def _shapes(c: dict) -> dict[str, tuple[int, ...]]:
     shapes = {"model.embed_tokens.weight": (c["vocab_size"], hidden)}
     for layer in range(c["num_hidden_layers"]):
         p = f"model.layers.{layer}."
+        shapes.update({p + "input_layernorm.weight": (hidden,), p + "post_attention_layernorm.weight": (hidden,)})
+        if c["q_lora_rank"] is None:
+            shapes[p + "self_attn.q_proj.weight"] = (heads * qk_head, hidden)
+        else:  # DeepSeek-V2 / V3's q LoRA: hidden -> q_lora_rank (normed) -> heads * qk_head
+            shapes.update({p + "self_attn.q_a_proj.weight": (c["q_lora_rank"], hidden),
+                           p + "self_attn.q_a_layernorm.weight": (c["q_lora_rank"],),
+                           p + "self_attn.q_b_proj.weight": (heads * qk_head, c["q_lora_rank"])})
         shapes.update({
-            p + "input_layernorm.weight": (hidden,),
-            p + "post_attention_layernorm.weight": (hidden,),
-            p + "self_attn.q_proj.weight": (heads * qk_head, hidden),
             p + "self_attn.kv_a_proj_with_mqa.weight": (c["kv_lora_rank"] + c["qk_rope_head_dim"], hidden),
             p + "self_attn.kv_a_layernorm.weight": (c["kv_lora_rank"],),
             p + "self_attn.kv_b_proj.weight": (heads * (c["qk_nope_head_dim"] + c["v_head_dim"]), c["kv_lora_rank"]),

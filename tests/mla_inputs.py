@@ -30,9 +30,10 @@ def draw_seqlens(b: int, seqlen: int | str, s_q: int, generator: torch.Generator
 
 
 def make_batch(b: int, s_q: int, h_q: int, seqlens: list[int], dtype=torch.bfloat16, causal: bool = False,
-               device="cuda", seed: int = 0, extra_blocks: int = 3) -> DecodeBatch:
+               device="cuda", seed: int = 0, extra_blocks: int = 3, std: float = 0.1) -> DecodeBatch:
     """Randomly permuted pages; unused pages and the tail of each last page hold NaN; unused table
-    entries hold an index far outside the cache. Generated on ``device``."""
+    entries hold an index far outside the cache. q and K ~ N(0, std) clamped to +-10 std (FlashMLA's
+    tests use std 0.1; std 1 gives the peaked softmax of real activations). Generated on ``device``."""
     g = torch.Generator(device=device).manual_seed(seed)
     pages_per_req = [math.ceil(s / BLOCK_SIZE) for s in seqlens]
     max_blocks = max(max(pages_per_req), 1) + 1
@@ -47,7 +48,7 @@ def make_batch(b: int, s_q: int, h_q: int, seqlens: list[int], dtype=torch.bfloa
     flat_index = torch.tensor(starts[:-1], device=device)[:, None] + page_slot
     block_table[in_use] = perm[flat_index[in_use]]
 
-    keys = (torch.randn(num_blocks, BLOCK_SIZE, 1, 576, generator=g, device=device) / 10).clamp(-1, 1)
+    keys = (torch.randn(num_blocks, BLOCK_SIZE, 1, 576, generator=g, device=device) * std).clamp(-10 * std, 10 * std)
     token = torch.arange(BLOCK_SIZE, device=device)
     valid = torch.zeros(num_blocks, BLOCK_SIZE, dtype=torch.bool, device=device)
     lens = torch.tensor(seqlens, device=device)
@@ -56,6 +57,6 @@ def make_batch(b: int, s_q: int, h_q: int, seqlens: list[int], dtype=torch.bfloa
     owner_len = lens[:, None].expand(-1, max_blocks)[in_use]
     valid[used] = (page_start[:, None] + token[None, :]) < owner_len[:, None]
     keys[~valid] = float("nan")
-    q = (torch.randn(b, s_q, h_q, 576, generator=g, device=device) / 10).clamp(-1, 1)
+    q = (torch.randn(b, s_q, h_q, 576, generator=g, device=device) * std).clamp(-10 * std, 10 * std)
     return DecodeBatch(q.to(dtype), keys.to(dtype), block_table, lens.to(torch.int32),
                        softmax_scale=192 ** -0.5, causal=causal)

@@ -1,9 +1,13 @@
-"""CPU tests of the benchmark's pure-Python parts: work formulas, configs, input sets, results files,
-the peer bundle's pack/unpack round trip and the vLLM import shim. The GPU timing itself runs on the box."""
+"""CPU tests of the benchmark's pure-Python parts: work formulas, configs and the issue grid, input sets and
+varlen seqlens, the reference check, the ceiling rule, the best peer and geomean, the results files, the
+supervisor's crash bookkeeping (with a fake child), the peer bundle and the vLLM import shim. The GPU timing
+itself runs on the box; here CPU stand-ins replace graph capture and timing."""
 
 import json
+import math
 import random
 import sys
+import textwrap
 import zipfile
 from pathlib import Path
 
@@ -13,9 +17,17 @@ import torch
 BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH_DIR))
 
+import bench_ceilings  # noqa: E402
 import bench_decode as bench  # noqa: E402
+import bench_report  # noqa: E402
+import bench_supervisor  # noqa: E402
 import peers  # noqa: E402
 import peers_bundle  # noqa: E402
+
+from mla_backend.reference import mla_decode_reference  # noqa: E402
+
+CEILINGS = {"copy_gbps": 4000.0, "matmul_tflops": 700.0, "copy": "copy of 2 GiB", "matmul": "8192^3 bf16",
+            "statistic": "median of 10", "slack": 1.03}
 
 
 # --- work formulas ------------------------------------------------------------------------------------
@@ -77,6 +89,29 @@ def test_quick_is_exactly_the_design_table():
                     "b8/s8192/h16/q1"]
 
 
+def test_issue_grid_is_the_reported_shapes_and_four_varlen_twins():
+    configs = bench.selected_configs(bench.parse_args(["--issue-grid"]))
+    fixed = {c.key for c in configs if not c.varlen}
+    assert fixed == {"b128/s4096/h16/q1", "b128/s4096/h32/q1", "b128/s4096/h64/q1", "b128/s4096/h128/q1",
+                     "b128/s4096/h128/q2", "b132/s8192/h128/q2", "b64/s16384/h16/q1", "b64/s2048/h16/q2",
+                     "b32/s1024/h16/q1", "b8/s8192/h16/q1", "b4/s4096/h16/q1", "b1/s32768/h16/q1",
+                     "b1/s32768/h128/q1"}
+    twins = [c.key for c in configs if c.varlen]
+    assert twins == ["b128/s4096/h16/q1/varlen", "b128/s4096/h128/q2/varlen", "b32/s1024/h16/q1/varlen",
+                     "b8/s8192/h16/q1/varlen"]
+    assert len(configs) == len(set(configs)) == 17
+    for twin in twins:  # each twin right after its fixed-length config
+        keys = [c.key for c in configs]
+        assert keys.index(twin) == keys.index(twin.removesuffix("/varlen")) + 1
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--issue-grid", "--quick"])
+
+
+def test_issue_grid_lists_on_cpu(capsys):
+    assert bench.main(["--issue-grid", "--list"]) == 0
+    assert capsys.readouterr().out.split() == list(bench.ISSUE_GRID)
+
+
 def test_full_grid_is_design_grid_fixed_and_varlen():
     args = bench.parse_args([])
     configs = bench.selected_configs(args)
@@ -97,148 +132,611 @@ def test_cli_selection_and_varlen_modes():
     assert [c.key for c in sliced] == ["b1/s1024/h16/q1", "b1/s1024/h16/q1/varlen"]
     with pytest.raises(SystemExit):
         bench.parse_args(["--reps", "10"])
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--render"])  # needs --card
 
 
-def test_seqlens_fixed_and_varlen():
+def test_peer_choices_include_both_fa3_modes():
+    assert bench.parse_args(["--only", "fa3_mla", "fa3_mla_default"]).only == ["fa3_mla", "fa3_mla_default"]
+    assert peers.PEER_NAMES == ("mla_backend", "flashmla", "fa3_mla", "fa3_mla_default", "triton_mla",
+                                "flashinfer_mla")
+
+
+# --- seqlens, input sets, check rows ----------------------------------------------------------------------
+
+
+def test_fixed_seqlens():
     assert bench.make_seqlens(bench.Config(4, 1024, 16, 1)) == [1024] * 4
-    config = bench.Config(128, 4096, 16, 4, varlen=True)
+
+
+@pytest.mark.parametrize("key", ["b128/s4096/h16/q1/varlen", "b128/s4096/h128/q2/varlen",
+                                 "b32/s1024/h16/q1/varlen", "b8/s8192/h16/q1/varlen", "b4/s64/h1/q1/varlen"])
+def test_varlen_seqlens_spread_around_the_mean_with_empty_requests(key):
+    config = bench.Config.parse(key)
     seqlens = bench.make_seqlens(config)
     assert seqlens == bench.make_seqlens(config)  # seeded by the config
-    assert len(seqlens) == 128 and min(seqlens) >= 4 and len(set(seqlens)) > 64
-    assert 0.8 * 4096 < sum(seqlens) / 128 < 1.2 * 4096
+    assert len(seqlens) == config.b
+    assert all(0 <= s <= 2 * config.s_k for s in seqlens)
+    assert seqlens.count(0) >= 1  # b >= 4: at least one empty request
+    assert seqlens.count(0) <= max(1, config.b // bench.EMPTY_REQUESTS_PER) + config.b // 10
+    if config.b >= 32:
+        assert len(set(seqlens)) > config.b // 2
+        assert 0.7 * config.s_k < sum(seqlens) / config.b < 1.2 * config.s_k
 
 
-def test_card_slug():
-    assert bench.card_slug("NVIDIA H100 80GB HBM3") == "h100"
-    assert bench.card_slug("NVIDIA H200") == "h200"
-    assert bench.card_slug("NVIDIA H100 PCIe") == "h100"
-    assert bench.card_slug("NVIDIA GH200 480GB") == "gh200"
-    assert bench.card_slug("NVIDIA GeForce RTX 4090") == "geforce-rtx-4090"
+def test_small_varlen_batches_need_no_empty_request_but_never_are_all_empty():
+    for b in (1, 2, 3):
+        for s_k in (64, 1000, 4096):
+            seqlens = bench.make_seqlens(bench.Config(b, s_k, 16, 1, varlen=True))
+            assert len(seqlens) == b and any(seqlens)
 
 
-# --- input sets and the per-config loop (CPU stand-ins for graph capture and timing) ------------------
-
-
-def test_input_set_pages_are_a_permutation():
-    config = bench.Config(3, 100, 2, 1, varlen=False)
-    batch = bench.make_input_set(config, [100, 1, 130], seed=7, device=torch.device("cpu"))
-    assert batch.q.shape == (3, 1, 2, 576) and batch.q.dtype == torch.bfloat16
-    assert batch.k_cache.shape == (2 + 1 + 3, 64, 576)
-    assert float(batch.q.abs().max()) <= 1 and float(batch.k_cache.abs().max()) <= 1
-    used = torch.cat([batch.block_table[0, :2], batch.block_table[1, :1], batch.block_table[2, :3]])
+def test_input_set_is_order_one_with_permuted_pages():
+    config = bench.Config(4, 100, 2, 1, varlen=True)
+    seqlens = [100, 1, 0, 130]
+    batch = bench.make_input_set(config, seqlens, seed=7, device=torch.device("cpu"))
+    assert batch.q.shape == (4, 1, 2, 576) and batch.q.dtype == torch.bfloat16
+    assert batch.k_cache.shape == (2 + 1 + 0 + 3, 64, 576) and batch.k_cache.dtype == torch.bfloat16
+    for t in (batch.q.float(), batch.k_cache.float()):
+        assert 0.9 < float(t.std()) < 1.1 and float(t.abs().max()) > 2.5  # randn, neither scaled nor clamped
+    used = torch.cat([batch.block_table[0, :2], batch.block_table[1, :1], batch.block_table[3, :3]])
     assert sorted(used.tolist()) == list(range(6))
-    assert batch.cache_seqlens.tolist() == [100, 1, 130] and batch.max_seqlen_k == 130
-    assert (batch.b, batch.s_q, batch.h_q) == (3, 1, 2)
+    assert batch.cache_seqlens.tolist() == seqlens and batch.max_seqlen_k == 130
+    assert (batch.b, batch.s_q, batch.h_q) == (4, 1, 2)
+
+
+def test_reference_rows_include_every_empty_request_and_spread_the_rest():
+    seqlens = [10] * 100
+    seqlens[7] = seqlens[50] = 0
+    seqlens[33] = 999
+    rows = bench.reference_rows(seqlens)
+    assert {7, 50, 33, 0, 99} <= set(rows)  # empties, the longest, the first and last non-empty
+    assert len([r for r in rows if seqlens[r] > 0]) == bench.CHECK_ROWS
+    assert rows == sorted(set(rows))
+    assert len(bench.reference_rows([4096] * 128)) == bench.CHECK_ROWS
+    assert bench.reference_rows([5, 6]) == [0, 1]
+    assert bench.reference_rows([0, 0, 3]) == [0, 1, 2]
+
+
+# --- the reference check ------------------------------------------------------------------------------------
+
+
+def _batch_and_reference(key="b6/s150/h2/q2/varlen", seed=3):
+    config = bench.Config.parse(key)
+    seqlens = bench.make_seqlens(config)
+    batch = bench.make_input_set(config, seqlens, seed=seed, device=torch.device("cpu"))
+    full_out, full_lse = mla_decode_reference(batch.q, batch.k_cache, batch.block_table, batch.cache_seqlens,
+                                              512, batch.softmax_scale, batch.causal)
+    return batch, seqlens, full_out, full_lse, bench.compute_reference(batch, bench.reference_rows(seqlens))
+
+
+def test_relative_error():
+    want = torch.tensor([3.0, 4.0])
+    assert bench.relative_error(want, want) == 0.0
+    assert bench.relative_error(torch.zeros(2), want) == pytest.approx(1.0)
+    assert bench.relative_error(want * 1.01, want) == pytest.approx(0.01)
+    assert bench.relative_error(torch.tensor([0.0, 0.5]), torch.zeros(2)) == pytest.approx(0.5)  # empty: absolute
+    assert math.isnan(bench.relative_error(torch.tensor([math.nan, 4.0]), want))
+
+
+def test_check_passes_a_correct_bf16_output_and_its_lse():
+    batch, seqlens, out, lse, reference = _batch_and_reference()
+    assert 0 in seqlens
+    check = bench.check_against_reference(out.to(torch.bfloat16), lse, reference)
+    assert check["passed"], check["problems"]
+    assert check["rel_err_out"] < 5e-3 and check["lse_inf_where_empty"] is True
+    assert check["rows"] == len(reference.rows)
+    # base-2 lse (FlashInfer) converted; +inf stays +inf
+    assert bench.check_against_reference(out, lse / math.log(2.0), reference, lse_base2=True)["passed"]
+    assert bench.check_against_reference(out, None, reference)["passed"]
+
+
+def test_check_fails_an_all_zero_or_skipped_output():
+    batch, seqlens, out, lse, reference = _batch_and_reference()
+    zeros = bench.check_against_reference(torch.zeros_like(out), None, reference)
+    assert not zeros["passed"] and zeros["rel_err_out"] == pytest.approx(1.0)
+    skipped_last = out.clone()
+    skipped_last[max(i for i, s in enumerate(seqlens) if s > 0)] = 0
+    assert not bench.check_against_reference(skipped_last, None, reference)["passed"]
+    slightly_off = out * 1.05
+    assert "out relative error" in bench.check_against_reference(slightly_off, None, reference)["problems"][0]
+
+
+def test_check_fails_nan_anywhere_and_bad_lse():
+    batch, seqlens, out, lse, reference = _batch_and_reference("b20/s100/h2/q2/varlen")
+    unchecked = next(i for i in range(len(seqlens)) if i not in reference.rows)
+    with_nan = out.clone()
+    with_nan[unchecked, 0, 0, 0] = math.nan  # outside the compared rows: still caught
+    check = bench.check_against_reference(with_nan, None, reference)
+    assert not check["passed"] and check["nan_in_out"]
+    assert check["problems"][0] == f"NaN in out in requests: {unchecked}"
+    empty = seqlens.index(0)
+    nan_where_empty = out.clone()
+    nan_where_empty[empty] = math.nan  # what a kernel dividing 0 by 0 on an empty request writes
+    problem = bench.check_against_reference(nan_where_empty, None, reference)["problems"][0]
+    assert problem == f"NaN in out only in empty requests (seqlen 0): {empty}"
+    shifted = lse.clone()
+    shifted[torch.isfinite(shifted)] += 0.2
+    assert any("lse max" in p for p in bench.check_against_reference(out, shifted, reference)["problems"])
+    minus_inf = lse.clone()
+    minus_inf[~torch.isfinite(minus_inf)] = -math.inf
+    check = bench.check_against_reference(out, minus_inf, reference)
+    assert not check["passed"] and check["lse_inf_where_empty"] is False
+    json.dumps(bench.check_against_reference(out * math.nan, lse, reference))  # NaN figures stay JSON-safe
+
+
+def test_our_peer_runs_on_cpu_and_passes_the_check():
+    batch, seqlens, out, lse, reference = _batch_and_reference("b5/s200/h4/q2/varlen")
+    step = peers.MlaBackendPeer().prepare(batch)
+    assert all(any(t is kept for kept in step.keepalive) for t in batch.tensors())
+    got_out, got_lse = step()
+    check = bench.check_against_reference(got_out, got_lse, reference)
+    assert check["passed"], check["problems"]
+
+
+# --- ceilings --------------------------------------------------------------------------------------------
+
+
+def test_floor_and_percent_of_floor():
+    ceilings = {"copy_gbps": 4000.0, "matmul_tflops": 800.0}
+    # 4 GB at 4000 GB/s = 1000 µs; 0.4 TFLOP at 800 TFLOPS = 500 µs: bytes bind
+    assert bench_ceilings.floor_us(4 * 10**9, 4 * 10**11, ceilings) == pytest.approx(1000)
+    assert bench_ceilings.floor_us(10**6, 8 * 10**11, ceilings) == pytest.approx(1000)  # flops bind
+    assert bench_ceilings.pct_of_floor(2000, 1000) == pytest.approx(50)
+
+
+def test_a_time_above_a_measured_ceiling_is_a_harness_bug():
+    ceilings = {"copy_gbps": 4244.0, "matmul_tflops": 700.0}
+    nbytes = bench.decode_bytes(128 * 4096, 128, 1, 16)
+    flops = bench.decode_flops(128 * 4096, 1, 16)
+    # the H200 report: FA3-MLA 11.5 µs at b128/s4096/h16 = 52 TB/s
+    reason = bench_ceilings.ceiling_violation(nbytes, flops, 11.5, ceilings)
+    assert reason.startswith("above the measured ceiling: harness bug") and "GB/s" in reason
+    at_copy_rate = nbytes / (4244.0 * 1e3)
+    assert bench_ceilings.ceiling_violation(nbytes, flops, at_copy_rate / 1.02, ceilings) is None
+    assert bench_ceilings.ceiling_violation(nbytes, flops, at_copy_rate / 1.04, ceilings) is not None
+    one_tflop = 10**12  # in 1000 µs: 1000 TFLOPS > 1.03 x 700
+    assert "TFLOPS" in bench_ceilings.ceiling_violation(10, one_tflop, 1000, ceilings)
+    assert bench_ceilings.ceiling_violation(10, one_tflop, 1400, ceilings) is None  # 714 TFLOPS: within slack
+
+
+def test_timed_entry_reports_floor_and_validity():
+    check = {"passed": True, "rel_err_out": 0.003, "problems": []}
+    nbytes, flops = 4 * 10**9, 10**11  # floor: 1000 µs of copy, 143 µs of matmul
+    entry = bench.timed_entry([1100.0, 1250.0, 1200.0], nbytes, flops, CEILINGS, check)
+    assert entry["us"] == 1200.0 and entry["us_min"] == 1100.0 and entry["valid"] is True
+    assert entry["floor_us"] == pytest.approx(1000) and entry["pct_of_floor"] == pytest.approx(83.3, abs=0.1)
+    assert entry["rel_err"] == 0.003 and "invalid_reason" not in entry and bench_report.is_counted(entry)
+    fast = bench.timed_entry([100.0], nbytes, flops, CEILINGS, check)
+    assert fast["valid"] is False and "harness bug" in fast["invalid_reason"] and fast["pct_of_floor"] > 100
+    assert not bench_report.is_counted(fast) and bench_report.entry_status(fast) == "invalid"
+
+
+# --- the per-config loop with CPU stand-ins for graphs and timing ----------------------------------------
 
 
 class _FakeGraph:
+    """Replays a step into the buffers that capture returned, like a CUDA graph does."""
+
+    def __init__(self, step, out, lse, us):
+        self.step, self.out, self.lse, self.us = step, out, lse, us
+
     def replay(self):
+        out, lse = self.step()
+        self.out.copy_(out)
+        if self.lse is not None:
+            self.lse.copy_(lse)
+
+    def reset(self):
         pass
 
 
 class _FakePeer(peers.Peer):
-    def __init__(self, name, offset=0.0, fail=None, lse_base2=False):
+    """Computes the right answer (or a wrong one) on the CPU; `us` is what the fake timer reports."""
+
+    def __init__(self, name, us=10.0, fail=None, scale=1.0, with_lse=True, shared_out=False):
         super().__init__()
-        self.name, self.label, self.offset, self.fail, self.lse_base2 = name, name, offset, fail, lse_base2
+        self.name, self.label, self.us, self.fail, self.scale = name, name, us, fail, scale
+        self.with_lse, self.shared = with_lse, None if not shared_out else {}
 
     def _prepare(self, batch):
         if self.fail:
             raise RuntimeError(self.fail)
-        out = batch.q[..., :512].float() + self.offset
-        lse = torch.zeros(batch.b, batch.h_q, batch.s_q)
-        return lambda: (out, lse / (0.6931471805599453 if self.lse_base2 else 1.0))
+        out, lse = mla_decode_reference(batch.q, batch.k_cache, batch.block_table, batch.cache_seqlens, 512,
+                                        batch.softmax_scale, batch.causal)
+        out = (out * self.scale).to(torch.bfloat16)
+        shared = self.shared
+
+        def step():
+            if shared is None:
+                return out.clone(), lse.clone() if self.with_lse else None
+            # every input set writes the same buffer: what freed-and-reused memory does to a graph's output
+            buffer = shared.setdefault("out", torch.empty_like(out))
+            buffer.copy_(out)
+            return buffer, None
+
+        return peers.with_keepalive(step, batch, out, lse)
 
 
-def test_run_config_checks_each_peer_against_ours_and_keeps_going(monkeypatch):
+def _fake_capture(peer, batches):
+    captured = []
+    for step in bench.prepare_steps(peer, batches):
+        out, lse = step()
+        captured.append(bench.CapturedStep(step, _FakeGraph(step, out, lse, peer.us), out, lse))
+    return captured
+
+
+@pytest.fixture
+def cpu_harness(monkeypatch):
     monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
-    monkeypatch.setattr(bench, "capture_steps",
-                        lambda peer, batches: ([_FakeGraph()] * len(batches),
-                                               [peer.prepare(b)() for b in batches]))
-    timings = {"mla_backend": 10.0, "p_fast": 8.0, "p_slow": 20.0}
-    current = {}
+    monkeypatch.setattr(bench, "capture_steps", _fake_capture)
+    monkeypatch.setattr(bench, "time_replays", lambda graphs, reps, warmup: [graphs[0].us] * reps)
 
-    def fake_measure(peer, batches, baseline, reps, warmup):
-        current["name"] = peer.name
-        return real_measure(peer, batches, baseline, reps, warmup)
 
-    real_measure = bench.measure_peer
-    monkeypatch.setattr(bench, "measure_peer", fake_measure)
-    monkeypatch.setattr(bench, "time_replays", lambda graphs, reps, warmup: [timings[current["name"]]] * reps)
+def test_run_config_checks_every_peer_against_the_reference(cpu_harness):
     unavailable = _FakePeer("gone")
     unavailable.error = "ImportError: nope"
-    fleet = {"mla_backend": _FakePeer("mla_backend"), "p_fast": _FakePeer("p_fast", 0.25, lse_base2=True),
-             "p_slow": _FakePeer("p_slow"), "p_broken": _FakePeer("p_broken", fail="boom"), "gone": unavailable}
-    config = bench.Config(2, 128, 4, 1)
-    record = bench.run_config(config, fleet, reps=50, warmup=1, l2_bytes=50_000_000,
-                              device=torch.device("cpu"), run={"commit": "c", "date": "d"})
-    assert record["check_baseline"] == "mla_backend"
-    assert record["input_sets"] >= 4 and record["sum_seqlen"] == 256
+    fleet = {
+        "mla_backend": _FakePeer("mla_backend", us=10.0),
+        "p_fast": _FakePeer("p_fast", us=8.0, with_lse=False),
+        "p_slow": _FakePeer("p_slow", us=20.0),
+        "p_zero": _FakePeer("p_zero", us=1.0, scale=0.0),  # writes zeros: must not get a time
+        "p_alias": _FakePeer("p_alias", us=5.0, shared_out=True),  # input sets share one output buffer
+        "p_too_fast": _FakePeer("p_too_fast", us=1e-4),  # beyond the copy ceiling
+        "p_broken": _FakePeer("p_broken", fail="boom"),
+        "p_crashed": _FakePeer("p_crashed"),
+        "gone": unavailable,
+    }
+    progress_lines = []
+
+    class Progress:
+        def start(self, config, peer):
+            progress_lines.append(f"{config} {peer} start")
+
+        def end(self, config, peer):
+            progress_lines.append(f"{config} {peer} end")
+
+    config = bench.Config(6, 150, 2, 2, varlen=True)
+    record = bench.run_config(config, fleet, reps=50, warmup=1, l2_bytes=1, device=torch.device("cpu"),
+                              ceilings=CEILINGS, run={"id": "r", "commit": "c", "date": "d"},
+                              crashed={"p_crashed": "crashed the benchmark process (exit code 3)"},
+                              progress=Progress())
     got = record["peers"]
-    assert "gone" not in got
-    assert got["p_fast"]["max_abs_diff_out"] == pytest.approx(0.25)
-    assert got["p_fast"]["max_abs_diff_lse"] == pytest.approx(0.0, abs=1e-6)  # base-2 lse converted
-    assert got["p_slow"]["max_abs_diff_out"] == 0.0
+    assert "gone" not in got and record["input_sets"] == bench.MIN_INPUT_SETS
+    assert record["check_rows_empty"] and set(record["check_rows_empty"]) <= set(record["check_rows"])
+    assert got["mla_backend"]["us"] == 10.0 and got["mla_backend"]["check"]["passed"]
+    assert got["mla_backend"]["check"]["max_abs_err_lse"] is not None
+    assert got["p_fast"]["valid"] and got["p_fast"]["check"]["max_abs_err_lse"] is None
+    assert "us" not in got["p_zero"] and got["p_zero"]["error"].startswith("check failed right after capture")
+    assert got["p_zero"]["rel_err"] == pytest.approx(1.0)
+    assert "us" not in got["p_alias"] and "aliasing" in got["p_alias"]["error"]
+    assert got["p_too_fast"]["valid"] is False and "harness bug" in got["p_too_fast"]["invalid_reason"]
     assert got["p_broken"] == {"error": "RuntimeError: boom"}
-    assert got["mla_backend"]["us"] == 10.0
+    assert got["p_crashed"]["crashed"] and "exit code 3" in got["p_crashed"]["error"]
+    assert record["best_peer"] == {"name": "p_fast", "us": 8.0}
+    assert record["ratio_vs_best_peer"] == 0.8
     assert record["speedup_vs"] == {"p_fast": 0.8, "p_slow": 2.0}
+    assert "b6/s150/h2/q2/varlen p_crashed start" not in progress_lines
+    assert progress_lines[:2] == ["b6/s150/h2/q2/varlen mla_backend start", "b6/s150/h2/q2/varlen mla_backend end"]
 
 
-# --- results files ------------------------------------------------------------------------------------
+def test_a_step_without_keepalive_is_refused():
+    class Bare(_FakePeer):
+        def _prepare(self, batch):
+            return lambda: (batch.q[..., :512], None)
+
+    batch = bench.make_input_set(bench.Config(1, 64, 1, 1), [64], seed=0, device=torch.device("cpu"))
+    with pytest.raises(TypeError, match="keepalive"):
+        bench.prepare_steps(Bare("bare"), [batch])
 
 
-def _doc(results, commit="abc"):
+# --- best peer, geomean, results files --------------------------------------------------------------------------
+
+
+def _timed(us, config, rel_err=0.004, ceilings=CEILINGS):
+    total = sum(bench.make_seqlens(config))
+    return bench.timed_entry([us], bench.decode_bytes(total, config.b, config.s_q, config.h_q),
+                             bench.decode_flops(total, config.s_q, config.h_q), ceilings,
+                             {"passed": True, "rel_err_out": rel_err, "max_abs_err_lse": 1e-5, "problems": []})
+
+
+def test_best_peer_is_the_fastest_counted_peer():
+    config = bench.Config.parse("b128/s4096/h16/q1")
+    entries = {"mla_backend": _timed(200.0, config), "flashmla": _timed(256.6, config),
+               "fa3_mla": _timed(11.5, config),  # above the copy ceiling: does not count
+               "fa3_mla_default": _timed(230.0, config),
+               "triton_mla": {"error": "check failed right after capture: NaN in out",
+                              "check": {"passed": False}}}
+    assert bench_report.best_peer(entries) == ("fa3_mla_default", 230.0)
+    assert bench_report.ratio_vs_best_peer(entries) == pytest.approx(1.15)
+    assert bench_report.best_peer({"mla_backend": entries["mla_backend"]}) is None
+    assert bench_report.ratio_vs_best_peer({"flashmla": entries["flashmla"]}) is None
+    assert bench_report.geomean([2.0, 0.5]) == pytest.approx(1.0)
+    assert bench_report.geomean([1.2, 1.2, None]) == pytest.approx(1.2) and bench_report.geomean([]) is None
+
+
+def _doc(results, commit="abc", run_id="run1"):
     return {
-        "schema": 1,
-        "env": {"card": "h100", "device_name": "NVIDIA H100 80GB HBM3", "sm_count": 132, "l2_bytes": 52428800,
+        "schema": bench_report.SCHEMA, "run_id": run_id,
+        "env": {"card": "h200", "device_name": "NVIDIA H200", "sm_count": 132, "l2_bytes": 52428800,
                 "driver": "580.1", "torch": "2.11.0+cu130", "cuda": "13.0", "triton": "3.6.0",
                 "python": "3.12.3", "commit": commit, "date": "2026-11-25T00:00:00+00:00"},
-        "protocol": bench.protocol_info(100), "peer_order": ["mla_backend", "flashmla", "triton_mla"],
+        "ceilings": CEILINGS, "protocol": bench.protocol_info(100),
+        "peer_order": ["mla_backend", "flashmla", "fa3_mla", "triton_mla", "flashinfer_mla"],
         "peers": {"mla_backend": {"label": "ours", "available": True, "error": None},
                   "flashmla": {"label": "FlashMLA", "available": True, "error": None},
-                  "triton_mla": {"label": "Triton", "available": False, "error": "ImportError: no triton"}},
+                  "fa3_mla": {"label": "FA3-MLA", "available": True, "error": None},
+                  "triton_mla": {"label": "Triton", "available": False, "error": "ImportError: no triton"},
+                  "flashinfer_mla": {"label": "FlashInfer", "available": True, "error": None}},
         "results": results,
     }
 
 
-def _record(key, ours_us, flashmla_us):
+def _record(key, ours_us, flashmla_us, extra=None, run_id="run1"):
     config = bench.Config.parse(key)
     seqlens = bench.make_seqlens(config)
-    total = sum(seqlens)
-    nbytes, flops = bench.decode_bytes(total, config.b, config.s_q, config.h_q), bench.decode_flops(
-        total, config.s_q, config.h_q)
-    entries = {"mla_backend": bench.metrics(ours_us, nbytes, flops),
-               "flashmla": {**bench.metrics(flashmla_us, nbytes, flops), "max_abs_diff_out": 0.0039,
-                            "max_abs_diff_lse": 1e-5}}
-    return bench.result_record(config, seqlens, 4, entries, "mla_backend", {"commit": "abc", "date": "d"})
+    entries = {"mla_backend": _timed(ours_us, config), "flashmla": _timed(flashmla_us, config), **(extra or {})}
+    return bench.result_record(config, seqlens, 4, bench.reference_rows(seqlens), entries,
+                               {"id": run_id, "commit": "abc", "date": "d", "ceilings": CEILINGS})
 
 
 def test_write_results_json_and_markdown(tmp_path):
-    doc = _doc([_record("b128/s4096/h16/q1", 200.0, 256.6), _record("b1/s32768/h16/q1", 40.0, 34.0)])
-    json_path, md_path = bench.write_results(doc, tmp_path, "h100")
-    assert (json_path.name, md_path.name) == ("h100.json", "h100.md")
+    config = bench.Config.parse("b128/s4096/h16/q1")
+    extra = {"fa3_mla": _timed(11.5, config),
+             "flashinfer_mla": {"error": "crashed the benchmark process (exit code 3)", "crashed": True}}
+    doc = _doc([_record("b128/s4096/h16/q1", 200.0, 256.6, extra), _record("b1/s32768/h16/q1", 40.0, 34.0)])
+    json_path, md_path = bench_report.write_results(doc, tmp_path, "h200")
+    assert (json_path.name, md_path.name) == ("h200.json", "h200.md")
     loaded = json.loads(json_path.read_text())
-    assert loaded["env"]["torch"] == "2.11.0+cu130" and loaded["env"]["commit"] == "abc"
+    assert loaded["env"]["torch"] == "2.11.0+cu130" and loaded["ceilings"]["copy_gbps"] == 4000.0
     first = loaded["results"][0]
     assert first["speedup_vs"] == {"flashmla": pytest.approx(1.283)}
+    assert first["best_peer"]["name"] == "flashmla" and first["ratio_vs_best_peer"] == pytest.approx(1.283)
     assert first["bytes"] == bench.decode_bytes(128 * 4096, 128, 1, 16)
+    assert loaded["summary"]["geomean_ratio_vs_best_peer"] == pytest.approx(math.sqrt(1.283 * 0.85), abs=1e-3)
     md = md_path.read_text()
-    assert "| b128/s4096/h16/q1 | 524288 | 200.0 (3042, 91) | 256.6 (2371, 71) | 1.28x vs `flashmla` |" in md
-    assert "| b1/s32768/h16/q1 | 0.85 |" in md
+    assert "| b128/s4096/h16/q1 | 524288 | 200.0 | `flashmla` | 256.6 | 1.28x | 3042 | 91 | 76% |" in md
+    assert "| b1/s32768/h16/q1 | 32768 | 40.0 | `flashmla` | 34.0 | 0.85x |" in md
+    assert "Geomean of the ratio over 2 configs: **1.04x**" in md
+    assert "200.0 (3042, 91, 76%)" in md and "invalid (11.5)" in md and "| crashed |" in md
     assert "`triton_mla`: Triton: unavailable: ImportError: no triton" in md
-    assert "3.9e-03, 1.0e-05" in md
+    assert "4.0e-03, lse 1.0e-05" in md
+    assert "b128/s4096/h16/q1 `fa3_mla`: above the measured ceiling: harness bug" in md
+    assert "b128/s4096/h16/q1 `flashinfer_mla`: crashed the benchmark process (exit code 3)" in md
+    assert "copy 4000 GB/s" in md and "matmul 700 TFLOPS" in md
     assert "driver 580.1" in md and "commit abc" in md
 
 
-def test_write_results_merge_keeps_other_configs(tmp_path):
-    bench.write_results(_doc([_record("b128/s4096/h16/q1", 200.0, 256.6), _record("b8/s8192/h16/q1", 50, 77)]),
-                        tmp_path, "h100")
-    bench.write_results(_doc([_record("b8/s8192/h16/q1", 45, 77)], commit="def"), tmp_path, "h100", merge=True)
-    loaded = json.loads((tmp_path / "h100.json").read_text())
+def test_markdown_marks_failed_checks():
+    failed = {"error": "check failed right after capture: out relative error 1.00e+00 > 0.02", "rel_err": 1.0,
+              "check": {"passed": False, "rel_err_out": 1.0, "max_abs_err_lse": None, "problems": ["x"]}}
+    doc = bench_report.finish_doc(_doc([_record("b8/s8192/h16/q1", 50, 77, {"fa3_mla": failed})]))
+    md = bench_report.render_markdown(doc)
+    assert "FAIL 1.0e+00" in md and "| check failed |" in md
+    assert "b8/s8192/h16/q1 `fa3_mla`: check failed right after capture" in md
+
+
+def test_write_results_merge_keeps_other_configs_and_peers(tmp_path):
+    bench_report.write_results(_doc([_record("b128/s4096/h16/q1", 200.0, 256.6),
+                                     _record("b8/s8192/h16/q1", 50, 77)]), tmp_path, "h200")
+    only_fa3 = _record("b8/s8192/h16/q1", 45, 77)
+    only_fa3["peers"] = {"fa3_mla": _timed(40.0, bench.Config.parse("b8/s8192/h16/q1"))}
+    bench_report.write_results(_doc([only_fa3], commit="def", run_id="run2"), tmp_path, "h200", merge=True)
+    loaded = json.loads((tmp_path / "h200.json").read_text())
     assert [r["key"] for r in loaded["results"]] == ["b128/s4096/h16/q1", "b8/s8192/h16/q1"]
-    assert loaded["results"][1]["peers"]["mla_backend"]["us"] == 45 and loaded["env"]["commit"] == "def"
-    bench.write_results(_doc([_record("b8/s8192/h16/q1", 45, 77)]), tmp_path, "h100")
-    assert len(json.loads((tmp_path / "h100.json").read_text())["results"]) == 1
+    merged = loaded["results"][1]
+    assert set(merged["peers"]) == {"mla_backend", "flashmla", "fa3_mla"} and loaded["env"]["commit"] == "def"
+    assert all("check" in e for e in merged["peers"].values())
+    assert merged["best_peer"]["name"] == "fa3_mla" and merged["ratio_vs_best_peer"] == pytest.approx(0.8)
+    bench_report.write_results(_doc([_record("b8/s8192/h16/q1", 45, 77)]), tmp_path, "h200")
+    assert len(json.loads((tmp_path / "h200.json").read_text())["results"]) == 1
+
+
+def test_cli_table_and_plot_count_only_valid_times(tmp_path):
+    from mla_backend import bench_results
+
+    config = bench.Config.parse("b128/s4096/h16/q1")
+    extra = {"fa3_mla": _timed(11.5, config), "fa3_mla_default": _timed(230.0, config),
+             "flashinfer_mla": {"error": "crashed the benchmark process (exit code 3)", "crashed": True}}
+    doc = _doc([_record("b128/s4096/h16/q1", 200.0, 256.6, extra)])
+    doc["peers"]["fa3_mla_default"] = {"label": "FA3-MLA (own heuristics)", "available": True, "error": None}
+    doc = bench_report.finish_doc(doc)
+    table = bench_results.format_table(doc)
+    header = next(line for line in table.splitlines() if line.startswith("config "))
+    assert "fa3_mla " in header and "fa3_mla_default" in header  # two FA3-MLA modes, two names
+    row = next(line for line in table.splitlines() if line.startswith("b128/s4096/h16/q1 "))
+    assert "invalid" in row and "crashed" in row and "11.5" not in row
+    assert "geomean over configs: 1.15x" in table
+    pytest.importorskip("matplotlib")
+    assert bench_results.plot(doc, tmp_path / "p.png").stat().st_size > 10_000
+
+
+def test_merge_drops_times_that_carry_no_check():
+    old = _doc([_record("b8/s8192/h16/q1", 50, 77)])
+    old["results"][0]["peers"]["fa3_mla"] = {"us": 42.7, "gbps": 1776.0, "tflops": 54.0}  # schema 1: no check
+    old["results"][0]["peers"]["triton_mla"] = {"error": "PeerUnavailable: s_q > 1"}
+    new = _doc([], run_id="run2")
+    merged = bench_report.merge_results(old, new)
+    peers_left = merged["results"][0]["peers"]
+    assert "fa3_mla" not in peers_left and "triton_mla" in peers_left and "flashmla" in peers_left
+
+
+def test_render_refuses_results_without_checks(tmp_path, capsys):
+    (tmp_path / "h100.json").write_text(json.dumps({"schema": 1, "results": []}))
+    assert bench.main(["--render", "--card", "h100", "--out-dir", str(tmp_path)]) == 2
+    assert "schema 1" in capsys.readouterr().err
+    bench_report.write_results(_doc([_record("b8/s8192/h16/q1", 50, 77)]), tmp_path, "h200")
+    (tmp_path / "h200.md").unlink()
+    assert bench.main(["--render", "--card", "h200", "--out-dir", str(tmp_path)]) == 0
+    assert "b8/s8192/h16/q1" in (tmp_path / "h200.md").read_text()
+
+
+def test_resume_and_upsert():
+    doc = _doc([_record("b8/s8192/h16/q1", 50, 77)])
+    again = _record("b8/s8192/h16/q1", 45, 77)
+    bench.upsert(doc, again)
+    bench.upsert(doc, _record("b4/s4096/h16/q1", 30, 40))
+    assert [r["key"] for r in doc["results"]] == ["b8/s8192/h16/q1", "b4/s4096/h16/q1"]
+    assert doc["results"][0] is again
+
+
+def test_resumed_doc_only_continues_the_same_run(tmp_path):
+    bench_report.write_results(_doc([_record("b8/s8192/h16/q1", 50, 77)], run_id="run1"), tmp_path, "h200")
+    assert bench.resumed_doc(tmp_path / "h200.json", "run1")["results"][0]["key"] == "b8/s8192/h16/q1"
+    assert bench.resumed_doc(tmp_path / "h200.json", "other") is None
+    assert bench.resumed_doc(tmp_path / "missing.json", "run1") is None
+
+
+def test_worker_resumes_its_run_and_records_the_crashed_pair(tmp_path, monkeypatch):
+    env = _doc([])["env"]
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(bench, "environment", lambda commit, card: dict(env))
+    monkeypatch.setattr(bench_ceilings, "measure_ceilings", lambda device: CEILINGS)
+    monkeypatch.setattr(bench, "load_peers", lambda path, names: {n: _FakePeer(n) for n in ("flashmla", "mla_backend")})
+    calls = []
+
+    def fake_run_config(config, peers, reps, warmup, l2_bytes, device, ceilings, run, crashed, progress):
+        calls.append((config.key, crashed, list(peers)))
+        entries = {n: {"error": crashed[n], "crashed": True} if n in (crashed or {}) else _timed(10.0, config)
+                   for n in peers}
+        return bench.result_record(config, bench.make_seqlens(config), 4, [0], entries, run)
+
+    monkeypatch.setattr(bench, "run_config", fake_run_config)
+    crash = "crashed the benchmark process (exit code 3); stderr tail: illegal memory access"
+    state = bench_supervisor.WorkerState("run9", str(tmp_path / "progress.log"),
+                                         [{"config": "b4/s64/h1/q1", "peer": "flashmla", "error": crash}])
+    state.save(tmp_path / "state.json")
+    # the child that crashed had written its first config
+    bench_report.write_results(_doc([_record("b8/s64/h1/q1", 9.0, 12.0, run_id="run9")], run_id="run9"),
+                               tmp_path, "h200")
+    args = bench.parse_args(["--configs", "b8/s64/h1/q1,b4/s64/h1/q1", "--out-dir", str(tmp_path),
+                             "--worker-state", str(tmp_path / "state.json")])
+    assert bench.run_benchmark(args, bench.selected_configs(args)) == 0
+    assert calls == [("b4/s64/h1/q1", {"flashmla": crash}, ["mla_backend", "flashmla"])]
+    loaded = json.loads((tmp_path / "h200.json").read_text())
+    assert [r["key"] for r in loaded["results"]] == ["b8/s64/h1/q1", "b4/s64/h1/q1"]
+    assert loaded["results"][0]["peers"]["mla_backend"]["us"] == 9.0  # kept, not measured again
+    assert loaded["results"][1]["peers"]["flashmla"] == {"error": crash, "crashed": True}
+    assert loaded["run_id"] == "run9" and "crashed the benchmark process" in (tmp_path / "h200.md").read_text()
+
+
+# --- the supervisor ---------------------------------------------------------------------------------------------
+
+
+def test_unfinished_pair_is_the_last_start_without_an_end():
+    text = ("config A peer ours start\nconfig A peer ours end\nconfig A peer fa3_mla start\n"
+            "config A peer fa3_mla end\nconfig B peer ours start\n")
+    assert bench_supervisor.unfinished_pair(text) == ("B", "ours")
+    assert bench_supervisor.unfinished_pair(text + "config B peer ours end\n") is None
+    assert bench_supervisor.unfinished_pair("") is None
+    assert bench_supervisor.unfinished_pair("noise\nconfig b1/s64/h1/q1/varlen peer x start\n") == (
+        "b1/s64/h1/q1/varlen", "x")
+
+
+def test_progress_log_and_worker_state_round_trip(tmp_path):
+    log = bench_supervisor.ProgressLog(tmp_path / "progress.log")
+    log.start("b1/s64/h1/q1", "fa3_mla")
+    assert bench_supervisor.unfinished_pair((tmp_path / "progress.log").read_text()) == ("b1/s64/h1/q1", "fa3_mla")
+    log.end("b1/s64/h1/q1", "fa3_mla")
+    assert bench_supervisor.unfinished_pair((tmp_path / "progress.log").read_text()) is None
+    state = bench_supervisor.WorkerState("id", str(tmp_path / "progress.log"),
+                                         [{"config": "K", "peer": "p", "error": "e"}])
+    state.save(tmp_path / "s.json")
+    loaded = bench_supervisor.WorkerState.load(tmp_path / "s.json")
+    assert loaded == state and loaded.crashed_pairs() == {"K": {"p": "e"}}
+
+
+FAKE_CHILD = textwrap.dedent('''
+    """Stands in for bench_decode.py under the supervisor: peer `bad` kills the process on config B."""
+    import json, sys
+    from pathlib import Path
+
+    out = Path(sys.argv[1])
+    mode = sys.argv[2]
+    state = json.loads(Path(sys.argv[sys.argv.index("--worker-state") + 1]).read_text())
+    crashed = {(c["config"], c["peer"]) for c in state["crashed"]}
+    progress = Path(state["progress"])
+    with (out / "launches.txt").open("a") as f:
+        f.write(json.dumps(sorted(crashed)) + "\\n")
+    if mode == "dies-outside":
+        sys.exit(7)
+    done = []
+    for config in ("A", "B", "C"):
+        for peer in ("ours", "bad"):
+            if (config, peer) in crashed:
+                done.append(f"{config}/{peer}: crashed")
+                continue
+            with progress.open("a") as f:
+                f.write(f"config {config} peer {peer} start\\n")
+            if mode == "crashes" and (config, peer) == ("B", "bad"):
+                print("CUDA error: an illegal memory access was encountered", file=sys.stderr)
+                sys.exit(3)
+            with progress.open("a") as f:
+                f.write(f"config {config} peer {peer} end\\n")
+            done.append(f"{config}/{peer}: ok")
+    (out / "results.json").write_text(json.dumps(done))
+''')
+
+
+def _supervise_fake(tmp_path, mode):
+    script = tmp_path / "fake_child.py"
+    script.write_text(FAKE_CHILD)
+    rc = bench_supervisor.supervise([sys.executable, str(script), str(tmp_path), mode], tmp_path)
+    launches = (tmp_path / "launches.txt").read_text().splitlines()
+    state = json.loads((tmp_path / bench_supervisor.STATE_NAME).read_text())
+    return rc, launches, state
+
+
+def test_supervisor_records_the_crash_and_relaunches_without_that_pair(tmp_path, capsys):
+    rc, launches, state = _supervise_fake(tmp_path, "crashes")
+    assert rc == 0 and len(launches) == 2
+    assert json.loads(launches[1]) == [["B", "bad"]]
+    (crash,) = state["crashed"]
+    assert (crash["config"], crash["peer"]) == ("B", "bad")
+    assert "exit code 3" in crash["error"] and "illegal memory access" in crash["error"]
+    assert json.loads((tmp_path / "results.json").read_text()) == [
+        "A/ours: ok", "A/bad: ok", "B/ours: ok", "B/bad: crashed", "C/ours: ok", "C/bad: ok"]
+    assert "relaunching" in capsys.readouterr().err
+
+
+def test_supervisor_launches_once_when_nothing_crashes(tmp_path):
+    rc, launches, state = _supervise_fake(tmp_path, "clean")
+    assert rc == 0 and len(launches) == 1 and state["crashed"] == []
+
+
+def test_supervisor_does_not_relaunch_a_death_outside_any_peer(tmp_path, capsys):
+    rc, launches, state = _supervise_fake(tmp_path, "dies-outside")
+    assert rc == 7 and len(launches) == 1 and state["crashed"] == []
+    assert "not relaunching" in capsys.readouterr().err
+
+
+def test_crash_error_names_the_signal():
+    assert "SIGSEGV" in bench_supervisor.crash_error(-11, ["Segmentation fault\n"])
+    assert bench_supervisor.crash_error(3, ["x\n"]).endswith("x")
+
+
+# --- peers: call construction that needs no GPU --------------------------------------------------------------
+
+
+def test_fa3_persistent_scheduler_buffer_is_vllms_size():
+    assert [peers.fa3_scheduler_buffer_size(b) for b in (1, 4, 5, 128, 132)] == [17, 17, 33, 513, 529]
+
+
+def test_flashinfer_page_lists_cover_exactly_each_requests_pages():
+    block_table = torch.tensor([[5, 6, 9], [0, 0, 0], [7, 0, 0], [1, 2, 3]], dtype=torch.int32)
+    seqlens = torch.tensor([129, 0, 64, 65], dtype=torch.int32)
+    kv_indptr, kv_indices = peers.flashinfer_page_lists(block_table, seqlens, 64)
+    assert kv_indptr.tolist() == [0, 3, 3, 4, 6]
+    assert kv_indices.tolist() == [5, 6, 9, 7, 1, 2]
+    assert kv_indptr.dtype == kv_indices.dtype == torch.int32 and kv_indices.is_contiguous()
+
+
+def test_keepalive_holds_the_batch_and_extras():
+    batch = bench.make_input_set(bench.Config(2, 64, 1, 1), [64, 10], seed=0, device=torch.device("cpu"))
+    extra = torch.zeros(3)
+    step = peers.with_keepalive(lambda: None, batch, extra)
+    assert step.keepalive[:4] == batch.tensors() and step.keepalive[4] is extra
 
 
 # --- peers: vLLM heuristics, bundle, shim ---------------------------------------------------------------

@@ -4,7 +4,8 @@ The plan splits the batch's (request, KV block) pairs into ``num_parts`` contigu
 and combine kernels rely on, and what these tests prove on hand-picked batches and hypothesis-drawn ones:
 every block is covered exactly once and in order, zero-length requests appear exactly once as an empty
 piece, ``num_splits`` counts the parts each request is spread over, ``begin_split`` indexes into that count,
-and the greedy cut is balanced: no part costs more than ``payload = ceil(total_cost / num_parts) + 5``.
+and the cut is balanced: each part covers at most ``unit = max(ceil(total_cost / num_parts), overhead + 1)``
+units of the cost line, every busy part but the last exactly that many.
 """
 from __future__ import annotations
 
@@ -29,17 +30,19 @@ def _blocks(seqlens):
     return [math.ceil(s / BLOCK_SIZE) for s in seqlens]
 
 
-def _total_cost(seqlens):
-    return sum(max(n, 1) + SPLIT_OVERHEAD for n in _blocks(seqlens))
+def _overhead(seqlens, num_parts):
+    """The per-request overhead the scheduler charges: SPLIT_OVERHEAD, or less when parts would be tiny."""
+    natural_unit = math.ceil(sum(max(n, 1) + SPLIT_OVERHEAD for n in _blocks(seqlens)) / num_parts)
+    return min(SPLIT_OVERHEAD, max(natural_unit - 1, 0))
 
 
-def _payload(seqlens, num_parts):
-    return math.ceil(_total_cost(seqlens) / num_parts) + SPLIT_OVERHEAD
+def _total_cost(seqlens, num_parts):
+    return sum(max(n, 1) + _overhead(seqlens, num_parts) for n in _blocks(seqlens))
 
 
-def _piece_cost(first, last):
-    """Cost of one piece in the scheduler's model: its blocks (at least 1) plus the per-split overhead."""
-    return max(last - first, 1) + SPLIT_OVERHEAD
+def _unit(seqlens, num_parts):
+    """Cost-line units per part (see mla_backend/scheduler.py)."""
+    return max(math.ceil(_total_cost(seqlens, num_parts) / num_parts), _overhead(seqlens, num_parts) + 1)
 
 
 def _plan(seqlens, num_parts):
@@ -157,30 +160,31 @@ def check_empty_parts_only_at_the_end(seqlens, sched, pieces):
 
 
 def check_parts_are_balanced(seqlens, num_parts, pieces):
-    """The bound the greedy cut implies (derived from tile_scheduler / get_metadata_kernel):
+    """The cost line is cut into ranges of ``unit`` units, a request's overhead units before its blocks.
 
-    * a non-last part spends at most ``payload`` (its budget); when it ends mid-request it spends exactly
-      ``payload`` (the partial piece takes the whole remaining budget);
-    * a non-last part followed by a non-empty part stopped because its leftover budget could not pay the
-      overhead plus one block, so it spent at least ``payload - SPLIT_OVERHEAD``;
-    * hence the last part (unbounded budget) gets at most ``T - (n-1) * ceil(T/n) <= payload - SPLIT_OVERHEAD``,
-      where T is the total cost with one piece per request and n = num_parts.
+    Split mode: a part reads at most ``unit`` blocks (a zero-length request's empty piece counts as one), and
+    its blocks plus the overheads of the requests it starts fit in ``unit`` + one overhead.
+    Whole-request mode (uniform costs only): a part holds the requests starting in its range, so at most
+    ``unit`` + one request's cost, and every request is one piece.
+    In both, ceil(total / unit) parts are busy: no part idles while another holds two parts' worth.
     """
-    blocks = _blocks(seqlens)
-    payload = _payload(seqlens, num_parts)
-    costs = [sum(_piece_cost(first, last) for _, first, last in part) for part in pieces]
-    for p, part in enumerate(pieces):
-        last_part = p + 1 == num_parts
-        if last_part:
-            assert costs[p] <= payload - SPLIT_OVERHEAD, f"last part costs {costs[p]} > {payload - SPLIT_OVERHEAD}"
+    overhead = _overhead(seqlens, num_parts)
+    costs = [max(n, 1) + overhead for n in _blocks(seqlens)]
+    ideal = math.ceil(sum(costs) / num_parts)
+    whole = scheduler.is_uniform(costs, ideal)
+    unit = max(ideal, max(costs)) if whole else _unit(seqlens, num_parts)
+    busy = [part for part in pieces if part]
+    assert len(busy) == min(num_parts, math.ceil(sum(costs) / unit)), "busy parts != ceil(total / unit)"
+    for p, part in enumerate(busy):
+        if whole:
+            assert all(first == 0 for _, first, _ in part), f"part {p} splits a request in whole-request mode"
+            load = sum(costs[req] for req, _, _ in part)
+            assert load <= unit + max(costs), f"part {p} costs {load} > unit {unit} + a request"
             continue
-        assert costs[p] <= payload, f"part {p} costs {costs[p]} > payload {payload}"
-        if part and part[-1][2] < blocks[part[-1][0]]:
-            assert costs[p] == payload, f"part {p} ends mid-request but costs {costs[p]} != payload {payload}"
-        if pieces[p + 1]:
-            assert costs[p] >= payload - SPLIT_OVERHEAD, f"part {p} costs {costs[p]} < {payload - SPLIT_OVERHEAD}" \
-                                                         " yet work was left for later parts"
-    assert max(costs) <= payload
+        reads = sum(max(last - first, 1 if first == last == 0 else 0) for _, first, last in part)
+        starts = sum(overhead for _, first, _ in part if first == 0)
+        assert reads <= unit, f"part {p} reads {reads} blocks > unit {unit}"
+        assert reads + starts <= unit + overhead, f"part {p} costs {reads + starts} > unit {unit} + overhead"
 
 
 def check_all_properties(seqlens, num_parts):
@@ -244,19 +248,16 @@ def test_plan_properties_hold_for_short_and_zero_length_batches(seqlens, num_par
 # --- individual properties, named -----------------------------------------------------------------------
 
 
-def test_long_single_request_is_split_into_payload_sized_pieces():
-    """b=1, 2048 blocks, 132 parts: T = 2053, payload = 16 + 5, so every busy part reads 16 blocks.
-
-    That keeps 128 parts busy and leaves 4 empty, yet the slowest part (21) is already the best any cut can
-    do: 2048 blocks + 132 overheads over 132 parts average 20.5.
-    """
+def test_long_single_request_is_split_into_unit_sized_pieces():
+    """b=1, 2048 blocks, 132 parts: total 2053 units, unit 16. Part 0 pays the request's 5 overhead units and
+    reads 11 blocks, parts 1..127 read 16, part 128 the last 5; the slowest part (16 blocks) is within one
+    block of the ideal 2048 / 132 = 15.5."""
     seqlens, num_parts = [131072], 132
     _, num_splits, pieces = check_all_properties(seqlens, num_parts)
     busy = [part for part in pieces if part]
-    assert len(busy) == 128 and all(part[0][2] - part[0][1] == 16 for part in busy)
-    assert num_splits.tolist() == [0, 128]
-    max_cost = max(_piece_cost(f, l) for part in busy for _, f, l in part)
-    assert max_cost == math.ceil((2048 + SPLIT_OVERHEAD * num_parts) / num_parts)
+    assert len(busy) == 129
+    assert [part[0][2] - part[0][1] for part in busy] == [11] + [16] * 127 + [5]
+    assert num_splits.tolist() == [0, 129]
 
 
 def test_zero_length_request_appears_once_as_empty_piece():
@@ -268,29 +269,56 @@ def test_zero_length_request_appears_once_as_empty_piece():
         assert (r, 0, 0) in pieces[holders[0]]
 
 
+def test_b1_long_context_keeps_every_sm_busy():
+    """b=1, 512 blocks, 132 parts: the natural unit is ceil(517 / 132) = 4, so the overhead drops to 3 and
+    129 parts read at most 4 blocks each (with the full overhead of 5, unit 6 would leave 46 SMs idle)."""
+    _, num_splits, pieces = check_all_properties([32768], 132)
+    busy = [part for part in pieces if part]
+    assert len(busy) == 129 and max(part[0][2] - part[0][1] for part in busy) == 4
+    assert num_splits.tolist() == [0, 129]
+
+
+def test_uniform_batch_is_not_split():
+    """b128 x 4096 tokens on 132 parts: every request costs 69 units and the ideal part 67, so splitting buys
+    nothing; one request per part, no combine."""
+    sched, num_splits, pieces = check_all_properties([4096] * 128, 132)
+    assert num_splits.tolist() == list(range(129))
+    assert [part for part in pieces if part] == [[(r, 0, 64)] for r in range(128)]
+    # Two per part when the parts are half as many (h_q = 128: 66 parts), still unsplit.
+    _, num_splits, pieces = check_all_properties([4096] * 128, 66)
+    assert num_splits.tolist() == list(range(129)) and max(len(part) for part in pieces) == 2
+
+
+def test_varied_lengths_are_split_for_balance():
+    _, num_splits, _ = check_all_properties([4096, 8192] * 64, 132)
+    assert num_splits[-1].item() > 128
+
+
 def test_all_zero_batch_leaves_later_parts_empty_with_begin_req_b():
     seqlens = [0] * 3
     sched, num_splits, pieces = check_all_properties(seqlens, 4)
-    # T = 3 * 6 = 18, payload = ceil(18 / 4) + 5 = 10: two zero-length requests never fit one part.
+    # total 3 * 6 = 18, unit = max(ceil(18 / 4), 6) = 6: one zero-length request per part.
     assert [len(p) for p in pieces] == [1, 1, 1, 0]
     assert num_splits.tolist() == [0, 1, 2, 3]
     assert sched[-1, BEGIN_REQ].item() == 3
 
 
 def test_exact_plan_of_hand_computed_batches():
-    """Pins the greedy cut to values worked out by hand, so the GPU mirror has a fixed target."""
-    # One 10-block request over 2 parts: T = 15, payload = 8 + 5 = 13, part 0 takes 13 - 5 = 8 blocks.
+    """Pins the cut to values worked out by hand, so the GPU mirror has a fixed target."""
+    # One 10-block request over 2 parts: total 15, unit 8. Part 0 holds units 0-7: overhead 0-4, blocks 0-2;
+    # part 1 units 8-14: blocks 3-9.
     sched, num_splits = tile_scheduler([640], 2)
-    assert sched[:, :5].tolist() == [[0, 0, 0, 8, 0], [0, 8, 0, 10, 1]]
+    assert sched[:, :5].tolist() == [[0, 0, 0, 3, 0], [0, 3, 0, 10, 1]]
     assert num_splits.tolist() == [0, 2]
-    # Three zero-length requests over 4 parts: T = 18, payload = 10; each part fits one (6) but not two (12).
+    # Three zero-length requests over 4 parts: unit 6, one request (5 overhead units + its empty piece) each.
     sched, num_splits = tile_scheduler([0, 0, 0], 4)
     assert sched[:, :5].tolist() == [[0, 0, 0, 0, 0], [1, 0, 1, 0, 0], [2, 0, 2, 0, 0], [3, 0, 2, 0, 0]]
     assert num_splits.tolist() == [0, 1, 2, 3]
-    # [1, 130, 0] over 2 parts: blocks [1, 3, 0], T = 6 + 8 + 6 = 20, payload = 15.
-    # Part 0: req 0 costs 6 (budget 9 left), req 1 needs 3 + 5 = 8 (budget 1 left), req 2 needs 6 -> stop.
+    # [1, 130, 0] over 2 parts: blocks [1, 3, 0], line [0, 6, 14, 20], unit 10. Part 0 = units 0-9: request 0
+    # and units 6-9 of request 1, all overhead, so not taken. Part 1 = units 10-19: request 1 from units 11-13
+    # (blocks 0-2) and request 2's empty piece at unit 19.
     sched, num_splits = tile_scheduler([1, 130, 0], 2)
-    assert sched[:, :5].tolist() == [[0, 0, 1, 3, 0], [2, 0, 2, 0, 0]]
+    assert sched[:, :5].tolist() == [[0, 0, 0, 1, 0], [1, 0, 2, 0, 0]]
     assert num_splits.tolist() == [0, 1, 2, 3]
 
 

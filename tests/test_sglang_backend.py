@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 pytest.importorskip("sglang", reason="SGLang is not installed (CI installs it in a venv of its own for these tests)")
 try:
@@ -93,6 +94,43 @@ def batch(mode: str, seq_lens: list[int], rows: torch.Tensor):
 LAYER = SimpleNamespace(tp_q_head_num=HEADS, head_dim=ops.HEAD_DIM, v_head_dim=512, scaling=SCALE, layer_id=0)
 
 
+class GraphRunner:
+    """SGLang's decode CUDA-graph runner (0.5.17 and 0.5.23, decode_cuda_graph_runner.py) as our backend sees it:
+    static input buffers; capture = init_forward_metadata_out_graph(in_capture=True), then the warm-ups and the
+    capture each run init_forward_metadata_in_graph inside the captured forward; a replay copies the step's
+    req_pool_indices / seq_lens into the static buffers, calls init_forward_metadata_out_graph on a view of them,
+    then replays the graph, which re-runs what in_graph recorded (here: in_graph called again on the capture
+    batch, whose tensors are the static buffers)."""
+
+    def __init__(self, backend, mode: str, max_bs: int = 8):
+        self.backend, self.mode = backend, mode
+        self.seq_lens = torch.full((max_bs,), 1, dtype=torch.int64)   # filled with get_cuda_graph_seq_len_fill_value
+        self.req_pool_indices = torch.zeros(max_bs, dtype=torch.int64)
+        backend.init_cuda_graph_state = lambda *a, **k: None          # the parent's would allocate on a GPU
+        backend._graph_buffers = backend._allocate_graph_buffers(max_bs)
+        backend._graph_buffers.block_table.fill_(-1)
+        self.captured = {}
+
+    def static_batch(self, bs: int):
+        fb = batch(self.mode, [1] * bs, self.req_pool_indices[:bs])
+        fb.seq_lens = self.seq_lens[:bs]
+        return fb
+
+    def capture(self, bs: int):
+        fb = self.static_batch(bs)
+        self.backend.init_forward_metadata_out_graph(fb, in_capture=True)
+        for _ in range(3):  # two warm-ups, then the capture
+            self.backend.init_forward_metadata_in_graph(fb)
+        self.captured[bs] = fb
+
+    def replay(self, seq_lens: list[int], rows: torch.Tensor):
+        bs = len(seq_lens)
+        self.seq_lens[:bs] = torch.tensor(seq_lens)
+        self.req_pool_indices[:bs] = rows
+        self.backend.init_forward_metadata_out_graph(self.static_batch(bs))
+        self.backend.init_forward_metadata_in_graph(self.captured[bs])
+
+
 @pytest.mark.parametrize("mode,q_len,graph", [("decode", 1, False), ("decode", 1, True), ("verify", 3, False),
                                               ("verify", 3, True)])
 def test_decode_and_verify_match_attention_over_each_requests_tokens(make_backend, mode, q_len, graph):
@@ -101,12 +139,15 @@ def test_decode_and_verify_match_attention_over_each_requests_tokens(make_backen
     kv, req_to_token, rows = sglang_pool(cached, 64, max_context_len=1024, pool_rows=8, seed=3)
     backend = make_backend(model_runner(req_to_token, kv, num_draft_tokens=q_len if mode == "verify" else None))
     if graph:
-        buffers = backend._graph_buffers = backend._allocate_graph_buffers(8)
-        buffers.block_table.fill_(-1)
-        backend.init_forward_metadata_out_graph(batch(mode, seq_lens, rows))
+        runner = GraphRunner(backend, mode)
+        runner.capture(len(cached))
+        runner.replay(seq_lens, rows)
+        buffers = backend._graph_buffers
         assert backend.forward_metadata.block_table.data_ptr() == buffers.block_table.data_ptr()
         assert backend.forward_metadata.num_splits.data_ptr() == buffers.plan.num_splits.data_ptr()
         assert backend.forward_metadata.cache_seqlens.data_ptr() == buffers.cache_seqlens.data_ptr()
+        assert backend.forward_metadata.tile_scheduler_metadata.data_ptr() == \
+            buffers.plan.tile_scheduler_metadata.data_ptr()
     else:
         backend.init_forward_metadata(batch(mode, seq_lens, rows))
     expected_plan = ops.get_mla_metadata(torch.tensor(cached, dtype=torch.int32), q_len * HEADS, 1)
@@ -122,6 +163,87 @@ def test_decode_and_verify_match_attention_over_each_requests_tokens(make_backen
     expected = dense_reference(q.bfloat16().view(len(cached), q_len, HEADS, ops.HEAD_DIM), kv.bfloat16(),
                                req_to_token, rows, cached, SCALE)
     torch.testing.assert_close(out.float().view_as(expected), expected, rtol=2e-2, atol=2e-2)
+
+
+class OpLog(TorchDispatchMode):
+    """The aten (and mla_backend) ops a block of code dispatches."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(str(func.overloadpacket))
+        return func(*args, **(kwargs or {}))
+
+
+# Ops that copy a value to the host (a sync on a GPU) or have data-dependent output shapes.
+SYNCING_OPS = {"aten._local_scalar_dense", "aten.item", "aten.nonzero", "aten.nonzero_static", "aten.masked_select",
+               "aten.is_nonzero", "aten.equal", "aten.unique", "aten._unique2", "aten.repeat_interleave",
+               "aten._to_copy"}
+
+
+VIEW_OPS = {"aten.slice", "aten.view", "aten.select", "aten.as_strided", "aten.alias", "aten.detach"}
+
+
+def test_a_decode_replay_does_nothing_on_the_host_but_a_lookup(make_backend):
+    """Per decode step under CUDA graphs, what runs on the host before the replay dispatches no tensor op: the
+    block table, key counts and plan are recomputed inside the graph."""
+    kv, req_to_token, rows = sglang_pool([100, 300, 5], 64, max_context_len=1024, pool_rows=8, seed=1)
+    backend = make_backend(model_runner(req_to_token, kv))
+    runner = GraphRunner(backend, "decode")
+    for bs in (1, 2, 4):
+        runner.capture(bs)
+    views = [runner.static_batch(4) for _ in range(3)]  # SGLang's replay views (slices of its static buffers)
+    with OpLog() as log:
+        for view in views:
+            backend.init_forward_metadata_out_graph(view)
+    assert log.ops == []
+    assert backend.forward_metadata is backend._graph_buffers.view(4, 1)
+    with OpLog() as log:  # what the graph replays
+        backend.init_forward_metadata_in_graph(runner.captured[4])
+    kernels = [op for op in log.ops if op not in VIEW_OPS]
+    # the block table (gather, divide), the key counts (one casting copy), the plan and its two copies
+    assert sorted(kernels) == sorted(["aten.index_select", "aten.floor_divide_", "aten.copy_",
+                                      "mla_backend.tile_scheduler", "aten.copy_", "aten.copy_"]), log.ops
+
+
+def test_a_verify_step_is_prepared_before_the_replay_and_never_syncs(make_backend):
+    """Target verify keeps FlashMLA's placement (SGLang's prefill graph runner also replays verify steps and
+    calls only init_forward_metadata_out_graph); the graph's in-graph hook then does nothing for it."""
+    kv, req_to_token, rows = sglang_pool([100, 300], 64, max_context_len=1024, pool_rows=8, seed=2)
+    backend = make_backend(model_runner(req_to_token, kv, num_draft_tokens=3))
+    runner = GraphRunner(backend, "verify")
+    runner.capture(2)
+    with OpLog() as log:
+        backend.init_forward_metadata_out_graph(batch("verify", [97, 297], rows))
+    assert "mla_backend.tile_scheduler" in log.ops and not SYNCING_OPS & set(log.ops), log.ops
+    assert backend.forward_metadata.cache_seqlens.tolist() == [100, 300]
+    with OpLog() as log:
+        backend.init_forward_metadata_in_graph(runner.captured[2])
+    assert log.ops == []
+
+
+def test_without_graph_state_the_out_of_graph_hook_prepares_the_step(make_backend):
+    """SGLang's default init_forward_metadata is out_graph then in_graph: with no CUDA-graph buffers (graphs off),
+    the first computes the step and the second adds nothing."""
+    kv, req_to_token, rows = sglang_pool([100, 300], 64, max_context_len=1024, pool_rows=8, seed=2)
+    backend = make_backend(model_runner(req_to_token, kv))
+    fb = batch("decode", [100, 300], rows)
+    backend.init_forward_metadata_out_graph(fb)
+    assert backend.forward_metadata.cache_seqlens.tolist() == [100, 300]
+    with OpLog() as log:
+        backend.init_forward_metadata_in_graph(fb)
+    assert log.ops == []
+
+
+def test_the_eager_metadata_never_syncs(make_backend):
+    kv, req_to_token, rows = sglang_pool([100, 300], 64, max_context_len=1024, pool_rows=8, seed=2)
+    backend = make_backend(model_runner(req_to_token, kv))
+    with OpLog() as log:
+        backend.init_forward_metadata(batch("decode", [100, 300], rows))
+    # seq_lens int64 -> int32 is the one _to_copy, on the device
+    assert not (SYNCING_OPS - {"aten._to_copy"}) & set(log.ops), log.ops
 
 
 def test_the_new_token_is_written_before_it_is_read(make_backend):

@@ -1,9 +1,12 @@
 """The SGLang plugin on CPU, against the SGLang that CI installs (a venv of its own, see .ci/run): SGLang's own
-loader finds and runs our entry point, `--attention-backend mla_backend` then parses, the backend factory and the
-DeepSeek handler are registered under the name, and other SGLang versions are refused by name."""
+loader finds and runs our entry point, `--attention-backend mla_backend` then parses, the backend factory is
+registered under the name (and registers the DeepSeek handler when SGLang calls it), loading the plugin imports
+neither our backend nor SGLang's model code and initialises no CUDA, and other SGLang versions are refused by
+name."""
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import subprocess
 import sys
 
@@ -44,7 +47,7 @@ def test_the_server_argument_parser_takes_our_backend(loaded):
     assert decode_only.decode_attention_backend == NAME
 
 
-def test_the_factory_and_the_deepseek_handler_are_registered(loaded):
+def test_the_factory_is_registered_and_registers_the_deepseek_handler(loaded, monkeypatch):
     from sglang.srt.layers.attention.attention_registry import ATTENTION_BACKENDS
     from sglang.srt.models.deepseek_common.attention_backend_handler import (
         AttentionBackendRegistry,
@@ -52,10 +55,17 @@ def test_the_factory_and_the_deepseek_handler_are_registered(loaded):
     )
     from sglang.srt.server_args import CHUNKED_PREFIX_CACHE_SUPPORTED_ATTENTION_BACKENDS
 
+    from mla_backend.sglang import backend
+
     assert ATTENTION_BACKENDS[NAME] is plugin.create_backend
-    # Without our entry, DeepSeek would take the Triton handler's dispatch for an unknown name.
-    assert AttentionBackendRegistry.get_handler(NAME) is handle_attention_flashmla
     assert NAME in CHUNKED_PREFIX_CACHE_SUPPORTED_ATTENTION_BACKENDS
+    monkeypatch.setitem(AttentionBackendRegistry._handlers, NAME, None)
+    monkeypatch.setattr(backend, "MLABackend", lambda runner: ("built", runner))
+    # SGLang builds the backend (ModelRunner.init_attention_backend) before the model's first forward reads the
+    # handler (DeepseekV2AttentionMLA.dispatch_attn_forward_method).
+    assert plugin.create_backend("runner") == ("built", "runner")
+    # Without it, DeepSeek would take the Triton handler's dispatch for an unknown name.
+    assert AttentionBackendRegistry.get_handler(NAME) is handle_attention_flashmla
 
 
 def test_registering_again_changes_nothing(loaded):
@@ -67,15 +77,52 @@ def test_registering_again_changes_nothing(loaded):
     assert CHUNKED_PREFIX_CACHE_SUPPORTED_ATTENTION_BACKENDS.count(NAME) == 1
 
 
+# Run in a fresh interpreter set up as `python -m sglang.launch_server` (0.5.17 and 0.5.23) is when it calls
+# load_plugins(): sglang.srt.server_args already imported. Prints what loading the plugins imported and, if CUDA was
+# not initialised before, where it first was during loading (a spy on torch.cuda._lazy_init, through which every
+# torch.cuda query and every CUDA tensor's creation initialises CUDA).
+LOAD_PLUGINS_LIKE_LAUNCH_SERVER = r"""
+import json, sys, traceback
+import torch
+import sglang.srt.server_args  # launch_server.py's own import, before it loads plugins
+cuda_before = torch.cuda.is_initialized()
+first_init = []
+real_lazy_init = torch.cuda._lazy_init
+
+def spy():
+    if not torch.cuda.is_initialized() and not first_init:
+        stack = traceback.extract_stack()[:-1]
+        imports = [f"{f.filename}:{f.lineno}" for f in stack if f.name == "<module>"]  # the import chain
+        where = "".join(traceback.format_list(stack[-4:]))
+        first_init.append("  imported through " + " -> ".join(imports) + "\n" + where)
+    return real_lazy_init()
+
+torch.cuda._lazy_init = spy
+imported_before = set(sys.modules)
+from sglang.srt.plugins import load_plugins
+load_plugins()
+from sglang.srt.layers.attention.attention_registry import ATTENTION_BACKENDS
+print(json.dumps({"registered": %r in ATTENTION_BACKENDS, "cuda_before": cuda_before,
+                  "cuda_after": torch.cuda.is_initialized(), "first_init": first_init,
+                  "imported": sorted(set(sys.modules) - imported_before)}))
+"""
+# What loading the plugin must not import: our backend and everything that leads to the kernel, and SGLang's model
+# code (the DeepSeek handler module, registered when the backend is built).
+NOT_AT_LOAD = ("mla_backend.sglang.backend", "mla_backend.ops", "mla_backend._build", "mla_backend.plan_buffers",
+               "sglang.srt.models.deepseek_common.attention_backend_handler")
+
+
 def test_registering_imports_neither_the_backend_nor_cuda():
-    # A fresh interpreter: other tests of the session import the backend themselves.
-    check = ("import sys, torch; from sglang.srt.plugins import load_plugins; load_plugins(); "
-             "from sglang.srt.layers.attention.attention_registry import ATTENTION_BACKENDS; "
-             f"assert {NAME!r} in ATTENTION_BACKENDS; "
-             "assert 'mla_backend.sglang.backend' not in sys.modules and 'mla_backend._build' not in sys.modules; "
-             "assert not torch.cuda.is_initialized(); print('clean')")
-    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and "clean" in done.stdout, done.stderr[-3000:]
+    done = subprocess.run([sys.executable, "-c", LOAD_PLUGINS_LIKE_LAUNCH_SERVER % NAME], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["registered"], f"load_plugins() did not register {NAME!r}; its log:\n{done.stderr[-3000:]}"
+    offending = [m for m in report["imported"] if m in NOT_AT_LOAD]
+    assert not offending, f"loading the plugin imported {offending}"
+    if not report["cuda_before"]:  # else SGLang's own imports initialised CUDA, and there is nothing to check
+        assert not report["cuda_after"] and not report["first_init"], \
+            "loading the plugin initialised CUDA (or tried to), first:\n" + "".join(report["first_init"])
 
 
 @pytest.mark.parametrize("version", ["0.5.17", "0.5.17.post1", "0.5.23"])

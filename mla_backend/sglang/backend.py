@@ -5,22 +5,31 @@ and DeepSeek's attention dispatch is FlashMLA's (plugin.py registers its handler
 that changes is the kernel that reads the paged latent cache. SGLang has already absorbed W_UK into q (512 latent
 + 64 RoPE columns) and applies W_UV to what forward_decode returns.
 
-Per step, `init_forward_metadata*` turns SGLang's req_to_token rows into our block table (pages.py), its seq lens
-into the kernel's key counts, and computes our tile-scheduler plan on the GPU (no host sync), once for every
-layer; under CUDA graphs all of it goes into buffers allocated once by `init_cuda_graph_state`, because SGLang
-prepares each replay outside the graph (`..._out_graph`).
+A step's metadata, shared by every layer: SGLang's req_to_token rows turned into our block table (pages.py), its
+seq lens into the kernel's key counts, and our tile-scheduler plan, all computed on the GPU with static shapes and
+no host sync. Where it is computed (SGLang 0.5.17 and 0.5.23 drive backends through the same three methods,
+base_attn_backend.py's `init_forward_metadata` / `_out_graph` / `_in_graph`):
+  - a decode step under CUDA graphs: in `init_forward_metadata_in_graph`, which SGLang's decode graph runner calls
+    inside the captured forward, so every replay recomputes it on the GPU from the graph's own input buffers into
+    the persistent buffers of `init_cuda_graph_state`. What runs on the host before each replay
+    (`init_forward_metadata_out_graph`) is one dict look-up: no tensor op, no kernel launch;
+  - a target-verify step under CUDA graphs: in `init_forward_metadata_out_graph` (before each replay, into the
+    same buffers), as FlashMLA does, because SGLang's prefill graph runner can also run verify steps and calls
+    only that method;
+  - without CUDA graphs (eager decode: batches above the captured sizes, --disable-cuda-graph): in
+    `init_forward_metadata`, into fresh tensors.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from sglang.srt.layers.attention.flashmla_backend import FlashMLABackend
 
 from mla_backend import ops
 from mla_backend.engine_limits import refusal, unsupported_reasons
-from mla_backend.plan_buffers import PlanBuffers, copy_into
+from mla_backend.plan_buffers import PlanBuffers
 from mla_backend.sglang import pages
 
 try:  # newer SGLang (0.5.23) hands set_kv_buffer a KVWriteLoc built from the batch; 0.5.17 the bare out_cache_loc
@@ -44,10 +53,21 @@ class DecodeMetadata:
 
 @dataclass
 class GraphBuffers:
-    """Persistent homes of one step's DecodeMetadata, which captured graphs read at fixed addresses."""
+    """Persistent homes of a step's DecodeMetadata, which captured graphs read (and write) at fixed addresses."""
     block_table: torch.Tensor                 # int32 [max_bs, num_blocks]
     cache_seqlens: torch.Tensor               # int32 [max_bs]
     plan: PlanBuffers
+    plan_rows: dict[int, int]                 # q_len -> rows of the plan (get_mla_metadata's num_sm_parts)
+    views: dict = field(default_factory=dict)  # (bs, q_len) -> DecodeMetadata over the leading rows
+
+    def view(self, bs: int, q_len: int) -> DecodeMetadata:
+        """The metadata of a step of bs requests as slices of the buffers: built once per shape, then looked up."""
+        metadata = self.views.get((bs, q_len))
+        if metadata is None:
+            metadata = self.views[(bs, q_len)] = DecodeMetadata(
+                self.block_table[:bs], self.cache_seqlens[:bs],
+                self.plan.tile_scheduler_metadata[: self.plan_rows[q_len]], self.plan.num_splits[: bs + 1])
+        return metadata
 
 
 class MLABackend(FlashMLABackend):
@@ -77,16 +97,37 @@ class MLABackend(FlashMLABackend):
     # ------------------------------------------------------------------------------------------ metadata
 
     def init_forward_metadata(self, forward_batch):
+        """Eager steps (no CUDA graph): the metadata into fresh tensors."""
         if self._is_decode_like(forward_batch.forward_mode):
-            self.forward_metadata = self._decode_metadata(forward_batch, graph=False)
+            self.forward_metadata = self._eager_metadata(forward_batch)
         else:
             super().init_forward_metadata(forward_batch)
 
     def init_forward_metadata_out_graph(self, forward_batch, in_capture: bool = False):
-        if self._is_decode_like(forward_batch.forward_mode):
-            self.forward_metadata = self._decode_metadata(forward_batch, graph=self._graph_buffers is not None)
-        else:
+        """Before a graph's capture and before each replay, on the host. A decode step launches nothing here: its
+        graph recomputes the metadata (init_forward_metadata_in_graph); this only points forward_metadata at the
+        buffers, for the capture and for an eager layer between graph segments (breakable graphs)."""
+        mode = forward_batch.forward_mode
+        if not self._is_decode_like(mode):
             super().init_forward_metadata_out_graph(forward_batch, in_capture=in_capture)
+        elif self._graph_buffers is None:  # no CUDA graph state: SGLang's eager contract (out, then in)
+            self.forward_metadata = self._eager_metadata(forward_batch)
+        elif forward_batch.batch_size == 0:
+            self.forward_metadata = None
+        elif mode.is_target_verify():
+            # Also reached from SGLang's prefill graph runner, which never calls init_forward_metadata_in_graph.
+            self.forward_metadata = self._fill_graph_buffers(forward_batch)
+        else:
+            self.forward_metadata = self._graph_buffers.view(forward_batch.batch_size, 1)
+
+    def init_forward_metadata_in_graph(self, forward_batch):
+        """Inside the captured forward (recorded, then replayed with the graph): a decode step's metadata, from the
+        graph's input buffers (req_pool_indices, seq_lens) into the persistent buffers."""
+        mode = forward_batch.forward_mode
+        if not self._is_decode_like(mode):
+            super().init_forward_metadata_in_graph(forward_batch)
+        elif self._graph_buffers is not None and not mode.is_target_verify() and forward_batch.batch_size > 0:
+            self.forward_metadata = self._fill_graph_buffers(forward_batch)
 
     def init_cuda_graph_state(self, max_bs: int, max_num_tokens: int, block_kv_indices: torch.Tensor | None = None):
         self._graph_buffers = self._allocate_graph_buffers(max_bs)
@@ -95,37 +136,43 @@ class MLABackend(FlashMLABackend):
 
     def _allocate_graph_buffers(self, max_bs: int) -> GraphBuffers:
         int32 = dict(dtype=torch.int32, device=self.device)
+        q_lens = (1, self.num_draft_tokens or 1)
         return GraphBuffers(torch.zeros((max_bs, pages.num_blocks(self.req_to_token)), **int32),
-                            torch.zeros(max_bs, **int32),
-                            PlanBuffers(self.num_q_heads, (1, self.num_draft_tokens or 1), max_bs, self.device))
+                            torch.zeros(max_bs, **int32), PlanBuffers(self.num_q_heads, q_lens, max_bs, self.device),
+                            {q_len: ops.num_sm_parts(q_len * self.num_q_heads, self.device) for q_len in q_lens})
 
     def _is_decode_like(self, forward_mode) -> bool:
         if forward_mode.is_draft_extend_v2():
             raise NotImplementedError(DRAFT_ADVICE)
         return forward_mode.is_decode_or_idle() or forward_mode.is_target_verify()
 
-    def _cache_seqlens(self, forward_batch) -> torch.Tensor:
-        """int32 [bs]: keys each request sees; a verify step's draft tokens are already in the cache."""
-        seq_lens = forward_batch.seq_lens[: forward_batch.batch_size]
-        if forward_batch.forward_mode.is_target_verify():
-            seq_lens = seq_lens + self.num_draft_tokens
-        return seq_lens.to(torch.int32)
+    def _q_len(self, forward_batch) -> int:
+        return self.num_draft_tokens if forward_batch.forward_mode.is_target_verify() else 1
 
-    def _decode_metadata(self, forward_batch, graph: bool) -> DecodeMetadata | None:
-        """Once per step, for every layer: block table, key counts and plan (in the graph buffers if `graph`)."""
+    def _eager_metadata(self, forward_batch) -> DecodeMetadata | None:
+        """The step's metadata in fresh tensors (eager steps: nothing captured reads them)."""
         bs = forward_batch.batch_size
         if bs == 0:  # an idle step (data-parallel attention): nothing to attend
             return None
-        q_len = self.num_draft_tokens if forward_batch.forward_mode.is_target_verify() else 1
-        cache_seqlens = self._cache_seqlens(forward_batch)
-        plan, num_splits = ops.get_mla_metadata(cache_seqlens, q_len * self.num_q_heads, 1)
-        req_pool_indices = forward_batch.req_pool_indices[:bs]
-        if not graph:
-            return DecodeMetadata(pages.block_table(self.req_to_token, req_pool_indices), cache_seqlens, plan,
-                                  num_splits)
-        buffers = self._graph_buffers
-        return DecodeMetadata(pages.block_table(self.req_to_token, req_pool_indices, out=buffers.block_table[:bs]),
-                              copy_into(buffers.cache_seqlens, cache_seqlens), *buffers.plan.hold(plan, num_splits))
+        seq_lens = forward_batch.seq_lens[:bs]
+        if forward_batch.forward_mode.is_target_verify():  # a verify step's draft tokens are already in the cache
+            seq_lens = seq_lens + self.num_draft_tokens
+        cache_seqlens = seq_lens.to(torch.int32)
+        plan, num_splits = ops.get_mla_metadata(cache_seqlens, self._q_len(forward_batch) * self.num_q_heads, 1)
+        block_table = pages.block_table(self.req_to_token, forward_batch.req_pool_indices[:bs])
+        return DecodeMetadata(block_table, cache_seqlens, plan, num_splits)
+
+    def _fill_graph_buffers(self, forward_batch) -> DecodeMetadata:
+        """The step's metadata written into the persistent buffers, with static shapes and no host sync (graph
+        capturable): the block table, the key counts, then the plan from those key counts. Returns the views."""
+        bs, q_len, buffers = forward_batch.batch_size, self._q_len(forward_batch), self._graph_buffers
+        metadata = buffers.view(bs, q_len)
+        pages.block_table(self.req_to_token, forward_batch.req_pool_indices[:bs], out=metadata.block_table)
+        metadata.cache_seqlens.copy_(forward_batch.seq_lens[:bs])  # int64 -> int32 in the copy
+        if forward_batch.forward_mode.is_target_verify():  # its draft tokens are already in the cache
+            metadata.cache_seqlens.add_(self.num_draft_tokens)
+        buffers.plan.hold(*ops.get_mla_metadata(metadata.cache_seqlens, q_len * self.num_q_heads, 1))
+        return metadata
 
     # ------------------------------------------------------------------------------------------- forward
 

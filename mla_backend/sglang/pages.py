@@ -20,9 +20,13 @@ def num_blocks(req_to_token: torch.Tensor) -> int:
 
 def block_table(req_to_token: torch.Tensor, req_pool_indices: torch.Tensor, out: torch.Tensor | None = None
                 ) -> torch.Tensor:
-    """int32 [len(req_pool_indices), num_blocks(req_to_token)]; written into `out` (a persistent buffer) if given."""
-    pages = req_to_token[:, :: ops.BLOCK_SIZE][req_pool_indices.long()] // ops.BLOCK_SIZE
+    """int32 [len(req_pool_indices), num_blocks(req_to_token)]; written into `out` (a persistent int32 buffer of
+    that shape) if given. Two kernels (a row gather, an in-place divide), no host sync, graph capturable."""
+    first_slots = req_to_token[:, :: ops.BLOCK_SIZE]
     if out is None:
-        return pages.to(torch.int32)
-    out.copy_(pages)
-    return out
+        return torch.index_select(first_slots, 0, req_pool_indices).floor_divide_(ops.BLOCK_SIZE).to(torch.int32)
+    if first_slots.dtype == out.dtype:
+        torch.index_select(first_slots, 0, req_pool_indices, out=out)
+    else:
+        out.copy_(torch.index_select(first_slots, 0, req_pool_indices))
+    return out.floor_divide_(ops.BLOCK_SIZE)

@@ -2,10 +2,18 @@
 (before it parses the server arguments).
 
 It makes `--attention-backend mla_backend` a valid choice, registers the factory SGLang calls to build the
-backend, lists the name where SGLang keeps the backends that read its chunked prefix cache (our prefill is
-FlashMLA's), and registers FlashMLA's DeepSeek attention handler under our name: without that, DeepSeek models
-silently take the Triton handler's dispatch for an unknown name. No torch.cuda, no mla_backend.ops, no extension
-build: backend.py is imported when SGLang builds the backend.
+backend and lists the name where SGLang keeps the backends that read its chunked prefix cache (our prefill is
+FlashMLA's). It imports only the two SGLang modules that hold those lists (server_args, which every SGLang
+entry point has imported before it loads plugins, and attention_registry): no torch.cuda, no mla_backend.ops, no
+extension build, no model code. (On an NVIDIA machine SGLang 0.5.17's server_args initialises CUDA itself when
+imported: server_args.py imports kernels/ops/attention/fla, whose utils.py calls torch.cuda.get_device_name(0) at
+import. SGLang's launcher has done that before it loads plugins; 0.5.23's server_args no longer does.)
+
+The factory, run where the model runs when SGLang builds the backend, imports backend.py and registers FlashMLA's
+DeepSeek attention handler under our name (without it, DeepSeek models silently take the Triton handler's dispatch
+for an unknown name). That is done there and not here because SGLang's DeepSeek handler module pulls in its model
+code (~500-800 modules: MoE, quantization, DeepGEMM), some of which query the GPU at import
+(deepseek_common/utils.py: get_device_sm(), which initialises CUDA), in every process that loads plugins.
 
 SGLang logs an exception raised here and goes on without the plugin; the server then refuses the name
 (`invalid choice: 'mla_backend'`) and the log above it says why.
@@ -35,21 +43,29 @@ def check_sglang_version(version: str) -> None:
         )
 
 
+def register_deepseek_handler() -> None:
+    """DeepSeek's attention dispatch for our name is FlashMLA's (our prefill is FlashMLA's); idempotent."""
+    from sglang.srt.models.deepseek_common.attention_backend_handler import (
+        AttentionBackendRegistry,
+        handle_attention_flashmla,
+    )
+
+    AttentionBackendRegistry.register(BACKEND_NAME, handle_attention_flashmla)
+
+
 def create_backend(model_runner):
+    """SGLang's factory for `mla_backend`, called in the process that runs the model, before its first forward."""
+    register_deepseek_handler()
     from mla_backend.sglang.backend import MLABackend
 
     return MLABackend(model_runner)
 
 
 def register() -> None:
-    """Registers `mla_backend` with SGLang's argument parser, backend registry and DeepSeek handler; idempotent."""
+    """Registers `mla_backend` with SGLang's argument parser and backend registry; idempotent."""
     check_sglang_version(importlib.metadata.version("sglang"))
     from sglang.srt import server_args
     from sglang.srt.layers.attention import attention_registry
-    from sglang.srt.models.deepseek_common.attention_backend_handler import (
-        AttentionBackendRegistry,
-        handle_attention_flashmla,
-    )
 
     if BACKEND_NAME not in server_args.ATTENTION_BACKEND_CHOICES:
         server_args.add_attention_backend_choices([BACKEND_NAME])
@@ -59,4 +75,3 @@ def register() -> None:
     if existing is not None and existing is not create_backend:
         logger.warning("mla_backend replaces the SGLang attention backend registered as %r", BACKEND_NAME)
     attention_registry.register_attention_backend(BACKEND_NAME)(create_backend)
-    AttentionBackendRegistry.register(BACKEND_NAME, handle_attention_flashmla)

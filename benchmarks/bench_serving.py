@@ -1,0 +1,378 @@
+"""Serving benchmark: decode tokens/s and time per output token of each engine's MLA attention backends, ours
+and the built-in ones, served one after another on the same model and the same requests.
+
+For each engine (SGLang, vLLM) and each of its backends, one server is started (integration_tests/e2e_common.py's
+Server: its own process group, log kept, stopped with its workers), then for each prompt length and concurrency
+`c`, c requests with the same random token-id prompts are sent at once through the OpenAI completions API
+(greedy, ignore_eos), in rounds:
+  - a warm-up round (short), which also fills the prefix cache when it is on (the default);
+  - SHORT and LONG rounds (max_tokens = --short-tokens and --short-tokens + --decode-tokens), each --repeats
+    times, the fastest of each kept.
+decode tokens/s = c * decode_tokens / (LONG - SHORT): the prompt's prefill and the requests' own overheads are in
+both rounds and cancel, so what is left is c requests decoding together. Time per output token (TPOT) =
+c / decode tokens/s: the step time at that batch, as each request sees it.
+
+    python benchmarks/bench_serving.py [--model DIR] [--engines sglang,vllm] [--prompt-lens 4096 16384 32768]
+        [--concurrency 1 16 64] [--tp 1] [--card NAME] [--out-dir benchmarks/results] [--dry-run]
+
+Without --model it serves the attention-dominated DeepSeek-V3-shaped checkpoint of mla_backend/serving_model.py
+(generated into --workdir the first time). Results: <out-dir>/serving_<card>.json and .md, rewritten after each
+backend; the per-backend results and server logs stay in --workdir, and a run cut short resumes with the
+(engine, backend) pairs it has not finished for the same workload. An engine whose Python package is missing (or
+whose --<engine>-python is not given) is reported as skipped. Run it where nothing else uses the GPUs.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import os
+import random
+import re
+import shlex
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "integration_tests"))
+sys.path.insert(0, str(ROOT))
+import e2e_common  # noqa: E402
+
+SERVED_NAME = "bench-model"
+ENGINES = {
+    # engine: (its attention backends, ours last; the reference the others are compared with)
+    "sglang": (("flashmla", "triton", "mla_backend"), "flashmla"),
+    "vllm": (("FLASHMLA", "TRITON_MLA", "CUSTOM"), "FLASHMLA"),
+}
+OURS = {"sglang": "mla_backend", "vllm": "CUSTOM"}
+SGLANG_READY = "The server is fired up and ready to roll"
+
+
+# ---------------------------------------------------------------------------------------------- arguments
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, help="checkpoint directory (default: mla_backend.serving_model's)")
+    parser.add_argument("--engines", default="sglang,vllm", help="comma-separated, of: " + ", ".join(ENGINES))
+    parser.add_argument("--sglang-backends", default=",".join(ENGINES["sglang"][0]))
+    parser.add_argument("--vllm-backends", default=",".join(ENGINES["vllm"][0]))
+    parser.add_argument("--prompt-lens", type=int, nargs="+", default=[4096, 16384, 32768],
+                        help="prompt lengths in tokens (random token ids)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--short-tokens", type=int, default=16)
+    parser.add_argument("--decode-tokens", type=int, default=256, help="LONG rounds generate this many more")
+    parser.add_argument("--repeats", type=int, default=2, help="SHORT and LONG rounds each, the fastest kept")
+    parser.add_argument("--tp", type=int, default=1, help="tensor parallel size")
+    parser.add_argument("--mem-fraction", type=float, default=0.85,
+                        help="SGLang --mem-fraction-static / vLLM --gpu-memory-utilization")
+    parser.add_argument("--no-prefix-cache", action="store_true",
+                        help="every round prefills its prompts again (slower; the default reuses them)")
+    parser.add_argument("--sglang-python", help="the Python of SGLang's environment (default: this one)")
+    parser.add_argument("--vllm-python", help="the Python of vLLM's environment (default: this one)")
+    parser.add_argument("--sglang-args", default="", help="more `sglang.launch_server` arguments")
+    parser.add_argument("--vllm-args", default="", help="more `vllm serve` arguments")
+    parser.add_argument("--startup-timeout", type=float, default=1200)
+    parser.add_argument("--card", help="results file name part (default: from nvidia-smi, e.g. h200)")
+    parser.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/mla_bench_serving"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dry-run", action="store_true", help="print the server commands and the workload only")
+    args = parser.parse_args(argv)
+    engines = [e for e in args.engines.split(",") if e]
+    unknown = [e for e in engines if e not in ENGINES]
+    if unknown:
+        parser.error(f"unknown engine(s) {unknown}; choose from {list(ENGINES)}")
+    args.engines = engines
+    for name in ("prompt_lens", "concurrency"):
+        if any(v < 1 for v in getattr(args, name)):
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    if args.short_tokens < 2 or args.decode_tokens < 1 or args.repeats < 1:
+        parser.error("--short-tokens >= 2, --decode-tokens >= 1 and --repeats >= 1")
+    return args
+
+
+def backends_of(args: argparse.Namespace, engine: str) -> tuple[str, ...]:
+    return tuple(b for b in getattr(args, f"{engine}_backends").split(",") if b)
+
+
+def workload(args: argparse.Namespace) -> dict:
+    """What every backend is given; results measured under another workload are not reused."""
+    return {"prompt_lens": args.prompt_lens, "concurrency": args.concurrency, "short_tokens": args.short_tokens,
+            "decode_tokens": args.decode_tokens, "repeats": args.repeats, "tp": args.tp, "seed": args.seed,
+            "prefix_cache": not args.no_prefix_cache, "mem_fraction": args.mem_fraction}
+
+
+def workload_key(args: argparse.Namespace, model: Path) -> str:
+    spec = json.dumps([str(model), workload(args), args.sglang_args, args.vllm_args], sort_keys=True)
+    return hashlib.sha256(spec.encode()).hexdigest()[:10]
+
+
+def context_length(args: argparse.Namespace) -> int:
+    """Longest prompt + LONG round's tokens, rounded up to a 64-token page, plus one page."""
+    need = max(args.prompt_lens) + args.short_tokens + args.decode_tokens
+    return -(-need // 64) * 64 + 64
+
+
+# ---------------------------------------------------------------------------------------------- servers
+
+
+def engine_python(args: argparse.Namespace, engine: str) -> str | None:
+    """The interpreter to run the engine with, or None when the engine is not installed in this one."""
+    given = getattr(args, f"{engine}_python")
+    if given:
+        return given
+    return sys.executable if importlib.util.find_spec(engine) is not None else None
+
+
+def server_command(engine: str, python: str, model: Path, backend: str, args: argparse.Namespace,
+                   port: int) -> list[str]:
+    max_batch, ctx = str(max(args.concurrency)), str(context_length(args))
+    if engine == "sglang":
+        cmd = [python, "-m", "sglang.launch_server", "--model-path", str(model), "--attention-backend", backend,
+               "--tp-size", str(args.tp), "--port", str(port), "--host", "127.0.0.1", "--page-size", "64",
+               "--dtype", "bfloat16", "--context-length", ctx, "--max-running-requests", max_batch,
+               "--cuda-graph-max-bs-decode", max_batch, "--mem-fraction-static", str(args.mem_fraction),
+               "--served-model-name", SERVED_NAME, "--random-seed", str(args.seed)]
+        if args.no_prefix_cache:
+            cmd.append("--disable-radix-cache")
+        return cmd + shlex.split(args.sglang_args)
+    cmd = [python, "-m", "vllm.entrypoints.cli.main", "serve", str(model), "--attention-backend", backend,
+           "--tensor-parallel-size", str(args.tp), "--port", str(port), "--host", "127.0.0.1", "--block-size", "64",
+           "--dtype", "bfloat16", "--max-model-len", ctx, "--max-num-seqs", max_batch,
+           "--gpu-memory-utilization", str(args.mem_fraction), "--served-model-name", SERVED_NAME,
+           "--seed", str(args.seed)]
+    if args.no_prefix_cache:
+        cmd.append("--no-enable-prefix-caching")
+    return cmd + shlex.split(args.vllm_args)
+
+
+def start_server(engine: str, python: str, model: Path, backend: str, args: argparse.Namespace,
+                 log: Path) -> e2e_common.Server:
+    port = e2e_common.free_port()
+    env = {**os.environ, "VLLM_CACHE_ROOT": str(log.parent / f"vllm_cache_{log.stem}")}
+    ready = (lambda s: SGLANG_READY in s.log_path.read_text()) if engine == "sglang" else e2e_common.health_ok
+    return e2e_common.Server(server_command(engine, python, model, backend, args, port), env, log, port, ready)
+
+
+def inspect_log(engine: str, log: str) -> dict:
+    if engine == "sglang":
+        graphs = re.search(r"Capture [\w ]*decode CUDA graph end|Capture cuda graph end", log, re.IGNORECASE)
+    else:
+        graphs = "Graph capturing finished" in log
+    return {"cuda_graphs": bool(graphs)}
+
+
+# ---------------------------------------------------------------------------------------------- requests
+
+
+def vocabulary(model: Path) -> tuple[int, set[int]]:
+    """(vocab_size, special ids to leave out of prompts) from the checkpoint's config files."""
+    cfg = json.loads((model / "config.json").read_text())
+    special = set()
+    for name in ("config.json", "generation_config.json"):
+        path = model / name
+        if path.is_file():
+            data = json.loads(path.read_text())
+            for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
+                value = data.get(key)
+                special.update(value if isinstance(value, list) else [value] if isinstance(value, int) else [])
+    return int(cfg["vocab_size"]), special
+
+
+def prompts(vocab_size: int, special: set[int], length: int, count: int, seed: int) -> list[list[int]]:
+    """`count` prompts of `length` random token ids (the same for a given seed, length and count)."""
+    rng = random.Random(f"{seed}-{length}-{count}")
+    allowed = [i for i in range(min(vocab_size, 1 << 17)) if i not in special]
+    return [[rng.choice(allowed) for _ in range(length)] for _ in range(count)]
+
+
+def send_round(client, batch: list[list[int]], max_tokens: int) -> float:
+    """Wall seconds for all requests of `batch` sent at once to finish, each generating max_tokens tokens."""
+    def one(prompt):
+        r = client.completions.create(model=SERVED_NAME, prompt=prompt, max_tokens=max_tokens, temperature=0.0,
+                                      extra_body={"ignore_eos": True})
+        got = r.usage.completion_tokens if r.usage is not None else max_tokens
+        if got != max_tokens:
+            raise RuntimeError(f"asked for {max_tokens} tokens, the server generated {got}")
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=len(batch)) as pool:
+        list(pool.map(one, batch))
+    return time.perf_counter() - t0
+
+
+def measure(client, batch: list[list[int]], args: argparse.Namespace) -> dict:
+    """One (prompt length, concurrency) point: decode tokens/s and TPOT from the LONG - SHORT rounds."""
+    long_tokens = args.short_tokens + args.decode_tokens
+    warmup = send_round(client, batch, args.short_tokens)
+    short = min(send_round(client, batch, args.short_tokens) for _ in range(args.repeats))
+    long = min(send_round(client, batch, long_tokens) for _ in range(args.repeats))
+    c = len(batch)
+    if long <= short:
+        raise RuntimeError(f"LONG rounds ({long:.3f} s) not slower than SHORT ones ({short:.3f} s): too noisy")
+    tokens_per_s = c * args.decode_tokens / (long - short)
+    return {"prompt_len": len(batch[0]), "concurrency": c, "decode_tokens_per_s": tokens_per_s,
+            "tpot_ms": 1e3 * c / tokens_per_s, "warmup_s": warmup, "short_s": short, "long_s": long}
+
+
+def run_backend(client, model: Path, args: argparse.Namespace) -> dict:
+    vocab_size, special = vocabulary(model)
+    points = []
+    for length in args.prompt_lens:
+        for c in args.concurrency:
+            point = measure(client, prompts(vocab_size, special, length, c, args.seed), args)
+            print(f"    prompt {length:6d} x {c:3d}: {point['decode_tokens_per_s']:10.1f} decode tok/s, "
+                  f"TPOT {point['tpot_ms']:.3f} ms", flush=True)
+            points.append(point)
+    return {"points": points}
+
+
+# ---------------------------------------------------------------------------------------------- results
+
+
+def card_slug(device_name: str) -> str:
+    """'NVIDIA H200' -> 'h200' (the rule of benchmarks/bench_decode.py's card_slug)."""
+    words = [w for w in re.split(r"[\s_]+", device_name.lower()) if w and w != "nvidia"]
+    for word in words:
+        if re.search(r"[a-z]", word) and re.search(r"\d", word):
+            return re.sub(r"[^a-z0-9]+", "-", word.split("-")[0]).strip("-")
+    return re.sub(r"[^a-z0-9]+", "-", " ".join(words)).strip("-") or "gpu"
+
+
+def gpu_name() -> str:
+    """The first GPU's name from nvidia-smi (no CUDA context in this process: the servers need the GPU)."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=30, check=True).stdout
+        return out.strip().splitlines()[0].strip()
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return "unknown GPU"
+
+
+def versions(python: str | None, engine: str) -> str | None:
+    if python is None:
+        return None
+    code = f"import importlib.metadata as m; print(m.version({engine!r}))"
+    done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
+    return done.stdout.strip() or None
+
+
+def render_markdown(report: dict) -> str:
+    """The results as tables: per engine, decode tokens/s (TPOT ms) per (prompt length, concurrency) and backend,
+    and ours over the engine's reference."""
+    lines = [f"# Serving benchmark: {report['card']}", "",
+             f"{report['device_name']}, tensor parallel {report['workload']['tp']}; model `{report['model']}`; "
+             f"{report['date']}.", "",
+             f"c requests with the same random token-id prompt length at once, greedy, ignore_eos; decode tokens/s = "
+             f"c x {report['workload']['decode_tokens']} / (LONG - SHORT round time), TPOT = c / decode tokens/s "
+             f"(prefix cache {'on' if report['workload']['prefix_cache'] else 'off'}). Written by "
+             f"benchmarks/bench_serving.py; do not edit by hand.", ""]
+    for engine, entry in report["engines"].items():
+        lines += [f"## {engine} {entry.get('version') or ''}".rstrip(), ""]
+        if entry.get("skipped"):
+            lines += [f"Skipped: {entry['skipped']}", ""]
+            continue
+        backends, reference, ours = entry["backends"], entry["reference"], OURS[engine]
+        results = entry["results"]
+        header = ["prompt", "c", *[f"`{b}`" for b in backends]]
+        if ours in results and reference in results:
+            header.append(f"`{ours}` / `{reference}`")
+        lines += ["Decode tokens/s (TPOT ms):", "", "| " + " | ".join(header) + " |",
+                  "|" + "---|" * len(header)]
+        by_backend = {b: {(p["prompt_len"], p["concurrency"]): p for p in results[b]["points"]}
+                      for b in backends if b in results}
+        keys = sorted({k for points in by_backend.values() for k in points})
+        for key in keys:
+            row = [str(key[0]), str(key[1])]
+            for b in backends:
+                p = by_backend.get(b, {}).get(key)
+                row.append(f"{p['decode_tokens_per_s']:.0f} ({p['tpot_ms']:.2f})" if p else "—")
+            if len(header) > len(backends) + 2:
+                mine, theirs = by_backend.get(ours, {}).get(key), by_backend.get(reference, {}).get(key)
+                row.append(f"{mine['decode_tokens_per_s'] / theirs['decode_tokens_per_s']:.2f}x"
+                           if mine and theirs else "—")
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+        graphs = {b: r.get("cuda_graphs") for b, r in results.items()}
+        lines += [f"CUDA graphs captured: {graphs}", ""]
+        for b, error in entry.get("errors", {}).items():
+            lines += [f"- `{b}` failed: {error.splitlines()[0] if error else ''}"]
+        if entry.get("errors"):
+            lines.append("")
+    return "\n".join(lines)
+
+
+def write_results(out_dir: Path, report: dict) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = out_dir / f"serving_{report['card']}"
+    json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")
+    json_path.write_text(json.dumps(report, indent=1) + "\n")
+    md_path.write_text(render_markdown(report) + "\n")
+    return json_path, md_path
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def resolve_model(args: argparse.Namespace) -> Path:
+    if args.model is not None:
+        return args.model.resolve()
+    from mla_backend import serving_model
+
+    return serving_model.ensure(args.workdir / serving_model.NAME).resolve()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    device_name = gpu_name()
+    card = args.card or card_slug(device_name)
+    if args.dry_run:
+        model = args.model or args.workdir / "serving-deepseek-mla"
+        for engine in args.engines:
+            python = engine_python(args, engine) or f"<{engine}'s python>"
+            for backend in backends_of(args, engine):
+                print(shlex.join(server_command(engine, python, model, backend, args, 30000)))
+        print(json.dumps({"card": card, "context_length": context_length(args), **workload(args)}))
+        return 0
+    model = resolve_model(args)
+    key = workload_key(args, model)
+    report = {"card": card, "device_name": device_name, "model": str(model), "workload": workload(args),
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "engines": {}}
+    failed = False
+    for engine in args.engines:
+        backends, reference = backends_of(args, engine), ENGINES[engine][1]
+        python = engine_python(args, engine)
+        entry = report["engines"][engine] = {"backends": list(backends), "reference": reference,
+                                             "version": versions(python, engine), "results": {}, "errors": {}}
+        if python is None:
+            entry["skipped"] = f"{engine} is not installed in {sys.executable}; pass --{engine}-python"
+            print(f"[{engine}] {entry['skipped']}", flush=True)
+            continue
+        workdir = args.workdir / f"{engine}_{key}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        for backend in backends:  # one at a time, so a finished backend's results are written before the next
+            results, errors = e2e_common.serve_each(
+                (backend,), backend,
+                start=lambda b: start_server(engine, python, model, b, args, workdir / f"server_{b}.log"),
+                exercise=lambda client, b, _reference: run_backend(client, model, args),
+                inspect_log=lambda log: inspect_log(engine, log), done_file=lambda b: workdir / f"result_{b}.json",
+                label=f"{engine}", startup_timeout=args.startup_timeout)
+            entry["results"].update(results)
+            entry["errors"].update(errors)
+            failed |= bool(errors)
+            paths = write_results(args.out_dir, report)
+    paths = write_results(args.out_dir, report)
+    print(render_markdown(report))
+    print(f"written: {paths[0]}, {paths[1]}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,405 @@
+// Split-KV MLA decode for few query rows (s_q * h_q <= 32) on Hopper (sm_90a): swap-AB.
+//
+// A 64-row wgmma tile would be 50-75% padding here, so the 64 tokens of a KV block are the MMA's M and
+// the kCols (16 or 32) query rows its N:
+//   S^T [64 x kCols]   = K [64 x 576] . Q^T              (36 wgmma m64nNk16)
+//   online softmax down each column (one column per query row)
+//   O^T [512 x kCols] += V^T [512 x 64] . P^T [64 x kCols] (8 d-tiles x 4 wgmma m64nNk16)
+// O^T takes 4 * kCols registers per thread, so one consumer warpgroup does all of it while one producer
+// warp streams the part's KV blocks into two stages, one TMA box per block (kv_block_map): the box walks
+// the page 8 whole token rows at a time, and lands each 64-column sub-tile's 8-row atoms 9 KB apart
+// (BlockLayout), which wgmma reads through the descriptors' 8-row stride. A KV block costs ~4x fewer MMA
+// cycles than with 64 query rows and stays well under its HBM time.
+// Pages past seqlen may hold NaN: masked scores become -inf and V rows past seqlen are zeroed in
+// shared memory before P.V. A split request writes fp32 partials + LSE for the combine kernel.
+#pragma once
+
+#include "mla_launch.h"
+#include "mla_params.h"
+#include "mla_pipeline.cuh"
+#include "mla_schedule.cuh"
+#include "mla_wgmma.cuh"
+
+namespace mla {
+namespace narrow {
+
+constexpr int kStages = 2;
+constexpr int kConsumerWarps = 4;                              // one warpgroup
+constexpr int kThreads = kWarpgroupThreads + 32;              // + one producer warp
+constexpr int kDTiles = kHeadDimV / 64;                        // O^T is 8 tiles of 64 output dims
+constexpr int kKSteps = kHeadDim / 16;                         // k-steps of S^T = K Q^T
+constexpr int kTokenSteps = kBlockSize / 16;                   // k-steps of O^T += V^T P^T
+
+// Named barriers of the consumer warpgroup (0 is __syncthreads).
+enum Barrier : int { kQReady = 1, kBlockMaxReady = 2, kProbsReady = 3, kColumnSumsReady = 4, kRequestDone = 5 };
+
+// A KV block in shared memory as kv_block_map lands it: token 8g + r, sub-tile t (columns 64t..64t+63)
+// is the 128-byte row g * 9216 + t * 1024 + r * 128 (swizzled within its 1024-byte atom).
+struct BlockLayout {
+  static constexpr int kGroupBytes = kSubTiles * 1024;   // 8 tokens x 576 columns
+  __device__ static uint32_t row(uint32_t block, int sub_tile, int token) {
+    return block + (token / 8) * kGroupBytes + sub_tile * 1024 + (token % 8) * 128;
+  }
+};
+
+template <int kCols>
+struct SharedStorage {
+  alignas(1024) char kv[kStages][kTileBytes];           // KV blocks (BlockLayout)
+  alignas(1024) char q[kSubTiles][kCols * 128];          // Q: kCols rows x 576, swizzled 64-column sub-tiles
+  alignas(1024) char p[kCols * 128];                     // P^T stored K-major: a row of 64 tokens per column
+  float block_max[2][kConsumerWarps][kCols];             // per-warp column maxima; double-buffered by block
+  float column_sum[kConsumerWarps][kCols];
+  uint64_t full[kStages];                                // TMA landed the stage
+  uint64_t empty[kStages];                               // every consumer warp is done with the stage
+};
+
+// This thread's place in the m64nN accumulators: rows (M) r0 and r0 + 8 of its warp's 16, and in every
+// 8-column group j the columns 8j + 2 * (lane % 4) + {0, 1}. A thread owns kCols / 4 columns, indexed
+// c = 2j + e; accumulator element [j * 4 + h * 2 + e] is (row r0 + 8h, column 8j + 2 * (lane % 4) + e).
+struct Fragment {
+  int lane, warp, r0, quad_col;
+  __device__ Fragment() : lane(threadIdx.x % 32), warp(threadIdx.x / 32), r0(warp * 16 + lane % 32 / 4),
+                          quad_col(2 * (lane % 4)) {}
+  __device__ int column(int c) const { return 8 * (c / 2) + quad_col + c % 2; }
+  // Rows r0 and r0 + 1 sit in lanes L and L ^ 4: the even one of the pair is the row-pair's base.
+  __device__ bool even_row() const { return (lane / 4) % 2 == 0; }
+};
+
+__device__ __forceinline__ float warp_column_max(float x) {
+  x = fmaxf(x, __shfl_xor_sync(0xffffffff, x, 4));
+  x = fmaxf(x, __shfl_xor_sync(0xffffffff, x, 8));
+  return fmaxf(x, __shfl_xor_sync(0xffffffff, x, 16));
+}
+__device__ __forceinline__ float warp_column_sum(float x) {
+  x += __shfl_xor_sync(0xffffffff, x, 4);
+  x += __shfl_xor_sync(0xffffffff, x, 8);
+  return x + __shfl_xor_sync(0xffffffff, x, 16);
+}
+
+// Two accumulator values of one column in rows r and r + 1 (r even) come from lanes L and L ^ 4. Each of
+// the pair trades one value so that the even lane holds column c0's pair and the odd lane column c1's.
+// Returns the pair (row r, row r + 1) and sets which_column to 0 or 1.
+__device__ __forceinline__ float2 pair_rows(const Fragment& f, float c0_value, float c1_value, int& which_column) {
+  const float send = f.even_row() ? c1_value : c0_value;
+  const float got = __shfl_xor_sync(0xffffffff, send, 4);
+  which_column = f.even_row() ? 0 : 1;
+  return f.even_row() ? make_float2(c0_value, got) : make_float2(got, c1_value);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Producer warp: walks the part's (request, block) pairs and loads each KV block into the next stage.
+
+template <int kCols>
+__device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry, SharedStorage<kCols>& smem) {
+  tma_prefetch_descriptor(&p.kv_block_map);
+  BlockCursor cursor{entry.begin_req, entry.begin_block};
+  cursor.settle(p, entry);
+  int page = cursor.valid(entry) ? cursor.page(p) : 0;
+  for (int n = 0; cursor.valid(entry); ++n) {
+    const int stage = n % kStages;
+    if (n >= kStages) mbar_wait(smem_addr(&smem.empty[stage]), (n / kStages - 1) & 1);
+    const uint32_t full = smem_addr(&smem.full[stage]);
+    mbar_arrive_expect_tx(full, kTileBytes);
+    // A page outside the cache falls outside the tensor map and arrives as zeros.
+    tma_load_5d(smem_addr(smem.kv[stage]), &p.kv_block_map, 0, 0, 0, 0, page, full);
+    ++cursor.block;
+    cursor.settle(p, entry);
+    if (cursor.valid(entry)) page = cursor.page(p);   // read while the next stage is still busy
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Consumer warpgroup phases.
+
+// Q rows [0, p.rows) of request req into the swizzled Q tile (rows past p.rows stay zero).
+template <int kCols>
+__device__ __forceinline__ void load_q(const DecodeParams& p, int req, SharedStorage<kCols>& smem) {
+  constexpr int kChunksPerRow = kHeadDim / 8;
+  const char* q = static_cast<const char*>(p.q);
+  for (int i = threadIdx.x; i < p.rows * kChunksPerRow; i += kWarpgroupThreads) {
+    const int row = i / kChunksPerRow, chunk = i % kChunksPerRow;
+    const int s_idx = row / p.h_q, head = row % p.h_q;
+    const char* src = q + (int64_t(req) * p.q_stride_b + int64_t(s_idx) * p.q_stride_s + int64_t(head) * p.q_stride_h) * 2;
+    cp_async_16(smem_addr(smem.q) + swizzled_offset<kCols>(row, chunk * 8), src + chunk * 16);
+  }
+  cp_async_wait_all();
+  fence_async_proxy();
+  named_barrier_sync<kWarpgroupThreads>(kQReady);
+}
+
+// S^T = K Q^T for the KV block at shared address kv.
+template <typename Element, int kCols>
+__device__ __forceinline__ void compute_scores(uint32_t kv, const SharedStorage<kCols>& smem, float (&s)[kCols / 2]) {
+  using KQ = typename NarrowGmma<Element, kCols>::KQ;
+  const uint32_t q_base = smem_addr(smem.q);
+  cute::warpgroup_arrive();
+#pragma unroll
+  for (int k = 0; k < kKSteps; ++k) {
+    const int sub_tile = k / 4, column_bytes = (k % 4) * 32;
+    wgmma_ss<KQ>(desc_k_major(BlockLayout::row(kv, sub_tile, 0) + column_bytes, BlockLayout::kGroupBytes),
+                 desc_k_major(q_base + sub_tile * kCols * 128 + column_bytes), s, k > 0,
+                 std::make_index_sequence<kCols / 2>{});
+  }
+  cute::warpgroup_commit_batch();
+  cute::warpgroup_wait<0>();
+  fence_operands(s);
+}
+
+// Running softmax statistics of this thread's kCols / 4 columns, in the log2 domain.
+template <int kCols>
+struct ColumnStats {
+  float max[kCols / 4];        // running max of the scaled scores
+  float sum[kCols / 4];        // this thread's share of the running denominator (rows r0, r0 + 8)
+  int key_limit[kCols / 4];    // keys visible to the column's query row
+};
+
+// Scales and masks the block's scores, agrees on each column's block max across the four warps,
+// turns scores into probabilities and returns each column's rescale factor for O^T.
+template <int kCols>
+__device__ __forceinline__ void online_softmax(const DecodeParams& p, const Fragment& f, int block, int block_parity,
+                                               bool needs_mask, float (&s)[kCols / 2], ColumnStats<kCols>& stats,
+                                               SharedStorage<kCols>& smem, float (&rescale)[kCols / 4]) {
+  constexpr int kOwnColumns = kCols / 4;
+  float block_max[kOwnColumns];
+#pragma unroll
+  for (int c = 0; c < kOwnColumns; ++c) {
+    float m = -INFINITY;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float& x = s[(c / 2) * 4 + h * 2 + c % 2];
+      x *= p.scale_log2;
+      // -inf also discards NaN read from page slots past seqlen.
+      if (needs_mask && block * kBlockSize + f.r0 + 8 * h >= stats.key_limit[c]) x = -INFINITY;
+      m = fmaxf(m, x);
+    }
+    block_max[c] = warp_column_max(m);
+  }
+  if (f.lane < 4) {
+#pragma unroll
+    for (int c = 0; c < kOwnColumns; ++c) smem.block_max[block_parity][f.warp][f.column(c)] = block_max[c];
+  }
+  named_barrier_sync<kWarpgroupThreads>(kBlockMaxReady);
+#pragma unroll
+  for (int c = 0; c < kOwnColumns; ++c) {
+    float m = block_max[c];
+#pragma unroll
+    for (int w = 0; w < kConsumerWarps; ++w) m = fmaxf(m, smem.block_max[block_parity][w][f.column(c)]);
+    const float new_max = fmaxf(stats.max[c], m);
+    const float base = new_max == -INFINITY ? 0.f : new_max;
+    rescale[c] = exp2f(stats.max[c] - base);
+    stats.max[c] = new_max;
+    float sum = 0.f;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float& x = s[(c / 2) * 4 + h * 2 + c % 2];
+      x = exp2f(x - base);
+      sum += x;
+    }
+    stats.sum[c] = stats.sum[c] * rescale[c] + sum;
+  }
+}
+
+// P^T into shared memory as the K-major B operand: column n's 64 probabilities form one 128-byte row.
+template <typename Element, int kCols>
+__device__ __forceinline__ void store_probs(const Fragment& f, const float (&s)[kCols / 2], SharedStorage<kCols>& smem) {
+#pragma unroll
+  for (int j = 0; j < kCols / 8; ++j) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      int which;
+      const float2 rows = pair_rows(f, s[j * 4 + h * 2], s[j * 4 + h * 2 + 1], which);
+      const int column = f.column(2 * j + which);
+      const int token = (f.r0 & ~1) + 8 * h;
+      *reinterpret_cast<uint32_t*>(smem.p + swizzled_offset<kCols>(column, token)) =
+          GmmaOps<Element>::pack(rows.x, rows.y);
+    }
+  }
+}
+
+// Zeroes V rows [valid_tokens, 64) of the block's eight V sub-tiles: 0 * NaN would poison P.V.
+__device__ __forceinline__ void zero_v_tail(uint32_t kv, int valid_tokens) {
+  const int chunks = (kBlockSize - valid_tokens) * kDTiles * 8;
+  for (int i = threadIdx.x; i < chunks; i += kWarpgroupThreads) {
+    const int token = valid_tokens + i / (kDTiles * 8), sub_tile = (i / 8) % kDTiles, chunk = i % 8;
+    store_zero_16(BlockLayout::row(kv, sub_tile, token) + chunk * 16);
+  }
+}
+
+template <int kCols>
+__device__ __forceinline__ void rescale_output(float (&o)[kDTiles][kCols / 2], const float (&rescale)[kCols / 4]) {
+#pragma unroll
+  for (int d = 0; d < kDTiles; ++d) {
+#pragma unroll
+    for (int i = 0; i < kCols / 2; ++i) o[d][i] *= rescale[(i / 4) * 2 + i % 2];
+  }
+}
+
+// O^T += V^T P^T for the KV block at shared address kv (V = its first eight sub-tiles).
+template <typename Element, int kCols>
+__device__ __forceinline__ void accumulate_output(uint32_t kv, const SharedStorage<kCols>& smem,
+                                                  float (&o)[kDTiles][kCols / 2]) {
+  using VP = typename NarrowGmma<Element, kCols>::VP;
+  const uint32_t p_base = smem_addr(smem.p);
+#pragma unroll
+  for (int d = 0; d < kDTiles; ++d) fence_operands(o[d]);
+  cute::warpgroup_arrive();
+  // Token steps outer: consecutive wgmmas go to different d-tiles, eight independent accumulators in flight.
+#pragma unroll
+  for (int t = 0; t < kTokenSteps; ++t) {
+#pragma unroll
+    for (int d = 0; d < kDTiles; ++d) {
+      wgmma_ss<VP>(desc_mn_major(BlockLayout::row(kv, d, t * 16), kSubTileBytes, BlockLayout::kGroupBytes),
+                   desc_k_major(p_base + t * 32), o[d], true,
+                   std::make_index_sequence<kCols / 2>{});
+    }
+  }
+  cute::warpgroup_commit_batch();
+  cute::warpgroup_wait<0>();
+#pragma unroll
+  for (int d = 0; d < kDTiles; ++d) fence_operands(o[d]);
+}
+
+// Normalizes O^T and writes it transposed to out (or to the split's fp32 partial), with the LSE.
+template <typename Element, int kCols>
+__device__ __forceinline__ void write_output(const DecodeParams& p, const Fragment& f, int req, OutputSlot slot,
+                                             const ColumnStats<kCols>& stats, const float (&o)[kDTiles][kCols / 2],
+                                             SharedStorage<kCols>& smem) {
+  constexpr int kOwnColumns = kCols / 4;
+  float warp_sum[kOwnColumns];
+#pragma unroll
+  for (int c = 0; c < kOwnColumns; ++c) warp_sum[c] = warp_column_sum(stats.sum[c]);
+  if (f.lane < 4) {
+#pragma unroll
+    for (int c = 0; c < kOwnColumns; ++c) smem.column_sum[f.warp][f.column(c)] = warp_sum[c];
+  }
+  named_barrier_sync<kWarpgroupThreads>(kColumnSumsReady);
+  float inv_sum[kOwnColumns], lse_log2[kOwnColumns];
+#pragma unroll
+  for (int c = 0; c < kOwnColumns; ++c) {
+    float sum = 0.f;
+#pragma unroll
+    for (int w = 0; w < kConsumerWarps; ++w) sum += smem.column_sum[w][f.column(c)];
+    inv_sum[c] = sum == 0.f ? 0.f : 1.f / sum;
+    lse_log2[c] = sum == 0.f ? -INFINITY : stats.max[c] + __log2f(sum);
+  }
+
+  const int64_t row_base = int64_t(slot.is_split ? slot.split_row : req) * p.rows;
+#pragma unroll
+  for (int d = 0; d < kDTiles; ++d) {
+#pragma unroll
+    for (int j = 0; j < kCols / 8; ++j) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        int which;
+        const float2 rows = pair_rows(f, o[d][j * 4 + h * 2] * inv_sum[2 * j], o[d][j * 4 + h * 2 + 1] * inv_sum[2 * j + 1],
+                                      which);
+        const int column = f.column(2 * j + which);
+        const int dim = d * 64 + (f.r0 & ~1) + 8 * h;
+        if (column >= p.rows) continue;
+        const int64_t offset = (row_base + column) * kHeadDimV + dim;
+        if (slot.is_split) {
+          *reinterpret_cast<float2*>(p.out_accum + offset) = rows;
+        } else {
+          *reinterpret_cast<uint32_t*>(static_cast<Element*>(p.out) + offset) = GmmaOps<Element>::pack(rows.x, rows.y);
+        }
+      }
+    }
+  }
+  if (f.warp == 0 && f.lane < 4) {
+#pragma unroll
+    for (int c = 0; c < kOwnColumns; ++c) {
+      const int row = f.column(c);
+      if (row >= p.rows) continue;
+      if (slot.is_split) {
+        p.lse_accum[row_base + row] = lse_log2[c];
+      } else {
+        const int s_idx = row / p.h_q, head = row % p.h_q;
+        p.lse[(int64_t(req) * p.h_q + head) * p.s_q + s_idx] = lse_log2[c] == -INFINITY ? INFINITY : lse_log2[c] * kLn2;
+      }
+    }
+  }
+}
+
+template <typename Element, int kCols>
+__device__ void consume_kv_blocks(const DecodeParams& p, const SchedEntry& entry, SharedStorage<kCols>& smem) {
+  const Fragment f;
+  int consumed = 0;   // blocks this CTA has processed: picks the stage and the mbarrier phase
+  for (int req = entry.begin_req; req <= entry.end_req; ++req) {
+    const Piece piece = piece_of(p, entry, req);
+    const OutputSlot slot = output_slot(p, entry, req);
+    ColumnStats<kCols> stats;
+#pragma unroll
+    for (int c = 0; c < kCols / 4; ++c) {
+      stats.max[c] = -INFINITY;
+      stats.sum[c] = 0.f;
+      stats.key_limit[c] = key_limit(p, piece.seqlen, f.column(c));
+    }
+    float o[kDTiles][kCols / 2];
+#pragma unroll
+    for (int d = 0; d < kDTiles; ++d) {
+#pragma unroll
+      for (int i = 0; i < kCols / 2; ++i) o[d][i] = 0.f;
+    }
+    if (piece.num_blocks() > 0) load_q(p, req, smem);
+
+    for (int block = piece.first; block < piece.last; ++block, ++consumed) {
+      const int stage = consumed % kStages;
+      const uint32_t kv = smem_addr(smem.kv[stage]);
+      mbar_wait(smem_addr(&smem.full[stage]), (consumed / kStages) & 1);
+
+      float s[kCols / 2];
+      compute_scores<Element, kCols>(kv, smem, s);
+      const bool needs_mask = (block + 1) * kBlockSize > min_key_limit(p, piece.seqlen);
+      float rescale[kCols / 4];
+      online_softmax<kCols>(p, f, block, consumed & 1, needs_mask, s, stats, smem, rescale);
+      // Past the block-max barrier every warp's Q.K^T is done, so the stage's V rows may change.
+      const int valid_tokens = min(piece.seqlen - block * kBlockSize, kBlockSize);
+      if (valid_tokens < kBlockSize) zero_v_tail(kv, valid_tokens);
+      store_probs<Element, kCols>(f, s, smem);
+      fence_async_proxy();
+      named_barrier_sync<kWarpgroupThreads>(kProbsReady);
+
+      rescale_output<kCols>(o, rescale);
+      accumulate_output<Element, kCols>(kv, smem, o);
+      if (f.lane == 0) mbar_arrive(smem_addr(&smem.empty[stage]));
+    }
+    if (req == entry.end_req) allow_next_grid_launch();
+    write_output<Element, kCols>(p, f, req, slot, stats, o, smem);
+    named_barrier_sync<kWarpgroupThreads>(kRequestDone);   // the next request reuses Q and the column sums
+  }
+}
+
+template <typename Element, int kCols>
+__global__ void __launch_bounds__(kThreads, 1) mla_decode_narrow_kernel(const __grid_constant__ DecodeParams p) {
+  extern __shared__ __align__(1024) char smem_bytes[];
+  auto& smem = *reinterpret_cast<SharedStorage<kCols>*>(smem_bytes);
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      mbar_init(smem_addr(&smem.full[s]), 1);
+      mbar_init(smem_addr(&smem.empty[s]), kConsumerWarps);
+    }
+    mbar_fence_init();
+  }
+  // Query rows past p.rows are padding columns of S^T; keep them finite.
+  for (int i = threadIdx.x; i < kSubTiles * kCols * 8; i += kThreads) store_zero_16(smem_addr(smem.q) + i * 16);
+  __syncthreads();
+
+  wait_for_previous_grid();   // the plan and seqlens may come from the kernel before this one
+  const SchedEntry entry = SchedEntry::load(p.sched, blockIdx.y);
+  if (threadIdx.x >= kWarpgroupThreads) {
+    if (threadIdx.x == kWarpgroupThreads) produce_kv_blocks<kCols>(p, entry, smem);
+    return;
+  }
+  consume_kv_blocks<Element, kCols>(p, entry, smem);
+}
+
+}  // namespace narrow
+
+template <typename Element, int kCols>
+cudaError_t launch_decode_narrow(const DecodeParams& p, cudaStream_t stream) {
+  static_assert(sizeof(narrow::SharedStorage<kCols>) <= 227 * 1024, "shared memory over the sm_90 limit");
+  return launch_with_pdl(narrow::mla_decode_narrow_kernel<Element, kCols>, dim3(1, p.num_parts), dim3(narrow::kThreads),
+                         sizeof(narrow::SharedStorage<kCols>), stream, p);
+}
+
+}  // namespace mla

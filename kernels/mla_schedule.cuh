@@ -1,0 +1,78 @@
+// The tile scheduler's plan as the decode kernels read it: a typed view of one int32 plan row, the
+// blocks of a request that a part covers, and a cursor over the part's (request, block) pairs.
+#pragma once
+
+#include "mla_params.h"
+
+namespace mla {
+
+// One row of tile_scheduler_metadata (kSchedFields int32, 32 bytes; see SchedField in mla_params.h).
+struct SchedEntry {
+  int begin_req;     // first request of the part
+  int begin_block;   // first KV block of begin_req
+  int end_req;       // last request of the part (inclusive)
+  int end_block;     // end of end_req's range (exclusive)
+  int begin_split;   // index of this piece among begin_req's splits
+
+  __device__ static SchedEntry load(const int* sched, int part) {
+    const int4 head = *reinterpret_cast<const int4*>(sched + part * kSchedFields);
+    const int begin_split = sched[part * kSchedFields + kBeginSplit];
+    return {head.x, head.y, head.z, head.w, begin_split};
+  }
+};
+static_assert(kBeginReq == 0 && kBeginBlock == 1 && kEndReq == 2 && kEndBlock == 3, "SchedEntry::load order");
+
+// The blocks [first, last) of request req that a part covers, and the request's length.
+struct Piece {
+  int seqlen, first, last;
+  __device__ int num_blocks() const { return last - first; }
+};
+
+__device__ __forceinline__ Piece piece_of(const DecodeParams& p, const SchedEntry& e, int req) {
+  const int seqlen = max(p.seqlens[req], 0);
+  const int blocks = min((seqlen + kBlockSize - 1) / kBlockSize, p.max_blocks);
+  const int first = req == e.begin_req ? e.begin_block : 0;
+  const int last = min(req == e.end_req ? e.end_block : blocks, blocks);
+  return {seqlen, first, max(last, first)};
+}
+
+// Walks the part's (request, block) pairs in the order the consumers process them.
+struct BlockCursor {
+  int req, block;
+  __device__ void settle(const DecodeParams& p, const SchedEntry& e) {
+    while (req <= e.end_req && block >= piece_of(p, e, req).last) {
+      ++req;
+      block = 0;
+    }
+  }
+  __device__ bool valid(const SchedEntry& e) const { return req <= e.end_req; }
+  __device__ int page(const DecodeParams& p) const {
+    return p.block_table[int64_t(req) * p.block_table_stride + block];
+  }
+};
+
+// Where a request's piece of output goes: straight to out/lse, or to its split's fp32 partial row.
+struct OutputSlot {
+  bool is_split;
+  int split_row;   // row block of out_accum / lse_accum when is_split
+};
+
+__device__ __forceinline__ OutputSlot output_slot(const DecodeParams& p, const SchedEntry& e, int req) {
+  const int split_base = p.num_splits[req];
+  const bool is_split = p.num_splits[req + 1] - split_base > 1;
+  return {is_split, split_base + (req == e.begin_req ? e.begin_split : 0)};
+}
+
+// Keys visible to query row `row` (= s_idx * h_q + head): [0, seqlen - (s_q - 1 - s_idx)) when causal,
+// i.e. bottom-right aligned; every key otherwise. Padding rows past p.rows get the last query's limit.
+__device__ __forceinline__ int key_limit(const DecodeParams& p, int seqlen, int row) {
+  return p.causal ? seqlen - (p.s_q - 1 - min(row / p.h_q, p.s_q - 1)) : seqlen;
+}
+// The smallest key_limit of any row: blocks that end at or before it need no mask.
+__device__ __forceinline__ int min_key_limit(const DecodeParams& p, int seqlen) {
+  return p.causal ? seqlen - (p.s_q - 1) : seqlen;
+}
+
+constexpr float kLn2 = 0.69314718055994530942f;
+
+}  // namespace mla

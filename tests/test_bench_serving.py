@@ -1,0 +1,162 @@
+"""benchmarks/bench_serving.py and its default model (mla_backend/serving_model.py) on CPU: arguments, the server
+commands per engine, the prompts, the measurement arithmetic, the results files; the checkpoint's config and
+tensors (DeepSeek-V3's attention with a q LoRA, small elsewhere)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import bench_serving  # noqa: E402
+
+from mla_backend import serving_model, tiny_model  # noqa: E402
+
+
+def args_of(*argv):
+    return bench_serving.parse_args(list(argv))
+
+
+def flag(cmd: list[str], name: str) -> str:
+    return cmd[cmd.index(name) + 1]
+
+
+def test_defaults_are_the_issue_grid():
+    args = args_of()
+    assert args.engines == ["sglang", "vllm"]
+    assert args.prompt_lens == [4096, 16384, 32768] and args.concurrency == [1, 16, 64]
+    assert bench_serving.backends_of(args, "sglang") == ("flashmla", "triton", "mla_backend")
+    assert bench_serving.backends_of(args, "vllm") == ("FLASHMLA", "TRITON_MLA", "CUSTOM")
+    assert bench_serving.context_length(args) == 32768 + 320 + 64 and bench_serving.context_length(args) % 64 == 0
+
+
+@pytest.mark.parametrize("argv", [["--engines", "trt"], ["--concurrency", "0"], ["--short-tokens", "1"]])
+def test_bad_arguments_are_refused(argv):
+    with pytest.raises(SystemExit):
+        args_of(*argv)
+
+
+def test_each_engine_serves_with_page_64_the_batch_and_the_context_the_workload_needs():
+    args = args_of("--prompt-lens", "4000", "--concurrency", "1", "8", "--tp", "2", "--sglang-args", "--foo 1")
+    sglang = bench_serving.server_command("sglang", "py", Path("/m"), "mla_backend", args, 1234)
+    assert sglang[:3] == ["py", "-m", "sglang.launch_server"] and flag(sglang, "--attention-backend") == "mla_backend"
+    assert flag(sglang, "--page-size") == "64" and flag(sglang, "--tp-size") == "2"
+    assert flag(sglang, "--max-running-requests") == "8" == flag(sglang, "--cuda-graph-max-bs-decode")
+    assert flag(sglang, "--context-length") == str(bench_serving.context_length(args))
+    assert "--disable-radix-cache" not in sglang and sglang[-2:] == ["--foo", "1"]
+    vllm = bench_serving.server_command("vllm", "py", Path("/m"), "CUSTOM", args_of("--no-prefix-cache"), 1)
+    assert vllm[1:4] == ["-m", "vllm.entrypoints.cli.main", "serve"] and flag(vllm, "--attention-backend") == "CUSTOM"
+    assert flag(vllm, "--block-size") == "64" and "--no-enable-prefix-caching" in vllm
+    assert flag(vllm, "--max-num-seqs") == "64"
+
+
+def test_results_of_another_workload_are_not_reused():
+    model = Path("/m")
+    assert bench_serving.workload_key(args_of(), model) == bench_serving.workload_key(args_of(), model)
+    assert bench_serving.workload_key(args_of(), model) != bench_serving.workload_key(args_of("--repeats", "3"), model)
+    assert bench_serving.workload_key(args_of(), model) != bench_serving.workload_key(args_of(), Path("/n"))
+
+
+def test_prompts_are_reproducible_random_ids_without_special_tokens(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"vocab_size": 10, "bos_token_id": 8, "eos_token_id": [9]}))
+    vocab, special = bench_serving.vocabulary(tmp_path)
+    assert vocab == 10 and special == {8, 9}
+    batch = bench_serving.prompts(vocab, special, 50, 3, seed=0)
+    assert len(batch) == 3 and all(len(p) == 50 for p in batch)
+    assert {i for p in batch for i in p} <= set(range(8)) and batch[0] != batch[1]
+    assert batch == bench_serving.prompts(vocab, special, 50, 3, seed=0)
+
+
+def test_decode_speed_is_the_long_minus_short_rounds(monkeypatch):
+    rounds = iter([5.0, 2.0, 1.5, 4.0, 3.5])   # warm-up, SHORT x2, LONG x2 (the fastest of each kept)
+    monkeypatch.setattr(bench_serving, "send_round", lambda client, batch, max_tokens: next(rounds))
+    point = bench_serving.measure(None, [[1] * 100] * 4, args_of("--decode-tokens", "200"))
+    assert point["prompt_len"] == 100 and point["concurrency"] == 4
+    assert point["decode_tokens_per_s"] == pytest.approx(4 * 200 / 2.0)
+    assert point["tpot_ms"] == pytest.approx(1e3 * 4 / 400)
+    rounds = iter([1.0, 2.0, 2.0, 1.0, 1.0])
+    with pytest.raises(RuntimeError, match="not slower"):
+        bench_serving.measure(None, [[1]], args_of())
+
+
+def report_with(points_ours, points_ref) -> dict:
+    args = args_of("--engines", "sglang")
+    return {"card": "h200", "device_name": "NVIDIA H200", "model": "/m", "workload": bench_serving.workload(args),
+            "date": "2026-11-29T00:00:00+00:00", "engines": {
+                "sglang": {"backends": ["flashmla", "triton", "mla_backend"], "reference": "flashmla",
+                           "version": "0.5.17", "errors": {"triton": "RuntimeError: did not come up\n..."},
+                           "results": {"flashmla": {"points": points_ref, "cuda_graphs": True},
+                                       "mla_backend": {"points": points_ours, "cuda_graphs": True}}},
+                "vllm": {"backends": ["FLASHMLA"], "reference": "FLASHMLA", "version": None, "results": {},
+                         "errors": {}, "skipped": "vllm is not installed"}}}
+
+
+def test_results_are_written_as_json_and_a_table(tmp_path):
+    def point(tps, c):
+        return {"prompt_len": 4096, "concurrency": c, "decode_tokens_per_s": tps, "tpot_ms": 1e3 * c / tps}
+
+    report = report_with([point(1200.0, 1)], [point(1000.0, 1)])
+    json_path, md_path = bench_serving.write_results(tmp_path, report)
+    assert json_path.name == "serving_h200.json" and json.loads(json_path.read_text()) == report
+    md = md_path.read_text()
+    assert "| prompt | c | `flashmla` | `triton` | `mla_backend` | `mla_backend` / `flashmla` |" in md
+    assert "| 4096 | 1 | 1000 (1.00) | — | 1200 (0.83) | 1.20x |" in md
+    assert "`triton` failed: RuntimeError: did not come up" in md and "Skipped: vllm is not installed" in md
+
+
+def test_the_card_comes_from_the_device_name():
+    assert bench_serving.card_slug("NVIDIA H200") == "h200"
+    assert bench_serving.card_slug("NVIDIA H100 80GB HBM3") == "h100"
+
+
+def test_a_dry_run_prints_the_commands_and_starts_nothing(capsys, tmp_path):
+    assert bench_serving.main(["--dry-run", "--engines", "sglang", "--card", "x", "--workdir", str(tmp_path),
+                               "--sglang-python", "py"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 4 and all("sglang.launch_server" in line for line in out[:3])
+    assert json.loads(out[3])["card"] == "x"
+
+
+# ------------------------------------------------------------------------------------ the serving model
+
+
+def test_the_serving_model_has_deepseek_v3s_attention_and_little_else():
+    cfg = serving_model.config()
+    assert (cfg["num_attention_heads"], cfg["kv_lora_rank"], cfg["qk_rope_head_dim"], cfg["qk_nope_head_dim"],
+            cfg["v_head_dim"]) == (128, 512, 64, 128, 128)
+    assert cfg["q_lora_rank"] == 512 and cfg["num_hidden_layers"] == 12 and cfg["hidden_size"] == 512
+    assert cfg["architectures"] == ["DeepseekV2ForCausalLM"] and cfg["rope_scaling"]["type"] == "yarn"
+    assert cfg["vocab_size"] == 258 and cfg["first_k_dense_replace"] == 1
+    sizes = serving_model.describe(cfg)
+    # the attention's weights are nearly all a layer reads besides the cache; the cache overtakes them at ~68k tokens
+    assert sizes["mlp_weight_bytes_per_layer"] < 0.05 * sizes["attention_weight_bytes_per_layer"]
+    assert 60_000 < sizes["tokens_where_kv_reads_match_weights"] < 70_000
+
+
+@pytest.mark.parametrize("shape", [dict(num_heads=0), dict(hidden_size=100), dict(q_lora_rank=True)])
+def test_bad_serving_model_shapes_are_refused(shape):
+    with pytest.raises(ValueError):
+        serving_model.config(**shape)
+
+
+def test_a_small_serving_model_is_written_with_q_lora_tensors_and_reused(tmp_path):
+    pytest.importorskip("safetensors")
+    pytest.importorskip("tokenizers")
+    from safetensors.torch import load_file
+
+    shape = dict(num_layers=2, num_heads=4, hidden_size=128, q_lora_rank=64)
+    path = serving_model.ensure(tmp_path / "m", **shape)
+    cfg = json.loads((path / "config.json").read_text())
+    weights = load_file(str(path / "model.safetensors"))
+    assert {k: tuple(v.shape) for k, v in weights.items()} == tiny_model._shapes(cfg)
+    qk = cfg["qk_nope_head_dim"] + cfg["qk_rope_head_dim"]
+    assert tuple(weights["model.layers.1.self_attn.q_a_proj.weight"].shape) == (64, 128)
+    assert tuple(weights["model.layers.1.self_attn.q_b_proj.weight"].shape) == (4 * qk, 64)
+    assert "model.layers.0.self_attn.q_proj.weight" not in weights
+    stamp = (path / "model.safetensors").stat().st_mtime_ns
+    assert serving_model.ensure(tmp_path / "m", **shape) == path
+    assert (path / "model.safetensors").stat().st_mtime_ns == stamp  # the same shape: not written again
+    serving_model.ensure(tmp_path / "m", **{**shape, "num_layers": 1})
+    assert json.loads((path / "config.json").read_text())["num_hidden_layers"] == 1

@@ -1,0 +1,36 @@
+"""integration_tests/sglang_step_time.py on CPU (no SGLang needed): the one_batch command it runs per backend, and
+how it reads and compares one_batch's result lines."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration_tests"))
+import sglang_step_time  # noqa: E402
+
+
+def test_each_backend_runs_sglangs_one_batch_after_loading_the_plugins(tmp_path):
+    args = argparse.Namespace(batch_size=[1, 64], input_len=2000, output_len=256, profile=True)
+    cmd = sglang_step_time.command(Path("/m"), "mla_backend", args, tmp_path / "r.jsonl")
+    code = cmd[2]
+    assert code.index("load_plugins()") < code.index("run_module('sglang.benchmark.one_batch'")
+    flags = cmd[3:]
+    assert flags[flags.index("--attention-backend") + 1] == "mla_backend"
+    assert flags[flags.index("--page-size") + 1] == "64"
+    assert flags[flags.index("--batch-size") + 1: flags.index("--batch-size") + 3] == ["1", "64"]
+    assert flags[flags.index("--cuda-graph-max-bs-decode") + 1] == "64"
+    assert "--profile" in flags and flags[flags.index("--profile-stage") + 1] == "decode"
+
+
+def test_results_are_read_and_compared_with_flashmla(tmp_path):
+    lines = [{"run_name": "x", "batch_size": 1, "median_decode_latency": 0.0010},
+             {"run_name": "x", "batch_size": 64, "median_decode_latency": 0.0016}]
+    (tmp_path / "f.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    flashmla = sglang_step_time.read_results(tmp_path / "f.jsonl")
+    assert flashmla == {"1": 1.0, "64": 1.6}
+    summary = sglang_step_time.summarize({"flashmla": flashmla, "mla_backend": {"1": 1.25, "64": 1.5}})
+    assert summary["mla_backend"]["1"] == {"ms_per_step": 1.25, "tokens_per_s": 800.0, "ms_more_than_flashmla": 0.25}
+    assert summary["mla_backend"]["64"]["ms_more_than_flashmla"] == -0.1
+    assert summary["flashmla"]["64"]["tokens_per_s"] == 40000.0
