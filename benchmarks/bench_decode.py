@@ -256,9 +256,10 @@ def check_against_reference(out: torch.Tensor, lse: torch.Tensor | None, referen
                             lse_base2: bool = False) -> dict:
     """Compare a step's output (all requests) with the reference on its rows.
 
-    Passes when: no NaN anywhere in out; ‖out − ref‖ / ‖ref‖ <= OUT_REL_TOL over the rows; and, if the step
-    returns an lse, max |lse − ref| <= LSE_ABS_TOL where ref is finite and lse = +inf where it is not
-    (rows that see no key).
+    Passes when: no NaN anywhere in out; ‖out − ref‖ / ‖ref‖ <= OUT_REL_TOL over the rows (empty requests'
+    rows must be 0); and, if the step returns an lse, max |lse − ref| <= LSE_ABS_TOL where ref is finite.
+    Rows that see no key have no lse to agree on: ours and FlashMLA's contract say +inf, FlashInfer writes
+    another value; `lse_inf_where_empty` records which, without failing the check (what an engine reads is out).
     """
     index = torch.tensor(reference.rows, dtype=torch.long, device=out.device)
     problems = []
@@ -281,10 +282,7 @@ def check_against_reference(out: torch.Tensor, lse: torch.Tensor | None, referen
             if not err <= LSE_ABS_TOL:
                 problems.append(f"lse max |Δ| {err:.2e} > {LSE_ABS_TOL:g}")
         if not bool(finite.all()):
-            inf_ok = bool((got[~finite] == math.inf).all())
-            result["lse_inf_where_empty"] = inf_ok
-            if not inf_ok:
-                problems.append("lse is not +inf for rows that see no key")
+            result["lse_inf_where_empty"] = bool((got[~finite] == math.inf).all())
     result["passed"] = not problems
     result["problems"] = problems
     return result
