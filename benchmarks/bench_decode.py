@@ -197,15 +197,6 @@ def metrics(time_us: float, nbytes: int, flops: int) -> dict:
             "tflops": round(bench_ceilings.tflops(flops, time_us), 1)}
 
 
-def card_slug(device_name: str) -> str:
-    """'NVIDIA H100 80GB HBM3' -> 'h100': the first word with letters and digits, vendor dropped."""
-    words = [w for w in re.split(r"[\s_]+", device_name.lower()) if w and w != "nvidia"]
-    for word in words:
-        if re.search(r"[a-z]", word) and re.search(r"\d", word):
-            return re.sub(r"[^a-z0-9]+", "-", word.split("-")[0]).strip("-")
-    return re.sub(r"[^a-z0-9]+", "-", " ".join(words)).strip("-") or "gpu"
-
-
 # ----------------------------------------------------------------------------------------------------
 # The reference check (plain tensor code: runs on the GPU in the benchmark, on the CPU in the tests)
 
@@ -370,6 +361,7 @@ def driver_version() -> str:
 
 
 def environment(commit: str, card: str | None) -> dict:
+    from mla_backend import bench_results  # after main() put the checkout on sys.path
     props = torch.cuda.get_device_properties(torch.cuda.current_device())
     try:
         import triton
@@ -378,7 +370,7 @@ def environment(commit: str, card: str | None) -> dict:
     except ImportError:
         triton_version = "not installed"
     return {
-        "card": card or card_slug(props.name), "device_name": props.name,
+        "card": card or bench_results.card_slug(props.name), "device_name": props.name,
         "compute_capability": f"{props.major}.{props.minor}", "sm_count": props.multi_processor_count,
         "l2_bytes": getattr(props, "L2_cache_size", 0) or L2_BYTES_FLOOR, "memory_bytes": props.total_memory,
         "driver": driver_version(), "torch": torch.__version__, "cuda": torch.version.cuda,

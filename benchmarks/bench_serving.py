@@ -236,15 +236,6 @@ def run_backend(client, model: Path, args: argparse.Namespace) -> dict:
 # ---------------------------------------------------------------------------------------------- results
 
 
-def card_slug(device_name: str) -> str:
-    """'NVIDIA H200' -> 'h200' (the rule of benchmarks/bench_decode.py's card_slug)."""
-    words = [w for w in re.split(r"[\s_]+", device_name.lower()) if w and w != "nvidia"]
-    for word in words:
-        if re.search(r"[a-z]", word) and re.search(r"\d", word):
-            return re.sub(r"[^a-z0-9]+", "-", word.split("-")[0]).strip("-")
-    return re.sub(r"[^a-z0-9]+", "-", " ".join(words)).strip("-") or "gpu"
-
-
 def gpu_name() -> str:
     """The first GPU's name from nvidia-smi (no CUDA context in this process: the servers need the GPU)."""
     try:
@@ -332,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     device_name = gpu_name()
+    from mla_backend.bench_results import card_slug
+
     card = args.card or card_slug(device_name)
     if args.dry_run:
         model = args.model or args.workdir / "serving-deepseek-mla"

@@ -202,3 +202,12 @@ def _cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def card_slug(device_name: str) -> str:
+    """'NVIDIA H100 80GB HBM3' -> 'h100': the first word with letters and digits, vendor dropped (results file names)."""
+    words = [w for w in re.split(r"[\s_]+", device_name.lower()) if w and w != "nvidia"]
+    for word in words:
+        if re.search(r"[a-z]", word) and re.search(r"\d", word):
+            return re.sub(r"[^a-z0-9]+", "-", word.split("-")[0]).strip("-")
+    return re.sub(r"[^a-z0-9]+", "-", " ".join(words)).strip("-") or "gpu"

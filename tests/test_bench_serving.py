@@ -107,8 +107,10 @@ def test_results_are_written_as_json_and_a_table(tmp_path):
 
 
 def test_the_card_comes_from_the_device_name():
-    assert bench_serving.card_slug("NVIDIA H200") == "h200"
-    assert bench_serving.card_slug("NVIDIA H100 80GB HBM3") == "h100"
+    from mla_backend.bench_results import card_slug
+
+    assert card_slug("NVIDIA H200") == "h200"
+    assert card_slug("NVIDIA H100 80GB HBM3") == "h100"
 
 
 def test_a_dry_run_prints_the_commands_and_starts_nothing(capsys, tmp_path):
