@@ -94,8 +94,9 @@ def _ensure_kernels(device: torch.device) -> None:
 
 
 def _check(ok: bool, argument: str, expected: str, got: object) -> None:
+    """Raises ValueError naming the argument; a tensor `got` is described only then (checks run per call)."""
     if not ok:
-        raise ValueError(f"{argument}: expected {expected}, got {got}")
+        raise ValueError(f"{argument}: expected {expected}, got {_describe(got) if isinstance(got, torch.Tensor) else got}")
 
 
 def _describe(t: torch.Tensor) -> str:
@@ -104,14 +105,14 @@ def _describe(t: torch.Tensor) -> str:
 
 def _check_int32_vector(t, name: str, length: int | None = None) -> None:
     _check(isinstance(t, torch.Tensor), name, "a torch.Tensor", type(t).__name__)
-    _check(t.dtype == torch.int32, name, "dtype torch.int32", _describe(t))
+    _check(t.dtype == torch.int32, name, "dtype torch.int32", t)
     _check(t.dim() == 1 and (length is None or t.shape[0] == length), name,
-           f"a 1-D tensor{'' if length is None else f' of length {length}'}", _describe(t))
+           f"a 1-D tensor{'' if length is None else f' of length {length}'}", t)
     _check(t.is_contiguous(), name, "a contiguous tensor", f"strides {t.stride()}")
 
 
 def _check_same_device(t: torch.Tensor, name: str, device: torch.device) -> None:
-    _check(t.device == device, name, f"a tensor on {device} (the device of q)", _describe(t))
+    _check(t.device == device, name, f"a tensor on {device} (the device of q)", t)
 
 
 def _check_hopper(device: torch.device) -> None:
@@ -158,34 +159,34 @@ def _check_decode_inputs(q, k_cache, block_table, cache_seqlens, head_dim_v, til
                          softmax_scale, causal, check_values) -> torch.Tensor:
     """Validates the contract and returns k_cache as a 3-D [num_blocks, 64, 576] view."""
     _check(isinstance(q, torch.Tensor), "q", "a torch.Tensor", type(q).__name__)
-    _check(q.dtype in DTYPES, "q", "dtype torch.bfloat16 or torch.float16", _describe(q))
-    _check(q.dim() == 4 and q.shape[-1] == HEAD_DIM, "q", f"shape [b, s_q, h_q, {HEAD_DIM}]", _describe(q))
+    _check(q.dtype in DTYPES, "q", "dtype torch.bfloat16 or torch.float16", q)
+    _check(q.dim() == 4 and q.shape[-1] == HEAD_DIM, "q", f"shape [b, s_q, h_q, {HEAD_DIM}]", q)
     b, s_q, h_q, _ = q.shape
     _check(b >= 1, "q", "a batch size >= 1", b)
     _check(1 <= s_q <= MAX_S_Q, "q", f"s_q (dim 1) in [1, {MAX_S_Q}]", s_q)
     _check(1 <= h_q <= MAX_H_Q, "q", f"h_q (dim 2) in [1, {MAX_H_Q}]", h_q)
     _check(q.stride(-1) == 1, "q", "a contiguous last dimension", f"strides {q.stride()}")
     device = q.device
-    _check(device.type in ("cuda", "cpu"), "q", "a CUDA tensor", _describe(q))
+    _check(device.type in ("cuda", "cpu"), "q", "a CUDA tensor", q)
 
     _check(isinstance(k_cache, torch.Tensor), "k_cache", "a torch.Tensor", type(k_cache).__name__)
     _check_same_device(k_cache, "k_cache", device)
-    _check(k_cache.dtype == q.dtype, "k_cache", f"the dtype of q ({q.dtype})", _describe(k_cache))
+    _check(k_cache.dtype == q.dtype, "k_cache", f"the dtype of q ({q.dtype})", k_cache)
     if k_cache.dim() == 4:
-        _check(k_cache.shape[2] == 1, "k_cache", "one KV head: shape [num_blocks, 64, 1, 576]", _describe(k_cache))
+        _check(k_cache.shape[2] == 1, "k_cache", "one KV head: shape [num_blocks, 64, 1, 576]", k_cache)
         k_cache = k_cache.select(2, 0)
     _check(k_cache.dim() == 3 and k_cache.shape[1] == BLOCK_SIZE and k_cache.shape[2] == HEAD_DIM, "k_cache",
            f"shape [num_blocks, {BLOCK_SIZE}, 1, {HEAD_DIM}] or [num_blocks, {BLOCK_SIZE}, {HEAD_DIM}] "
-           f"(block size {BLOCK_SIZE})", _describe(k_cache))
-    _check(k_cache.shape[0] >= 1, "k_cache", "at least one block", _describe(k_cache))
+           f"(block size {BLOCK_SIZE})", k_cache)
+    _check(k_cache.shape[0] >= 1, "k_cache", "at least one block", k_cache)
     _check(k_cache.stride(2) == 1 and k_cache.stride(1) % 8 == 0 and k_cache.stride(0) % 8 == 0
            and k_cache.data_ptr() % 16 == 0, "k_cache",
            "a contiguous last dimension and 16-byte aligned rows and blocks", f"strides {k_cache.stride()}")
 
     _check(isinstance(block_table, torch.Tensor), "block_table", "a torch.Tensor", type(block_table).__name__)
-    _check(block_table.dtype == torch.int32, "block_table", "dtype torch.int32", _describe(block_table))
+    _check(block_table.dtype == torch.int32, "block_table", "dtype torch.int32", block_table)
     _check(block_table.dim() == 2 and block_table.shape[0] == b and block_table.shape[1] >= 1, "block_table",
-           f"shape [b={b}, max_blocks >= 1]", _describe(block_table))
+           f"shape [b={b}, max_blocks >= 1]", block_table)
     _check(block_table.stride(1) == 1, "block_table", "a contiguous last dimension", f"strides {block_table.stride()}")
     _check_same_device(block_table, "block_table", device)
 
@@ -198,7 +199,7 @@ def _check_decode_inputs(q, k_cache, block_table, cache_seqlens, head_dim_v, til
            and tuple(tile_scheduler_metadata.shape) == (parts, scheduler.SCHED_FIELDS)
            and tile_scheduler_metadata.is_contiguous(), "tile_scheduler_metadata",
            f"a contiguous int32 tensor of shape ({parts}, {scheduler.SCHED_FIELDS}) from get_mla_metadata(cache_seqlens, "
-           f"{s_q * h_q}, 1)", _describe(tile_scheduler_metadata) if isinstance(tile_scheduler_metadata, torch.Tensor)
+           f"{s_q * h_q}, 1)", tile_scheduler_metadata if isinstance(tile_scheduler_metadata, torch.Tensor)
            else type(tile_scheduler_metadata).__name__)
     _check_same_device(tile_scheduler_metadata, "tile_scheduler_metadata", device)
     _check_int32_vector(num_splits, "num_splits", b + 1)
