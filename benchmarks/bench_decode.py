@@ -563,22 +563,29 @@ def run_peer(peer: Peer, batches, reference, reps, warmup, nbytes, flops, ceilin
         return error_entry(exc)
 
 
+def config_inputs(config: Config, l2_bytes: int, device: torch.device
+                  ) -> tuple[list[int], list[DecodeBatch], Reference]:
+    """A config's seqlens, its input sets (enough that their KV passes L2_MULTIPLE x L2; seeded by the config)
+    and the fp32 reference on input set 0's checked requests."""
+    seqlens = make_seqlens(config)
+    seed = zlib.crc32(config.key.encode())
+    sets = num_input_sets(kv_cache_bytes(seqlens), l2_bytes)
+    batches = [make_input_set(config, seqlens, seed + i, device) for i in range(sets)]
+    return seqlens, batches, compute_reference(batches[0], reference_rows(seqlens))
+
+
 def run_config(config: Config, peers: dict[str, Peer], reps: int, warmup: int, l2_bytes: int,
                device: torch.device, ceilings: dict, run: dict, crashed: dict[str, str] | None = None,
                progress: bench_supervisor.ProgressLog | None = None) -> dict:
     """Measure every available implementation on one config; `crashed` peers are recorded, not run."""
     crashed = crashed or {}
-    seqlens = make_seqlens(config)
-    sets = num_input_sets(kv_cache_bytes(seqlens), l2_bytes)
+    seqlens, batches, reference = config_inputs(config, l2_bytes, device)
+    sets, rows = len(batches), reference.rows
     sum_seqlen = sum(seqlens)
     nbytes = decode_bytes(sum_seqlen, config.b, config.s_q, config.h_q)
     flops = decode_flops(sum_seqlen, config.s_q, config.h_q)
     print(f"\n{config.key}: Σseqlen {sum_seqlen}, {seqlens.count(0)} empty requests, {sets} input sets of "
           f"{kv_cache_bytes(seqlens) / 2**20:.0f} MiB KV", flush=True)
-    seed = zlib.crc32(config.key.encode())
-    batches = [make_input_set(config, seqlens, seed + i, device) for i in range(sets)]
-    rows = reference_rows(seqlens)
-    reference = compute_reference(batches[0], rows)
     entries: dict[str, dict] = {}
     for name, peer in peers.items():
         if not peer.available:

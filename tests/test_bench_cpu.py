@@ -23,6 +23,7 @@ import bench_report  # noqa: E402
 import bench_supervisor  # noqa: E402
 import peers  # noqa: E402
 import peers_bundle  # noqa: E402
+import probe_decode  # noqa: E402
 
 from mla_backend.reference import mla_decode_reference  # noqa: E402
 
@@ -372,6 +373,15 @@ def cpu_harness(monkeypatch):
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     monkeypatch.setattr(bench, "capture_steps", _fake_capture)
     monkeypatch.setattr(bench, "time_replays", lambda graphs, reps, warmup: [graphs[0].us] * reps)
+
+
+@pytest.mark.parametrize("plan", ["scheduler", "whole"])
+def test_the_probe_runs_our_step_through_the_benchmarks_checks(cpu_harness, monkeypatch, plan):
+    monkeypatch.setattr(probe_decode, "kernel_timeline", lambda graph: [("narrow", 0.9, 10.0)])
+    peer = probe_decode.WholeRequestPlanPeer() if plan == "whole" else peers.MlaBackendPeer()
+    peer.us = 10.0   # what the fake graphs report
+    line = probe_decode.probe(bench.Config(6, 150, 2, 2, varlen=True), peer, 50, 1, torch.device("cpu"))
+    assert line.startswith("b6/s150/h2/q2/varlen") and " ok " in line and "narrow 0.9-10.0" in line
 
 
 def test_run_config_checks_every_peer_against_the_reference(cpu_harness):
