@@ -48,9 +48,9 @@ __device__ __forceinline__ void add_to_log_sum_exp(float& max, float& sum, float
   merge_log_sum_exp(max, sum, x, 1.f);
 }
 
-template <typename Element, int kSplitWarps>
 // Min-blocks 1: with the default, ptxas capped registers for occupancy and interleaved each load with its use,
 // one memory round trip per split; with room it issues a whole batch of loads first.
+template <typename Element, int kSplitWarps>
 __global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const __grid_constant__ DecodeParams p) {
   constexpr int kVectors = kSplitWarps == 1 ? kHeadDimV / kColumnSlice : 1;   // float4 per lane per split
   constexpr int kBatch = kSplitWarps == 1 ? 2 : 8;                              // splits in flight per lane

@@ -58,7 +58,7 @@ struct SharedStorage {
 // c = 2j + e; accumulator element [j * 4 + h * 2 + e] is (row r0 + 8h, column 8j + 2 * (lane % 4) + e).
 struct Fragment {
   int lane, warp, r0, quad_col;
-  __device__ Fragment() : lane(threadIdx.x % 32), warp(threadIdx.x / 32), r0(warp * 16 + lane % 32 / 4),
+  __device__ Fragment() : lane(threadIdx.x % 32), warp(threadIdx.x / 32), r0(warp * 16 + lane / 4),
                           quad_col(2 * (lane % 4)) {}
   __device__ int column(int c) const { return 8 * (c / 2) + quad_col + c % 2; }
   // Rows r0 and r0 + 1 sit in lanes L and L ^ 4: the even one of the pair is the row-pair's base.
