@@ -6,7 +6,9 @@
 # vLLM stages: tp1 (the e2e in default mode on the first GPU while the forced-mode e2e and then `mla-backend serve
 #   --once` run on the second), tp2-default, tp2-forced (the e2e at tensor parallel 2), harness (backend vs
 #   built-ins below the engine). SGLang stages: sglang-unit (the adapter's CPU tests, with this SGLang),
-#   sglang-tp1, sglang-tp2 (the e2e). kernel: tests -m gpu (with
+#   sglang-tp1, sglang-tp2 (the e2e), sglang-step-time (one_batch per backend on the tiny model). Both:
+#   serving-sglang, serving-vllm (benchmarks/bench_serving.py for that engine; $SERVING_ARGS adds arguments, e.g.
+#   --merge with the other engine's results). kernel: tests -m gpu (with
 #   whichever engine the bundle holds). Logs and JSON go to OUT_DIR.
 set -uo pipefail
 PARTS=$1 OUT=$2
@@ -54,6 +56,16 @@ for stage in "$@"; do
         MLA_E2E_RESULTS=/tmp/e2e timeout "${STAGE_TIMEOUT:-560}" $PYTEST -s integration_tests/test_sglang_e2e.py \
             -k "${stage#sglang-}" >"$OUT/e2e_$stage.log" 2>&1 || rc=1
         (cd /tmp && find e2e -name '*.log' -o -name '*.json' -o -name '*.jsonl' | xargs -r cp --parents -t "$OUT") ;;
+    sglang-step-time) timeout "${STAGE_TIMEOUT:-560}" python3 integration_tests/sglang_step_time.py \
+            --backends "${STEP_BACKENDS:-flashmla,mla_backend}" --out "$OUT/sglang_step_time.json" \
+            >"$OUT/sglang_step_time.log" 2>&1 || rc=1 ;;
+    serving-*)
+        # Its workdir is in /tmp too: a run cut short resumes in the next call with the backends it finished.
+        timeout "${STAGE_TIMEOUT:-560}" python3 benchmarks/bench_serving.py --engines "${stage#serving-}" \
+            --max-tokens-in-flight 262144 --out-dir "$OUT/serving" ${SERVING_ARGS:-} >"$OUT/$stage.log" 2>&1 || rc=1
+        for log in /tmp/mla_bench_serving/*/server_*.log; do
+            [ -f "$log" ] && tail -n 60 "$log" >"$OUT/serving/$(basename "$(dirname "$log")")_$(basename "$log")"
+        done ;;
     kernel) timeout 300 $PYTEST tests >"$OUT/kernel.log" 2>&1 || rc=1 ;;
     *) echo "unknown stage $stage" >&2; rc=2 ;;
     esac

@@ -8,7 +8,10 @@ driver's decode tokens/s (sglang_e2e.py) include both.
     python integration_tests/sglang_step_time.py [--model DIR] [--backends flashmla,triton,mla_backend]
         [--batch-size 1 64] [--input-len 2000] [--output-len 256] [--out step_time.json] [--profile]
 
-Without --model it serves e2e_common's tiny checkpoint (made in --workdir). --profile adds a torch-profiler trace
+Without --model it serves e2e_common's tiny checkpoint (made in --workdir). The prompts are random letters, one per
+line of a --prompt-filename file (one_batch's own synthetic ids are drawn below 10000, past the tiny model's
+258-token vocabulary: the embedding's out-of-range read surfaced as a CUBLAS error in the first prefill); with the
+tiny model's byte tokenizer a letter is a token, other tokenizers make the prompts shorter. --profile adds a torch-profiler trace
 of the decode steps per backend (one_batch's --profile --profile-stage decode; SGLANG_TORCH_PROFILER_DIR says
 where), which shows the host time between graph replays.
 """
@@ -17,6 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
+import string
 import subprocess
 import sys
 from pathlib import Path
@@ -30,9 +35,16 @@ SERVER_ARGS = ("--page-size", "64", "--dtype", "bfloat16", "--context-length", "
                "--disable-radix-cache", "--disable-prefill-cuda-graph")
 
 
-def command(model: Path, backend: str, args: argparse.Namespace, result_file: Path) -> list[str]:
+def write_prompts(path: Path, count: int, length: int, seed: int = 0) -> Path:
+    """`count` lines of `length` random letters: prompts every tokenizer maps to ids inside its vocabulary."""
+    rng = random.Random(seed)
+    path.write_text("".join("".join(rng.choices(string.ascii_letters, k=length)) + "\n" for _ in range(count)))
+    return path
+
+
+def command(model: Path, backend: str, args: argparse.Namespace, result_file: Path, prompt_file: Path) -> list[str]:
     cmd = [sys.executable, "-c", RUN_ONE_BATCH, "--model-path", str(model), "--attention-backend", backend,
-           *SERVER_ARGS, "--cuda-graph-max-bs-decode", str(max(args.batch_size)),
+           *SERVER_ARGS, "--prompt-filename", str(prompt_file), "--cuda-graph-max-bs-decode", str(max(args.batch_size)),
            "--batch-size", *map(str, args.batch_size), "--input-len", str(args.input_len),
            "--output-len", str(args.output_len), "--result-filename", str(result_file), "--run-name", backend]
     if args.profile:
@@ -82,13 +94,14 @@ def main(argv: list[str] | None = None) -> int:
         from e2e_common import checkpoint
 
         model = checkpoint(args.workdir / "tiny_lmhead02")
+    prompt_file = write_prompts(args.workdir / "prompts.txt", max(args.batch_size), args.input_len)
     results, errors = {}, {}
     for backend in args.backends.split(","):
         result_file = args.workdir / f"one_batch_{backend}.jsonl"
         result_file.unlink(missing_ok=True)
         log = args.workdir / f"one_batch_{backend}.log"
         with open(log, "w") as out:
-            done = subprocess.run(command(model, backend, args, result_file), stdout=out, stderr=subprocess.STDOUT,
+            done = subprocess.run(command(model, backend, args, result_file, prompt_file), stdout=out, stderr=subprocess.STDOUT,
                                   env={**os.environ, "SGLANG_TORCH_PROFILER_DIR": str(args.workdir)})
         if done.returncode != 0 or not result_file.is_file():
             errors[backend] = f"exit {done.returncode}; log {log}:\n" + log.read_text()[-3000:]

@@ -27,18 +27,26 @@ def test_defaults_are_the_issue_grid():
     args = args_of()
     assert args.engines == ["sglang", "vllm"]
     assert args.prompt_lens == [4096, 16384, 32768] and args.concurrency == [1, 16, 64]
-    assert bench_serving.backends_of(args, "sglang") == ("flashmla", "triton", "mla_backend")
-    assert bench_serving.backends_of(args, "vllm") == ("FLASHMLA", "TRITON_MLA", "CUSTOM")
+    assert bench_serving.backends_of(args, "sglang") == ("flashmla", "flashinfer", "triton", "mla_backend")
+    assert bench_serving.backends_of(args, "vllm") == ("FLASH_ATTN_MLA", "FLASHMLA", "TRITON_MLA", "CUSTOM")
+    assert bench_serving.points(args) == [(n, c) for n in (4096, 16384, 32768) for c in (1, 16, 64)]
     assert bench_serving.context_length(args) == 32768 + 320 + 64 and bench_serving.context_length(args) % 64 == 0
 
 
-@pytest.mark.parametrize("argv", [["--engines", "trt"], ["--concurrency", "0"], ["--short-tokens", "1"]])
+def test_a_token_cap_drops_the_points_whose_prefill_would_dominate():
+    args = args_of("--max-tokens-in-flight", "262144")
+    assert bench_serving.points(args) == [(4096, 1), (4096, 16), (4096, 64), (16384, 1), (16384, 16), (32768, 1)]
+    assert bench_serving.workload(args)["points"] == [list(p) for p in bench_serving.points(args)]
+
+
+@pytest.mark.parametrize("argv", [["--engines", "trt"], ["--concurrency", "0"], ["--short-tokens", "1"],
+                                  ["--max-tokens-in-flight", "100"]])
 def test_bad_arguments_are_refused(argv):
     with pytest.raises(SystemExit):
         args_of(*argv)
 
 
-def test_each_engine_serves_with_page_64_the_batch_and_the_context_the_workload_needs():
+def test_ours_serves_with_page_64_the_builtins_with_their_engines_page_size_all_with_the_workloads_batch():
     args = args_of("--prompt-lens", "4000", "--concurrency", "1", "8", "--tp", "2", "--sglang-args", "--foo 1")
     sglang = bench_serving.server_command("sglang", "py", Path("/m"), "mla_backend", args, 1234)
     assert sglang[:3] == ["py", "-m", "sglang.launch_server"] and flag(sglang, "--attention-backend") == "mla_backend"
@@ -50,6 +58,9 @@ def test_each_engine_serves_with_page_64_the_batch_and_the_context_the_workload_
     assert vllm[1:4] == ["-m", "vllm.entrypoints.cli.main", "serve"] and flag(vllm, "--attention-backend") == "CUSTOM"
     assert flag(vllm, "--block-size") == "64" and "--no-enable-prefix-caching" in vllm
     assert flag(vllm, "--max-num-seqs") == "64"
+    for engine, builtin in (("sglang", "flashinfer"), ("vllm", "FLASH_ATTN_MLA")):
+        cmd = bench_serving.server_command(engine, "py", Path("/m"), builtin, args, 1)
+        assert "--page-size" not in cmd and "--block-size" not in cmd
 
 
 def test_results_of_another_workload_are_not_reused():
@@ -85,11 +96,11 @@ def report_with(points_ours, points_ref) -> dict:
     args = args_of("--engines", "sglang")
     return {"card": "h200", "device_name": "NVIDIA H200", "model": "/m", "workload": bench_serving.workload(args),
             "date": "2026-11-29T00:00:00+00:00", "engines": {
-                "sglang": {"backends": ["flashmla", "triton", "mla_backend"], "reference": "flashmla",
-                           "version": "0.5.17", "errors": {"triton": "RuntimeError: did not come up\n..."},
+                "sglang": {"backends": ["flashmla", "triton", "mla_backend"], "version": "0.5.17", "errors": {"triton": "RuntimeError: did not come up\n..."},
                            "results": {"flashmla": {"points": points_ref, "cuda_graphs": True},
+                                                       "triton_ok": {"points": [], "cuda_graphs": True},
                                        "mla_backend": {"points": points_ours, "cuda_graphs": True}}},
-                "vllm": {"backends": ["FLASHMLA"], "reference": "FLASHMLA", "version": None, "results": {},
+                "vllm": {"backends": ["FLASHMLA"], "version": None, "results": {},
                          "errors": {}, "skipped": "vllm is not installed"}}}
 
 
@@ -97,12 +108,16 @@ def test_results_are_written_as_json_and_a_table(tmp_path):
     def point(tps, c):
         return {"prompt_len": 4096, "concurrency": c, "decode_tokens_per_s": tps, "tpot_ms": 1e3 * c / tps}
 
-    report = report_with([point(1200.0, 1)], [point(1000.0, 1)])
+    report = report_with([point(1200.0, 1), point(3000.0, 16)], [point(1000.0, 1), point(4000.0, 16)])
+    report["engines"]["sglang"]["results"]["triton_ok"]["points"] = [point(1500.0, 1)]
+    report["engines"]["sglang"]["backends"].insert(2, "triton_ok")
     json_path, md_path = bench_serving.write_results(tmp_path, report)
     assert json_path.name == "serving_h200.json" and json.loads(json_path.read_text()) == report
+    assert bench_serving.ratios(report["engines"]["sglang"], "sglang") == {
+        "4096x1": {"best_builtin": "triton_ok", "ratio": 0.8}, "4096x16": {"best_builtin": "flashmla", "ratio": 0.75}}
     md = md_path.read_text()
-    assert "| prompt | c | `flashmla` | `triton` | `mla_backend` | `mla_backend` / `flashmla` |" in md
-    assert "| 4096 | 1 | 1000 (1.00) | — | 1200 (0.83) | 1.20x |" in md
+    assert "| prompt | c | `flashmla` | `triton` | `triton_ok` | `mla_backend` | `mla_backend` / best built-in |" in md
+    assert "| 4096 | 1 | 1000 (1.00) | — | 1500 (0.67) | 1200 (0.83) | 0.80x (`triton_ok`) |" in md
     assert "`triton` failed: RuntimeError: did not come up" in md and "Skipped: vllm is not installed" in md
 
 
@@ -117,8 +132,8 @@ def test_a_dry_run_prints_the_commands_and_starts_nothing(capsys, tmp_path):
     assert bench_serving.main(["--dry-run", "--engines", "sglang", "--card", "x", "--workdir", str(tmp_path),
                                "--sglang-python", "py"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 4 and all("sglang.launch_server" in line for line in out[:3])
-    assert json.loads(out[3])["card"] == "x"
+    assert len(out) == 5 and all("sglang.launch_server" in line for line in out[:4])
+    assert json.loads(out[4])["card"] == "x"
 
 
 # ------------------------------------------------------------------------------------ the serving model
@@ -162,3 +177,13 @@ def test_a_small_serving_model_is_written_with_q_lora_tensors_and_reused(tmp_pat
     assert (path / "model.safetensors").stat().st_mtime_ns == stamp  # the same shape: not written again
     serving_model.ensure(tmp_path / "m", **{**shape, "num_layers": 1})
     assert json.loads((path / "config.json").read_text())["num_hidden_layers"] == 1
+
+
+def test_the_other_engines_earlier_results_are_merged_only_under_the_same_workload(tmp_path):
+    earlier = report_with([], [])
+    (tmp_path / "e.json").write_text(json.dumps(earlier))
+    now = {**earlier, "engines": {}}
+    assert bench_serving.earlier_engines(tmp_path / "e.json", now, ["vllm"]) == {"sglang": earlier["engines"]["sglang"]}
+    other = {**now, "workload": bench_serving.workload(args_of("--repeats", "5"))}
+    with pytest.raises(SystemExit, match="--merge"):
+        bench_serving.earlier_engines(tmp_path / "e.json", other, ["vllm"])

@@ -13,7 +13,7 @@ import sglang_step_time  # noqa: E402
 
 def test_each_backend_runs_sglangs_one_batch_after_loading_the_plugins(tmp_path):
     args = argparse.Namespace(batch_size=[1, 64], input_len=2000, output_len=256, profile=True)
-    cmd = sglang_step_time.command(Path("/m"), "mla_backend", args, tmp_path / "r.jsonl")
+    cmd = sglang_step_time.command(Path("/m"), "mla_backend", args, tmp_path / "r.jsonl", tmp_path / "p.txt")
     code = cmd[2]
     assert code.index("load_plugins()") < code.index("run_module('sglang.benchmark.one_batch'")
     flags = cmd[3:]
@@ -22,6 +22,14 @@ def test_each_backend_runs_sglangs_one_batch_after_loading_the_plugins(tmp_path)
     assert flags[flags.index("--batch-size") + 1: flags.index("--batch-size") + 3] == ["1", "64"]
     assert flags[flags.index("--cuda-graph-max-bs-decode") + 1] == "64"
     assert "--profile" in flags and flags[flags.index("--profile-stage") + 1] == "decode"
+    assert flags[flags.index("--prompt-filename") + 1] == str(tmp_path / "p.txt")
+
+
+def test_prompts_are_letters_one_per_line_so_every_vocabulary_holds_their_ids(tmp_path):
+    path = sglang_step_time.write_prompts(tmp_path / "p.txt", count=3, length=50)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3 and all(len(line) == 50 and line.isalpha() and line.isascii() for line in lines)
+    assert lines == sglang_step_time.write_prompts(tmp_path / "q.txt", count=3, length=50).read_text().splitlines()
 
 
 def test_results_are_read_and_compared_with_flashmla(tmp_path):
