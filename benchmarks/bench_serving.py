@@ -75,10 +75,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "exceed this: their prefill, not the decode measured, would take the time")
     parser.add_argument("--short-tokens", type=int, default=16)
     parser.add_argument("--decode-tokens", type=int, default=256, help="LONG rounds generate this many more")
-    parser.add_argument("--repeats", type=int, default=2, help="SHORT and LONG rounds each, the fastest kept")
+    parser.add_argument("--repeats", type=int, default=3, help="SHORT and LONG rounds each, the fastest kept")
     parser.add_argument("--tp", type=int, default=1, help="tensor parallel size")
-    parser.add_argument("--mem-fraction", type=float, default=0.85,
-                        help="SGLang --mem-fraction-static / vLLM --gpu-memory-utilization")
+    parser.add_argument("--mem-fraction", type=float, default=0.7,
+                        help="SGLang --mem-fraction-static / vLLM --gpu-memory-utilization (at 0.85 SGLang's "
+                             "flashinfer prefill ran out of memory for its 6 GiB chunked-prefix buffer)")
     parser.add_argument("--no-prefix-cache", action="store_true",
                         help="every round prefills its prompts again (slower; the default reuses them)")
     parser.add_argument("--sglang-python", help="the Python of SGLang's environment (default: this one)")
@@ -172,8 +173,27 @@ def page_args(engine: str, backend: str) -> list[str]:
     return list(OUR_PAGE_ARGS[engine]) if backend == OURS[engine] else []
 
 
+def gpu_memory_used_mib() -> int | None:
+    """MiB in use on the GPUs nvidia-smi shows (no CUDA context in this process), or None without nvidia-smi."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+        return sum(int(line) for line in out.split())
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
+def wait_for_free_gpu(limit_mib: int = 4096, timeout_s: float = 120) -> None:
+    """Until the previous server's processes have given their memory back: a server started while a stopped
+    one's workers still hold most of the GPU sizes its KV pool and graphs for what is left, or fails."""
+    deadline = time.monotonic() + timeout_s
+    while (used := gpu_memory_used_mib()) is not None and used > limit_mib and time.monotonic() < deadline:
+        time.sleep(2)
+
+
 def start_server(engine: str, python: str, model: Path, backend: str, args: argparse.Namespace,
                  log: Path) -> e2e_common.Server:
+    wait_for_free_gpu()
     port = e2e_common.free_port()
     env = {**os.environ, "VLLM_CACHE_ROOT": str(log.parent / f"vllm_cache_{log.stem}")}
     ready = (lambda s: SGLANG_READY in s.log_path.read_text()) if engine == "sglang" else e2e_common.health_ok

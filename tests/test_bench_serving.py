@@ -66,7 +66,7 @@ def test_ours_serves_with_page_64_the_builtins_with_their_engines_page_size_all_
 def test_results_of_another_workload_are_not_reused():
     model = Path("/m")
     assert bench_serving.workload_key(args_of(), model) == bench_serving.workload_key(args_of(), model)
-    assert bench_serving.workload_key(args_of(), model) != bench_serving.workload_key(args_of("--repeats", "3"), model)
+    assert bench_serving.workload_key(args_of(), model) != bench_serving.workload_key(args_of("--repeats", "4"), model)
     assert bench_serving.workload_key(args_of(), model) != bench_serving.workload_key(args_of(), Path("/n"))
 
 
@@ -83,13 +83,13 @@ def test_prompts_are_reproducible_random_ids_without_special_tokens(tmp_path):
 def test_decode_speed_is_the_long_minus_short_rounds(monkeypatch):
     rounds = iter([5.0, 2.0, 1.5, 4.0, 3.5])   # warm-up, SHORT x2, LONG x2 (the fastest of each kept)
     monkeypatch.setattr(bench_serving, "send_round", lambda client, batch, max_tokens: next(rounds))
-    point = bench_serving.measure(None, [[1] * 100] * 4, args_of("--decode-tokens", "200"))
+    point = bench_serving.measure(None, [[1] * 100] * 4, args_of("--decode-tokens", "200", "--repeats", "2"))
     assert point["prompt_len"] == 100 and point["concurrency"] == 4
     assert point["decode_tokens_per_s"] == pytest.approx(4 * 200 / 2.0)
     assert point["tpot_ms"] == pytest.approx(1e3 * 4 / 400)
     rounds = iter([1.0, 2.0, 2.0, 1.0, 1.0])
     with pytest.raises(RuntimeError, match="not slower"):
-        bench_serving.measure(None, [[1]], args_of())
+        bench_serving.measure(None, [[1]], args_of("--repeats", "2"))
 
 
 def report_with(points_ours, points_ref) -> dict:
