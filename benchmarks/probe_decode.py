@@ -57,8 +57,8 @@ class WholeRequestPlanPeer(MlaBackendPeer):
 
 def kernel_timeline(graph) -> list[tuple[str, float, float]]:
     """(kernel, start, end) in µs from the first kernel's start, for one profiled replay."""
-    short = {"get_metadata_kernel": "meta", "narrow::mla_decode_narrow_kernel": "narrow", "mla_decode_kernel": "wide",
-             "mla_combine_kernel": "combine"}
+    short = {"get_metadata_kernel": "meta", "narrow::mla_decode_narrow_kernel": "narrow",
+             "wide::mla_decode_kernel": "wide", "mla_combine_kernel": "combine"}
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
         graph.replay()
         torch.cuda.synchronize()

@@ -12,69 +12,227 @@
 // parts writes fp32 partials + LSE that the combine kernel merges.
 #pragma once
 
+#include <cstddef>
+
 #include "mla_launch.h"
 #include "mla_params.h"
 #include "mla_pipeline.cuh"
 #include "mla_schedule.cuh"
+#include "mla_softmax.cuh"
 #include "mla_wgmma.cuh"
 
 namespace mla {
+namespace wide {
 
-constexpr int kConsumerThreads = 256;                       // warpgroups 0 and 1: MMA and softmax
-constexpr int kThreads = kConsumerThreads + kWarpgroupThreads;   // warpgroup 2: TMA producer
+constexpr int kStages = 2;
+constexpr int kConsumerWarpgroups = 2;                          // warpgroups 0 and 1: MMA and softmax
+constexpr int kProducerWarpgroup = kConsumerWarpgroups;         // warpgroup 2: TMA
+constexpr int kConsumerThreads = kConsumerWarpgroups * kWarpgroupThreads;
+constexpr int kThreads = kConsumerThreads + kWarpgroupThreads;
+constexpr int kKSteps = kHeadDim / 16;                          // k-steps of S = Q K^T
+constexpr int kTokenSteps = kBlockSize / 16;                    // k-steps of O += P V
+
+// setmaxnreg budgets: a consumer holds its 256 columns of O (128 floats) plus S and P; the producer only
+// issues TMA, so its registers go to the consumers.
+constexpr int kProducerRegisters = 24;
+constexpr int kConsumerRegisters = 240;
+static_assert((kConsumerWarpgroups * kConsumerRegisters + kProducerRegisters) * kWarpgroupThreads <= 64 * 1024,
+              "register budgets exceed the register file");
 
 // A KV stage is loaded and released in three groups of 64-column sub-tiles, each as soon as its
 // readers are done: V0 = columns 0-255 (read by Q K^T and warpgroup 0's P V), V1 = 256-511 (Q K^T and
 // warpgroup 1's P V), RoPE = 512-575 (Q K^T only).
 enum SubTileGroup : int { kGroupV0 = 0, kGroupV1 = 1, kGroupRope = 2 };
+constexpr int kGroups = 3;
 constexpr int group_first_sub_tile(int g) { return g == kGroupV0 ? 0 : g == kGroupV1 ? 4 : 8; }
 constexpr int group_sub_tiles(int g) { return g == kGroupRope ? 1 : 4; }
 constexpr int group_releases(int g) { return g == kGroupV1 ? 2 : 1; }   // V1 is freed by both warpgroups
 
-struct SharedPlan {
-  static constexpr int q = 0;
-  static constexpr int k0 = q + kTileBytes;                  // two KV stages
-  static constexpr int p = k0 + 2 * kTileBytes;              // 64 x 64 probabilities for warpgroup 1
-  static constexpr int rescale = p + kSubTileBytes;          // [64] float: per-row O rescale of this block
-  static constexpr int row_sum = rescale + 64 * 4;           // [64] float: final softmax denominators
-  static constexpr int row_max = row_sum + 64 * 4;           // [64] float: final max (log2 domain)
-  static constexpr int full = row_max + 64 * 4;              // [2 stages][3 groups] mbarrier: landed
-  static constexpr int empty = full + 6 * 8;                 // [2 stages][3 groups] mbarrier: released
-  static constexpr int bytes = empty + 6 * 8;
+struct SharedStorage {
+  alignas(1024) char q[kTileBytes];                 // Q: 64 rows x 576, nine swizzled 64-column sub-tiles
+  alignas(1024) char kv[kStages][kTileBytes];       // KV blocks, laid out like Q
+  alignas(1024) char p[kSubTileBytes];              // 64 x 64 probabilities for warpgroup 1
+  float rescale[kRowsPerTile];                      // per-row O rescale of this block
+  float row_sum[kRowsPerTile];                      // final softmax denominators
+  float row_max[kRowsPerTile];                      // final max (log2 domain)
+  uint64_t full[kStages][kGroups];                  // mbarrier: the group of the stage landed
+  uint64_t empty[kStages][kGroups];                 // mbarrier: its readers released it
 };
-static_assert(SharedPlan::bytes <= 227 * 1024, "shared memory plan exceeds the sm_90 limit");
+static_assert(sizeof(SharedStorage) <= 227 * 1024, "shared memory over the sm_90 limit");
+// Tiles back to back, each starting on a 1024-byte swizzle atom; the row statistics and mbarriers follow.
+static_assert(offsetof(SharedStorage, kv) == kTileBytes && offsetof(SharedStorage, p) == 3 * kTileBytes &&
+                  offsetof(SharedStorage, rescale) == 3 * kTileBytes + kSubTileBytes &&
+                  offsetof(SharedStorage, full) == offsetof(SharedStorage, rescale) + 3 * kRowsPerTile * 4,
+              "shared memory layout");
 
+// Named barriers of the consumer warpgroups (0 is __syncthreads).
 enum NamedBarrier : int {
   kProbsReady = 1, kProbsFree = 2, kRowStatsReady = 3, kWarpgroup0 = 4, kWarpgroup1 = 5, kConsumers = 6
 };
 
-__device__ __forceinline__ void issue_kv_group(const DecodeParams& p, int page, int group, uint32_t stage_addr,
-                                               uint32_t full_bar) {
-  mbar_arrive_expect_tx(full_bar, group_sub_tiles(group) * kSubTileBytes);
+// The n-th KV block a CTA streams goes to stage n % kStages; the stage's mbarriers flip phase every use.
+struct Stage {
+  int index, phase;
+  __device__ explicit Stage(uint32_t n) : index(n % kStages), phase((n / kStages) & 1) {}
+};
+
+// This thread's place in its warpgroup's m64nN accumulators: rows r0 and r0 + 8, and in every 8-column
+// group j the columns 8j + quad_col + {0, 1}; element [j * 4 + h * 2 + e] is (row r0 + 8h, 8j + quad_col + e).
+struct Fragment {
+  int warpgroup, lane, r0, quad_col;
+  __device__ Fragment()
+      : warpgroup(threadIdx.x / kWarpgroupThreads), lane(threadIdx.x % 32),
+        r0((threadIdx.x % kWarpgroupThreads) / 32 * 16 + lane / 4), quad_col(2 * (lane % 4)) {}
+};
+
+// Online softmax state of this thread's rows r0 and r0 + 8, in the log2 domain.
+struct RowStats {
+  float max[2] = {-INFINITY, -INFINITY};
+  float sum[2] = {0.f, 0.f};   // warpgroup 0: this thread's share until share_row_stats
+};
+
+// ---------------------------------------------------------------------------------------------------
+// Producer: thread 0 of warpgroup 2 walks the part's (request, block) pairs.
+
+__device__ __forceinline__ void issue_kv_group(const DecodeParams& p, int page, int group, uint32_t kv,
+                                               uint32_t full) {
+  mbar_arrive_expect_tx(full, group_sub_tiles(group) * kSubTileBytes);
   // Out-of-range pages fall outside the tensor map and arrive as zeros.
   for (int t = group_first_sub_tile(group); t < group_first_sub_tile(group) + group_sub_tiles(group); ++t) {
-    tma_load_3d(stage_addr + t * kSubTileBytes, &p.k_map, t * 64, 0, page, full_bar);
+    tma_load_3d(kv + t * kSubTileBytes, &p.k_map, t * 64, 0, page, full);
   }
 }
 
-// Copies rows [0, num_rows) of a 64 x 576 tile into the swizzled layout with all threads. Rows past
-// num_rows are left as they are: wgmma rows are independent and those outputs are never stored.
-template <typename RowPtr>
-__device__ __forceinline__ void load_rows(uint32_t smem_tile, int num_rows, RowPtr row_ptr) {
+__device__ __forceinline__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry,
+                                                  SharedStorage& smem) {
+  tma_prefetch_descriptor(&p.k_map);
+  BlockCursor cursor{entry.begin_req, entry.begin_block};
+  cursor.settle(p, entry);
+  for (int produced = 0; cursor.valid(entry); ++produced) {
+    const Stage stage(produced);
+    const int page = cursor.page(p);
+    for (int g = 0; g < kGroups; ++g) {
+      if (produced >= kStages) mbar_wait(smem_addr(&smem.empty[stage.index][g]), stage.phase ^ 1);
+      issue_kv_group(p, page, g, smem_addr(smem.kv[stage.index]), smem_addr(&smem.full[stage.index][g]));
+    }
+    ++cursor.block;
+    cursor.settle(p, entry);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Consumer phases.
+
+// Query row `row` (= s_idx * h_q + head) of request req.
+__device__ __forceinline__ const char* q_row(const DecodeParams& p, int req, int row) {
+  const int s_idx = row / p.h_q, head = row % p.h_q;
+  return static_cast<const char*>(p.q) +
+         (int64_t(req) * p.q_stride_b + int64_t(s_idx) * p.q_stride_s + int64_t(head) * p.q_stride_h) * 2;
+}
+
+// Copies this tile's query rows of request req into the swizzled Q tile with both warpgroups. Rows past
+// p.rows are left as they are: wgmma rows are independent and those outputs are never stored.
+__device__ __forceinline__ void load_q(const DecodeParams& p, int req, int tile_row, SharedStorage& smem) {
   constexpr int kChunksPerRow = kHeadDim / 8;
+  const int num_rows = min(p.rows - tile_row, kRowsPerTile);
   for (int i = threadIdx.x; i < num_rows * kChunksPerRow; i += kConsumerThreads) {
     const int row = i / kChunksPerRow, chunk = i % kChunksPerRow;
-    cp_async_16(smem_tile + swizzled_offset(row, chunk * 8), row_ptr(row) + chunk * 16);
+    cp_async_16(smem_addr(smem.q) + swizzled_offset(row, chunk * 8), q_row(p, req, tile_row + row) + chunk * 16);
+  }
+  cp_async_wait_all();
+  fence_async_proxy();
+  named_barrier_sync<kConsumerThreads>(kConsumers);
+}
+
+// S = Q K^T for the KV block at shared address kv.
+template <typename Element>
+__device__ __forceinline__ void compute_scores(const SharedStorage& smem, uint32_t kv, float (&s)[32]) {
+  const uint32_t q = smem_addr(smem.q);
+  cute::warpgroup_arrive();
+#pragma unroll
+  for (int k = 0; k < kKSteps; ++k) {
+    const int offset = (k / 4) * kSubTileBytes + (k % 4) * 32;
+    wgmma_ss<typename GmmaOps<Element>::QK>(desc_k_major(q + offset), desc_k_major(kv + offset), s, k > 0,
+                                            std::make_index_sequence<32>{});
+  }
+  cute::warpgroup_commit_batch();
+  cute::warpgroup_wait<0>();
+  fence_operands(s);
+}
+
+// Scales and masks the block's scores, turns them into probabilities in place and returns each row's
+// rescale factor for O. Masked scores become -inf, which also discards NaN read from page slots past seqlen.
+__device__ __forceinline__ void online_softmax(const DecodeParams& p, const Fragment& f, int block, bool needs_mask,
+                                               const int (&key_limit)[2], float (&s)[32], RowStats& stats,
+                                               float (&rescale)[2]) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    float block_max = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        float& x = s[j * 4 + h * 2 + e];
+        x *= p.scale_log2;
+        if (needs_mask && block * kBlockSize + j * 8 + f.quad_col + e >= key_limit[h]) x = -INFINITY;
+        block_max = fmaxf(block_max, x);
+      }
+    }
+    block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffff, block_max, 1));
+    block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffff, block_max, 2));
+    const float base = fold_block_max(stats.max[h], block_max, rescale[h]);
+    float sum = 0.f;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        float& x = s[j * 4 + h * 2 + e];
+        x = exp2f(x - base);
+        sum += x;
+      }
+    }
+    stats.sum[h] = stats.sum[h] * rescale[h] + sum;
   }
 }
 
-// Zeroes V rows [valid_tokens, 64) of four 64-column sub-tiles, by one warpgroup.
-__device__ __forceinline__ void zero_tail_rows(uint32_t first_sub_tile, int valid_tokens) {
+// P as the A operand of m64n256k16: for k-step t, registers hold columns 16t..16t+15.
+template <typename Element>
+__device__ __forceinline__ void pack_probs(const float (&s)[32], uint32_t (&probs)[kTokenSteps][4]) {
+#pragma unroll
+  for (int t = 0; t < kTokenSteps; ++t) {
+#pragma unroll
+    for (int r = 0; r < 4; ++r) probs[t][r] = GmmaOps<Element>::pack(s[t * 8 + r * 2], s[t * 8 + r * 2 + 1]);
+  }
+}
+
+// P and the rows' rescale factors into shared memory for warpgroup 1.
+__device__ __forceinline__ void store_probs(const Fragment& f, const uint32_t (&probs)[kTokenSteps][4],
+                                            const float (&rescale)[2], SharedStorage& smem) {
+#pragma unroll
+  for (int t = 0; t < kTokenSteps; ++t) {
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const int row = f.r0 + 8 * (r % 2);
+      const int col = t * 16 + 8 * (r / 2) + f.quad_col;
+      *reinterpret_cast<uint32_t*>(smem.p + swizzled_offset(row, col)) = probs[t][r];
+    }
+  }
+  if (f.lane % 4 == 0) {
+    smem.rescale[f.r0] = rescale[0];
+    smem.rescale[f.r0 + 8] = rescale[1];
+  }
+}
+
+// Zeroes V rows [valid_tokens, 64) of four 64-column sub-tiles from first_sub_tile on, by one warpgroup,
+// and makes them visible to its wgmma: 0 * NaN would poison P V.
+__device__ __forceinline__ void zero_v_tail(uint32_t first_sub_tile, int valid_tokens, NamedBarrier warpgroup_barrier) {
   const int chunks = (kBlockSize - valid_tokens) * 8 * 4;
   for (int i = threadIdx.x % kWarpgroupThreads; i < chunks; i += kWarpgroupThreads) {
     const int row = valid_tokens + i / 32, sub = (i % 32) / 8, chunk = i % 8;
     store_zero_16(first_sub_tile + sub * kSubTileBytes + row * 128 + chunk * 16);
   }
+  fence_async_proxy();
+  named_barrier_sync<kWarpgroupThreads>(warpgroup_barrier);
 }
 
 // Multiplies this thread's two rows (r0 and r0 + 8) of an m64n256 accumulator.
@@ -88,32 +246,206 @@ __device__ __forceinline__ void scale_rows(float (&o)[128], float row0, float ro
   }
 }
 
+// The V operand of k-step t (tokens 16t..16t+15) of O += P V, from first_sub_tile on.
+__device__ __forceinline__ uint64_t v_desc(uint32_t first_sub_tile, int t) {
+  return desc_mn_major(first_sub_tile + t * 16 * 128);
+}
+
+// Warpgroup 0: O[:, 0:256] = O * rescale + P V[:, 0:256], P from registers.
+template <typename Element>
+__device__ __forceinline__ void accumulate_v0(uint32_t kv, const uint32_t (&probs)[kTokenSteps][4],
+                                              const float (&rescale)[2], float (&o)[128]) {
+  scale_rows(o, rescale[0], rescale[1]);
+  fence_operands(o);
+  cute::warpgroup_arrive();
+#pragma unroll
+  for (int t = 0; t < kTokenSteps; ++t) {
+    wgmma_rs<typename GmmaOps<Element>::PV_RS>(probs[t], v_desc(kv, t), o, std::make_index_sequence<128>{});
+  }
+  cute::warpgroup_commit_batch();
+  cute::warpgroup_wait<0>();
+  fence_operands(o);
+}
+
+// Warpgroup 1: O[:, 256:512] = O * rescale + P V[:, 256:512], P and rescale from shared memory; v1 is the
+// stage's first V1 sub-tile.
+template <typename Element>
+__device__ __forceinline__ void accumulate_v1(const Fragment& f, uint32_t v1, const SharedStorage& smem,
+                                              float (&o)[128]) {
+  scale_rows(o, smem.rescale[f.r0], smem.rescale[f.r0 + 8]);
+  fence_operands(o);
+  cute::warpgroup_arrive();
+#pragma unroll
+  for (int t = 0; t < kTokenSteps; ++t) {
+    wgmma_ss<typename GmmaOps<Element>::PV_SS>(desc_k_major(smem_addr(smem.p) + t * 32),
+                                               v_desc(v1, t), o, true, std::make_index_sequence<128>{});
+  }
+  cute::warpgroup_commit_batch();
+  cute::warpgroup_wait<0>();
+  fence_operands(o);
+}
+
+// One KV block as the consumers see it.
+struct BlockStep {
+  int block;           // KV block of the request
+  Stage stage;
+  uint32_t kv;         // shared address of the stage
+  int valid_tokens;    // tokens before seqlen
+  bool first, last;    // first / last block of the request's piece
+};
+
+// Warpgroup 0's share of a block: S = Q K^T, softmax, P to warpgroup 1, then its half of O.
+template <typename Element>
+__device__ __forceinline__ void process_block_warpgroup0(const DecodeParams& p, const Fragment& f, const BlockStep& b,
+                                                        bool needs_mask, const int (&key_limit)[2], RowStats& stats,
+                                                        float (&o)[128], float (&s)[32], SharedStorage& smem) {
+  // All waits come before the first wgmma: a wait between them would make ptxas serialize them.
+  for (int g = 0; g < kGroups; ++g) mbar_wait(smem_addr(&smem.full[b.stage.index][g]), b.stage.phase);
+  compute_scores<Element>(smem, b.kv, s);
+  if (threadIdx.x == 0) {
+    mbar_arrive(smem_addr(&smem.empty[b.stage.index][kGroupRope]));
+    mbar_arrive(smem_addr(&smem.empty[b.stage.index][kGroupV1]));
+  }
+
+  float rescale[2];
+  online_softmax(p, f, b.block, needs_mask, key_limit, s, stats, rescale);
+  uint32_t probs[kTokenSteps][4];
+  pack_probs<Element>(s, probs);
+  if (!b.first) named_barrier_sync<kConsumerThreads>(kProbsFree);
+  store_probs(f, probs, rescale, smem);
+  fence_async_proxy();
+  named_barrier_arrive<kConsumerThreads>(kProbsReady);
+  if (b.valid_tokens < kBlockSize) zero_v_tail(b.kv, b.valid_tokens, kWarpgroup0);
+
+  accumulate_v0<Element>(b.kv, probs, rescale, o);
+  if (threadIdx.x == 0) mbar_arrive(smem_addr(&smem.empty[b.stage.index][kGroupV0]));
+}
+
+// Warpgroup 1's share of a block: its half of O from warpgroup 0's P.
+template <typename Element>
+__device__ __forceinline__ void process_block_warpgroup1(const Fragment& f, const BlockStep& b, float (&o)[128],
+                                                         SharedStorage& smem) {
+  mbar_wait(smem_addr(&smem.full[b.stage.index][kGroupV1]), b.stage.phase);
+  const uint32_t v1 = b.kv + group_first_sub_tile(kGroupV1) * kSubTileBytes;
+  if (b.valid_tokens < kBlockSize) zero_v_tail(v1, b.valid_tokens, kWarpgroup1);
+  named_barrier_sync<kConsumerThreads>(kProbsReady);
+  accumulate_v1<Element>(f, v1, smem, o);
+  if (!b.last) named_barrier_arrive<kConsumerThreads>(kProbsFree);
+  if (threadIdx.x == kWarpgroupThreads) mbar_arrive(smem_addr(&smem.empty[b.stage.index][kGroupV1]));
+}
+
+// Warpgroup 0 owns the softmax statistics: it completes the row sums and hands them to warpgroup 1.
+__device__ __forceinline__ void share_row_stats(const Fragment& f, RowStats& stats, SharedStorage& smem) {
+  if (f.warpgroup == 0) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      stats.sum[h] += __shfl_xor_sync(0xffffffff, stats.sum[h], 1);
+      stats.sum[h] += __shfl_xor_sync(0xffffffff, stats.sum[h], 2);
+    }
+    if (f.lane % 4 == 0) {
+      smem.row_sum[f.r0] = stats.sum[0];
+      smem.row_sum[f.r0 + 8] = stats.sum[1];
+      smem.row_max[f.r0] = stats.max[0];
+      smem.row_max[f.r0 + 8] = stats.max[1];
+    }
+    named_barrier_arrive<kConsumerThreads>(kRowStatsReady);
+  } else {
+    named_barrier_sync<kConsumerThreads>(kRowStatsReady);
+    stats.sum[0] = smem.row_sum[f.r0];
+    stats.sum[1] = smem.row_sum[f.r0 + 8];
+    stats.max[0] = smem.row_max[f.r0];
+    stats.max[1] = smem.row_max[f.r0 + 8];
+  }
+}
+
+// Normalizes this warpgroup's 256 columns of O and writes them to out (or to the split's fp32 partial);
+// warpgroup 0 writes the LSE.
+template <typename Element>
+__device__ __forceinline__ void write_output(const DecodeParams& p, const Fragment& f, int tile_row, int req,
+                                             OutputSlot slot, const RowStats& stats, const float (&o)[128]) {
+  const int col_base = f.warpgroup * (kHeadDimV / kConsumerWarpgroups) + f.quad_col;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int row = tile_row + f.r0 + 8 * h;
+    if (row >= p.rows) continue;
+    const bool empty = stats.sum[h] == 0.f;
+    const float inv_sum = empty ? 0.f : 1.f / stats.sum[h];
+    const float lse_log2 = stats.max[h] + __log2f(stats.sum[h]);
+    const bool writes_lse = f.warpgroup == 0 && f.lane % 4 == 0;
+    if (slot.is_split) {
+      float* dst = p.out_accum + (int64_t(slot.split_row) * p.rows + row) * kHeadDimV + col_base;
+#pragma unroll
+      for (int j = 0; j < 32; ++j) {
+        *reinterpret_cast<float2*>(dst + j * 8) =
+            make_float2(o[j * 4 + h * 2] * inv_sum, o[j * 4 + h * 2 + 1] * inv_sum);
+      }
+      if (writes_lse) p.lse_accum[int64_t(slot.split_row) * p.rows + row] = empty ? -INFINITY : lse_log2;
+    } else {
+      Element* dst = static_cast<Element*>(p.out) + (int64_t(req) * p.rows + row) * kHeadDimV + col_base;
+#pragma unroll
+      for (int j = 0; j < 32; ++j) {
+        *reinterpret_cast<uint32_t*>(dst + j * 8) =
+            GmmaOps<Element>::pack(o[j * 4 + h * 2] * inv_sum, o[j * 4 + h * 2 + 1] * inv_sum);
+      }
+      if (writes_lse) {
+        const int s_idx = row / p.h_q, head = row % p.h_q;
+        p.lse[(int64_t(req) * p.h_q + head) * p.s_q + s_idx] = empty ? INFINITY : lse_log2 * kLn2;
+      }
+    }
+  }
+}
+
+template <typename Element>
+__device__ __forceinline__ void consume_kv_blocks(const DecodeParams& p, const Fragment& f, const SchedEntry& entry,
+                                                  SharedStorage& smem) {
+  const int tile_row = blockIdx.x * kRowsPerTile;
+  int consumed = 0;   // blocks this CTA has processed: picks the stage and the mbarrier phase
+  for (int req = entry.begin_req; req <= entry.end_req; ++req) {
+    const Piece piece = piece_of(p, entry, req);
+    const int num_blocks = piece.num_blocks();
+    const OutputSlot slot = output_slot(p, entry, req);
+    int row_key_limit[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) row_key_limit[h] = key_limit(p, piece.seqlen, tile_row + f.r0 + 8 * h);
+    const int unmasked_keys = min_key_limit(p, piece.seqlen);
+    RowStats stats;
+    float o[128];
+#pragma unroll
+    for (int i = 0; i < 128; ++i) o[i] = 0.f;
+    if (num_blocks > 0) load_q(p, req, tile_row, smem);
+    // Warpgroup 0's scores. Declared per request, not per block: wgmma's accumulator operands are in/out,
+    // and this is the register schedule the kernel was tuned with.
+    float s[32];
+
+    for (int i = 0; i < num_blocks; ++i, ++consumed) {
+      const int block = piece.first + i;
+      const Stage stage(consumed);
+      const BlockStep b{block, stage, smem_addr(smem.kv[stage.index]),
+                        min(piece.seqlen - block * kBlockSize, kBlockSize), i == 0, i + 1 == num_blocks};
+      if (f.warpgroup == 0) {
+        const bool needs_mask = (block + 1) * kBlockSize > unmasked_keys;
+        process_block_warpgroup0<Element>(p, f, b, needs_mask, row_key_limit, stats, o, s, smem);
+      } else {
+        process_block_warpgroup1<Element>(f, b, o, smem);
+      }
+    }
+    if (req == entry.end_req) allow_next_grid_launch();
+    share_row_stats(f, stats, smem);
+    write_output<Element>(p, f, tile_row, req, slot, stats, o);
+    named_barrier_sync<kConsumerThreads>(kConsumers);   // the next request reuses the Q tile and row statistics
+  }
+}
+
 template <typename Element>
 __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_constant__ DecodeParams p) {
-  using Ops = GmmaOps<Element>;
-  extern __shared__ __align__(1024) char smem[];
-  const uint32_t smem_base = smem_addr(smem);
-  float* s_rescale = reinterpret_cast<float*>(smem + SharedPlan::rescale);
-  float* s_row_sum = reinterpret_cast<float*>(smem + SharedPlan::row_sum);
-  float* s_row_max = reinterpret_cast<float*>(smem + SharedPlan::row_max);
-  auto stage_addr = [&](int stage) { return smem_base + SharedPlan::k0 + stage * kTileBytes; };
-  auto full_bar = [&](int stage, int group) { return smem_base + SharedPlan::full + (stage * 3 + group) * 8; };
-  auto empty_bar = [&](int stage, int group) { return smem_base + SharedPlan::empty + (stage * 3 + group) * 8; };
-
-  const int m_block = blockIdx.x;
-  const int warpgroup = threadIdx.x / kWarpgroupThreads;
-  const int lane = threadIdx.x % 32;
-  const int warp_in_wg = (threadIdx.x % kWarpgroupThreads) / 32;
-  // Accumulator layout of wgmma m64nN: this thread owns rows r0 and r0 + 8 of the tile, and in every
-  // 8-column group j the columns 8j + 2*(lane%4) + {0, 1}.
-  const int r0 = warp_in_wg * 16 + lane / 4;
-  const int col_in_group = 2 * (lane % 4);
-
+  extern __shared__ __align__(1024) char smem_bytes[];
+  auto& smem = *reinterpret_cast<SharedStorage*>(smem_bytes);
+  const Fragment f;
   if (threadIdx.x == 0) {
-    for (int s = 0; s < 2; ++s) {
-      for (int g = 0; g < 3; ++g) {
-        mbar_init(full_bar(s, g), 1);
-        mbar_init(empty_bar(s, g), group_releases(g));
+    for (int s = 0; s < kStages; ++s) {
+      for (int g = 0; g < kGroups; ++g) {
+        mbar_init(smem_addr(&smem.full[s][g]), 1);
+        mbar_init(smem_addr(&smem.empty[s][g]), group_releases(g));
       }
     }
     mbar_fence_init();
@@ -122,249 +454,22 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
   wait_for_previous_grid();   // the plan and seqlens may come from the kernel before this one
   const SchedEntry entry = SchedEntry::load(p.sched, blockIdx.y);
 
-  if (warpgroup == 2) {
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 24;");
-    if (threadIdx.x == 2 * kWarpgroupThreads) {
-      tma_prefetch_descriptor(&p.k_map);
-      BlockCursor cursor{entry.begin_req, entry.begin_block};
-      cursor.settle(p, entry);
-      for (int produced = 0; cursor.valid(entry); ++produced) {
-        const int stage = produced & 1, phase = (produced >> 1) & 1;
-        const int page = cursor.page(p);
-        for (int g = 0; g < 3; ++g) {
-          if (produced >= 2) mbar_wait(empty_bar(stage, g), phase ^ 1);
-          issue_kv_group(p, page, g, stage_addr(stage), full_bar(stage, g));
-        }
-        ++cursor.block;
-        cursor.settle(p, entry);
-      }
-    }
+  if (f.warpgroup == kProducerWarpgroup) {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegisters));
+    if (threadIdx.x == kProducerWarpgroup * kWarpgroupThreads) produce_kv_blocks(p, entry, smem);
     return;
   }
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
-
-  int consumed = 0;   // blocks this CTA has processed: selects stage and mbarrier phase
-  for (int req = entry.begin_req; req <= entry.end_req; ++req) {
-    const Piece piece = piece_of(p, entry, req);
-    const int num_blocks = piece.num_blocks();
-    const OutputSlot slot = output_slot(p, entry, req);
-    const bool is_split = slot.is_split;
-    const int split_row = slot.split_row;
-
-    int row_key_limit[2];
-#pragma unroll
-    for (int h = 0; h < 2; ++h) row_key_limit[h] = key_limit(p, piece.seqlen, m_block * kRowsPerTile + r0 + 8 * h);
-    const int unmasked_keys = min_key_limit(p, piece.seqlen);
-
-    float o[128];
-#pragma unroll
-    for (int i = 0; i < 128; ++i) o[i] = 0.f;
-    float row_max[2] = {-INFINITY, -INFINITY};
-    float row_sum[2] = {0.f, 0.f};
-
-    if (num_blocks > 0) {
-      const char* q_base = static_cast<const char*>(p.q);
-      const int q_rows = min(p.rows - m_block * kRowsPerTile, kRowsPerTile);
-      load_rows(smem_base + SharedPlan::q, q_rows, [&](int r) -> const char* {
-        const int row = m_block * kRowsPerTile + r;
-        const int s_idx = row / p.h_q, head = row % p.h_q;
-        return q_base + (int64_t(req) * p.q_stride_b + int64_t(s_idx) * p.q_stride_s + int64_t(head) * p.q_stride_h) * 2;
-      });
-      cp_async_wait_all();
-      fence_async_proxy();
-      named_barrier_sync<kConsumerThreads>(kConsumers);
-    }
-
-    float s[32];   // scores of the block warpgroup 0 works on
-    auto issue_qk = [&](uint32_t k_tile) {
-#pragma unroll
-      for (int k = 0; k < kHeadDim / 16; ++k) {
-        const int offset = (k / 4) * kSubTileBytes + (k % 4) * 32;
-        wgmma_ss<typename Ops::QK>(desc_k_major(smem_base + SharedPlan::q + offset), desc_k_major(k_tile + offset), s,
-                                   k > 0, std::make_index_sequence<32>{});
-      }
-    };
-
-    for (int i = 0; i < num_blocks; ++i, ++consumed) {
-      const int block = piece.first + i;
-      const int stage = consumed & 1;
-      const int phase = (consumed >> 1) & 1;
-      const uint32_t k_tile = stage_addr(stage);
-      const int valid_tokens = min(piece.seqlen - block * kBlockSize, kBlockSize);
-
-      if (warpgroup == 0) {
-        // All waits come before the first wgmma: a wait between them would make ptxas serialize them.
-        for (int g = 0; g < 3; ++g) mbar_wait(full_bar(stage, g), phase);
-        cute::warpgroup_arrive();
-        issue_qk(k_tile);
-        cute::warpgroup_commit_batch();
-        cute::warpgroup_wait<0>();
-        fence_operands(s);
-        if (threadIdx.x == 0) {
-          mbar_arrive(empty_bar(stage, kGroupRope));
-          mbar_arrive(empty_bar(stage, kGroupV1));
-        }
-
-        // Masked scores become -inf, which also discards NaN read from page slots past seqlen.
-        const bool needs_mask = (block + 1) * kBlockSize > unmasked_keys;
-        float rescale[2];
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          float block_max = -INFINITY;
-#pragma unroll
-          for (int j = 0; j < 8; ++j) {
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-              float& x = s[j * 4 + h * 2 + e];
-              x *= p.scale_log2;
-              if (needs_mask && block * kBlockSize + j * 8 + col_in_group + e >= row_key_limit[h]) x = -INFINITY;
-              block_max = fmaxf(block_max, x);
-            }
-          }
-          block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffff, block_max, 1));
-          block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffff, block_max, 2));
-          const float new_max = fmaxf(row_max[h], block_max);
-          const float base = new_max == -INFINITY ? 0.f : new_max;
-          rescale[h] = exp2f(row_max[h] - base);
-          row_max[h] = new_max;
-          float sum = 0.f;
-#pragma unroll
-          for (int j = 0; j < 8; ++j) {
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-              float& x = s[j * 4 + h * 2 + e];
-              x = exp2f(x - base);
-              sum += x;
-            }
-          }
-          row_sum[h] = row_sum[h] * rescale[h] + sum;
-        }
-
-        // P as the A operand of m64n256k16: for k-step t, registers hold columns 16t..16t+15.
-        uint32_t probs[4][4];
-#pragma unroll
-        for (int t = 0; t < 4; ++t) {
-#pragma unroll
-          for (int r = 0; r < 4; ++r) probs[t][r] = Ops::pack(s[t * 8 + r * 2], s[t * 8 + r * 2 + 1]);
-        }
-        if (i > 0) named_barrier_sync<kConsumerThreads>(kProbsFree);
-        char* s_p = smem + SharedPlan::p;
-#pragma unroll
-        for (int t = 0; t < 4; ++t) {
-#pragma unroll
-          for (int r = 0; r < 4; ++r) {
-            const int row = r0 + 8 * (r % 2);
-            const int col = t * 16 + 8 * (r / 2) + col_in_group;
-            *reinterpret_cast<uint32_t*>(s_p + swizzled_offset(row, col)) = probs[t][r];
-          }
-        }
-        if (lane % 4 == 0) {
-          s_rescale[r0] = rescale[0];
-          s_rescale[r0 + 8] = rescale[1];
-        }
-        fence_async_proxy();
-        named_barrier_arrive<kConsumerThreads>(kProbsReady);
-        if (valid_tokens < kBlockSize) {
-          zero_tail_rows(k_tile, valid_tokens);
-          fence_async_proxy();
-          named_barrier_sync<kWarpgroupThreads>(kWarpgroup0);
-        }
-
-        scale_rows(o, rescale[0], rescale[1]);
-        fence_operands(o);
-        cute::warpgroup_arrive();
-#pragma unroll
-        for (int t = 0; t < 4; ++t) {
-          wgmma_rs<typename Ops::PV_RS>(probs[t], desc_mn_major(k_tile + t * 16 * 128), o,
-                                        std::make_index_sequence<128>{});
-        }
-        cute::warpgroup_commit_batch();
-        cute::warpgroup_wait<0>();
-        fence_operands(o);
-        if (threadIdx.x == 0) mbar_arrive(empty_bar(stage, kGroupV0));
-      } else {
-        mbar_wait(full_bar(stage, kGroupV1), phase);
-        if (valid_tokens < kBlockSize) {
-          zero_tail_rows(k_tile + 4 * kSubTileBytes, valid_tokens);
-          fence_async_proxy();
-          named_barrier_sync<kWarpgroupThreads>(kWarpgroup1);
-        }
-        named_barrier_sync<kConsumerThreads>(kProbsReady);
-        scale_rows(o, s_rescale[r0], s_rescale[r0 + 8]);
-        fence_operands(o);
-        cute::warpgroup_arrive();
-#pragma unroll
-        for (int t = 0; t < 4; ++t) {
-          wgmma_ss<typename Ops::PV_SS>(desc_k_major(smem_base + SharedPlan::p + t * 32),
-                                        desc_mn_major(k_tile + 4 * kSubTileBytes + t * 16 * 128), o, true,
-                                        std::make_index_sequence<128>{});
-        }
-        cute::warpgroup_commit_batch();
-        cute::warpgroup_wait<0>();
-        fence_operands(o);
-        if (i + 1 < num_blocks) named_barrier_arrive<kConsumerThreads>(kProbsFree);
-        if (threadIdx.x == kWarpgroupThreads) mbar_arrive(empty_bar(stage, kGroupV1));
-      }
-    }
-
-    if (req == entry.end_req) allow_next_grid_launch();
-    // Epilogue: warpgroup 0 owns the softmax statistics; share them, then each warpgroup writes its half.
-    if (warpgroup == 0) {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        row_sum[h] += __shfl_xor_sync(0xffffffff, row_sum[h], 1);
-        row_sum[h] += __shfl_xor_sync(0xffffffff, row_sum[h], 2);
-      }
-      if (lane % 4 == 0) {
-        s_row_sum[r0] = row_sum[0];
-        s_row_sum[r0 + 8] = row_sum[1];
-        s_row_max[r0] = row_max[0];
-        s_row_max[r0 + 8] = row_max[1];
-      }
-      named_barrier_arrive<kConsumerThreads>(kRowStatsReady);
-    } else {
-      named_barrier_sync<kConsumerThreads>(kRowStatsReady);
-      row_sum[0] = s_row_sum[r0];
-      row_sum[1] = s_row_sum[r0 + 8];
-      row_max[0] = s_row_max[r0];
-      row_max[1] = s_row_max[r0 + 8];
-    }
-
-    const int col_base = warpgroup * 256 + col_in_group;
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int row = m_block * kRowsPerTile + r0 + 8 * h;
-      if (row >= p.rows) continue;
-      const bool empty = row_sum[h] == 0.f;
-      const float inv_sum = empty ? 0.f : 1.f / row_sum[h];
-      const float lse_log2 = row_max[h] + __log2f(row_sum[h]);
-      if (is_split) {
-        float* dst = p.out_accum + (int64_t(split_row) * p.rows + row) * kHeadDimV + col_base;
-#pragma unroll
-        for (int j = 0; j < 32; ++j) {
-          *reinterpret_cast<float2*>(dst + j * 8) = make_float2(o[j * 4 + h * 2] * inv_sum, o[j * 4 + h * 2 + 1] * inv_sum);
-        }
-        if (warpgroup == 0 && lane % 4 == 0) p.lse_accum[int64_t(split_row) * p.rows + row] = empty ? -INFINITY : lse_log2;
-      } else {
-        Element* dst = static_cast<Element*>(p.out) + (int64_t(req) * p.rows + row) * kHeadDimV + col_base;
-#pragma unroll
-        for (int j = 0; j < 32; ++j) {
-          *reinterpret_cast<uint32_t*>(dst + j * 8) = Ops::pack(o[j * 4 + h * 2] * inv_sum, o[j * 4 + h * 2 + 1] * inv_sum);
-        }
-        if (warpgroup == 0 && lane % 4 == 0) {
-          const int s_idx = row / p.h_q, head = row % p.h_q;
-          p.lse[(int64_t(req) * p.h_q + head) * p.s_q + s_idx] = empty ? INFINITY : lse_log2 * kLn2;
-        }
-      }
-    }
-    named_barrier_sync<kConsumerThreads>(kConsumers);   // the next request reuses the Q tile and row statistics
-  }
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegisters));
+  consume_kv_blocks<Element>(p, f, entry, smem);
 }
+
+}  // namespace wide
 
 template <typename Element>
 cudaError_t launch_decode_wide(const DecodeParams& p, cudaStream_t stream) {
   const dim3 grid((p.rows + kRowsPerTile - 1) / kRowsPerTile, p.num_parts);
-  return launch_with_pdl(mla_decode_kernel<Element>, grid, dim3(kThreads), SharedPlan::bytes, stream, p);
+  return launch_with_pdl(wide::mla_decode_kernel<Element>, grid, dim3(wide::kThreads), sizeof(wide::SharedStorage),
+                         stream, p);
 }
 
 }  // namespace mla

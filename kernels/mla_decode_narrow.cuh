@@ -18,6 +18,7 @@
 #include "mla_params.h"
 #include "mla_pipeline.cuh"
 #include "mla_schedule.cuh"
+#include "mla_softmax.cuh"
 #include "mla_wgmma.cuh"
 
 namespace mla {
@@ -184,10 +185,7 @@ __device__ __forceinline__ void online_softmax(const DecodeParams& p, const Frag
     float m = block_max[c];
 #pragma unroll
     for (int w = 0; w < kConsumerWarps; ++w) m = fmaxf(m, smem.block_max[block_parity][w][f.column(c)]);
-    const float new_max = fmaxf(stats.max[c], m);
-    const float base = new_max == -INFINITY ? 0.f : new_max;
-    rescale[c] = exp2f(stats.max[c] - base);
-    stats.max[c] = new_max;
+    const float base = fold_block_max(stats.max[c], m, rescale[c]);
     float sum = 0.f;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
