@@ -6,8 +6,9 @@
 # vLLM stages: tp1 (the e2e in default mode on the first GPU while the forced-mode e2e and then `mla-backend serve
 #   --once` run on the second), tp2-default, tp2-forced (the e2e at tensor parallel 2), harness (backend vs
 #   built-ins below the engine). SGLang stages: sglang-unit (the adapter's CPU tests, with this SGLang),
-#   sglang-tp1, sglang-tp2 (the e2e). kernel: tests -m gpu (with
-#   whichever engine the bundle holds). Logs and JSON go to OUT_DIR.
+#   sglang-tp1, sglang-tp2 (the e2e). soak-sglang, soak-vllm: integration_tests/soak.py's soak through that
+#   engine with our backend. kernel: tests -m gpu (with whichever engine the bundle holds). Logs and JSON go
+#   to OUT_DIR.
 set -uo pipefail
 PARTS=$1 OUT=$2
 shift 2
@@ -54,6 +55,10 @@ for stage in "$@"; do
         MLA_E2E_RESULTS=/tmp/e2e timeout "${STAGE_TIMEOUT:-560}" $PYTEST -s integration_tests/test_sglang_e2e.py \
             -k "${stage#sglang-}" >"$OUT/e2e_$stage.log" 2>&1 || rc=1
         (cd /tmp && find e2e -name '*.log' -o -name '*.json' -o -name '*.jsonl' | xargs -r cp --parents -t "$OUT") ;;
+    soak-*)
+        MLA_E2E_RESULTS=/tmp/soak timeout "${STAGE_TIMEOUT:-540}" $PYTEST -s integration_tests/test_soak.py \
+            -k "${stage#soak-}" >"$OUT/$stage.log" 2>&1 || rc=1
+        (cd /tmp && find soak -maxdepth 2 \( -name '*.log' -o -name '*.json' \) | xargs -r cp --parents -t "$OUT") ;;
     kernel) timeout 300 $PYTEST tests >"$OUT/kernel.log" 2>&1 || rc=1 ;;
     *) echo "unknown stage $stage" >&2; rc=2 ;;
     esac
