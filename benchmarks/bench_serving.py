@@ -28,9 +28,7 @@ import argparse
 import hashlib
 import importlib.util
 import json
-import os
 import random
-import re
 import shlex
 import subprocess
 import sys
@@ -51,11 +49,7 @@ ENGINES = {
     "sglang": ("flashmla", "flashinfer", "triton", "mla_backend"),
     "vllm": ("FLASH_ATTN_MLA", "FLASHMLA", "TRITON_MLA", "CUSTOM"),
 }
-OURS = {"sglang": "mla_backend", "vllm": "CUSTOM"}
-# Our kernel reads 64-token pages, which the user asks for; every built-in backend runs with the page size its
-# engine picks for it (SGLang: 64 for flashmla, 1 for flashinfer and triton; vLLM: per backend).
-OUR_PAGE_ARGS = {"sglang": ("--page-size", "64"), "vllm": ("--block-size", "64")}
-SGLANG_READY = "The server is fired up and ready to roll"
+OURS = e2e_common.OUR_BACKEND
 
 
 # ---------------------------------------------------------------------------------------------- arguments
@@ -151,78 +145,23 @@ def engine_python(args: argparse.Namespace, engine: str) -> str | None:
 
 def server_command(engine: str, python: str, model: Path, backend: str, args: argparse.Namespace,
                    port: int) -> list[str]:
-    max_batch, ctx = str(max(args.concurrency)), str(context_length(args))
-    if engine == "sglang":
-        cmd = [python, "-m", "sglang.launch_server", "--model-path", str(model), "--attention-backend", backend,
-               "--tp-size", str(args.tp), "--port", str(port), "--host", "127.0.0.1", "--dtype", "bfloat16", "--context-length", ctx, "--max-running-requests", max_batch,
-               "--cuda-graph-max-bs-decode", max_batch, "--mem-fraction-static", str(args.mem_fraction),
-               "--served-model-name", SERVED_NAME, "--random-seed", str(args.seed)]
-        if args.no_prefix_cache:
-            cmd.append("--disable-radix-cache")
-        return cmd + page_args(engine, backend) + shlex.split(args.sglang_args)
-    cmd = [python, "-m", "vllm.entrypoints.cli.main", "serve", str(model), "--attention-backend", backend,
-           "--tensor-parallel-size", str(args.tp), "--port", str(port), "--host", "127.0.0.1", "--dtype", "bfloat16", "--max-model-len", ctx, "--max-num-seqs", max_batch,
-           "--gpu-memory-utilization", str(args.mem_fraction), "--served-model-name", SERVED_NAME,
-           "--seed", str(args.seed)]
-    if args.no_prefix_cache:
-        cmd.append("--no-enable-prefix-caching")
-    return cmd + page_args(engine, backend) + shlex.split(args.vllm_args)
-
-
-def page_args(engine: str, backend: str) -> list[str]:
-    return list(OUR_PAGE_ARGS[engine]) if backend == OURS[engine] else []
-
-
-def gpu_memory_used_mib() -> int | None:
-    """MiB in use on the GPUs nvidia-smi shows (no CUDA context in this process), or None without nvidia-smi."""
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=30, check=True).stdout
-        return sum(int(line) for line in out.split())
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return None
-
-
-def wait_for_free_gpu(limit_mib: int = 4096, timeout_s: float = 120) -> None:
-    """Until the previous server's processes have given their memory back: a server started while a stopped
-    one's workers still hold most of the GPU sizes its KV pool and graphs for what is left, or fails."""
-    deadline = time.monotonic() + timeout_s
-    while (used := gpu_memory_used_mib()) is not None and used > limit_mib and time.monotonic() < deadline:
-        time.sleep(2)
+    return e2e_common.engine_command(
+        engine, python, model, backend, port, context_length=context_length(args), max_batch=max(args.concurrency),
+        served_name=SERVED_NAME, tp=args.tp, mem_fraction=args.mem_fraction, seed=args.seed,
+        prefix_cache=not args.no_prefix_cache, extra=shlex.split(getattr(args, f"{engine}_args")))
 
 
 def start_server(engine: str, python: str, model: Path, backend: str, args: argparse.Namespace,
                  log: Path) -> e2e_common.Server:
-    wait_for_free_gpu()
-    port = e2e_common.free_port()
-    env = {**os.environ, "VLLM_CACHE_ROOT": str(log.parent / f"vllm_cache_{log.stem}")}
-    ready = (lambda s: SGLANG_READY in s.log_path.read_text()) if engine == "sglang" else e2e_common.health_ok
-    return e2e_common.Server(server_command(engine, python, model, backend, args, port), env, log, port, ready)
+    return e2e_common.start_engine_server(
+        engine, lambda port: server_command(engine, python, model, backend, args, port), log)
 
 
 def inspect_log(engine: str, log: str) -> dict:
-    if engine == "sglang":
-        graphs = re.search(r"Capture [\w ]*decode CUDA graph end|Capture cuda graph end", log, re.IGNORECASE)
-    else:
-        graphs = "Graph capturing finished" in log
-    return {"cuda_graphs": bool(graphs)}
+    return {"cuda_graphs": e2e_common.cuda_graphs_captured(engine, log)}
 
 
 # ---------------------------------------------------------------------------------------------- requests
-
-
-def vocabulary(model: Path) -> tuple[int, set[int]]:
-    """(vocab_size, special ids to leave out of prompts) from the checkpoint's config files."""
-    cfg = json.loads((model / "config.json").read_text())
-    special = set()
-    for name in ("config.json", "generation_config.json"):
-        path = model / name
-        if path.is_file():
-            data = json.loads(path.read_text())
-            for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
-                value = data.get(key)
-                special.update(value if isinstance(value, list) else [value] if isinstance(value, int) else [])
-    return int(cfg["vocab_size"]), special
 
 
 def prompts(vocab_size: int, special: set[int], length: int, count: int, seed: int) -> list[list[int]]:
@@ -262,7 +201,7 @@ def measure(client, batch: list[list[int]], args: argparse.Namespace) -> dict:
 
 
 def run_backend(client, model: Path, args: argparse.Namespace) -> dict:
-    vocab_size, special = vocabulary(model)
+    vocab_size, special = e2e_common.vocabulary(model)
     measured = []
     for length, c in points(args):
         point = measure(client, prompts(vocab_size, special, length, c, args.seed), args)

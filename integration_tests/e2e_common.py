@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import socket
 import statistics
@@ -88,6 +89,95 @@ class Server:
         except ProcessLookupError:
             pass
         self.log.close()
+
+
+# ------------------------------------------------------------------------- each engine's server, as users run it
+
+
+OUR_BACKEND = {"sglang": "mla_backend", "vllm": "CUSTOM"}   # the --attention-backend that serves our kernel
+SGLANG_READY = "The server is fired up and ready to roll"
+SGLANG_GRAPHS_CAPTURED = re.compile(r"Capture [\w ]*decode CUDA graph end|Capture cuda graph end", re.IGNORECASE)
+VLLM_GRAPHS_CAPTURED = "Graph capturing finished"
+
+
+def engine_command(engine: str, python: str, model: Path, backend: str, port: int, *, context_length: int,
+                   max_batch: int, served_name: str, tp: int = 1, mem_fraction: float = 0.85, seed: int = 0,
+                   prefix_cache: bool = True, extra: list[str] | tuple = ()) -> list[str]:
+    """`sglang.launch_server` or `vllm serve` with the engine's defaults (CUDA graphs on, default compilation),
+    sized for `max_batch` requests at once of up to `context_length` tokens. Our backend gets the 64-token pages
+    its kernel reads, which its user asks for; a built-in one runs at the page size its engine picks for it
+    (SGLang: 64 for flashmla, 1 for flashinfer and triton; vLLM: per backend)."""
+    batch, ctx = str(max_batch), str(context_length)
+    if engine == "sglang":
+        cmd = [python, "-m", "sglang.launch_server", "--model-path", str(model), "--attention-backend", backend,
+               "--tp-size", str(tp), "--port", str(port), "--host", "127.0.0.1", "--dtype", "bfloat16",
+               "--context-length", ctx, "--max-running-requests", batch,
+               "--cuda-graph-max-bs-decode", batch, "--mem-fraction-static", str(mem_fraction),
+               "--served-model-name", served_name, "--random-seed", str(seed)]
+        return cmd + ([] if prefix_cache else ["--disable-radix-cache"]) + page_args(engine, backend) + list(extra)
+    cmd = [python, "-m", "vllm.entrypoints.cli.main", "serve", str(model), "--attention-backend", backend,
+           "--tensor-parallel-size", str(tp), "--port", str(port), "--host", "127.0.0.1", "--dtype", "bfloat16", "--max-model-len", ctx, "--max-num-seqs", batch,
+           "--gpu-memory-utilization", str(mem_fraction), "--served-model-name", served_name, "--seed", str(seed)]
+    return cmd + ([] if prefix_cache else ["--no-enable-prefix-caching"]) + page_args(engine, backend) + list(extra)
+
+
+def page_args(engine: str, backend: str) -> list[str]:
+    if backend != OUR_BACKEND[engine]:
+        return []
+    return ["--page-size", "64"] if engine == "sglang" else ["--block-size", "64"]
+
+
+def query_memory_mib() -> int | None:
+    """GPU memory used (MiB), summed over the GPUs of CUDA_VISIBLE_DEVICES (all of them when unset), or None
+    without nvidia-smi (no CUDA context in this process: the servers need the GPU). nvidia-smi numbers GPUs by PCI
+    bus, like CUDA_DEVICE_ORDER=PCI_BUS_ID."""
+    cmd = ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"]
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    if visible:
+        cmd.append(f"--id={visible}")
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=True).stdout
+        return sum(int(line) for line in out.split())
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
+def wait_for_free_gpu(limit_mib: int = 4096, timeout_s: float = 120) -> None:
+    """Until a stopped server's workers have given their memory back: a server started before sizes its KV pool
+    and graphs for what is left, or fails (seen on the H200: the next server came up with 19 of 140 GB free)."""
+    deadline = time.monotonic() + timeout_s
+    while (used := query_memory_mib()) is not None and used > limit_mib and time.monotonic() < deadline:
+        time.sleep(2)
+
+
+def start_engine_server(engine: str, command: Callable[[int], list[str]], log: Path) -> Server:
+    """The server `command(port)` starts, on a free port, ready when the engine says so; started once the GPU's
+    memory is back from the server before."""
+    wait_for_free_gpu()
+    port = free_port()
+    env = {**os.environ, "VLLM_CACHE_ROOT": str(log.parent / f"vllm_cache_{log.stem}")}
+    ready = (lambda s: SGLANG_READY in s.log_path.read_text()) if engine == "sglang" else health_ok
+    return Server(command(port), env, log, port, ready)
+
+
+def cuda_graphs_captured(engine: str, log: str) -> bool:
+    if engine == "sglang":
+        return bool(SGLANG_GRAPHS_CAPTURED.search(log))
+    return VLLM_GRAPHS_CAPTURED in log
+
+
+def vocabulary(model: Path) -> tuple[int, set[int]]:
+    """(vocab_size, special ids to leave out of prompts) from the checkpoint's config files."""
+    cfg = json.loads((model / "config.json").read_text())
+    special = set()
+    for name in ("config.json", "generation_config.json"):
+        path = model / name
+        if path.is_file():
+            data = json.loads(path.read_text())
+            for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
+                value = data.get(key)
+                special.update(value if isinstance(value, list) else [value] if isinstance(value, int) else [])
+    return int(cfg["vocab_size"]), special
 
 
 def health_ok(server: Server) -> bool:

@@ -6,10 +6,11 @@
 # vLLM stages: tp1 (the e2e in default mode on the first GPU while the forced-mode e2e and then `mla-backend serve
 #   --once` run on the second), tp2-default, tp2-forced (the e2e at tensor parallel 2), harness (backend vs
 #   built-ins below the engine). SGLang stages: sglang-unit (the adapter's CPU tests, with this SGLang),
-#   sglang-tp1, sglang-tp2 (the e2e), sglang-step-time (one_batch per backend on the tiny model). Both:
+#   sglang-tp1, sglang-tp2 (the e2e), sglang-step-time (one_batch per backend on the tiny model). Both engines:
 #   serving-sglang, serving-vllm (benchmarks/bench_serving.py for that engine; $SERVING_ARGS adds arguments, e.g.
-#   --merge with the other engine's results). kernel: tests -m gpu (with
-#   whichever engine the bundle holds). Logs and JSON go to OUT_DIR.
+#   --merge with the other engine's results); soak-sglang, soak-vllm (integration_tests/soak.py's soak through
+#   that engine with our backend). kernel: tests -m gpu (with whichever engine the bundle holds). Logs and JSON go
+#   to OUT_DIR.
 set -uo pipefail
 PARTS=$1 OUT=$2
 shift 2
@@ -66,6 +67,10 @@ for stage in "$@"; do
         for log in /tmp/mla_bench_serving/*/server_*.log; do
             [ -f "$log" ] && tail -n 60 "$log" >"$OUT/serving/$(basename "$(dirname "$log")")_$(basename "$log")"
         done ;;
+    soak-*)
+        MLA_E2E_RESULTS=/tmp/soak timeout "${STAGE_TIMEOUT:-540}" $PYTEST -s integration_tests/test_soak.py \
+            -k "${stage#soak-}" >"$OUT/$stage.log" 2>&1 || rc=1
+        (cd /tmp && find soak -maxdepth 2 \( -name '*.log' -o -name '*.json' \) | xargs -r cp --parents -t "$OUT") ;;
     kernel) timeout 300 $PYTEST tests >"$OUT/kernel.log" 2>&1 || rc=1 ;;
     *) echo "unknown stage $stage" >&2; rc=2 ;;
     esac

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -30,8 +29,7 @@ SERVER_ARGS = ("--page-size", "64", "--dtype", "bfloat16", "--context-length", "
                "--cuda-graph-max-bs-decode", "64", "--disable-prefill-cuda-graph", "--mem-fraction-static", "0.4",
                "--disable-radix-cache", "--random-seed", "0", "--served-model-name", MODEL_NAME, "--host", "127.0.0.1",
                "--enable-custom-logit-processor", "--disable-overlap-schedule", "--sampling-backend", "pytorch")
-READY = "The server is fired up and ready to roll"
-GRAPHS_CAPTURED = re.compile(r"Capture [\w ]*decode CUDA graph end|Capture cuda graph end", re.IGNORECASE)
+READY = e2e_common.SGLANG_READY
 OUR_BACKEND_LINE = "mla_backend: decode"
 
 
@@ -44,7 +42,7 @@ def start_server(model: Path, backend: str, tp: int, log: Path) -> Server:
 
 
 def inspect_log(log: str) -> dict:
-    return {"cuda_graphs": bool(GRAPHS_CAPTURED.search(log)), "our_kernel": OUR_BACKEND_LINE in log}
+    return {"cuda_graphs": e2e_common.cuda_graphs_captured("sglang", log), "our_kernel": OUR_BACKEND_LINE in log}
 
 
 def _forcing(forced: list[int] | None, log: Path, key: str) -> dict:

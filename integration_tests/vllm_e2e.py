@@ -44,7 +44,7 @@ def start_server(model: Path, backend: str, tp: int, log: Path, extra_args: tupl
 
 
 def inspect_log(log: str) -> dict:
-    return {"cuda_graphs": "Graph capturing finished" in log,
+    return {"cuda_graphs": e2e_common.cuda_graphs_captured("vllm", log),
             "model_runner": "V2" if "Using V2 Model Runner" in log else "V1",
             "backend_lines": [line[-160:] for line in log.splitlines() if re.search(r"Using \S+ backend", line)][:4]}
 

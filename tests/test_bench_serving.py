@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import bench_serving  # noqa: E402
+import e2e_common  # noqa: E402  (bench_serving put integration_tests on the path)
 
 from mla_backend import serving_model, tiny_model  # noqa: E402
 
@@ -72,7 +73,7 @@ def test_results_of_another_workload_are_not_reused():
 
 def test_prompts_are_reproducible_random_ids_without_special_tokens(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"vocab_size": 10, "bos_token_id": 8, "eos_token_id": [9]}))
-    vocab, special = bench_serving.vocabulary(tmp_path)
+    vocab, special = e2e_common.vocabulary(tmp_path)
     assert vocab == 10 and special == {8, 9}
     batch = bench_serving.prompts(vocab, special, 50, 3, seed=0)
     assert len(batch) == 3 and all(len(p) == 50 for p in batch)
