@@ -4,17 +4,18 @@ and the built-in ones, served one after another on the same model and the same r
 For each engine (SGLang, vLLM) and each of its backends, one server is started (integration_tests/e2e_common.py's
 Server: its own process group, log kept, stopped with its workers), then for each prompt length and concurrency
 `c`, c requests with the same random token-id prompts are sent at once through the OpenAI completions API
-(greedy, ignore_eos), in rounds:
-  - a warm-up round (short), which also fills the prefix cache when it is on (the default);
-  - SHORT and LONG rounds (max_tokens = --short-tokens and --short-tokens + --decode-tokens), each --repeats
-    times, the fastest of each kept.
-decode tokens/s = c * decode_tokens / (LONG - SHORT): the prompt's prefill and the requests' own overheads are in
-both rounds and cancel, so what is left is c requests decoding together. Time per output token (TPOT) =
-c / decode tokens/s: the step time at that batch, as each request sees it.
+(greedy, ignore_eos): a warm-up round, then --repeats streamed rounds, each chunk carrying the request's token
+count so far (`continuous_usage_stats`). decode tokens/s is read in each round's steady window, from the moment
+the last request has its first token (every prompt prefilled) to the moment the first one has its last (none
+finished): there every engine step is a decode step of all c requests, whatever the prefills before cost and
+however the engine interleaved them. Time per output token (TPOT) = c / decode tokens/s: the step time at that
+batch, as each request sees it. (An earlier version took c * N / (LONG - SHORT round time); it counted decode
+steps that ran beside other requests' prefills and reported faster-than-possible steps: 1.0 ms at 16 x 16k tokens
+with 128 heads, whose attention alone is 1.5 ms at 580 TFLOP/s.)
 
     python benchmarks/bench_serving.py [--model DIR] [--engines sglang,vllm] [--prompt-lens 4096 16384 32768]
-        [--concurrency 1 16 64] [--max-tokens-in-flight N] [--tp 1] [--card NAME] [--out-dir benchmarks/results]
-        [--merge EARLIER.json] [--dry-run]
+        [--concurrency 1 16 64] [--max-tokens-in-flight N] [--decode-tokens 256] [--stream-interval 8]
+        [--tp 1] [--card NAME] [--out-dir benchmarks/results] [--merge EARLIER.json] [--dry-run]
 
 Without --model it serves the attention-dominated DeepSeek-V3-shaped checkpoint of mla_backend/serving_model.py
 (generated into --workdir the first time). Results: <out-dir>/serving_<card>.json and .md, rewritten after each
@@ -67,9 +68,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-tokens-in-flight", type=int,
                         help="skip the (prompt length, concurrency) points whose prompt tokens in all (length x c) "
                              "exceed this: their prefill, not the decode measured, would take the time")
-    parser.add_argument("--short-tokens", type=int, default=16)
-    parser.add_argument("--decode-tokens", type=int, default=256, help="LONG rounds generate this many more")
-    parser.add_argument("--repeats", type=int, default=3, help="SHORT and LONG rounds each, the fastest kept")
+    parser.add_argument("--warmup-tokens", type=int, default=16, help="tokens of the warm-up round per point")
+    parser.add_argument("--decode-tokens", type=int, default=256, help="tokens each measured request asks for")
+    parser.add_argument("--max-decode-tokens", type=int, default=4096,
+                        help="--decode-tokens doubles up to this while the steady window is too short")
+    parser.add_argument("--min-window-tokens", type=int, default=128,
+                        help="tokens each request must decode while all of the point's requests decode together")
+    parser.add_argument("--repeats", type=int, default=2, help="measured rounds per point, the fastest kept")
+    parser.add_argument("--stream-interval", type=int, default=8,
+                        help="the engines' --stream-interval (tokens per streamed chunk), the same for every backend")
     parser.add_argument("--tp", type=int, default=1, help="tensor parallel size")
     parser.add_argument("--mem-fraction", type=float, default=0.7,
                         help="SGLang --mem-fraction-static / vLLM --gpu-memory-utilization (at 0.85 SGLang's "
@@ -99,8 +106,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     if not points(args):
         parser.error("--max-tokens-in-flight leaves no (prompt length, concurrency) point to measure")
-    if args.short_tokens < 2 or args.decode_tokens < 1 or args.repeats < 1:
-        parser.error("--short-tokens >= 2, --decode-tokens >= 1 and --repeats >= 1")
+    if min(args.warmup_tokens, args.repeats, args.stream_interval) < 1 or args.min_window_tokens < 2 \
+            or not args.min_window_tokens < args.decode_tokens <= args.max_decode_tokens:
+        parser.error("need --warmup-tokens, --repeats, --stream-interval >= 1 and "
+                     "2 <= --min-window-tokens < --decode-tokens <= --max-decode-tokens")
     return args
 
 
@@ -116,8 +125,10 @@ def backends_of(args: argparse.Namespace, engine: str) -> tuple[str, ...]:
 
 def workload(args: argparse.Namespace) -> dict:
     """What every backend is given; results measured under another workload are not reused."""
-    return {"points": [list(point) for point in points(args)], "short_tokens": args.short_tokens,
-            "decode_tokens": args.decode_tokens, "repeats": args.repeats, "tp": args.tp, "seed": args.seed,
+    return {"points": [list(point) for point in points(args)], "warmup_tokens": args.warmup_tokens,
+            "decode_tokens": args.decode_tokens, "max_decode_tokens": args.max_decode_tokens,
+            "min_window_tokens": args.min_window_tokens, "stream_interval": args.stream_interval,
+            "repeats": args.repeats, "tp": args.tp, "seed": args.seed,
             "prefix_cache": not args.no_prefix_cache, "mem_fraction": args.mem_fraction}
 
 
@@ -128,7 +139,7 @@ def workload_key(args: argparse.Namespace, model: Path) -> str:
 
 def context_length(args: argparse.Namespace) -> int:
     """Longest prompt + LONG round's tokens, rounded up to a 64-token page, plus one page."""
-    need = max(args.prompt_lens) + args.short_tokens + args.decode_tokens
+    need = max(args.prompt_lens) + max(args.warmup_tokens, args.max_decode_tokens)
     return -(-need // 64) * 64 + 64
 
 
@@ -148,7 +159,8 @@ def server_command(engine: str, python: str, model: Path, backend: str, args: ar
     return e2e_common.engine_command(
         engine, python, model, backend, port, context_length=context_length(args), max_batch=max(args.concurrency),
         served_name=SERVED_NAME, tp=args.tp, mem_fraction=args.mem_fraction, seed=args.seed,
-        prefix_cache=not args.no_prefix_cache, extra=shlex.split(getattr(args, f"{engine}_args")))
+        prefix_cache=not args.no_prefix_cache,
+        extra=["--stream-interval", str(args.stream_interval), *shlex.split(getattr(args, f"{engine}_args"))])
 
 
 def start_server(engine: str, python: str, model: Path, backend: str, args: argparse.Namespace,
@@ -186,18 +198,76 @@ def send_round(client, batch: list[list[int]], max_tokens: int) -> float:
     return time.perf_counter() - t0
 
 
+Trace = list[tuple[float, int]]   # (arrival time, completion tokens so far) of each streamed chunk of a request
+
+
+def stream_one(http, prompt: list[int], max_tokens: int) -> Trace:
+    """One greedy request streamed with usage in every chunk (both engines' `continuous_usage_stats`)."""
+    body = {"model": SERVED_NAME, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0,
+            "ignore_eos": True, "stream": True,
+            "stream_options": {"include_usage": True, "continuous_usage_stats": True}}
+    trace = []
+    with http.stream("POST", "completions", json=body) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                usage = json.loads(line[len("data: "):]).get("usage")
+                if usage:
+                    trace.append((time.perf_counter(), usage["completion_tokens"]))
+    if not trace or trace[-1][1] != max_tokens:
+        raise RuntimeError(f"asked for {max_tokens} tokens, the stream reported {trace[-1][1] if trace else 0}")
+    return trace
+
+
+def stream_round(base_url: str, batch: list[list[int]], max_tokens: int) -> tuple[float, list[Trace]]:
+    """All requests of `batch` sent at once and streamed: (send time, their traces)."""
+    import httpx
+
+    with httpx.Client(base_url=base_url, timeout=1200,
+                      limits=httpx.Limits(max_connections=len(batch) + 4)) as http:
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=len(batch)) as pool:
+            return t0, list(pool.map(lambda prompt: stream_one(http, prompt, max_tokens), batch))
+
+
+def decode_rate(sent: float, traces: list[Trace]) -> dict | None:
+    """Decode tokens/s of the requests while all of them decode together: from the moment the last one has its
+    first token (every prompt prefilled, so each step is a decode step of the whole batch) to the moment the first
+    one has its last (none finished yet). Each request's rate is read between its own first and last chunk inside
+    that window, so the chunking of --stream-interval does not bias it. None if the window holds fewer than two
+    chunks of some request."""
+    start, end = max(t[0][0] for t in traces), min(t[-1][0] for t in traces)
+    rates, tokens = [], []
+    for trace in traces:
+        inside = [(t, n) for t, n in trace if start <= t <= end]
+        if len(inside) < 2 or inside[-1][1] <= inside[0][1]:
+            return None
+        (t0, n0), (t1, n1) = inside[0], inside[-1]
+        rates.append((n1 - n0) / (t1 - t0))
+        tokens.append(n1 - n0)
+    total = sum(rates)
+    return {"decode_tokens_per_s": total, "tpot_ms": 1e3 * len(traces) / total, "window_s": end - start,
+            "window_tokens_min": min(tokens), "first_token_s": [start - sent, min(t[0][0] for t in traces) - sent]}
+
+
 def measure(client, batch: list[list[int]], args: argparse.Namespace) -> dict:
-    """One (prompt length, concurrency) point: decode tokens/s and TPOT from the LONG - SHORT rounds."""
-    long_tokens = args.short_tokens + args.decode_tokens
-    warmup = send_round(client, batch, args.short_tokens)
-    short = min(send_round(client, batch, args.short_tokens) for _ in range(args.repeats))
-    long = min(send_round(client, batch, long_tokens) for _ in range(args.repeats))
-    c = len(batch)
-    if long <= short:
-        raise RuntimeError(f"LONG rounds ({long:.3f} s) not slower than SHORT ones ({short:.3f} s): too noisy")
-    tokens_per_s = c * args.decode_tokens / (long - short)
-    return {"prompt_len": len(batch[0]), "concurrency": c, "decode_tokens_per_s": tokens_per_s,
-            "tpot_ms": 1e3 * c / tokens_per_s, "warmup_s": warmup, "short_s": short, "long_s": long}
+    """One (prompt length, concurrency) point: a warm-up round (prefix cache, graphs), then --repeats streamed
+    rounds whose steady windows give the decode rate, the fastest kept. A window shorter than --min-window-tokens
+    per request (the prefills of many long prompts take longer than the decode asked for) doubles the tokens asked
+    for, up to --max-decode-tokens."""
+    warmup = send_round(client, batch, args.warmup_tokens)
+    base_url, max_tokens = str(client.base_url), args.decode_tokens
+    while True:
+        rounds = [decode_rate(*stream_round(base_url, batch, max_tokens)) for _ in range(args.repeats)]
+        if all(r is not None and r["window_tokens_min"] >= args.min_window_tokens for r in rounds):
+            break
+        if 2 * max_tokens > args.max_decode_tokens:
+            raise RuntimeError(f"no steady decode window of {args.min_window_tokens} tokens per request within "
+                               f"{max_tokens} tokens: {rounds}")
+        max_tokens *= 2
+    best = max(rounds, key=lambda r: r["decode_tokens_per_s"])
+    return {"prompt_len": len(batch[0]), "concurrency": len(batch), **best, "max_tokens": max_tokens,
+            "rounds_tokens_per_s": [r["decode_tokens_per_s"] for r in rounds], "warmup_s": warmup}
 
 
 def run_backend(client, model: Path, args: argparse.Namespace) -> dict:
@@ -257,10 +327,12 @@ def render_markdown(report: dict) -> str:
     lines = [f"# Serving benchmark: {report['card']}", "",
              f"{report['device_name']}, tensor parallel {report['workload']['tp']}; model `{report['model']}`; "
              f"{report['date']}.", "",
-             f"c requests with the same random token-id prompt length at once, greedy, ignore_eos; decode tokens/s = "
-             f"c x {report['workload']['decode_tokens']} / (LONG - SHORT round time), TPOT = c / decode tokens/s "
-             f"(prefix cache {'on' if report['workload']['prefix_cache'] else 'off'}). Written by "
-             f"benchmarks/bench_serving.py; do not edit by hand.", ""]
+             f"c requests with the same random token-id prompt length at once, greedy, ignore_eos, streamed; decode "
+             f"tokens/s = the c requests' token rates while all of them decode together (from the last one's first "
+             f"token to the first one's last), the fastest of {report['workload']['repeats']} rounds; TPOT = c / "
+             f"decode tokens/s (prefix cache {'on' if report['workload']['prefix_cache'] else 'off'}, stream "
+             f"interval {report['workload']['stream_interval']}). Written by benchmarks/bench_serving.py; do not "
+             f"edit by hand.", ""]
     for engine, entry in report["engines"].items():
         lines += [f"## {engine} {entry.get('version') or ''}".rstrip(), ""]
         if entry.get("skipped"):

@@ -31,7 +31,7 @@ def test_defaults_are_the_issue_grid():
     assert bench_serving.backends_of(args, "sglang") == ("flashmla", "flashinfer", "triton", "mla_backend")
     assert bench_serving.backends_of(args, "vllm") == ("FLASH_ATTN_MLA", "FLASHMLA", "TRITON_MLA", "CUSTOM")
     assert bench_serving.points(args) == [(n, c) for n in (4096, 16384, 32768) for c in (1, 16, 64)]
-    assert bench_serving.context_length(args) == 32768 + 320 + 64 and bench_serving.context_length(args) % 64 == 0
+    assert bench_serving.context_length(args) == 32768 + 4096 + 64 and bench_serving.context_length(args) % 64 == 0
 
 
 def test_a_token_cap_drops_the_points_whose_prefill_would_dominate():
@@ -40,8 +40,9 @@ def test_a_token_cap_drops_the_points_whose_prefill_would_dominate():
     assert bench_serving.workload(args)["points"] == [list(p) for p in bench_serving.points(args)]
 
 
-@pytest.mark.parametrize("argv", [["--engines", "trt"], ["--concurrency", "0"], ["--short-tokens", "1"],
-                                  ["--max-tokens-in-flight", "100"]])
+@pytest.mark.parametrize("argv", [["--engines", "trt"], ["--concurrency", "0"], ["--repeats", "0"],
+                                  ["--max-tokens-in-flight", "100"], ["--min-window-tokens", "300"],
+                                  ["--decode-tokens", "8192"], ["--stream-interval", "0"]])
 def test_bad_arguments_are_refused(argv):
     with pytest.raises(SystemExit):
         args_of(*argv)
@@ -81,16 +82,71 @@ def test_prompts_are_reproducible_random_ids_without_special_tokens(tmp_path):
     assert batch == bench_serving.prompts(vocab, special, 50, 3, seed=0)
 
 
-def test_decode_speed_is_the_long_minus_short_rounds(monkeypatch):
-    rounds = iter([5.0, 2.0, 1.5, 4.0, 3.5])   # warm-up, SHORT x2, LONG x2 (the fastest of each kept)
-    monkeypatch.setattr(bench_serving, "send_round", lambda client, batch, max_tokens: next(rounds))
-    point = bench_serving.measure(None, [[1] * 100] * 4, args_of("--decode-tokens", "200", "--repeats", "2"))
-    assert point["prompt_len"] == 100 and point["concurrency"] == 4
-    assert point["decode_tokens_per_s"] == pytest.approx(4 * 200 / 2.0)
-    assert point["tpot_ms"] == pytest.approx(1e3 * 4 / 400)
-    rounds = iter([1.0, 2.0, 2.0, 1.0, 1.0])
-    with pytest.raises(RuntimeError, match="not slower"):
-        bench_serving.measure(None, [[1]], args_of("--repeats", "2"))
+def trace(first: float, step: float, tokens: int, every: int = 1) -> list[tuple[float, int]]:
+    """A request whose first token arrives at `first`, then one token per `step` s, streamed every `every`."""
+    return [(first + (n - 1) * step, n) for n in range(1, tokens + 1) if n == 1 or n % every == 0 or n == tokens]
+
+
+def test_the_decode_rate_is_read_while_every_request_decodes():
+    # two requests at 2 ms per step; the second was prefilled 0.1 s later (its prefill ran beside the first's decode)
+    traces = [trace(1.0, 0.002, 300, every=8), trace(1.1, 0.002, 300, every=8)]
+    rate = bench_serving.decode_rate(0.5, traces)
+    assert rate["decode_tokens_per_s"] == pytest.approx(2 / 0.002) and rate["tpot_ms"] == pytest.approx(2.0)
+    assert rate["window_s"] == pytest.approx(1.0 + 299 * 0.002 - 1.1)
+    assert rate["first_token_s"] == pytest.approx([0.6, 0.5])
+    assert 200 < rate["window_tokens_min"] < 250
+
+
+def test_no_rate_without_a_common_decode_window():
+    # the first request finished before the second had its first token: no step decoded both
+    assert bench_serving.decode_rate(0.0, [trace(0.0, 0.002, 100), trace(1.0, 0.002, 100)]) is None
+
+
+def test_a_short_window_asks_for_more_tokens_and_the_fastest_round_counts(monkeypatch):
+    asked = []
+
+    def fake_round(base_url, batch, max_tokens):
+        asked.append(max_tokens)
+        step = 0.002 if len(asked) % 2 else 0.0025
+        return 0.0, [trace(0.0, step, max_tokens), trace(0.3, step, max_tokens)]  # 0.3 s prefill stagger
+
+    monkeypatch.setattr(bench_serving, "stream_round", fake_round)
+    monkeypatch.setattr(bench_serving, "send_round", lambda client, batch, max_tokens: 1.5)
+    client = type("Client", (), {"base_url": "http://h/v1/"})()
+    point = bench_serving.measure(client, [[1] * 10] * 2, args_of("--decode-tokens", "200"))
+    assert asked == [200, 200, 400, 400]   # after 0.3 s of stagger, 200 tokens at 2 ms leave a 49-token window
+    assert point["max_tokens"] == 400 and point["decode_tokens_per_s"] == pytest.approx(1000.0)
+    assert point["prompt_len"] == 10 and point["concurrency"] == 2 and point["warmup_s"] == 1.5
+    with pytest.raises(RuntimeError, match="no steady decode window"):
+        asked.clear()
+        bench_serving.measure(client, [[1]] * 2, args_of("--decode-tokens", "200", "--max-decode-tokens", "399"))
+
+
+class FakeStream:
+    def __init__(self, lines):
+        self.lines = lines
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def raise_for_status(self):
+        pass
+
+    def iter_lines(self):
+        return iter(self.lines)
+
+
+def test_a_stream_is_read_as_token_counts_over_time():
+    chunks = [{"choices": [{"text": "ab"}], "usage": {"completion_tokens": n}} for n in (1, 8, 16)]
+    lines = [f"data: {json.dumps(c)}" for c in chunks] + ["", "data: [DONE]"]
+    http = type("Http", (), {"stream": lambda self, method, url, json: FakeStream(lines)})()
+    got = bench_serving.stream_one(http, [1, 2], 16)
+    assert [n for _, n in got] == [1, 8, 16] and all(a[0] <= b[0] for a, b in zip(got, got[1:]))
+    with pytest.raises(RuntimeError, match="asked for 32 tokens"):
+        bench_serving.stream_one(http, [1, 2], 32)
 
 
 def report_with(points_ours, points_ref) -> dict:
