@@ -198,58 +198,6 @@ def send_round(client, batch: list[list[int]], max_tokens: int) -> float:
     return time.perf_counter() - t0
 
 
-Trace = list[tuple[float, int]]   # (arrival time, completion tokens so far) of each streamed chunk of a request
-
-
-def stream_one(http, prompt: list[int], max_tokens: int) -> Trace:
-    """One greedy request streamed with usage in every chunk (both engines' `continuous_usage_stats`)."""
-    body = {"model": SERVED_NAME, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0,
-            "ignore_eos": True, "stream": True,
-            "stream_options": {"include_usage": True, "continuous_usage_stats": True}}
-    trace = []
-    with http.stream("POST", "completions", json=body) as response:
-        response.raise_for_status()
-        for line in response.iter_lines():
-            if line.startswith("data: ") and line != "data: [DONE]":
-                usage = json.loads(line[len("data: "):]).get("usage")
-                if usage:
-                    trace.append((time.perf_counter(), usage["completion_tokens"]))
-    if not trace or trace[-1][1] != max_tokens:
-        raise RuntimeError(f"asked for {max_tokens} tokens, the stream reported {trace[-1][1] if trace else 0}")
-    return trace
-
-
-def stream_round(base_url: str, batch: list[list[int]], max_tokens: int) -> tuple[float, list[Trace]]:
-    """All requests of `batch` sent at once and streamed: (send time, their traces)."""
-    import httpx
-
-    with httpx.Client(base_url=base_url, timeout=1200,
-                      limits=httpx.Limits(max_connections=len(batch) + 4)) as http:
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=len(batch)) as pool:
-            return t0, list(pool.map(lambda prompt: stream_one(http, prompt, max_tokens), batch))
-
-
-def decode_rate(sent: float, traces: list[Trace]) -> dict | None:
-    """Decode tokens/s of the requests while all of them decode together: from the moment the last one has its
-    first token (every prompt prefilled, so each step is a decode step of the whole batch) to the moment the first
-    one has its last (none finished yet). Each request's rate is read between its own first and last chunk inside
-    that window, so the chunking of --stream-interval does not bias it. None if the window holds fewer than two
-    chunks of some request."""
-    start, end = max(t[0][0] for t in traces), min(t[-1][0] for t in traces)
-    rates, tokens = [], []
-    for trace in traces:
-        inside = [(t, n) for t, n in trace if start <= t <= end]
-        if len(inside) < 2 or inside[-1][1] <= inside[0][1]:
-            return None
-        (t0, n0), (t1, n1) = inside[0], inside[-1]
-        rates.append((n1 - n0) / (t1 - t0))
-        tokens.append(n1 - n0)
-    total = sum(rates)
-    return {"decode_tokens_per_s": total, "tpot_ms": 1e3 * len(traces) / total, "window_s": end - start,
-            "window_tokens_min": min(tokens), "first_token_s": [start - sent, min(t[0][0] for t in traces) - sent]}
-
-
 def measure(client, batch: list[list[int]], args: argparse.Namespace) -> dict:
     """One (prompt length, concurrency) point: a warm-up round (prefix cache, graphs), then --repeats streamed
     rounds whose steady windows give the decode rate, the fastest kept. A window shorter than --min-window-tokens
@@ -258,7 +206,8 @@ def measure(client, batch: list[list[int]], args: argparse.Namespace) -> dict:
     warmup = send_round(client, batch, args.warmup_tokens)
     base_url, max_tokens = str(client.base_url), args.decode_tokens
     while True:
-        rounds = [decode_rate(*stream_round(base_url, batch, max_tokens)) for _ in range(args.repeats)]
+        rounds = [e2e_common.decode_rate(*e2e_common.stream_round(base_url, SERVED_NAME, batch, max_tokens))
+                  for _ in range(args.repeats)]
         if all(r is not None and r["window_tokens_min"] >= args.min_window_tokens for r in rounds):
             break
         if 2 * max_tokens > args.max_decode_tokens:

@@ -267,20 +267,68 @@ def parallel(fn, jobs: list[tuple]) -> list:
         return list(pool.map(lambda args: fn(*args), jobs))
 
 
-def decode_speed(client, batch: int) -> float:
-    """Decode tokens/s of `batch` concurrent greedy requests with a SPEED_PROMPT_CHARS-token prompt."""
-    prompts = [_text(random.Random(1000 + i), SPEED_PROMPT_CHARS) for i in range(batch)]
+Trace = list[tuple[float, int]]   # (arrival time, completion tokens so far) of each streamed chunk of a request
 
-    def wall(n: int) -> float:
+
+def stream_one(http, model: str, prompt: str | list[int], max_tokens: int) -> Trace:
+    """One greedy request streamed with usage in every chunk (both engines' `continuous_usage_stats`)."""
+    body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0,
+            "ignore_eos": True, "stream": True,
+            "stream_options": {"include_usage": True, "continuous_usage_stats": True}}
+    trace = []
+    with http.stream("POST", "completions", json=body) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                usage = json.loads(line[len("data: "):]).get("usage")
+                if usage:
+                    trace.append((time.perf_counter(), usage["completion_tokens"]))
+    if not trace or trace[-1][1] != max_tokens:
+        raise RuntimeError(f"asked for {max_tokens} tokens, the stream reported {trace[-1][1] if trace else 0}")
+    return trace
+
+
+def stream_round(base_url: str, model: str, batch: list, max_tokens: int) -> tuple[float, list[Trace]]:
+    """All requests of `batch` (prompts) sent at once and streamed: (send time, their traces)."""
+    import httpx
+
+    with httpx.Client(base_url=base_url, timeout=1200,
+                      limits=httpx.Limits(max_connections=len(batch) + 4)) as http:
         t0 = time.perf_counter()
-        parallel(lambda p: client.completions.create(model=MODEL_NAME, prompt=p, max_tokens=n, temperature=0.0,
-                                                      extra_body={"ignore_eos": True}), [(p,) for p in prompts])
-        return time.perf_counter() - t0
+        with ThreadPoolExecutor(max_workers=len(batch)) as pool:
+            return t0, list(pool.map(lambda prompt: stream_one(http, model, prompt, max_tokens), batch))
 
-    wall(N_SHORT)  # warm-up
-    short = min(wall(N_SHORT) for _ in range(2))
-    long = min(wall(N_LONG) for _ in range(2))
-    return batch * (N_LONG - N_SHORT) / (long - short)
+
+def decode_rate(sent: float, traces: list[Trace]) -> dict | None:
+    """Decode tokens/s of the requests while all of them decode together: from the moment the last one has its
+    first token (every prompt prefilled, so each step is a decode step of the whole batch) to the moment the first
+    one has its last (none finished yet). Each request's rate is read between its own first and last chunk inside
+    that window, so the chunking of the servers' --stream-interval does not bias it. None if the window holds
+    fewer than two chunks of some request."""
+    start, end = max(t[0][0] for t in traces), min(t[-1][0] for t in traces)
+    rates, tokens = [], []
+    for trace in traces:
+        inside = [(t, n) for t, n in trace if start <= t <= end]
+        if len(inside) < 2 or inside[-1][1] <= inside[0][1]:
+            return None
+        (t0, n0), (t1, n1) = inside[0], inside[-1]
+        rates.append((n1 - n0) / (t1 - t0))
+        tokens.append(n1 - n0)
+    total = sum(rates)
+    return {"decode_tokens_per_s": total, "tpot_ms": 1e3 * len(traces) / total, "window_s": end - start,
+            "window_tokens_min": min(tokens), "first_token_s": [start - sent, min(t[0][0] for t in traces) - sent]}
+
+
+def decode_speed(client, batch: int) -> float:
+    """Decode tokens/s of `batch` concurrent greedy requests with a SPEED_PROMPT_CHARS-token prompt, read in the
+    window where all of them decode together (decode_rate), the faster of two rounds after a warm-up."""
+    prompts = [_text(random.Random(1000 + i), SPEED_PROMPT_CHARS) for i in range(batch)]
+    parallel(lambda p: client.completions.create(model=MODEL_NAME, prompt=p, max_tokens=N_SHORT, temperature=0.0,
+                                                  extra_body={"ignore_eos": True}), [(p,) for p in prompts])
+    rounds = [decode_rate(*stream_round(str(client.base_url), MODEL_NAME, prompts, N_LONG)) for _ in range(2)]
+    if None in rounds:
+        raise RuntimeError(f"no window where all {batch} requests decode together within {N_LONG} tokens")
+    return max(r["decode_tokens_per_s"] for r in rounds)
 
 
 def free_port() -> int:

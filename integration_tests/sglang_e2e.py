@@ -5,7 +5,7 @@ same prompts sent to each:
   - the reference backend's greedy token ids forced back through every backend by sglang_force_tokens.ForceTokens
     (a custom logit processor), which records each forced token's logprob from the raw logits: the same token
     sequences scored by every backend, decode step by decode step;
-  - decode tokens/s at batch 1 and 64 ((N_LONG - N_SHORT) extra tokens per request over the extra wall time).
+  - decode tokens/s at batch 1 and 64 (e2e_common.decode_speed: streamed, read while all requests decode).
 Every server runs with --disable-overlap-schedule (the processor counts steps by the tokens already returned).
 Each backend's results are kept in the work folder, and a later run with the same folder reuses them.
 
@@ -28,7 +28,8 @@ BACKENDS = ("flashmla", "triton", "mla_backend")
 SERVER_ARGS = ("--page-size", "64", "--dtype", "bfloat16", "--context-length", "4096", "--max-running-requests", "64",
                "--cuda-graph-max-bs-decode", "64", "--disable-prefill-cuda-graph", "--mem-fraction-static", "0.4",
                "--disable-radix-cache", "--random-seed", "0", "--served-model-name", MODEL_NAME, "--host", "127.0.0.1",
-               "--enable-custom-logit-processor", "--disable-overlap-schedule", "--sampling-backend", "pytorch")
+               "--enable-custom-logit-processor", "--disable-overlap-schedule", "--sampling-backend", "pytorch",
+               "--stream-interval", "8")
 READY = e2e_common.SGLANG_READY
 OUR_BACKEND_LINE = "mla_backend: decode"
 

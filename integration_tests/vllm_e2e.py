@@ -5,8 +5,7 @@ Two modes, because a custom logits processor moves vLLM 0.26 from its default mo
 to the V1 runner:
   default  the server as users run it (Model Runner V2): greedy continuations of COMPLETION_PROMPTS
            (/v1/completions) and CHAT_PROMPTS (/v1/chat/completions), and decode tokens/s at batch 1 and 64
-           ((N_LONG - N_SHORT) extra tokens per request over the extra wall time: prefill and request overheads
-           cancel);
+           (e2e_common.decode_speed: streamed, read while all the requests decode together);
   forced   with force_tokens.ForceTokens loaded (V1 runner): the same greedy continuations, then the
            reference backend's greedy token ids forced back through every backend, so each scores the same
            sequences decode step by decode step (teacher-forced logprobs).
@@ -30,7 +29,7 @@ BACKENDS = ("FLASHMLA", "TRITON_MLA", "CUSTOM")
 MODES = ("default", "forced")
 SERVER_ARGS = ("--block-size", "64", "--dtype", "bfloat16", "--max-model-len", "4096", "--max-num-seqs", "64",
                "--gpu-memory-utilization", "0.4", "--no-enable-prefix-caching", "--seed", "0",
-               "--served-model-name", MODEL_NAME)
+               "--served-model-name", MODEL_NAME, "--stream-interval", "8")
 FORCED_ARGS = ("--logits-processors", "force_tokens:ForceTokens")
 def start_server(model: Path, backend: str, tp: int, log: Path, extra_args: tuple = ()) -> Server:
     from mla_backend.serve import vllm_command

@@ -90,7 +90,7 @@ def trace(first: float, step: float, tokens: int, every: int = 1) -> list[tuple[
 def test_the_decode_rate_is_read_while_every_request_decodes():
     # two requests at 2 ms per step; the second was prefilled 0.1 s later (its prefill ran beside the first's decode)
     traces = [trace(1.0, 0.002, 300, every=8), trace(1.1, 0.002, 300, every=8)]
-    rate = bench_serving.decode_rate(0.5, traces)
+    rate = e2e_common.decode_rate(0.5, traces)
     assert rate["decode_tokens_per_s"] == pytest.approx(2 / 0.002) and rate["tpot_ms"] == pytest.approx(2.0)
     assert rate["window_s"] == pytest.approx(1.0 + 299 * 0.002 - 1.1)
     assert rate["first_token_s"] == pytest.approx([0.6, 0.5])
@@ -99,18 +99,18 @@ def test_the_decode_rate_is_read_while_every_request_decodes():
 
 def test_no_rate_without_a_common_decode_window():
     # the first request finished before the second had its first token: no step decoded both
-    assert bench_serving.decode_rate(0.0, [trace(0.0, 0.002, 100), trace(1.0, 0.002, 100)]) is None
+    assert e2e_common.decode_rate(0.0, [trace(0.0, 0.002, 100), trace(1.0, 0.002, 100)]) is None
 
 
 def test_a_short_window_asks_for_more_tokens_and_the_fastest_round_counts(monkeypatch):
     asked = []
 
-    def fake_round(base_url, batch, max_tokens):
+    def fake_round(base_url, model, batch, max_tokens):
         asked.append(max_tokens)
         step = 0.002 if len(asked) % 2 else 0.0025
         return 0.0, [trace(0.0, step, max_tokens), trace(0.3, step, max_tokens)]  # 0.3 s prefill stagger
 
-    monkeypatch.setattr(bench_serving, "stream_round", fake_round)
+    monkeypatch.setattr(e2e_common, "stream_round", fake_round)
     monkeypatch.setattr(bench_serving, "send_round", lambda client, batch, max_tokens: 1.5)
     client = type("Client", (), {"base_url": "http://h/v1/"})()
     point = bench_serving.measure(client, [[1] * 10] * 2, args_of("--decode-tokens", "200"))
@@ -143,10 +143,10 @@ def test_a_stream_is_read_as_token_counts_over_time():
     chunks = [{"choices": [{"text": "ab"}], "usage": {"completion_tokens": n}} for n in (1, 8, 16)]
     lines = [f"data: {json.dumps(c)}" for c in chunks] + ["", "data: [DONE]"]
     http = type("Http", (), {"stream": lambda self, method, url, json: FakeStream(lines)})()
-    got = bench_serving.stream_one(http, [1, 2], 16)
+    got = e2e_common.stream_one(http, "m", [1, 2], 16)
     assert [n for _, n in got] == [1, 8, 16] and all(a[0] <= b[0] for a, b in zip(got, got[1:]))
     with pytest.raises(RuntimeError, match="asked for 32 tokens"):
-        bench_serving.stream_one(http, [1, 2], 32)
+        e2e_common.stream_one(http, "m", [1, 2], 32)
 
 
 def report_with(points_ours, points_ref) -> dict:
