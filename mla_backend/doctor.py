@@ -34,7 +34,7 @@ ENGINE_VERDICTS = {
         "0.33": (WARN, "verified on CPU only (plugin, backend classes, configs); not yet on a GPU"),
     },
     "sglang": {
-        "0.5.17": (WARN, "checked on CPU only; its H100 run (integration_tests/test_sglang_e2e.py) is pending"),
+        "0.5.17": (OK, "verified on H200, TP 1 (served with CUDA graphs vs flashmla/triton; adapter tests on GPU)"),
         "0.5.23": (WARN, "verified on CPU only (plugin, argument parser, DeepSeek handler); not yet on a GPU"),
     },
 }

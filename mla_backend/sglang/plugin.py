@@ -25,8 +25,8 @@ import logging
 import re
 
 BACKEND_NAME = "mla_backend"
-# 0.5.17 is the newest SGLang on torch 2.11 (our GPU box): its H100 run is prepared, not yet made.
-VERIFIED_SGLANG = {"0.5.17": "CPU; H100 run pending", "0.5.23": "CPU CI"}
+# 0.5.17 is the newest SGLang on torch 2.11 (our GPU box).
+VERIFIED_SGLANG = {"0.5.17": "H200, TP 1", "0.5.23": "CPU CI"}
 
 logger = logging.getLogger(__name__)
 
