@@ -1,7 +1,8 @@
 """Side-by-side MLA decode benchmark: ours and every available peer, same process, same card.
 
-Protocol (DESIGN.md, "Benchmark protocol"): one decode step = metadata + kernel + combine, captured as one
-CUDA graph per implementation and input set; timed by CUDA events around each replay; median of >= 50
+Protocol: one layer's decode as its engine runs it (kernel + combine; what the engine plans once per step for
+all layers, ours and FA3's schedulers, FlashInfer's plan(), FlashMLA's schedule, is made before capture, see
+peers.py), captured as one CUDA graph per implementation and input set; timed by CUDA events around each replay; median of >= 50
 replays; >= 4 input sets (separate q / k_cache / block_table allocations, randomly permuted pages) are
 replayed in rotation, with enough of them that their KV totals more than 4x the L2, so KV never sits in L2.
 
@@ -323,7 +324,8 @@ def result_record(config: Config, seqlens: list[int], input_sets: int, check_row
 
 def protocol_info(reps: int) -> dict:
     return {
-        "step": "metadata + kernel + combine, one CUDA graph (own memory pool) per implementation and input set",
+        "step": "one layer: kernel + combine; per-step plans made before capture; one CUDA graph (own memory "
+                "pool) per implementation and input set",
         "statistic": "median", "reps": reps, "timer": "CUDA events around each graph replay",
         "min_input_sets": MIN_INPUT_SETS, "l2_multiple": L2_MULTIPLE,
         "bytes": "(Σseqlen·576 + b·s_q·h_q·(576+512))·2", "flops": "2·h_q·s_q·(576+512)·Σseqlen",
@@ -699,7 +701,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--quick", action="store_true", help=f"the {len(QUICK)} DESIGN.md peer-table configs")
+    which.add_argument("--quick", action="store_true", help=f"a {len(QUICK)}-config subset of the grid (fast)")
     which.add_argument("--issue-grid", action="store_true",
                        help=f"the {len(ISSUE_GRID)} configs of the H200 harness report, varlen twins included")
     which.add_argument("--configs", type=str, help="comma-separated keys like b128/s4096/h16/q1[/varlen]")

@@ -13,9 +13,15 @@ back to the allocator, the next allocation takes it, and the replays read garbag
 illegal address).
 
 Peers (vLLM 0.26.0 code paths, files from `benchmarks/peers_bundle.py`):
-- `mla_backend`: ours, `mla_backend.ops` (metadata + decode + combine).
-- `flashmla`: vLLM's FLASHMLA backend, `flash_mla_with_kvcache` over the wheel's `_flashmla_C` op; the
-  tile scheduler runs inside the call (a fresh `FlashMLASchedMeta` per step, as vLLM builds one per step).
+A step is one layer's decode as the engine runs it inside a decode step of many layers: what an engine plans
+once per step for all layers is done in `prepare` (not timed), for every peer that plans per step:
+
+- `mla_backend`: ours, `mla_backend.ops`: decode + combine; `get_mla_metadata` once in `prepare` (vLLM's
+  builder makes it before the graph, SGLang's graph before the first layer; `benchmarks/probe_decode.py`
+  times it: ~3 µs per step).
+- `flashmla`: vLLM's FLASHMLA backend, `flash_mla_with_kvcache` over the wheel's `_flashmla_C` op, with a
+  `FlashMLASchedMeta` whose schedule one call in `prepare` filled (vLLM builds one per step; the step's first
+  layer fills it, the later layers reuse it).
 - `fa3_mla`: vLLM's FLASH_ATTN_MLA backend in full-CUDA-graph mode: FA3's `get_scheduler_metadata(...,
   num_splits=32)` runs outside the graph into a persistent zero-padded int32 buffer of 1 + 4·round_up(b, 4)
   entries (as vLLM's metadata builder does; not timed), then the graphed `flash_attn_varlen_func(q=q_pe,
@@ -161,16 +167,16 @@ class MlaBackendPeer(Peer):
     def _prepare(self, batch):
         ops = self.ops
         k_cache = batch.k_cache.unsqueeze(-2)
-        q_rows_per_kv_head = batch.s_q * batch.h_q
+        # The plan is made once per engine step for all layers (vLLM's metadata builder, before the graph;
+        # SGLang's graph, before the first layer), so a layer's work is the decode and its combine.
+        meta, splits = ops.get_mla_metadata(batch.cache_seqlens, batch.s_q * batch.h_q, 1)
 
         def step():
-            # One engine decode step: the scheduler kernel and the decode (+ combine) inside the graph.
-            meta, splits = ops.get_mla_metadata(batch.cache_seqlens, q_rows_per_kv_head, 1)
             return ops.mla_decode_with_kvcache(
                 batch.q, k_cache, batch.block_table, batch.cache_seqlens, HEAD_DIM_V, meta, splits,
                 softmax_scale=batch.softmax_scale, causal=batch.causal)
 
-        return with_keepalive(step, batch, k_cache)
+        return with_keepalive(step, batch, k_cache, meta, splits)
 
 
 class FlashMLAPeer(Peer):
@@ -191,19 +197,22 @@ class FlashMLAPeer(Peer):
     def _prepare(self, batch):
         flashmla = self.flashmla
         k_cache = batch.k_cache.unsqueeze(-2)
-        q_tokens_per_head_k = batch.s_q * batch.h_q
+        # FlashMLAMetadataBuilder._build_decode makes one FlashMLASchedMeta per step; the step's first layer
+        # fills its schedule, every later layer reuses it. A layer here is such a later one: one call before
+        # capture fills the schedule, which the step's calls (and the graph) then read.
+        sched_meta, _ = flashmla.get_mla_metadata(batch.cache_seqlens, batch.s_q * batch.h_q, 1,
+                                                  is_fp8_kvcache=False)
 
         def step():
-            # What FlashMLAMetadataBuilder._build_decode + FlashMLAImpl.forward_mqa do for a bf16 cache.
-            sched_meta, _ = flashmla.get_mla_metadata(
-                batch.cache_seqlens, q_tokens_per_head_k, 1, is_fp8_kvcache=False)
+            # FlashMLAImpl.forward_mqa for a bf16 cache.
             return flashmla.flash_mla_with_kvcache(
                 q=batch.q, k_cache=k_cache, block_table=batch.block_table,
                 cache_seqlens=batch.cache_seqlens, head_dim_v=HEAD_DIM_V,
                 tile_scheduler_metadata=sched_meta, softmax_scale=batch.softmax_scale,
                 causal=batch.causal, is_fp8_kvcache=False)
 
-        return with_keepalive(step, batch, k_cache)
+        step()
+        return with_keepalive(step, batch, k_cache, sched_meta)
 
 
 def fa3_scheduler_buffer_size(b: int) -> int:

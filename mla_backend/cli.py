@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "implementation. Options not listed here are passed to bench_decode.py "
                     "(--only, --reps, --varlen, --merge, --list, ...; see `python benchmarks/bench_decode.py -h`).")
     which = bench.add_mutually_exclusive_group()
-    which.add_argument("--quick", action="store_true", help="the 9 configs of the DESIGN.md peer table")
+    which.add_argument("--quick", action="store_true", help="a 9-config subset of the grid (fast)")
     which.add_argument("--configs", help="comma-separated keys like b128/s4096/h16/q1[/varlen]")
     bench.add_argument("--peers", help="peer bundle folder (default: .peers)")
     bench.add_argument("--out-dir", type=Path, help="results folder (default: benchmarks/results)")

@@ -35,7 +35,7 @@ CEILINGS = {"copy_gbps": 4000.0, "matmul_tflops": 700.0, "copy": "copy of 2 GiB"
 
 
 def test_bytes_and_flops_reproduce_design_peer_table():
-    # DESIGN.md: b128/s4096/h16/q1, FA3-MLA 221.2 µs -> 2751 GB/s, 83 TFLOPS.
+    # b128/s4096/h16/q1 at 221.2 µs -> 2751 GB/s, 83 TFLOPS.
     sum_seqlen = 128 * 4096
     nbytes = bench.decode_bytes(sum_seqlen, b=128, s_q=1, h_q=16)
     flops = bench.decode_flops(sum_seqlen, s_q=1, h_q=16)
