@@ -17,8 +17,8 @@ A step is one layer's decode as the engine runs it inside a decode step of many 
 once per step for all layers is done in `prepare` (not timed), for every peer that plans per step:
 
 - `mla_backend`: ours, `mla_backend.ops`: decode + combine; `get_mla_metadata` once in `prepare` (vLLM's
-  builder makes it before the graph, SGLang's graph before the first layer; `benchmarks/probe_decode.py`
-  times it: ~3 µs per step).
+  builder makes it before the graph, SGLang's graph before the first layer; ~3 µs per step in the kernel
+  timelines of kernels/PERF_NOTES.md).
 - `flashmla`: vLLM's FLASHMLA backend, `flash_mla_with_kvcache` over the wheel's `_flashmla_C` op, with a
   `FlashMLASchedMeta` whose schedule one call in `prepare` filled (vLLM builds one per step; the step's first
   layer fills it, the later layers reuse it).
