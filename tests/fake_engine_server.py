@@ -6,8 +6,9 @@ Greedy token ids are a function of the prompt, except that flavors other than "f
 third prompt (at a position set by the flavor), as a second attention backend's rounding would. A request with
 SGLang's `custom_params.force_tokens` returns those ids and appends, like integration_tests/sglang_force_tokens.py,
 one JSON line per step to `custom_params.log`.<pid> with a logprob that differs from flashmla's by the flavor's
-offset. It prints SGLang's ready line, answers /health, and keeps a child process (so stopping must reach the
-whole process group). --fail exits at once with an error.
+offset. A streamed completion sends a chunk with the token count so far every STREAM_INTERVAL tokens, at
+TOKEN_S seconds per token (what e2e_common.decode_speed reads). It prints SGLang's ready line, answers /health,
+and keeps a child process (so stopping must reach the whole process group). --fail exits at once with an error.
 """
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 FLIP_AT = {"flashmla": None, "triton": 5, "mla_backend": 9}
 LOGPROB_OFFSET = {"flashmla": 0.0, "triton": 0.004, "mla_backend": 0.002}
+STREAM_INTERVAL, TOKEN_S = 8, 0.004   # slow enough that 64 requests started on a busy 2-core runner overlap
 
 
 def greedy(prompt: str, n: int, flavor: str) -> list[int]:
@@ -46,6 +49,21 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _stream(self, model: str, ids: list[int]) -> None:
+        """Server-sent events until the connection closes (HTTP/1.0): usage in every chunk, then [DONE]."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        for n in range(1, len(ids) + 1):
+            time.sleep(TOKEN_S)
+            if n == 1 or n % STREAM_INTERVAL == 0 or n == len(ids):
+                chunk = {"id": "c", "object": "text_completion", "created": 0, "model": model,
+                         "choices": [{"index": 0, "text": "x", "finish_reason": None}],
+                         "usage": {"prompt_tokens": 1, "completion_tokens": n, "total_tokens": n + 1}}
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.flush()
+        self.wfile.write(b"data: [DONE]\n\n")
+
     def do_GET(self):
         self._send({"ok": True} if self.path == "/health" else {"error": "no"}, 200 if self.path == "/health" else 404)
 
@@ -63,7 +81,9 @@ class Handler(BaseHTTPRequestHandler):
         else:
             ids = greedy(prompt, n, self.flavor)
         usage = {"prompt_tokens": 1, "completion_tokens": len(ids), "total_tokens": len(ids) + 1}
-        if self.path == "/v1/completions":
+        if request.get("stream"):
+            self._stream(request["model"], ids)
+        elif self.path == "/v1/completions":
             choice = {"index": 0, "text": "", "finish_reason": "length", "logprobs": None, "token_ids": ids}
             self._send({"id": "c", "object": "text_completion", "created": 0, "model": request["model"],
                         "choices": [choice], "usage": usage})
