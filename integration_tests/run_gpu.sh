@@ -65,7 +65,8 @@ for stage in "$@"; do
         timeout "${STAGE_TIMEOUT:-560}" python3 benchmarks/bench_serving.py --engines "${stage#serving-}" \
             --max-tokens-in-flight 262144 --out-dir "$OUT/serving" ${SERVING_ARGS:-} >"$OUT/$stage.log" 2>&1 || rc=1
         for log in /tmp/mla_bench_serving/*/server_*.log; do
-            [ -f "$log" ] && tail -n 60 "$log" >"$OUT/serving/$(basename "$(dirname "$log")")_$(basename "$log")"
+            [ -f "$log" ] && { grep -v "Capturing batches" "$log" | head -n 120; echo "[...]"; tail -n 60 "$log"; } \
+                >"$OUT/serving/$(basename "$(dirname "$log")")_$(basename "$log")"
         done ;;
     soak-*)
         MLA_E2E_RESULTS=/tmp/soak timeout "${STAGE_TIMEOUT:-540}" $PYTEST -s integration_tests/test_soak.py \
