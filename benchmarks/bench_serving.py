@@ -199,24 +199,14 @@ def send_round(client, batch: list[list[int]], max_tokens: int) -> float:
 
 
 def measure(client, batch: list[list[int]], args: argparse.Namespace) -> dict:
-    """One (prompt length, concurrency) point: a warm-up round (prefix cache, graphs), then --repeats streamed
-    rounds whose steady windows give the decode rate, the fastest kept. A window shorter than --min-window-tokens
-    per request (the prefills of many long prompts take longer than the decode asked for) doubles the tokens asked
-    for, up to --max-decode-tokens."""
+    """One (prompt length, concurrency) point: a warm-up round (prefix cache, graphs), then
+    e2e_common.steady_decode: --repeats streamed rounds whose steady windows give the decode rate, the tokens
+    asked for doubling up to --max-decode-tokens while a window is shorter than --min-window-tokens."""
     warmup = send_round(client, batch, args.warmup_tokens)
-    base_url, max_tokens = str(client.base_url), args.decode_tokens
-    while True:
-        rounds = [e2e_common.decode_rate(*e2e_common.stream_round(base_url, SERVED_NAME, batch, max_tokens))
-                  for _ in range(args.repeats)]
-        if all(r is not None and r["window_tokens_min"] >= args.min_window_tokens for r in rounds):
-            break
-        if 2 * max_tokens > args.max_decode_tokens:
-            raise RuntimeError(f"no steady decode window of {args.min_window_tokens} tokens per request within "
-                               f"{max_tokens} tokens: {rounds}")
-        max_tokens *= 2
-    best = max(rounds, key=lambda r: r["decode_tokens_per_s"])
-    return {"prompt_len": len(batch[0]), "concurrency": len(batch), **best, "max_tokens": max_tokens,
-            "rounds_tokens_per_s": [r["decode_tokens_per_s"] for r in rounds], "warmup_s": warmup}
+    rate = e2e_common.steady_decode(str(client.base_url), SERVED_NAME, batch, args.decode_tokens,
+                                    repeats=args.repeats, min_window_tokens=args.min_window_tokens,
+                                    max_tokens_cap=args.max_decode_tokens)
+    return {"prompt_len": len(batch[0]), "concurrency": len(batch), **rate, "warmup_s": warmup}
 
 
 def run_backend(client, model: Path, args: argparse.Namespace) -> dict:
