@@ -5,8 +5,8 @@
                                        tile_scheduler_metadata, num_splits, softmax_scale, causal)
 
 Shapes and dtypes (FlashMLA-compatible, so switching is a change of import):
-    q                       [b, s_q, h_q, 576] bfloat16 or float16, last dim contiguous; 512 latent
-                            ("nope" after W_UK absorption) + 64 RoPE. 1 <= s_q <= 16, 1 <= h_q <= 128.
+    q                       [b, s_q, h_q, 576] bfloat16 or float16, last dim contiguous, 16-byte aligned rows;
+                            512 latent ("nope" after W_UK absorption) + 64 RoPE. 1 <= s_q <= 16, 1 <= h_q <= 128.
     k_cache                 [num_blocks, 64, 1, 576] or [num_blocks, 64, 576], dtype of q, last dim
                             contiguous, any stride(0) (layer-interleaved caches work). V = K[..., :512].
     block_table             int32 [b, max_blocks]; entries past a request's last page are never read.
@@ -165,7 +165,9 @@ def _check_decode_inputs(q, k_cache, block_table, cache_seqlens, head_dim_v, til
     _check(b >= 1, "q", "a batch size >= 1", b)
     _check(1 <= s_q <= MAX_S_Q, "q", f"s_q (dim 1) in [1, {MAX_S_Q}]", s_q)
     _check(1 <= h_q <= MAX_H_Q, "q", f"h_q (dim 2) in [1, {MAX_H_Q}]", h_q)
-    _check(q.stride(-1) == 1, "q", "a contiguous last dimension", f"strides {q.stride()}")
+    _check(q.stride(-1) == 1 and all(stride % 8 == 0 for stride in q.stride()[:-1]) and q.data_ptr() % 16 == 0,
+           "q", "a contiguous last dimension and 16-byte aligned rows (other strides multiples of 8)",
+           f"strides {q.stride()}, address {q.data_ptr():#x}")
     device = q.device
     _check(device.type in ("cuda", "cpu"), "q", "a CUDA tensor", q)
 

@@ -61,6 +61,8 @@ def test_metadata_shapes_depend_only_on_batch_and_rows():
     (dict(q=torch.zeros(3, 17, 4, 576, dtype=torch.bfloat16)), "q"),          # s_q > 16
     (dict(q=torch.zeros(3, 1, 129, 576, dtype=torch.bfloat16)), "q"),         # h_q > 128
     (dict(q=torch.zeros(3, 2, 4, 1152, dtype=torch.bfloat16)[..., ::2]), "q"),  # strided last dim
+    (dict(q=torch.zeros(3, 2, 4, 580, dtype=torch.bfloat16)[..., :576]), "q"),  # rows not 16-byte aligned
+    (dict(q=torch.zeros(3 * 2 * 4 * 576 + 8, dtype=torch.bfloat16)[4:-4].view(3, 2, 4, 576)), "q"),  # 8-byte start
     (dict(k_cache=torch.zeros(8, 64, 576, dtype=torch.float16)), "k_cache"),  # dtype differs from q
     (dict(k_cache=torch.zeros(8, 32, 576, dtype=torch.bfloat16)), "k_cache"),  # block size 32
     (dict(k_cache=torch.zeros(8, 64, 2, 576, dtype=torch.bfloat16)), "k_cache"),  # two KV heads
