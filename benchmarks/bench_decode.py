@@ -2,9 +2,10 @@
 
 Protocol: one layer's decode as its engine runs it (kernel + combine; what the engine plans once per step for
 all layers, ours and FA3's schedulers, FlashInfer's plan(), FlashMLA's schedule, is made before capture, see
-peers.py), captured as one CUDA graph per implementation and input set; timed by CUDA events around each replay; median of >= 50
-replays; >= 4 input sets (separate q / k_cache / block_table allocations, randomly permuted pages) are
-replayed in rotation, with enough of them that their KV totals more than 4x the L2, so KV never sits in L2.
+peers.py), captured as one CUDA graph per implementation and input set; timed by CUDA events around each
+replay; median of >= 50 replays; >= 4 input sets (separate q / k_cache / block_table allocations, randomly
+permuted pages) are replayed in rotation, with enough of them that their KV totals more than 4x the L2, so KV
+never sits in L2.
 
 Rules the harness enforces on itself, because each of them once produced plausible-looking garbage:
 - Inputs are O(1): q and KV ~ randn in bf16, so a step that writes nothing (or zeros) cannot pass a check.

@@ -33,8 +33,6 @@ import random
 import shlex
 import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -183,30 +181,14 @@ def prompts(vocab_size: int, special: set[int], length: int, count: int, seed: i
     return [[rng.choice(allowed) for _ in range(length)] for _ in range(count)]
 
 
-def send_round(client, batch: list[list[int]], max_tokens: int) -> float:
-    """Wall seconds for all requests of `batch` sent at once to finish, each generating max_tokens tokens."""
-    def one(prompt):
-        r = client.completions.create(model=SERVED_NAME, prompt=prompt, max_tokens=max_tokens, temperature=0.0,
-                                      extra_body={"ignore_eos": True})
-        got = r.usage.completion_tokens if r.usage is not None else max_tokens
-        if got != max_tokens:
-            raise RuntimeError(f"asked for {max_tokens} tokens, the server generated {got}")
-
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=len(batch)) as pool:
-        list(pool.map(one, batch))
-    return time.perf_counter() - t0
-
-
 def measure(client, batch: list[list[int]], args: argparse.Namespace) -> dict:
-    """One (prompt length, concurrency) point: a warm-up round (prefix cache, graphs), then
-    e2e_common.steady_decode: --repeats streamed rounds whose steady windows give the decode rate, the tokens
-    asked for doubling up to --max-decode-tokens while a window is shorter than --min-window-tokens."""
-    warmup = send_round(client, batch, args.warmup_tokens)
+    """One (prompt length, concurrency) point: e2e_common.steady_decode (a warm-up round, then --repeats streamed
+    rounds whose steady windows give the decode rate, the tokens asked for doubling up to --max-decode-tokens
+    while a window is shorter than --min-window-tokens)."""
     rate = e2e_common.steady_decode(str(client.base_url), SERVED_NAME, batch, args.decode_tokens,
-                                    repeats=args.repeats, min_window_tokens=args.min_window_tokens,
-                                    max_tokens_cap=args.max_decode_tokens)
-    return {"prompt_len": len(batch[0]), "concurrency": len(batch), **rate, "warmup_s": warmup}
+                                    warmup_tokens=args.warmup_tokens, repeats=args.repeats,
+                                    min_window_tokens=args.min_window_tokens, max_tokens_cap=args.max_decode_tokens)
+    return {"prompt_len": len(batch[0]), "concurrency": len(batch), **rate}
 
 
 def run_backend(client, model: Path, args: argparse.Namespace) -> dict:
@@ -241,6 +223,11 @@ def versions(python: str | None, engine: str) -> str | None:
     return done.stdout.strip() or None
 
 
+def points_by_key(result: dict) -> dict[tuple[int, int], dict]:
+    """A backend's measured points by (prompt length, concurrency)."""
+    return {(p["prompt_len"], p["concurrency"]): p for p in result["points"]}
+
+
 def best_builtin(by_backend: dict[str, dict], ours: str, key: tuple[int, int]) -> tuple[str, dict] | None:
     """(name, point) of the engine's fastest built-in backend at this point, or None if none was measured."""
     theirs = [(b, points[key]) for b, points in by_backend.items() if b != ours and key in points]
@@ -250,7 +237,7 @@ def best_builtin(by_backend: dict[str, dict], ours: str, key: tuple[int, int]) -
 def ratios(entry: dict, engine: str) -> dict[str, dict]:
     """Per point "<prompt>x<c>": ours over the fastest built-in backend there, and which one that was."""
     ours = OURS[engine]
-    by_backend = {b: {(p["prompt_len"], p["concurrency"]): p for p in r["points"]} for b, r in entry["results"].items()}
+    by_backend = {b: points_by_key(r) for b, r in entry["results"].items()}
     out = {}
     for key, mine in sorted(by_backend.get(ours, {}).items()):
         best = best_builtin(by_backend, ours, key)
@@ -280,8 +267,7 @@ def render_markdown(report: dict) -> str:
         backends, ours, results = entry["backends"], OURS[engine], entry["results"]
         header = ["prompt", "c", *[f"`{b}`" for b in backends], f"`{ours}` / best built-in"]
         lines += ["Decode tokens/s (TPOT ms):", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        by_backend = {b: {(p["prompt_len"], p["concurrency"]): p for p in results[b]["points"]}
-                      for b in backends if b in results}
+        by_backend = {b: points_by_key(results[b]) for b in backends if b in results}
         cell_ratios = ratios(entry, engine)
         for key in sorted({k for points in by_backend.values() for k in points}):
             row = [str(key[0]), str(key[1])]

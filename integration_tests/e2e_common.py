@@ -116,7 +116,8 @@ def engine_command(engine: str, python: str, model: Path, backend: str, port: in
                "--served-model-name", served_name, "--random-seed", str(seed)]
         return cmd + ([] if prefix_cache else ["--disable-radix-cache"]) + page_args(engine, backend) + list(extra)
     cmd = [python, "-m", "vllm.entrypoints.cli.main", "serve", str(model), "--attention-backend", backend,
-           "--tensor-parallel-size", str(tp), "--port", str(port), "--host", "127.0.0.1", "--dtype", "bfloat16", "--max-model-len", ctx, "--max-num-seqs", batch,
+           "--tensor-parallel-size", str(tp), "--port", str(port), "--host", "127.0.0.1", "--dtype", "bfloat16",
+           "--max-model-len", ctx, "--max-num-seqs", batch,
            "--gpu-memory-utilization", str(mem_fraction), "--served-model-name", served_name, "--seed", str(seed)]
     return cmd + ([] if prefix_cache else ["--no-enable-prefix-caching"]) + page_args(engine, backend) + list(extra)
 
@@ -263,7 +264,8 @@ def brief(summary: dict) -> dict:
 
 
 def parallel(fn, jobs: list[tuple]) -> list:
-    with ThreadPoolExecutor(max_workers=64) as pool:
+    """fn(*job) for every job, all sent at once; results in order."""
+    with ThreadPoolExecutor(max_workers=max(len(jobs), 1)) as pool:
         return list(pool.map(lambda args: fn(*args), jobs))
 
 
@@ -295,8 +297,7 @@ def stream_round(base_url: str, model: str, batch: list, max_tokens: int) -> tup
     with httpx.Client(base_url=base_url, timeout=1200,
                       limits=httpx.Limits(max_connections=len(batch) + 4)) as http:
         t0 = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=len(batch)) as pool:
-            return t0, list(pool.map(lambda prompt: stream_one(http, model, prompt, max_tokens), batch))
+        return t0, parallel(lambda prompt: stream_one(http, model, prompt, max_tokens), [(p,) for p in batch])
 
 
 def decode_rate(sent: float, traces: list[Trace]) -> dict | None:
@@ -319,12 +320,15 @@ def decode_rate(sent: float, traces: list[Trace]) -> dict | None:
             "window_tokens_min": min(tokens), "first_token_s": [start - sent, min(t[0][0] for t in traces) - sent]}
 
 
-def steady_decode(base_url: str, model: str, prompts: list, max_tokens: int, *, repeats: int = 2,
-                  min_window_tokens: int = 64, max_tokens_cap: int | None = None) -> dict:
-    """`repeats` streamed rounds of `prompts` sent at once, each read by decode_rate; the fastest kept. While
-    some round's window is shorter than min_window_tokens per request (the prompts' prefills took longer than
-    the decode asked for), the tokens asked for double, up to max_tokens_cap."""
+def steady_decode(base_url: str, model: str, prompts: list, max_tokens: int, *, warmup_tokens: int = N_SHORT,
+                  repeats: int = 2, min_window_tokens: int = 64, max_tokens_cap: int | None = None) -> dict:
+    """A warm-up round of warmup_tokens (prefix cache, graphs), then `repeats` streamed rounds of `prompts` sent
+    at once, each read by decode_rate; the fastest kept. While some round's window is shorter than
+    min_window_tokens per request (the prompts' prefills took longer than the decode asked for), the tokens asked
+    for double, up to max_tokens_cap."""
     cap = max_tokens if max_tokens_cap is None else max_tokens_cap
+    sent, _ = stream_round(base_url, model, prompts, warmup_tokens)
+    warmup_s = time.perf_counter() - sent
     while True:
         rounds = [decode_rate(*stream_round(base_url, model, prompts, max_tokens)) for _ in range(repeats)]
         if all(r is not None and r["window_tokens_min"] >= min_window_tokens for r in rounds):
@@ -334,15 +338,14 @@ def steady_decode(base_url: str, model: str, prompts: list, max_tokens: int, *, 
                                f"requests decode together within {max_tokens} tokens: {rounds}")
         max_tokens *= 2
     best = max(rounds, key=lambda r: r["decode_tokens_per_s"])
-    return {**best, "max_tokens": max_tokens, "rounds_tokens_per_s": [r["decode_tokens_per_s"] for r in rounds]}
+    return {**best, "max_tokens": max_tokens, "rounds_tokens_per_s": [r["decode_tokens_per_s"] for r in rounds],
+            "warmup_s": warmup_s}
 
 
 def decode_speed(client, batch: int, context_length: int = 4096) -> float:
-    """Decode tokens/s of `batch` concurrent greedy requests with a SPEED_PROMPT_CHARS-token prompt (steady_decode
-    after a warm-up), asking for at most what fits the servers' context_length."""
+    """Decode tokens/s of `batch` concurrent greedy requests with a SPEED_PROMPT_CHARS-token prompt
+    (steady_decode), asking for at most what fits the servers' context_length."""
     prompts = [_text(random.Random(1000 + i), SPEED_PROMPT_CHARS) for i in range(batch)]
-    parallel(lambda p: client.completions.create(model=MODEL_NAME, prompt=p, max_tokens=N_SHORT, temperature=0.0,
-                                                  extra_body={"ignore_eos": True}), [(p,) for p in prompts])
     return steady_decode(str(client.base_url), MODEL_NAME, prompts, N_LONG,
                          max_tokens_cap=context_length - SPEED_PROMPT_CHARS - 64)["decode_tokens_per_s"]
 

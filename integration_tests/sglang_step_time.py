@@ -8,12 +8,12 @@ driver's decode tokens/s (sglang_e2e.py) include both.
     python integration_tests/sglang_step_time.py [--model DIR] [--backends flashmla,triton,mla_backend]
         [--batch-size 1 64] [--input-len 2000] [--output-len 256] [--out step_time.json] [--profile]
 
-Without --model it serves e2e_common's tiny checkpoint (made in --workdir). The prompts are random letters, one per
-line of a --prompt-filename file (one_batch's own synthetic ids are drawn below 10000, past the tiny model's
-258-token vocabulary: the embedding's out-of-range read surfaced as a CUBLAS error in the first prefill); with the
-tiny model's byte tokenizer a letter is a token, other tokenizers make the prompts shorter. --profile adds a torch-profiler trace
-of the decode steps per backend (one_batch's --profile --profile-stage decode; SGLANG_TORCH_PROFILER_DIR says
-where), which shows the host time between graph replays.
+Without --model it serves e2e_common's tiny checkpoint (made in --workdir). The prompts are random letters, one
+per line of a --prompt-filename file (one_batch's own synthetic ids are drawn below 10000, past the tiny model's
+258-token vocabulary: the embedding's out-of-range read surfaced as a CUBLAS error in the first prefill); with
+the tiny model's byte tokenizer a letter is a token, other tokenizers make the prompts shorter. --profile adds a
+torch-profiler trace of the decode steps per backend (one_batch's --profile --profile-stage decode;
+SGLANG_TORCH_PROFILER_DIR says where), which shows the host time between graph replays.
 """
 from __future__ import annotations
 
@@ -44,7 +44,8 @@ def write_prompts(path: Path, count: int, length: int, seed: int = 0) -> Path:
 
 def command(model: Path, backend: str, args: argparse.Namespace, result_file: Path, prompt_file: Path) -> list[str]:
     cmd = [sys.executable, "-c", RUN_ONE_BATCH, "--model-path", str(model), "--attention-backend", backend,
-           *SERVER_ARGS, "--prompt-filename", str(prompt_file), "--cuda-graph-max-bs-decode", str(max(args.batch_size)),
+           *SERVER_ARGS, "--prompt-filename", str(prompt_file),
+           "--cuda-graph-max-bs-decode", str(max(args.batch_size)),
            "--batch-size", *map(str, args.batch_size), "--input-len", str(args.input_len),
            "--output-len", str(args.output_len), "--result-filename", str(result_file), "--run-name", backend]
     if args.profile:
@@ -101,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         result_file.unlink(missing_ok=True)
         log = args.workdir / f"one_batch_{backend}.log"
         with open(log, "w") as out:
-            done = subprocess.run(command(model, backend, args, result_file, prompt_file), stdout=out, stderr=subprocess.STDOUT,
+            done = subprocess.run(command(model, backend, args, result_file, prompt_file), stdout=out,
+                                  stderr=subprocess.STDOUT,
                                   env={**os.environ, "SGLANG_TORCH_PROFILER_DIR": str(args.workdir)})
         if done.returncode != 0 or not result_file.is_file():
             errors[backend] = f"exit {done.returncode}; log {log}:\n" + log.read_text()[-3000:]

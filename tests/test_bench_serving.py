@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -107,16 +108,18 @@ def test_a_short_window_asks_for_more_tokens_and_the_fastest_round_counts(monkey
 
     def fake_round(base_url, model, batch, max_tokens):
         asked.append(max_tokens)
+        if max_tokens == 16:   # the warm-up round, sent 1.5 s ago
+            return time.perf_counter() - 1.5, [trace(0.0, 0.002, 16)] * len(batch)
         step = 0.002 if len(asked) % 2 else 0.0025
         return 0.0, [trace(0.0, step, max_tokens), trace(0.3, step, max_tokens)]  # 0.3 s prefill stagger
 
     monkeypatch.setattr(e2e_common, "stream_round", fake_round)
-    monkeypatch.setattr(bench_serving, "send_round", lambda client, batch, max_tokens: 1.5)
     client = type("Client", (), {"base_url": "http://h/v1/"})()
     point = bench_serving.measure(client, [[1] * 10] * 2, args_of("--decode-tokens", "200"))
-    assert asked == [200, 200, 400, 400]   # after 0.3 s of stagger, 200 tokens at 2 ms leave a 49-token window
+    assert asked == [16, 200, 200, 400, 400]   # after 0.3 s of stagger, 200 tokens at 2 ms leave a 49-token window
     assert point["max_tokens"] == 400 and point["decode_tokens_per_s"] == pytest.approx(1000.0)
-    assert point["prompt_len"] == 10 and point["concurrency"] == 2 and point["warmup_s"] == 1.5
+    assert point["prompt_len"] == 10 and point["concurrency"] == 2
+    assert point["warmup_s"] == pytest.approx(1.5, abs=0.5)
     with pytest.raises(RuntimeError, match="no window of 128 tokens"):
         asked.clear()
         bench_serving.measure(client, [[1]] * 2, args_of("--decode-tokens", "200", "--max-decode-tokens", "399"))
@@ -153,7 +156,8 @@ def report_with(points_ours, points_ref) -> dict:
     args = args_of("--engines", "sglang")
     return {"card": "h200", "device_name": "NVIDIA H200", "model": "/m", "workload": bench_serving.workload(args),
             "date": "2026-11-29T00:00:00+00:00", "engines": {
-                "sglang": {"backends": ["flashmla", "triton", "mla_backend"], "version": "0.5.17", "errors": {"triton": "RuntimeError: did not come up\n..."},
+                "sglang": {"backends": ["flashmla", "triton", "mla_backend"], "version": "0.5.17",
+                           "errors": {"triton": "RuntimeError: did not come up\n..."},
                            "results": {"flashmla": {"points": points_ref, "cuda_graphs": True},
                                                        "triton_ok": {"points": [], "cuda_graphs": True},
                                        "mla_backend": {"points": points_ours, "cuda_graphs": True}}},
