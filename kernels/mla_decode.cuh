@@ -17,6 +17,7 @@
 #include "mla_launch.h"
 #include "mla_params.h"
 #include "mla_pipeline.cuh"
+#include "mla_query.cuh"
 #include "mla_schedule.cuh"
 #include "mla_softmax.cuh"
 #include "mla_wgmma.cuh"
@@ -123,21 +124,13 @@ __device__ __forceinline__ void produce_kv_blocks(const DecodeParams& p, const S
 // ---------------------------------------------------------------------------------------------------
 // Consumer phases.
 
-// Query row `row` (= s_idx * h_q + head) of request req.
-__device__ __forceinline__ const char* q_row(const DecodeParams& p, int req, int row) {
-  const int s_idx = row / p.h_q, head = row % p.h_q;
-  return static_cast<const char*>(p.q) +
-         (int64_t(req) * p.q_stride_b + int64_t(s_idx) * p.q_stride_s + int64_t(head) * p.q_stride_h) * 2;
-}
-
 // Copies this tile's query rows of request req into the swizzled Q tile with both warpgroups. Rows past
 // p.rows are left as they are: wgmma rows are independent and those outputs are never stored.
 __device__ __forceinline__ void load_q(const DecodeParams& p, int req, int tile_row, SharedStorage& smem) {
-  constexpr int kChunksPerRow = kHeadDim / 8;
   const int num_rows = min(p.rows - tile_row, kRowsPerTile);
-  for (int i = threadIdx.x; i < num_rows * kChunksPerRow; i += kConsumerThreads) {
-    const int row = i / kChunksPerRow, chunk = i % kChunksPerRow;
-    cp_async_16(smem_addr(smem.q) + swizzled_offset(row, chunk * 8), q_row(p, req, tile_row + row) + chunk * 16);
+  for (int i = threadIdx.x; i < num_rows * kQChunksPerRow; i += kConsumerThreads) {
+    const int row = i / kQChunksPerRow, chunk = i % kQChunksPerRow;
+    cp_async_16(smem_addr(smem.q) + swizzled_offset(row, chunk * 8), q_chunk(p, req, tile_row + row, chunk));
   }
   cp_async_wait_all();
   fence_async_proxy();

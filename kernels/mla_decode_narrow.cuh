@@ -17,6 +17,7 @@
 #include "mla_launch.h"
 #include "mla_params.h"
 #include "mla_pipeline.cuh"
+#include "mla_query.cuh"
 #include "mla_schedule.cuh"
 #include "mla_softmax.cuh"
 #include "mla_wgmma.cuh"
@@ -115,13 +116,9 @@ __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry
 // Q rows [0, p.rows) of request req into the swizzled Q tile (rows past p.rows stay zero).
 template <int kCols>
 __device__ __forceinline__ void load_q(const DecodeParams& p, int req, SharedStorage<kCols>& smem) {
-  constexpr int kChunksPerRow = kHeadDim / 8;
-  const char* q = static_cast<const char*>(p.q);
-  for (int i = threadIdx.x; i < p.rows * kChunksPerRow; i += kWarpgroupThreads) {
-    const int row = i / kChunksPerRow, chunk = i % kChunksPerRow;
-    const int s_idx = row / p.h_q, head = row % p.h_q;
-    const char* src = q + (int64_t(req) * p.q_stride_b + int64_t(s_idx) * p.q_stride_s + int64_t(head) * p.q_stride_h) * 2;
-    cp_async_16(smem_addr(smem.q) + swizzled_offset<kCols>(row, chunk * 8), src + chunk * 16);
+  for (int i = threadIdx.x; i < p.rows * kQChunksPerRow; i += kWarpgroupThreads) {
+    const int row = i / kQChunksPerRow, chunk = i % kQChunksPerRow;
+    cp_async_16(smem_addr(smem.q) + swizzled_offset<kCols>(row, chunk * 8), q_chunk(p, req, row, chunk));
   }
   cp_async_wait_all();
   fence_async_proxy();

@@ -38,8 +38,13 @@ struct DecodeParams {
   CUtensorMap k_map;        // TMA view of k_cache as [num_blocks][64][576], 64x64 boxes, 128-byte swizzle
   CUtensorMap kv_block_map; // the same as [num_blocks][8 token groups][9 sub-tiles][8 tokens][64]: one box per
                             // block, read 8 whole token rows (9 KB of contiguous memory) at a time
-  const void* q;            // [b, s_q, h_q, 576]; strides in elements, last dim contiguous
+  // The query's 512 latent columns and its 64 RoPE columns: both in one [b, s_q, h_q, 576] tensor (q_rope =
+  // q + 512, same strides), or two tensors, as engines that keep RoPE apart hand them over (no concatenation).
+  // Strides in elements, last dims contiguous, rows 16-byte aligned.
+  const void* q;            // [b, s_q, h_q, >= 512]
   int64_t q_stride_b, q_stride_s, q_stride_h;
+  const void* q_rope;       // [b, s_q, h_q, >= 64]
+  int64_t q_rope_stride_b, q_rope_stride_s, q_rope_stride_h;
   const void* k_cache;      // [num_blocks, 64, 576]; strides in elements, last dim contiguous
   int64_t k_stride_block, k_stride_token;
   int num_blocks;

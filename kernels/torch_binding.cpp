@@ -29,11 +29,16 @@ std::tuple<at::Tensor, at::Tensor> tile_scheduler_cuda(const at::Tensor& cache_s
   return {sched, num_splits};
 }
 
-std::tuple<at::Tensor, at::Tensor> decode_paged_cuda(const at::Tensor& q, const at::Tensor& k_cache,
+std::tuple<at::Tensor, at::Tensor> decode_paged_cuda(const at::Tensor& q, const std::optional<at::Tensor>& q_rope,
+                                                     const at::Tensor& k_cache,
                                                      const at::Tensor& block_table, const at::Tensor& cache_seqlens,
                                                      const at::Tensor& tile_scheduler_metadata,
                                                      const at::Tensor& num_splits, double softmax_scale, bool causal) {
-  TORCH_CHECK(q.is_cuda() && q.dim() == 4 && q.size(3) == mla::kHeadDim && q.stride(3) == 1, "bad q");
+  TORCH_CHECK(q.is_cuda() && q.dim() == 4 && q.stride(3) == 1 &&
+              q.size(3) == (q_rope ? mla::kHeadDimV : mla::kHeadDim), "bad q");
+  TORCH_CHECK(!q_rope || (q_rope->is_cuda() && q_rope->dim() == 4 && q_rope->stride(3) == 1 &&
+                          q_rope->size(3) == mla::kHeadDim - mla::kHeadDimV &&
+                          q_rope->scalar_type() == q.scalar_type()), "bad q_rope");
   TORCH_CHECK(k_cache.dim() == 3 && k_cache.size(1) == mla::kBlockSize && k_cache.size(2) == mla::kHeadDim &&
               k_cache.stride(2) == 1 && k_cache.scalar_type() == q.scalar_type(), "bad k_cache");
   const c10::cuda::CUDAGuard guard(q.device());
@@ -49,6 +54,11 @@ std::tuple<at::Tensor, at::Tensor> decode_paged_cuda(const at::Tensor& q, const 
   p.q_stride_b = q.stride(0);
   p.q_stride_s = q.stride(1);
   p.q_stride_h = q.stride(2);
+  const at::Tensor& rope = q_rope ? *q_rope : q;
+  p.q_rope = static_cast<const char*>(rope.data_ptr()) + (q_rope ? 0 : mla::kHeadDimV * q.element_size());
+  p.q_rope_stride_b = rope.stride(0);
+  p.q_rope_stride_s = rope.stride(1);
+  p.q_rope_stride_h = rope.stride(2);
   p.k_cache = k_cache.data_ptr();
   p.k_stride_block = k_cache.stride(0);
   p.k_stride_token = k_cache.stride(1);

@@ -7,6 +7,9 @@
 Shapes and dtypes (FlashMLA-compatible, so switching is a change of import):
     q                       [b, s_q, h_q, 576] bfloat16 or float16, last dim contiguous, 16-byte aligned rows;
                             512 latent ("nope" after W_UK absorption) + 64 RoPE. 1 <= s_q <= 16, 1 <= h_q <= 128.
+    q_rope (keyword)        optional [b, s_q, h_q, 64], dtype of q, the same layout rules: the RoPE columns kept
+                            apart, as engines compute them; q is then only the [b, s_q, h_q, 512] latent part,
+                            and nothing is concatenated.
     k_cache                 [num_blocks, 64, 1, 576] or [num_blocks, 64, 576], dtype of q, last dim
                             contiguous, any stride(0) (layer-interleaved caches work). V = K[..., :512].
     block_table             int32 [b, max_blocks]; entries past a request's last page are never read.
@@ -43,7 +46,7 @@ DTYPES = (torch.bfloat16, torch.float16)
 _lib = torch.library.Library("mla_backend", "DEF")
 _lib.define("tile_scheduler(Tensor cache_seqlens, int num_sm_parts) -> (Tensor, Tensor)")
 _lib.define(
-    "decode_paged(Tensor q, Tensor k_cache, Tensor block_table, Tensor cache_seqlens, "
+    "decode_paged(Tensor q, Tensor? q_rope, Tensor k_cache, Tensor block_table, Tensor cache_seqlens, "
     "Tensor tile_scheduler_metadata, Tensor num_splits, float softmax_scale, bool causal) -> (Tensor, Tensor)"
 )
 
@@ -54,8 +57,10 @@ def _tile_scheduler_cpu(cache_seqlens, num_sm_parts):
 
 
 @torch.library.impl(_lib, "decode_paged", "CPU")
-def _decode_paged_cpu(q, k_cache, block_table, cache_seqlens, tile_scheduler_metadata, num_splits, softmax_scale,
-                      causal):
+def _decode_paged_cpu(q, q_rope, k_cache, block_table, cache_seqlens, tile_scheduler_metadata, num_splits,
+                      softmax_scale, causal):
+    if q_rope is not None:
+        q = torch.cat([q, q_rope], dim=-1)
     out, lse = reference.mla_decode_reference(q, k_cache, block_table, cache_seqlens, HEAD_DIM_V, softmax_scale,
                                               causal)
     return out.to(q.dtype), lse
@@ -68,8 +73,8 @@ def _tile_scheduler_fake(cache_seqlens, num_sm_parts):
 
 
 @torch.library.register_fake("mla_backend::decode_paged")
-def _decode_paged_fake(q, k_cache, block_table, cache_seqlens, tile_scheduler_metadata, num_splits, softmax_scale,
-                       causal):
+def _decode_paged_fake(q, q_rope, k_cache, block_table, cache_seqlens, tile_scheduler_metadata, num_splits,
+                       softmax_scale, causal):
     b, s_q, h_q, _ = q.shape
     return q.new_empty(b, s_q, h_q, HEAD_DIM_V), q.new_empty(b, h_q, s_q, dtype=torch.float32)
 
@@ -155,21 +160,35 @@ def get_mla_metadata(cache_seqlens: torch.Tensor, num_heads_per_head_k: int,
     return torch.ops.mla_backend.tile_scheduler(cache_seqlens, parts)
 
 
-def _check_decode_inputs(q, k_cache, block_table, cache_seqlens, head_dim_v, tile_scheduler_metadata, num_splits,
-                         softmax_scale, causal, check_values) -> torch.Tensor:
+def _check_query_rows(t: torch.Tensor, name: str) -> None:
+    """The kernel copies query rows in 16-byte pieces: a contiguous last dimension, 16-byte aligned rows."""
+    _check(t.stride(-1) == 1 and all(stride % 8 == 0 for stride in t.stride()[:-1]) and t.data_ptr() % 16 == 0,
+           name, "a contiguous last dimension and 16-byte aligned rows (other strides multiples of 8)",
+           f"strides {t.stride()}, address {t.data_ptr():#x}")
+
+
+def _check_decode_inputs(q, q_rope, k_cache, block_table, cache_seqlens, head_dim_v, tile_scheduler_metadata,
+                         num_splits, softmax_scale, causal, check_values) -> torch.Tensor:
     """Validates the contract and returns k_cache as a 3-D [num_blocks, 64, 576] view."""
     _check(isinstance(q, torch.Tensor), "q", "a torch.Tensor", type(q).__name__)
     _check(q.dtype in DTYPES, "q", "dtype torch.bfloat16 or torch.float16", q)
-    _check(q.dim() == 4 and q.shape[-1] == HEAD_DIM, "q", f"shape [b, s_q, h_q, {HEAD_DIM}]", q)
+    q_cols = HEAD_DIM if q_rope is None else HEAD_DIM_V
+    _check(q.dim() == 4 and q.shape[-1] == q_cols, "q", f"shape [b, s_q, h_q, {q_cols}]"
+           + (" (its RoPE columns are in q_rope)" if q_rope is not None else ""), q)
     b, s_q, h_q, _ = q.shape
     _check(b >= 1, "q", "a batch size >= 1", b)
     _check(1 <= s_q <= MAX_S_Q, "q", f"s_q (dim 1) in [1, {MAX_S_Q}]", s_q)
     _check(1 <= h_q <= MAX_H_Q, "q", f"h_q (dim 2) in [1, {MAX_H_Q}]", h_q)
-    _check(q.stride(-1) == 1 and all(stride % 8 == 0 for stride in q.stride()[:-1]) and q.data_ptr() % 16 == 0,
-           "q", "a contiguous last dimension and 16-byte aligned rows (other strides multiples of 8)",
-           f"strides {q.stride()}, address {q.data_ptr():#x}")
+    _check_query_rows(q, "q")
     device = q.device
     _check(device.type in ("cuda", "cpu"), "q", "a CUDA tensor", q)
+    if q_rope is not None:
+        _check(isinstance(q_rope, torch.Tensor), "q_rope", "None or a torch.Tensor", type(q_rope).__name__)
+        _check(q_rope.dtype == q.dtype, "q_rope", f"the dtype of q ({q.dtype})", q_rope)
+        _check(tuple(q_rope.shape) == (b, s_q, h_q, HEAD_DIM - HEAD_DIM_V), "q_rope",
+               f"shape [b={b}, s_q={s_q}, h_q={h_q}, {HEAD_DIM - HEAD_DIM_V}]", q_rope)
+        _check_query_rows(q_rope, "q_rope")
+        _check_same_device(q_rope, "q_rope", device)
 
     _check(isinstance(k_cache, torch.Tensor), "k_cache", "a torch.Tensor", type(k_cache).__name__)
     _check_same_device(k_cache, "k_cache", device)
@@ -242,6 +261,7 @@ def mla_decode_with_kvcache(
     softmax_scale: float | None = None,
     causal: bool = False,
     *,
+    q_rope: torch.Tensor | None = None,
     check_values: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Paged MLA decode attention; see the module docstring for every argument's contract.
@@ -250,13 +270,13 @@ def mla_decode_with_kvcache(
     check_values=False skips the checks that read cache_seqlens and block_table (one host sync), for engines
     that build them consistently; the kernel never reads outside block_table rows or k_cache either way.
     """
-    k_cache = _check_decode_inputs(q, k_cache, block_table, cache_seqlens, head_dim_v, tile_scheduler_metadata,
-                                   num_splits, softmax_scale, causal, check_values)
+    k_cache = _check_decode_inputs(q, q_rope, k_cache, block_table, cache_seqlens, head_dim_v,
+                                   tile_scheduler_metadata, num_splits, softmax_scale, causal, check_values)
     _check_hopper(q.device)
     _ensure_kernels(q.device)
     scale = float(softmax_scale) if softmax_scale is not None else HEAD_DIM ** -0.5
-    return torch.ops.mla_backend.decode_paged(q, k_cache, block_table, cache_seqlens, tile_scheduler_metadata,
-                                              num_splits, scale, causal)
+    return torch.ops.mla_backend.decode_paged(q, q_rope, k_cache, block_table, cache_seqlens,
+                                              tile_scheduler_metadata, num_splits, scale, causal)
 
 
 flash_mla_with_kvcache = mla_decode_with_kvcache

@@ -136,6 +136,22 @@ def test_strided_q_from_concatenated_nope_and_rope():
     assert_matches(*run_kernel(batch), *run_reference(batch))
 
 
+@pytest.mark.parametrize("s_q,h_q", [(1, 16), (2, 16), (1, 32), (1, 128), (2, 128)])
+def test_rope_columns_apart_give_the_same_bits_as_one_query(s_q, h_q):
+    from mla_backend import ops
+
+    batch = make_batch(5, s_q, h_q, [70, 0, 300, 64, 1029], causal=True)
+    # as vLLM holds them: q_pe a view into the q projection's rows, the latent part a transposed bmm output
+    projection = torch.randn(5, s_q, h_q, 192, dtype=batch.q.dtype, device="cuda")
+    projection[..., 128:] = batch.q[..., 512:]
+    latent = batch.q[..., :512].permute(2, 0, 1, 3).contiguous().permute(1, 2, 0, 3)
+    meta, splits = ops.get_mla_metadata(batch.cache_seqlens, s_q * h_q, 1)
+    args = (batch.k_cache, batch.block_table, batch.cache_seqlens, 512, meta, splits, batch.softmax_scale, True)
+    whole = ops.mla_decode_with_kvcache(batch.q, *args)
+    split = ops.mla_decode_with_kvcache(latent, *args, q_rope=projection[..., 128:])
+    assert torch.equal(split[0], whole[0]) and torch.equal(split[1], whole[1])
+
+
 @pytest.mark.parametrize("b", [1, 5, 64, 128, 132, 1000, 4096])
 @pytest.mark.parametrize("rows", [1, 16, 64, 128, 256, 2048])
 def test_gpu_metadata_equals_python_mirror(b, rows):

@@ -33,6 +33,17 @@ def test_cpu_path_equals_reference_and_keeps_q_dtype():
     torch.testing.assert_close(lse, ref_lse)
 
 
+def test_rope_columns_apart_equal_one_concatenated_query():
+    x = batch()
+    # as an engine holds them: q_rope a view into a wider projection, the latent part a transposed bmm output
+    projection = torch.randn(3, 2, 4, 192, dtype=x.q.dtype)
+    projection[..., 128:] = x.q[..., 512:]
+    latent = x.q[..., :512].permute(2, 0, 1, 3).contiguous().permute(1, 2, 0, 3)
+    split = ops.mla_decode_with_kvcache(**decode_args(x, q=latent, q_rope=projection[..., 128:]))
+    whole = ops.mla_decode_with_kvcache(**decode_args(x))
+    assert torch.equal(split[0], whole[0]) and torch.equal(split[1], whole[1])
+
+
 def test_flash_mla_alias_is_the_same_op():
     assert ops.flash_mla_with_kvcache is ops.mla_decode_with_kvcache
 
@@ -63,6 +74,15 @@ def test_metadata_shapes_depend_only_on_batch_and_rows():
     (dict(q=torch.zeros(3, 2, 4, 1152, dtype=torch.bfloat16)[..., ::2]), "q"),  # strided last dim
     (dict(q=torch.zeros(3, 2, 4, 580, dtype=torch.bfloat16)[..., :576]), "q"),  # rows not 16-byte aligned
     (dict(q=torch.zeros(3 * 2 * 4 * 576 + 8, dtype=torch.bfloat16)[4:-4].view(3, 2, 4, 576)), "q"),  # 8-byte start
+    (dict(q_rope=torch.zeros(3, 2, 4, 64, dtype=torch.bfloat16)), "q"),          # q still has its RoPE columns
+    (dict(q=torch.zeros(3, 2, 4, 512, dtype=torch.bfloat16), q_rope="x"), "q_rope"),
+    (dict(q=torch.zeros(3, 2, 4, 512, dtype=torch.bfloat16), q_rope=torch.zeros(3, 2, 4, 64)), "q_rope"),  # dtype
+    (dict(q=torch.zeros(3, 2, 4, 512, dtype=torch.bfloat16), q_rope=torch.zeros(3, 2, 4, 32, dtype=torch.bfloat16)),
+     "q_rope"),
+    (dict(q=torch.zeros(3, 2, 4, 512, dtype=torch.bfloat16), q_rope=torch.zeros(3, 2, 2, 64, dtype=torch.bfloat16)),
+     "q_rope"),
+    (dict(q=torch.zeros(3, 2, 4, 512, dtype=torch.bfloat16),
+          q_rope=torch.zeros(3, 2, 4, 68, dtype=torch.bfloat16)[..., 4:]), "q_rope"),  # rows not 16-byte aligned
     (dict(k_cache=torch.zeros(8, 64, 576, dtype=torch.float16)), "k_cache"),  # dtype differs from q
     (dict(k_cache=torch.zeros(8, 32, 576, dtype=torch.bfloat16)), "k_cache"),  # block size 32
     (dict(k_cache=torch.zeros(8, 64, 2, 576, dtype=torch.bfloat16)), "k_cache"),  # two KV heads
@@ -134,7 +154,7 @@ def test_ops_trace_under_torch_compile_with_fake_kernels():
     @torch.compile(fullgraph=True, backend="eager")
     def step(q, k_cache, block_table, cache_seqlens):
         meta, splits = torch.ops.mla_backend.tile_scheduler(cache_seqlens, ops.DEFAULT_NUM_SMS // 1)
-        return torch.ops.mla_backend.decode_paged(q, k_cache[:, :, 0], block_table, cache_seqlens, meta, splits,
+        return torch.ops.mla_backend.decode_paged(q, None, k_cache[:, :, 0], block_table, cache_seqlens, meta, splits,
                                                   x.softmax_scale, True)
 
     out, lse = step(x.q, x.k_cache, x.block_table, x.cache_seqlens)
@@ -152,7 +172,7 @@ def test_fake_kernels_give_the_contract_shapes():
     with FakeTensorMode() as mode:
         q, k, t, s = (mode.from_tensor(v) for v in (x.q, kv, x.block_table, x.cache_seqlens))
         meta, splits = torch.ops.mla_backend.tile_scheduler(s, 66)
-        out, lse = torch.ops.mla_backend.decode_paged(q, k, t, s, meta, splits, 0.1, True)
+        out, lse = torch.ops.mla_backend.decode_paged(q, None, k, t, s, meta, splits, 0.1, True)
     assert meta.shape == (66, 8) and splits.shape == (4,)
     assert out.shape == (3, 2, 4, 512) and out.dtype == torch.bfloat16
     assert lse.shape == (3, 4, 2) and lse.dtype == torch.float32

@@ -34,13 +34,16 @@ class MLABackendImpl(MLACommonImpl[MLABackendMetadata]):
     def forward_mqa(self, q: torch.Tensor | tuple[torch.Tensor, torch.Tensor], kv_c_and_k_pe_cache: torch.Tensor,
                     attn_metadata: MLABackendMetadata, layer) -> tuple[torch.Tensor, torch.Tensor]:
         """q: [T, N, 576] or (q_nope [T, N, 512], q_pe [T, N, 64]), T = num_decodes * q_len; the cache is
-        [num_blocks, 64, 576] (any block stride). Returns (out [T, N, 512], lse fp32 [T, N], natural log)."""
-        if isinstance(q, tuple):
-            q = torch.cat(q, dim=-1)
+        [num_blocks, 64, 576] (any block stride). Returns (out [T, N, 512], lse fp32 [T, N], natural log).
+        The kernel reads q_nope and q_pe where they are: no concatenation per layer."""
+        q, q_rope = q if isinstance(q, tuple) else (q, None)
         q = reshape_query_for_spec_decode(q, attn_metadata.num_decodes)
+        if q_rope is not None:
+            q_rope = reshape_query_for_spec_decode(q_rope, attn_metadata.num_decodes)
         decode = attn_metadata.decode
         out, lse = ops.mla_decode_with_kvcache(q, kv_c_and_k_pe_cache, decode.block_table, decode.seq_lens,
                                                self.kv_lora_rank, decode.tile_scheduler_metadata, decode.num_splits,
-                                               softmax_scale=self.scale, causal=True, check_values=False)
+                                               softmax_scale=self.scale, causal=True, q_rope=q_rope,
+                                               check_values=False)
         # lse is [b, N, q_len]; vLLM's LSE consumers (the DCP combine) index it per token: [b * q_len, N].
         return reshape_attn_output_for_spec_decode(out), lse.transpose(1, 2).reshape(-1, q.shape[2])
