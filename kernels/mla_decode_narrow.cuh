@@ -6,10 +6,13 @@
 //   online softmax down each column (one column per query row)
 //   O^T [512 x kCols] += V^T [512 x 64] . P^T [64 x kCols] (8 d-tiles x 4 wgmma m64nNk16)
 // O^T takes 4 * kCols registers per thread, so one consumer warpgroup does all of it while one producer
-// warp streams the part's KV blocks into two stages, one TMA box per block (kv_block_map): the box walks
-// the page 8 whole token rows at a time, and lands each 64-column sub-tile's 8-row atoms 9 KB apart
-// (BlockLayout), which wgmma reads through the descriptors' 8-row stride. A KV block costs ~4x fewer MMA
-// cycles than with 64 query rows and stays well under its HBM time.
+// warpgroup streams the part's KV blocks into two stages with cp.async (as FlashInfer's Hopper MLA kernel
+// and FA3's non-TMA paged-KV path load narrow-row decode): each of its 128 threads copies 36 of the page's
+// 4608 16-byte chunks, eight consecutive threads reading one 128-byte piece of a token row, into the
+// layout a 128B-swizzled TMA box would give (BlockLayout: each 64-column sub-tile's 8-row atoms 9 KB
+// apart, which wgmma reads through the descriptors' 8-row stride), and arrives on the stage's full
+// mbarrier through cp.async.mbarrier.arrive.noinc. A KV block costs ~4x fewer MMA cycles than with 64
+// query rows and stays well under its HBM time.
 // Pages past seqlen may hold NaN: masked scores become -inf and V rows past seqlen are zeroed in
 // shared memory before P.V. A split request writes fp32 partials + LSE for the combine kernel.
 #pragma once
@@ -27,7 +30,8 @@ namespace narrow {
 
 constexpr int kStages = 2;
 constexpr int kConsumerWarps = 4;                              // one warpgroup
-constexpr int kThreads = kWarpgroupThreads + 32;              // + one producer warp
+constexpr int kProducerThreads = kWarpgroupThreads;            // one producer warpgroup (cp.async)
+constexpr int kThreads = kWarpgroupThreads + kProducerThreads;  // consumers 0-127, producers 128-255
 constexpr int kDTiles = kHeadDimV / 64;                        // O^T is 8 tiles of 64 output dims
 constexpr int kKSteps = kHeadDim / 16;                         // k-steps of S^T = K Q^T
 constexpr int kTokenSteps = kBlockSize / 16;                   // k-steps of O^T += V^T P^T
@@ -35,8 +39,9 @@ constexpr int kTokenSteps = kBlockSize / 16;                   // k-steps of O^T
 // Named barriers of the consumer warpgroup (0 is __syncthreads).
 enum Barrier : int { kQReady = 1, kBlockMaxReady = 2, kProbsReady = 3, kColumnSumsReady = 4, kRequestDone = 5 };
 
-// A KV block in shared memory as kv_block_map lands it: token 8g + r, sub-tile t (columns 64t..64t+63)
-// is the 128-byte row g * 9216 + t * 1024 + r * 128 (swizzled within its 1024-byte atom).
+// A KV block in shared memory (as kv_block_map's TMA box would land it): token 8g + r, sub-tile t
+// (columns 64t..64t+63) is the 128-byte row g * 9216 + t * 1024 + r * 128, its 16-byte chunk c stored at
+// chunk c ^ r (the 128-byte swizzle within the 1024-byte atom, as swizzled_offset and the descriptors).
 struct BlockLayout {
   static constexpr int kGroupBytes = kSubTiles * 1024;   // 8 tokens x 576 columns
   __device__ static uint32_t row(uint32_t block, int sub_tile, int token) {
@@ -51,7 +56,7 @@ struct SharedStorage {
   alignas(1024) char p[kCols * 128];                     // P^T stored K-major: a row of 64 tokens per column
   float block_max[2][kConsumerWarps][kCols];             // per-warp column maxima; double-buffered by block
   float column_sum[kConsumerWarps][kCols];
-  uint64_t full[kStages];                                // TMA landed the stage
+  uint64_t full[kStages];                                // every producer thread's copies of the stage landed
   uint64_t empty[kStages];                               // every consumer warp is done with the stage
 };
 
@@ -89,25 +94,51 @@ __device__ __forceinline__ float2 pair_rows(const Fragment& f, float c0_value, f
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Producer warp: walks the part's (request, block) pairs and loads each KV block into the next stage.
+// Producer warpgroup: every thread walks the part's (request, block) pairs (the same deterministic
+// sequence, the same block_table reads) and copies its share of each KV block into the next stage.
+//
+// Thread i copies 16-byte chunk c = i % 8 of sub-tile t's 128 bytes of tokens i / 8 + 16k (k < 4, t < 9):
+// eight consecutive threads read one token's 128 contiguous bytes, a warp four whole token rows (4.5 KB
+// contiguous for a packed page) per k. All four of its tokens have token % 8 = (i / 8) % 8, so the
+// swizzled destination is one per-thread offset plus compile-time immediates.
 
 template <int kCols>
 __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry, SharedStorage<kCols>& smem) {
-  tma_prefetch_descriptor(&p.kv_block_map);
+  const int tid = threadIdx.x - kWarpgroupThreads;
+  const int chunk = tid % 8, token = tid / 8;   // token 0-15, then + 16k
+  const uint32_t dst_offset = BlockLayout::row(0, 0, token) + ((chunk ^ (token % 8)) * 16);
+  const int64_t token_bytes = p.k_stride_token * 2;
+  const char* const cache = static_cast<const char*>(p.k_cache) + token * token_bytes + chunk * 16;
   BlockCursor cursor{entry.begin_req, entry.begin_block};
   cursor.settle(p, entry);
   int page = cursor.valid(entry) ? cursor.page(p) : 0;
-  for (int n = 0; cursor.valid(entry); ++n) {
+  int n = 0;
+  for (; cursor.valid(entry); ++n) {
     const int stage = n % kStages;
     if (n >= kStages) mbar_wait(smem_addr(&smem.empty[stage]), (n / kStages - 1) & 1);
-    const uint32_t full = smem_addr(&smem.full[stage]);
-    mbar_arrive_expect_tx(full, kTileBytes);
-    // A page outside the cache falls outside the tensor map and arrives as zeros.
-    tma_load_5d(smem_addr(smem.kv[stage]), &p.kv_block_map, 0, 0, 0, 0, page, full);
+    // A page outside [0, num_blocks) arrives as zeros (src-size 0 reads nothing), as TMA's out-of-bounds
+    // fill did; its address falls back to page 0, as FlashInfer's, so no far-off pointer is formed.
+    const bool in_cache = static_cast<unsigned>(page) < static_cast<unsigned>(p.num_blocks);
+    const char* const src = cache + (in_cache ? int64_t(page) * p.k_stride_block * 2 : 0);
+    const uint32_t src_bytes = in_cache ? 16 : 0;
+    const uint32_t dst = smem_addr(smem.kv[stage]) + dst_offset;
+#pragma unroll
+    for (int k = 0; k < kBlockSize / 16; ++k) {
+#pragma unroll
+      for (int t = 0; t < kSubTiles; ++t) {
+        cp_async_16_zfill(dst + k * 2 * BlockLayout::kGroupBytes + t * 1024, src + k * 16 * token_bytes + t * 128,
+                          src_bytes);
+      }
+    }
+    // full[stage] expects kProducerThreads arrivals; each lands once this thread's copies have.
+    cp_async_mbar_arrive_noinc(smem_addr(&smem.full[stage]));
     ++cursor.block;
     cursor.settle(p, entry);
-    if (cursor.valid(entry)) page = cursor.page(p);   // read while the next stage is still busy
+    if (cursor.valid(entry)) page = cursor.page(p);   // read while the copies are in flight
   }
+  // Exit only after this thread's copies and their arrivals are done: wait for the last blocks' full
+  // phases (none can complete again: no further arrivals come).
+  for (int m = max(n - kStages, 0); m < n; ++m) mbar_wait(smem_addr(&smem.full[m % kStages]), (m / kStages) & 1);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -341,6 +372,14 @@ __device__ void consume_kv_blocks(const DecodeParams& p, const SchedEntry& entry
       const int stage = consumed % kStages;
       const uint32_t kv = smem_addr(smem.kv[stage]);
       mbar_wait(smem_addr(&smem.full[stage]), (consumed / kStages) & 1);
+      // cp.async wrote the stage through the generic proxy and wgmma reads it through the async proxy.
+      // The mbarrier wait makes the copies visible to this thread; the proxy fence then orders them before
+      // its wgmmas. FA3 (hopper/mainloop_fwd_sm90_tma_gmma_ws.hpp, PagedKVNonTMA: load_K/load_V then
+      // producer_commit(cpasync_barrier_arrive)), FlashInfer (mla_hopper.cuh: load_kv, producer_commit
+      // (cpasync_barrier_arrive), consumer_wait, __syncthreads, wgmma) and CUTLASS's
+      // sm90_mma_multistage_gmma_ss_warpspecialized fence nowhere on this path; the fence here is the
+      // conservative reading of the PTX memory model (one instruction per block).
+      fence_async_proxy();
 
       float s[kCols / 2];
       compute_scores<Element, kCols>(kv, smem, s);
@@ -370,7 +409,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_narrow_kernel(const __
   auto& smem = *reinterpret_cast<SharedStorage<kCols>*>(smem_bytes);
   if (threadIdx.x == 0) {
     for (int s = 0; s < kStages; ++s) {
-      mbar_init(smem_addr(&smem.full[s]), 1);
+      mbar_init(smem_addr(&smem.full[s]), kProducerThreads);
       mbar_init(smem_addr(&smem.empty[s]), kConsumerWarps);
     }
     mbar_fence_init();
@@ -382,7 +421,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_narrow_kernel(const __
   wait_for_previous_grid();   // the plan and seqlens may come from the kernel before this one
   const SchedEntry entry = SchedEntry::load(p.sched, blockIdx.y);
   if (threadIdx.x >= kWarpgroupThreads) {
-    if (threadIdx.x == kWarpgroupThreads) produce_kv_blocks<kCols>(p, entry, smem);
+    produce_kv_blocks<kCols>(p, entry, smem);
     return;
   }
   consume_kv_blocks<Element, kCols>(p, entry, smem);
