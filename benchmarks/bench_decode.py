@@ -61,6 +61,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 if str(BENCH_DIR) not in sys.path:
     sys.path.insert(0, str(BENCH_DIR))
+if str(REPO_ROOT) not in sys.path:
+    sys.path.append(str(REPO_ROOT))  # an installed mla_backend wins over the source tree
 
 import bench_ceilings  # noqa: E402
 import bench_supervisor  # noqa: E402
@@ -364,7 +366,7 @@ def driver_version() -> str:
 
 
 def environment(commit: str, card: str | None) -> dict:
-    from mla_backend import bench_results  # after main() put the checkout on sys.path
+    from mla_backend import bench_results
     props = torch.cuda.get_device_properties(torch.cuda.current_device())
     try:
         import triton
@@ -641,8 +643,6 @@ def upsert(doc: dict, record: dict) -> None:
 
 def start_run(args: argparse.Namespace) -> tuple[dict, dict, dict[str, Peer]]:
     """(env, ceilings, peers) of this process: the card, its measured ceilings, the loaded implementations."""
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.append(str(REPO_ROOT))  # an installed mla_backend wins over the source tree
     env = environment(args.commit or git_commit(), args.card)
     print(f"{env['device_name']}  torch {env['torch']}  CUDA {env['cuda']}  driver {env['driver']}  "
           f"commit {env['commit']}", flush=True)

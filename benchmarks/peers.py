@@ -67,10 +67,9 @@ from typing import Optional
 
 import torch
 
-HEAD_DIM = 576  # 512 latent + 64 RoPE
-HEAD_DIM_V = 512
-ROPE_DIM = HEAD_DIM - HEAD_DIM_V
-PAGE_SIZE = 64
+sys.path.append(str(Path(__file__).resolve().parent.parent))  # the source tree's mla_backend, if not installed
+from mla_backend.kernel_facts import BLOCK_SIZE as PAGE_SIZE  # noqa: E402
+from mla_backend.kernel_facts import HEAD_DIM, HEAD_DIM_V, ROPE_DIM, current_gpu_is_hopper  # noqa: E402
 
 ARCHIVE_NAME = "peers.tar.xz"
 BUNDLE_ROOT = "peers"
@@ -358,7 +357,7 @@ class FlashInferMLAPeer(Peer):
 
     def __init__(self):
         super().__init__()
-        if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] != 9:
+        if not current_gpu_is_hopper():
             raise PeerUnavailable("FlashInfer's fa3 MLA backend needs an SM90 GPU")
         self.flashinfer = importlib.import_module("flashinfer")
         modules = importlib.import_module("flashinfer.jit.attention.modules")
@@ -575,7 +574,6 @@ def _unavailable(cls: type[Peer], error: str) -> Peer:
 if __name__ == "__main__":
     # Smoke test on the box: `python benchmarks/peers.py .peers` prints where the bundle is and each peer's state.
     bundle = sys.argv[1] if len(sys.argv) > 1 else ".peers"
-    sys.path.append(str(Path(__file__).resolve().parent.parent))  # the source tree's mla_backend, if not installed
     print(f"bundle: {resolve_bundle(bundle)}")
     for peer_name, loaded in load_peers(bundle).items():
         print(f"{peer_name:<15} {'ok' if loaded.available else 'unavailable: ' + str(loaded.error)}")

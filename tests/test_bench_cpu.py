@@ -25,6 +25,7 @@ import peers  # noqa: E402
 import peers_bundle  # noqa: E402
 import probe_decode  # noqa: E402
 
+from mla_backend.kernel_facts import current_gpu_is_hopper  # noqa: E402
 from mla_backend.reference import mla_decode_reference  # noqa: E402
 
 CEILINGS = {"copy_gbps": 4000.0, "matmul_tflops": 700.0, "copy": "copy of 2 GiB", "matmul": "8192^3 bf16",
@@ -838,7 +839,7 @@ def test_shim_imports_bundle_files_without_vllm(tmp_path, clean_vllm_modules):
     import vllm.v1.attention.ops.probe as probe
 
     assert probe.ROCM is False and probe.__file__ == str(pkg / "probe.py")
-    assert probe.HOPPER == (torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9)
+    assert probe.HOPPER == current_gpu_is_hopper()
     with pytest.raises(RuntimeError, match="already imported"):
         peers.install_vllm_shim(tmp_path / "elsewhere")
 
