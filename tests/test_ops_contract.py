@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mla_backend import ops, reference
-from mla_inputs import make_batch
+from mla_backend.testing import make_batch
 
 
 def batch(b=3, s_q=2, h_q=4, seqlens=(0, 70, 130), **kw):

@@ -15,7 +15,7 @@ from vllm.v1.attention.backend import AttentionCGSupport
 
 from mla_backend import ops, reference, tiny_model
 from mla_backend.vllm.backend import MLABackend
-from mla_inputs import make_batch
+from mla_backend.testing import make_batch
 from vllm_cpu import MAX_NUM_SEQS, decode_batch, make_builder, make_impl, vllm_config
 
 HEADS = 16
