@@ -9,6 +9,7 @@ import random
 import sys
 import textwrap
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,6 +22,7 @@ import peers
 import peers_bundle
 import probe_decode
 
+from mla_backend import offline_bundle
 from mla_backend.kernel_facts import current_gpu_is_hopper
 from mla_backend.reference import mla_decode_reference
 
@@ -756,28 +758,49 @@ def test_triton_split_count_follows_vllm():
     assert peers.triton_num_kv_splits(32768, 4) == 8
 
 
-def test_bundle_round_trip_and_corruption(tmp_path):
-    files = {"peers/vllm/a.py": b"A = 1\n", "peers/vllm/sub/lib.so": random.Random(0).randbytes(5000)}
-    archive = tmp_path / "build" / peers_bundle.ARCHIVE_NAME
-    archive.parent.mkdir()
-    peers_bundle.write_archive(files, archive)
+def _peer_bundle(tmp_path, files):
+    """What peers_bundle.main writes, from `files` instead of downloaded wheels: an mla_backend bundle folder."""
+    peers_bundle.write_files({**files, offline_bundle.MANIFEST: peers_bundle.manifest({}, files)}, tmp_path / "tree")
+    return offline_bundle.write_bundle(tmp_path / "tree", tmp_path / "parts", 1000)
+
+
+def test_peer_bundle_round_trip_and_corruption(tmp_path):
+    files = {"vllm/a.py": b"A = 1\n", "vllm/sub/lib.so": random.Random(0).randbytes(5000)}
+    parts = _peer_bundle(tmp_path, files)
     parts_dir = tmp_path / "parts"
-    parts_dir.mkdir()
-    parts = peers_bundle.split(archive, parts_dir, 1000)
     assert len(parts) > 1 and all(p.stat().st_size <= 1000 for p in parts)
-    assert [p.name for p in parts][:2] == ["peers.tar.xz.part-00", "peers.tar.xz.part-01"]
-    (parts_dir / "peers.sha256").write_text(f"{peers_bundle.sha256_file(archive)}  {peers_bundle.ARCHIVE_NAME}\n")
+    assert {p.name for p in parts_dir.iterdir()} == {p.name for p in parts} | {"SHA256SUMS", "mla_backend_bundle.py"}
     root = peers.unpack_bundle(parts_dir, tmp_path / "cache")
-    assert (root / "vllm" / "a.py").read_bytes() == files["peers/vllm/a.py"]
-    assert (root / "vllm" / "sub" / "lib.so").read_bytes() == files["peers/vllm/sub/lib.so"]
-    assert peers.resolve_bundle(parts_dir.parent / "cache" / root.parent.name) == root
-    # Same bytes twice give the same archive (the sha256 printed for the parts is reproducible).
-    again = tmp_path / "again.tar.xz"
-    peers_bundle.write_archive(files, again)
-    assert peers_bundle.sha256_file(again) == peers_bundle.sha256_file(archive)
-    parts[-1].unlink()
-    with pytest.raises(ValueError, match="sha256"):
+    assert (root / "vllm" / "a.py").read_bytes() == files["vllm/a.py"]
+    assert (root / "vllm" / "sub" / "lib.so").read_bytes() == files["vllm/sub/lib.so"]
+    assert peers.resolve_bundle(root) == root and peers.unpack_bundle(parts_dir, tmp_path / "cache") == root
+    # Same bytes twice give the same parts (the sums printed for them are reproducible).
+    first = (parts_dir / "SHA256SUMS").read_text()
+    _peer_bundle(tmp_path, files)
+    assert (parts_dir / "SHA256SUMS").read_text() == first
+    parts[-1].write_bytes(parts[-1].read_bytes()[:-1])
+    with pytest.raises(offline_bundle.BundleError, match="sha256"):
         peers.unpack_bundle(parts_dir, tmp_path / "cache2")
+
+
+def test_peer_bundle_unpacks_without_being_read_into_memory(tmp_path, monkeypatch):
+    _peer_bundle(tmp_path, {"vllm/a.py": b"A = 1\n"})
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"{self} read whole"))
+    assert (peers.unpack_bundle(tmp_path / "parts", tmp_path / "cache") / "vllm" / "a.py").is_file()
+
+
+def test_the_bundles_own_unpacker_extracts_peers_without_an_activate_script(tmp_path):
+    _peer_bundle(tmp_path, {"vllm/a.py": b"A = 1\n"})
+    assert offline_bundle.unpack(tmp_path / "parts", tmp_path / "site") is None
+    assert (tmp_path / "site" / "vllm" / "a.py").is_file() and not (tmp_path / "site" / "activate.sh").exists()
+    assert peers.resolve_bundle(tmp_path / "site") == tmp_path / "site"
+
+
+def test_a_peer_bundle_of_the_old_format_is_refused_with_the_rebuild_command(tmp_path):
+    (tmp_path / "peers.tar.xz.part-00").write_bytes(b"xz")
+    (tmp_path / "peers.sha256").write_text("0" * 64 + "  peers.tar.xz\n")
+    with pytest.raises(offline_bundle.BundleError, match=r"old format.*python benchmarks/peers_bundle.py --out"):
+        peers.resolve_bundle(tmp_path)
 
 
 def test_bundle_file_list_covers_what_the_peers_import():
@@ -797,8 +820,7 @@ def test_site_files_keep_the_wheel_layout(tmp_path):
         zf.writestr("demo/__init__.py", "X = 1\n")
         zf.writestr("demo-1.0.dist-info/METADATA", "Name: demo\n")
     files = peers_bundle.collect_site_files([wheel])
-    assert files == {"peers/site/demo/__init__.py": b"X = 1\n",
-                     "peers/site/demo-1.0.dist-info/METADATA": b"Name: demo\n"}
+    assert files == {"site/demo/__init__.py": b"X = 1\n", "site/demo-1.0.dist-info/METADATA": b"Name: demo\n"}
 
 
 def test_bundle_site_goes_last_on_sys_path(tmp_path, monkeypatch):
