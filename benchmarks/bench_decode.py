@@ -61,6 +61,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 if str(BENCH_DIR) not in sys.path:
     sys.path.insert(0, str(BENCH_DIR))
+if str(REPO_ROOT) not in sys.path:
+    sys.path.append(str(REPO_ROOT))  # an installed mla_backend wins over the source tree
 
 import bench_ceilings  # noqa: E402
 import bench_supervisor  # noqa: E402
@@ -68,6 +70,8 @@ from bench_report import SCHEMA, finish_doc, refresh_record, render_markdown, su
 from peers import (  # noqa: E402
     HEAD_DIM, HEAD_DIM_V, PAGE_SIZE, PEER_NAMES, DecodeBatch, Peer, PeerUnavailable, load_peers,
 )
+
+from mla_backend.testing import make_batch  # noqa: E402
 
 GRID_B = (1, 8, 32, 64, 128, 132)
 GRID_S_K = (1024, 4096, 8192, 16384, 32768)
@@ -364,7 +368,7 @@ def driver_version() -> str:
 
 
 def environment(commit: str, card: str | None) -> dict:
-    from mla_backend import bench_results  # after main() put the checkout on sys.path
+    from mla_backend import bench_results
     props = torch.cuda.get_device_properties(torch.cuda.current_device())
     try:
         import triton
@@ -383,24 +387,13 @@ def environment(commit: str, card: str | None) -> dict:
 
 
 def make_input_set(config: Config, seqlens: list[int], seed: int, device: torch.device) -> DecodeBatch:
-    """q and KV ~ randn (std 1) in bf16; each request's pages are a random slice of a permutation."""
-    gen = torch.Generator(device=device).manual_seed(seed)
-    cpu_gen = torch.Generator().manual_seed(seed)
-    pages = [math.ceil(s / PAGE_SIZE) for s in seqlens]
-    num_blocks = max(sum(pages), 1)
-    perm = torch.randperm(num_blocks, generator=cpu_gen, dtype=torch.int32)
-    block_table = torch.zeros(config.b, max(max(pages), 1), dtype=torch.int32)
-    start = 0
-    for row, n in enumerate(pages):
-        block_table[row, :n] = perm[start:start + n]
-        start += n
-    k_cache = torch.empty(num_blocks, PAGE_SIZE, HEAD_DIM, dtype=torch.bfloat16, device=device)
-    k_cache.normal_(generator=gen)
-    q = torch.empty(config.b, config.s_q, config.h_q, HEAD_DIM, dtype=torch.bfloat16, device=device)
-    q.normal_(generator=gen)
-    return DecodeBatch(q=q, k_cache=k_cache, block_table=block_table.to(device),
-                       cache_seqlens=torch.tensor(seqlens, dtype=torch.int32, device=device),
-                       softmax_scale=SOFTMAX_SCALE, causal=True, max_seqlen_k=max(seqlens))
+    """q and KV ~ randn (std 1) in bf16; each request's pages are a random slice of a permutation. The tests'
+    generator, unpoisoned: the peers get a cache as an engine leaves it (finite, unused table entries 0)."""
+    x = make_batch(config.b, config.s_q, config.h_q, seqlens, causal=True, device=device, seed=seed, extra_blocks=0,
+                   std=1.0, poison=False)
+    return DecodeBatch(q=x.q, k_cache=x.k_cache.view(-1, PAGE_SIZE, HEAD_DIM), block_table=x.block_table,
+                       cache_seqlens=x.cache_seqlens, softmax_scale=SOFTMAX_SCALE, causal=True,
+                       max_seqlen_k=max(seqlens))
 
 
 def compute_reference(batch: DecodeBatch, rows: list[int]) -> Reference:
@@ -641,8 +634,6 @@ def upsert(doc: dict, record: dict) -> None:
 
 def start_run(args: argparse.Namespace) -> tuple[dict, dict, dict[str, Peer]]:
     """(env, ceilings, peers) of this process: the card, its measured ceilings, the loaded implementations."""
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.append(str(REPO_ROOT))  # an installed mla_backend wins over the source tree
     env = environment(args.commit or git_commit(), args.card)
     print(f"{env['device_name']}  torch {env['torch']}  CUDA {env['cuda']}  driver {env['driver']}  "
           f"commit {env['commit']}", flush=True)

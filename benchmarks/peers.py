@@ -49,15 +49,12 @@ files import. Everything under the bundle's `vllm/` is the wheel's file, byte fo
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.machinery
-import io
 import logging
 import os
 import shutil
 import sys
-import tarfile
 import tempfile
 import types
 from collections.abc import Callable
@@ -67,13 +64,13 @@ from typing import Optional
 
 import torch
 
-HEAD_DIM = 576  # 512 latent + 64 RoPE
-HEAD_DIM_V = 512
-ROPE_DIM = HEAD_DIM - HEAD_DIM_V
-PAGE_SIZE = 64
+sys.path.append(str(Path(__file__).resolve().parent.parent))  # the source tree's mla_backend, if not installed
+from mla_backend.kernel_facts import BLOCK_SIZE as PAGE_SIZE  # noqa: E402, F401 - bench_decode reads it here
+from mla_backend.kernel_facts import HEAD_DIM, HEAD_DIM_V, ROPE_DIM, current_gpu_is_hopper  # noqa: E402
+from mla_backend.offline_bundle import SUMS, BundleError, extract, read_sums  # noqa: E402
 
-ARCHIVE_NAME = "peers.tar.xz"
-BUNDLE_ROOT = "peers"
+OLD_FORMAT_SUMS = "peers.sha256"  # the peer bundle's own format before it became an mla_backend bundle
+
 SHIM_MARKER = "__mla_bench_shim__"
 
 # vLLM 0.26 attention_config.flash_attn_max_num_splits_for_cuda_graph (config/attention.py).
@@ -358,7 +355,7 @@ class FlashInferMLAPeer(Peer):
 
     def __init__(self):
         super().__init__()
-        if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] != 9:
+        if not current_gpu_is_hopper():
             raise PeerUnavailable("FlashInfer's fa3 MLA backend needs an SM90 GPU")
         self.flashinfer = importlib.import_module("flashinfer")
         modules = importlib.import_module("flashinfer.jit.attention.modules")
@@ -409,49 +406,30 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("MLA_PEERS_CACHE", Path(tempfile.gettempdir()) / "mla_peers"))
 
 
-def read_sha256_file(path: Path) -> dict[str, str]:
-    """`sha256  name` lines -> {name: sha256}."""
-    entries = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            digest, name = line.split(None, 1)
-            entries[name.strip()] = digest
-    return entries
-
-
 def unpack_bundle(parts_dir: Path, dest: Path | None = None) -> Path:
-    """Join `peers.tar.xz.part-*` in parts_dir, check the sha256, extract once; returns the bundle root.
+    """Check the parts in parts_dir against SHA256SUMS and extract them once, streaming; returns the bundle root.
 
-    The extraction lands in `<dest or $MLA_PEERS_CACHE or /tmp/mla_peers>/<sha256[:16]>/` and is reused.
+    The extraction lands in `<dest or $MLA_PEERS_CACHE or /tmp/mla_peers>/<archive sha256[:16]>/` and is reused.
     """
-    parts = sorted(parts_dir.glob(f"{ARCHIVE_NAME}.part-*"))
-    if not parts:
-        raise FileNotFoundError(f"no {ARCHIVE_NAME}.part-* in {parts_dir}")
-    data = b"".join(p.read_bytes() for p in parts)
-    digest = hashlib.sha256(data).hexdigest()
-    sums = parts_dir / "peers.sha256"
-    if sums.exists():
-        expected = read_sha256_file(sums).get(ARCHIVE_NAME)
-        if expected is not None and expected != digest:
-            raise ValueError(f"{ARCHIVE_NAME} sha256 {digest} != {expected} in {sums}: "
-                             f"a part is missing or stale ({[p.name for p in parts]})")
-    target = (dest or _cache_dir()) / digest[:16]
-    root = target / BUNDLE_ROOT
-    if not (target / ".complete").exists():
-        target.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:xz") as tar:
-            tar.extractall(target, filter="data")
-        (target / ".complete").write_text(digest + "\n")
+    parts_dir = Path(parts_dir)
+    if (parts_dir / OLD_FORMAT_SUMS).exists() and not (parts_dir / SUMS).exists():
+        raise BundleError(f"{parts_dir} holds a peer bundle of the old format ({OLD_FORMAT_SUMS}); rebuild it on a "
+                          f"machine with PyPI access: python benchmarks/peers_bundle.py --out {parts_dir}")
+    _, whole = read_sums(parts_dir)
+    root = (dest or _cache_dir()) / whole[:16]
+    if not (root / ".complete").exists():
+        if root.exists():
+            shutil.rmtree(root)  # an extraction cut short
+        extract(parts_dir, root)
+        (root / ".complete").write_text(whole + "\n")
     return root
 
 
 def resolve_bundle(path: str | os.PathLike) -> Path:
-    """Accept the parts folder, an extracted folder, or the bundle root; return the folder holding vllm/."""
+    """Accept the parts folder or an extracted bundle; return the folder holding vllm/."""
     path = Path(path)
     if (path / "vllm").is_dir():
         return path
-    if (path / BUNDLE_ROOT / "vllm").is_dir():
-        return path / BUNDLE_ROOT
     return unpack_bundle(path)
 
 
@@ -575,7 +553,6 @@ def _unavailable(cls: type[Peer], error: str) -> Peer:
 if __name__ == "__main__":
     # Smoke test on the box: `python benchmarks/peers.py .peers` prints where the bundle is and each peer's state.
     bundle = sys.argv[1] if len(sys.argv) > 1 else ".peers"
-    sys.path.append(str(Path(__file__).resolve().parent.parent))  # the source tree's mla_backend, if not installed
     print(f"bundle: {resolve_bundle(bundle)}")
     for peer_name, loaded in load_peers(bundle).items():
         print(f"{peer_name:<15} {'ok' if loaded.available else 'unavailable: ' + str(loaded.error)}")

@@ -19,33 +19,34 @@ through FlashInfer's own build, and placed where FlashInfer looks for ahead-of-t
 (apache-tvm-ffi and a few pure-Python packages, for CPython 3.12) are unpacked under `site/`, which
 peers.py appends to sys.path. `--no-flashinfer` leaves all of that out.
 
-Everything is packed as one tar.xz (sorted names, fixed owners and mtimes: the same files give the same
-bytes, but nvcc output, hence the FlashInfer module, differs between builds) split into parts of at most 60 MiB:
-`<out>/peers.tar.xz.part-NN`, plus `<out>/peers.sha256` (sha256 of the whole archive and of each part).
-The archive's `MANIFEST.json` gives the sha256 of each vLLM file, each wheel and the compiled module.
+The output folder is an mla_backend bundle (mla_backend/offline_bundle.py's format, as `mla-backend bundle build`
+writes): `bundle.tar.xz.part-NN` of at most 60 MiB (a reproducible tar.xz: sorted names, fixed owners and
+mtimes; nvcc output, hence the FlashInfer module, differs between builds), `SHA256SUMS` (each part and the whole
+archive) and the standard-library unpacker `mla_backend_bundle.py`. The archive's top holds `vllm/`,
+`reference/`, `site/` and the manifest `MLA_BACKEND_BUNDLE.json` (the sha256 of each vLLM file, each wheel and
+the compiled module; "activate": false, since the peers are loaded by peers.py, never put on PYTHONPATH).
 
-On the GPU box `benchmarks/peers.py` unpacks the parts itself (`load_peers(".peers")`).
+On the GPU box `benchmarks/peers.py` checks and extracts the parts itself, streaming, once per archive
+(`load_peers(".peers")`, `bench_decode.py --peers .peers`). A folder in the older format (peers.sha256 and
+peers.tar.xz.part-NN) is refused with the command that rebuilds it: the one at the top of this docstring.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
-import lzma
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
-import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
 
 sys.path.append(str(Path(__file__).resolve().parent.parent))  # an installed mla_backend wins
-from mla_backend.offline_bundle import fetch_wheels, sha256_file, split  # noqa: E402
+from mla_backend.offline_bundle import MANIFEST, fetch_wheels, sha256_file, write_bundle  # noqa: E402
 
 VLLM_VERSION = "0.26.0"
 FLASHINFER_VERSION = "0.6.14"  # vLLM 0.26.0's pin
@@ -57,8 +58,7 @@ FLASHINFER_RUNTIME = (
 BOX_PLATFORM = "manylinux_2_28_x86_64"
 BOX_CUDA_MAJOR = 13  # torch 2.11.0+cu130
 PART_BYTES = 60 * 1024 * 1024
-ARCHIVE_NAME = "peers.tar.xz"
-BUNDLE_ROOT = "peers"  # top folder inside the archive; it holds the `vllm/` tree
+RECIPE = f"peers-vllm-{VLLM_VERSION}"
 
 # Files taken from the wheel, as they are (paths inside the wheel).
 WHEEL_FILES = (
@@ -137,9 +137,9 @@ def collect_vllm_files(wheel: Path, strip: bool) -> dict[str, bytes]:
             data = zf.read(name)
             if strip and name.endswith(".so"):
                 data = strip_shared_object(data)
-            files[f"{BUNDLE_ROOT}/{name}"] = data
+            files[name] = data
         for name in REFERENCE_FILES:
-            files[f"{BUNDLE_ROOT}/reference/{name}"] = zf.read(name)
+            files[f"reference/{name}"] = zf.read(name)
     return files
 
 
@@ -150,7 +150,7 @@ def collect_site_files(wheels: list[Path]) -> dict[str, bytes]:
         with zipfile.ZipFile(wheel) as zf:
             for info in zf.infolist():
                 if not info.is_dir():
-                    files[f"{BUNDLE_ROOT}/site/{info.filename}"] = zf.read(info)
+                    files[f"site/{info.filename}"] = zf.read(info)
     return files
 
 
@@ -216,22 +216,19 @@ def build_flashinfer_mla_aot(flashinfer_wheel: Path, work: Path) -> tuple[str, b
 
 
 def manifest(entries: dict, vllm_files: dict[str, bytes]) -> bytes:
-    doc = {**entries, "vllm_files": {name: {"bytes": len(data), "sha256": sha256_bytes(data)}
-                                     for name, data in sorted(vllm_files.items())}}
+    doc = {"recipe": RECIPE, "activate": False, "env": {}, **entries,
+           "vllm_files": {name: {"bytes": len(data), "sha256": sha256_bytes(data)}
+                          for name, data in sorted(vllm_files.items())}}
     return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
 
 
-def write_archive(files: dict[str, bytes], archive: Path) -> None:
-    """A reproducible tar.xz: sorted names, fixed owner/mtime/mode, xz preset 9e."""
-    with (lzma.open(archive, "wb", preset=9 | lzma.PRESET_EXTREME) as xz,
-          tarfile.open(fileobj=xz, mode="w", format=tarfile.GNU_FORMAT) as tar):
-        for name in sorted(files):
-            data = files[name]
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mtime = 0
-            info.mode = 0o755 if name.endswith(".so") else 0o644
-            tar.addfile(info, io.BytesIO(data))
+def write_files(files: dict[str, bytes], root: Path) -> None:
+    """Lay `files` (path inside the bundle -> bytes) out under root; shared objects executable, like the wheel's."""
+    for name, data in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        path.chmod(0o755 if name.endswith(".so") else 0o644)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
+    for old in [*out.glob("peers.tar.xz.part-*"), out / "peers.sha256"]:  # a bundle of the older format
+        old.unlink(missing_ok=True)
     args.wheel_dir.mkdir(parents=True, exist_ok=True)
     wheel = download_wheels([f"vllm=={VLLM_VERSION}"], args.wheel_dir)[0]
     print(f"wheel {wheel.name} {wheel.stat().st_size:,} B")
@@ -262,37 +261,27 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="peers_fi_") as tmp:
             name, module, release = build_flashinfer_mla_aot(fi_wheel, Path(tmp))
         files.update(collect_site_files([fi_wheel, *runtime]))
-        files[f"{BUNDLE_ROOT}/site/flashinfer/data/aot/{name}/{name}.so"] = module
+        files[f"site/flashinfer/data/aot/{name}/{name}.so"] = module
         entries["flashinfer"] = {
             "wheels": {w.name: sha256_file(w) for w in [fi_wheel, *runtime]},
             "aot_module": {"name": name, "sha256": sha256_bytes(module), "bytes": len(module),
                            "nvcc": release, "arch": "sm_90a"},
         }
         print(f"FlashInfer module {name}.so: {len(module):,} B")
-    files[f"{BUNDLE_ROOT}/MANIFEST.json"] = manifest(entries, vllm_files)
-    site = [n for n in files if n.startswith(f"{BUNDLE_ROOT}/site/")]
+    files[MANIFEST] = manifest(entries, vllm_files)
+    site = [n for n in files if n.startswith("site/")]
     for name in sorted(set(files) - set(site)):
         print(f"  {len(files[name]):>12,} B  {name}")
     if site:
-        print(f"  {sum(len(files[n]) for n in site):>12,} B  {BUNDLE_ROOT}/site/ ({len(site)} files)")
+        print(f"  {sum(len(files[n]) for n in site):>12,} B  site/ ({len(site)} files)")
     print(f"  {sum(map(len, files.values())):>12,} B  unpacked total, {len(files)} files")
 
-    for old in out.glob(f"{ARCHIVE_NAME}.part-*"):
-        old.unlink()
-    archive = out / ARCHIVE_NAME
-    print(f"compressing {archive} (xz -9e, single thread; a few minutes) ...", flush=True)
-    write_archive(files, archive)
-    archive_sha = sha256_file(archive)
-    parts = split(archive, out, PART_BYTES)
-    archive_size = archive.stat().st_size
-    archive.unlink()
-
-    lines = [f"{archive_sha}  {ARCHIVE_NAME}"] + [f"{sha256_file(p)}  {p.name}" for p in parts]
-    (out / "peers.sha256").write_text("\n".join(lines) + "\n")
-    print(f"\n{ARCHIVE_NAME}: {archive_size:,} B ({archive_size / 2**20:.1f} MiB), sha256 {archive_sha}")
+    print(f"compressing into {out} (xz -9; a few minutes) ...", flush=True)
+    with tempfile.TemporaryDirectory(prefix="peers_bundle_") as tmp:
+        write_files(files, Path(tmp))
+        parts = write_bundle(Path(tmp), out, PART_BYTES)
     for part in parts:
-        print(f"  {part}  {part.stat().st_size:,} B  sha256 {sha256_file(part)}")
-    print(f"  {out / 'peers.sha256'}")
+        print(f"  {part}  {part.stat().st_size:,} B")
     if len(parts) > 1:
         print(f"{len(parts)} parts: each must reach the box in its own consecutive call (carry limit 64 MiB).")
     return 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 import importlib.metadata
 
 import pytest
-import torch
+
+from mla_backend.kernel_facts import current_gpu_is_hopper
 
 VERIFIED = "0.5.17"
 
@@ -16,11 +17,8 @@ def sglang_version() -> str | None:
         return None
 
 
-def _hopper() -> bool:
-    return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9
-
-
 requires_hopper_and_sglang = pytest.mark.skipif(
-    not _hopper() or not (sglang_version() or "").startswith(VERIFIED),
-    reason=f"needs a Hopper GPU and SGLang {VERIFIED} (here: Hopper {_hopper()}, SGLang {sglang_version()})",
+    not current_gpu_is_hopper() or not (sglang_version() or "").startswith(VERIFIED),
+    reason=f"needs a Hopper GPU and SGLang {VERIFIED} (here: Hopper {current_gpu_is_hopper()}, "
+           f"SGLang {sglang_version()})",
 )

@@ -15,13 +15,13 @@ import pytest
 import torch
 
 from mla_backend import tiny_model
+from mla_backend.kernel_facts import BLOCK_SIZE, current_gpu_is_hopper
 
 KV_LORA_RANK = tiny_model.CONFIG["kv_lora_rank"]            # 512
 QK_ROPE_HEAD_DIM = tiny_model.CONFIG["qk_rope_head_dim"]    # 64
 QK_NOPE_HEAD_DIM = tiny_model.CONFIG["qk_nope_head_dim"]    # 128
 V_HEAD_DIM = tiny_model.CONFIG["v_head_dim"]                # 128
 LAYER = "model.layers.0.self_attn.attn"
-BLOCK_SIZE = 64
 MAX_NUM_SEQS = 128
 MAX_MODEL_LEN = 16384    # the 8191-token batch and up; the checkpoint's YaRN allows 163840
 # The tiny checkpoint's YaRN (DeepSeek-V2/V3's factor 40, mscale_all_dim 0.707): the scale DeepseekV2 hands
@@ -38,13 +38,9 @@ def _vllm_series() -> str | None:
         return None
 
 
-def _hopper() -> bool:
-    return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9
-
-
 requires_hopper_and_vllm_026 = pytest.mark.skipif(
-    not _hopper() or _vllm_series() != "0.26",
-    reason=f"needs a Hopper GPU and vLLM 0.26.x (here: Hopper {_hopper()}, vLLM {_vllm_series()})",
+    not current_gpu_is_hopper() or _vllm_series() != "0.26",
+    reason=f"needs a Hopper GPU and vLLM 0.26.x (here: Hopper {current_gpu_is_hopper()}, vLLM {_vllm_series()})",
 )
 
 

@@ -228,17 +228,17 @@ def _require_cuda_torch(torch) -> None:
 
 
 def _require_hopper_gpu(torch) -> None:
+    from mla_backend import kernel_facts  # here: setup.py loads this file by path, without the package
+
     if not torch.cuda.is_available():
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         hint = f" (CUDA_VISIBLE_DEVICES={visible!r})" if visible is not None else ""
-        raise RuntimeError(f"mla_backend: no CUDA GPU is visible{hint}; the kernel needs a Hopper GPU (sm_90a)")
+        raise RuntimeError(f"mla_backend: no CUDA GPU is visible{hint}; the kernel needs {kernel_facts.HOPPER}")
     index = torch.cuda.current_device()
-    major, minor = torch.cuda.get_device_capability(index)
-    if major != 9:
-        raise RuntimeError(
-            f"mla_backend: GPU {index} ({torch.cuda.get_device_name(index)}) has compute capability "
-            f"{major}.{minor}; the kernel is built for Hopper only (sm_90a, compute capability 9.x)"
-        )
+    refusal = kernel_facts.not_hopper(torch.cuda.get_device_capability(index),
+                                      f"GPU {index} ({torch.cuda.get_device_name(index)})")
+    if refusal is not None:
+        raise RuntimeError(f"mla_backend: {refusal}")
 
 
 def _nvcc_version(nvcc: Path) -> tuple[int, int]:

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from .kernel_facts import HOPPER
+
 OURS = "mla_backend"
 BENCH_RELPATH = Path("benchmarks") / "bench_decode.py"
 NO_BENCH = (
@@ -51,7 +53,7 @@ def run(bench_argv: list[str], out_dir: Path | None, png: Path | None) -> int:
     rc = bench.main(bench_argv)
     if rc != 0:
         if rc == 2 and not _cuda_available():
-            print("mla-backend bench: the benchmark needs a Hopper GPU; `mla-backend doctor` says what is missing "
+            print(f"mla-backend bench: the benchmark needs {HOPPER}; `mla-backend doctor` says what is missing "
                   "here. `mla-backend bench --plot <results.json>` plots an existing results file.", file=sys.stderr)
         return rc
     if any(arg in ("--list", "--render") for arg in bench_argv):

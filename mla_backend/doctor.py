@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__, _build
+from .kernel_facts import HOPPER, is_hopper, parse_capability
 from .sglang.plugin import VERIFIED_SGLANG
 from .vllm.plugin import VERIFIED_VLLM
 
@@ -189,7 +190,7 @@ def _gpu_check(torch, smi: dict) -> Check:
                 for i in range(torch.cuda.device_count())]
         source = "torch"
     else:
-        gpus = [(g["name"], _capability(g["compute_cap"])) for g in smi.get("gpus", [])]
+        gpus = [(g["name"], parse_capability(g["compute_cap"])) for g in smi.get("gpus", [])]
         source = "nvidia-smi"
     if not gpus:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -200,9 +201,8 @@ def _gpu_check(torch, smi: dict) -> Check:
     names = sorted({f"{name}, compute capability {cap[0]}.{cap[1]}" if cap else name for name, cap in gpus})
     value = f"{len(gpus)} x " + "; ".join(names) + f" (seen by {source})"
     current = gpus[torch.cuda.current_device()] if source == "torch" else gpus[0]
-    if current[1] is None or current[1][0] != 9:
-        return Check("GPU", FAIL, value, "the kernel runs on Hopper only (sm_90a, compute capability 9.x: "
-                     "H100, H200, H800, H20); use such a GPU")
+    if not is_hopper(current[1]):
+        return Check("GPU", FAIL, value, f"the kernel needs {HOPPER}; run on one")
     if source != "torch":
         return Check("GPU", FAIL, value + "; torch cannot use it",
                      "see the torch and NVIDIA driver rows: torch needs a CUDA build and a driver for its CUDA")
@@ -317,11 +317,6 @@ def _plugin_check(label: str, group: str) -> Check:
         return Check(f"{label} plugin", OK, ", ".join(f"{ep.name} = {ep.value}" for ep in ours))
     return Check(f"{label} plugin", WARN, f"no `{group}` entry point of mla_backend is installed",
                  f"reinstall mla-backend in the Python environment of {label} (`pip install .` from the checkout)")
-
-
-def _capability(text: str) -> tuple[int, int] | None:
-    match = re.fullmatch(r"(\d+)\.(\d+)", text.strip())
-    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def _min_nvcc() -> str:

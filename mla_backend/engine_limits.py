@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from mla_backend import ops
+from mla_backend.kernel_facts import BLOCK_SIZE, HEAD_DIM, MAX_H_Q, MAX_S_Q, not_hopper
 
 KV_CACHE_DTYPE_NAMES = ("auto", "float16", "bfloat16")
 
@@ -27,22 +28,21 @@ def unsupported_reasons(*, page_flag: str, use_mla: bool = True, use_sparse: boo
         reasons.append("it serves MLA models (DeepSeek-V2/V3) only")
     if use_sparse:
         reasons.append("it has no sparse MLA (DeepSeek-V3.2) kernel")
-    if head_size is not None and head_size != ops.HEAD_DIM:
-        reasons.append(f"it needs head size {ops.HEAD_DIM} (kv_lora_rank 512 + rope 64), got {head_size}")
+    if head_size is not None and head_size != HEAD_DIM:
+        reasons.append(f"it needs head size {HEAD_DIM} (kv_lora_rank 512 + rope 64), got {head_size}")
     if dtype is not None and dtype not in ops.DTYPES:
         reasons.append(f"it runs bfloat16 or float16 models, got {dtype} (pass --dtype bfloat16)")
     if kv_cache_dtype is not None and kv_cache_dtype not in (*KV_CACHE_DTYPE_NAMES, *ops.DTYPES):
         reasons.append(f"it keeps the KV cache in the model's bf16/fp16, got kv_cache_dtype={kv_cache_dtype}")
-    if page_size is not None and page_size % ops.BLOCK_SIZE != 0:
-        reasons.append(f"it reads KV pages of {ops.BLOCK_SIZE} tokens, got block size {page_size} "
-                       f"(pass {page_flag} {ops.BLOCK_SIZE})")
-    if capability is not None and capability[0] != 9:
-        reasons.append("its kernel needs a Hopper GPU (compute capability 9.x, sm_90a), this GPU is "
-                       f"{capability[0]}.{capability[1]}")
-    if num_q_heads is not None and not 1 <= num_q_heads <= ops.MAX_H_Q:
-        reasons.append(f"it takes 1 to {ops.MAX_H_Q} query heads per GPU, got {num_q_heads}")
-    if q_len is not None and not 1 <= q_len <= ops.MAX_S_Q:
-        reasons.append(f"it decodes 1 to {ops.MAX_S_Q} query tokens per request, got {q_len} "
+    if page_size is not None and page_size % BLOCK_SIZE != 0:
+        reasons.append(f"it reads KV pages of {BLOCK_SIZE} tokens, got block size {page_size} "
+                       f"(pass {page_flag} {BLOCK_SIZE})")
+    if capability is not None and not_hopper(capability) is not None:
+        reasons.append(not_hopper(capability))
+    if num_q_heads is not None and not 1 <= num_q_heads <= MAX_H_Q:
+        reasons.append(f"it takes 1 to {MAX_H_Q} query heads per GPU, got {num_q_heads}")
+    if q_len is not None and not 1 <= q_len <= MAX_S_Q:
+        reasons.append(f"it decodes 1 to {MAX_S_Q} query tokens per request, got {q_len} "
                        f"(speculative decoding with {q_len - 1} draft tokens)")
     return reasons
 

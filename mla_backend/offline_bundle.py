@@ -272,9 +272,6 @@ def build(recipe: Recipe, out: Path, part_mib: float = DEFAULT_PART_MIB, wheel_c
     if part_bytes < 1:
         raise BundleError(f"--part-mib: expected a positive size, got {part_mib}")
     pins = recipe.pins()
-    out.mkdir(parents=True, exist_ok=True)
-    for old in [*out.glob(f"{ARCHIVE}.part-*"), out / SUMS, out / UNPACKER]:
-        old.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         wheels = fetch_wheels(pins, wheel_cache or tmp / "wheels", recipe.platforms)
@@ -289,15 +286,26 @@ def build(recipe: Recipe, out: Path, part_mib: float = DEFAULT_PART_MIB, wheel_c
                     "wheels": {w.name: sha256_file(w) for w in wheels}}
         (site / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         print(f"{len(wheels)} wheels unpacked, {tree_size(site) / 2**20:.0f} MiB; " + "; ".join(actions), flush=True)
-        archive = tmp / ARCHIVE
+        parts = write_bundle(site, out, part_bytes)
+    for p in parts:
+        print(f"{p}  {p.stat().st_size / 2**20:.1f} MiB")
+    return parts
+
+
+def write_bundle(site: Path, out: Path, part_bytes: int) -> list[Path]:
+    """Pack the folder `site` (MANIFEST at its top) into `out` as a bundle: the archive's parts (the old ones
+    replaced), SHA256SUMS and this file as the unpacker. Returns the parts. The benchmarks' peer bundle is one too."""
+    out.mkdir(parents=True, exist_ok=True)
+    for old in [*out.glob(f"{ARCHIVE}.part-*"), out / SUMS, out / UNPACKER]:
+        old.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / ARCHIVE
         write_archive(site, archive)
         whole = sha256_file(archive)
         parts = split(archive, out, part_bytes)
     lines = [f"{sha256_file(p)}  {p.name}" for p in parts] + [f"{whole}  {ARCHIVE}"]
     (out / SUMS).write_text("\n".join(lines) + "\n")
     shutil.copyfile(__file__, out / UNPACKER)
-    for p in parts:
-        print(f"{p}  {p.stat().st_size / 2**20:.1f} MiB")
     return parts
 
 
@@ -349,8 +357,9 @@ class _Concat(io.RawIOBase):
             self._file = None
 
 
-def unpack(src: Path, target: Path) -> Path:
-    """Check, extract and write target/activate.sh; returns its path."""
+def extract(src: Path, target: Path) -> dict:
+    """Check every part against SHA256SUMS and extract the archive into `target`, streaming (no part is held in
+    memory); returns the bundle's manifest."""
     parts, whole = read_sums(src)
     missing = [name for name in parts if not (src / name).is_file()]
     if missing:
@@ -369,7 +378,15 @@ def unpack(src: Path, target: Path) -> Path:
                 (target / member.name).chmod(0o755)
     if stream.digest.hexdigest() != whole:
         raise BundleError(f"{src}: the joined parts do not match {ARCHIVE}'s sha256 in {SUMS}")
-    manifest = json.loads((target / MANIFEST).read_text())
+    return json.loads((target / MANIFEST).read_text())
+
+
+def unpack(src: Path, target: Path) -> Path | None:
+    """Check, extract and write target/activate.sh; returns its path (None for a bundle whose manifest says
+    "activate": false, such as the benchmarks' peers, which are loaded by their own code, not put on PYTHONPATH)."""
+    manifest = extract(src, target)
+    if not manifest.get("activate", True):
+        return None
     activate = target / ACTIVATE
     lines = [f"# source {activate}  (written by mla-backend bundle unpack, recipe {manifest['recipe']})",
              f'export PYTHONPATH="{target}${{PYTHONPATH:+:$PYTHONPATH}}"']
@@ -404,7 +421,7 @@ def run(args: argparse.Namespace) -> int:
                   f"  python3 DIR/{UNPACKER} unpack DIR --target SITE && source SITE/{ACTIVATE}")
         else:
             activate = unpack(args.src, args.target)
-            print(f"unpacked into {args.target}; now run:  source {activate}")
+            print(f"unpacked into {args.target}" + (f"; now run:  source {activate}" if activate else ""))
     except BundleError as exc:
         print(f"mla-backend bundle: {exc}", file=sys.stderr)
         return 2

@@ -19,7 +19,8 @@ Shapes and dtypes (FlashMLA-compatible, so switching is a change of import):
     out                     [b, s_q, h_q, 512] in q's dtype.
     lse                     float32 [b, h_q, s_q], natural log; +inf for rows that see no key.
     causal                  with s_q > 1, bottom-right aligned: query i sees keys [0, seqlen - (s_q-1-i)).
-    softmax_scale           the caller's (vLLM passes qk_head_dim**-0.5 * mscale**2); default 576**-0.5.
+    softmax_scale           the caller's (vLLM passes qk_head_dim**-0.5 * mscale**2); default 576**-0.5. A Python
+                            float or int: a bool (often `causal` passed by position) is refused.
 
 Every argument is checked here, before anything reaches a kernel: a bad one raises ValueError naming
 it. On CPU tensors the ops run the fp32 reference and the Python scheduler (for tests and tracing).
@@ -33,13 +34,10 @@ import os
 import torch
 
 from mla_backend import reference, scheduler
+from mla_backend.kernel_facts import (  # noqa: F401 - re-exported: the contract's numbers, read as ops.X
+    BLOCK_SIZE, HEAD_DIM, HEAD_DIM_V, MAX_BATCH, MAX_H_Q, MAX_S_Q, ROPE_DIM, not_hopper,
+)
 
-HEAD_DIM = 576
-HEAD_DIM_V = 512
-BLOCK_SIZE = scheduler.BLOCK_SIZE
-MAX_H_Q = 128
-MAX_S_Q = 16
-MAX_BATCH = 16384           # the scheduler keeps one int per request in shared memory
 DEFAULT_NUM_SMS = 132       # H100 SXM / H200; only used for CPU tensors
 DTYPES = (torch.bfloat16, torch.float16)
 
@@ -98,37 +96,60 @@ def _ensure_kernels(device: torch.device) -> None:
         load_extension()
 
 
-def _check(ok: bool, argument: str, expected: str, got: object) -> None:
-    """Raises ValueError naming the argument; a tensor `got` is described only then (checks run per call)."""
-    if not ok:
-        raise ValueError(f"{argument}: expected {expected}, got {_describe(got) if isinstance(got, torch.Tensor) else got}")
+# The checks run on every call (once per layer and step in eager mode): each builds its message only when it fails.
 
 
-def _describe(t: torch.Tensor) -> str:
-    return f"{t.dtype} tensor of shape {tuple(t.shape)} on {t.device}"
+def _bad(argument: str, expected: str, got: str) -> ValueError:
+    return ValueError(f"{argument}: expected {expected}, got {got}")
+
+
+def _describe(value: object) -> str:
+    """A tensor by dtype, shape and device; anything else by its value and type (numpy.int64 is not an int)."""
+    if isinstance(value, torch.Tensor):
+        return f"{value.dtype} tensor of shape {tuple(value.shape)} on {value.device}"
+    kind = type(value)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    return f"{value!r} of type {name}"
+
+
+def _is_int(value: object) -> bool:
+    """A Python int that is not a bool (True == 1 would pass any count or size)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_tensor(t, name: str) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise _bad(name, "a torch.Tensor", _describe(t))
 
 
 def _check_int32_vector(t, name: str, length: int | None = None) -> None:
-    _check(isinstance(t, torch.Tensor), name, "a torch.Tensor", type(t).__name__)
-    _check(t.dtype == torch.int32, name, "dtype torch.int32", t)
-    _check(t.dim() == 1 and (length is None or t.shape[0] == length), name,
-           f"a 1-D tensor{'' if length is None else f' of length {length}'}", t)
-    _check(t.is_contiguous(), name, "a contiguous tensor", f"strides {t.stride()}")
+    _check_tensor(t, name)
+    if t.dtype != torch.int32:
+        raise _bad(name, "dtype torch.int32", _describe(t))
+    if t.dim() != 1 or (length is not None and t.shape[0] != length):
+        raise _bad(name, "a 1-D tensor" + ("" if length is None else f" of length {length}"), _describe(t))
+    if not t.is_contiguous():
+        raise _bad(name, "a contiguous tensor", f"strides {t.stride()}")
 
 
 def _check_same_device(t: torch.Tensor, name: str, device: torch.device) -> None:
-    _check(t.device == device, name, f"a tensor on {device} (the device of q)", t)
+    if t.device != device:
+        raise _bad(name, f"a tensor on {device} (the device of q)", _describe(t))
+
+
+def _check_aligned_start(t: torch.Tensor, name: str) -> None:
+    """The kernels read rows in 16-byte pieces from the tensor's first element on."""
+    if t.data_ptr() % 16:
+        raise _bad(name, "a 16-byte aligned start address (data_ptr() % 16 == 0)",
+                   f"address {t.data_ptr():#x}, {t.data_ptr() % 16} bytes past a 16-byte boundary")
 
 
 def _check_hopper(device: torch.device) -> None:
     if device.type != "cuda":
         return
-    major, minor = torch.cuda.get_device_capability(device)
-    if major != 9:
-        raise RuntimeError(
-            f"mla_backend's decode kernel needs a Hopper GPU (compute capability 9.x, sm_90a); "
-            f"{torch.cuda.get_device_name(device)} has {major}.{minor}"
-        )
+    refusal = not_hopper(torch.cuda.get_device_capability(device), torch.cuda.get_device_name(device))
+    if refusal is not None:
+        raise RuntimeError(f"mla_backend: {refusal}")
 
 
 def _runtime_checks_enabled(check_values: bool) -> bool:
@@ -150,10 +171,13 @@ def get_mla_metadata(cache_seqlens: torch.Tensor, num_heads_per_head_k: int,
     """
     _check_int32_vector(cache_seqlens, "cache_seqlens")
     b = cache_seqlens.shape[0]
-    _check(1 <= b <= MAX_BATCH, "cache_seqlens", f"a batch size in [1, {MAX_BATCH}]", b)
-    _check(num_heads_k == 1, "num_heads_k", "1 (MLA has one latent KV head)", num_heads_k)
-    _check(isinstance(num_heads_per_head_k, int) and 1 <= num_heads_per_head_k <= MAX_S_Q * MAX_H_Q,
-           "num_heads_per_head_k", f"s_q * h_q as an int in [1, {MAX_S_Q * MAX_H_Q}]", num_heads_per_head_k)
+    if not 1 <= b <= MAX_BATCH:
+        raise _bad("cache_seqlens", f"a batch size in [1, {MAX_BATCH}]", str(b))
+    if not (_is_int(num_heads_k) and num_heads_k == 1):
+        raise _bad("num_heads_k", "1 as a Python int (MLA has one latent KV head)", _describe(num_heads_k))
+    if not (_is_int(num_heads_per_head_k) and 1 <= num_heads_per_head_k <= MAX_S_Q * MAX_H_Q):
+        raise _bad("num_heads_per_head_k", f"s_q * h_q as a Python int in [1, {MAX_S_Q * MAX_H_Q}]",
+                   _describe(num_heads_per_head_k))
     _check_hopper(cache_seqlens.device)
     _ensure_kernels(cache_seqlens.device)
     parts = num_sm_parts(num_heads_per_head_k, cache_seqlens.device)
@@ -162,73 +186,91 @@ def get_mla_metadata(cache_seqlens: torch.Tensor, num_heads_per_head_k: int,
 
 def _check_query_rows(t: torch.Tensor, name: str) -> None:
     """The kernel copies query rows in 16-byte pieces: a contiguous last dimension, 16-byte aligned rows."""
-    _check(t.stride(-1) == 1 and all(stride % 8 == 0 for stride in t.stride()[:-1]) and t.data_ptr() % 16 == 0,
-           name, "a contiguous last dimension and 16-byte aligned rows (other strides multiples of 8)",
-           f"strides {t.stride()}, address {t.data_ptr():#x}")
+    stride_b, stride_s, stride_h, stride_col = t.stride()
+    if stride_col != 1 or stride_b % 8 or stride_s % 8 or stride_h % 8:
+        raise _bad(name, "a contiguous last dimension and 16-byte aligned rows (other strides multiples of 8)",
+                   f"strides {t.stride()}")
+    _check_aligned_start(t, name)
 
 
 def _check_decode_inputs(q, q_rope, k_cache, block_table, cache_seqlens, head_dim_v, tile_scheduler_metadata,
                          num_splits, softmax_scale, causal, check_values) -> torch.Tensor:
     """Validates the contract and returns k_cache as a 3-D [num_blocks, 64, 576] view."""
-    _check(isinstance(q, torch.Tensor), "q", "a torch.Tensor", type(q).__name__)
-    _check(q.dtype in DTYPES, "q", "dtype torch.bfloat16 or torch.float16", q)
+    _check_tensor(q, "q")
+    if q.dtype not in DTYPES:
+        raise _bad("q", "dtype torch.bfloat16 or torch.float16", _describe(q))
     q_cols = HEAD_DIM if q_rope is None else HEAD_DIM_V
-    _check(q.dim() == 4 and q.shape[-1] == q_cols, "q", f"shape [b, s_q, h_q, {q_cols}]"
-           + (" (its RoPE columns are in q_rope)" if q_rope is not None else ""), q)
+    if q.dim() != 4 or q.shape[-1] != q_cols:
+        apart = "" if q_rope is None else " (its RoPE columns are in q_rope)"
+        raise _bad("q", f"shape [b, s_q, h_q, {q_cols}]{apart}", _describe(q))
     b, s_q, h_q, _ = q.shape
-    _check(b >= 1, "q", "a batch size >= 1", b)
-    _check(1 <= s_q <= MAX_S_Q, "q", f"s_q (dim 1) in [1, {MAX_S_Q}]", s_q)
-    _check(1 <= h_q <= MAX_H_Q, "q", f"h_q (dim 2) in [1, {MAX_H_Q}]", h_q)
+    if b < 1:
+        raise _bad("q", "a batch size >= 1", str(b))
+    if not 1 <= s_q <= MAX_S_Q:
+        raise _bad("q", f"s_q (dim 1) in [1, {MAX_S_Q}]", str(s_q))
+    if not 1 <= h_q <= MAX_H_Q:
+        raise _bad("q", f"h_q (dim 2) in [1, {MAX_H_Q}]", str(h_q))
     _check_query_rows(q, "q")
     device = q.device
-    _check(device.type in ("cuda", "cpu"), "q", "a CUDA tensor", q)
+    if device.type not in ("cuda", "cpu"):
+        raise _bad("q", "a CUDA tensor", _describe(q))
     if q_rope is not None:
-        _check(isinstance(q_rope, torch.Tensor), "q_rope", "None or a torch.Tensor", type(q_rope).__name__)
-        _check(q_rope.dtype == q.dtype, "q_rope", f"the dtype of q ({q.dtype})", q_rope)
-        _check(tuple(q_rope.shape) == (b, s_q, h_q, HEAD_DIM - HEAD_DIM_V), "q_rope",
-               f"shape [b={b}, s_q={s_q}, h_q={h_q}, {HEAD_DIM - HEAD_DIM_V}]", q_rope)
+        _check_tensor(q_rope, "q_rope")
+        if q_rope.dtype != q.dtype:
+            raise _bad("q_rope", f"the dtype of q ({q.dtype})", _describe(q_rope))
+        if q_rope.shape != (b, s_q, h_q, ROPE_DIM):
+            raise _bad("q_rope", f"shape [b={b}, s_q={s_q}, h_q={h_q}, {ROPE_DIM}]", _describe(q_rope))
         _check_query_rows(q_rope, "q_rope")
         _check_same_device(q_rope, "q_rope", device)
 
-    _check(isinstance(k_cache, torch.Tensor), "k_cache", "a torch.Tensor", type(k_cache).__name__)
+    _check_tensor(k_cache, "k_cache")
     _check_same_device(k_cache, "k_cache", device)
-    _check(k_cache.dtype == q.dtype, "k_cache", f"the dtype of q ({q.dtype})", k_cache)
+    if k_cache.dtype != q.dtype:
+        raise _bad("k_cache", f"the dtype of q ({q.dtype})", _describe(k_cache))
     if k_cache.dim() == 4:
-        _check(k_cache.shape[2] == 1, "k_cache", "one KV head: shape [num_blocks, 64, 1, 576]", k_cache)
+        if k_cache.shape[2] != 1:
+            raise _bad("k_cache", f"one KV head: shape [num_blocks, {BLOCK_SIZE}, 1, {HEAD_DIM}]", _describe(k_cache))
         k_cache = k_cache.select(2, 0)
-    _check(k_cache.dim() == 3 and k_cache.shape[1] == BLOCK_SIZE and k_cache.shape[2] == HEAD_DIM, "k_cache",
-           f"shape [num_blocks, {BLOCK_SIZE}, 1, {HEAD_DIM}] or [num_blocks, {BLOCK_SIZE}, {HEAD_DIM}] "
-           f"(block size {BLOCK_SIZE})", k_cache)
-    _check(k_cache.shape[0] >= 1, "k_cache", "at least one block", k_cache)
-    _check(k_cache.stride(2) == 1 and k_cache.stride(1) % 8 == 0 and k_cache.stride(0) % 8 == 0
-           and k_cache.data_ptr() % 16 == 0, "k_cache",
-           "a contiguous last dimension and 16-byte aligned rows and blocks", f"strides {k_cache.stride()}")
+    if k_cache.dim() != 3 or k_cache.shape[1] != BLOCK_SIZE or k_cache.shape[2] != HEAD_DIM:
+        raise _bad("k_cache", f"shape [num_blocks, {BLOCK_SIZE}, 1, {HEAD_DIM}] or [num_blocks, {BLOCK_SIZE}, "
+                   f"{HEAD_DIM}] (block size {BLOCK_SIZE})", _describe(k_cache))
+    if k_cache.shape[0] < 1:
+        raise _bad("k_cache", "at least one block", _describe(k_cache))
+    stride_block, stride_token, stride_col = k_cache.stride()
+    if stride_col != 1 or stride_token % 8 or stride_block % 8:
+        raise _bad("k_cache", "a contiguous last dimension and 16-byte aligned rows and blocks (other strides "
+                   "multiples of 8)", f"strides {k_cache.stride()}")
+    _check_aligned_start(k_cache, "k_cache")
 
-    _check(isinstance(block_table, torch.Tensor), "block_table", "a torch.Tensor", type(block_table).__name__)
-    _check(block_table.dtype == torch.int32, "block_table", "dtype torch.int32", block_table)
-    _check(block_table.dim() == 2 and block_table.shape[0] == b and block_table.shape[1] >= 1, "block_table",
-           f"shape [b={b}, max_blocks >= 1]", block_table)
-    _check(block_table.stride(1) == 1, "block_table", "a contiguous last dimension", f"strides {block_table.stride()}")
+    _check_tensor(block_table, "block_table")
+    if block_table.dtype != torch.int32:
+        raise _bad("block_table", "dtype torch.int32", _describe(block_table))
+    if block_table.dim() != 2 or block_table.shape[0] != b or block_table.shape[1] < 1:
+        raise _bad("block_table", f"shape [b={b}, max_blocks >= 1]", _describe(block_table))
+    if block_table.stride(1) != 1:
+        raise _bad("block_table", "a contiguous last dimension", f"strides {block_table.stride()}")
     _check_same_device(block_table, "block_table", device)
 
     _check_int32_vector(cache_seqlens, "cache_seqlens", b)
     _check_same_device(cache_seqlens, "cache_seqlens", device)
-    _check(head_dim_v == HEAD_DIM_V, "head_dim_v", str(HEAD_DIM_V), head_dim_v)
+    if not (_is_int(head_dim_v) and head_dim_v == HEAD_DIM_V):
+        raise _bad("head_dim_v", f"{HEAD_DIM_V} as a Python int", _describe(head_dim_v))
 
     parts = num_sm_parts(s_q * h_q, device)
-    _check(isinstance(tile_scheduler_metadata, torch.Tensor) and tile_scheduler_metadata.dtype == torch.int32
-           and tuple(tile_scheduler_metadata.shape) == (parts, scheduler.SCHED_FIELDS)
-           and tile_scheduler_metadata.is_contiguous(), "tile_scheduler_metadata",
-           f"a contiguous int32 tensor of shape ({parts}, {scheduler.SCHED_FIELDS}) from get_mla_metadata(cache_seqlens, "
-           f"{s_q * h_q}, 1)", tile_scheduler_metadata if isinstance(tile_scheduler_metadata, torch.Tensor)
-           else type(tile_scheduler_metadata).__name__)
-    _check_same_device(tile_scheduler_metadata, "tile_scheduler_metadata", device)
+    meta = tile_scheduler_metadata
+    if not (isinstance(meta, torch.Tensor) and meta.dtype == torch.int32
+            and meta.shape == (parts, scheduler.SCHED_FIELDS) and meta.is_contiguous()):
+        raise _bad("tile_scheduler_metadata", f"a contiguous int32 tensor of shape ({parts}, {scheduler.SCHED_FIELDS}) "
+                   f"from get_mla_metadata(cache_seqlens, {s_q * h_q}, 1)", _describe(meta))
+    _check_same_device(meta, "tile_scheduler_metadata", device)
     _check_int32_vector(num_splits, "num_splits", b + 1)
     _check_same_device(num_splits, "num_splits", device)
-    _check(softmax_scale is None or (isinstance(softmax_scale, (int, float)) and math.isfinite(softmax_scale)
-                                     and softmax_scale > 0), "softmax_scale", "None or a finite positive float",
-           softmax_scale)
-    _check(isinstance(causal, bool), "causal", "a bool", causal)
+    if softmax_scale is not None and not ((_is_int(softmax_scale) or isinstance(softmax_scale, float))
+                                          and math.isfinite(softmax_scale) and softmax_scale > 0):
+        hint = " (a bool here is usually `causal` passed by position)" if isinstance(softmax_scale, bool) else ""
+        raise _bad("softmax_scale", f"None or a finite positive Python float{hint}", _describe(softmax_scale))
+    if not isinstance(causal, bool):
+        raise _bad("causal", "a Python bool", _describe(causal))
 
     if _runtime_checks_enabled(check_values):
         _check_values(k_cache, block_table, cache_seqlens)
@@ -243,11 +285,14 @@ def _check_values(k_cache: torch.Tensor, block_table: torch.Tensor, cache_seqlen
     bad_page = in_use & ((block_table < 0) | (block_table >= k_cache.shape[0]))
     stats = torch.stack([cache_seqlens.min().long(), cache_seqlens.max().long(), bad_page.sum().long()]).tolist()
     min_len, max_len, bad = stats
-    _check(min_len >= 0, "cache_seqlens", "non-negative lengths", f"a minimum of {min_len}")
-    _check(max_len <= max_blocks * BLOCK_SIZE, "cache_seqlens",
-           f"lengths <= block_table.shape[1] * {BLOCK_SIZE} = {max_blocks * BLOCK_SIZE}", f"a maximum of {max_len}")
-    _check(bad == 0, "block_table", f"page indices in [0, {k_cache.shape[0]}) for every page a request uses",
-           f"{bad} out-of-range entries")
+    if min_len < 0:
+        raise _bad("cache_seqlens", "non-negative lengths", f"a minimum of {min_len}")
+    if max_len > max_blocks * BLOCK_SIZE:
+        raise _bad("cache_seqlens", f"lengths <= block_table.shape[1] * {BLOCK_SIZE} = {max_blocks * BLOCK_SIZE}",
+                   f"a maximum of {max_len}")
+    if bad:
+        raise _bad("block_table", f"page indices in [0, {k_cache.shape[0]}) for every page a request uses",
+                   f"{bad} out-of-range entries")
 
 
 def mla_decode_with_kvcache(

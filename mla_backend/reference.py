@@ -5,7 +5,7 @@ import math
 
 import torch
 
-BLOCK_SIZE = 64
+from mla_backend.kernel_facts import BLOCK_SIZE, HEAD_DIM_V
 
 
 def gather_kv(k_cache: torch.Tensor, block_table_row: torch.Tensor, seqlen: int) -> torch.Tensor:
@@ -20,7 +20,7 @@ def mla_decode_reference(
     k_cache: torch.Tensor,
     block_table: torch.Tensor,
     cache_seqlens: torch.Tensor,
-    head_dim_v: int = 512,
+    head_dim_v: int = HEAD_DIM_V,
     softmax_scale: float | None = None,
     causal: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:

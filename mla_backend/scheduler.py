@@ -25,7 +25,8 @@ from typing import Sequence
 
 import torch
 
-BLOCK_SIZE = 64
+from mla_backend.kernel_facts import BLOCK_SIZE
+
 ROWS_PER_TILE = 64
 SPLIT_OVERHEAD = 5
 SCHED_FIELDS = 8

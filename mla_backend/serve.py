@@ -27,10 +27,10 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from . import doctor, tiny_model
+from .kernel_facts import BLOCK_SIZE, is_hopper, parse_capability
 from .vllm.plugin import check_vllm_version
 
 BACKEND = "CUSTOM"
-BLOCK_SIZE = 64
 DEFAULT_PORT = 8000
 TINY_SERVED_NAME = tiny_model.NAME
 DEFAULT_PROMPT = "In one sentence: what does multi-head latent attention store in its KV cache?"
@@ -288,7 +288,7 @@ def _hopper_listed() -> bool | None:
     smi = doctor.nvidia_smi()
     if "error" in smi:
         return None
-    return any(g["compute_cap"].startswith("9.") for g in smi["gpus"])
+    return any(is_hopper(parse_capability(g["compute_cap"])) for g in smi["gpus"])
 
 
 def _refuse_conflicts(vllm_args: list[str]) -> None:

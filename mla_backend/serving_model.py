@@ -27,10 +27,11 @@ import json
 from pathlib import Path
 
 from mla_backend import tiny_model
+from mla_backend.kernel_facts import HEAD_DIM
 
 NAME = "serving-deepseek-mla"
 NUM_LAYERS, NUM_HEADS, HIDDEN_SIZE, Q_LORA_RANK = 12, 128, 512, 512
-LATENT_BYTES = 576 * 2  # one token's cached latent (kv_lora_rank + qk_rope_head_dim) in bf16
+LATENT_BYTES = HEAD_DIM * 2  # one token's cached latent (kv_lora_rank + qk_rope_head_dim) in bf16
 
 
 def config(*, num_layers: int = NUM_LAYERS, num_heads: int = NUM_HEADS, hidden_size: int = HIDDEN_SIZE,

@@ -1,9 +1,7 @@
 import pytest
-import torch
 
+from mla_backend.kernel_facts import HOPPER, current_gpu_is_hopper
 
-def hopper_available() -> bool:
-    return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9
+hopper_available = current_gpu_is_hopper
 
-
-requires_hopper = pytest.mark.skipif(not hopper_available(), reason="needs a Hopper GPU (compute capability 9.x)")
+requires_hopper = pytest.mark.skipif(not hopper_available(), reason=f"needs {HOPPER}")

@@ -14,18 +14,17 @@ from pathlib import Path
 import pytest
 import torch
 
-BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH_DIR))
+import bench_ceilings
+import bench_decode as bench
+import bench_report
+import bench_supervisor
+import peers
+import peers_bundle
+import probe_decode
 
-import bench_ceilings  # noqa: E402
-import bench_decode as bench  # noqa: E402
-import bench_report  # noqa: E402
-import bench_supervisor  # noqa: E402
-import peers  # noqa: E402
-import peers_bundle  # noqa: E402
-import probe_decode  # noqa: E402
-
-from mla_backend.reference import mla_decode_reference  # noqa: E402
+from mla_backend import offline_bundle
+from mla_backend.kernel_facts import current_gpu_is_hopper
+from mla_backend.reference import mla_decode_reference
 
 CEILINGS = {"copy_gbps": 4000.0, "matmul_tflops": 700.0, "copy": "copy of 2 GiB", "matmul": "8192^3 bf16",
             "statistic": "median of 10", "slack": 1.03}
@@ -183,6 +182,8 @@ def test_input_set_is_order_one_with_permuted_pages():
     used = torch.cat([batch.block_table[0, :2], batch.block_table[1, :1], batch.block_table[3, :3]])
     assert sorted(used.tolist()) == list(range(6))
     assert batch.cache_seqlens.tolist() == seqlens and batch.max_seqlen_k == 130
+    # the cache as an engine leaves it: finite everywhere, table entries past a request's pages 0
+    assert not batch.k_cache.isnan().any() and batch.block_table[2].tolist() == [0] * batch.block_table.shape[1]
     assert (batch.b, batch.s_q, batch.h_q) == (4, 1, 2)
 
 
@@ -757,28 +758,49 @@ def test_triton_split_count_follows_vllm():
     assert peers.triton_num_kv_splits(32768, 4) == 8
 
 
-def test_bundle_round_trip_and_corruption(tmp_path):
-    files = {"peers/vllm/a.py": b"A = 1\n", "peers/vllm/sub/lib.so": random.Random(0).randbytes(5000)}
-    archive = tmp_path / "build" / peers_bundle.ARCHIVE_NAME
-    archive.parent.mkdir()
-    peers_bundle.write_archive(files, archive)
+def _peer_bundle(tmp_path, files):
+    """What peers_bundle.main writes, from `files` instead of downloaded wheels: an mla_backend bundle folder."""
+    peers_bundle.write_files({**files, offline_bundle.MANIFEST: peers_bundle.manifest({}, files)}, tmp_path / "tree")
+    return offline_bundle.write_bundle(tmp_path / "tree", tmp_path / "parts", 1000)
+
+
+def test_peer_bundle_round_trip_and_corruption(tmp_path):
+    files = {"vllm/a.py": b"A = 1\n", "vllm/sub/lib.so": random.Random(0).randbytes(5000)}
+    parts = _peer_bundle(tmp_path, files)
     parts_dir = tmp_path / "parts"
-    parts_dir.mkdir()
-    parts = peers_bundle.split(archive, parts_dir, 1000)
     assert len(parts) > 1 and all(p.stat().st_size <= 1000 for p in parts)
-    assert [p.name for p in parts][:2] == ["peers.tar.xz.part-00", "peers.tar.xz.part-01"]
-    (parts_dir / "peers.sha256").write_text(f"{peers_bundle.sha256_file(archive)}  {peers_bundle.ARCHIVE_NAME}\n")
+    assert {p.name for p in parts_dir.iterdir()} == {p.name for p in parts} | {"SHA256SUMS", "mla_backend_bundle.py"}
     root = peers.unpack_bundle(parts_dir, tmp_path / "cache")
-    assert (root / "vllm" / "a.py").read_bytes() == files["peers/vllm/a.py"]
-    assert (root / "vllm" / "sub" / "lib.so").read_bytes() == files["peers/vllm/sub/lib.so"]
-    assert peers.resolve_bundle(parts_dir.parent / "cache" / root.parent.name) == root
-    # Same bytes twice give the same archive (the sha256 printed for the parts is reproducible).
-    again = tmp_path / "again.tar.xz"
-    peers_bundle.write_archive(files, again)
-    assert peers_bundle.sha256_file(again) == peers_bundle.sha256_file(archive)
-    parts[-1].unlink()
-    with pytest.raises(ValueError, match="sha256"):
+    assert (root / "vllm" / "a.py").read_bytes() == files["vllm/a.py"]
+    assert (root / "vllm" / "sub" / "lib.so").read_bytes() == files["vllm/sub/lib.so"]
+    assert peers.resolve_bundle(root) == root and peers.unpack_bundle(parts_dir, tmp_path / "cache") == root
+    # Same bytes twice give the same parts (the sums printed for them are reproducible).
+    first = (parts_dir / "SHA256SUMS").read_text()
+    _peer_bundle(tmp_path, files)
+    assert (parts_dir / "SHA256SUMS").read_text() == first
+    parts[-1].write_bytes(parts[-1].read_bytes()[:-1])
+    with pytest.raises(offline_bundle.BundleError, match="sha256"):
         peers.unpack_bundle(parts_dir, tmp_path / "cache2")
+
+
+def test_peer_bundle_unpacks_without_being_read_into_memory(tmp_path, monkeypatch):
+    _peer_bundle(tmp_path, {"vllm/a.py": b"A = 1\n"})
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"{self} read whole"))
+    assert (peers.unpack_bundle(tmp_path / "parts", tmp_path / "cache") / "vllm" / "a.py").is_file()
+
+
+def test_the_bundles_own_unpacker_extracts_peers_without_an_activate_script(tmp_path):
+    _peer_bundle(tmp_path, {"vllm/a.py": b"A = 1\n"})
+    assert offline_bundle.unpack(tmp_path / "parts", tmp_path / "site") is None
+    assert (tmp_path / "site" / "vllm" / "a.py").is_file() and not (tmp_path / "site" / "activate.sh").exists()
+    assert peers.resolve_bundle(tmp_path / "site") == tmp_path / "site"
+
+
+def test_a_peer_bundle_of_the_old_format_is_refused_with_the_rebuild_command(tmp_path):
+    (tmp_path / "peers.tar.xz.part-00").write_bytes(b"xz")
+    (tmp_path / "peers.sha256").write_text("0" * 64 + "  peers.tar.xz\n")
+    with pytest.raises(offline_bundle.BundleError, match=r"old format.*python benchmarks/peers_bundle.py --out"):
+        peers.resolve_bundle(tmp_path)
 
 
 def test_bundle_file_list_covers_what_the_peers_import():
@@ -798,8 +820,7 @@ def test_site_files_keep_the_wheel_layout(tmp_path):
         zf.writestr("demo/__init__.py", "X = 1\n")
         zf.writestr("demo-1.0.dist-info/METADATA", "Name: demo\n")
     files = peers_bundle.collect_site_files([wheel])
-    assert files == {"peers/site/demo/__init__.py": b"X = 1\n",
-                     "peers/site/demo-1.0.dist-info/METADATA": b"Name: demo\n"}
+    assert files == {"site/demo/__init__.py": b"X = 1\n", "site/demo-1.0.dist-info/METADATA": b"Name: demo\n"}
 
 
 def test_bundle_site_goes_last_on_sys_path(tmp_path, monkeypatch):
@@ -838,7 +859,7 @@ def test_shim_imports_bundle_files_without_vllm(tmp_path, clean_vllm_modules):
     import vllm.v1.attention.ops.probe as probe
 
     assert probe.ROCM is False and probe.__file__ == str(pkg / "probe.py")
-    assert probe.HOPPER == (torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9)
+    assert probe.HOPPER == current_gpu_is_hopper()
     with pytest.raises(RuntimeError, match="already imported"):
         peers.install_vllm_shim(tmp_path / "elsewhere")
 

@@ -4,17 +4,15 @@ tensors (DeepSeek-V3's attention with a q LoRA, small elsewhere)."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-import bench_serving  # noqa: E402
-import e2e_common  # noqa: E402  (bench_serving put integration_tests on the path)
+import bench_serving
+import e2e_common
 
-from mla_backend import serving_model, tiny_model  # noqa: E402
+from mla_backend import serving_model, tiny_model
 
 
 def args_of(*argv):

@@ -147,7 +147,8 @@ def test_missing_gpu_is_named(fresh, monkeypatch):
 
 def test_non_hopper_gpu_is_named_with_its_capability(fresh, monkeypatch):
     _pretend_gpu(monkeypatch, capability=(8, 0), name="NVIDIA A100-SXM4-80GB")
-    with pytest.raises(RuntimeError, match=r"NVIDIA A100-SXM4-80GB\) has compute capability 8\.0.*sm_90a"):
+    refusal = r"needs a Hopper GPU \(.*sm_90a.*, but GPU 0 \(NVIDIA A100-SXM4-80GB\) has compute capability 8\.0"
+    with pytest.raises(RuntimeError, match=refusal):
         _build.load_extension()
 
 

@@ -22,7 +22,7 @@ def test_what_the_kernel_runs_has_no_reasons(override):
     (dict(page_size=1), "(pass --page-size 64)"),
     (dict(kv_cache_dtype=torch.float8_e4m3fn), "got kv_cache_dtype=torch.float8_e4m3fn"),
     (dict(dtype=torch.float32), "got torch.float32 (pass --dtype bfloat16)"),
-    (dict(capability=(10, 0)), "this GPU is 10.0"),
+    (dict(capability=(10, 0)), "this GPU has compute capability 10.0"),
     (dict(num_q_heads=256), "1 to 128 query heads per GPU, got 256"),
     (dict(q_len=17), "1 to 16 query tokens per request, got 17 (speculative decoding with 16 draft tokens)"),
     (dict(head_size=320), "head size 576"),

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import requires_hopper
-from mla_inputs import draw_seqlens, make_batch
+from mla_backend.testing import draw_seqlens, make_batch
 
 pytestmark = [pytest.mark.gpu, requires_hopper]
 
@@ -170,7 +170,7 @@ def test_gpu_metadata_equals_python_mirror(b, rows):
 @pytest.mark.parametrize("s_q,h_q", [(1, 16), (2, 16), (2, 128)])
 def test_cuda_graph_replay_with_new_seqlens_matches_eager(s_q, h_q):
     from mla_backend import ops
-    from mla_inputs import UNUSED_TABLE_ENTRY
+    from mla_backend.testing import UNUSED_TABLE_ENTRY
 
     b, max_len = 32, 2048
     g = torch.Generator().manual_seed(3)
@@ -207,7 +207,7 @@ def test_compute_sanitizer_memcheck_is_clean():
     if not os.path.exists(sanitizer):
         pytest.skip("compute-sanitizer not installed")
     script = (
-        "import torch, sys; sys.path.insert(0, 'tests'); from mla_inputs import make_batch; from mla_backend import ops\n"
+        "import torch; from mla_backend.testing import make_batch; from mla_backend import ops\n"
         "for b, s_q, h_q, lens in [(3, 1, 16, [0, 70, 200]), (2, 2, 128, [65, 1]), (4, 4, 3, [20, 0, 300, 64])]:\n"
         "    x = make_batch(b, s_q, h_q, lens, causal=True)\n"
         "    m, s = ops.get_mla_metadata(x.cache_seqlens, s_q * h_q, 1)\n"

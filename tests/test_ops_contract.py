@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mla_backend import ops, reference
-from mla_inputs import make_batch
+from mla_backend.testing import make_batch
 
 
 def batch(b=3, s_q=2, h_q=4, seqlens=(0, 70, 130), **kw):
@@ -101,12 +101,50 @@ def test_metadata_shapes_depend_only_on_batch_and_rows():
     (dict(num_splits=torch.zeros(3, dtype=torch.int32)), "num_splits"),
     (dict(softmax_scale=-1.0), "softmax_scale"),
     (dict(softmax_scale=math.nan), "softmax_scale"),
+    (dict(softmax_scale=True), "softmax_scale"),
+    (dict(head_dim_v=512.0), "head_dim_v"),
     (dict(causal=1), "causal"),
 ])
 def test_bad_argument_raises_value_error_naming_it(override, argument):
     x = batch()
     with pytest.raises(ValueError, match=f"^{argument}: expected"):
         ops.mla_decode_with_kvcache(**decode_args(x, **override))
+
+
+def test_a_bool_scale_is_refused_as_the_likely_misplaced_causal():
+    x = batch()
+    a = decode_args(x)
+    with pytest.raises(ValueError, match=r"^softmax_scale: .*`causal` passed by position.*got True of type bool"):
+        ops.mla_decode_with_kvcache(a["q"], a["k_cache"], a["block_table"], a["cache_seqlens"], 512,
+                                    a["tile_scheduler_metadata"], a["num_splits"], True)
+
+
+def test_a_wrong_type_is_named_not_only_its_value():
+    numpy = pytest.importorskip("numpy")
+    x = batch()
+    with pytest.raises(ValueError, match=r"^softmax_scale: expected .*Python float.*of type numpy\.int64"):
+        ops.mla_decode_with_kvcache(**decode_args(x, softmax_scale=numpy.int64(16)))
+    with pytest.raises(ValueError, match=r"^num_heads_per_head_k: expected .*Python int.*of type numpy\.int64"):
+        ops.get_mla_metadata(x.cache_seqlens, numpy.int64(16), 1)
+    with pytest.raises(ValueError, match=r"^causal: expected a Python bool, got .* of type numpy\.bool"):
+        ops.mla_decode_with_kvcache(**decode_args(x, causal=numpy.bool_(True)))
+
+
+@pytest.mark.parametrize("args,argument", [((True, 1), "num_heads_per_head_k"), ((8, True), "num_heads_k")])
+def test_a_bool_count_is_refused(args, argument):
+    with pytest.raises(ValueError, match=f"^{argument}: expected .*Python int.*, got True of type bool"):
+        ops.get_mla_metadata(torch.zeros(3, dtype=torch.int32), *args)
+
+
+def test_a_misaligned_cache_start_is_reported_as_such_not_as_bad_strides():
+    x = batch()
+    pages = x.k_cache[:, :, 0]
+    shifted = torch.zeros(pages.numel() + 8, dtype=pages.dtype)[4:4 + pages.numel()].view(pages.shape)  # 8 bytes in
+    shifted.copy_(pages)
+    assert shifted.stride() == pages.stride()
+    with pytest.raises(ValueError, match=r"^k_cache: expected a 16-byte aligned start address .*8 bytes past") as info:
+        ops.mla_decode_with_kvcache(**decode_args(x, k_cache=shifted))
+    assert "strides" not in str(info.value)
 
 
 def test_page_index_outside_the_cache_is_refused():

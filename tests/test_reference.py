@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mla_backend import ops
+from mla_backend.kernel_facts import HEAD_DIM, HEAD_DIM_V
 from mla_backend.reference import mla_decode_reference
-from mla_inputs import BLOCK_SIZE, make_batch
+from mla_backend.testing import BLOCK_SIZE, make_batch
 
-HEAD_DIM, HEAD_DIM_V = 576, 512
 OUT_ATOL = 1e-5
 LSE_ATOL = 1e-5
 

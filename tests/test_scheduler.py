@@ -19,7 +19,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mla_backend import scheduler
+from mla_backend import _build, kernel_facts, scheduler
 from mla_backend.scheduler import (BEGIN_BLOCK, BEGIN_REQ, BEGIN_SPLIT, BLOCK_SIZE, END_BLOCK, END_REQ,
                                    SCHED_FIELDS, SPLIT_OVERHEAD, num_sm_parts, part_pieces, tile_scheduler)
 
@@ -352,15 +352,27 @@ def test_num_sm_parts_fills_one_wave(rows, num_sms, expected):
     assert num_sm_parts(rows, num_sms) == max(num_sms // math.ceil(rows / 64), 1)
 
 
+def const(name, file="mla_params.h"):
+    """The value of `constexpr int name = N;` (or `= A / B;`) in kernels/<file>."""
+    match = re.search(rf"constexpr int {name} = (\d+)(?: / (\d+))?;", (KERNELS / file).read_text())
+    assert match, f"{name} not found in {file}"
+    return int(match.group(1)) // int(match.group(2) or 1)
+
+
+def test_kernel_facts_match_the_cuda_sources_and_the_build():
+    """The Python side's one copy of the kernel's numbers (mla_backend/kernel_facts.py) is the kernel's."""
+    assert const("kBlockSize") == kernel_facts.BLOCK_SIZE
+    assert const("kHeadDim") == kernel_facts.HEAD_DIM and const("kHeadDimV") == kernel_facts.HEAD_DIM_V
+    assert kernel_facts.ROPE_DIM == kernel_facts.HEAD_DIM - kernel_facts.HEAD_DIM_V == 64
+    assert const("kSubTiles", "mla_wgmma.cuh") * 64 == kernel_facts.HEAD_DIM  # written there as 576 / 64
+    assert f"arch=compute_{kernel_facts.ARCH[3:]},code={kernel_facts.ARCH}" in _build.nvcc_flags()
+    assert kernel_facts.ARCH == f"sm_{kernel_facts.HOPPER_MAJOR}0a"
+    assert scheduler.BLOCK_SIZE is kernel_facts.BLOCK_SIZE
+
+
 def test_python_mirror_constants_match_the_cuda_header():
     """The mirror is only bit-identical if it uses the same constants and field order as the kernel."""
     header = (KERNELS / "mla_params.h").read_text()
-
-    def const(name):
-        match = re.search(rf"constexpr int {name} = (\d+);", header)
-        assert match, f"{name} not found in mla_params.h"
-        return int(match.group(1))
-
     assert const("kBlockSize") == scheduler.BLOCK_SIZE
     assert const("kRowsPerTile") == scheduler.ROWS_PER_TILE
     assert const("kSplitOverhead") == scheduler.SPLIT_OVERHEAD

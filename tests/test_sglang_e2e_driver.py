@@ -17,7 +17,6 @@ pytest.importorskip("sglang", reason="SGLang is not installed (CI installs it in
 pytest.importorskip("openai", reason="the drivers talk to servers through the OpenAI client")
 import torch  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration_tests"))
 import e2e_common  # noqa: E402
 import sglang_e2e  # noqa: E402
 from sglang_force_tokens import ForceTokens  # noqa: E402

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration_tests"))
-import sglang_step_time  # noqa: E402
+import sglang_step_time
 
 
 def test_each_backend_runs_sglangs_one_batch_after_loading_the_plugins(tmp_path):

@@ -4,7 +4,6 @@ the GPU memory sampling and its growth after warm-up, the repeat agreement and t
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -12,8 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration_tests"))
-import soak  # noqa: E402
+import soak
 
 N, LONGEST = 1200, 4096
 

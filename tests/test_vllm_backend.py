@@ -15,7 +15,7 @@ from vllm.v1.attention.backend import AttentionCGSupport
 
 from mla_backend import ops, reference, tiny_model
 from mla_backend.vllm.backend import MLABackend
-from mla_inputs import make_batch
+from mla_backend.testing import make_batch
 from vllm_cpu import MAX_NUM_SEQS, decode_batch, make_builder, make_impl, vllm_config
 
 HEADS = 16
@@ -49,8 +49,9 @@ def test_deepseek_on_hopper_is_accepted(override):
     (dict(dtype=torch.float32), "bfloat16 or float16 models, got torch.float32"),
     (dict(kv_cache_dtype="fp8"), "got kv_cache_dtype=fp8"),
     (dict(device_capability=DeviceCapability(8, 0)),
-     "needs a Hopper GPU (compute capability 9.x, sm_90a), this GPU is 8.0"),
-    (dict(device_capability=DeviceCapability(10, 0)), "this GPU is 10.0"),
+     "needs a Hopper GPU (compute capability 9.x, sm_90a: H100, H200, H800, H20), but this GPU has compute "
+     "capability 8.0"),
+    (dict(device_capability=DeviceCapability(10, 0)), "this GPU has compute capability 10.0"),
     (dict(head_size=320), "head size 576 (kv_lora_rank 512 + rope 64), got 320"),
     (dict(use_sparse=True), "no sparse MLA"),
     (dict(use_mla=False), "MLA models (DeepSeek-V2/V3) only"),

@@ -3,9 +3,6 @@ vLLM's own per-request adapter, on CPU: a request with `force_tokens` emits exac
 and the others are left alone."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 vllm = pytest.importorskip("vllm", reason="vLLM is not installed")
@@ -13,7 +10,6 @@ import torch  # noqa: E402
 from vllm import SamplingParams  # noqa: E402
 from vllm.v1.sample.logits_processor import BatchUpdate  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration_tests"))
 from force_tokens import ForceTokens  # noqa: E402
 
 

@@ -13,6 +13,7 @@ from vllm.model_executor.layers.attention.mla_attention import MLACommonBackend
 
 from mla_backend import ops
 from mla_backend.engine_limits import KV_CACHE_DTYPE_NAMES, refusal, unsupported_reasons
+from mla_backend.kernel_facts import is_hopper
 from mla_backend.vllm.impl import MLABackendImpl
 from mla_backend.vllm.metadata import MLABackendMetadataBuilder
 
@@ -45,7 +46,7 @@ class MLABackend(MLACommonBackend):
 
     @classmethod
     def supports_compute_capability(cls, capability) -> bool:
-        return capability.major == 9
+        return is_hopper(capability)
 
     @classmethod
     def supports_combination(cls, head_size, dtype, kv_cache_dtype, block_size, use_mla, has_sink, use_sparse,

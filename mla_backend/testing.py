@@ -1,0 +1,76 @@
+"""Random paged-MLA decode batches: the tests' inputs and the benchmarks' (one generator for both).
+
+    make_batch(b, s_q, h_q, seqlens, causal=True, device="cuda", seed=0)                   # the tests' poisoned batch
+    make_batch(b, s_q, h_q, seqlens, std=1.0, extra_blocks=0, poison=False, causal=True)   # the benchmarks'
+
+Pages are randomly permuted. Poisoned (the default, shaped like the worst a caller may send): unused pages and the
+tail of each request's last page hold NaN and unused block_table entries an index far outside the cache, so a
+kernel that reads one key too many or follows one table entry too far fails loudly. Unpoisoned, the cache is as an
+engine leaves it: finite values everywhere, unused table entries 0.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from mla_backend.kernel_facts import BLOCK_SIZE, HEAD_DIM
+
+UNUSED_TABLE_ENTRY = 2147480000   # any read through it would fault
+
+
+@dataclass
+class DecodeBatch:
+    q: torch.Tensor              # [b, s_q, h_q, 576]
+    k_cache: torch.Tensor        # [num_blocks, 64, 1, 576]
+    block_table: torch.Tensor    # int32 [b, max_blocks]
+    cache_seqlens: torch.Tensor  # int32 [b]
+    softmax_scale: float
+    causal: bool
+
+
+def draw_seqlens(b: int, seqlen: int | str, s_q: int, generator: torch.Generator) -> list[int]:
+    """Fixed lengths, or 'varlen': N(s, s/2) clipped to [s_q, 2s] like FlashMLA's tests."""
+    if seqlen == "varlen":
+        mean = 1024
+        lens = torch.normal(float(mean), mean / 2, (b,), generator=generator)
+        return [int(min(max(x, s_q), 2 * mean)) for x in lens.tolist()]
+    return [int(seqlen)] * b
+
+
+def make_batch(b: int, s_q: int, h_q: int, seqlens: list[int], dtype=torch.bfloat16, causal: bool = False,
+               device="cuda", seed: int = 0, extra_blocks: int = 3, std: float = 0.1,
+               poison: bool = True) -> DecodeBatch:
+    """A batch on ``device`` with ``extra_blocks`` pages no request uses; q and K ~ N(0, std) clamped to +-10 std
+    (FlashMLA's tests use std 0.1; std 1 gives the peaked softmax of real activations). softmax_scale is
+    DeepSeek's qk_head_dim**-0.5 (192), what vLLM passes."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    pages_per_req = [math.ceil(s / BLOCK_SIZE) for s in seqlens]
+    max_blocks = max(max(pages_per_req), 1) + 1
+    num_blocks = max(sum(pages_per_req) + extra_blocks, 1)
+    perm = torch.randperm(num_blocks, generator=g, device=device).to(torch.int32)
+    unused_entry = UNUSED_TABLE_ENTRY if poison else 0
+    block_table = torch.full((b, max_blocks), unused_entry, dtype=torch.int32, device=device)
+    starts = [0]
+    for pages in pages_per_req:
+        starts.append(starts[-1] + pages)
+    page_slot = torch.arange(max_blocks, device=device)[None, :]
+    in_use = page_slot < torch.tensor(pages_per_req, device=device)[:, None]
+    flat_index = torch.tensor(starts[:-1], device=device)[:, None] + page_slot
+    block_table[in_use] = perm[flat_index[in_use]]
+
+    keys = torch.randn(num_blocks, BLOCK_SIZE, 1, HEAD_DIM, generator=g, device=device) * std
+    keys = keys.clamp(-10 * std, 10 * std)
+    lens = torch.tensor(seqlens, device=device)
+    if poison:
+        token = torch.arange(BLOCK_SIZE, device=device)
+        valid = torch.zeros(num_blocks, BLOCK_SIZE, dtype=torch.bool, device=device)
+        used = block_table[in_use].long()
+        page_start = (page_slot.expand(b, -1)[in_use]) * BLOCK_SIZE
+        owner_len = lens[:, None].expand(-1, max_blocks)[in_use]
+        valid[used] = (page_start[:, None] + token[None, :]) < owner_len[:, None]
+        keys[~valid] = float("nan")
+    q = (torch.randn(b, s_q, h_q, HEAD_DIM, generator=g, device=device) * std).clamp(-10 * std, 10 * std)
+    return DecodeBatch(q.to(dtype), keys.to(dtype), block_table, lens.to(torch.int32),
+                       softmax_scale=192 ** -0.5, causal=causal)
