@@ -20,33 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__, _build
-from .sglang.plugin import VERIFIED_SGLANG
-from .vllm.plugin import VERIFIED_VLLM
+from .engines import ENGINES
 
 OK, WARN, FAIL, INFO = "ok", "WARN", "FAIL", "-"
-
-# What each verified version has been verified with (README's "vLLM" and "SGLang" sections): release series
-# (x.y) for vLLM, releases (x.y.z) for SGLang, which changes faster. The keys are the plugins' VERIFIED_VLLM and
-# VERIFIED_SGLANG, which refuse to load in any other.
-ENGINE_VERDICTS = {
-    "vllm": {
-        "0.26": (OK, "verified on H100 (serving with CUDA graphs, TP 1 and 2, vs FLASHMLA/TRITON_MLA)"),
-        "0.33": (WARN, "verified on CPU only (plugin, backend classes, configs); not yet on a GPU"),
-    },
-    "sglang": {
-        "0.5.17": (OK, "verified on H200, TP 1 (served with CUDA graphs vs flashmla/triton; adapter tests on GPU)"),
-        "0.5.23": (WARN, "verified on CPU only (plugin, argument parser, DeepSeek handler); not yet on a GPU"),
-    },
-}
-VERSION_PARTS = {"vllm": 2, "sglang": 3}
-VERIFIED_SUMMARY = {
-    "vllm": "`mla-backend serve` needs vLLM: `pip install vllm==0.26.0` (0.26.x is verified on H100, 0.33.x on "
-            "CPU only)",
-    "sglang": "`--attention-backend mla_backend` needs SGLang 0.5.17 or 0.5.23 (both checked on CPU only; the H100 "
-              "run of 0.5.17 is pending): `pip install sglang==0.5.17`",
-}
-# Without this engine the row is only information (the kernel and `serve` do not need it).
-OPTIONAL_ENGINES = ("sglang",)
 
 
 @dataclass
@@ -146,22 +122,18 @@ def parse_nvcc_version(text: str) -> tuple[int, int] | None:
 
 
 def engine_verdict(engine: str, version: str | None) -> tuple[str, str]:
-    """(status, words) for an installed engine version; never FAIL: the kernel itself needs no engine."""
+    """(status, words) for an installed engine version, from mla_backend.engines' table: ok where it was verified
+    on a GPU, WARN on CPU only or not at all; never FAIL: the kernel itself needs no engine."""
+    table = ENGINES[engine]
     if version is None:
-        return (INFO if engine in OPTIONAL_ENGINES else WARN), "not installed"
-    key = _release(engine, version)
-    if key in ENGINE_VERDICTS[engine]:
-        status, words = ENGINE_VERDICTS[engine][key]
-        return status, f"{version}: {words}"
-    verified = ", ".join(f"{series}.x" for series in VERIFIED_VLLM) if engine == "vllm" else ", ".join(VERIFIED_SGLANG)
-    return WARN, f"{version}: not a verified version; mla_backend's plugin refuses to load in it ({verified} are)"
-
-
-def _release(engine: str, version: str | None) -> str | None:
-    """The part of a version that verification is keyed by: vLLM '0.26.1' -> '0.26', SGLang '0.5.17.post1' ->
-    '0.5.17'."""
-    match = re.match(r"\d+" + r"\.\d+" * (VERSION_PARTS[engine] - 1), version or "")
-    return match[0] if match else None
+        return (INFO if table.optional else WARN), "not installed"
+    release = table.verified(version)
+    if release is None:
+        return WARN, (f"{version}: not a verified version; mla_backend's plugin stays out of it (verified: "
+                      f"{table.verified_list()})")
+    if release.on_gpu:
+        return OK, f"{version}: verified on {release.where} ({release.checked})"
+    return WARN, f"{version}: verified on CPU only ({release.checked}); not yet on a GPU"
 
 
 def _version(distribution: str) -> str | None:
@@ -299,14 +271,14 @@ def _extension_check(torch, built: Path | None, gpu_ready: bool, toolchain_ready
 
 def _engine_checks() -> list[Check]:
     checks = []
-    for engine, label in (("vllm", "vLLM"), ("sglang", "SGLang")):
-        version = _version(engine)
-        status, words = engine_verdict(engine, version)
-        verified = _release(engine, version) in ENGINE_VERDICTS[engine]
-        checks.append(Check(label, status, words, None if verified else VERIFIED_SUMMARY[engine]))
-    for engine, label, group in (("vllm", "vLLM", "vllm.general_plugins"), ("sglang", "SGLang", "sglang.srt.plugins")):
-        if _version(engine) is not None:
-            checks.append(_plugin_check(label, group))
+    for engine in ENGINES.values():
+        version = _version(engine.name)
+        status, words = engine_verdict(engine.name, version)
+        verified = engine.verified(version) is not None
+        checks.append(Check(engine.label, status, words, None if verified else engine.install_hint()))
+    for engine in ENGINES.values():
+        if _version(engine.name) is not None:
+            checks.append(_plugin_check(engine.label, engine.plugin_group))
     return checks
 
 

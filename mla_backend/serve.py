@@ -27,7 +27,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from . import doctor, tiny_model
-from .vllm.plugin import check_vllm_version
+from .engines import ENGINES
 
 BACKEND = "CUSTOM"
 BLOCK_SIZE = 64
@@ -159,14 +159,15 @@ def preflight() -> int:
     if rc != 0:
         print("mla-backend serve: fix the FAIL rows above, then run it again", file=sys.stderr)
         return 1
+    vllm = ENGINES["vllm"]
     if find_spec("vllm") is None:
-        print(f"mla-backend serve: vLLM is not installed in this Python ({sys.executable}): "
-              "pip install vllm==0.26.0", file=sys.stderr)
+        print(f"mla-backend serve: vLLM is not installed in this Python ({sys.executable}); "
+              f"{vllm.install_hint()}", file=sys.stderr)
         return 1
-    try:
-        check_vllm_version(importlib.metadata.version("vllm"))
-    except RuntimeError as exc:
-        print(f"mla-backend serve: {exc}", file=sys.stderr)
+    version = importlib.metadata.version("vllm")
+    if vllm.verified(version) is None:
+        print(f"mla-backend serve: this is vLLM {version}, where mla_backend's plugin does not register its backend; "
+              f"{vllm.install_hint()}", file=sys.stderr)
         return 1
     return 0
 

@@ -158,12 +158,12 @@ def test_doctor_flags_a_driver_older_than_torchs_cuda(hopper_machine):
     ("vllm", "0.26.0", doctor.OK, "verified on H100"),
     ("vllm", "0.26.3", doctor.OK, "TP 1 and 2"),
     ("vllm", "0.33.0", doctor.WARN, "verified on CPU only"),
-    ("vllm", "0.30.1", doctor.WARN, "plugin refuses to load in it (0.26.x, 0.33.x are)"),
+    ("vllm", "0.30.1", doctor.WARN, "plugin stays out of it (verified: 0.26.x (H100, TP 1 and 2), 0.33.x (CPU CI))"),
     ("vllm", None, doctor.WARN, "not installed"),
     ("sglang", "0.5.17", doctor.OK, "verified on H200, TP 1"),
     ("sglang", "0.5.17.post1", doctor.OK, "verified on H200, TP 1"),
     ("sglang", "0.5.23", doctor.WARN, "verified on CPU only"),
-    ("sglang", "0.5.18", doctor.WARN, "plugin refuses to load in it (0.5.17, 0.5.23 are)"),
+    ("sglang", "0.5.18", doctor.WARN, "plugin stays out of it (verified: 0.5.17 (H200, TP 1), 0.5.23 (CPU CI))"),
     ("sglang", None, doctor.INFO, "not installed"),
 ])
 def test_engine_versions_are_classified(engine, version, status, words):
@@ -171,16 +171,17 @@ def test_engine_versions_are_classified(engine, version, status, words):
     assert got_status == status and words in got_words
 
 
-def test_doctor_describes_exactly_the_vllm_series_the_plugin_accepts():
-    from mla_backend.vllm.plugin import VERIFIED_VLLM
-
-    assert set(doctor.ENGINE_VERDICTS["vllm"]) == set(VERIFIED_VLLM)
-
-
-def test_doctor_describes_exactly_the_sglang_releases_the_plugin_accepts():
-    from mla_backend.sglang.plugin import VERIFIED_SGLANG
-
-    assert set(doctor.ENGINE_VERDICTS["sglang"]) == set(VERIFIED_SGLANG)
+@pytest.mark.parametrize("installed, fix", [
+    ({"vllm": "0.30.1", "sglang": None},
+     "`mla-backend serve` (and `--attention-backend CUSTOM`) needs a verified vLLM: `pip install vllm==0.26.0`"),
+    ({"vllm": "0.26.0", "sglang": "0.5.18"}, "`--attention-backend mla_backend` needs a verified SGLang: "
+                                             "`pip install sglang==0.5.17`"),
+])
+def test_doctor_says_how_to_install_a_verified_engine(monkeypatch, installed, fix):
+    monkeypatch.setattr(doctor, "_version", installed.get)
+    monkeypatch.setattr(doctor, "_plugin_check", lambda label, group: doctor.Check(f"{label} plugin", doctor.OK, ""))
+    fixes = [c.fix for c in doctor._engine_checks() if c.fix and c.status != doctor.INFO]
+    assert len(fixes) == 1 and fixes[0].startswith(fix)
 
 
 def test_nvcc_version_is_parsed():
@@ -348,7 +349,8 @@ def test_serve_preflight_on_a_hopper_machine_builds_then_checks_vllm(monkeypatch
     assert serve.preflight() == 0 and calls == [["doctor", "--build"]]
     monkeypatch.setattr(serve.importlib.metadata, "version", lambda name: "0.30.0")
     assert serve.preflight() == 1
-    assert "this is vLLM 0.30.0" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "this is vLLM 0.30.0" in err and "pip install vllm==0.26.0" in err
     monkeypatch.setattr(serve.subprocess, "call", lambda argv: 1)
     assert serve.preflight() == 1
     assert "fix the FAIL rows above" in capsys.readouterr().err
