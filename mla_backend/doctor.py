@@ -107,20 +107,6 @@ def nvidia_smi() -> dict:
     return {"gpus": gpus, "cuda": match.group(1) if match else None}
 
 
-def nvcc_version(nvcc: Path) -> tuple[int, int] | None:
-    try:
-        out = subprocess.run([str(nvcc), "--version"], capture_output=True, text=True, timeout=60,
-                             check=False).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return parse_nvcc_version(out)
-
-
-def parse_nvcc_version(text: str) -> tuple[int, int] | None:
-    match = re.search(r"release (\d+)\.(\d+)", text)
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
-
 def engine_verdict(engine: str, version: str | None) -> tuple[str, str]:
     """(status, words) for an installed engine version, from mla_backend.engines' table: ok where it was verified
     on a GPU, WARN on CPU only or not at all; never FAIL: the kernel itself needs no engine."""
@@ -211,25 +197,12 @@ def _toolchain_checks(torch, needed: bool) -> list[Check]:
     """nvcc, CUTLASS headers and ninja: FAIL if missing while the extension still has to be built, else WARN."""
     missing = FAIL if needed else WARN
     why = "" if needed else " (not needed: the extension is already built)"
-    checks = []
-    root = _build.cuda_home()
-    nvcc = root / "bin" / "nvcc" if root is not None else None
-    if nvcc is None or not nvcc.is_file():
-        checks.append(Check("nvcc", missing, "not found in $CUDA_HOME, $CUDA_PATH, PATH or /usr/local/cuda" + why,
-                            f"install the CUDA toolkit >= {_min_nvcc()} (the same major version as torch's CUDA) "
-                            "or set CUDA_HOME to it"))
+    toolkit = _build.cuda_toolkit()  # the one the build uses
+    problem = _build.toolkit_problem(toolkit, torch.version.cuda)
+    if problem is not None:
+        checks = [Check("nvcc", missing, problem[0] + why, problem[1])]
     else:
-        version = nvcc_version(nvcc)
-        value = f"{nvcc}, CUDA {version[0]}.{version[1]}" if version else f"{nvcc}, version unreadable"
-        torch_major = int(torch.version.cuda.split(".")[0]) if torch.version.cuda else None
-        if version is None or version < _build.MIN_NVCC:
-            checks.append(Check("nvcc", missing, value + why,
-                                f"the kernel needs CUDA >= {_min_nvcc()}: set CUDA_HOME to a newer toolkit"))
-        elif torch_major is not None and version[0] != torch_major:
-            checks.append(Check("nvcc", missing, value + f", but torch uses CUDA {torch.version.cuda}" + why,
-                                f"point CUDA_HOME at a CUDA {torch_major}.x toolkit"))
-        else:
-            checks.append(Check("nvcc", OK, value))
+        checks = [Check("nvcc", OK, f"{toolkit.nvcc}, CUDA {toolkit.version[0]}.{toolkit.version[1]}")]
 
     try:
         checks.append(Check("CUTLASS headers", OK, str(_build.cutlass_include_dir())))
@@ -294,10 +267,6 @@ def _plugin_check(label: str, group: str) -> Check:
 def _capability(text: str) -> tuple[int, int] | None:
     match = re.fullmatch(r"(\d+)\.(\d+)", text.strip())
     return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-def _min_nvcc() -> str:
-    return ".".join(map(str, _build.MIN_NVCC))
 
 
 class _progress:
