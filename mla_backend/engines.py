@@ -1,7 +1,7 @@
 """The engine versions mla_backend works with: the one table of them, and what it implies.
 
 For each engine, the releases its adapter was verified with, where (a GPU box, or CPU tests in CI), what doctor
-says about them, how to install one and which offline bundle recipe ships it. The plugins load in exactly these
+says about them, how to install one and which offline bundle recipe ships it. The plugins register only in these
 releases; doctor, `mla-backend serve` and the offline bundle read them from here; the README's "Engine versions"
 table is checked against this one (tests/test_engines.py). Bumping an engine is a row here, a line in that table,
 and, for a new bundle, its recipe in offline_bundle.py and its pins in bundles/.
