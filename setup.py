@@ -53,7 +53,7 @@ def _aot_build():
         return [], {}
     try:
         import torch
-        from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CUDAExtension
+        from torch.utils.cpp_extension import BuildExtension, CUDAExtension
     except ImportError:
         _say("torch is not importable in the build environment (use --no-build-isolation for an "
              "ahead-of-time build); installing pure Python, the extension is built on first use")
@@ -61,10 +61,11 @@ def _aot_build():
     if torch.version.cuda is None:
         _say(f"torch {torch.__version__} has no CUDA; installing pure Python, the extension is built on first use")
         return [], {}
-    if CUDA_HOME is None or not (Path(CUDA_HOME) / "bin" / "nvcc").is_file():
+    nvcc = _build.cuda_toolkit().nvcc
+    if nvcc is None or not nvcc.is_file():
         _say("nvcc not found; installing pure Python, the extension is built on first use")
         return [], {}
-    cuda_root = _build.require_cuda_toolkit(torch)
+    cuda_root = _build.require_cuda_toolkit(torch)  # the toolkit doctor reports; torch's builder is pointed at it
 
     class BuildExtensionWithKey(BuildExtension):
         """Records the build key next to the library so a stale library is never loaded."""

@@ -20,9 +20,11 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 CUTLASS_REQUIREMENT = "nvidia-cutlass==4.2.0.0"
 MIN_NVCC = (12, 3)
+DEFAULT_CUDA_ROOT = Path("/usr/local/cuda")
 BINDING = "torch_binding.cpp"
 EXTENSION_NAME = "mla_backend_C"
 
@@ -87,17 +89,93 @@ def kernel_sources(directory: Path | None = None) -> list[Path]:
     return sorted(directory.glob("*.cu")) + [binding]
 
 
-def cuda_home() -> Path | None:
-    """The CUDA toolkit root: $CUDA_HOME, $CUDA_PATH, the toolkit of the nvcc on PATH, or /usr/local/cuda."""
+class CudaToolkit(NamedTuple):
+    """The CUDA toolkit as cuda_toolkit() found it (a NamedTuple: setup.py loads this file without a package)."""
+
+    root: Path | None                 # None: none found anywhere
+    found_by: str                     # "$CUDA_HOME", "$CUDA_PATH", "nvcc on PATH" or "/usr/local/cuda"
+    version: tuple[int, int] | None   # nvcc's release; None if there is no nvcc or its output is unreadable
+
+    @property
+    def nvcc(self) -> Path | None:
+        return self.root / "bin" / "nvcc" if self.root is not None else None
+
+
+def cuda_toolkit() -> CudaToolkit:
+    """The CUDA toolkit the extension is built with: the one place it is chosen. doctor reports this one, and the
+    builds (first-use and `pip install`) compile with it and point torch's extension builder at it.
+
+    In order: $CUDA_HOME, $CUDA_PATH, the toolkit of the nvcc on PATH, /usr/local/cuda. An nvcc on PATH may be a
+    wrapper script outside the toolkit (torch would then take its parent folder for the toolkit): it counts only
+    where include/cuda_runtime.h is next to it, and is taken as it is only when nothing else is found, so that
+    toolkit_problem() names it.
+    """
+    root, found_by = _find_cuda_root()
+    nvcc = root / "bin" / "nvcc" if root is not None else None
+    version = nvcc_version(nvcc) if nvcc is not None and nvcc.is_file() else None
+    return CudaToolkit(root, found_by, version)
+
+
+def _find_cuda_root() -> tuple[Path | None, str]:
     for var in ("CUDA_HOME", "CUDA_PATH"):
         if os.environ.get(var):
-            return Path(os.environ[var])
-    nvcc = shutil.which("nvcc")
-    # An nvcc on PATH may be a wrapper script outside the toolkit; only a root with headers counts.
-    if nvcc and (Path(nvcc).resolve().parent.parent / "include" / "cuda_runtime.h").is_file():
-        return Path(nvcc).resolve().parent.parent
-    default = Path("/usr/local/cuda")
-    return default if default.is_dir() else None
+            return Path(os.environ[var]), f"${var}"
+    on_path = shutil.which("nvcc")
+    if on_path:
+        for root in (Path(on_path).parent.parent, Path(on_path).resolve().parent.parent):
+            if _has_runtime_headers(root):
+                return root, "nvcc on PATH"
+    if DEFAULT_CUDA_ROOT.is_dir():
+        return DEFAULT_CUDA_ROOT, str(DEFAULT_CUDA_ROOT)
+    if on_path:
+        return Path(on_path).parent.parent, "nvcc on PATH"
+    return None, "nowhere"
+
+
+def _has_runtime_headers(root: Path) -> bool:
+    return (root / "include" / "cuda_runtime.h").is_file()
+
+
+def nvcc_version(nvcc: Path) -> tuple[int, int] | None:
+    """nvcc's CUDA release, (13, 0); None if it does not run or says no release."""
+    try:
+        out = subprocess.run([str(nvcc), "--version"], capture_output=True, text=True, timeout=60,
+                             check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return parse_nvcc_version(out)
+
+
+def parse_nvcc_version(text: str) -> tuple[int, int] | None:
+    match = re.search(r"release (\d+)\.(\d+)", text)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def toolkit_problem(toolkit: CudaToolkit, torch_cuda: str | None) -> tuple[str, str] | None:
+    """(what is wrong, how to fix it) with building the extension with `toolkit` for a torch built with CUDA
+    `torch_cuda`; None when nothing is. doctor shows the two in its columns; the build raises them as one error."""
+    minimum = f"{MIN_NVCC[0]}.{MIN_NVCC[1]}"
+    if toolkit.root is None:
+        return (f"nvcc not found (looked in $CUDA_HOME, $CUDA_PATH, PATH and {DEFAULT_CUDA_ROOT})",
+                f"install the CUDA toolkit >= {minimum} (the same major version as torch's CUDA) or set CUDA_HOME "
+                "to it")
+    if not toolkit.nvcc.is_file():
+        return (f"nvcc not found: {toolkit.root} (from {toolkit.found_by}) has no bin/nvcc",
+                f"set CUDA_HOME to a CUDA toolkit >= {minimum} (for example {DEFAULT_CUDA_ROOT})")
+    if not _has_runtime_headers(toolkit.root):
+        return (f"the CUDA toolkit at {toolkit.root} (from {toolkit.found_by}) has no include/cuda_runtime.h",
+                f"set CUDA_HOME to the toolkit root (for example {DEFAULT_CUDA_ROOT})")
+    if toolkit.version is None:
+        return f"cannot read the CUDA version from `{toolkit.nvcc} --version`", "check that nvcc runs"
+    release = f"CUDA {toolkit.version[0]}.{toolkit.version[1]}"
+    if toolkit.version < MIN_NVCC:
+        return (f"{toolkit.nvcc} is {release}; the kernel needs CUDA >= {minimum}",
+                "set CUDA_HOME to a newer toolkit")
+    torch_major = int(torch_cuda.split(".")[0]) if torch_cuda else None
+    if torch_major is not None and toolkit.version[0] != torch_major:
+        return (f"{toolkit.nvcc} is {release} but torch was built with CUDA {torch_cuda}",
+                f"point CUDA_HOME at a CUDA {torch_major}.x toolkit")
+    return None
 
 
 def cutlass_include_dir() -> Path:
@@ -123,7 +201,7 @@ def include_dirs(directory: Path | None = None, cuda_root: Path | None = None) -
     the kernel headers) does not, so the toolkit's include/cccl is listed explicitly where it exists.
     """
     dirs = [Path(directory) if directory is not None else kernels_dir(), cutlass_include_dir()]
-    cuda_root = cuda_root if cuda_root is not None else cuda_home()
+    cuda_root = cuda_root if cuda_root is not None else cuda_toolkit().root
     if cuda_root is not None and (cuda_root / "include" / "cccl").is_dir():
         dirs.append(cuda_root / "include" / "cccl")
     return dirs
@@ -241,43 +319,19 @@ def _require_hopper_gpu(torch) -> None:
         raise RuntimeError(f"mla_backend: {refusal}")
 
 
-def _nvcc_version(nvcc: Path) -> tuple[int, int]:
-    out = subprocess.run([str(nvcc), "--version"], capture_output=True, text=True, check=True).stdout
-    match = re.search(r"release (\d+)\.(\d+)", out)
-    if match is None:
-        raise RuntimeError(f"mla_backend: cannot read the CUDA version from `{nvcc} --version`:\n{out}")
-    return int(match.group(1)), int(match.group(2))
-
-
 def require_cuda_toolkit(torch) -> Path:
-    """The root of the CUDA toolkit torch will build with, checked: nvcc >= 12.3 of torch's CUDA major, headers."""
+    """The root of cuda_toolkit(), checked (nvcc >= 12.3 of torch's CUDA major, headers), and made the toolkit
+    torch's extension builder compiles with; RuntimeError naming what is wrong and the fix."""
     from torch.utils import cpp_extension
 
-    root = Path(cpp_extension.CUDA_HOME) if cpp_extension.CUDA_HOME else cuda_home()
-    nvcc = root / "bin" / "nvcc" if root is not None else None
-    if nvcc is None or not nvcc.is_file():
-        raise RuntimeError(
-            "mla_backend: nvcc not found (looked in $CUDA_HOME, $CUDA_PATH, PATH and /usr/local/cuda); "
-            f"building the extension needs CUDA toolkit >= {MIN_NVCC[0]}.{MIN_NVCC[1]}: install it or set CUDA_HOME"
-        )
-    if not (root / "include" / "cuda_runtime.h").is_file():
-        raise RuntimeError(
-            f"mla_backend: the CUDA toolkit at {root} has no include/cuda_runtime.h; "
-            "set CUDA_HOME to the toolkit root (for example /usr/local/cuda)"
-        )
-    version = _nvcc_version(nvcc)
-    if version < MIN_NVCC:
-        raise RuntimeError(
-            f"mla_backend: {nvcc} is CUDA {version[0]}.{version[1]}; the kernel needs CUDA >= "
-            f"{MIN_NVCC[0]}.{MIN_NVCC[1]} (set CUDA_HOME to a newer toolkit)"
-        )
-    torch_major = int(torch.version.cuda.split(".")[0])
-    if version[0] != torch_major:
-        raise RuntimeError(
-            f"mla_backend: {nvcc} is CUDA {version[0]}.{version[1]} but torch was built with CUDA "
-            f"{torch.version.cuda}; point CUDA_HOME at a CUDA {torch_major}.x toolkit"
-        )
-    return root
+    toolkit = cuda_toolkit()
+    problem = toolkit_problem(toolkit, torch.version.cuda)
+    if problem is not None:
+        raise RuntimeError(f"mla_backend: {problem[0]}; {problem[1]}")
+    # torch picked its own at import (CUDA_HOME, else the parent folder of any nvcc on PATH, even a wrapper's)
+    # and reads this module global wherever it needs nvcc, headers or libraries.
+    cpp_extension.CUDA_HOME = str(toolkit.root)
+    return toolkit.root
 
 
 def _finished_build(build_dir: Path) -> Path | None:

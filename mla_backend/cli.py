@@ -66,8 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="passed to vllm serve (vLLM's default: 8000)")
     serve.add_argument("--prompt", help="the check request's prompt")
     serve.add_argument("--max-tokens", type=int, default=64, help="tokens to generate for the check (default 64)")
-    serve.add_argument("--timeout", type=float, default=1800,
-                       help="seconds to wait for the server to be ready (default 1800: big models load slowly)")
+    from . import serve as serve_module
+
+    serve.add_argument("--ready-timeout", "--timeout", dest="timeout", type=float,
+                       default=serve_module.DEFAULT_READY_TIMEOUT_S, metavar="SECONDS",
+                       help=f"how long to wait for the server to be ready (default "
+                            f"{serve_module.DEFAULT_READY_TIMEOUT_S}: DeepSeek-V3 loads slowly); also sets vLLM's "
+                            f"{serve_module.VLLM_READY_TIMEOUT_ENV} unless it is set")
     from . import offline_bundle
 
     bundle = commands.add_parser(

@@ -20,34 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__, _build
+from .engines import ENGINES
 from .kernel_facts import HOPPER, is_hopper, parse_capability
-from .sglang.plugin import VERIFIED_SGLANG
-from .vllm.plugin import VERIFIED_VLLM
 
 OK, WARN, FAIL, INFO = "ok", "WARN", "FAIL", "-"
-
-# What each verified version has been verified with (README's "vLLM" and "SGLang" sections): release series
-# (x.y) for vLLM, releases (x.y.z) for SGLang, which changes faster. The keys are the plugins' VERIFIED_VLLM and
-# VERIFIED_SGLANG, which refuse to load in any other.
-ENGINE_VERDICTS = {
-    "vllm": {
-        "0.26": (OK, "verified on H100 (serving with CUDA graphs, TP 1 and 2, vs FLASHMLA/TRITON_MLA)"),
-        "0.33": (WARN, "verified on CPU only (plugin, backend classes, configs); not yet on a GPU"),
-    },
-    "sglang": {
-        "0.5.17": (OK, "verified on H200, TP 1 (served with CUDA graphs vs flashmla/triton; adapter tests on GPU)"),
-        "0.5.23": (WARN, "verified on CPU only (plugin, argument parser, DeepSeek handler); not yet on a GPU"),
-    },
-}
-VERSION_PARTS = {"vllm": 2, "sglang": 3}
-VERIFIED_SUMMARY = {
-    "vllm": "`mla-backend serve` needs vLLM: `pip install vllm==0.26.0` (0.26.x is verified on H100, 0.33.x on "
-            "CPU only)",
-    "sglang": "`--attention-backend mla_backend` needs SGLang 0.5.17 or 0.5.23 (both checked on CPU only; the H100 "
-              "run of 0.5.17 is pending): `pip install sglang==0.5.17`",
-}
-# Without this engine the row is only information (the kernel and `serve` do not need it).
-OPTIONAL_ENGINES = ("sglang",)
 
 
 @dataclass
@@ -132,37 +108,19 @@ def nvidia_smi() -> dict:
     return {"gpus": gpus, "cuda": match.group(1) if match else None}
 
 
-def nvcc_version(nvcc: Path) -> tuple[int, int] | None:
-    try:
-        out = subprocess.run([str(nvcc), "--version"], capture_output=True, text=True, timeout=60,
-                             check=False).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return parse_nvcc_version(out)
-
-
-def parse_nvcc_version(text: str) -> tuple[int, int] | None:
-    match = re.search(r"release (\d+)\.(\d+)", text)
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
-
 def engine_verdict(engine: str, version: str | None) -> tuple[str, str]:
-    """(status, words) for an installed engine version; never FAIL: the kernel itself needs no engine."""
+    """(status, words) for an installed engine version, from mla_backend.engines' table: ok where it was verified
+    on a GPU, WARN on CPU only or not at all; never FAIL: the kernel itself needs no engine."""
+    table = ENGINES[engine]
     if version is None:
-        return (INFO if engine in OPTIONAL_ENGINES else WARN), "not installed"
-    key = _release(engine, version)
-    if key in ENGINE_VERDICTS[engine]:
-        status, words = ENGINE_VERDICTS[engine][key]
-        return status, f"{version}: {words}"
-    verified = ", ".join(f"{series}.x" for series in VERIFIED_VLLM) if engine == "vllm" else ", ".join(VERIFIED_SGLANG)
-    return WARN, f"{version}: not a verified version; mla_backend's plugin refuses to load in it ({verified} are)"
-
-
-def _release(engine: str, version: str | None) -> str | None:
-    """The part of a version that verification is keyed by: vLLM '0.26.1' -> '0.26', SGLang '0.5.17.post1' ->
-    '0.5.17'."""
-    match = re.match(r"\d+" + r"\.\d+" * (VERSION_PARTS[engine] - 1), version or "")
-    return match[0] if match else None
+        return (INFO if table.optional else WARN), "not installed"
+    release = table.verified(version)
+    if release is None:
+        return WARN, (f"{version}: not a verified version; mla_backend's plugin stays out of it (verified: "
+                      f"{table.verified_list()})")
+    if release.on_gpu:
+        return OK, f"{version}: verified on {release.where} ({release.checked})"
+    return WARN, f"{version}: verified on CPU only ({release.checked}); not yet on a GPU"
 
 
 def _version(distribution: str) -> str | None:
@@ -239,25 +197,12 @@ def _toolchain_checks(torch, needed: bool) -> list[Check]:
     """nvcc, CUTLASS headers and ninja: FAIL if missing while the extension still has to be built, else WARN."""
     missing = FAIL if needed else WARN
     why = "" if needed else " (not needed: the extension is already built)"
-    checks = []
-    root = _build.cuda_home()
-    nvcc = root / "bin" / "nvcc" if root is not None else None
-    if nvcc is None or not nvcc.is_file():
-        checks.append(Check("nvcc", missing, "not found in $CUDA_HOME, $CUDA_PATH, PATH or /usr/local/cuda" + why,
-                            f"install the CUDA toolkit >= {_min_nvcc()} (the same major version as torch's CUDA) "
-                            "or set CUDA_HOME to it"))
+    toolkit = _build.cuda_toolkit()  # the one the build uses
+    problem = _build.toolkit_problem(toolkit, torch.version.cuda)
+    if problem is not None:
+        checks = [Check("nvcc", missing, problem[0] + why, problem[1])]
     else:
-        version = nvcc_version(nvcc)
-        value = f"{nvcc}, CUDA {version[0]}.{version[1]}" if version else f"{nvcc}, version unreadable"
-        torch_major = int(torch.version.cuda.split(".")[0]) if torch.version.cuda else None
-        if version is None or version < _build.MIN_NVCC:
-            checks.append(Check("nvcc", missing, value + why,
-                                f"the kernel needs CUDA >= {_min_nvcc()}: set CUDA_HOME to a newer toolkit"))
-        elif torch_major is not None and version[0] != torch_major:
-            checks.append(Check("nvcc", missing, value + f", but torch uses CUDA {torch.version.cuda}" + why,
-                                f"point CUDA_HOME at a CUDA {torch_major}.x toolkit"))
-        else:
-            checks.append(Check("nvcc", OK, value))
+        checks = [Check("nvcc", OK, f"{toolkit.nvcc}, CUDA {toolkit.version[0]}.{toolkit.version[1]}")]
 
     try:
         checks.append(Check("CUTLASS headers", OK, str(_build.cutlass_include_dir())))
@@ -299,14 +244,14 @@ def _extension_check(torch, built: Path | None, gpu_ready: bool, toolchain_ready
 
 def _engine_checks() -> list[Check]:
     checks = []
-    for engine, label in (("vllm", "vLLM"), ("sglang", "SGLang")):
-        version = _version(engine)
-        status, words = engine_verdict(engine, version)
-        verified = _release(engine, version) in ENGINE_VERDICTS[engine]
-        checks.append(Check(label, status, words, None if verified else VERIFIED_SUMMARY[engine]))
-    for engine, label, group in (("vllm", "vLLM", "vllm.general_plugins"), ("sglang", "SGLang", "sglang.srt.plugins")):
-        if _version(engine) is not None:
-            checks.append(_plugin_check(label, group))
+    for engine in ENGINES.values():
+        version = _version(engine.name)
+        status, words = engine_verdict(engine.name, version)
+        verified = engine.verified(version) is not None
+        checks.append(Check(engine.label, status, words, None if verified else engine.install_hint()))
+    for engine in ENGINES.values():
+        if _version(engine.name) is not None:
+            checks.append(_plugin_check(engine.label, engine.plugin_group))
     return checks
 
 
@@ -317,10 +262,6 @@ def _plugin_check(label: str, group: str) -> Check:
         return Check(f"{label} plugin", OK, ", ".join(f"{ep.name} = {ep.value}" for ep in ours))
     return Check(f"{label} plugin", WARN, f"no `{group}` entry point of mla_backend is installed",
                  f"reinstall mla-backend in the Python environment of {label} (`pip install .` from the checkout)")
-
-
-def _min_nvcc() -> str:
-    return ".".join(map(str, _build.MIN_NVCC))
 
 
 class _progress:

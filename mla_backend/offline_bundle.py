@@ -398,11 +398,19 @@ def unpack(src: Path, target: Path) -> Path | None:
 # ------------------------------------------------------------------------------------------------ CLI
 
 
+def default_recipe() -> str:
+    # Imported here: the copy of this file beside a bundle runs without mla_backend, and only unpacks.
+    from mla_backend.engines import ENGINES
+
+    return ENGINES["vllm"].recommended().bundle
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="{build,unpack}")
     b = actions.add_parser("build", help="download, slim and pack a recipe's wheels into parts (needs PyPI)")
     b.add_argument("--out", type=Path, required=True, help="folder for the parts and SHA256SUMS")
-    b.add_argument("--recipe", default="vllm-0.26.0", choices=sorted(RECIPES))
+    b.add_argument("--recipe", choices=sorted(RECIPES),
+                   help="default: the one of the vLLM release verified on a GPU (mla_backend/engines.py)")
     b.add_argument("--part-mib", type=float, default=DEFAULT_PART_MIB,
                    help=f"largest part, MiB (default {DEFAULT_PART_MIB})")
     b.add_argument("--wheels", type=Path, help="wheel cache folder: reused, and downloads go there")
@@ -416,7 +424,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         if args.action == "build":
-            build(RECIPES[args.recipe], args.out, args.part_mib, args.wheels, args.with_mla_backend)
+            build(RECIPES[args.recipe or default_recipe()], args.out, args.part_mib, args.wheels, args.with_mla_backend)
             print(f"copy the folder {args.out} to the host, then run there:\n"
                   f"  python3 DIR/{UNPACKER} unpack DIR --target SITE && source SITE/{ACTIVATE}")
         else:

@@ -27,8 +27,8 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from . import doctor, tiny_model
+from .engines import ENGINES
 from .kernel_facts import BLOCK_SIZE, is_hopper, parse_capability
-from .vllm.plugin import check_vllm_version
 
 BACKEND = "CUSTOM"
 DEFAULT_PORT = 8000
@@ -36,6 +36,11 @@ TINY_SERVED_NAME = tiny_model.NAME
 DEFAULT_PROMPT = "In one sentence: what does multi-head latent attention store in its KV cache?"
 # Options this wrapper sets itself; a different value is refused rather than silently overridden.
 FIXED_OPTIONS = {"--attention-backend": BACKEND, "--block-size": str(BLOCK_SIZE)}
+# How long to wait for the server to answer /health. A cold start of DeepSeek-V3 (~690 GB of weights read from
+# disk, then compiled and captured) can outlast vLLM's own 600 s engine start timeout, so the server is started
+# with VLLM_ENGINE_READY_TIMEOUT_S set to the same value (unless it is set already).
+DEFAULT_READY_TIMEOUT_S = 3600
+VLLM_READY_TIMEOUT_ENV = "VLLM_ENGINE_READY_TIMEOUT_S"
 
 
 @dataclass
@@ -102,8 +107,11 @@ def plan(model: str | None, config_path: str | None, vllm_args: list[str], host:
 
 
 def main(model: str | None, config_path: str | None, vllm_args: list[str], host: str | None, port: int | None,
-         dry_run: bool, once: bool, check: bool, prompt: str, max_tokens: int, timeout: float) -> int:
+         dry_run: bool, once: bool, check: bool, prompt: str, max_tokens: int,
+         timeout: float = DEFAULT_READY_TIMEOUT_S) -> int:
     try:
+        if not timeout > 0:
+            raise ValueError(f"--ready-timeout: expected a positive number of seconds, got {timeout}")
         p = plan(model, config_path, vllm_args, host, port)
     except (OSError, ValueError) as exc:
         print(f"mla-backend serve: {exc}", file=sys.stderr)
@@ -121,7 +129,7 @@ def main(model: str | None, config_path: str | None, vllm_args: list[str], host:
               f"noise) in {p.model}", flush=True)
         tiny_model.ensure(Path(p.model))
     print(f"mla-backend serve: {_shell_join(p.command)}", flush=True)
-    server = subprocess.Popen(p.command)
+    server = subprocess.Popen(p.command, env=server_env(timeout))
     try:
         if not wait_until_ready(p.base_url, server, timeout):
             return _stop(server, failed=True)
@@ -159,16 +167,24 @@ def preflight() -> int:
     if rc != 0:
         print("mla-backend serve: fix the FAIL rows above, then run it again", file=sys.stderr)
         return 1
+    vllm = ENGINES["vllm"]
     if find_spec("vllm") is None:
-        print(f"mla-backend serve: vLLM is not installed in this Python ({sys.executable}): "
-              "pip install vllm==0.26.0", file=sys.stderr)
+        print(f"mla-backend serve: vLLM is not installed in this Python ({sys.executable}); "
+              f"{vllm.install_hint()}", file=sys.stderr)
         return 1
-    try:
-        check_vllm_version(importlib.metadata.version("vllm"))
-    except RuntimeError as exc:
-        print(f"mla-backend serve: {exc}", file=sys.stderr)
+    version = importlib.metadata.version("vllm")
+    if vllm.verified(version) is None:
+        print(f"mla-backend serve: this is vLLM {version}, where mla_backend's plugin does not register its backend; "
+              f"{vllm.install_hint()}", file=sys.stderr)
         return 1
     return 0
+
+
+def server_env(ready_timeout: float) -> dict[str, str]:
+    """This process's environment, with vLLM's engine start timeout as long as ours unless it is set already."""
+    env = dict(os.environ)
+    env.setdefault(VLLM_READY_TIMEOUT_ENV, str(int(ready_timeout)))
+    return env
 
 
 def wait_until_ready(base_url: str, server: subprocess.Popen, timeout: float) -> bool:
@@ -186,7 +202,8 @@ def wait_until_ready(base_url: str, server: subprocess.Popen, timeout: float) ->
         except OSError:
             pass
         time.sleep(0.5)
-    print(f"mla-backend serve: vLLM was not ready after {timeout:.0f} s", file=sys.stderr)
+    print(f"mla-backend serve: vLLM was not ready after {timeout:.0f} s (--ready-timeout sets how long to wait)",
+          file=sys.stderr)
     return False
 
 

@@ -113,6 +113,9 @@ def fresh(monkeypatch, tmp_path):
     monkeypatch.setattr(_build, "_loaded", None)
     monkeypatch.setattr(_build, "aot_library", lambda: None)
     monkeypatch.setenv("MLA_BACKEND_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("CUDA_PATH", raising=False)
+    # restored afterwards: a build points torch at its toolkit
+    monkeypatch.setattr(cpp_extension, "CUDA_HOME", cpp_extension.CUDA_HOME)
     return tmp_path
 
 
@@ -154,7 +157,6 @@ def test_non_hopper_gpu_is_named_with_its_capability(fresh, monkeypatch):
 
 def test_missing_nvcc_is_named(fresh, monkeypatch):
     _pretend_gpu(monkeypatch)
-    monkeypatch.setattr(cpp_extension, "CUDA_HOME", None)
     monkeypatch.setenv("CUDA_HOME", str(fresh / "no_toolkit"))
     with pytest.raises(RuntimeError, match="nvcc not found"):
         _build.load_extension()
@@ -162,31 +164,120 @@ def test_missing_nvcc_is_named(fresh, monkeypatch):
 
 def test_toolkit_without_headers_is_named(fresh, monkeypatch):
     _pretend_gpu(monkeypatch)
-    monkeypatch.setattr(cpp_extension, "CUDA_HOME", str(_fake_toolkit(fresh / "cuda", "13.0", headers=False)))
+    monkeypatch.setenv("CUDA_HOME", str(_fake_toolkit(fresh / "cuda", "13.0", headers=False)))
     with pytest.raises(RuntimeError, match=r"no include/cuda_runtime\.h; set CUDA_HOME"):
         _build.load_extension()
 
 
 def test_old_nvcc_is_named(fresh, monkeypatch):
     _pretend_gpu(monkeypatch, cuda="12.1")
-    monkeypatch.setattr(cpp_extension, "CUDA_HOME", str(_fake_toolkit(fresh / "cuda", "12.1")))
+    monkeypatch.setenv("CUDA_HOME", str(_fake_toolkit(fresh / "cuda", "12.1")))
     with pytest.raises(RuntimeError, match=r"CUDA 12\.1; the kernel needs CUDA >= 12\.3"):
         _build.load_extension()
 
 
 def test_nvcc_of_another_major_than_torch_is_named(fresh, monkeypatch):
     _pretend_gpu(monkeypatch, cuda="13.0")
-    monkeypatch.setattr(cpp_extension, "CUDA_HOME", str(_fake_toolkit(fresh / "cuda", "12.8")))
+    monkeypatch.setenv("CUDA_HOME", str(_fake_toolkit(fresh / "cuda", "12.8")))
     with pytest.raises(RuntimeError, match=r"CUDA 12\.8 but torch was built with CUDA 13\.0"):
         _build.load_extension()
 
 
 def test_missing_cutlass_names_the_wheel(fresh, monkeypatch):
     _pretend_gpu(monkeypatch)
-    monkeypatch.setattr(cpp_extension, "CUDA_HOME", str(_fake_toolkit(fresh / "cuda", "13.0")))
+    monkeypatch.setenv("CUDA_HOME", str(_fake_toolkit(fresh / "cuda", "13.0")))
     monkeypatch.setitem(sys.modules, "cutlass_library", None)
     with pytest.raises(RuntimeError, match=r"pip install nvidia-cutlass==4\.2\.0\.0"):
         _build.load_extension()
+
+
+# --- cuda_toolkit(): doctor reports the toolkit the build compiles with ------------------------------------------
+
+
+@pytest.fixture
+def toolkits(fresh, monkeypatch):
+    """No CUDA_HOME/CUDA_PATH, an empty PATH and no /usr/local/cuda; the test adds what it needs."""
+    monkeypatch.delenv("CUDA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(_write(fresh / "empty_path" / ".keep", "").parent))
+    monkeypatch.setattr(_build, "DEFAULT_CUDA_ROOT", fresh / "usr-local-cuda")
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    return fresh
+
+
+def _wrapper_on_path(monkeypatch, directory: Path, release: str) -> Path:
+    """An nvcc on PATH that is a script outside any toolkit (like /usr/local/bin/nvcc exec-ing the real one)."""
+    nvcc = _write(directory / "bin" / "nvcc", f"#!/bin/sh\necho 'Cuda compilation tools, release {release}, V1'\n")
+    nvcc.chmod(0o755)
+    monkeypatch.setenv("PATH", str(nvcc.parent))
+    return nvcc
+
+
+def _doctor_nvcc_row():
+    from mla_backend import doctor
+
+    return next(c for c in doctor._toolchain_checks(torch, needed=True) if c.name == "nvcc")
+
+
+def _build_toolkit() -> Path | str:
+    """The root the build compiles with (and hands torch), or its error."""
+    try:
+        root = _build.require_cuda_toolkit(torch)
+    except RuntimeError as exc:
+        return str(exc)
+    assert cpp_extension.CUDA_HOME == str(root)
+    return root
+
+
+def test_cuda_home_wins_and_both_use_it(toolkits, monkeypatch):
+    chosen = _fake_toolkit(toolkits / "cuda-13.0", "13.0")
+    _fake_toolkit(_build.DEFAULT_CUDA_ROOT, "12.8")
+    _wrapper_on_path(monkeypatch, toolkits / "wrapper", "12.4")
+    monkeypatch.setenv("CUDA_HOME", str(chosen))
+    row = _doctor_nvcc_row()
+    assert row.status == "ok" and row.value == f"{chosen / 'bin' / 'nvcc'}, CUDA 13.0"
+    assert _build_toolkit() == chosen
+
+
+def test_a_wrapper_nvcc_on_path_is_not_taken_for_the_toolkit(toolkits, monkeypatch):
+    real = _fake_toolkit(_build.DEFAULT_CUDA_ROOT, "13.0")
+    wrapper = _wrapper_on_path(monkeypatch, toolkits / "usr-local", "13.0")
+    row = _doctor_nvcc_row()
+    assert row.status == "ok" and row.value.startswith(str(real / "bin" / "nvcc"))
+    assert _build_toolkit() == real != wrapper.parent.parent
+
+
+def test_an_nvcc_on_path_inside_a_toolkit_is_taken(toolkits, monkeypatch):
+    _fake_toolkit(_build.DEFAULT_CUDA_ROOT, "12.8")
+    on_path = _fake_toolkit(toolkits / "cuda-13.0", "13.0")
+    monkeypatch.setenv("PATH", str(on_path / "bin"))
+    assert _doctor_nvcc_row().value.startswith(str(on_path / "bin" / "nvcc"))
+    assert _build_toolkit() == on_path
+
+
+def test_a_lone_wrapper_is_named_by_both(toolkits, monkeypatch):
+    wrapper = _wrapper_on_path(monkeypatch, toolkits / "usr-local", "13.0")
+    row = _doctor_nvcc_row()
+    what = f"the CUDA toolkit at {wrapper.parent.parent} (from nvcc on PATH) has no include/cuda_runtime.h"
+    assert row.status == "FAIL" and row.value == what and "set CUDA_HOME" in row.fix
+    assert _build_toolkit() == f"mla_backend: {what}; {row.fix}"
+
+
+def test_no_toolkit_anywhere_is_named_by_both(toolkits):
+    row = _doctor_nvcc_row()
+    assert row.status == "FAIL" and row.value.startswith("nvcc not found") and "CUDA_HOME" in row.fix
+    assert _build_toolkit() == f"mla_backend: {row.value}; {row.fix}"
+
+
+def test_a_toolkit_of_another_major_than_torch_is_refused_by_both(toolkits, monkeypatch):
+    monkeypatch.setenv("CUDA_HOME", str(_fake_toolkit(toolkits / "cuda-12.8", "12.8")))
+    row = _doctor_nvcc_row()
+    assert row.status == "FAIL" and "CUDA 12.8 but torch was built with CUDA 13.0" in row.value
+    assert _build_toolkit() == f"mla_backend: {row.value}; {row.fix}"
+
+
+def test_nvcc_version_is_parsed():
+    assert _build.parse_nvcc_version("Cuda compilation tools, release 13.0, V13.0.88") == (13, 0)
+    assert _build.parse_nvcc_version("garbage") is None
 
 
 # --- load_extension(): caching and loading ------------------------------------------------------------------

@@ -73,7 +73,9 @@ def hopper_machine(monkeypatch, tmp_path):
     nvcc.parent.mkdir(parents=True)
     nvcc.write_text("#!/bin/sh\necho 'Cuda compilation tools, release 13.0, V13.0.88'\n")
     nvcc.chmod(0o755)
-    monkeypatch.setattr(_build, "cuda_home", lambda: nvcc.parent.parent)
+    (tmp_path / "cuda" / "include").mkdir()
+    (tmp_path / "cuda" / "include" / "cuda_runtime.h").write_text("")
+    monkeypatch.setenv("CUDA_HOME", str(tmp_path / "cuda"))
     monkeypatch.setattr(_build, "cutlass_include_dir", lambda: tmp_path / "cutlass" / "include")
     monkeypatch.setattr(cpp_extension, "is_ninja_available", lambda: True)
     monkeypatch.setattr(doctor, "_built_library", lambda torch: library)
@@ -93,15 +95,15 @@ def test_doctor_on_a_hopper_machine_with_the_extension_built_exits_zero(hopper_m
     assert rows["NVIDIA driver"].value.startswith("580.159.04")
 
 
-def test_doctor_does_not_need_nvcc_once_the_extension_is_built(hopper_machine, monkeypatch):
-    monkeypatch.setattr(_build, "cuda_home", lambda: None)
+def test_doctor_does_not_need_nvcc_once_the_extension_is_built(hopper_machine, monkeypatch, tmp_path):
+    monkeypatch.setenv("CUDA_HOME", str(tmp_path / "no-toolkit"))
     rows = {c.name: c for c in doctor.collect()}
     assert rows["nvcc"].status == doctor.WARN and "not needed" in rows["nvcc"].value
     assert doctor.can_run(list(rows.values()))
 
 
-def test_doctor_fails_without_nvcc_when_the_extension_must_still_be_built(hopper_machine, monkeypatch):
-    monkeypatch.setattr(_build, "cuda_home", lambda: None)
+def test_doctor_fails_without_nvcc_when_the_extension_must_still_be_built(hopper_machine, monkeypatch, tmp_path):
+    monkeypatch.setenv("CUDA_HOME", str(tmp_path / "no-toolkit"))
     monkeypatch.setattr(doctor, "_built_library", lambda torch: None)
     checks = doctor.collect()
     rows = {c.name: c for c in checks}
@@ -158,12 +160,12 @@ def test_doctor_flags_a_driver_older_than_torchs_cuda(hopper_machine):
     ("vllm", "0.26.0", doctor.OK, "verified on H100"),
     ("vllm", "0.26.3", doctor.OK, "TP 1 and 2"),
     ("vllm", "0.33.0", doctor.WARN, "verified on CPU only"),
-    ("vllm", "0.30.1", doctor.WARN, "plugin refuses to load in it (0.26.x, 0.33.x are)"),
+    ("vllm", "0.30.1", doctor.WARN, "plugin stays out of it (verified: 0.26.x (H100, TP 1 and 2), 0.33.x (CPU CI))"),
     ("vllm", None, doctor.WARN, "not installed"),
     ("sglang", "0.5.17", doctor.OK, "verified on H200, TP 1"),
     ("sglang", "0.5.17.post1", doctor.OK, "verified on H200, TP 1"),
     ("sglang", "0.5.23", doctor.WARN, "verified on CPU only"),
-    ("sglang", "0.5.18", doctor.WARN, "plugin refuses to load in it (0.5.17, 0.5.23 are)"),
+    ("sglang", "0.5.18", doctor.WARN, "plugin stays out of it (verified: 0.5.17 (H200, TP 1), 0.5.23 (CPU CI))"),
     ("sglang", None, doctor.INFO, "not installed"),
 ])
 def test_engine_versions_are_classified(engine, version, status, words):
@@ -171,21 +173,17 @@ def test_engine_versions_are_classified(engine, version, status, words):
     assert got_status == status and words in got_words
 
 
-def test_doctor_describes_exactly_the_vllm_series_the_plugin_accepts():
-    from mla_backend.vllm.plugin import VERIFIED_VLLM
-
-    assert set(doctor.ENGINE_VERDICTS["vllm"]) == set(VERIFIED_VLLM)
-
-
-def test_doctor_describes_exactly_the_sglang_releases_the_plugin_accepts():
-    from mla_backend.sglang.plugin import VERIFIED_SGLANG
-
-    assert set(doctor.ENGINE_VERDICTS["sglang"]) == set(VERIFIED_SGLANG)
-
-
-def test_nvcc_version_is_parsed():
-    assert doctor.parse_nvcc_version("Cuda compilation tools, release 13.0, V13.0.88") == (13, 0)
-    assert doctor.parse_nvcc_version("garbage") is None
+@pytest.mark.parametrize("installed, fix", [
+    ({"vllm": "0.30.1", "sglang": None},
+     "`mla-backend serve` (and `--attention-backend CUSTOM`) needs a verified vLLM: `pip install vllm==0.26.0`"),
+    ({"vllm": "0.26.0", "sglang": "0.5.18"}, "`--attention-backend mla_backend` needs a verified SGLang: "
+                                             "`pip install sglang==0.5.17`"),
+])
+def test_doctor_says_how_to_install_a_verified_engine(monkeypatch, installed, fix):
+    monkeypatch.setattr(doctor, "_version", installed.get)
+    monkeypatch.setattr(doctor, "_plugin_check", lambda label, group: doctor.Check(f"{label} plugin", doctor.OK, ""))
+    fixes = [c.fix for c in doctor._engine_checks() if c.fix and c.status != doctor.INFO]
+    assert len(fixes) == 1 and fixes[0].startswith(fix)
 
 
 def test_render_lists_fixes_of_failed_and_warned_rows_only():
@@ -348,7 +346,8 @@ def test_serve_preflight_on_a_hopper_machine_builds_then_checks_vllm(monkeypatch
     assert serve.preflight() == 0 and calls == [["doctor", "--build"]]
     monkeypatch.setattr(serve.importlib.metadata, "version", lambda name: "0.30.0")
     assert serve.preflight() == 1
-    assert "this is vLLM 0.30.0" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "this is vLLM 0.30.0" in err and "pip install vllm==0.26.0" in err
     monkeypatch.setattr(serve.subprocess, "call", lambda argv: 1)
     assert serve.preflight() == 1
     assert "fix the FAIL rows above" in capsys.readouterr().err

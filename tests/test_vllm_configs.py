@@ -67,6 +67,21 @@ def test_config_selects_our_backend_and_block_size(path):
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_config_says_whether_it_was_served_on_a_gpu(path):
+    _, header = load(path)
+    assert re.search(r"^# Served on a GPU: (yes|not yet)\b", header, flags=re.MULTILINE), path.name
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if "deepseek-v3" in p.name], ids=lambda p: p.name)
+def test_deepseek_v3_configs_say_the_disk_and_the_start_timeout_they_need(path):
+    _, header = load(path)
+    assert "~690 GB on disk (163 safetensors files, 642 GiB)" in header and "HF_HOME on the instance NVMe" in header
+    assert f"VLLM_ENGINE_READY_TIMEOUT_S={serve.DEFAULT_READY_TIMEOUT_S}" in header
+    assert f"waits up to {serve.DEFAULT_READY_TIMEOUT_S} s" in header
+    assert "docs/p5en-deepseek-v3.md" in header and (REPO / "docs" / "p5en-deepseek-v3.md").is_file()
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_config_header_memory_math_adds_up(path):
     config, header = load(path)
     assert "Memory math" in header
@@ -199,6 +214,16 @@ def test_sagemaker_entrypoint_serves_on_8080_with_our_backend(stand_ins, env, mo
     config = ["--config", env["MLA_CONFIG"]] if "MLA_CONFIG" in env else []
     assert args == ["serve", *model, "--host", "0.0.0.0", "--port", "8080", "--attention-backend", "CUSTOM",
                     "--block-size", "64", *config, "--max-model-len", "4096", "-tp", "1"]
+
+
+@pytest.mark.parametrize("env, expected", [({}, str(serve.DEFAULT_READY_TIMEOUT_S)),
+                                           ({"VLLM_ENGINE_READY_TIMEOUT_S": "1200"}, "1200")])
+def test_sagemaker_entrypoint_gives_vllms_engine_time_to_load_deepseek_v3(stand_ins, tmp_path, env, expected):
+    (tmp_path / "bin" / "vllm").write_text("#!/bin/sh\necho \"$VLLM_ENGINE_READY_TIMEOUT_S\"\n")
+    base = {k: v for k, v in stand_ins.items() if k != "VLLM_ENGINE_READY_TIMEOUT_S"}
+    result = subprocess.run([str(DOCS / "sagemaker" / "serve"), "serve"], env={**base, **env},
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines()[-1] == expected
 
 
 def test_sagemaker_entrypoint_stops_when_doctor_fails(stand_ins, tmp_path):

@@ -1,8 +1,10 @@
 """The vLLM plugin: vLLM's own loader finds our entry point, CUSTOM then resolves to our backend, registering is
-idempotent and cheap (no CUDA, no mla_backend.ops), and an unverified vLLM is named with the verified ones."""
+idempotent and cheap (no CUDA, no mla_backend.ops), and in an unverified vLLM (or when registering fails) the
+plugin warns and leaves CUSTOM unregistered while vLLM loads its plugins and resolves its own backends as before."""
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import subprocess
 import sys
 
@@ -13,6 +15,7 @@ pytest.importorskip("vllm", reason="vLLM is not installed (CI installs vLLM 0.33
 import vllm.plugins
 from vllm.v1.attention.backends.registry import AttentionBackendEnum
 
+from mla_backend import engines
 from mla_backend.vllm import plugin
 
 ENTRY_POINT = "mla_backend.vllm.plugin:register"
@@ -67,22 +70,52 @@ def test_register_touches_neither_cuda_nor_our_ops():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.parametrize("version", ["0.26.0", "0.26.3", "0.33.0", "0.33.1+cpu"])
-def test_verified_versions_pass(version):
-    plugin.check_vllm_version(version)
+@pytest.fixture
+def vllm_version(monkeypatch):
+    """Makes importlib.metadata report this vLLM version (as an upgraded vLLM would), for the plugin only."""
+    monkeypatch.setattr(engines, "_warned", set())
+    real = importlib.metadata.version
+
+    def set_version(version):
+        monkeypatch.setattr(engines.importlib.metadata, "version",
+                            lambda name: version if name == "vllm" else real(name))
+
+    return set_version
 
 
-@pytest.mark.parametrize("version", ["0.25.2", "0.27.0", "0.34.0", "1.0.0", "dev"])
-def test_unverified_version_is_named_with_the_verified_ones(version):
-    with pytest.raises(RuntimeError) as error:
-        plugin.check_vllm_version(version)
-    message = str(error.value)
-    assert f"this is vLLM {version}" in message
-    assert "0.26.x (H100, TP 1 and 2)" in message and "0.33.x (CPU CI)" in message
+def warnings_of(caplog):
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name.startswith("mla_backend")]
 
 
-def test_register_refuses_an_unverified_vllm(custom_unregistered, monkeypatch):
-    monkeypatch.setattr(plugin.importlib.metadata, "version", lambda name: "0.27.0")
-    with pytest.raises(RuntimeError, match="verified with vLLM 0.26.x"):
-        plugin.register()
+def test_an_unverified_vllm_keeps_working_without_custom(custom_unregistered, monkeypatch, vllm_version, caplog):
+    """After `pip install -U vllm`: vLLM's own plugin loading must not raise, and vLLM's backends still resolve."""
+    installed_entry_points()
+    vllm_version("0.34.0")
+    monkeypatch.delenv("VLLM_PLUGINS", raising=False)
+    vllm.plugins.load_general_plugins()  # what every vLLM process runs at startup
     assert not custom_unregistered.is_overridden()
+    assert AttentionBackendEnum.TRITON_MLA.get_class().get_name() == "TRITON_MLA"
+    assert AttentionBackendEnum.FLASHMLA.get_class().get_name() == "FLASHMLA"
+    (warning,) = warnings_of(caplog)
+    assert "this is vLLM 0.34.0" in warning and "0.26.x (H100, TP 1 and 2), 0.33.x (CPU CI)" in warning
+    assert "pip install vllm==0.26.0" in warning and "VLLM_PLUGINS" in warning
+    # Asking for CUSTOM anyway gives vLLM's own error; the warning above, in the same process's log, says why.
+    with pytest.raises(ValueError, match="Backend CUSTOM must be registered before use"):
+        custom_unregistered.get_class()
+    assert "Backend CUSTOM must be registered before use" in warning
+
+
+def test_a_failure_inside_registration_is_a_warning(custom_unregistered, monkeypatch, caplog):
+    def broken(*args):
+        raise TypeError("register_backend() changed")
+
+    monkeypatch.setattr(engines, "_warned", set())
+    monkeypatch.setattr("vllm.v1.attention.backends.registry.register_backend", broken)
+    plugin.register()
+    assert not custom_unregistered.is_overridden()
+    (warning,) = warnings_of(caplog)
+    assert "registering its vLLM backend failed" in warning and "TypeError: register_backend() changed" in warning
+
+
+def test_the_installed_vllm_is_a_verified_one():
+    assert engines.ENGINES["vllm"].verified(importlib.metadata.version("vllm")) is not None

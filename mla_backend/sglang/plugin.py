@@ -15,32 +15,19 @@ for an unknown name). That is done there and not here because SGLang's DeepSeek 
 code (~500-800 modules: MoE, quantization, DeepGEMM), some of which query the GPU at import
 (deepseek_common/utils.py: get_device_sm(), which initialises CUDA), in every process that loads plugins.
 
-SGLang logs an exception raised here and goes on without the plugin; the server then refuses the name
-(`invalid choice: 'mla_backend'`) and the log above it says why.
+In an SGLang release that is not in mla_backend.engines' table, or when registering fails, it logs one warning
+that says why and registers nothing (see engines.register_plugin); the server then refuses the name
+(`invalid choice: 'mla_backend'`) and that warning, above it in the log, says why.
 """
 from __future__ import annotations
 
-import importlib.metadata
 import logging
-import re
+
+from mla_backend import engines
 
 BACKEND_NAME = "mla_backend"
-# 0.5.17 is the newest SGLang on torch 2.11 (our GPU box).
-VERIFIED_SGLANG = {"0.5.17": "H200, TP 1", "0.5.23": "CPU CI"}
 
 logger = logging.getLogger(__name__)
-
-
-def check_sglang_version(version: str) -> None:
-    """Raises RuntimeError unless `version` is a release (or a post release of one) this adapter was verified on."""
-    match = re.match(r"(\d+\.\d+\.\d+)", version)
-    if match is None or match[1] not in VERIFIED_SGLANG:
-        verified = ", ".join(f"{release} ({where})" for release, where in VERIFIED_SGLANG.items())
-        raise RuntimeError(
-            f"mla_backend's SGLang backend is verified with SGLang {verified}; this is SGLang {version}. Install a "
-            f"verified SGLang, or set SGLANG_PLUGINS to the plugins you want (leaving out {BACKEND_NAME}) to run "
-            f"SGLang without it."
-        )
 
 
 def register_deepseek_handler() -> None:
@@ -62,16 +49,21 @@ def create_backend(model_runner):
 
 
 def register() -> None:
-    """Registers `mla_backend` with SGLang's argument parser and backend registry; idempotent."""
-    check_sglang_version(importlib.metadata.version("sglang"))
+    """Registers `mla_backend` with SGLang's argument parser and backend registry in a verified SGLang;
+    idempotent; never raises."""
+    engines.register_plugin("sglang", _register_backend, logger)
+
+
+def _register_backend() -> None:
     from sglang.srt import server_args
     from sglang.srt.layers.attention import attention_registry
 
-    if BACKEND_NAME not in server_args.ATTENTION_BACKEND_CHOICES:
-        server_args.add_attention_backend_choices([BACKEND_NAME])
-    if BACKEND_NAME not in server_args.CHUNKED_PREFIX_CACHE_SUPPORTED_ATTENTION_BACKENDS:
-        server_args.add_chunked_prefix_cache_attention_backend(BACKEND_NAME)
     existing = attention_registry.ATTENTION_BACKENDS.get(BACKEND_NAME)
     if existing is not None and existing is not create_backend:
         logger.warning("mla_backend replaces the SGLang attention backend registered as %r", BACKEND_NAME)
     attention_registry.register_attention_backend(BACKEND_NAME)(create_backend)
+    if BACKEND_NAME not in server_args.CHUNKED_PREFIX_CACHE_SUPPORTED_ATTENTION_BACKENDS:
+        server_args.add_chunked_prefix_cache_attention_backend(BACKEND_NAME)
+    # Last: the name becomes a valid choice only once the factory behind it is registered.
+    if BACKEND_NAME not in server_args.ATTENTION_BACKEND_CHOICES:
+        server_args.add_attention_backend_choices([BACKEND_NAME])
