@@ -3,7 +3,7 @@
     mla-backend doctor [--build] [--verbose]      can this machine run the kernel? (exit 0: yes)
     mla-backend bench [--quick | --configs ...] [--peers DIR] [bench_decode options]
     mla-backend bench --plot RESULTS.json [--png OUT.png]
-    mla-backend serve [MODEL] [--config FILE] [--once] [--dry-run] [vllm serve options]
+    mla-backend serve [MODEL | --model MODEL] [--config FILE] [--once] [--dry-run] [vllm serve options]
     mla-backend bundle build --out DIR | bundle unpack DIR --target SITE   vLLM for a host without PyPI
 """
 
@@ -52,12 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve", help="vllm serve with --attention-backend CUSTOM --block-size 64, then one check request",
         allow_abbrev=False,
-        usage="mla-backend serve [MODEL] [--config FILE] [--once] [--dry-run] [vllm serve options]",
+        usage="mla-backend serve [MODEL | --model MODEL] [--config FILE] [--once] [--dry-run] [vllm serve options]",
         description="Start `vllm serve MODEL --attention-backend CUSTOM --block-size 64 [--config FILE]`, "
                     "send one streamed chat request and print the reply and the decode speed, then keep serving. "
                     "Without MODEL (and no `model:` in the config) the default model is a tiny "
                     "DeepSeek-V2-shaped checkpoint with random weights, generated locally. Options not listed "
                     "here go to `vllm serve` unchanged.")
+    serve.add_argument("--model", dest="model_option", metavar="MODEL",
+                       help="the model, as the positional MODEL (vLLM's older spelling, accepted the same way)")
     serve.add_argument("--config", help="a vLLM YAML config (`vllm serve --config`), e.g. configs/*.yaml")
     serve.add_argument("--dry-run", action="store_true", help="print the vLLM command and exit")
     serve.add_argument("--once", action="store_true", help="stop the server after the check request")
@@ -110,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         return bench_results.run(bench_argv, args.out_dir, args.png)
     from . import serve
 
+    if args.model_option is not None:
+        if model is not None and model != args.model_option:
+            parser.error(f"serve: two models, {model} and --model {args.model_option}: give one")
+        model = args.model_option
     return serve.main(model=model, config_path=args.config, vllm_args=extra, host=args.host, port=args.port,
                       dry_run=args.dry_run, once=args.once, check=args.check,
                       prompt=args.prompt or serve.DEFAULT_PROMPT, max_tokens=args.max_tokens, timeout=args.timeout)

@@ -230,6 +230,22 @@ def test_bench_plot_without_matplotlib_says_how_to_get_it(tmp_path, capsys, monk
     assert "b8/s8192/h16/q1" in out  # the table is still printed
 
 
+@pytest.mark.parametrize("content,words", [(None, "cannot read the results file"), ("{not json", "is not JSON"),
+                                            ('{"results": []}', "is not a results file of bench_decode.py")])
+def test_bench_plot_of_a_missing_or_foreign_file_says_so_without_a_traceback(tmp_path, capsys, content, words):
+    path = tmp_path / "results.json"
+    if content is not None:
+        path.write_text(content)
+    rc, out = run_cli(capsys, "bench", "--plot", str(path))
+    assert rc == 2 and words in out and str(path) in out and "Traceback" not in out
+
+
+def test_matplotlib_hint_names_an_extra_that_exists():
+    assert "'.[plot]'" in bench_results.NO_MATPLOTLIB
+    assert '\nplot = ["matplotlib"]\n' in (REPO / "pyproject.toml").read_text()
+    assert "mla-backend[" not in bench_results.NO_MATPLOTLIB  # not on PyPI yet
+
+
 def test_bench_passes_options_through_to_bench_decode(capsys):
     rc, out = run_cli(capsys, "bench", "--quick", "--list")
     assert rc == 0
@@ -279,6 +295,21 @@ def test_serve_dry_run_passes_the_config_file(capsys, monkeypatch):
                        "--port", "9000"]
     command = dry_run(capsys, "my/model", "--config", config)
     assert command[:5] == ["vllm", "serve", "my/model", "--config", config]
+
+
+@pytest.mark.parametrize("model_args", [["--model", "my/model"], ["--model=my/model"],
+                                        ["my/model", "--model", "my/model"]])
+def test_serve_takes_vllms_model_option_as_the_model(capsys, monkeypatch, model_args):
+    monkeypatch.setattr(serve, "vllm_command", lambda: ["vllm"])
+    command = dry_run(capsys, *model_args, "--max-model-len", "8192")
+    assert command == ["vllm", "serve", "my/model", "--attention-backend", "CUSTOM", "--block-size", "64",
+                       "--max-model-len", "8192"]
+
+
+def test_serve_refuses_two_different_models(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["serve", "my/model", "--model", "other/model", "--dry-run"])
+    assert exc.value.code == 2 and "two models, my/model and --model other/model" in capsys.readouterr().err
 
 
 def test_serve_without_a_model_uses_the_tiny_default_without_generating_it(capsys, monkeypatch, tmp_path):
