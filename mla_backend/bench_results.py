@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from . import terminal
+
 OURS = "mla_backend"
 BENCH_RELPATH = Path("benchmarks") / "bench_decode.py"
 NO_BENCH = (
@@ -45,22 +47,23 @@ def run(bench_argv: list[str], out_dir: Path | None, png: Path | None) -> int:
     """Run the benchmark with bench_argv, then print and plot the results file it wrote."""
     path = find_bench()
     if path is None:
-        print(NO_BENCH, file=sys.stderr)
+        terminal.say(NO_BENCH, sys.stderr)
         return 2
     bench = load_bench(path)
     start = time.time()
     rc = bench.main(bench_argv)
     if rc != 0:
         if rc == 2 and not _cuda_available():
-            print("mla-backend bench: the benchmark needs a Hopper GPU; `mla-backend doctor` says what is missing "
-                  "here. `mla-backend bench --plot <results.json>` plots an existing results file.", file=sys.stderr)
+            terminal.say("mla-backend bench: the benchmark needs a Hopper GPU; `mla-backend doctor` says what is "
+                         "missing here. `mla-backend bench --plot <results.json>` plots an existing results file.",
+                         sys.stderr)
         return rc
     if any(arg in ("--list", "--render") for arg in bench_argv):
         return 0
     out_dir = out_dir or bench.BENCH_DIR / "results"
     written = [p for p in out_dir.glob("*.json") if p.stat().st_mtime >= start - 1]
     if not written:
-        print(f"mla-backend bench: no results file was written in {out_dir}", file=sys.stderr)
+        terminal.say(f"mla-backend bench: no results file was written in {out_dir}", sys.stderr)
         return 1
     return show(max(written, key=lambda p: p.stat().st_mtime), png, require_plot=False)
 
@@ -71,14 +74,14 @@ def show(results: Path, png: Path | None, require_plot: bool = True) -> int:
     try:
         doc = read_results(results)
     except ValueError as exc:
-        print(f"mla-backend bench: {exc}", file=sys.stderr)
+        terminal.say(f"mla-backend bench: {exc}", sys.stderr)
         return 2
     print(format_table(doc))
     png = Path(png) if png is not None else Path(results).with_suffix(".png")
     try:
         plot(doc, png)
     except ImportError:
-        print(f"mla-backend bench: {NO_MATPLOTLIB}", file=sys.stderr)
+        terminal.say(f"mla-backend bench: {NO_MATPLOTLIB}", sys.stderr)
         return 1 if require_plot else 0
     print(f"\nwrote {png}")
     return 0

@@ -1,11 +1,14 @@
 """`mla-backend`: doctor | bench | serve | bundle.
 
-    mla-backend doctor [--build] [--verbose]      can this machine run the kernel? (exit 0: yes)
-    mla-backend bench [--quick | --configs ...] [--peers DIR] [bench_decode options]
-    mla-backend bench --plot RESULTS.json [--png OUT.png]
-    mla-backend serve [MODEL | --model MODEL] [--config FILE] [--once] [--dry-run] [vllm serve options]
-    mla-backend bundle build --out DIR | bundle unpack DIR --target SITE   vLLM for a host without PyPI
-"""
+  mla-backend doctor [--build] [--verbose] [--json]
+      can this machine run the kernel? (exit 0: yes)
+  mla-backend bench [--quick | --configs ...] [--peers DIR] [options]
+      run benchmarks/bench_decode.py, print and plot its results
+  mla-backend bench --plot RESULTS.json [--png OUT.png]
+  mla-backend serve [MODEL | --model MODEL] [--config FILE] [--once]
+                    [--dry-run] [vllm serve options]
+  mla-backend bundle build --out DIR | bundle unpack DIR --target SITE
+      vLLM for a host without PyPI"""
 
 from __future__ import annotations
 
@@ -31,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--build", action="store_true",
                         help="build the CUDA extension now if it is not built yet (about 2 minutes, with progress)")
     doctor.add_argument("--verbose", action="store_true", help="show the compiler output while building")
+    doctor.add_argument("--json", action="store_true",
+                        help='print the checks as JSON ({"can_run": ..., "checks": [{name, status, detail, fix}]})')
 
     bench = commands.add_parser(
         "bench", allow_abbrev=False,
@@ -52,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve", help="vllm serve with --attention-backend CUSTOM --block-size 64, then one check request",
         allow_abbrev=False,
-        usage="mla-backend serve [MODEL | --model MODEL] [--config FILE] [--once] [--dry-run] [vllm serve options]",
+        usage="mla-backend serve [MODEL | --model MODEL] [--config FILE] [--once]\n"
+              "                         [--dry-run] [vllm serve options]",
         description="Start `vllm serve MODEL --attention-backend CUSTOM --block-size 64 [--config FILE]`, "
                     "send one streamed chat request and print the reply and the decode speed, then keep serving. "
                     "Without MODEL (and no `model:` in the config) the default model is a tiny "
@@ -93,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         from . import doctor
 
-        return doctor.main(build=args.build, verbose=args.verbose)
+        return doctor.main(build=args.build, verbose=args.verbose, json_output=args.json)
     if args.command == "bundle":
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
