@@ -28,6 +28,25 @@ def _load_build_module():
 _build = _load_build_module()
 
 
+def _require_bdist_wheel():
+    """pip builds a wheel, with setuptools' `bdist_wheel` command: setuptools >= 70.1 has it, older setuptools
+    take it from the `wheel` package. An isolated build installs both; --no-build-isolation uses what this
+    environment has, and a fresh venv's setuptools is older (Python 3.11) or absent (3.12)."""
+    try:
+        from setuptools.command.bdist_wheel import bdist_wheel  # noqa: F401
+        return
+    except ImportError:
+        pass
+    try:
+        from wheel.bdist_wheel import bdist_wheel  # noqa: F401
+    except ImportError:
+        sys.exit("mla_backend setup: building a wheel needs setuptools >= 70.1 (or the `wheel` package), and "
+                 "--no-build-isolation builds with what is installed: run `pip install 'setuptools>=70.1'` first")
+
+
+_require_bdist_wheel()
+
+
 class BuildPyWithKernels(build_py):
     """Copies kernels/ into the built package as mla_backend/kernels/ for the first-use build."""
 

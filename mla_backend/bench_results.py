@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import terminal
 from .kernel_facts import HOPPER
 
 OURS = "mla_backend"
@@ -22,7 +23,8 @@ NO_BENCH = (
     "from a checkout of the mla_backend repository (or install it with `pip install -e .`). "
     "`mla-backend bench --plot <results.json>` works anywhere."
 )
-NO_MATPLOTLIB = "the plot needs matplotlib: pip install matplotlib (or pip install 'mla-backend[plot]')"
+# mla-backend is not on PyPI yet: its `plot` extra installs from a checkout only.
+NO_MATPLOTLIB = "the plot needs matplotlib: pip install matplotlib (from a checkout: pip install '.[plot]')"
 
 
 def find_bench() -> Path | None:
@@ -46,38 +48,59 @@ def run(bench_argv: list[str], out_dir: Path | None, png: Path | None) -> int:
     """Run the benchmark with bench_argv, then print and plot the results file it wrote."""
     path = find_bench()
     if path is None:
-        print(NO_BENCH, file=sys.stderr)
+        terminal.say(NO_BENCH, sys.stderr)
         return 2
     bench = load_bench(path)
     start = time.time()
     rc = bench.main(bench_argv)
     if rc != 0:
         if rc == 2 and not _cuda_available():
-            print(f"mla-backend bench: the benchmark needs {HOPPER}; `mla-backend doctor` says what is missing "
-                  "here. `mla-backend bench --plot <results.json>` plots an existing results file.", file=sys.stderr)
+            terminal.say(f"mla-backend bench: the benchmark needs {HOPPER}; `mla-backend doctor` says what is "
+                         "missing here. `mla-backend bench --plot <results.json>` plots an existing results file.",
+                         sys.stderr)
         return rc
     if any(arg in ("--list", "--render") for arg in bench_argv):
         return 0
     out_dir = out_dir or bench.BENCH_DIR / "results"
     written = [p for p in out_dir.glob("*.json") if p.stat().st_mtime >= start - 1]
     if not written:
-        print(f"mla-backend bench: no results file was written in {out_dir}", file=sys.stderr)
+        terminal.say(f"mla-backend bench: no results file was written in {out_dir}", sys.stderr)
         return 1
     return show(max(written, key=lambda p: p.stat().st_mtime), png, require_plot=False)
 
 
 def show(results: Path, png: Path | None, require_plot: bool = True) -> int:
-    """Print the table of a results file and write its plot (default: the JSON's path with .png)."""
-    doc = json.loads(Path(results).read_text())
+    """Print the table of a results file and write its plot (default: the JSON's path with .png); 2 if the file
+    cannot be read as bench_decode.py's results."""
+    try:
+        doc = read_results(results)
+    except ValueError as exc:
+        terminal.say(f"mla-backend bench: {exc}", sys.stderr)
+        return 2
     print(format_table(doc))
     png = Path(png) if png is not None else Path(results).with_suffix(".png")
     try:
         plot(doc, png)
     except ImportError:
-        print(f"mla-backend bench: {NO_MATPLOTLIB}", file=sys.stderr)
+        terminal.say(f"mla-backend bench: {NO_MATPLOTLIB}", sys.stderr)
         return 1 if require_plot else 0
     print(f"\nwrote {png}")
     return 0
+
+
+def read_results(path: Path) -> dict:
+    """A results file of bench_decode.py; ValueError saying why when it is missing or is not one."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ValueError(f"cannot read the results file {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise ValueError(f"{path} is not JSON ({exc}); --plot takes a results file of bench_decode.py, "
+                         "e.g. benchmarks/results/h200.json") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("results"), list) or not isinstance(doc.get("env"), dict):
+        raise ValueError(f"{path} is not a results file of bench_decode.py (it has no 'env' and 'results'); "
+                         "e.g. benchmarks/results/h200.json is one")
+    return doc
 
 
 def peer_names(doc: dict) -> list[str]:

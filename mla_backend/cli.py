@@ -1,11 +1,14 @@
 """`mla-backend`: doctor | bench | serve | bundle.
 
-    mla-backend doctor [--build] [--verbose]      can this machine run the kernel? (exit 0: yes)
-    mla-backend bench [--quick | --configs ...] [--peers DIR] [bench_decode options]
-    mla-backend bench --plot RESULTS.json [--png OUT.png]
-    mla-backend serve [MODEL] [--config FILE] [--once] [--dry-run] [vllm serve options]
-    mla-backend bundle build --out DIR | bundle unpack DIR --target SITE   vLLM for a host without PyPI
-"""
+  mla-backend doctor [--build] [--verbose] [--json]
+      can this machine run the kernel? (exit 0: yes)
+  mla-backend bench [--quick | --configs ...] [--peers DIR] [options]
+      run benchmarks/bench_decode.py, print and plot its results
+  mla-backend bench --plot RESULTS.json [--png OUT.png]
+  mla-backend serve [MODEL | --model MODEL] [--config FILE] [--once]
+                    [--dry-run] [vllm serve options]
+  mla-backend bundle build --out DIR | bundle unpack DIR --target SITE
+      vLLM for a host without PyPI"""
 
 from __future__ import annotations
 
@@ -31,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--build", action="store_true",
                         help="build the CUDA extension now if it is not built yet (about 2 minutes, with progress)")
     doctor.add_argument("--verbose", action="store_true", help="show the compiler output while building")
+    doctor.add_argument("--json", action="store_true",
+                        help='print the checks as JSON ({"can_run": ..., "checks": [{name, status, detail, fix}]})')
 
     bench = commands.add_parser(
         "bench", allow_abbrev=False,
@@ -52,12 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve", help="vllm serve with --attention-backend CUSTOM --block-size 64, then one check request",
         allow_abbrev=False,
-        usage="mla-backend serve [MODEL] [--config FILE] [--once] [--dry-run] [vllm serve options]",
+        usage="mla-backend serve [MODEL | --model MODEL] [--config FILE] [--once]\n"
+              "                         [--dry-run] [vllm serve options]",
         description="Start `vllm serve MODEL --attention-backend CUSTOM --block-size 64 [--config FILE]`, "
                     "send one streamed chat request and print the reply and the decode speed, then keep serving. "
                     "Without MODEL (and no `model:` in the config) the default model is a tiny "
                     "DeepSeek-V2-shaped checkpoint with random weights, generated locally. Options not listed "
                     "here go to `vllm serve` unchanged.")
+    serve.add_argument("--model", dest="model_option", metavar="MODEL",
+                       help="the model, as the positional MODEL (vLLM's older spelling, accepted the same way)")
     serve.add_argument("--config", help="a vLLM YAML config (`vllm serve --config`), e.g. configs/*.yaml")
     serve.add_argument("--dry-run", action="store_true", help="print the vLLM command and exit")
     serve.add_argument("--once", action="store_true", help="stop the server after the check request")
@@ -96,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         from . import doctor
 
-        return doctor.main(build=args.build, verbose=args.verbose)
+        return doctor.main(build=args.build, verbose=args.verbose, json_output=args.json)
     if args.command == "bundle":
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -115,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         return bench_results.run(bench_argv, args.out_dir, args.png)
     from . import serve
 
+    if args.model_option is not None:
+        if model is not None and model != args.model_option:
+            parser.error(f"serve: two models, {model} and --model {args.model_option}: give one")
+        model = args.model_option
     return serve.main(model=model, config_path=args.config, vllm_args=extra, host=args.host, port=args.port,
                       dry_run=args.dry_run, once=args.once, check=args.check,
                       prompt=args.prompt or serve.DEFAULT_PROMPT, max_tokens=args.max_tokens, timeout=args.timeout)

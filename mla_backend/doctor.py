@@ -7,7 +7,10 @@ kernel cannot run here; WARN rows do not stop it (an extension not built yet is 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
+import json
+import logging
 import os
 import platform
 import re
@@ -19,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__, _build
+from . import __version__, _build, terminal
 from .engines import ENGINES
 from .kernel_facts import HOPPER, is_hopper, parse_capability
 
@@ -57,29 +60,67 @@ def can_run(checks: list[Check]) -> bool:
     return all(c.status != FAIL for c in checks)
 
 
-def render(checks: list[Check]) -> str:
-    """The checks as a table, a one-line verdict, and a numbered list of fixes."""
+def render(checks: list[Check], width: int | None = None, colour: bool = False) -> str:
+    """The checks as a table, a one-line verdict, and a numbered list of fixes, wrapped to `width` columns
+    (default: the terminal's); colour=True paints FAIL and WARN."""
+    width = width or terminal.width()
     name_w = max(len(c.name) for c in checks)
-    lines = [f"{'check':<{name_w}}  status  details", f"{'-' * name_w}  ------  {'-' * 40}"]
+    details_at = name_w + len("  status  ")
+    lines = [f"{'check':<{name_w}}  status  details",
+             f"{'-' * name_w}  ------  {'-' * max(min(40, width - details_at), 7)}"]
     for c in checks:
-        lines.append(f"{c.name:<{name_w}}  {c.status:<6}  {c.value}")
+        status = terminal.paint(f"{c.status:<6}", c.status, colour)
+        details = terminal.fill(c.value, width, indent=details_at, start=details_at)
+        lines.append(f"{c.name:<{name_w}}  {status}  {details}")
     failed = [c.name for c in checks if c.status == FAIL]
     lines.append("")
     if failed:
-        lines.append(f"Result: this machine cannot run the mla_backend kernel (failed: {', '.join(failed)}).")
+        lines.append(terminal.fill(f"Result: this machine cannot run the mla_backend kernel (failed: "
+                                   f"{', '.join(failed)}).", width, indent=2))
     else:
         lines.append("Result: this machine can run the mla_backend kernel.")
     fixes = [c for c in checks if c.fix and c.status in (FAIL, WARN)]
     if fixes:
         lines += ["", "To fix:"]
-        lines += [f"  {i}. {c.name}: {c.fix}" for i, c in enumerate(fixes, 1)]
+        for i, c in enumerate(fixes, 1):
+            item = f"  {i}. "
+            lines.append(terminal.fill(f"{item}{c.name}: {c.fix}", width, indent=len(item)))
     return "\n".join(lines)
 
 
-def main(build: bool = False, verbose: bool = False) -> int:
-    checks = collect(build=build, verbose=verbose)
-    print(render(checks), flush=True)
+def as_json(checks: list[Check]) -> str:
+    """The checks for a program: {"can_run": bool, "checks": [{name, status, detail, fix}]}, status one of
+    ok, warn, fail, info."""
+    words = {OK: "ok", WARN: "warn", FAIL: "fail", INFO: "info"}
+    rows = [{"name": c.name, "status": words[c.status], "detail": c.value, "fix": c.fix} for c in checks]
+    return json.dumps({"can_run": can_run(checks), "checks": rows}, indent=2)
+
+
+def main(build: bool = False, verbose: bool = False, json_output: bool = False) -> int:
+    """Print the checks (a table, or JSON); 0 exactly when this machine can run the kernel."""
+    with _quiet_cuda_home_notice():
+        checks = collect(build=build, verbose=verbose)
+    if json_output:
+        print(as_json(checks), flush=True)
+    else:
+        print(render(checks, colour=terminal.colour_wanted(sys.stdout)), flush=True)
     return 0 if can_run(checks) else 1
+
+
+@contextlib.contextmanager
+def _quiet_cuda_home_notice():
+    """A CUDA torch on a machine without a GPU logs "No CUDA runtime is found, using CUDA_HOME=..." when
+    torch.utils.cpp_extension is first imported, above the table that says the same in its GPU row."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("No CUDA runtime is found")
+
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
 
 
 # ----------------------------------------------------------------------------------------------------

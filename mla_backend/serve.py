@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
-from . import doctor, tiny_model
+from . import doctor, terminal, tiny_model
 from .engines import ENGINES
 from .kernel_facts import BLOCK_SIZE, is_hopper, parse_capability
 
@@ -114,7 +114,7 @@ def main(model: str | None, config_path: str | None, vllm_args: list[str], host:
             raise ValueError(f"--ready-timeout: expected a positive number of seconds, got {timeout}")
         p = plan(model, config_path, vllm_args, host, port)
     except (OSError, ValueError) as exc:
-        print(f"mla-backend serve: {exc}", file=sys.stderr)
+        terminal.say(f"mla-backend serve: {exc}", sys.stderr)
         return 2
     if dry_run:
         print(_shell_join(p.command))
@@ -125,8 +125,8 @@ def main(model: str | None, config_path: str | None, vllm_args: list[str], host:
     if rc != 0:
         return rc
     if p.tiny:
-        print(f"mla-backend serve: default model: tiny DeepSeek-V2-shaped checkpoint (random weights, replies are "
-              f"noise) in {p.model}", flush=True)
+        terminal.say(f"mla-backend serve: default model: tiny DeepSeek-V2-shaped checkpoint (random weights, replies "
+                     f"are noise) in {p.model}")
         tiny_model.ensure(Path(p.model))
     print(f"mla-backend serve: {_shell_join(p.command)}", flush=True)
     server = subprocess.Popen(p.command, env=server_env(timeout))
@@ -137,14 +137,14 @@ def main(model: str | None, config_path: str | None, vllm_args: list[str], host:
             try:
                 result = ask(p.base_url, prompt, max_tokens, ignore_eos=p.tiny)
             except (OSError, ValueError, KeyError, IndexError) as exc:  # refused, bad JSON, unexpected shape
-                print(f"mla-backend serve: the check request failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                terminal.say(f"mla-backend serve: the check request failed: {type(exc).__name__}: {exc}", sys.stderr)
                 if once:
                     return _stop(server, failed=True)
             else:
                 print(result.report(), flush=True)
         if once:
             return _stop(server)
-        print(f"mla-backend serve: serving {p.base_url}/v1 (Ctrl-C to stop)", flush=True)
+        terminal.say(f"mla-backend serve: serving {p.base_url}/v1 (Ctrl-C to stop)")
         return server.wait()
     except KeyboardInterrupt:
         return _stop(server)
@@ -158,24 +158,24 @@ def preflight() -> int:
     hopper = _hopper_listed()
     if hopper is not True:
         found = "nvidia-smi lists no Hopper GPU" if hopper is False else "no NVIDIA GPU found: no nvidia-smi"
-        print(f"mla-backend serve: no NVIDIA Hopper GPU on this machine ({found}). The mla_backend kernel runs "
-              "only on Hopper (H100, H200), so vLLM is not started. What `mla-backend doctor` finds:\n", flush=True)
+        terminal.say(f"mla-backend serve: no NVIDIA Hopper GPU on this machine ({found}). The mla_backend kernel "
+                     "runs only on Hopper (H100, H200), so vLLM is not started. What `mla-backend doctor` finds:\n")
         doctor.main()
         return 1
     # A separate process, so this one never holds a CUDA context beside the server's.
     rc = subprocess.call([sys.executable, "-m", "mla_backend.cli", "doctor", "--build"])
     if rc != 0:
-        print("mla-backend serve: fix the FAIL rows above, then run it again", file=sys.stderr)
+        terminal.say("mla-backend serve: fix the FAIL rows above, then run it again", sys.stderr)
         return 1
     vllm = ENGINES["vllm"]
     if find_spec("vllm") is None:
-        print(f"mla-backend serve: vLLM is not installed in this Python ({sys.executable}); "
-              f"{vllm.install_hint()}", file=sys.stderr)
+        terminal.say(f"mla-backend serve: vLLM is not installed in this Python ({sys.executable}); "
+                     f"{vllm.install_hint()}", sys.stderr)
         return 1
     version = importlib.metadata.version("vllm")
     if vllm.verified(version) is None:
-        print(f"mla-backend serve: this is vLLM {version}, where mla_backend's plugin does not register its backend; "
-              f"{vllm.install_hint()}", file=sys.stderr)
+        terminal.say(f"mla-backend serve: this is vLLM {version}, where mla_backend's plugin does not register its "
+                     f"backend; {vllm.install_hint()}", sys.stderr)
         return 1
     return 0
 
@@ -192,8 +192,8 @@ def wait_until_ready(base_url: str, server: subprocess.Popen, timeout: float) ->
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            print(f"mla-backend serve: vLLM exited with code {server.returncode} before it was ready",
-                  file=sys.stderr)
+            terminal.say(f"mla-backend serve: vLLM exited with code {server.returncode} before it was ready",
+                         sys.stderr)
             return False
         try:
             with urllib.request.urlopen(base_url + "/health", timeout=5) as response:
@@ -202,8 +202,8 @@ def wait_until_ready(base_url: str, server: subprocess.Popen, timeout: float) ->
         except OSError:
             pass
         time.sleep(0.5)
-    print(f"mla-backend serve: vLLM was not ready after {timeout:.0f} s (--ready-timeout sets how long to wait)",
-          file=sys.stderr)
+    terminal.say(f"mla-backend serve: vLLM was not ready after {timeout:.0f} s (--ready-timeout sets how long to "
+                 "wait)", sys.stderr)
     return False
 
 

@@ -117,11 +117,16 @@ NUM_HEADS = CONFIG["num_attention_heads"]
 def config(*, num_layers: int = NUM_LAYERS, num_heads: int = NUM_HEADS) -> dict:
     """config.json for this shape: CONFIG with its layer and attention-head counts replaced.
 
-    num_heads is the per-GPU head count vLLM sees (DeepSeek-V3's 128 heads at tensor parallel TP: 128 / TP).
+    num_heads is the per-GPU head count vLLM sees (DeepSeek-V3's 128 heads at tensor parallel TP: 128 / TP), at
+    most the kernel's h_q limit.
     """
+    from .ops import MAX_H_Q
+
     for name, value in (("num_layers", num_layers), ("num_heads", num_heads)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if num_heads > MAX_H_Q:
+        raise ValueError(f"num_heads must be at most {MAX_H_Q} (the kernel's query heads per GPU), got {num_heads}")
     return {**CONFIG, "num_hidden_layers": num_layers, "num_attention_heads": num_heads,
             "num_key_value_heads": num_heads}
 
@@ -289,6 +294,8 @@ def _byte_to_unicode() -> dict[int, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .ops import MAX_H_Q
+
     parser = argparse.ArgumentParser(
         prog="python -m mla_backend.tiny_model",
         description="Write a tiny DeepSeek-V2-architecture checkpoint (real MLA dims, random weights, local "
@@ -297,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-layers", type=int, default=NUM_LAYERS,
                         help=f"decoder layers; layer 0 is dense, the rest MoE (default {NUM_LAYERS})")
     parser.add_argument("--num-heads", type=int, default=NUM_HEADS,
-                        help=f"attention heads, e.g. 128 / TP for DeepSeek-V3 at tensor parallel TP "
+                        help=f"attention heads, 1..{MAX_H_Q}, e.g. 128 / TP for DeepSeek-V3 at tensor parallel TP "
                              f"(default {NUM_HEADS})")
     parser.add_argument("--seed", type=int, default=SEED, help=f"weights' random seed (default {SEED})")
     parser.add_argument("--lm-head-std", type=float,

@@ -1,8 +1,10 @@
 """CPU tests of the extension build: flags, sources, cache key, packaging, and the errors a user sees."""
 
+import os
 import shutil
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import zipfile
@@ -355,3 +357,22 @@ def test_wheel_ships_kernel_sources_and_console_script(tmp_path):
     assert shipped == expected
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "mla-backend = mla_backend.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_setup_without_a_bdist_wheel_command_says_which_setuptools_to_install(tmp_path):
+    # A fresh Python 3.11 venv has setuptools 65 and no `wheel`: setuptools' "invalid command 'bdist_wheel'" is
+    # replaced by what to install. The blocker hides both homes of bdist_wheel.
+    blocker = textwrap.dedent(f"""
+        import runpy, sys
+        class Hide:
+            def find_spec(self, name, path=None, target=None):
+                if name in ("setuptools.command.bdist_wheel", "wheel") or name.startswith("wheel."):
+                    raise ImportError(name)
+        sys.meta_path.insert(0, Hide())
+        sys.argv = ["setup.py", "--name"]
+        runpy.run_path({str(REPO / "setup.py")!r}, run_name="__main__")
+    """)
+    result = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, "MLA_BACKEND_NO_AOT": "1"})
+    assert result.returncode != 0
+    assert "pip install 'setuptools>=70.1'" in result.stderr

@@ -2,6 +2,7 @@
 serve's vLLM command lines, its no-GPU path, and its check request against a stand-in OpenAI server."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -19,6 +20,12 @@ from mla_backend import _build, bench_results, cli, doctor, serve, tiny_model
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "h100.json"
 needs_no_hopper = pytest.mark.skipif(hopper_available(), reason="checks the path of a machine without a Hopper GPU")
+
+
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch):
+    """Messages unwrapped, whatever terminal runs the tests; wrapping is tested with explicit widths."""
+    monkeypatch.setenv("COLUMNS", "300")
 
 
 def run_cli(capsys, *argv):
@@ -194,6 +201,65 @@ def test_render_lists_fixes_of_failed_and_warned_rows_only():
     assert "cannot run the mla_backend kernel (failed: b)" in text
 
 
+LONG_CHECKS = [
+    doctor.Check("GPU", doctor.FAIL, "none visible (nvidia-smi not found)",
+                 "run on an NVIDIA Hopper GPU (H100/H200/H800/H20: AWS p5.48xlarge, p5en.48xlarge, a Databricks or "
+                 "SageMaker GPU instance of those)"),
+    doctor.Check("kernel extension", doctor.WARN, "not built; building and loading it needs the torch, GPU and "
+                 "driver rows to pass"),
+    doctor.Check("CUTLASS headers", doctor.OK, "/opt/venv/lib/python3.12/site-packages/cutlass_library/source/include"),
+]
+
+
+def test_render_wraps_to_the_width_at_words_with_the_details_column_kept():
+    lines = doctor.render(LONG_CHECKS, width=72).splitlines()
+    details_at = lines[0].index("details")
+    path = LONG_CHECKS[2].value
+    assert all(len(line) <= 72 or line.endswith(" " + path) for line in lines)  # a path is never broken
+    row = next(i for i, line in enumerate(lines) if line.startswith("kernel extension"))
+    assert lines[row + 1].startswith(" " * details_at) and lines[row + 1][details_at] != " "
+    item = next(i for i, line in enumerate(lines) if line.startswith("  1. GPU: "))
+    assert lines[item + 1].startswith(" " * 5) and lines[item + 1][5] != " "
+
+
+def test_render_paints_fail_and_warn_only_when_asked():
+    assert "\033[" not in doctor.render(LONG_CHECKS, width=100)
+    painted = doctor.render(LONG_CHECKS, width=100, colour=True)
+    assert "\033[1;31mFAIL  \033[0m" in painted and "\033[33mWARN  \033[0m" in painted
+    assert painted.count("\033[0m") == 2
+
+
+def test_doctor_output_is_plain_where_stdout_is_not_a_terminal(capsys):
+    rc, out = run_cli(capsys, "doctor")
+    assert "\033[" not in out and "Result: this machine" in out
+
+
+def test_doctor_json_lists_the_checks_with_the_same_exit_code(capsys):
+    rc, out = run_cli(capsys, "doctor")
+    json_rc, json_out = run_cli(capsys, "doctor", "--json")
+    doc = json.loads(json_out)
+    assert json_rc == rc and doc["can_run"] is (rc == 0)
+    assert [c["name"] for c in doc["checks"]][:3] == ["mla_backend", "Python", "torch"]
+    assert all(set(c) == {"name", "status", "detail", "fix"} for c in doc["checks"])
+    assert {c["status"] for c in doc["checks"]} <= {"ok", "warn", "fail", "info"}
+    assert all(c["name"] + " " in out for c in doc["checks"])
+
+
+def test_doctor_with_a_cuda_torch_and_no_gpu_prints_no_torch_notice_above_the_table():
+    # torch.utils.cpp_extension logs "No CUDA runtime is found, using CUDA_HOME=..." on its first import where a
+    # CUDA torch sees no GPU: stood in for here by faking a CUDA build of this torch.
+    fake_cuda_torch = ("import torch; torch.cuda._is_compiled = lambda: True; torch.version.cuda = '13.0'; "
+                       "torch.cuda.is_available = lambda: False; ")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    bare = subprocess.run([sys.executable, "-c", fake_cuda_torch + "import torch.utils.cpp_extension"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert "No CUDA runtime is found" in bare.stderr  # what doctor must not show
+    run = subprocess.run([sys.executable, "-c", fake_cuda_torch + "from mla_backend import doctor; doctor.main()"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert run.stdout.startswith("check ")
+    assert "No CUDA runtime is found" not in run.stdout + run.stderr
+
+
 # --- bench --------------------------------------------------------------------------------------------------
 
 
@@ -226,6 +292,23 @@ def test_bench_plot_without_matplotlib_says_how_to_get_it(tmp_path, capsys, monk
     rc, out = run_cli(capsys, "bench", "--plot", str(RESULTS), "--png", str(tmp_path / "x.png"))
     assert rc == 1 and "pip install matplotlib" in out
     assert "b8/s8192/h16/q1" in out  # the table is still printed
+
+
+@pytest.mark.parametrize("content,words", [(None, "cannot read the results file"), ("{not json", "is not JSON"),
+                                            ('{"results": []}', "is not a results file of bench_decode.py")])
+def test_bench_plot_of_a_missing_or_foreign_file_says_so_without_a_traceback(tmp_path, capsys, content, words):
+    path = tmp_path / "results.json"
+    if content is not None:
+        path.write_text(content)
+    rc, out = run_cli(capsys, "bench", "--plot", str(path))
+    out = " ".join(out.split())  # unwrapped
+    assert rc == 2 and words in out and str(path) in out and "Traceback" not in out
+
+
+def test_matplotlib_hint_names_an_extra_that_exists():
+    assert "'.[plot]'" in bench_results.NO_MATPLOTLIB
+    assert '\nplot = ["matplotlib"]\n' in (REPO / "pyproject.toml").read_text()
+    assert "mla-backend[" not in bench_results.NO_MATPLOTLIB  # not on PyPI yet
 
 
 def test_bench_passes_options_through_to_bench_decode(capsys):
@@ -277,6 +360,21 @@ def test_serve_dry_run_passes_the_config_file(capsys, monkeypatch):
                        "--port", "9000"]
     command = dry_run(capsys, "my/model", "--config", config)
     assert command[:5] == ["vllm", "serve", "my/model", "--config", config]
+
+
+@pytest.mark.parametrize("model_args", [["--model", "my/model"], ["--model=my/model"],
+                                        ["my/model", "--model", "my/model"]])
+def test_serve_takes_vllms_model_option_as_the_model(capsys, monkeypatch, model_args):
+    monkeypatch.setattr(serve, "vllm_command", lambda: ["vllm"])
+    command = dry_run(capsys, *model_args, "--max-model-len", "8192")
+    assert command == ["vllm", "serve", "my/model", "--attention-backend", "CUSTOM", "--block-size", "64",
+                       "--max-model-len", "8192"]
+
+
+def test_serve_refuses_two_different_models(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["serve", "my/model", "--model", "other/model", "--dry-run"])
+    assert exc.value.code == 2 and "two models, my/model and --model other/model" in capsys.readouterr().err
 
 
 def test_serve_without_a_model_uses_the_tiny_default_without_generating_it(capsys, monkeypatch, tmp_path):

@@ -171,6 +171,18 @@ def test_command_line_writes_the_checkpoint(tmp_path, capsys):
     assert exc.value.code == 2 and "num_heads must be a positive int" in capsys.readouterr().err
 
 
+def test_more_query_heads_than_the_kernel_takes_are_refused(tmp_path, capsys):
+    from mla_backend.ops import MAX_H_Q
+
+    tiny_model.config(num_heads=MAX_H_Q)
+    with pytest.raises(ValueError, match=f"num_heads must be at most {MAX_H_Q}"):
+        tiny_model.generate(tmp_path / "x", num_heads=MAX_H_Q + 1)
+    with pytest.raises(SystemExit) as exc:
+        tiny_model.main([str(tmp_path / "bad"), "--num-heads", str(MAX_H_Q + 1)])
+    assert exc.value.code == 2 and f"at most {MAX_H_Q}" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "bad").exists()
+
+
 def test_lm_head_std_scales_only_the_output_head(tmp_path):
     from safetensors.torch import load_file
 
