@@ -1,5 +1,6 @@
 """tests/conftest.py: without a Hopper GPU, GPU tests are deselected and counted in one line, unless -m is given."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from conftest import hopper_available
 pytestmark = pytest.mark.skipif(hopper_available(), reason="checks the runs of a machine without a Hopper GPU")
 
 CONFTEST = Path(__file__).resolve().parent / "conftest.py"
+REPO = CONFTEST.parent.parent
 
 
 @pytest.fixture
@@ -33,8 +35,10 @@ def suite(tmp_path):
 
 
 def run(suite, *args):
+    # the copied conftest imports mla_backend: this checkout's, whatever the venv has installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=suite,
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, env=env)
     return result.returncode, result.stdout
 
 
