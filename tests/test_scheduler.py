@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mla_backend import _build, kernel_facts, scheduler
@@ -166,7 +166,9 @@ def check_parts_are_balanced(seqlens, num_parts, pieces):
     its blocks plus the overheads of the requests it starts fit in ``unit`` + one overhead.
     Whole-request mode (uniform costs only): a part holds the requests starting in its range, so at most
     ``unit`` + one request's cost, and every request is one piece.
-    In both, ceil(total / unit) parts are busy: no part idles while another holds two parts' worth.
+    Split mode: ceil(total / unit) parts are busy, so no part idles while another holds two parts' worth.
+    Whole-request mode: one busy part per range in which some request starts (requests cheaper than a unit share
+    a part: b=9 requests of 6-7 units on 6 parts of 10 units fill 5 of them).
     """
     overhead = _overhead(seqlens, num_parts)
     costs = [max(n, 1) + overhead for n in _blocks(seqlens)]
@@ -174,7 +176,11 @@ def check_parts_are_balanced(seqlens, num_parts, pieces):
     whole = scheduler.is_uniform(costs, ideal)
     unit = max(ideal, max(costs)) if whole else _unit(seqlens, num_parts)
     busy = [part for part in pieces if part]
-    assert len(busy) == min(num_parts, math.ceil(sum(costs) / unit)), "busy parts != ceil(total / unit)"
+    if whole:
+        starts = [sum(costs[:i]) for i in range(len(costs))]
+        assert len(busy) == len({start // unit for start in starts}), "busy parts != ranges where a request starts"
+    else:
+        assert len(busy) == min(num_parts, math.ceil(sum(costs) / unit)), "busy parts != ceil(total / unit)"
     for p, part in enumerate(busy):
         if whole:
             assert all(first == 0 for _, first, _ in part), f"part {p} splits a request in whole-request mode"
@@ -240,6 +246,7 @@ def test_plan_properties_hold_for_random_batches(seqlens, num_parts):
 
 @given(seqlens=st.lists(st.sampled_from([0, 1, 63, 64, 65, 128, 129]), min_size=1, max_size=40),
        num_parts=st.integers(1, 64))
+@example(seqlens=[0] * 8 + [65], num_parts=6)  # whole-request mode with requests smaller than a part
 @settings(max_examples=100, deadline=None)
 def test_plan_properties_hold_for_short_and_zero_length_batches(seqlens, num_parts):
     check_all_properties(seqlens, num_parts)
