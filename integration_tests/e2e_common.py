@@ -7,6 +7,7 @@ logprobs) per prompt) and, when teacher forcing ran, "forced_completions" and "f
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import random
@@ -15,6 +16,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -55,14 +57,21 @@ def checkpoint(directory: Path) -> Path:
 
 
 class Server:
-    """One engine server in a process group of its own, its output in `log`; `ready()` says when it serves."""
+    """One engine server in a process group of its own, its output in `log`; `ready()` says when it serves.
+
+    Its own process group keeps a Ctrl-C meant for the driver away from it, so nothing but `stop()` ends it: every
+    server not yet stopped is stopped when the driver exits, also on SIGTERM or SIGHUP (`timeout` sends SIGTERM).
+    Without that, a driver killed mid-run left its server holding 108 GB of an H200, and the next run's server
+    came up with 1.8 GB free and died of OOM at its first long batch."""
 
     def __init__(self, cmd: list[str], env: dict[str, str], log: Path, port: int, ready: Callable[["Server"], bool]):
         self.base_url, self.log_path, self._ready = f"http://127.0.0.1:{port}", log, ready
         self.log = open(log, "w")
         self.log.write(" ".join(cmd) + "\n")
         self.log.flush()
+        _stop_live_servers_on_exit()
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        _LIVE_SERVERS.add(self)
 
     def wait(self, timeout: float) -> float:
         """Seconds until ready; raises with the log's tail if the server exits or `timeout` passes first."""
@@ -89,6 +98,32 @@ class Server:
         except ProcessLookupError:
             pass
         self.log.close()
+        _LIVE_SERVERS.discard(self)
+
+
+_LIVE_SERVERS: set[Server] = set()
+
+
+def _stop_live_servers() -> None:
+    for server in list(_LIVE_SERVERS):
+        server.stop()
+
+
+def _exit_on_signal(signum, _frame) -> None:
+    raise SystemExit(128 + signum)   # unwinds the driver's `finally: server.stop()`; atexit stops the rest
+
+
+def _stop_live_servers_on_exit() -> None:
+    """Once per process: stop every live server at exit, and make SIGTERM/SIGHUP an exit (their default kills the
+    process without running atexit). Only from the main thread, where Python lets a handler be installed."""
+    if getattr(_stop_live_servers_on_exit, "done", False):
+        return
+    atexit.register(_stop_live_servers)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) in (signal.SIG_DFL, None):
+                signal.signal(sig, _exit_on_signal)
+    _stop_live_servers_on_exit.done = True
 
 
 # ------------------------------------------------------------------------- each engine's server, as users run it
@@ -145,9 +180,14 @@ def query_memory_mib() -> int | None:
 
 def wait_for_free_gpu(limit_mib: int = 4096, timeout_s: float = 120) -> None:
     """Until a stopped server's workers have given their memory back: a server started before sizes its KV pool
-    and graphs for what is left, or fails (seen on the H200: the next server came up with 19 of 140 GB free)."""
+    and graphs for what is left, or fails (seen on the H200: the next server came up with 19 of 140 GB free).
+    Raises if the memory is still in use after `timeout_s`: another process holds the GPU, and a server started
+    now would measure (or crash on) what that process left."""
     deadline = time.monotonic() + timeout_s
-    while (used := query_memory_mib()) is not None and used > limit_mib and time.monotonic() < deadline:
+    while (used := query_memory_mib()) is not None and used > limit_mib:
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"the GPU still has {used} MiB in use after {timeout_s:.0f} s (more than {limit_mib} "
+                               "MiB): another process holds it (nvidia-smi names it); stop it and run again")
         time.sleep(2)
 
 
@@ -205,7 +245,12 @@ def serve_each(backends: tuple[str, ...], reference: str, start: Callable[[str],
         if done.is_file():
             results[backend] = json.loads(done.read_text())
             continue
-        server = start(backend)
+        try:
+            server = start(backend)
+        except Exception as exc:  # e.g. the GPU still held by another process
+            errors[backend] = f"{type(exc).__name__}: {exc}"[-4000:]
+            print(f"[{label}] {backend} not started: {errors[backend]}", flush=True)
+            continue
         try:
             startup = server.wait(startup_timeout)
             client = OpenAI(base_url=server.base_url + "/v1", api_key="none", timeout=600, max_retries=0)
