@@ -1,5 +1,5 @@
 """One Hopper check and one sentence for every refusal of another GPU (the numbers are checked against the CUDA
-sources in test_scheduler.py)."""
+sources in test_tile_scheduler.py)."""
 import pytest
 import torch
 

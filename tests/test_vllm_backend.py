@@ -1,5 +1,5 @@
 """The vLLM backend on CPU, built the way vLLM builds it: the reasons vLLM prints for a configuration it cannot
-run, the builder's metadata (our scheduler's plan, in persistent buffers under full CUDA graphs) and forward_mqa
+run, the builder's metadata (our tile scheduler's plan, in persistent buffers under full CUDA graphs) and forward_mqa
 (q as a tuple or concatenated, spec decode, strided caches, vLLM's scale) against the fp32 reference."""
 from __future__ import annotations
 
