@@ -13,7 +13,8 @@ pytest.importorskip("vllm", reason="vLLM is not installed (CI installs vLLM 0.33
 from vllm.platforms.interface import DeviceCapability
 from vllm.v1.attention.backend import AttentionCGSupport
 
-from mla_backend import ops, reference, tiny_model
+from mla_backend import ops, reference
+from mla_backend.models import tiny_model
 from mla_backend.vllm.backend import MLABackend
 from mla_backend.testing import make_batch
 from vllm_cpu import MAX_NUM_SEQS, decode_batch, make_builder, make_impl, vllm_config
