@@ -368,7 +368,7 @@ def driver_version() -> str:
 
 
 def environment(commit: str, card: str | None) -> dict:
-    from mla_backend import bench_results
+    from mla_backend.cli import bench
     props = torch.cuda.get_device_properties(torch.cuda.current_device())
     try:
         import triton
@@ -377,7 +377,7 @@ def environment(commit: str, card: str | None) -> dict:
     except ImportError:
         triton_version = "not installed"
     return {
-        "card": card or bench_results.card_slug(props.name), "device_name": props.name,
+        "card": card or bench.card_slug(props.name), "device_name": props.name,
         "compute_capability": f"{props.major}.{props.minor}", "sm_count": props.multi_processor_count,
         "l2_bytes": getattr(props, "L2_cache_size", 0) or L2_BYTES_FLOOR, "memory_bytes": props.total_memory,
         "driver": driver_version(), "torch": torch.__version__, "cuda": torch.version.cuda,

@@ -17,7 +17,7 @@ with 128 heads, whose attention alone is 1.5 ms at 580 TFLOP/s.)
         [--concurrency 1 16 64] [--max-tokens-in-flight N] [--decode-tokens 256] [--stream-interval 8]
         [--tp 1] [--card NAME] [--out-dir benchmarks/results] [--merge EARLIER.json] [--dry-run]
 
-Without --model it serves the attention-dominated DeepSeek-V3-shaped checkpoint of mla_backend/serving_model.py
+Without --model it serves the attention-dominated DeepSeek-V3-shaped checkpoint of mla_backend/models/serving_model.py
 (generated into --workdir the first time). Results: <out-dir>/serving_<card>.json and .md, rewritten after each
 backend; the per-backend results and server logs stay in --workdir, and a run cut short resumes with the
 (engine, backend) pairs it has not finished for the same workload. An engine whose Python package is missing (or
@@ -56,7 +56,7 @@ OURS = e2e_common.OUR_BACKEND
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, help="checkpoint directory (default: mla_backend.serving_model's)")
+    parser.add_argument("--model", type=Path, help="checkpoint directory (default: mla_backend.models.serving_model's)")
     parser.add_argument("--engines", default="sglang,vllm", help="comma-separated, of: " + ", ".join(ENGINES))
     parser.add_argument("--sglang-backends", default=",".join(ENGINES["sglang"]))
     parser.add_argument("--vllm-backends", default=",".join(ENGINES["vllm"]))
@@ -302,7 +302,7 @@ def write_results(out_dir: Path, report: dict) -> tuple[Path, Path]:
 def resolve_model(args: argparse.Namespace) -> Path:
     if args.model is not None:
         return args.model.resolve()
-    from mla_backend import serving_model
+    from mla_backend.models import serving_model
 
     return serving_model.ensure(args.workdir / serving_model.NAME).resolve()
 
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     device_name = gpu_name()
-    from mla_backend.bench_results import card_slug
+    from mla_backend.cli.bench import card_slug
 
     card = args.card or card_slug(device_name)
     if args.dry_run:

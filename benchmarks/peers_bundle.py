@@ -19,7 +19,7 @@ through FlashInfer's own build, and placed where FlashInfer looks for ahead-of-t
 (apache-tvm-ffi and a few pure-Python packages, for CPython 3.12) are unpacked under `site/`, which
 peers.py appends to sys.path. `--no-flashinfer` leaves all of that out.
 
-The output folder is an mla_backend bundle (mla_backend/offline_bundle.py's format, as `mla-backend bundle build`
+The output folder is an mla_backend bundle (mla_backend/cli/bundle.py's format, as `mla-backend bundle build`
 writes): `bundle.tar.xz.part-NN` of at most 60 MiB (a reproducible tar.xz: sorted names, fixed owners and
 mtimes; nvcc output, hence the FlashInfer module, differs between builds), `SHA256SUMS` (each part and the whole
 archive) and the standard-library unpacker `mla_backend_bundle.py`. The archive's top holds `vllm/`,
@@ -46,7 +46,7 @@ import zipfile
 from pathlib import Path
 
 sys.path.append(str(Path(__file__).resolve().parent.parent))  # an installed mla_backend wins
-from mla_backend.offline_bundle import MANIFEST, fetch_wheels, sha256_file, write_bundle  # noqa: E402
+from mla_backend.cli.bundle import MANIFEST, fetch_wheels, sha256_file, write_bundle  # noqa: E402
 
 VLLM_VERSION = "0.26.0"
 FLASHINFER_VERSION = "0.6.14"  # vLLM 0.26.0's pin

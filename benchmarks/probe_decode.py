@@ -41,7 +41,7 @@ def whole_request_plan(b: int, parts: int, device) -> tuple[torch.Tensor, torch.
 
 
 class WholeRequestPlanPeer(MlaBackendPeer):
-    """Ours with whole_request_plan in place of the scheduler's plan."""
+    """Ours with whole_request_plan in place of the tile scheduler's plan."""
 
     def _prepare(self, batch):
         ops = self.ops

@@ -49,7 +49,7 @@ CHAT_PROMPTS = [_text(random.Random(100 + i), n) for i, n in enumerate([10, 60, 
 
 
 def checkpoint(directory: Path) -> Path:
-    from mla_backend import tiny_model
+    from mla_backend.models import tiny_model
 
     if not (directory / "DONE").is_file():
         tiny_model.generate(directory, lm_head_std=LM_HEAD_STD)

@@ -18,7 +18,7 @@ SITE=${SITE:-/tmp/site-$(basename "$PARTS")}
 mkdir -p "$OUT"
 cd "$(dirname "$0")/.."
 if [ ! -f "$SITE/activate.sh" ]; then
-    python3 -m mla_backend.offline_bundle unpack "$PARTS" --target "$SITE" 2>&1 | tee "$OUT/unpack.log" || exit 1
+    python3 -m mla_backend.cli.bundle unpack "$PARTS" --target "$SITE" 2>&1 | tee "$OUT/unpack.log" || exit 1
 fi
 source "$SITE/activate.sh"
 export PYTHONPATH=$PWD:$PYTHONPATH CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}

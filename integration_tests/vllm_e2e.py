@@ -32,7 +32,7 @@ SERVER_ARGS = ("--block-size", "64", "--dtype", "bfloat16", "--max-model-len", "
                "--served-model-name", MODEL_NAME, "--stream-interval", "8")
 FORCED_ARGS = ("--logits-processors", "force_tokens:ForceTokens")
 def start_server(model: Path, backend: str, tp: int, log: Path, extra_args: tuple = ()) -> Server:
-    from mla_backend.serve import vllm_command
+    from mla_backend.cli.serve import vllm_command
 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),

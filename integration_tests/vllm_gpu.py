@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from mla_backend import tiny_model
+from mla_backend.models import tiny_model
 from mla_backend.kernel_facts import BLOCK_SIZE, current_gpu_is_hopper
 
 KV_LORA_RANK = tiny_model.CONFIG["kv_lora_rank"]            # 512

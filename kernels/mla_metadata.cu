@@ -1,6 +1,6 @@
 // Tile scheduler: splits the KV blocks of a batch over num_parts persistent CTAs (one per SM part).
 // Runs on the GPU with no host sync; its output shapes depend only on (b, num_parts), so a captured
-// CUDA graph can replay it with new seqlens. mla_backend/scheduler.py mirrors it bit for bit and
+// CUDA graph can replay it with new seqlens. mla_backend/tile_scheduler.py mirrors it bit for bit and
 // explains the cost line it cuts. Every step is parallel (two block scans, then one binary search per
 // part), so the plan costs a few microseconds at any batch size.
 #include <climits>
@@ -37,7 +37,7 @@ __device__ void block_exclusive_scan(int b, Value value, int* out, MetadataScan:
   __syncthreads();
 }
 
-// The cost line (see mla_backend/scheduler.py): request i starts at unit blocks_before[i] + i * overhead.
+// The cost line (see mla_backend/tile_scheduler.py): request i starts at unit blocks_before[i] + i * overhead.
 struct CostLine {
   const int* blocks_before;   // [b + 1] prefix sums of max(blocks, 1), in shared memory
   int overhead;
@@ -132,7 +132,7 @@ __global__ void __launch_bounds__(kMetadataThreads) get_metadata_kernel(Metadata
   const int ideal_unit = (line[p.b] + p.num_parts - 1) / p.num_parts;
   __syncthreads();
   const int min_cost = min_blocks + line.overhead, max_cost = max_blocks + line.overhead;
-  // Uniform costs: splitting buys no balance, only partials and a combine (mla_backend/scheduler.py).
+  // Uniform costs: splitting buys no balance, only partials and a combine (mla_backend/tile_scheduler.py).
   if (10 * (max_cost - min_cost) <= ideal_unit && 10 * max_cost <= 11 * ideal_unit) {
     whole_request_plan(p, line, max(ideal_unit, max_cost));
   } else {

@@ -4,7 +4,7 @@ For each engine, the releases its adapter was verified with, where (a GPU box, o
 says about them, how to install one and which offline bundle recipe ships it. The plugins register only in these
 releases; doctor, `mla-backend serve` and the offline bundle read them from here; the README's "Engine versions"
 table is checked against this one (tests/test_engines.py). Bumping an engine is a row here, a line in that table,
-and, for a new bundle, its recipe in offline_bundle.py and its pins in bundles/.
+and, for a new bundle, its recipe in cli/bundle.py and its pins in cli/bundles/.
 
 Standard library only, and no engine import: the plugins read this while the engine starts.
 """
@@ -25,7 +25,7 @@ class Release:
     where: str            # "H100, TP 1 and 2", or "CPU CI" where only CPU tests have run
     checked: str          # what was checked there, in a few words (doctor's row)
     install: str          # the pip requirement of the version to install
-    bundle: str | None = None  # offline_bundle's recipe that ships it (`mla-backend bundle build --recipe`)
+    bundle: str | None = None  # cli/bundle.py's recipe that ships it (`mla-backend bundle build --recipe`)
 
     @property
     def on_gpu(self) -> bool:

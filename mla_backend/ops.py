@@ -23,7 +23,7 @@ Shapes and dtypes (FlashMLA-compatible, so switching is a change of import):
                             float or int: a bool (often `causal` passed by position) is refused.
 
 Every argument is checked here, before anything reaches a kernel: a bad one raises ValueError naming
-it. On CPU tensors the ops run the fp32 reference and the Python scheduler (for tests and tracing).
+it. On CPU tensors the ops run the fp32 reference and the Python tile scheduler (for tests and tracing).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ import os
 
 import torch
 
-from mla_backend import reference, scheduler
+from mla_backend import reference, tile_scheduler
 from mla_backend.kernel_facts import (  # noqa: F401 - re-exported: the contract's numbers, read as ops.X
     BLOCK_SIZE, HEAD_DIM, HEAD_DIM_V, MAX_BATCH, MAX_H_Q, MAX_S_Q, ROPE_DIM, not_hopper,
 )
@@ -51,7 +51,7 @@ _lib.define(
 
 @torch.library.impl(_lib, "tile_scheduler", "CPU")
 def _tile_scheduler_cpu(cache_seqlens, num_sm_parts):
-    return scheduler.tile_scheduler(cache_seqlens, num_sm_parts)
+    return tile_scheduler.tile_scheduler(cache_seqlens, num_sm_parts)
 
 
 @torch.library.impl(_lib, "decode_paged", "CPU")
@@ -66,7 +66,7 @@ def _decode_paged_cpu(q, q_rope, k_cache, block_table, cache_seqlens, tile_sched
 
 @torch.library.register_fake("mla_backend::tile_scheduler")
 def _tile_scheduler_fake(cache_seqlens, num_sm_parts):
-    return (cache_seqlens.new_empty(num_sm_parts, scheduler.SCHED_FIELDS),
+    return (cache_seqlens.new_empty(num_sm_parts, tile_scheduler.SCHED_FIELDS),
             cache_seqlens.new_empty(cache_seqlens.shape[0] + 1))
 
 
@@ -86,7 +86,7 @@ def _num_sms(device: torch.device) -> int:
 
 def num_sm_parts(num_q_rows: int, device: torch.device) -> int:
     """Rows of tile_scheduler_metadata for s_q * h_q = num_q_rows on this device (what engines size buffers by)."""
-    return scheduler.num_sm_parts(num_q_rows, _num_sms(torch.device(device)))
+    return tile_scheduler.num_sm_parts(num_q_rows, _num_sms(torch.device(device)))
 
 
 def _ensure_kernels(device: torch.device) -> None:
@@ -163,7 +163,7 @@ def _runtime_checks_enabled(check_values: bool) -> bool:
 
 def get_mla_metadata(cache_seqlens: torch.Tensor, num_heads_per_head_k: int,
                      num_heads_k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tile-scheduler plan for one decode step, shared by all layers of that step.
+    """The plan for one decode step, made by the tile scheduler and shared by all layers of that step.
 
     cache_seqlens: int32 [b]; num_heads_per_head_k: s_q * h_q // h_kv; num_heads_k: h_kv (must be 1).
     Returns (tile_scheduler_metadata int32 [num_sm_parts, 8], num_splits int32 [b + 1]), where
@@ -259,8 +259,9 @@ def _check_decode_inputs(q, q_rope, k_cache, block_table, cache_seqlens, head_di
     parts = num_sm_parts(s_q * h_q, device)
     meta = tile_scheduler_metadata
     if not (isinstance(meta, torch.Tensor) and meta.dtype == torch.int32
-            and meta.shape == (parts, scheduler.SCHED_FIELDS) and meta.is_contiguous()):
-        raise _bad("tile_scheduler_metadata", f"a contiguous int32 tensor of shape ({parts}, {scheduler.SCHED_FIELDS}) "
+            and meta.shape == (parts, tile_scheduler.SCHED_FIELDS) and meta.is_contiguous()):
+        raise _bad("tile_scheduler_metadata",
+                   f"a contiguous int32 tensor of shape ({parts}, {tile_scheduler.SCHED_FIELDS}) "
                    f"from get_mla_metadata(cache_seqlens, {s_q * h_q}, 1)", _describe(meta))
     _check_same_device(meta, "tile_scheduler_metadata", device)
     _check_int32_vector(num_splits, "num_splits", b + 1)

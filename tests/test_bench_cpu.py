@@ -22,7 +22,7 @@ import peers
 import peers_bundle
 import probe_decode
 
-from mla_backend import offline_bundle
+from mla_backend.cli import bundle
 from mla_backend.kernel_facts import current_gpu_is_hopper
 from mla_backend.reference import mla_decode_reference
 
@@ -545,7 +545,7 @@ def test_write_results_merge_keeps_other_configs_and_peers(tmp_path):
 
 
 def test_cli_table_and_plot_count_only_valid_times(tmp_path):
-    from mla_backend import bench_results
+    from mla_backend.cli import bench as cli_bench
 
     config = bench.Config.parse("b128/s4096/h16/q1")
     extra = {"fa3_mla": _timed(11.5, config), "fa3_mla_default": _timed(230.0, config),
@@ -553,14 +553,14 @@ def test_cli_table_and_plot_count_only_valid_times(tmp_path):
     doc = _doc([_record("b128/s4096/h16/q1", 200.0, 256.6, extra)])
     doc["peers"]["fa3_mla_default"] = {"label": "FA3-MLA (own heuristics)", "available": True, "error": None}
     doc = bench_report.finish_doc(doc)
-    table = bench_results.format_table(doc)
+    table = cli_bench.format_table(doc)
     header = next(line for line in table.splitlines() if line.startswith("config "))
     assert "fa3_mla " in header and "fa3_mla_default" in header  # two FA3-MLA modes, two names
     row = next(line for line in table.splitlines() if line.startswith("b128/s4096/h16/q1 "))
     assert "invalid" in row and "crashed" in row and "11.5" not in row
     assert "geomean over configs: 1.15x" in table
     pytest.importorskip("matplotlib")
-    assert bench_results.plot(doc, tmp_path / "p.png").stat().st_size > 10_000
+    assert cli_bench.plot(doc, tmp_path / "p.png").stat().st_size > 10_000
 
 
 def test_merge_drops_times_that_carry_no_check():
@@ -760,8 +760,8 @@ def test_triton_split_count_follows_vllm():
 
 def _peer_bundle(tmp_path, files):
     """What peers_bundle.main writes, from `files` instead of downloaded wheels: an mla_backend bundle folder."""
-    peers_bundle.write_files({**files, offline_bundle.MANIFEST: peers_bundle.manifest({}, files)}, tmp_path / "tree")
-    return offline_bundle.write_bundle(tmp_path / "tree", tmp_path / "parts", 1000)
+    peers_bundle.write_files({**files, bundle.MANIFEST: peers_bundle.manifest({}, files)}, tmp_path / "tree")
+    return bundle.write_bundle(tmp_path / "tree", tmp_path / "parts", 1000)
 
 
 def test_peer_bundle_round_trip_and_corruption(tmp_path):
@@ -779,7 +779,7 @@ def test_peer_bundle_round_trip_and_corruption(tmp_path):
     _peer_bundle(tmp_path, files)
     assert (parts_dir / "SHA256SUMS").read_text() == first
     parts[-1].write_bytes(parts[-1].read_bytes()[:-1])
-    with pytest.raises(offline_bundle.BundleError, match="sha256"):
+    with pytest.raises(bundle.BundleError, match="sha256"):
         peers.unpack_bundle(parts_dir, tmp_path / "cache2")
 
 
@@ -791,7 +791,7 @@ def test_peer_bundle_unpacks_without_being_read_into_memory(tmp_path, monkeypatc
 
 def test_the_bundles_own_unpacker_extracts_peers_without_an_activate_script(tmp_path):
     _peer_bundle(tmp_path, {"vllm/a.py": b"A = 1\n"})
-    assert offline_bundle.unpack(tmp_path / "parts", tmp_path / "site") is None
+    assert bundle.unpack(tmp_path / "parts", tmp_path / "site") is None
     assert (tmp_path / "site" / "vllm" / "a.py").is_file() and not (tmp_path / "site" / "activate.sh").exists()
     assert peers.resolve_bundle(tmp_path / "site") == tmp_path / "site"
 
@@ -799,7 +799,7 @@ def test_the_bundles_own_unpacker_extracts_peers_without_an_activate_script(tmp_
 def test_a_peer_bundle_of_the_old_format_is_refused_with_the_rebuild_command(tmp_path):
     (tmp_path / "peers.tar.xz.part-00").write_bytes(b"xz")
     (tmp_path / "peers.sha256").write_text("0" * 64 + "  peers.tar.xz\n")
-    with pytest.raises(offline_bundle.BundleError, match=r"old format.*python benchmarks/peers_bundle.py --out"):
+    with pytest.raises(bundle.BundleError, match=r"old format.*python benchmarks/peers_bundle.py --out"):
         peers.resolve_bundle(tmp_path)
 
 

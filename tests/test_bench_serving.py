@@ -1,4 +1,4 @@
-"""benchmarks/bench_serving.py and its default model (mla_backend/serving_model.py) on CPU: arguments, the server
+"""benchmarks/bench_serving.py and its default model (mla_backend/models/serving_model.py) on CPU: arguments, the server
 commands per engine, the prompts, the measurement arithmetic, the results files; the checkpoint's config and
 tensors (DeepSeek-V3's attention with a q LoRA, small elsewhere)."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 import bench_serving
 import e2e_common
 
-from mla_backend import serving_model, tiny_model
+from mla_backend.models import serving_model, tiny_model
 
 
 def args_of(*argv):
@@ -181,7 +181,7 @@ def test_results_are_written_as_json_and_a_table(tmp_path):
 
 
 def test_the_card_comes_from_the_device_name():
-    from mla_backend.bench_results import card_slug
+    from mla_backend.cli.bench import card_slug
 
     assert card_slug("NVIDIA H200") == "h200"
     assert card_slug("NVIDIA H100 80GB HBM3") == "h100"

@@ -215,7 +215,7 @@ def _wrapper_on_path(monkeypatch, directory: Path, release: str) -> Path:
 
 
 def _doctor_nvcc_row():
-    from mla_backend import doctor
+    from mla_backend.cli import doctor
 
     return next(c for c in doctor._toolchain_checks(torch, needed=True) if c.name == "nvcc")
 
@@ -356,7 +356,7 @@ def test_wheel_ships_kernel_sources_and_console_script(tmp_path):
     expected = {p.name for p in (REPO / "kernels").iterdir() if p.suffix in _build.SOURCE_SUFFIXES}
     assert shipped == expected
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "mla-backend = mla_backend.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "mla-backend = mla_backend.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_setup_without_a_bdist_wheel_command_says_which_setuptools_to_install(tmp_path):

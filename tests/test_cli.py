@@ -15,7 +15,10 @@ import torch
 from conftest import hopper_available
 from torch.utils import cpp_extension
 
-from mla_backend import _build, bench_results, cli, doctor, serve, tiny_model
+from mla_backend import _build
+from mla_backend.cli import bench, doctor, serve
+from mla_backend.cli import main as cli
+from mla_backend.models import tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "h100.json"
@@ -254,7 +257,7 @@ def test_doctor_with_a_cuda_torch_and_no_gpu_prints_no_torch_notice_above_the_ta
     bare = subprocess.run([sys.executable, "-c", fake_cuda_torch + "import torch.utils.cpp_extension"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert "No CUDA runtime is found" in bare.stderr  # what doctor must not show
-    run = subprocess.run([sys.executable, "-c", fake_cuda_torch + "from mla_backend import doctor; doctor.main()"],
+    run = subprocess.run([sys.executable, "-c", fake_cuda_torch + "from mla_backend.cli import doctor; doctor.main()"],
                          capture_output=True, text=True, env=env, timeout=120)
     assert run.stdout.startswith("check ")
     assert "No CUDA runtime is found" not in run.stdout + run.stderr
@@ -280,11 +283,11 @@ def test_bench_plot_of_the_committed_h100_results(tmp_path, capsys):
 
 def test_bench_table_says_why_a_peer_has_no_time():
     doc = json.loads(RESULTS.read_text())
-    table = bench_results.format_table(doc)
+    table = bench.format_table(doc)
     row = next(line for line in table.splitlines() if line.startswith("b128/s4096/h128/q2 "))
     assert "n/a" in row  # Triton MLA: s_q > 1 unsupported
     assert "not run" in row  # FA3-MLA: no entry in the file
-    assert bench_results.missing_label({"error": "RuntimeError: boom"}) == "failed"
+    assert bench.missing_label({"error": "RuntimeError: boom"}) == "failed"
 
 
 def test_bench_plot_without_matplotlib_says_how_to_get_it(tmp_path, capsys, monkeypatch):
@@ -306,9 +309,9 @@ def test_bench_plot_of_a_missing_or_foreign_file_says_so_without_a_traceback(tmp
 
 
 def test_matplotlib_hint_names_an_extra_that_exists():
-    assert "'.[plot]'" in bench_results.NO_MATPLOTLIB
+    assert "'.[plot]'" in bench.NO_MATPLOTLIB
     assert '\nplot = ["matplotlib"]\n' in (REPO / "pyproject.toml").read_text()
-    assert "mla-backend[" not in bench_results.NO_MATPLOTLIB  # not on PyPI yet
+    assert "mla-backend[" not in bench.NO_MATPLOTLIB  # not on PyPI yet
 
 
 def test_bench_passes_options_through_to_bench_decode(capsys):
@@ -329,8 +332,8 @@ def test_bench_without_a_gpu_says_so(capsys):
 
 def test_bench_outside_a_checkout_says_benchmarks_are_missing(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(bench_results, "__file__", str(tmp_path / "site-packages" / "mla_backend" / "x.py"))
-    assert bench_results.find_bench() is None
+    monkeypatch.setattr(bench, "__file__", str(tmp_path / "site-packages" / "mla_backend" / "cli" / "x.py"))
+    assert bench.find_bench() is None
     rc, out = run_cli(capsys, "bench", "--quick")
     assert rc == 2 and "not part of the installed package" in out
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mla_backend import doctor, engines, offline_bundle
+from mla_backend import engines
+from mla_backend.cli import bundle, doctor
 from mla_backend.engines import ENGINES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,9 +30,9 @@ def expected_rows() -> list[tuple[str, ...]]:
         for release in engine.releases:
             version = release.install.split("==")[1]
             status = doctor.engine_verdict(engine.name, version)[0]
-            bundle = f"`--recipe {release.bundle}`" if release.bundle else "-"
+            recipe = f"`--recipe {release.bundle}`" if release.bundle else "-"
             rows.append((engine.label, engine.display(release), release.where, status,
-                         f"`pip install {release.install}`", bundle))
+                         f"`pip install {release.install}`", recipe))
     return rows
 
 
@@ -57,10 +58,10 @@ def test_ci_tests_the_release_the_table_says_it_does(engine, requirements):
 
 def test_bundle_recipes_are_the_tables_and_pin_its_release():
     recipes = engines.bundle_recipes()
-    assert set(recipes) == set(offline_bundle.RECIPES)
+    assert set(recipes) == set(bundle.RECIPES)
     for name, (_engine, release) in recipes.items():
-        assert release.install in offline_bundle.RECIPES[name].pins()
-    assert offline_bundle.default_recipe() == ENGINES["vllm"].recommended().bundle == "vllm-0.26.0"
+        assert release.install in bundle.RECIPES[name].pins()
+    assert bundle.default_recipe() == ENGINES["vllm"].recommended().bundle == "vllm-0.26.0"
 
 
 @pytest.mark.parametrize("engine, version, release", [

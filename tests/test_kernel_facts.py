@@ -1,9 +1,10 @@
 """One Hopper check and one sentence for every refusal of another GPU (the numbers are checked against the CUDA
-sources in test_scheduler.py)."""
+sources in test_tile_scheduler.py)."""
 import pytest
 import torch
 
-from mla_backend import _build, doctor, ops, serve
+from mla_backend import _build, ops
+from mla_backend.cli import doctor, serve
 from mla_backend.engine_limits import refusal, unsupported_reasons
 from mla_backend.kernel_facts import HOPPER, is_hopper, not_hopper, parse_capability
 

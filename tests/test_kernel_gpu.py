@@ -155,14 +155,14 @@ def test_rope_columns_apart_give_the_same_bits_as_one_query(s_q, h_q):
 @pytest.mark.parametrize("b", [1, 5, 64, 128, 132, 1000, 4096])
 @pytest.mark.parametrize("rows", [1, 16, 64, 128, 256, 2048])
 def test_gpu_metadata_equals_python_mirror(b, rows):
-    from mla_backend import ops, scheduler
+    from mla_backend import ops, tile_scheduler
 
     g = torch.Generator().manual_seed(b * rows)
     seqlens = torch.randint(0, 20000, (b,), generator=g, dtype=torch.int32)
     seqlens[torch.rand(b, generator=g) < 0.1] = 0
     meta, splits = ops.get_mla_metadata(seqlens.cuda(), rows, 1)
-    parts = scheduler.num_sm_parts(rows, torch.cuda.get_device_properties(0).multi_processor_count)
-    want_meta, want_splits = scheduler.tile_scheduler(seqlens, parts)
+    parts = tile_scheduler.num_sm_parts(rows, torch.cuda.get_device_properties(0).multi_processor_count)
+    want_meta, want_splits = tile_scheduler.tile_scheduler(seqlens, parts)
     assert torch.equal(meta.cpu(), want_meta)
     assert torch.equal(splits.cpu(), want_splits)
 

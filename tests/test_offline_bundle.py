@@ -1,4 +1,4 @@
-"""mla_backend.offline_bundle on small made-up wheels: build -> parts -> unpack, and every way a copy can go wrong."""
+"""mla_backend.cli.bundle on small made-up wheels: build -> parts -> unpack, and every way a copy can go wrong."""
 from __future__ import annotations
 
 import io
@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from mla_backend import _build, cli, offline_bundle
-from mla_backend.offline_bundle import ARCHIVE, SUMS, BundleError, Recipe
+from mla_backend import _build
+from mla_backend.cli import bundle
+from mla_backend.cli import main as cli
+from mla_backend.cli.bundle import ARCHIVE, SUMS, BundleError, Recipe
 
 
 def make_wheel(directory: Path, name: str, version: str, files: dict[str, bytes]) -> Path:
@@ -27,7 +29,7 @@ def make_wheel(directory: Path, name: str, version: str, files: dict[str, bytes]
 
 @pytest.fixture
 def recipe(tmp_path, monkeypatch):
-    monkeypatch.setattr(offline_bundle, "LOCK_DIR", tmp_path)
+    monkeypatch.setattr(bundle, "LOCK_DIR", tmp_path)
     (tmp_path / "test.txt").write_text("# a comment\nalpha==1.0\n\nbeta==2.0  # trailing comment\n")
     wheels = tmp_path / "wheels"
     wheels.mkdir()
@@ -43,13 +45,13 @@ def recipe(tmp_path, monkeypatch):
 
 def build(recipe_and_wheels, out: Path) -> list[Path]:
     recipe, wheels = recipe_and_wheels
-    return offline_bundle.build(recipe, out, part_mib=1 / 1024, wheel_cache=wheels, with_mla_backend=False)
+    return bundle.build(recipe, out, part_mib=1 / 1024, wheel_cache=wheels, with_mla_backend=False)
 
 
 def test_build_then_unpack_gives_the_slimmed_site_and_an_activate_script(recipe, tmp_path):
     parts = build(recipe, tmp_path / "out")
     assert len(parts) >= 5 and all(p.stat().st_size <= 1024 for p in parts)
-    activate = offline_bundle.unpack(tmp_path / "out", tmp_path / "site")
+    activate = bundle.unpack(tmp_path / "out", tmp_path / "site")
     site = tmp_path / "site"
     assert (site / "alpha" / "__init__.py").read_text() == "VALUE = 1\n"
     assert (site / "alpha_extra.py").is_file()                 # .data/purelib lands at the top, like pip
@@ -62,7 +64,7 @@ def test_build_then_unpack_gives_the_slimmed_site_and_an_activate_script(recipe,
 
 def test_the_copied_unpacker_works_without_mla_backend(recipe, tmp_path):
     build(recipe, tmp_path / "out")
-    unpacker = tmp_path / "out" / offline_bundle.UNPACKER
+    unpacker = tmp_path / "out" / bundle.UNPACKER
     # -I: isolated mode, so neither this checkout nor an installed mla_backend is importable.
     done = subprocess.run([sys.executable, "-I", str(unpacker), "unpack", str(tmp_path / "out"), "--target",
                            str(tmp_path / "site")], capture_output=True, text=True)
@@ -82,19 +84,19 @@ def test_a_corrupted_part_is_named(recipe, tmp_path):
     data[10] ^= 0xFF
     parts[1].write_bytes(bytes(data))
     with pytest.raises(BundleError, match=rf"{parts[1].name}: sha256 differs"):
-        offline_bundle.unpack(tmp_path / "out", tmp_path / "site")
+        bundle.unpack(tmp_path / "out", tmp_path / "site")
 
 
 def test_a_missing_part_is_named(recipe, tmp_path):
     parts = build(recipe, tmp_path / "out")
     parts[-1].unlink()
     with pytest.raises(BundleError, match=rf"missing parts \['{parts[-1].name}'\]"):
-        offline_bundle.unpack(tmp_path / "out", tmp_path / "site")
+        bundle.unpack(tmp_path / "out", tmp_path / "site")
 
 
 def test_a_folder_without_sums_is_refused(tmp_path):
     with pytest.raises(BundleError, match=SUMS):
-        offline_bundle.unpack(tmp_path, tmp_path / "site")
+        bundle.unpack(tmp_path, tmp_path / "site")
 
 
 def test_an_archive_reaching_outside_the_target_is_refused(tmp_path):
@@ -107,10 +109,10 @@ def test_an_archive_reaching_outside_the_target_is_refused(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     (src / f"{ARCHIVE}.part-00").write_bytes(archive)
-    digest = offline_bundle.sha256_file(src / f"{ARCHIVE}.part-00")
+    digest = bundle.sha256_file(src / f"{ARCHIVE}.part-00")
     (src / SUMS).write_text(f"{digest}  {ARCHIVE}.part-00\n{digest}  {ARCHIVE}\n")
     with pytest.raises(BundleError, match="refusing the archive member ../escape.py"):
-        offline_bundle.unpack(src, tmp_path / "site" / "inner")
+        bundle.unpack(src, tmp_path / "site" / "inner")
     assert not (tmp_path / "site" / "escape.py").exists()
 
 
@@ -118,11 +120,11 @@ def test_a_recipe_removal_that_matches_nothing_is_an_error(recipe, tmp_path):
     base, wheels = recipe
     stale = Recipe(name="stale", lock=base.lock, remove=("gamma/gone.so",))
     with pytest.raises(BundleError, match="gamma/gone.so is not in the unpacked wheels"):
-        offline_bundle.build(stale, tmp_path / "out", wheel_cache=wheels, with_mla_backend=False)
+        bundle.build(stale, tmp_path / "out", wheel_cache=wheels, with_mla_backend=False)
 
 
 def test_lock_lines_must_be_exact_pins(tmp_path, monkeypatch):
-    monkeypatch.setattr(offline_bundle, "LOCK_DIR", tmp_path)
+    monkeypatch.setattr(bundle, "LOCK_DIR", tmp_path)
     (tmp_path / "loose.txt").write_text("alpha>=1.0\n")
     with pytest.raises(BundleError, match="name==version"):
         Recipe(name="loose", lock="loose.txt").pins()
@@ -132,10 +134,10 @@ def test_lock_lines_must_be_exact_pins(tmp_path, monkeypatch):
 
 
 def test_the_vllm_recipe_pins_vllm_and_our_cutlass():
-    pins = offline_bundle.RECIPES["vllm-0.26.0"].pins()
+    pins = bundle.RECIPES["vllm-0.26.0"].pins()
     assert "vllm==0.26.0" in pins and _build.CUTLASS_REQUIREMENT in pins
     assert len(pins) == 74
-    assert offline_bundle.RECIPES["vllm-0.26.0"].env["VLLM_USE_FLASHINFER_SAMPLER"] == "0"
+    assert bundle.RECIPES["vllm-0.26.0"].env["VLLM_USE_FLASHINFER_SAMPLER"] == "0"
 
 
 VLLM_PLATFORMS = ("manylinux_2_31_x86_64", "manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_26_x86_64",
@@ -145,24 +147,24 @@ VLLM_PLATFORMS = ("manylinux_2_31_x86_64", "manylinux_2_28_x86_64", "manylinux_2
 
 def test_each_recipe_downloads_for_its_own_platforms():
     # The vLLM bundle's downloads stay what they were; sglang 0.5.17's cp312 wheel is manylinux_2_34 only.
-    assert offline_bundle.RECIPES["vllm-0.26.0"].platforms == VLLM_PLATFORMS
-    sglang = offline_bundle.RECIPES["sglang-0.5.17"].platforms
+    assert bundle.RECIPES["vllm-0.26.0"].platforms == VLLM_PLATFORMS
+    sglang = bundle.RECIPES["sglang-0.5.17"].platforms
     assert "manylinux_2_34_x86_64" in sglang and set(VLLM_PLATFORMS) <= set(sglang)
 
 
 def test_pip_download_is_asked_for_the_recipe_platforms(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(offline_bundle.subprocess, "run",
+    monkeypatch.setattr(bundle.subprocess, "run",
                         lambda cmd, *args, **kwargs: calls.append(cmd) or subprocess.CompletedProcess(cmd, 1))
     with pytest.raises(BundleError, match="pip download failed"):
-        offline_bundle.fetch_wheels(["alpha==1.0"], tmp_path, ("manylinux_2_34_x86_64", "manylinux_2_17_x86_64"))
+        bundle.fetch_wheels(["alpha==1.0"], tmp_path, ("manylinux_2_34_x86_64", "manylinux_2_17_x86_64"))
     (cmd,) = calls
     platforms = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--platform"]
     assert platforms == ["manylinux_2_34_x86_64", "manylinux_2_17_x86_64"] and cmd[-1] == "alpha==1.0"
 
 
 def test_the_sglang_recipe_pins_sglang_its_transformers_and_our_cutlass():
-    recipe = offline_bundle.RECIPES["sglang-0.5.17"]
+    recipe = bundle.RECIPES["sglang-0.5.17"]
     pins = recipe.pins()
     assert {"sglang==0.5.17", "sglang-kernel==0.4.5", "flashinfer-python==0.6.15.post1", "xgrammar==0.2.1",
             "transformers==5.12.1", _build.CUTLASS_REQUIREMENT} <= set(pins)

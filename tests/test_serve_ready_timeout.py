@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from mla_backend import cli, serve
+from mla_backend.cli import main as cli
+from mla_backend.cli import serve
 
 
 class ExitedServer:

@@ -187,7 +187,7 @@ def test_the_installed_sglang_is_a_verified_one():
 
 
 def test_doctor_reports_the_installed_sglang_plugin():
-    from mla_backend import doctor
+    from mla_backend.cli import doctor
 
     rows = {check.name: check for check in doctor._engine_checks()}
     assert rows["SGLang plugin"].status == doctor.OK

@@ -1,8 +1,8 @@
-"""mla_backend.terminal: wrapping at word boundaries, colour only where a terminal wants it."""
+"""mla_backend.cli.terminal: wrapping at word boundaries, colour only where a terminal wants it."""
 
 import io
 
-from mla_backend import terminal
+from mla_backend.cli import terminal
 
 
 def test_fill_wraps_at_words_and_indents_continuation_lines():

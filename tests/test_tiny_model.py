@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from mla_backend import tiny_model
+from mla_backend.models import tiny_model
 
 safetensors = pytest.importorskip("safetensors")
 tokenizers = pytest.importorskip("tokenizers")

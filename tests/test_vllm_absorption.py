@@ -14,7 +14,7 @@ pytest.importorskip("vllm", reason="vLLM is not installed (CI installs vLLM 0.33
 
 from vllm.model_executor.layers.attention import mla_attention
 
-from mla_backend import tiny_model
+from mla_backend.models import tiny_model
 from vllm_cpu import KV_LORA_RANK, NOPE, ROPE, V, decode_batch, make_builder, make_impl, vllm_config
 
 HEADS = 4

@@ -1,5 +1,5 @@
 """The vLLM backend on CPU, built the way vLLM builds it: the reasons vLLM prints for a configuration it cannot
-run, the builder's metadata (our scheduler's plan, in persistent buffers under full CUDA graphs) and forward_mqa
+run, the builder's metadata (our tile scheduler's plan, in persistent buffers under full CUDA graphs) and forward_mqa
 (q as a tuple or concatenated, spec decode, strided caches, vLLM's scale) against the fp32 reference."""
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ pytest.importorskip("vllm", reason="vLLM is not installed (CI installs vLLM 0.33
 from vllm.platforms.interface import DeviceCapability
 from vllm.v1.attention.backend import AttentionCGSupport
 
-from mla_backend import ops, reference, tiny_model
+from mla_backend import ops, reference
+from mla_backend.models import tiny_model
 from mla_backend.vllm.backend import MLABackend
 from mla_backend.testing import make_batch
 from vllm_cpu import MAX_NUM_SEQS, decode_batch, make_builder, make_impl, vllm_config

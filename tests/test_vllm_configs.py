@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mla_backend import serve, tiny_model
+from mla_backend.cli import serve
+from mla_backend.models import tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))

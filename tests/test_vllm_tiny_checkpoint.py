@@ -1,4 +1,4 @@
-"""The tiny DeepSeek-V2 checkpoint that the GPU tests start vLLM on (mla_backend/tiny_model.py; here two layers,
+"""The tiny DeepSeek-V2 checkpoint that the GPU tests start vLLM on (mla_backend/models/tiny_model.py; here two layers,
 one dense and one MoE, and 8 heads) is complete on CPU already: every tensor has the HF name and shape, vLLM reads
 it as MLA with our head size, and its tokenizer and chat template work offline."""
 from __future__ import annotations
@@ -8,7 +8,7 @@ import torch
 
 pytest.importorskip("vllm", reason="vLLM is not installed (CI installs vLLM 0.33.0 in a second venv for these tests)")
 
-from mla_backend import tiny_model
+from mla_backend.models import tiny_model
 from vllm_cpu import vllm_config
 
 

@@ -1,7 +1,7 @@
 """Real vLLM objects on the CPU for the adapter tests: a VllmConfig parsed from a tiny DeepSeek-V2 checkpoint's
 config, our builder and impl made the way vLLM makes them, and decode batches in vLLM's CommonAttentionMetadata.
 
-The checkpoints come from mla_backend.tiny_model (tiny_model.generate with num_layers/num_heads).
+The checkpoints come from mla_backend.models.tiny_model (tiny_model.generate with num_layers/num_heads).
 The one stand-in is the attention layer that vLLM's MLA builder reads from the forward context (its MLA dims
 and its prefill backend, which decode-only batches never use). On CPU tensors our ops run the fp32 reference.
 """

@@ -57,7 +57,7 @@ class BundleError(Exception):
 @dataclass(frozen=True)
 class Recipe:
     name: str
-    lock: str                                   # file in mla_backend/bundles/: one `name==version` per line
+    lock: str                                   # file in mla_backend/cli/bundles/: one `name==version` per line
     remove: tuple[str, ...] = ()                # paths in the site folder never loaded on the host
     strip_debug: tuple[str, ...] = ()           # shared objects whose debug info is dropped
     env: dict[str, str] = field(default_factory=dict)
@@ -220,7 +220,7 @@ def tree_size(path: Path) -> int:
 
 def build_own_wheel(dest: Path) -> Path:
     """mla_backend's wheel (pure Python + kernel sources; the host builds the extension on first use)."""
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     if not (repo / "pyproject.toml").is_file():
         raise BundleError("bundling mla_backend needs its source checkout (pyproject.toml not found); "
                           "pass --no-mla-backend to leave it out")

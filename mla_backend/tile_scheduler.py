@@ -1,6 +1,6 @@
 """Python mirror of the GPU tile scheduler (kernels/mla_metadata.cu), bit-identical on CPU.
 
-The decode kernel runs one persistent CTA per (query tile, SM part). The scheduler lays the batch out on a
+The decode kernel runs one persistent CTA per (query tile, SM part). The tile scheduler lays the batch out on a
 cost line: request i takes ``max(blocks_i, 1) + overhead`` units, its overhead units first, then one unit
 per KV block (a zero-length request has one unit standing for its empty piece). Part k covers the units
 [k * unit, (k + 1) * unit) with ``unit = max(ceil(total / num_parts), overhead + 1)`` and takes the blocks

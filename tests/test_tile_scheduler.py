@@ -1,4 +1,4 @@
-"""Properties of the tile scheduler's Python mirror (mla_backend/scheduler.py == kernels/mla_metadata.cu).
+"""Properties of the tile scheduler's Python mirror (mla_backend/tile_scheduler.py == kernels/mla_metadata.cu).
 
 The plan splits the batch's (request, KV block) pairs into ``num_parts`` contiguous ranges. What the decode
 and combine kernels rely on, and what these tests prove on hand-picked batches and hypothesis-drawn ones:
@@ -19,9 +19,10 @@ import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mla_backend import _build, kernel_facts, scheduler
-from mla_backend.scheduler import (BEGIN_BLOCK, BEGIN_REQ, BEGIN_SPLIT, BLOCK_SIZE, END_BLOCK, END_REQ,
-                                   SCHED_FIELDS, SPLIT_OVERHEAD, num_sm_parts, part_pieces, tile_scheduler)
+from mla_backend import _build, kernel_facts
+from mla_backend.tile_scheduler import (BEGIN_BLOCK, BEGIN_REQ, BEGIN_SPLIT, BLOCK_SIZE, END_BLOCK, END_REQ,
+                                        ROWS_PER_TILE, SCHED_FIELDS, SPLIT_OVERHEAD, is_uniform, num_sm_parts,
+                                        part_pieces, tile_scheduler)
 
 KERNELS = Path(__file__).resolve().parents[1] / "kernels"
 
@@ -31,7 +32,7 @@ def _blocks(seqlens):
 
 
 def _overhead(seqlens, num_parts):
-    """The per-request overhead the scheduler charges: SPLIT_OVERHEAD, or less when parts would be tiny."""
+    """The per-request overhead the tile scheduler charges: SPLIT_OVERHEAD, or less when parts would be tiny."""
     natural_unit = math.ceil(sum(max(n, 1) + SPLIT_OVERHEAD for n in _blocks(seqlens)) / num_parts)
     return min(SPLIT_OVERHEAD, max(natural_unit - 1, 0))
 
@@ -41,7 +42,7 @@ def _total_cost(seqlens, num_parts):
 
 
 def _unit(seqlens, num_parts):
-    """Cost-line units per part (see mla_backend/scheduler.py)."""
+    """Cost-line units per part (see mla_backend/tile_scheduler.py)."""
     return max(math.ceil(_total_cost(seqlens, num_parts) / num_parts), _overhead(seqlens, num_parts) + 1)
 
 
@@ -173,7 +174,7 @@ def check_parts_are_balanced(seqlens, num_parts, pieces):
     overhead = _overhead(seqlens, num_parts)
     costs = [max(n, 1) + overhead for n in _blocks(seqlens)]
     ideal = math.ceil(sum(costs) / num_parts)
-    whole = scheduler.is_uniform(costs, ideal)
+    whole = is_uniform(costs, ideal)
     unit = max(ideal, max(costs)) if whole else _unit(seqlens, num_parts)
     busy = [part for part in pieces if part]
     if whole:
@@ -374,16 +375,16 @@ def test_kernel_facts_match_the_cuda_sources_and_the_build():
     assert const("kSubTiles", "mla_wgmma.cuh") * 64 == kernel_facts.HEAD_DIM  # written there as 576 / 64
     assert f"arch=compute_{kernel_facts.ARCH[3:]},code={kernel_facts.ARCH}" in _build.nvcc_flags()
     assert kernel_facts.ARCH == f"sm_{kernel_facts.HOPPER_MAJOR}0a"
-    assert scheduler.BLOCK_SIZE is kernel_facts.BLOCK_SIZE
+    assert BLOCK_SIZE is kernel_facts.BLOCK_SIZE
 
 
 def test_python_mirror_constants_match_the_cuda_header():
     """The mirror is only bit-identical if it uses the same constants and field order as the kernel."""
     header = (KERNELS / "mla_params.h").read_text()
-    assert const("kBlockSize") == scheduler.BLOCK_SIZE
-    assert const("kRowsPerTile") == scheduler.ROWS_PER_TILE
-    assert const("kSplitOverhead") == scheduler.SPLIT_OVERHEAD
-    assert const("kSchedFields") == scheduler.SCHED_FIELDS
+    assert const("kBlockSize") == BLOCK_SIZE
+    assert const("kRowsPerTile") == ROWS_PER_TILE
+    assert const("kSplitOverhead") == SPLIT_OVERHEAD
+    assert const("kSchedFields") == SCHED_FIELDS
     for name, value in (("kBeginReq", BEGIN_REQ), ("kBeginBlock", BEGIN_BLOCK), ("kEndReq", END_REQ),
                         ("kEndBlock", END_BLOCK), ("kBeginSplit", BEGIN_SPLIT)):
         match = re.search(rf"{name} = (\d+),", header)

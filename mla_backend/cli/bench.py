@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..kernel_facts import HOPPER
 from . import terminal
-from .kernel_facts import HOPPER
 
 OURS = "mla_backend"
 BENCH_RELPATH = Path("benchmarks") / "bench_decode.py"
@@ -29,7 +29,7 @@ NO_MATPLOTLIB = "the plot needs matplotlib: pip install matplotlib (from a check
 
 def find_bench() -> Path | None:
     """bench_decode.py of the checkout in the current directory, else of the checkout holding this package."""
-    for root in (Path.cwd(), Path(__file__).resolve().parent.parent):
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
         if (root / BENCH_RELPATH).is_file() and (root / "pyproject.toml").is_file():
             return root / BENCH_RELPATH
     return None

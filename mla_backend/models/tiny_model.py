@@ -8,12 +8,12 @@ down: q_proj without a LoRA, layer 0 a dense MLP, layer 1 a MoE with routed and 
 a byte-level tokenizer of 256 byte tokens plus BOS/EOS, random weights (~8M parameters, 16 MB in bf16).
 Its replies are noise; it exists so the serving path can be exercised with nothing downloaded.
 
-    from mla_backend import tiny_model
+    from mla_backend.models import tiny_model
     path = tiny_model.ensure()          # ~/.cache/mla_backend/models/tiny-deepseek-v2-<hash>, made once
     tiny_model.generate(other_dir)      # or anywhere
     tiny_model.generate(other_dir, num_layers=1, num_heads=32)  # one dense layer, DeepSeek-V3's 128 heads at TP=4
 
-    python -m mla_backend.tiny_model OUT_DIR [--num-layers 2] [--num-heads 16] [--seed 0]
+    python -m mla_backend.models.tiny_model OUT_DIR [--num-layers 2] [--num-heads 16] [--seed 0]
 
 num_layers and num_heads are the only shape parameters (defaults: CONFIG's 2 and 16); the MLA dims, the YaRN
 RoPE (163840 positions) and the tokenizer are the same for every shape. Layer 0 is always the dense one, so
@@ -120,7 +120,7 @@ def config(*, num_layers: int = NUM_LAYERS, num_heads: int = NUM_HEADS) -> dict:
     num_heads is the per-GPU head count vLLM sees (DeepSeek-V3's 128 heads at tensor parallel TP: 128 / TP), at
     most the kernel's h_q limit.
     """
-    from .ops import MAX_H_Q
+    from ..ops import MAX_H_Q
 
     for name, value in (("num_layers", num_layers), ("num_heads", num_heads)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -294,10 +294,10 @@ def _byte_to_unicode() -> dict[int, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .ops import MAX_H_Q
+    from ..ops import MAX_H_Q
 
     parser = argparse.ArgumentParser(
-        prog="python -m mla_backend.tiny_model",
+        prog="python -m mla_backend.models.tiny_model",
         description="Write a tiny DeepSeek-V2-architecture checkpoint (real MLA dims, random weights, local "
                     "tokenizer and chat template) into OUT_DIR: everything `vllm serve OUT_DIR` needs, offline.")
     parser.add_argument("out_dir", metavar="OUT_DIR")

@@ -5,7 +5,7 @@
 The vLLM command is `vllm serve MODEL --attention-backend CUSTOM --block-size 64 [--config FILE] [options]`
 (`python -m vllm.entrypoints.cli.main serve ...` where this Python has no `vllm` script). Without a MODEL
 (and no `model:` in the config file) it serves the tiny DeepSeek-V2-shaped checkpoint of
-mla_backend.tiny_model, generated locally on first use. Once the server is up it sends one streamed chat
+mla_backend.models.tiny_model, generated locally on first use. Once the server is up it sends one streamed chat
 request (a completion where the model has no chat template) and prints the reply and the decode speed;
 then it keeps serving (`--once`: stops the server and exits).
 """
@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
-from . import doctor, terminal, tiny_model
-from .engines import ENGINES
-from .kernel_facts import BLOCK_SIZE, is_hopper, parse_capability
+from ..engines import ENGINES
+from ..kernel_facts import BLOCK_SIZE, is_hopper, parse_capability
+from ..models import tiny_model
+from . import doctor, terminal
 
 BACKEND = "CUSTOM"
 DEFAULT_PORT = 8000

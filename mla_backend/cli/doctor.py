@@ -22,9 +22,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__, _build, terminal
-from .engines import ENGINES
-from .kernel_facts import HOPPER, is_hopper, parse_capability
+from .. import __version__, _build
+from ..engines import ENGINES
+from ..kernel_facts import HOPPER, is_hopper, parse_capability
+from . import terminal
 
 OK, WARN, FAIL, INFO = "ok", "WARN", "FAIL", "-"
 
@@ -39,7 +40,7 @@ class Check:
 
 def collect(build: bool = False, verbose: bool = False) -> list[Check]:
     """Every check, in table order. build=True builds the extension if it is not built yet (with progress)."""
-    checks = [Check("mla_backend", INFO, f"{__version__} ({Path(__file__).resolve().parent})"),
+    checks = [Check("mla_backend", INFO, f"{__version__} ({Path(__file__).resolve().parents[1]})"),
               Check("Python", INFO, f"{platform.python_version()} ({sys.executable})")]
     try:
         import torch

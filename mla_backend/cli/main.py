@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,12 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"how long to wait for the server to be ready (default "
                             f"{serve_module.DEFAULT_READY_TIMEOUT_S}: DeepSeek-V3 loads slowly); also sets vLLM's "
                             f"{serve_module.VLLM_READY_TIMEOUT_ENV} unless it is set")
-    from . import offline_bundle
+    from . import bundle as bundle_module
 
     bundle = commands.add_parser(
         "bundle", help="pack vLLM and its wheels into parts for a GPU host without PyPI, or unpack them there",
-        description=offline_bundle.__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    offline_bundle.add_arguments(bundle)
+        description=bundle_module.__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    bundle_module.add_arguments(bundle)
     return parser
 
 
@@ -108,19 +108,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bundle":
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        from . import offline_bundle
+        from . import bundle
 
-        return offline_bundle.run(args)
+        return bundle.run(args)
     if args.command == "bench":
-        from . import bench_results
+        from . import bench
 
         if args.plot is not None:
             if extra:
                 parser.error(f"--plot takes no benchmark options: {' '.join(extra)}")
-            return bench_results.show(args.plot, args.png)
+            return bench.show(args.plot, args.png)
         bench_argv = (["--quick"] if args.quick else []) + _opt("--configs", args.configs) + \
             _opt("--peers", args.peers) + _opt("--out-dir", args.out_dir) + _opt("--card", args.card) + extra
-        return bench_results.run(bench_argv, args.out_dir, args.png)
+        return bench.run(bench_argv, args.out_dir, args.png)
     from . import serve
 
     if args.model_option is not None:
