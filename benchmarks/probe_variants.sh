@@ -5,6 +5,7 @@
 #   bash benchmarks/probe_variants.sh OUT_DIR CONFIGS TREE...
 # CONFIGS: probe_decode.py's --configs list. A tree whose name ends in "-nocheck" skips the tests (a diagnostic
 # build whose outputs are wrong by design). Builds run in parallel (CPU) before anything touches the GPU.
+# A new kernel can hang: tests stop at the first failure and every step is killed after 3 minutes.
 # Everything lands in OUT_DIR/variants.tgz (one file) plus a summary on stdout.
 set -uo pipefail
 OUT=$1 CONFIGS=$2
@@ -25,11 +26,11 @@ for tree in "${TREES[@]}"; do
     cd "$tree" || continue
     export MLA_BACKEND_CACHE=/tmp/ext-$name
     if [[ $name != *-nocheck ]]; then
-        PYTHONPATH=$PWD:${PYTHONPATH:-} timeout 300 python3 -m pytest -q -m gpu -p no:cacheprovider \
+        PYTHONPATH=$PWD:${PYTHONPATH:-} timeout -s KILL 180 python3 -m pytest -x -q -m gpu -p no:cacheprovider \
             tests/test_kernel_gpu.py -k "not sanitizer" >"$WORK/tests_$name.log" 2>&1
         echo "$name tests rc=$?: $(tail -n 1 "$WORK/tests_$name.log")"
     fi
-    PYTHONPATH=$PWD:${PYTHONPATH:-} timeout 300 python3 benchmarks/probe_decode.py --configs "$CONFIGS" \
+    PYTHONPATH=$PWD:${PYTHONPATH:-} timeout -s KILL 180 python3 benchmarks/probe_decode.py --configs "$CONFIGS" \
         >"$WORK/probe_$name.log" 2>&1
     echo "$name probe rc=$?"
     grep -E "^b[0-9]" "$WORK/probe_$name.log" | cut -c1-100
