@@ -35,7 +35,7 @@ import torch
 
 from mla_backend import reference, tile_scheduler
 from mla_backend.kernel_facts import (  # noqa: F401 - re-exported: the contract's numbers, read as ops.X
-    BLOCK_SIZE, HEAD_DIM, HEAD_DIM_V, MAX_BATCH, MAX_H_Q, MAX_S_Q, ROPE_DIM, not_hopper,
+    BLOCK_SIZE, HEAD_DIM, HEAD_DIM_V, MAX_BATCH, MAX_H_Q, MAX_S_Q, ROPE_DIM, is_hopper, not_hopper,
 )
 
 DEFAULT_NUM_SMS = 132       # H100 SXM / H200; only used for CPU tensors
@@ -147,9 +147,9 @@ def _check_aligned_start(t: torch.Tensor, name: str) -> None:
 def _check_hopper(device: torch.device) -> None:
     if device.type != "cuda":
         return
-    refusal = not_hopper(torch.cuda.get_device_capability(device), torch.cuda.get_device_name(device))
-    if refusal is not None:
-        raise RuntimeError(f"mla_backend: {refusal}")
+    capability = torch.cuda.get_device_capability(device)
+    if not is_hopper(capability):
+        raise RuntimeError(f"mla_backend: {not_hopper(capability, torch.cuda.get_device_name(device))}")
 
 
 def _runtime_checks_enabled(check_values: bool) -> bool:
