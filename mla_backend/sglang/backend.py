@@ -149,15 +149,20 @@ class MLABackend(FlashMLABackend):
     def _q_len(self, forward_batch) -> int:
         return self.num_draft_tokens if forward_batch.forward_mode.is_target_verify() else 1
 
+    def _write_cache_seqlens(self, forward_batch, out: torch.Tensor) -> torch.Tensor:
+        """The keys each request sees, into int32 `out` [bs] (no host sync); returns `out`."""
+        out.copy_(forward_batch.seq_lens[:forward_batch.batch_size])  # int64 -> int32 in the copy
+        if forward_batch.forward_mode.is_target_verify():  # a verify step's draft tokens are already in the cache
+            out.add_(self.num_draft_tokens)
+        return out
+
     def _eager_metadata(self, forward_batch) -> DecodeMetadata | None:
         """The step's metadata in fresh tensors (eager steps: nothing captured reads them)."""
         bs = forward_batch.batch_size
         if bs == 0:  # an idle step (data-parallel attention): nothing to attend
             return None
-        seq_lens = forward_batch.seq_lens[:bs]
-        if forward_batch.forward_mode.is_target_verify():  # a verify step's draft tokens are already in the cache
-            seq_lens = seq_lens + self.num_draft_tokens
-        cache_seqlens = seq_lens.to(torch.int32)
+        cache_seqlens = self._write_cache_seqlens(forward_batch, torch.empty(bs, dtype=torch.int32,
+                                                                              device=forward_batch.seq_lens.device))
         plan, num_splits = ops.get_mla_metadata(cache_seqlens, self._q_len(forward_batch) * self.num_q_heads, 1)
         block_table = pages.block_table(self.req_to_token, forward_batch.req_pool_indices[:bs])
         return DecodeMetadata(block_table, cache_seqlens, plan, num_splits)
@@ -168,9 +173,7 @@ class MLABackend(FlashMLABackend):
         bs, q_len, buffers = forward_batch.batch_size, self._q_len(forward_batch), self._graph_buffers
         metadata = buffers.view(bs, q_len)
         pages.block_table(self.req_to_token, forward_batch.req_pool_indices[:bs], out=metadata.block_table)
-        metadata.cache_seqlens.copy_(forward_batch.seq_lens[:bs])  # int64 -> int32 in the copy
-        if forward_batch.forward_mode.is_target_verify():  # its draft tokens are already in the cache
-            metadata.cache_seqlens.add_(self.num_draft_tokens)
+        self._write_cache_seqlens(forward_batch, metadata.cache_seqlens)
         buffers.plan.hold(*ops.get_mla_metadata(metadata.cache_seqlens, q_len * self.num_q_heads, 1))
         return metadata
 
