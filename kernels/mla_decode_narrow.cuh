@@ -39,7 +39,7 @@ constexpr int kTokenSteps = kBlockSize / 16;                   // k-steps of O^T
 // Named barriers of the consumer warpgroup (0 is __syncthreads).
 enum Barrier : int { kQReady = 1, kBlockMaxReady = 2, kProbsReady = 3, kColumnSumsReady = 4, kRequestDone = 5 };
 
-// A KV block in shared memory (as kv_block_map's TMA box would land it): token 8g + r, sub-tile t
+// A KV block in shared memory (where the producer's copies land it): token 8g + r, sub-tile t
 // (columns 64t..64t+63) is the 128-byte row g * 9216 + t * 1024 + r * 128, its 16-byte chunk c stored at
 // chunk c ^ r (the 128-byte swizzle within the 1024-byte atom, as swizzled_offset and the descriptors).
 struct BlockLayout {

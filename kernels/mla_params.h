@@ -36,8 +36,6 @@ struct MetadataParams {
 
 struct DecodeParams {
   CUtensorMap k_map;        // TMA view of k_cache as [num_blocks][64][576], 64x64 boxes, 128-byte swizzle
-  CUtensorMap kv_block_map; // the same as [num_blocks][8 token groups][9 sub-tiles][8 tokens][64]: one box per
-                            // block, read 8 whole token rows (9 KB of contiguous memory) at a time
   // The query's 512 latent columns and its 64 RoPE columns: both in one [b, s_q, h_q, 576] tensor (q_rope =
   // q + 512, same strides), or two tensors, as engines that keep RoPE apart hand them over (no concatenation).
   // Strides in elements, last dims contiguous, rows 16-byte aligned.
@@ -67,7 +65,7 @@ struct DecodeParams {
 
 // Every launcher returns the first CUDA error of its host calls (the binding raises it).
 cudaError_t launch_get_metadata(const MetadataParams& p, cudaStream_t stream);
-// Fills p.k_map and p.kv_block_map for k_cache; false when the driver cannot encode them (the launcher raises).
+// Fills p.k_map for k_cache; false when the driver cannot encode them (the launcher raises).
 bool make_kv_tensor_map(DecodeParams& p, bool bf16);
 
 // s_q * h_q up to this runs the swap-AB kernel (query rows as the MMA's N); more rows run 64-row tiles.
