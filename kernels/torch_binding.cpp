@@ -81,7 +81,7 @@ std::tuple<at::Tensor, at::Tensor> decode_paged_cuda(const at::Tensor& q, const 
   p.scale_log2 = float(softmax_scale * M_LOG2E);
   p.causal = causal && s_q > 1;
 
-  TORCH_CHECK(mla::make_kv_tensor_map(p, q.scalar_type() == at::kBFloat16),
+  TORCH_CHECK(!mla::decode_needs_tensor_map(p) || mla::make_kv_tensor_map(p, q.scalar_type() == at::kBFloat16),
               "could not encode a TMA descriptor for k_cache (driver too old for cuTensorMapEncodeTiled?)");
   auto stream = c10::cuda::getCurrentCUDAStream();
   if (q.scalar_type() == at::kBFloat16) {
