@@ -19,8 +19,9 @@ from pathlib import Path
 
 from peers import PEER_NAMES
 
+from mla_backend.cli.bench import OURS, missing_label
+
 SCHEMA = 2
-OURS = "mla_backend"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -35,19 +36,10 @@ def is_counted(entry: dict | None) -> bool:
 
 def entry_status(entry: dict | None) -> str:
     """One word for a table cell that has no time."""
-    if entry is None:
-        return "not run"
     if is_counted(entry):
         return "ok"
-    if entry.get("us") is not None:
-        return "invalid"
-    if entry.get("crashed"):
-        return "crashed"
-    if str(entry.get("error", "")).startswith("PeerUnavailable"):
-        return "n/a"
-    if (entry.get("check") or {}).get("passed") is False:
-        return "check failed"
-    return "failed"
+    label = missing_label(entry)
+    return "check failed" if label == "failed" and (entry.get("check") or {}).get("passed") is False else label
 
 
 def best_peer(peers: dict) -> tuple[str, float] | None:
