@@ -41,6 +41,8 @@ sys.path.insert(0, str(ROOT / "integration_tests"))
 sys.path.insert(0, str(ROOT))
 import e2e_common  # noqa: E402
 
+from mla_backend.cli import doctor  # noqa: E402
+
 SERVED_NAME = "bench-model"
 ENGINES = {
     # engine: its MLA attention backends on Hopper, the engine's default first and ours last. SGLang's `fa3`
@@ -207,12 +209,7 @@ def run_backend(client, model: Path, args: argparse.Namespace) -> dict:
 
 def gpu_name() -> str:
     """The first GPU's name from nvidia-smi (no CUDA context in this process: the servers need the GPU)."""
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=30, check=True).stdout
-        return out.strip().splitlines()[0].strip()
-    except (OSError, subprocess.SubprocessError, IndexError):
-        return "unknown GPU"
+    return (doctor.nvidia_smi().get("gpus") or [{}])[0].get("name", "unknown GPU")
 
 
 def versions(python: str | None, engine: str) -> str | None:
