@@ -160,7 +160,9 @@ def engine_command(engine: str, python: str, model: Path, backend: str, port: in
 def page_args(engine: str, backend: str) -> list[str]:
     if backend != OUR_BACKEND[engine]:
         return []
-    return ["--page-size", "64"] if engine == "sglang" else ["--block-size", "64"]
+    from mla_backend.kernel_facts import BLOCK_SIZE
+
+    return ["--page-size" if engine == "sglang" else "--block-size", str(BLOCK_SIZE)]
 
 
 def query_memory_mib() -> int | None:
@@ -210,14 +212,12 @@ def cuda_graphs_captured(engine: str, log: str) -> bool:
 def vocabulary(model: Path) -> tuple[int, set[int]]:
     """(vocab_size, special ids to leave out of prompts) from the checkpoint's config files."""
     cfg = json.loads((model / "config.json").read_text())
+    generation = model / "generation_config.json"
     special = set()
-    for name in ("config.json", "generation_config.json"):
-        path = model / name
-        if path.is_file():
-            data = json.loads(path.read_text())
-            for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
-                value = data.get(key)
-                special.update(value if isinstance(value, list) else [value] if isinstance(value, int) else [])
+    for data in (cfg, json.loads(generation.read_text()) if generation.is_file() else {}):
+        for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
+            value = data.get(key)
+            special.update(value if isinstance(value, list) else [value] if isinstance(value, int) else [])
     return int(cfg["vocab_size"]), special
 
 
