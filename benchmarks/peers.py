@@ -161,12 +161,15 @@ class MlaBackendPeer(Peer):
 
         self.ops = ops
 
+    def plan(self, batch):
+        """The step's plan. Made once per engine step for all layers (vLLM's metadata builder, before the graph;
+        SGLang's graph, before the first layer), so a layer's work is the decode and its combine."""
+        return self.ops.get_mla_metadata(batch.cache_seqlens, batch.s_q * batch.h_q, 1)
+
     def _prepare(self, batch):
         ops = self.ops
         k_cache = batch.k_cache.unsqueeze(-2)
-        # The plan is made once per engine step for all layers (vLLM's metadata builder, before the graph;
-        # SGLang's graph, before the first layer), so a layer's work is the decode and its combine.
-        meta, splits = ops.get_mla_metadata(batch.cache_seqlens, batch.s_q * batch.h_q, 1)
+        meta, splits = self.plan(batch)
 
         def step():
             return ops.mla_decode_with_kvcache(

@@ -26,7 +26,7 @@ REPO = BENCH_DIR.parent
 sys.path[:0] = [str(BENCH_DIR), str(REPO)]
 
 import bench_decode as bench  # noqa: E402
-from peers import HEAD_DIM_V, MlaBackendPeer, with_keepalive  # noqa: E402
+from peers import MlaBackendPeer  # noqa: E402
 
 DEFAULT_CONFIGS = ",".join(config.key for config in bench.issue_grid_configs() if not config.varlen)
 
@@ -43,16 +43,9 @@ def whole_request_plan(b: int, parts: int, device) -> tuple[torch.Tensor, torch.
 class WholeRequestPlanPeer(MlaBackendPeer):
     """Ours with whole_request_plan in place of the tile scheduler's plan."""
 
-    def _prepare(self, batch):
-        ops = self.ops
-        k_cache = batch.k_cache.unsqueeze(-2)
-        plan = whole_request_plan(batch.b, ops.num_sm_parts(batch.s_q * batch.h_q, batch.q.device), batch.q.device)
-
-        def step():
-            return ops.mla_decode_with_kvcache(batch.q, k_cache, batch.block_table, batch.cache_seqlens, HEAD_DIM_V,
-                                               *plan, softmax_scale=batch.softmax_scale, causal=batch.causal)
-
-        return with_keepalive(step, batch, k_cache, *plan)
+    def plan(self, batch):
+        return whole_request_plan(batch.b, self.ops.num_sm_parts(batch.s_q * batch.h_q, batch.q.device),
+                                  batch.q.device)
 
 
 def kernel_timeline(graph) -> list[tuple[str, float, float]]:
