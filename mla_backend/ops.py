@@ -184,11 +184,11 @@ def get_mla_metadata(cache_seqlens: torch.Tensor, num_heads_per_head_k: int,
     return torch.ops.mla_backend.tile_scheduler(cache_seqlens, parts)
 
 
-def _check_query_rows(t: torch.Tensor, name: str) -> None:
-    """The kernel copies query rows in 16-byte pieces: a contiguous last dimension, 16-byte aligned rows."""
-    stride_b, stride_s, stride_h, stride_col = t.stride()
-    if stride_col != 1 or stride_b % 8 or stride_s % 8 or stride_h % 8:
-        raise _bad(name, "a contiguous last dimension and 16-byte aligned rows (other strides multiples of 8)",
+def _check_rows(t: torch.Tensor, name: str, what: str = "rows") -> None:
+    """The kernels copy rows in 16-byte pieces: a contiguous last dimension, 16-byte aligned rows."""
+    *outer, stride_col = t.stride()
+    if stride_col != 1 or any(stride % 8 for stride in outer):
+        raise _bad(name, f"a contiguous last dimension and 16-byte aligned {what} (other strides multiples of 8)",
                    f"strides {t.stride()}")
     _check_aligned_start(t, name)
 
@@ -210,7 +210,7 @@ def _check_decode_inputs(q, q_rope, k_cache, block_table, cache_seqlens, head_di
         raise _bad("q", f"s_q (dim 1) in [1, {MAX_S_Q}]", str(s_q))
     if not 1 <= h_q <= MAX_H_Q:
         raise _bad("q", f"h_q (dim 2) in [1, {MAX_H_Q}]", str(h_q))
-    _check_query_rows(q, "q")
+    _check_rows(q, "q")
     device = q.device
     if device.type not in ("cuda", "cpu"):
         raise _bad("q", "a CUDA tensor", _describe(q))
@@ -220,7 +220,7 @@ def _check_decode_inputs(q, q_rope, k_cache, block_table, cache_seqlens, head_di
             raise _bad("q_rope", f"the dtype of q ({q.dtype})", _describe(q_rope))
         if q_rope.shape != (b, s_q, h_q, ROPE_DIM):
             raise _bad("q_rope", f"shape [b={b}, s_q={s_q}, h_q={h_q}, {ROPE_DIM}]", _describe(q_rope))
-        _check_query_rows(q_rope, "q_rope")
+        _check_rows(q_rope, "q_rope")
         _check_same_device(q_rope, "q_rope", device)
 
     _check_tensor(k_cache, "k_cache")
@@ -236,11 +236,7 @@ def _check_decode_inputs(q, q_rope, k_cache, block_table, cache_seqlens, head_di
                    f"{HEAD_DIM}] (block size {BLOCK_SIZE})", _describe(k_cache))
     if k_cache.shape[0] < 1:
         raise _bad("k_cache", "at least one block", _describe(k_cache))
-    stride_block, stride_token, stride_col = k_cache.stride()
-    if stride_col != 1 or stride_token % 8 or stride_block % 8:
-        raise _bad("k_cache", "a contiguous last dimension and 16-byte aligned rows and blocks (other strides "
-                   "multiples of 8)", f"strides {k_cache.stride()}")
-    _check_aligned_start(k_cache, "k_cache")
+    _check_rows(k_cache, "k_cache", "rows and blocks")
 
     _check_tensor(block_table, "block_table")
     if block_table.dtype != torch.int32:
