@@ -13,9 +13,9 @@ from mla_backend import ops, tile_scheduler
 
 class PlanBuffers:
     def __init__(self, num_q_heads: int, q_lens: tuple[int, ...], max_batch: int, device: torch.device):
-        rows = max(ops.num_sm_parts(q_len * num_q_heads, device) for q_len in q_lens)
-        self.tile_scheduler_metadata = torch.zeros((rows, tile_scheduler.SCHED_FIELDS), dtype=torch.int32,
-                                                   device=device)
+        self.rows = {q_len: ops.num_sm_parts(q_len * num_q_heads, device) for q_len in q_lens}  # plan rows
+        self.tile_scheduler_metadata = torch.zeros((max(self.rows.values()), tile_scheduler.SCHED_FIELDS),
+                                                   dtype=torch.int32, device=device)
         self.num_splits = torch.zeros(max_batch + 1, dtype=torch.int32, device=device)
 
     def hold(self, tile_scheduler_metadata: torch.Tensor, num_splits: torch.Tensor

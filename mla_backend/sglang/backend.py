@@ -57,7 +57,6 @@ class GraphBuffers:
     block_table: torch.Tensor                 # int32 [max_bs, num_blocks]
     cache_seqlens: torch.Tensor               # int32 [max_bs]
     plan: PlanBuffers
-    plan_rows: dict[int, int]                 # q_len -> rows of the plan (get_mla_metadata's num_sm_parts)
     views: dict = field(default_factory=dict)  # (bs, q_len) -> DecodeMetadata over the leading rows
 
     def view(self, bs: int, q_len: int) -> DecodeMetadata:
@@ -66,7 +65,7 @@ class GraphBuffers:
         if metadata is None:
             metadata = self.views[(bs, q_len)] = DecodeMetadata(
                 self.block_table[:bs], self.cache_seqlens[:bs],
-                self.plan.tile_scheduler_metadata[: self.plan_rows[q_len]], self.plan.num_splits[: bs + 1])
+                self.plan.tile_scheduler_metadata[: self.plan.rows[q_len]], self.plan.num_splits[: bs + 1])
         return metadata
 
 
@@ -138,8 +137,7 @@ class MLABackend(FlashMLABackend):
         int32 = dict(dtype=torch.int32, device=self.device)
         q_lens = (1, self.num_draft_tokens or 1)
         return GraphBuffers(torch.zeros((max_bs, pages.num_blocks(self.req_to_token)), **int32),
-                            torch.zeros(max_bs, **int32), PlanBuffers(self.num_q_heads, q_lens, max_bs, self.device),
-                            {q_len: ops.num_sm_parts(q_len * self.num_q_heads, self.device) for q_len in q_lens})
+                            torch.zeros(max_bs, **int32), PlanBuffers(self.num_q_heads, q_lens, max_bs, self.device))
 
     def _is_decode_like(self, forward_mode) -> bool:
         if forward_mode.is_draft_extend_v2():
