@@ -80,11 +80,11 @@ def _aot_build():
     if torch.version.cuda is None:
         _say(f"torch {torch.__version__} has no CUDA; installing pure Python, the extension is built on first use")
         return [], {}
-    nvcc = _build.cuda_toolkit().nvcc
-    if nvcc is None or not nvcc.is_file():
+    toolkit = _build.cuda_toolkit()
+    if toolkit.nvcc is None or not toolkit.nvcc.is_file():
         _say("nvcc not found; installing pure Python, the extension is built on first use")
         return [], {}
-    cuda_root = _build.require_cuda_toolkit(torch)  # the toolkit doctor reports; torch's builder is pointed at it
+    cuda_root = _build.require_cuda_toolkit(torch, toolkit)  # the toolkit doctor reports; torch's builder uses it
 
     class BuildExtensionWithKey(BuildExtension):
         """Records the build key next to the library so a stale library is never loaded."""

@@ -110,10 +110,9 @@ def cuda_toolkit() -> CudaToolkit:
     where include/cuda_runtime.h is next to it, and is taken as it is only when nothing else is found, so that
     toolkit_problem() names it.
     """
-    root, found_by = _find_cuda_root()
-    nvcc = root / "bin" / "nvcc" if root is not None else None
-    version = nvcc_version(nvcc) if nvcc is not None and nvcc.is_file() else None
-    return CudaToolkit(root, found_by, version)
+    found = CudaToolkit(*_find_cuda_root(), version=None)
+    nvcc = found.nvcc
+    return found._replace(version=nvcc_version(nvcc) if nvcc is not None and nvcc.is_file() else None)
 
 
 def _find_cuda_root() -> tuple[Path | None, str]:
@@ -319,12 +318,12 @@ def _require_hopper_gpu(torch) -> None:
         raise RuntimeError(f"mla_backend: {refusal}")
 
 
-def require_cuda_toolkit(torch) -> Path:
-    """The root of cuda_toolkit(), checked (nvcc >= 12.3 of torch's CUDA major, headers), and made the toolkit
-    torch's extension builder compiles with; RuntimeError naming what is wrong and the fix."""
+def require_cuda_toolkit(torch, toolkit: CudaToolkit | None = None) -> Path:
+    """The root of `toolkit` (default: cuda_toolkit()), checked (nvcc >= 12.3 of torch's CUDA major, headers), and
+    made the toolkit torch's extension builder compiles with; RuntimeError naming what is wrong and the fix."""
     from torch.utils import cpp_extension
 
-    toolkit = cuda_toolkit()
+    toolkit = toolkit or cuda_toolkit()
     problem = toolkit_problem(toolkit, torch.version.cuda)
     if problem is not None:
         raise RuntimeError(f"mla_backend: {problem[0]}; {problem[1]}")

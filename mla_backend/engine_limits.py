@@ -37,8 +37,8 @@ def unsupported_reasons(*, page_flag: str, use_mla: bool = True, use_sparse: boo
     if page_size is not None and page_size % BLOCK_SIZE != 0:
         reasons.append(f"it reads KV pages of {BLOCK_SIZE} tokens, got block size {page_size} "
                        f"(pass {page_flag} {BLOCK_SIZE})")
-    if capability is not None and not_hopper(capability) is not None:
-        reasons.append(not_hopper(capability))
+    if capability is not None and (refusal := not_hopper(capability)) is not None:
+        reasons.append(refusal)
     if num_q_heads is not None and not 1 <= num_q_heads <= MAX_H_Q:
         reasons.append(f"it takes 1 to {MAX_H_Q} query heads per GPU, got {num_q_heads}")
     if q_len is not None and not 1 <= q_len <= MAX_S_Q:
