@@ -81,7 +81,7 @@ def probe(config: bench.Config, peer: MlaBackendPeer, reps: int, l2_bytes: int, 
         first["problems"] + after["problems"])
     spans = "  ".join(f"{name} {start:.1f}-{end:.1f}" for name, start, end in timeline)
     return (f"{config.key:<22} {m['us']:8.1f} us {m['gbps']:6.0f} GB/s {m['tflops']:5.0f} TFLOPS  "
-            f"rel {first['rel_err_out']:.1e}/{after['rel_err_out']:.1e} {status}  [{spans}]")
+            f"rel {float(first['rel_err_out']):.1e}/{float(after['rel_err_out']):.1e} {status}  [{spans}]")
 
 
 def main() -> None:
