@@ -1,0 +1,52 @@
+"""Diagnostic copies of the 64-row kernel, each without one piece of a KV block's work (outputs wrong by design).
+
+The time each copy saves is what that piece costs on the kernel's critical path:
+
+    python benchmarks/wide_diagnostics.py . /tmp/wd      # -> /tmp/wd/wide-<piece>-nocheck (and wide-main-nocheck)
+    bash benchmarks/probe_variants.sh OUT b128/s4096/h128/q1,b128/s4096/h64/q1 /tmp/wd/wide-*-nocheck
+
+Each edit must match kernels/mla_decode.cuh exactly once (the script stops otherwise: update the snippet).
+"""
+import shutil
+import sys
+from pathlib import Path
+
+SRC, DEST = Path(sys.argv[1]), Path(sys.argv[2])
+F = "kernels/mla_decode.cuh"
+EDITS = {
+    "main": [],   # the baseline, built and probed the same way
+    # softmax off: P = raw scores, rescale 1
+    "nosoftmax": [("  online_softmax(p, f, b.block, needs_mask, key_limit, s, stats, rescale);\n",
+                   "  rescale[0] = rescale[1] = 1.f;\n")],
+    # Q K^T's 36 wgmmas off (S keeps whatever it held)
+    "noqk": [("""    wgmma_ss<typename GmmaOps<Element>::QK>(desc_k_major(q + offset), desc_k_major(kv + offset), s, k > 0,
+                                            std::make_index_sequence<32>{});""",
+              """    if (offset < 0) wgmma_ss<typename GmmaOps<Element>::QK>(desc_k_major(q + offset), desc_k_major(kv + offset), s, k > 0,
+                                            std::make_index_sequence<32>{});""")],
+    # both P V halves off
+    "nopv": [("""    wgmma_rs<typename GmmaOps<Element>::PV_RS>(probs[t], v_desc(kv, t), o, std::make_index_sequence<128>{});""",
+              """    if (kv == 0xffffffffu) wgmma_rs<typename GmmaOps<Element>::PV_RS>(probs[t], v_desc(kv, t), o, std::make_index_sequence<128>{});"""),
+             ("""    wgmma_ss<typename GmmaOps<Element>::PV_SS>(desc_k_major(smem_addr(smem.p) + t * 32),
+                                               v_desc(v1, t), o, true, std::make_index_sequence<128>{});""",
+              """    if (v1 == 0xffffffffu) wgmma_ss<typename GmmaOps<Element>::PV_SS>(desc_k_major(smem_addr(smem.p) + t * 32),
+                                               v_desc(v1, t), o, true, std::make_index_sequence<128>{});""")],
+    # warpgroup 1's P V half off (warpgroup 0 alone on the tensor cores during its P V)
+    "nopv1": [("""    wgmma_ss<typename GmmaOps<Element>::PV_SS>(desc_k_major(smem_addr(smem.p) + t * 32),
+                                               v_desc(v1, t), o, true, std::make_index_sequence<128>{});""",
+               """    if (v1 == 0xffffffffu) wgmma_ss<typename GmmaOps<Element>::PV_SS>(desc_k_major(smem_addr(smem.p) + t * 32),
+                                               v_desc(v1, t), o, true, std::make_index_sequence<128>{});""")],
+}
+for name, edits in EDITS.items():
+    tree = DEST / f"wide-{name}-nocheck"
+    if tree.exists():
+        shutil.rmtree(tree)
+    shutil.copytree(SRC, tree, ignore=shutil.ignore_patterns(".git", ".variants", ".peers", ".dev", ".bundle-*", ".jit",
+                                                             ".venv*", "__pycache__", ".whl", ".gl", ".peers-new",
+                                                             "build", "*.egg-info"))
+    path = tree / F
+    text = path.read_text()
+    for old, new in edits:
+        assert text.count(old) == 1, (name, old[:60])
+        text = text.replace(old, new)
+    path.write_text(text)
+    print("made", tree)
