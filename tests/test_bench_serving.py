@@ -246,3 +246,19 @@ def test_the_other_engines_earlier_results_are_merged_only_under_the_same_worklo
     other = {**now, "workload": bench_serving.workload(args_of("--repeats", "5"))}
     with pytest.raises(SystemExit, match="--merge"):
         bench_serving.earlier_engines(tmp_path / "e.json", other, ["vllm"])
+
+
+def test_a_results_file_is_plotted_with_one_panel_per_measured_engine(tmp_path):
+    pytest.importorskip("matplotlib")
+    import plot_serving
+
+    def point(tps, c):
+        return {"prompt_len": 4096, "concurrency": c, "decode_tokens_per_s": tps, "tpot_ms": 1e3 * c / tps}
+
+    report = report_with([point(1200.0, 1), point(3000.0, 16)], [point(1000.0, 1), point(4000.0, 16)])
+    assert [engine for engine, _ in plot_serving.measured_engines(report)] == ["sglang"]
+    png = plot_serving.plot(report, tmp_path / "serving.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report["engines"]["sglang"]["results"] = {}
+    with pytest.raises(ValueError, match="no engine"):
+        plot_serving.plot(report, tmp_path / "none.png")
