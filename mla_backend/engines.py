@@ -41,7 +41,7 @@ class Engine:
     backend_flag: str     # how a user selects our backend in this engine
     unregistered: str     # what the engine says when that flag is given and our backend is not registered
     needed_for: str       # what needs this engine (doctor's fix when it is missing or unverified)
-    without_us: str       # how to run this engine without our plugin
+    plugins_env: str      # the variable that lists the plugins the engine loads (unset: all installed)
     optional: bool        # doctor: not installed is information only (neither the kernel nor `serve` needs it)
     releases: tuple[Release, ...]
 
@@ -91,7 +91,8 @@ class Engine:
                 f"({self.unregistered}).")
 
     def _opt_out(self) -> str:
-        return f"To run {self.label} without mla_backend and without this warning, {self.without_us}."
+        return (f"To run {self.label} without mla_backend and without this warning, set {self.plugins_env} to the "
+                f"plugins you want, leaving out mla_backend, or `pip uninstall mla-backend`.")
 
 
 CPU_ONLY = "CPU CI"
@@ -105,8 +106,7 @@ ENGINES = {
         backend_flag="--attention-backend CUSTOM",
         unregistered="vLLM stops with `Backend CUSTOM must be registered before use`",
         needed_for="`mla-backend serve` (and `--attention-backend CUSTOM`)",
-        without_us="set VLLM_PLUGINS to the plugins you want, leaving out mla_backend, or "
-                   "`pip uninstall mla-backend`",
+        plugins_env="VLLM_PLUGINS",
         optional=False,
         releases=(
             Release("0.26", "H100, TP 1 and 2", "served with CUDA graphs vs FLASHMLA/TRITON_MLA",
@@ -122,8 +122,7 @@ ENGINES = {
         backend_flag="--attention-backend mla_backend",
         unregistered="SGLang's argument parser refuses it: `invalid choice: 'mla_backend'`",
         needed_for="`--attention-backend mla_backend`",
-        without_us="set SGLANG_PLUGINS to the plugins you want, leaving out mla_backend, or "
-                   "`pip uninstall mla-backend`",
+        plugins_env="SGLANG_PLUGINS",
         optional=True,
         releases=(
             # 0.5.17 is the newest SGLang that pins torch 2.11 (the GPU box's).
