@@ -5,9 +5,11 @@
 //   warpgroup 0: S = Q K^T (wgmma 64x64x576) -> mask -> online softmax -> P
 //                O[:, 0:256]   = O * rescale + P V[:, 0:256]   (P from registers)
 //   warpgroup 1: O[:, 256:512] = O * rescale + P V[:, 256:512] (P through shared memory)
-// The 64x512 fp32 O tile is split by columns because it is half the register file. KV pages arrive by
-// TMA into two stages; a producer warpgroup refills each group of sub-tiles of a stage as soon as its
-// readers release it, walking the part's blocks across request boundaries. V rows past seqlen are
+// The 64x512 fp32 O tile is split by columns because it is half the register file. KV pages arrive in
+// two stages; a producer warpgroup refills each group of sub-tiles of a stage as soon as its readers
+// release it, walking the part's blocks across request boundaries: by TMA from one thread when the
+// query has several tiles (compute-bound: the consumers keep the issue slots), by cp.async from all 128
+// threads for a single tile (memory-bound: as the swap-AB kernel, where cp.async beat one TMA lane). V rows past seqlen are
 // zeroed in shared memory so NaN in unused page slots never reaches O. A request split over several
 // parts writes fp32 partials + LSE that the combine kernel merges.
 #pragma once
@@ -48,6 +50,10 @@ constexpr int kGroups = 3;
 constexpr int group_first_sub_tile(int g) { return g == kGroupV0 ? 0 : g == kGroupV1 ? 4 : 8; }
 constexpr int group_sub_tiles(int g) { return g == kGroupRope ? 1 : 4; }
 constexpr int group_releases(int g) { return g == kGroupV1 ? 2 : 1; }   // V1 is freed by both warpgroups
+// The order the cp.async producer refills a stage's groups: the order their readers free them (RoPE after
+// Q K^T, V1 when warpgroup 1's half of P V starts first, V0 last). Its waits and copies are in program order,
+// so a group freed early is not held behind one freed late.
+constexpr int copy_order(int i) { return i == 0 ? kGroupRope : i == 1 ? kGroupV1 : kGroupV0; }
 
 struct SharedStorage {
   alignas(1024) char q[kTileBytes];                 // Q: 64 rows x 576, nine swizzled 64-column sub-tiles
@@ -92,8 +98,11 @@ struct RowStats {
   float sum[2] = {0.f, 0.f};   // warpgroup 0: this thread's share until share_row_stats
 };
 
+// How a CTA's producer warpgroup loads KV (launch_decode_wide picks by the number of row tiles).
+enum class KvLoads { kTma, kCpAsync };
+
 // ---------------------------------------------------------------------------------------------------
-// Producer: thread 0 of warpgroup 2 walks the part's (request, block) pairs.
+// TMA producer: thread 0 of warpgroup 2 walks the part's (request, block) pairs.
 
 __device__ __forceinline__ void issue_kv_group(const DecodeParams& p, int page, int group, uint32_t kv,
                                                uint32_t full) {
@@ -118,6 +127,58 @@ __device__ __forceinline__ void produce_kv_blocks(const DecodeParams& p, const S
     }
     ++cursor.block;
     cursor.settle(p, entry);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// cp.async producer: every thread of warpgroup 2 walks the same (request, block) pairs and copies its
+// share of each KV block. Thread i copies 16-byte chunk c = i % 8 of tokens i / 8 + 16k (k < 4) of every
+// 64-column sub-tile into the layout a 64x64 SWIZZLE_128B TMA box gives (chunk c of token r at chunk
+// c ^ (r % 8) of its 128-byte row): eight consecutive threads read one token's 128 contiguous bytes, and
+// the four tokens of a thread share r % 8, so its destinations are one offset plus immediates.
+
+__device__ __forceinline__ void copy_kv_blocks(const DecodeParams& p, const SchedEntry& entry, SharedStorage& smem) {
+  const int tid = threadIdx.x - kProducerWarpgroup * kWarpgroupThreads;
+  const int chunk = tid % 8, token = tid / 8;   // token 0-15, then + 16k
+  const uint32_t dst_offset = token * 128 + ((chunk ^ (token % 8)) * 16);
+  const int64_t token_bytes = p.k_stride_token * 2;
+  const char* const cache = static_cast<const char*>(p.k_cache) + token * token_bytes + chunk * 16;
+  BlockCursor cursor{entry.begin_req, entry.begin_block};
+  cursor.settle(p, entry);
+  int page = cursor.valid(entry) ? cursor.page(p) : 0;
+  int produced = 0;
+  for (; cursor.valid(entry); ++produced) {
+    const Stage stage(produced);
+    // A page outside [0, num_blocks) arrives as zeros (src-size 0 reads nothing), as TMA's out-of-bounds
+    // fill does; its address falls back to page 0, so no far-off pointer is formed.
+    const bool in_cache = static_cast<unsigned>(page) < static_cast<unsigned>(p.num_blocks);
+    const char* const src = cache + (in_cache ? int64_t(page) * p.k_stride_block * 2 : 0);
+    const uint32_t src_bytes = in_cache ? 16 : 0;
+    const uint32_t dst = smem_addr(smem.kv[stage.index]) + dst_offset;
+#pragma unroll
+    for (int i = 0; i < kGroups; ++i) {
+      const int g = copy_order(i);
+      if (produced >= kStages) mbar_wait(smem_addr(&smem.empty[stage.index][g]), stage.phase ^ 1);
+#pragma unroll
+      for (int k = 0; k < kBlockSize / 16; ++k) {
+#pragma unroll
+        for (int t = group_first_sub_tile(g); t < group_first_sub_tile(g) + group_sub_tiles(g); ++t) {
+          cp_async_16_zfill(dst + t * kSubTileBytes + k * 16 * 128, src + k * 16 * token_bytes + t * 128, src_bytes);
+        }
+      }
+      // full[stage][g] expects one arrival per producer thread; each lands once this thread's copies so far
+      // have, those of group g among them.
+      cp_async_mbar_arrive_noinc(smem_addr(&smem.full[stage.index][g]));
+    }
+    ++cursor.block;
+    cursor.settle(p, entry);
+    if (cursor.valid(entry)) page = cursor.page(p);   // read while the copies are in flight
+  }
+  // Exit only after this thread's copies and their arrivals are done: wait for the last blocks' full
+  // phases (none can complete again: no further arrivals come).
+  for (int m = max(produced - kStages, 0); m < produced; ++m) {
+    const Stage stage(m);
+    for (int g = 0; g < kGroups; ++g) mbar_wait(smem_addr(&smem.full[stage.index][g]), stage.phase);
   }
 }
 
@@ -287,13 +348,22 @@ struct BlockStep {
   bool first, last;    // first / last block of the request's piece
 };
 
+// After a stage's full wait: cp.async wrote it through the generic proxy and wgmma reads it through the async
+// proxy; the wait makes the copies visible to this thread, the proxy fence orders them before its wgmmas
+// (conservative, as in the swap-AB kernel). TMA writes through the async proxy itself: nothing to order.
+template <KvLoads kLoads>
+__device__ __forceinline__ void order_loads_before_wgmma() {
+  if constexpr (kLoads == KvLoads::kCpAsync) fence_async_proxy();
+}
+
 // Warpgroup 0's share of a block: S = Q K^T, softmax, P to warpgroup 1, then its half of O.
-template <typename Element>
+template <typename Element, KvLoads kLoads>
 __device__ __forceinline__ void process_block_warpgroup0(const DecodeParams& p, const Fragment& f, const BlockStep& b,
                                                         bool needs_mask, const int (&key_limit)[2], RowStats& stats,
                                                         float (&o)[128], float (&s)[32], SharedStorage& smem) {
   // All waits come before the first wgmma: a wait between them would make ptxas serialize them.
   for (int g = 0; g < kGroups; ++g) mbar_wait(smem_addr(&smem.full[b.stage.index][g]), b.stage.phase);
+  order_loads_before_wgmma<kLoads>();
   compute_scores<Element>(smem, b.kv, s);
   if (threadIdx.x == 0) {
     mbar_arrive(smem_addr(&smem.empty[b.stage.index][kGroupRope]));
@@ -315,10 +385,11 @@ __device__ __forceinline__ void process_block_warpgroup0(const DecodeParams& p, 
 }
 
 // Warpgroup 1's share of a block: its half of O from warpgroup 0's P.
-template <typename Element>
+template <typename Element, KvLoads kLoads>
 __device__ __forceinline__ void process_block_warpgroup1(const Fragment& f, const BlockStep& b, float (&o)[128],
                                                          SharedStorage& smem) {
   mbar_wait(smem_addr(&smem.full[b.stage.index][kGroupV1]), b.stage.phase);
+  order_loads_before_wgmma<kLoads>();
   const uint32_t v1 = b.kv + group_first_sub_tile(kGroupV1) * kSubTileBytes;
   if (b.valid_tokens < kBlockSize) zero_v_tail(v1, b.valid_tokens, kWarpgroup1);
   named_barrier_sync<kConsumerThreads>(kProbsReady);
@@ -388,7 +459,7 @@ __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragme
   }
 }
 
-template <typename Element>
+template <typename Element, KvLoads kLoads>
 __device__ __forceinline__ void consume_kv_blocks(const DecodeParams& p, const Fragment& f, const SchedEntry& entry,
                                                   SharedStorage& smem) {
   const int tile_row = blockIdx.x * kRowsPerTile;
@@ -417,9 +488,9 @@ __device__ __forceinline__ void consume_kv_blocks(const DecodeParams& p, const F
                         min(piece.seqlen - block * kBlockSize, kBlockSize), i == 0, i + 1 == num_blocks};
       if (f.warpgroup == 0) {
         const bool needs_mask = (block + 1) * kBlockSize > unmasked_keys;
-        process_block_warpgroup0<Element>(p, f, b, needs_mask, row_key_limit, stats, o, s, smem);
+        process_block_warpgroup0<Element, kLoads>(p, f, b, needs_mask, row_key_limit, stats, o, s, smem);
       } else {
-        process_block_warpgroup1<Element>(f, b, o, smem);
+        process_block_warpgroup1<Element, kLoads>(f, b, o, smem);
       }
     }
     if (req == entry.end_req) allow_next_grid_launch();
@@ -429,7 +500,7 @@ __device__ __forceinline__ void consume_kv_blocks(const DecodeParams& p, const F
   }
 }
 
-template <typename Element>
+template <typename Element, KvLoads kLoads>
 __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_constant__ DecodeParams p) {
   extern __shared__ __align__(1024) char smem_bytes[];
   auto& smem = *reinterpret_cast<SharedStorage*>(smem_bytes);
@@ -437,7 +508,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
   if (threadIdx.x == 0) {
     for (int s = 0; s < kStages; ++s) {
       for (int g = 0; g < kGroups; ++g) {
-        mbar_init(smem_addr(&smem.full[s][g]), 1);
+        mbar_init(smem_addr(&smem.full[s][g]), kLoads == KvLoads::kTma ? 1 : kWarpgroupThreads);
         mbar_init(smem_addr(&smem.empty[s][g]), group_releases(g));
       }
     }
@@ -449,11 +520,15 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
 
   if (f.warpgroup == kProducerWarpgroup) {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegisters));
-    if (threadIdx.x == kProducerWarpgroup * kWarpgroupThreads) produce_kv_blocks(p, entry, smem);
+    if constexpr (kLoads == KvLoads::kTma) {
+      if (threadIdx.x == kProducerWarpgroup * kWarpgroupThreads) produce_kv_blocks(p, entry, smem);
+    } else {
+      copy_kv_blocks(p, entry, smem);
+    }
     return;
   }
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegisters));
-  consume_kv_blocks<Element>(p, f, entry, smem);
+  consume_kv_blocks<Element, kLoads>(p, f, entry, smem);
 }
 
 }  // namespace wide
@@ -461,8 +536,9 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
 template <typename Element>
 cudaError_t launch_decode_wide(const DecodeParams& p, cudaStream_t stream) {
   const dim3 grid((p.rows + kRowsPerTile - 1) / kRowsPerTile, p.num_parts);
-  return launch_with_pdl(wide::mla_decode_kernel<Element>, grid, dim3(wide::kThreads), sizeof(wide::SharedStorage),
-                         stream, p);
+  const auto kernel = grid.x == 1 ? wide::mla_decode_kernel<Element, wide::KvLoads::kCpAsync>
+                                  : wide::mla_decode_kernel<Element, wide::KvLoads::kTma>;
+  return launch_with_pdl(kernel, grid, dim3(wide::kThreads), sizeof(wide::SharedStorage), stream, p);
 }
 
 }  // namespace mla
