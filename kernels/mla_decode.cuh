@@ -262,14 +262,14 @@ __device__ __forceinline__ void pack_probs(const float (&s)[32], uint32_t (&prob
 // P and the rows' rescale factors into shared memory for warpgroup 1.
 __device__ __forceinline__ void store_probs(const Fragment& f, const uint32_t (&probs)[kTokenSteps][4],
                                             const float (&rescale)[2], SharedStorage& smem) {
+  // probs[t][r] is this lane's pair of an 8x8 matrix: rows warp_row + 8 (r % 2) + 0..7, columns 16t + 8 (r / 2)
+  // + 0..7, in the layout stmatrix takes; lane l gives the address of row l % 8 of matrix l / 8.
+  const int matrix = f.lane / 8;
+  const int row = (f.r0 - f.lane / 4) + 8 * (matrix % 2) + f.lane % 8;
+  const uint32_t p_tile = smem_addr(smem.p);
 #pragma unroll
   for (int t = 0; t < kTokenSteps; ++t) {
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-      const int row = f.r0 + 8 * (r % 2);
-      const int col = t * 16 + 8 * (r / 2) + f.quad_col;
-      *reinterpret_cast<uint32_t*>(smem.p + swizzled_offset(row, col)) = probs[t][r];
-    }
+    stmatrix_x4(p_tile + swizzled_offset(row, t * 16 + 8 * (matrix / 2)), probs[t]);
   }
   if (f.lane % 4 == 0) {
     smem.rescale[f.r0] = rescale[0];
