@@ -44,38 +44,33 @@ static_assert((kConsumerWarpgroups * kConsumerRegisters + kProducerRegisters) * 
 
 // A KV stage is loaded and released in three groups of 64-column sub-tiles, each as soon as its
 // readers are done: V0 = columns 0-255 (read by Q K^T and warpgroup 0's P V), V1 = 256-511 (Q K^T and
-// warpgroup 1's P V), RoPE = 512-575 (Q K^T only).
+// warpgroup 1's P V), RoPE = 512-575 (Q K^T; then it holds the block's P for warpgroup 1's P V).
 enum SubTileGroup : int { kGroupV0 = 0, kGroupV1 = 1, kGroupRope = 2 };
 constexpr int kGroups = 3;
 constexpr int group_first_sub_tile(int g) { return g == kGroupV0 ? 0 : g == kGroupV1 ? 4 : 8; }
 constexpr int group_sub_tiles(int g) { return g == kGroupRope ? 1 : 4; }
 constexpr int group_releases(int g) { return g == kGroupV1 ? 2 : 1; }   // V1 is freed by both warpgroups
-// The order the cp.async producer refills a stage's groups: the order their readers free them (RoPE after
-// Q K^T, V1 when warpgroup 1's half of P V starts first, V0 last). Its waits and copies are in program order,
-// so a group freed early is not held behind one freed late.
-constexpr int copy_order(int i) { return i == 0 ? kGroupRope : i == 1 ? kGroupV1 : kGroupV0; }
+constexpr int kProbsSubTile = group_first_sub_tile(kGroupRope);
+static_assert(kBlockSize * kBlockSize * 2 == kSubTileBytes, "a block's 64 x 64 P fills its RoPE sub-tile");
 
 struct SharedStorage {
   alignas(1024) char q[kTileBytes];                 // Q: 64 rows x 576, nine swizzled 64-column sub-tiles
-  alignas(1024) char kv[kStages][kTileBytes];       // KV blocks, laid out like Q
-  alignas(1024) char p[kSubTileBytes];              // 64 x 64 probabilities for warpgroup 1
-  float rescale[kRowsPerTile];                      // per-row O rescale of this block
+  alignas(1024) char kv[kStages][kTileBytes];       // KV blocks, laid out like Q; sub-tile 8 then holds P
+  float rescale[kStages][kRowsPerTile];             // per-row O rescale of the stage's block
   float row_sum[kRowsPerTile];                      // final softmax denominators
   float row_max[kRowsPerTile];                      // final max (log2 domain)
   uint64_t full[kStages][kGroups];                  // mbarrier: the group of the stage landed
   uint64_t empty[kStages][kGroups];                 // mbarrier: its readers released it
+  uint64_t probs_ready[kStages];                    // mbarrier: P and rescale of the stage's block written
 };
 static_assert(sizeof(SharedStorage) <= 227 * 1024, "shared memory over the sm_90 limit");
 // Tiles back to back, each starting on a 1024-byte swizzle atom; the row statistics and mbarriers follow.
-static_assert(offsetof(SharedStorage, kv) == kTileBytes && offsetof(SharedStorage, p) == 3 * kTileBytes &&
-                  offsetof(SharedStorage, rescale) == 3 * kTileBytes + kSubTileBytes &&
-                  offsetof(SharedStorage, full) == offsetof(SharedStorage, rescale) + 3 * kRowsPerTile * 4,
+static_assert(offsetof(SharedStorage, kv) == kTileBytes && offsetof(SharedStorage, rescale) == 3 * kTileBytes &&
+                  offsetof(SharedStorage, full) == offsetof(SharedStorage, rescale) + (kStages + 2) * kRowsPerTile * 4,
               "shared memory layout");
 
 // Named barriers of the consumer warpgroups (0 is __syncthreads).
-enum NamedBarrier : int {
-  kProbsReady = 1, kProbsFree = 2, kRowStatsReady = 3, kWarpgroup0 = 4, kWarpgroup1 = 5, kConsumers = 6
-};
+enum NamedBarrier : int { kRowStatsReady = 1, kWarpgroup0 = 2, kWarpgroup1 = 3, kConsumers = 4 };
 
 // The n-th KV block a CTA streams goes to stage n % kStages; the stage's mbarriers flip phase every use.
 struct Stage {
@@ -156,8 +151,7 @@ __device__ __forceinline__ void copy_kv_blocks(const DecodeParams& p, const Sche
     const uint32_t src_bytes = in_cache ? 16 : 0;
     const uint32_t dst = smem_addr(smem.kv[stage.index]) + dst_offset;
 #pragma unroll
-    for (int i = 0; i < kGroups; ++i) {
-      const int g = copy_order(i);
+    for (int g = 0; g < kGroups; ++g) {
       if (produced >= kStages) mbar_wait(smem_addr(&smem.empty[stage.index][g]), stage.phase ^ 1);
 #pragma unroll
       for (int k = 0; k < kBlockSize / 16; ++k) {
@@ -259,21 +253,21 @@ __device__ __forceinline__ void pack_probs(const float (&s)[32], uint32_t (&prob
   }
 }
 
-// P and the rows' rescale factors into shared memory for warpgroup 1.
+// P into the block's RoPE sub-tile (Q K^T has read it) and the rows' rescale factors, for warpgroup 1.
 __device__ __forceinline__ void store_probs(const Fragment& f, const uint32_t (&probs)[kTokenSteps][4],
-                                            const float (&rescale)[2], SharedStorage& smem) {
+                                            const float (&rescale)[2], int stage, SharedStorage& smem) {
   // probs[t][r] is this lane's pair of an 8x8 matrix: rows warp_row + 8 (r % 2) + 0..7, columns 16t + 8 (r / 2)
   // + 0..7, in the layout stmatrix takes; lane l gives the address of row l % 8 of matrix l / 8.
   const int matrix = f.lane / 8;
   const int row = (f.r0 - f.lane / 4) + 8 * (matrix % 2) + f.lane % 8;
-  const uint32_t p_tile = smem_addr(smem.p);
+  const uint32_t p_tile = smem_addr(smem.kv[stage] + kProbsSubTile * kSubTileBytes);
 #pragma unroll
   for (int t = 0; t < kTokenSteps; ++t) {
     stmatrix_x4(p_tile + swizzled_offset(row, t * 16 + 8 * (matrix / 2)), probs[t]);
   }
   if (f.lane % 4 == 0) {
-    smem.rescale[f.r0] = rescale[0];
-    smem.rescale[f.r0 + 8] = rescale[1];
+    smem.rescale[stage][f.r0] = rescale[0];
+    smem.rescale[stage][f.r0 + 8] = rescale[1];
   }
 }
 
@@ -322,17 +316,17 @@ __device__ __forceinline__ void accumulate_v0(uint32_t kv, const uint32_t (&prob
 }
 
 // Warpgroup 1: O[:, 256:512] = O * rescale + P V[:, 256:512], P and rescale from shared memory; v1 is the
-// stage's first V1 sub-tile.
+// stage's first V1 sub-tile, probs its P.
 template <typename Element>
-__device__ __forceinline__ void accumulate_v1(const Fragment& f, uint32_t v1, const SharedStorage& smem,
+__device__ __forceinline__ void accumulate_v1(const Fragment& f, uint32_t v1, uint32_t probs, const float (&rescale)[kRowsPerTile],
                                               float (&o)[128]) {
-  scale_rows(o, smem.rescale[f.r0], smem.rescale[f.r0 + 8]);
+  scale_rows(o, rescale[f.r0], rescale[f.r0 + 8]);
   fence_operands(o);
   cute::warpgroup_arrive();
 #pragma unroll
   for (int t = 0; t < kTokenSteps; ++t) {
-    wgmma_ss<typename GmmaOps<Element>::PV_SS>(desc_k_major(smem_addr(smem.p) + t * 32),
-                                               v_desc(v1, t), o, true, std::make_index_sequence<128>{});
+    wgmma_ss<typename GmmaOps<Element>::PV_SS>(desc_k_major(probs + t * 32), v_desc(v1, t), o, true,
+                                               std::make_index_sequence<128>{});
   }
   cute::warpgroup_commit_batch();
   cute::warpgroup_wait<0>();
@@ -345,7 +339,6 @@ struct BlockStep {
   Stage stage;
   uint32_t kv;         // shared address of the stage
   int valid_tokens;    // tokens before seqlen
-  bool first, last;    // first / last block of the request's piece
 };
 
 // After a stage's full wait: cp.async wrote it through the generic proxy and wgmma reads it through the async
@@ -365,19 +358,19 @@ __device__ __forceinline__ void process_block_warpgroup0(const DecodeParams& p, 
   for (int g = 0; g < kGroups; ++g) mbar_wait(smem_addr(&smem.full[b.stage.index][g]), b.stage.phase);
   order_loads_before_wgmma<kLoads>();
   compute_scores<Element>(smem, b.kv, s);
-  if (threadIdx.x == 0) {
-    mbar_arrive(smem_addr(&smem.empty[b.stage.index][kGroupRope]));
-    mbar_arrive(smem_addr(&smem.empty[b.stage.index][kGroupV1]));
-  }
+  if (threadIdx.x == 0) mbar_arrive(smem_addr(&smem.empty[b.stage.index][kGroupV1]));
 
   float rescale[2];
   online_softmax(p, f, b.block, needs_mask, key_limit, s, stats, rescale);
   uint32_t probs[kTokenSteps][4];
   pack_probs<Element>(s, probs);
-  if (!b.first) named_barrier_sync<kConsumerThreads>(kProbsFree);
-  store_probs(f, probs, rescale, smem);
+  // P goes over the RoPE sub-tile: every warp's Q K^T must have read it. Each stage has its own P (warpgroup 0
+  // may start the next block while warpgroup 1 still reads this one), freed with the stage by warpgroup 1.
+  named_barrier_sync<kWarpgroupThreads>(kWarpgroup0);
+  store_probs(f, probs, rescale, b.stage.index, smem);
   fence_async_proxy();
-  named_barrier_arrive<kConsumerThreads>(kProbsReady);
+  named_barrier_sync<kWarpgroupThreads>(kWarpgroup0);
+  if (threadIdx.x == 0) mbar_arrive(smem_addr(&smem.probs_ready[b.stage.index]));
   if (b.valid_tokens < kBlockSize) zero_v_tail(b.kv, b.valid_tokens, kWarpgroup0);
 
   accumulate_v0<Element>(b.kv, probs, rescale, o);
@@ -392,10 +385,13 @@ __device__ __forceinline__ void process_block_warpgroup1(const Fragment& f, cons
   order_loads_before_wgmma<kLoads>();
   const uint32_t v1 = b.kv + group_first_sub_tile(kGroupV1) * kSubTileBytes;
   if (b.valid_tokens < kBlockSize) zero_v_tail(v1, b.valid_tokens, kWarpgroup1);
-  named_barrier_sync<kConsumerThreads>(kProbsReady);
-  accumulate_v1<Element>(f, v1, smem, o);
-  if (!b.last) named_barrier_arrive<kConsumerThreads>(kProbsFree);
-  if (threadIdx.x == kWarpgroupThreads) mbar_arrive(smem_addr(&smem.empty[b.stage.index][kGroupV1]));
+  mbar_wait(smem_addr(&smem.probs_ready[b.stage.index]), b.stage.phase);
+  accumulate_v1<Element>(f, v1, smem_addr(smem.kv[b.stage.index] + kProbsSubTile * kSubTileBytes),
+                         smem.rescale[b.stage.index], o);
+  if (threadIdx.x == kWarpgroupThreads) {
+    mbar_arrive(smem_addr(&smem.empty[b.stage.index][kGroupV1]));
+    mbar_arrive(smem_addr(&smem.empty[b.stage.index][kGroupRope]));   // its P read
+  }
 }
 
 // Warpgroup 0 owns the softmax statistics: it completes the row sums and hands them to warpgroup 1.
@@ -485,7 +481,7 @@ __device__ __forceinline__ void consume_kv_blocks(const DecodeParams& p, const F
       const int block = piece.first + i;
       const Stage stage(consumed);
       const BlockStep b{block, stage, smem_addr(smem.kv[stage.index]),
-                        min(piece.seqlen - block * kBlockSize, kBlockSize), i == 0, i + 1 == num_blocks};
+                        min(piece.seqlen - block * kBlockSize, kBlockSize)};
       if (f.warpgroup == 0) {
         const bool needs_mask = (block + 1) * kBlockSize > unmasked_keys;
         process_block_warpgroup0<Element, kLoads>(p, f, b, needs_mask, row_key_limit, stats, o, s, smem);
@@ -511,6 +507,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
         mbar_init(smem_addr(&smem.full[s][g]), kLoads == KvLoads::kTma ? 1 : kWarpgroupThreads);
         mbar_init(smem_addr(&smem.empty[s][g]), group_releases(g));
       }
+      mbar_init(smem_addr(&smem.probs_ready[s]), 1);
     }
     mbar_fence_init();
   }
