@@ -46,7 +46,7 @@ import zipfile
 from pathlib import Path
 
 sys.path.append(str(Path(__file__).resolve().parent.parent))  # an installed mla_backend wins
-from mla_backend.cli.bundle import MANIFEST, fetch_wheels, sha256_file, write_bundle  # noqa: E402
+from mla_backend.cli.bundle import MANIFEST, fetch_wheels, sha256_file, site_members, write_bundle  # noqa: E402
 
 VLLM_VERSION = "0.26.0"
 FLASHINFER_VERSION = "0.6.14"  # vLLM 0.26.0's pin
@@ -144,13 +144,12 @@ def collect_vllm_files(wheel: Path, strip: bool) -> dict[str, bytes]:
 
 
 def collect_site_files(wheels: list[Path]) -> dict[str, bytes]:
-    """Every member of each wheel under `site/`, the layout `pip install --target` would give."""
+    """Every file of each wheel under `site/`, as the bundle's unpacker installs it (site_members)."""
     files: dict[str, bytes] = {}
     for wheel in wheels:
         with zipfile.ZipFile(wheel) as zf:
-            for info in zf.infolist():
-                if not info.is_dir():
-                    files[f"site/{info.filename}"] = zf.read(info)
+            for parts, info in site_members(zf):
+                files["site/" + "/".join(parts)] = zf.read(info)
     return files
 
 

@@ -819,8 +819,11 @@ def test_site_files_keep_the_wheel_layout(tmp_path):
     with zipfile.ZipFile(wheel, "w") as zf:
         zf.writestr("demo/__init__.py", "X = 1\n")
         zf.writestr("demo-1.0.dist-info/METADATA", "Name: demo\n")
+        zf.writestr("demo-1.0.data/platlib/demo_ext.so", b"ELF")
+        zf.writestr("demo-1.0.data/scripts/demo", "#!/bin/sh\n")
     files = peers_bundle.collect_site_files([wheel])
-    assert files == {"site/demo/__init__.py": b"X = 1\n", "site/demo-1.0.dist-info/METADATA": b"Name: demo\n"}
+    assert files == {"site/demo/__init__.py": b"X = 1\n", "site/demo-1.0.dist-info/METADATA": b"Name: demo\n",
+                     "site/demo_ext.so": b"ELF"}
 
 
 def test_bundle_site_goes_last_on_sys_path(tmp_path, monkeypatch):

@@ -166,17 +166,24 @@ def fetch_wheels(pins: list[str], cache: Path, platforms: tuple[str, ...] = HOST
     return wheels
 
 
+def site_members(zf: zipfile.ZipFile):
+    """(path parts in the site, member) of each file of a wheel, laid out as pip --target lays it out:
+    purelib/platlib of `.data` at the top, no scripts, headers or data."""
+    for info in zf.infolist():
+        if info.is_dir():
+            continue
+        parts = info.filename.split("/")
+        if parts[0].endswith(".data"):
+            if len(parts) < 3 or parts[1] not in ("purelib", "platlib"):
+                continue  # nothing the host imports
+            parts = parts[2:]
+        yield parts, info
+
+
 def install_wheel(wheel: Path, site: Path) -> None:
-    """Unpack a wheel the way pip --target lays it out: purelib/platlib of `.data` at the top, no scripts."""
+    """Unpack a wheel into site (see site_members)."""
     with zipfile.ZipFile(wheel) as zf:
-        for info in zf.infolist():
-            if info.is_dir():
-                continue
-            parts = info.filename.split("/")
-            if parts[0].endswith(".data"):
-                if len(parts) < 3 or parts[1] not in ("purelib", "platlib"):
-                    continue  # scripts, headers, data: nothing the host imports
-                parts = parts[2:]
+        for parts, info in site_members(zf):
             target = site.joinpath(*parts)
             if ".." in parts or not target.resolve().is_relative_to(site.resolve()):
                 raise BundleError(f"{wheel.name}: refusing the path {info.filename}")
