@@ -12,8 +12,9 @@ marked invalid and does not count.
 
 from __future__ import annotations
 
+import functools
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -55,25 +56,34 @@ def ceiling_violation(nbytes: int, flops: int, time_us: float, ceilings: dict) -
     return f"{INVALID_PREFIX} ({'; '.join(over)})" if over else None
 
 
-def time_op_us(op: Callable[[], object], reps: int = CEILING_REPS, warmup: int = CEILING_WARMUP) -> list[float]:
-    """Per-call times in µs, each between its own pair of CUDA events."""
-    for _ in range(warmup):
-        op()
+def time_calls_us(calls: Sequence[Callable[[], object]], reps: int, warmup: int,
+                  host_lead_cycles_per_rep: int = 0) -> list[float]:
+    """Per-call times in µs, each between its own pair of CUDA events, the calls taken in rotation. With a host
+    lead, the GPU first spins that many cycles per rep, so the host has queued every timed call before the first
+    one runs (short calls are otherwise timed with the host's launch gaps)."""
+    for i in range(warmup):
+        calls[i % len(calls)]()
     torch.cuda.synchronize()
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
-    for start, end in zip(starts, ends, strict=True):
-        start.record()
-        op()
-        end.record()
+    if host_lead_cycles_per_rep:
+        torch.cuda._sleep(host_lead_cycles_per_rep * reps)
+    for i in range(reps):
+        starts[i].record()
+        calls[i % len(calls)]()
+        ends[i].record()
     torch.cuda.synchronize()
     return [s.elapsed_time(e) * 1e3 for s, e in zip(starts, ends, strict=True)]
+
+
+def time_op_us(op: Callable[[], object], reps: int = CEILING_REPS, warmup: int = CEILING_WARMUP) -> list[float]:
+    return time_calls_us([op], reps, warmup)
 
 
 def measure_copy_gbps(device: torch.device, nbytes: int = COPY_BYTES) -> float:
     src = torch.ones(nbytes, dtype=torch.uint8, device=device)
     dst = torch.empty_like(src)
-    time_us = statistics.median(time_op_us(lambda: dst.copy_(src)))
+    time_us = statistics.median(time_op_us(functools.partial(dst.copy_, src)))
     del src, dst
     torch.cuda.empty_cache()
     return gbps(2 * nbytes, time_us)
@@ -83,7 +93,7 @@ def measure_matmul_tflops(device: torch.device, n: int = MATMUL_N) -> float:
     a = torch.randn(n, n, dtype=torch.bfloat16, device=device)
     b = torch.randn(n, n, dtype=torch.bfloat16, device=device)
     c = torch.empty_like(a)
-    time_us = statistics.median(time_op_us(lambda: torch.mm(a, b, out=c)))
+    time_us = statistics.median(time_op_us(functools.partial(torch.mm, a, b, out=c)))
     del a, b, c
     torch.cuda.empty_cache()
     return tflops(2 * n**3, time_us)

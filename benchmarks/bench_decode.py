@@ -469,18 +469,7 @@ def free_memory() -> None:
 
 def time_replays(graphs: list, reps: int, warmup: int) -> list[float]:
     """Per-replay times in µs, replaying the graphs in rotation."""
-    for i in range(warmup):
-        graphs[i % len(graphs)].replay()
-    torch.cuda.synchronize()
-    starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
-    ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
-    torch.cuda._sleep(HOST_LEAD_CYCLES_PER_REP * reps)
-    for i in range(reps):
-        starts[i].record()
-        graphs[i % len(graphs)].replay()
-        ends[i].record()
-    torch.cuda.synchronize()
-    return [s.elapsed_time(e) * 1e3 for s, e in zip(starts, ends, strict=True)]
+    return bench_ceilings.time_calls_us([g.replay for g in graphs], reps, warmup, HOST_LEAD_CYCLES_PER_REP)
 
 
 def check_outputs(item: CapturedStep, reference: Reference, lse_base2: bool) -> dict:

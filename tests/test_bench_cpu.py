@@ -287,6 +287,39 @@ def test_floor_and_percent_of_floor():
     assert bench_ceilings.pct_of_floor(2000, 1000) == pytest.approx(50)
 
 
+def test_timing_loop_rotates_the_calls_and_pairs_an_event_with_each(monkeypatch):
+    """bench_ceilings.time_calls_us on a stand-in clock: warm-up and timed calls in rotation, one time per rep."""
+    clock, log = [0.0], []
+
+    class Event:
+        def __init__(self, enable_timing):
+            self.t = None
+
+        def record(self):
+            self.t = clock[0]
+
+        def elapsed_time(self, end):
+            return end.t - self.t   # ms
+
+    def call(name, ms):
+        def run():
+            log.append(name)
+            clock[0] += ms
+        return run
+
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+    monkeypatch.setattr(torch.cuda, "_sleep", lambda cycles: log.append(f"sleep {cycles}"))
+    times = bench_ceilings.time_calls_us([call("a", 0.001), call("b", 0.003)], reps=4, warmup=3,
+                                         host_lead_cycles_per_rep=10)
+    assert log == ["a", "b", "a", "sleep 40", "a", "b", "a", "b"]
+    assert times == pytest.approx([1.0, 3.0, 1.0, 3.0])
+    log.clear()
+    assert bench_ceilings.time_op_us(call("c", 0.002), reps=2, warmup=1) == pytest.approx([2.0, 2.0])
+    assert log == ["c", "c", "c"]
+
+
+
 def test_a_time_above_a_measured_ceiling_is_a_harness_bug():
     ceilings = {"copy_gbps": 4244.0, "matmul_tflops": 700.0}
     nbytes = bench.decode_bytes(128 * 4096, 128, 1, 16)
