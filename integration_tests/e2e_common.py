@@ -193,12 +193,16 @@ def wait_for_free_gpu(limit_mib: int = 4096, timeout_s: float = 120) -> None:
         time.sleep(2)
 
 
-def start_engine_server(engine: str, command: Callable[[int], list[str]], log: Path) -> Server:
+def start_engine_server(engine: str, command: Callable[[int], list[str]], log: Path,
+                        pythonpath: Path | None = None) -> Server:
     """The server `command(port)` starts, on a free port, ready when the engine says so; started once the GPU's
-    memory is back from the server before."""
+    memory is back from the server before. `pythonpath` goes in front of PYTHONPATH (modules the server imports
+    from a test directory, such as a logits processor)."""
     wait_for_free_gpu()
     port = free_port()
     env = {**os.environ, "VLLM_CACHE_ROOT": str(log.parent / f"vllm_cache_{log.stem}")}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), os.environ.get("PYTHONPATH", "")])
     ready = (lambda s: SGLANG_READY in s.log_path.read_text()) if engine == "sglang" else health_ok
     return Server(command(port), env, log, port, ready)
 

@@ -14,13 +14,12 @@ Each backend's results are kept in the work folder, and a later run with the sam
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import e2e_common
 from e2e_common import (CHAT_PROMPTS, CHAT_TOKENS, COMPLETION_PROMPTS, GEN_TOKENS, MODEL_NAME, Server, checkpoint,
-                        decode_speed, free_port, parallel, serve_each)
+                        decode_speed, parallel, serve_each)
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = "flashmla"
@@ -30,16 +29,14 @@ SERVER_ARGS = ("--page-size", "64", "--dtype", "bfloat16", "--context-length", "
                "--disable-radix-cache", "--random-seed", "0", "--served-model-name", MODEL_NAME, "--host", "127.0.0.1",
                "--enable-custom-logit-processor", "--disable-overlap-schedule", "--sampling-backend", "pytorch",
                "--stream-interval", "8")
-READY = e2e_common.SGLANG_READY
 OUR_BACKEND_LINE = "mla_backend: decode"
 
 
 def start_server(model: Path, backend: str, tp: int, log: Path) -> Server:
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "sglang.launch_server", "--model-path", str(model), "--attention-backend", backend,
-           "--tp-size", str(tp), "--port", str(port), *SERVER_ARGS]
-    return Server(cmd, env, log, port, lambda server: READY in server.log_path.read_text())
+    return e2e_common.start_engine_server(
+        "sglang", lambda port: [sys.executable, "-m", "sglang.launch_server", "--model-path", str(model),
+                                "--attention-backend", backend, "--tp-size", str(tp), "--port", str(port),
+                                *SERVER_ARGS], log, pythonpath=HERE)
 
 
 def inspect_log(log: str) -> dict:

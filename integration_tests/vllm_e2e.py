@@ -14,14 +14,13 @@ to the V1 runner:
 """
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
 
 import e2e_common
 from e2e_common import (CHAT_PROMPTS, CHAT_TOKENS, COMPLETION_PROMPTS, GEN_TOKENS, MODEL_NAME, Server, checkpoint,
-                        decode_speed, free_port, health_ok, parallel, serve_each)
+                        decode_speed, parallel, serve_each)
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = "FLASHMLA"
@@ -34,12 +33,10 @@ FORCED_ARGS = ("--logits-processors", "force_tokens:ForceTokens")
 def start_server(model: Path, backend: str, tp: int, log: Path, extra_args: tuple = ()) -> Server:
     from mla_backend.cli.serve import vllm_command
 
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-           "VLLM_CACHE_ROOT": str(log.parent / f"vllm_cache_{log.stem}")}
-    cmd = [*vllm_command(), "serve", str(model), "--attention-backend", backend, "--tensor-parallel-size", str(tp),
-           "--port", str(port), *SERVER_ARGS, *extra_args]
-    return Server(cmd, env, log, port, health_ok)
+    return e2e_common.start_engine_server(
+        "vllm", lambda port: [*vllm_command(), "serve", str(model), "--attention-backend", backend,
+                              "--tensor-parallel-size", str(tp), "--port", str(port), *SERVER_ARGS, *extra_args],
+        log, pythonpath=HERE)
 
 
 def inspect_log(log: str) -> dict:

@@ -30,7 +30,7 @@ def start_fake(workdir: Path, backend: str, started: list[str]) -> e2e_common.Se
     cmd = [sys.executable, str(FAKE), "--port", str(port), "--flavor", backend,
            "--child-pid-file", str(workdir / f"child_{backend}.pid"), *(["--fail"] if backend == "broken" else [])]
     return e2e_common.Server(cmd, dict(os.environ), workdir / f"server_{backend}.log", port,
-                             lambda s: sglang_e2e.READY in s.log_path.read_text())
+                             lambda s: e2e_common.SGLANG_READY in s.log_path.read_text())
 
 
 def drive(workdir: Path, backends: tuple[str, ...], started: list[str]):
