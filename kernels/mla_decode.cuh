@@ -9,9 +9,10 @@
 // two stages; a producer warpgroup refills each group of sub-tiles of a stage as soon as its readers
 // release it, walking the part's blocks across request boundaries: by TMA from one thread when the
 // query has several tiles (compute-bound: the consumers keep the issue slots), by cp.async from all 128
-// threads for a single tile (memory-bound: as the swap-AB kernel, where cp.async beat one TMA lane). V rows past seqlen are
-// zeroed in shared memory so NaN in unused page slots never reaches O. A request split over several
-// parts writes fp32 partials + LSE that the combine kernel merges.
+// threads for a single tile (memory-bound: as the swap-AB kernel, where cp.async beat one TMA lane).
+// P reaches warpgroup 1 through its stage's RoPE sub-tile, which Q K^T has finished reading. V rows past
+// seqlen are zeroed in shared memory so NaN in unused page slots never reaches O. A request split over
+// several parts writes fp32 partials + LSE that the combine kernel merges.
 #pragma once
 
 #include <cstddef>
@@ -318,8 +319,8 @@ __device__ __forceinline__ void accumulate_v0(uint32_t kv, const uint32_t (&prob
 // Warpgroup 1: O[:, 256:512] = O * rescale + P V[:, 256:512], P and rescale from shared memory; v1 is the
 // stage's first V1 sub-tile, probs its P.
 template <typename Element>
-__device__ __forceinline__ void accumulate_v1(const Fragment& f, uint32_t v1, uint32_t probs, const float (&rescale)[kRowsPerTile],
-                                              float (&o)[128]) {
+__device__ __forceinline__ void accumulate_v1(const Fragment& f, uint32_t v1, uint32_t probs,
+                                              const float (&rescale)[kRowsPerTile], float (&o)[128]) {
   scale_rows(o, rescale[f.r0], rescale[f.r0 + 8]);
   fence_operands(o);
   cute::warpgroup_arrive();
