@@ -134,22 +134,16 @@ __device__ __forceinline__ void produce_kv_blocks(const DecodeParams& p, const S
 // the four tokens of a thread share r % 8, so its destinations are one offset plus immediates.
 
 __device__ __forceinline__ void copy_kv_blocks(const DecodeParams& p, const SchedEntry& entry, SharedStorage& smem) {
-  const int tid = threadIdx.x - kProducerWarpgroup * kWarpgroupThreads;
-  const int chunk = tid % 8, token = tid / 8;   // token 0-15, then + 16k
-  const uint32_t dst_offset = token * 128 + ((chunk ^ (token % 8)) * 16);
-  const int64_t token_bytes = p.k_stride_token * 2;
-  const char* const cache = static_cast<const char*>(p.k_cache) + token * token_bytes + chunk * 16;
+  const PageCopyLane lane(p, threadIdx.x - kProducerWarpgroup * kWarpgroupThreads);
+  const uint32_t dst_offset = lane.token * 128 + ((lane.chunk ^ (lane.token % 8)) * 16);
   BlockCursor cursor{entry.begin_req, entry.begin_block};
   cursor.settle(p, entry);
   int page = cursor.valid(entry) ? cursor.page(p) : 0;
   int produced = 0;
   for (; cursor.valid(entry); ++produced) {
     const Stage stage(produced);
-    // A page outside [0, num_blocks) arrives as zeros (src-size 0 reads nothing), as TMA's out-of-bounds
-    // fill does; its address falls back to page 0, so no far-off pointer is formed.
-    const bool in_cache = static_cast<unsigned>(page) < static_cast<unsigned>(p.num_blocks);
-    const char* const src = cache + (in_cache ? int64_t(page) * p.k_stride_block * 2 : 0);
-    const uint32_t src_bytes = in_cache ? 16 : 0;
+    uint32_t src_bytes;
+    const char* const src = lane.source(p, page, src_bytes);
     const uint32_t dst = smem_addr(smem.kv[stage.index]) + dst_offset;
 #pragma unroll
     for (int g = 0; g < kGroups; ++g) {
@@ -158,7 +152,8 @@ __device__ __forceinline__ void copy_kv_blocks(const DecodeParams& p, const Sche
       for (int k = 0; k < kBlockSize / 16; ++k) {
 #pragma unroll
         for (int t = group_first_sub_tile(g); t < group_first_sub_tile(g) + group_sub_tiles(g); ++t) {
-          cp_async_16_zfill(dst + t * kSubTileBytes + k * 16 * 128, src + k * 16 * token_bytes + t * 128, src_bytes);
+          cp_async_16_zfill(dst + t * kSubTileBytes + k * 16 * 128, src + k * 16 * lane.token_bytes + t * 128,
+                            src_bytes);
         }
       }
       // full[stage][g] expects one arrival per producer thread; each lands once this thread's copies so far

@@ -104,11 +104,8 @@ __device__ __forceinline__ float2 pair_rows(const Fragment& f, float c0_value, f
 
 template <int kCols>
 __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry, SharedStorage<kCols>& smem) {
-  const int tid = threadIdx.x - kWarpgroupThreads;
-  const int chunk = tid % 8, token = tid / 8;   // token 0-15, then + 16k
-  const uint32_t dst_offset = BlockLayout::row(0, 0, token) + ((chunk ^ (token % 8)) * 16);
-  const int64_t token_bytes = p.k_stride_token * 2;
-  const char* const cache = static_cast<const char*>(p.k_cache) + token * token_bytes + chunk * 16;
+  const PageCopyLane lane(p, threadIdx.x - kWarpgroupThreads);
+  const uint32_t dst_offset = BlockLayout::row(0, 0, lane.token) + ((lane.chunk ^ (lane.token % 8)) * 16);
   BlockCursor cursor{entry.begin_req, entry.begin_block};
   cursor.settle(p, entry);
   int page = cursor.valid(entry) ? cursor.page(p) : 0;
@@ -116,17 +113,14 @@ __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry
   for (; cursor.valid(entry); ++n) {
     const int stage = n % kStages;
     if (n >= kStages) mbar_wait(smem_addr(&smem.empty[stage]), (n / kStages - 1) & 1);
-    // A page outside [0, num_blocks) arrives as zeros (src-size 0 reads nothing), as TMA's out-of-bounds
-    // fill did; its address falls back to page 0, as FlashInfer's, so no far-off pointer is formed.
-    const bool in_cache = static_cast<unsigned>(page) < static_cast<unsigned>(p.num_blocks);
-    const char* const src = cache + (in_cache ? int64_t(page) * p.k_stride_block * 2 : 0);
-    const uint32_t src_bytes = in_cache ? 16 : 0;
+    uint32_t src_bytes;
+    const char* const src = lane.source(p, page, src_bytes);
     const uint32_t dst = smem_addr(smem.kv[stage]) + dst_offset;
 #pragma unroll
     for (int k = 0; k < kBlockSize / 16; ++k) {
 #pragma unroll
       for (int t = 0; t < kSubTiles; ++t) {
-        cp_async_16_zfill(dst + k * 2 * BlockLayout::kGroupBytes + t * 1024, src + k * 16 * token_bytes + t * 128,
+        cp_async_16_zfill(dst + k * 2 * BlockLayout::kGroupBytes + t * 1024, src + k * 16 * lane.token_bytes + t * 128,
                           src_bytes);
       }
     }
