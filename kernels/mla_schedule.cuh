@@ -51,7 +51,6 @@ struct BlockCursor {
   }
 };
 
-// Where a request's piece of output goes: straight to out/lse, or to its split's fp32 partial row.
 // One producer thread's share of a 64-token page copied by 16-byte cp.async: chunk `chunk` (of 8) of the 128
 // bytes of every 64-column sub-tile, of tokens `token` + 16k (k < 4); eight consecutive threads read one token's
 // 128 contiguous bytes.
@@ -72,6 +71,7 @@ struct PageCopyLane {
   }
 };
 
+// Where a request's piece of output goes: straight to out/lse, or to its split's fp32 partial row.
 struct OutputSlot {
   bool is_split;
   int split_row;   // row block of out_accum / lse_accum when is_split
