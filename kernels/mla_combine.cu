@@ -137,10 +137,7 @@ __global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const _
   Element* dst = static_cast<Element*>(p.out) + (int64_t(req) * p.rows + row) * kHeadDimV + column;
 #pragma unroll
   for (int v = 0; v < kVectors; ++v) store4(dst + v * kColumnSlice, acc[v]);
-  if (blockIdx.z == 0 && split_warp == 0 && lane == 0) {
-    const int s_idx = row / p.h_q, head = row % p.h_q;
-    p.lse[(int64_t(req) * p.h_q + head) * p.s_q + s_idx] = empty ? INFINITY : total_lse * kLn2;
-  }
+  if (blockIdx.z == 0 && split_warp == 0 && lane == 0) store_final_lse(p, req, row, empty, total_lse);
 }
 
 // A request is split over at most num_parts parts. With fewer than kWideSplitRequests requests per part

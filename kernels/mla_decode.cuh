@@ -443,10 +443,7 @@ __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragme
         *reinterpret_cast<uint32_t*>(dst + j * 8) =
             GmmaOps<Element>::pack(o[j * 4 + h * 2] * inv_sum, o[j * 4 + h * 2 + 1] * inv_sum);
       }
-      if (writes_lse) {
-        const int s_idx = row / p.h_q, head = row % p.h_q;
-        p.lse[(int64_t(req) * p.h_q + head) * p.s_q + s_idx] = empty ? INFINITY : lse_log2 * kLn2;
-      }
+      if (writes_lse) store_final_lse(p, req, row, empty, lse_log2);
     }
   }
 }

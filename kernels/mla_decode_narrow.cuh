@@ -333,8 +333,7 @@ __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragme
       if (slot.is_split) {
         p.lse_accum[row_base + row] = lse_log2[c];
       } else {
-        const int s_idx = row / p.h_q, head = row % p.h_q;
-        p.lse[(int64_t(req) * p.h_q + head) * p.s_q + s_idx] = lse_log2[c] == -INFINITY ? INFINITY : lse_log2[c] * kLn2;
+        store_final_lse(p, req, row, lse_log2[c] == -INFINITY, lse_log2[c]);
       }
     }
   }

@@ -95,4 +95,11 @@ __device__ __forceinline__ int min_key_limit(const DecodeParams& p, int seqlen) 
 
 constexpr float kLn2 = 0.69314718055994530942f;
 
+// Writes query row `row` of request req's log-sum-exp to p.lse ([b, h_q, s_q]; rows are s_idx * h_q + head) in
+// the natural log, +inf for a row that saw no key, from its log2 value.
+__device__ __forceinline__ void store_final_lse(const DecodeParams& p, int req, int row, bool empty, float lse_log2) {
+  const int s_idx = row / p.h_q, head = row % p.h_q;
+  p.lse[(int64_t(req) * p.h_q + head) * p.s_q + s_idx] = empty ? INFINITY : lse_log2 * kLn2;
+}
+
 }  // namespace mla
