@@ -11,8 +11,12 @@ import shutil
 import sys
 from pathlib import Path
 
-SRC, DEST = Path(sys.argv[1]), Path(sys.argv[2])
 F = "kernels/mla_decode.cuh"
+# Warpgroup 1's P V wgmma (SS: P from shared memory), switched off by a condition that is never true.
+WG1_PV = ("""    wgmma_ss<typename GmmaOps<Element>::PV_SS>(desc_k_major(probs + t * 32), v_desc(v1, t), o, true,
+                                               std::make_index_sequence<128>{});""",
+          """    if (v1 == 0xffffffffu) wgmma_ss<typename GmmaOps<Element>::PV_SS>(desc_k_major(probs + t * 32), v_desc(v1, t), o, true,
+                                               std::make_index_sequence<128>{});""")
 EDITS = {
     "main": [],   # the baseline, built and probed the same way
     # softmax off: P = raw scores, rescale 1
@@ -26,27 +30,32 @@ EDITS = {
     # both P V halves off
     "nopv": [("""    wgmma_rs<typename GmmaOps<Element>::PV_RS>(probs[t], v_desc(kv, t), o, std::make_index_sequence<128>{});""",
               """    if (kv == 0xffffffffu) wgmma_rs<typename GmmaOps<Element>::PV_RS>(probs[t], v_desc(kv, t), o, std::make_index_sequence<128>{});"""),
-             ("""    wgmma_ss<typename GmmaOps<Element>::PV_SS>(desc_k_major(smem_addr(smem.p) + t * 32),
-                                               v_desc(v1, t), o, true, std::make_index_sequence<128>{});""",
-              """    if (v1 == 0xffffffffu) wgmma_ss<typename GmmaOps<Element>::PV_SS>(desc_k_major(smem_addr(smem.p) + t * 32),
-                                               v_desc(v1, t), o, true, std::make_index_sequence<128>{});""")],
+             WG1_PV],
     # warpgroup 1's P V half off (warpgroup 0 alone on the tensor cores during its P V)
-    "nopv1": [("""    wgmma_ss<typename GmmaOps<Element>::PV_SS>(desc_k_major(smem_addr(smem.p) + t * 32),
-                                               v_desc(v1, t), o, true, std::make_index_sequence<128>{});""",
-               """    if (v1 == 0xffffffffu) wgmma_ss<typename GmmaOps<Element>::PV_SS>(desc_k_major(smem_addr(smem.p) + t * 32),
-                                               v_desc(v1, t), o, true, std::make_index_sequence<128>{});""")],
+    "nopv1": [WG1_PV],
 }
-for name, edits in EDITS.items():
-    tree = DEST / f"wide-{name}-nocheck"
-    if tree.exists():
-        shutil.rmtree(tree)
-    shutil.copytree(SRC, tree, ignore=shutil.ignore_patterns(".git", ".variants", ".peers", ".dev", ".bundle-*", ".jit",
-                                                             ".venv*", "__pycache__", ".whl", ".gl", ".peers-new",
-                                                             "build", "*.egg-info"))
-    path = tree / F
-    text = path.read_text()
-    for old, new in edits:
+
+
+def edited(text: str, name: str) -> str:
+    """The kernel source with EDITS[name] applied; each snippet must occur exactly once."""
+    for old, new in EDITS[name]:
         assert text.count(old) == 1, (name, old[:60])
         text = text.replace(old, new)
-    path.write_text(text)
-    print("made", tree)
+    return text
+
+
+def main(src: Path, dest: Path) -> None:
+    for name in EDITS:
+        tree = dest / f"wide-{name}-nocheck"
+        if tree.exists():
+            shutil.rmtree(tree)
+        shutil.copytree(src, tree, ignore=shutil.ignore_patterns(".git", ".variants", ".peers", ".dev", ".bundle-*",
+                                                                 ".jit", ".venv*", "__pycache__", ".whl", ".gl",
+                                                                 ".peers-new", "build", "*.egg-info"))
+        path = tree / F
+        path.write_text(edited(path.read_text(), name))
+        print("made", tree)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -21,6 +21,7 @@ import bench_supervisor
 import peers
 import peers_bundle
 import probe_decode
+import wide_diagnostics
 
 from mla_backend.cli import bundle
 from mla_backend.kernel_facts import current_gpu_is_hopper
@@ -917,3 +918,12 @@ def test_triton_peer_declines_multi_token_steps():
     assert "s_q > 1" in peer.unsupported_reason(batch)
     with pytest.raises(peers.PeerUnavailable, match="s_q > 1"):
         peer.prepare(batch)
+
+
+def test_every_wide_diagnostic_edit_matches_the_kernel_once():
+    """The diagnostic copies edit kernels/mla_decode.cuh by snippet; a kernel change that moves a snippet must fail
+    here, not on the GPU box."""
+    source = (Path(__file__).resolve().parent.parent / wide_diagnostics.F).read_text()
+    for name in wide_diagnostics.EDITS:
+        assert wide_diagnostics.edited(source, name) != source or not wide_diagnostics.EDITS[name]
+
