@@ -40,8 +40,12 @@ constexpr int kTokenSteps = kBlockSize / 16;                    // k-steps of O 
 // issues TMA, so its registers go to the consumers.
 constexpr int kProducerRegisters = 24;
 constexpr int kConsumerRegisters = 240;
-static_assert((kConsumerWarpgroups * kConsumerRegisters + kProducerRegisters) * kWarpgroupThreads <= 64 * 1024,
-              "register budgets exceed the register file");
+// setmaxnreg.inc waits until the CTA's pool has the registers, and the pool is what the launch allocated (168 a
+// thread at 384 threads): budgets above it hang the consumers (it did, in experiment v30).
+constexpr int kLaunchRegisters = 64 * 1024 / kThreads / 8 * 8;
+static_assert(kConsumerWarpgroups * kConsumerRegisters + kProducerRegisters <=
+                  (kConsumerWarpgroups + 1) * kLaunchRegisters,
+              "setmaxnreg budgets exceed the registers allocated at launch");
 
 // A KV stage is loaded and released in three groups of 64-column sub-tiles, each as soon as its
 // readers are done: V0 = columns 0-255 (read by Q K^T and warpgroup 0's P V), V1 = 256-511 (Q K^T and

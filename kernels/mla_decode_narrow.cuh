@@ -1,7 +1,7 @@
-// Split-KV MLA decode for few query rows (s_q * h_q <= 32) on Hopper (sm_90a): swap-AB.
+// Split-KV MLA decode for few query rows (s_q * h_q <= kNarrowMaxRows = 16) on Hopper (sm_90a): swap-AB.
 //
 // A 64-row wgmma tile would be 50-75% padding here, so the 64 tokens of a KV block are the MMA's M and
-// the kCols (16 or 32) query rows its N:
+// the kCols (16; 32 builds too but 17-32 rows run faster on the 64-row kernel) query rows its N:
 //   S^T [64 x kCols]   = K [64 x 576] . Q^T              (36 wgmma m64nNk16)
 //   online softmax down each column (one column per query row)
 //   O^T [512 x kCols] += V^T [512 x 64] . P^T [64 x kCols] (8 d-tiles x 4 wgmma m64nNk16)

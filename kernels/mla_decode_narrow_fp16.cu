@@ -3,5 +3,4 @@
 
 namespace mla {
 template cudaError_t launch_decode_narrow<__half, 16>(const DecodeParams&, cudaStream_t);
-template cudaError_t launch_decode_narrow<__half, 32>(const DecodeParams&, cudaStream_t);
 }  // namespace mla

@@ -69,9 +69,10 @@ cudaError_t launch_get_metadata(const MetadataParams& p, cudaStream_t stream);
 bool make_kv_tensor_map(DecodeParams& p, bool bf16);
 
 // s_q * h_q up to this runs the swap-AB kernel (query rows as the MMA's N, KV loaded by cp.async); more rows
-// run 64-row tiles. One tile (rows <= kRowsPerTile) is memory-bound and loads by cp.async from a producer
-// warpgroup too; several tiles are compute-bound and load by TMA, whose producer is one thread (p.k_map).
-constexpr int kNarrowMaxRows = 32;
+// run 64-row tiles (17-32 rows too: faster there than a 32-column swap-AB tile, kernels/PERF_NOTES.md v28).
+// One tile (rows <= kRowsPerTile) is memory-bound and loads by cp.async from a producer warpgroup too;
+// several tiles are compute-bound and load by TMA, whose producer is one thread (p.k_map).
+constexpr int kNarrowMaxRows = 16;
 inline bool decode_needs_tensor_map(const DecodeParams& p) { return p.rows > kRowsPerTile; }
 template <typename Element, int kCols>
 cudaError_t launch_decode_narrow(const DecodeParams& p, cudaStream_t stream);
@@ -80,7 +81,6 @@ cudaError_t launch_decode_wide(const DecodeParams& p, cudaStream_t stream);
 
 template <typename Element>
 cudaError_t launch_decode(const DecodeParams& p, cudaStream_t stream) {
-  if (p.rows <= 16) return launch_decode_narrow<Element, 16>(p, stream);
   if (p.rows <= kNarrowMaxRows) return launch_decode_narrow<Element, kNarrowMaxRows>(p, stream);
   return launch_decode_wide<Element>(p, stream);
 }
