@@ -194,13 +194,13 @@ def wait_for_free_gpu(limit_mib: int = 4096, timeout_s: float = 120) -> None:
 
 
 def start_engine_server(engine: str, command: Callable[[int], list[str]], log: Path,
-                        pythonpath: Path | None = None) -> Server:
+                        pythonpath: Path | None = None, extra_env: dict[str, str] | None = None) -> Server:
     """The server `command(port)` starts, on a free port, ready when the engine says so; started once the GPU's
     memory is back from the server before. `pythonpath` goes in front of PYTHONPATH (modules the server imports
-    from a test directory, such as a logits processor)."""
+    from a test directory, such as a logits processor); `extra_env` is added to its environment."""
     wait_for_free_gpu()
     port = free_port()
-    env = {**os.environ, "VLLM_CACHE_ROOT": str(log.parent / f"vllm_cache_{log.stem}")}
+    env = {**os.environ, "VLLM_CACHE_ROOT": str(log.parent / f"vllm_cache_{log.stem}"), **(extra_env or {})}
     if pythonpath is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), os.environ.get("PYTHONPATH", "")])
     ready = (lambda s: SGLANG_READY in s.log_path.read_text()) if engine == "sglang" else health_ok

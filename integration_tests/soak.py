@@ -2,18 +2,23 @@
 given --requests requests of mixed prompt and output lengths by --concurrency clients at once, watched for errors,
 for growth of GPU memory after warm-up, and for greedy outputs that change between repeats of the same prompt.
 
-The workload (the same for a given seed) mixes, in every tenth of the run:
+The workload (the same for a given seed) is sent --passes times (new prompts each pass, same lengths) and mixes,
+in every tenth of a pass:
   - plain   prompt lengths from 1 token to the longest request, log-uniform, 1..512 output tokens;
-  - limit   prompt + max_tokens exactly the longest request the engine accepts (the first: a 1-token output);
+  - limit   prompt + max_tokens the longest request the engine accepts (the first: its longest prompt, 1 token out);
   - cancel  ~10%, streamed and closed after 1..4 chunks;
-  - repeat  REPEAT_PROMPTS prompts, each sent REPEAT_TIMES times spread over the run, REPEAT_TOKENS tokens each:
-            every send of a prompt must give the same token ids.
-All greedy (temperature 0) with ignore_eos, prompts are random token ids. GPU memory (nvidia-smi, so that this
-process holds no CUDA context) is sampled every SAMPLE_S seconds; its growth is measured from the first sample
-after the first tenth of the requests (the warm-up) has finished.
+  - repeat  REPEAT_PROMPTS prompts, each sent REPEAT_TIMES times spread over the pass, REPEAT_TOKENS tokens each.
+All greedy (temperature 0) with ignore_eos, prompts are random token ids. Each repeated prompt is also sent alone on
+the idle server before the first pass and again after the last (prefix cache flushed, so both prefill it cold): the
+two must give the same token ids. Sent amid the mixed load, a prompt's batch differs from send to send, and so does
+the order of floating-point sums in the engine's matmuls and attention (any backend): on a random tiny model, whose
+logits are nearly tied, greedy tokens then drift apart after a while; that agreement is recorded, not required.
+GPU memory (nvidia-smi, so that this process holds no CUDA context) is sampled every SAMPLE_S seconds; the first
+pass is the warm-up (every shape of the workload once) and the growth is the later passes' peak over its peak.
 
-    python integration_tests/soak.py --engine {sglang,vllm} [--model DIR] [--requests 1200] [--concurrency 32]
-        [--context-length 4096] [--seed 0] [--max-growth-mib 256] [--out FILE] [--workdir /tmp/mla_soak]
+    python integration_tests/soak.py --engine {sglang,vllm} [--model DIR] [--requests 600] [--passes 2]
+        [--concurrency 32] [--context-length 4096] [--seed 0] [--max-growth-mib 256] [--out FILE]
+        [--workdir /tmp/mla_soak]
 
 Without --model it serves the tiny checkpoint (e2e_common.checkpoint). The results JSON (default
 <workdir>/soak_<engine>.json) and the server log (<workdir>/server_<engine>.log) stay in the work folder. Exit
@@ -30,6 +35,7 @@ import random
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,7 +52,6 @@ MAX_OUTPUT = 512
 CANCEL_FRACTION, LIMIT_FRACTION = 0.10, 0.05
 CANCEL_CHUNKS = (1, 4)
 REPEAT_PROMPTS, REPEAT_TIMES, REPEAT_TOKENS = 20, 5, 128
-WARMUP_FRACTION = 0.10
 SAMPLE_S = 2.0
 FIRST_ERRORS = 5
 
@@ -64,10 +69,20 @@ class Request:
     repeat_of: int = -1       # which repeated prompt (kind repeat)
 
 
-def longest_request(engine: str, context_length: int) -> int:
-    """Prompt + max_tokens of the longest request the engine accepts: vLLM takes up to --max-model-len tokens,
-    SGLang refuses prompt + max_new_tokens >= --context-length."""
-    return context_length - 1 if engine == "sglang" else context_length
+@dataclass(frozen=True)
+class Limits:
+    prompt: int     # the longest prompt the engine takes
+    request: int    # the most prompt + output tokens it serves in one request
+
+
+def engine_limits(engine: str, context_length: int) -> Limits:
+    """vLLM serves up to --max-model-len tokens in all, after a prompt of up to one less. SGLang 0.5.17, measured
+    on the H200 at --context-length 4096: "Input length (4094 tokens) exceeds the maximum allowed length (4090
+    tokens)", and 313 tokens asked after a 3782-token prompt came back as 312: prompts up to context - 6, and a
+    request stops at context - 2 tokens in all."""
+    if engine == "sglang":
+        return Limits(context_length - 6, context_length - 2)
+    return Limits(context_length - 1, context_length)
 
 
 def _log_uniform(rng: random.Random, high: int) -> int:
@@ -86,14 +101,18 @@ def _kinds(slots: int, rng: random.Random) -> list[str]:
     return kinds
 
 
-def plan(n: int, longest: int, seed: int, repeat_prompts: int = REPEAT_PROMPTS,
+def plan(n: int, limits: Limits, seed: int, repeat_prompts: int = REPEAT_PROMPTS,
          repeat_times: int = REPEAT_TIMES) -> list[Request]:
     """The `n` requests in sending order; the same for the same arguments."""
     repeats = repeat_prompts * repeat_times
-    if n < 2 * repeats or longest <= MAX_OUTPUT:
-        raise ValueError(f"need at least {2 * repeats} requests and a longest request over {MAX_OUTPUT} tokens")
+    if n < 2 * repeats or min(limits.prompt, limits.request - MAX_OUTPUT) < 1:
+        raise ValueError(f"need at least {2 * repeats} requests and room for a prompt next to {MAX_OUTPUT} tokens")
     rng = random.Random(seed)
-    repeat_lens = [_log_uniform(rng, longest - REPEAT_TOKENS) for _ in range(repeat_prompts)]
+
+    def longest_prompt(max_tokens: int) -> int:
+        return min(limits.prompt, limits.request - max_tokens)
+
+    repeat_lens = [_log_uniform(rng, longest_prompt(REPEAT_TOKENS)) for _ in range(repeat_prompts)]
     # the k-th send of every repeated prompt lands in the k-th of repeat_times stretches of the run
     repeat_at = {round(i * n / repeats): i % repeat_prompts for i in range(repeats)}
     kinds = iter(_kinds(n - repeats, rng))
@@ -107,20 +126,21 @@ def plan(n: int, longest: int, seed: int, repeat_prompts: int = REPEAT_PROMPTS,
         if kind == "limit":
             max_tokens = 1 if first_limit else rng.randint(1, MAX_OUTPUT)
             first_limit = False
-            requests.append(Request(index, kind, longest - max_tokens, max_tokens))
+            requests.append(Request(index, kind, longest_prompt(max_tokens), max_tokens))
         elif kind == "cancel":
             max_tokens = rng.randint(64, MAX_OUTPUT)
-            requests.append(Request(index, kind, _log_uniform(rng, longest - max_tokens), max_tokens,
+            requests.append(Request(index, kind, _log_uniform(rng, longest_prompt(max_tokens)), max_tokens,
                                     cancel_after=rng.randint(*CANCEL_CHUNKS)))
         else:
             max_tokens = rng.randint(1, MAX_OUTPUT)
-            requests.append(Request(index, kind, _log_uniform(rng, longest - max_tokens), max_tokens))
+            requests.append(Request(index, kind, _log_uniform(rng, longest_prompt(max_tokens)), max_tokens))
     return requests
 
 
-def prompt_of(request: Request, seed: int, vocab_size: int, special: set[int]) -> list[int]:
-    """Random token ids, the same for every send of a repeated prompt."""
-    key = f"repeat{request.repeat_of}" if request.kind == "repeat" else f"request{request.index}"
+def prompt_of(request: Request, seed: int, vocab_size: int, special: set[int], pass_index: int = 0) -> list[int]:
+    """Random token ids, the same for every send of a repeated prompt, new for every other request of each pass."""
+    key = f"request{request.index}" + (f"-pass{pass_index}" if pass_index else "")
+    key = f"repeat{request.repeat_of}" if request.kind == "repeat" else key
     rng = random.Random(f"{seed}-{key}")
     ids: list[int] = []
     while len(ids) < request.prompt_len:
@@ -201,13 +221,43 @@ def _stream_and_cancel(client, prompt: list[int], request: Request) -> bool:
 
 
 def send_all(client, engine: str, requests: list[Request], concurrency: int, seed: int, vocab_size: int,
-             special: set[int]) -> list[Outcome]:
+             special: set[int], pass_index: int = 0) -> list[Outcome]:
     """Every request in order through a pool of `concurrency` clients; outcomes in request order."""
     def one(request: Request) -> Outcome:
-        return send(client, engine, request, prompt_of(request, seed, vocab_size, special))
+        return send(client, engine, request, prompt_of(request, seed, vocab_size, special, pass_index))
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         return list(pool.map(one, requests))
+
+
+def first_sends(requests: list[Request]) -> list[Request]:
+    """One send of each repeated prompt, in prompt order."""
+    firsts: dict[int, Request] = {}
+    for r in requests:
+        if r.kind == "repeat":
+            firsts.setdefault(r.repeat_of, r)
+    return [firsts[k] for k in sorted(firsts)]
+
+
+def send_alone(client, engine: str, requests: list[Request], seed: int, vocab_size: int,
+               special: set[int]) -> list[Outcome]:
+    """Each request on its own, one after another (the server otherwise idle)."""
+    return [send(client, engine, r, prompt_of(r, seed, vocab_size, special)) for r in requests]
+
+
+FLUSH_PATH = {"sglang": "/flush_cache", "vllm": "/reset_prefix_cache"}   # vLLM's with VLLM_SERVER_DEV_MODE=1
+SERVER_ENV = {"sglang": {}, "vllm": {"VLLM_SERVER_DEV_MODE": "1"}}
+
+
+def try_flush_prefix_cache(base_url: str, engine: str) -> str | None:
+    """Empties the server's prefix cache (idle server), so the next prompt is prefilled from scratch; why it
+    could not, or None."""
+    request = urllib.request.Request(base_url + FLUSH_PATH[engine], data=b"", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return None if response.status == 200 else f"{FLUSH_PATH[engine]}: HTTP {response.status}"
+    except OSError as exc:
+        return f"{FLUSH_PATH[engine]}: {exc}"
 
 
 # ---------------------------------------------------------------------------------------------- GPU memory
@@ -242,22 +292,17 @@ class MemorySampler(threading.Thread):
 # ---------------------------------------------------------------------------------------------- results
 
 
-def warmup_end(outcomes: list[Outcome], n: int, fraction: float = WARMUP_FRACTION) -> float | None:
-    """When the first `fraction` of the requests had finished."""
-    ends = sorted(o.end for o in outcomes)
-    count = max(1, math.ceil(fraction * n))
-    return ends[count - 1] if len(ends) >= count else None
-
-
-def memory_summary(samples: list[tuple[float, int]], warmup_done: float | None) -> dict:
-    """The first sample after warm-up, the largest after it and the growth between them (None without samples
-    after warm-up)."""
-    after = [mib for t, mib in samples if warmup_done is not None and t >= warmup_done]
+def memory_summary(samples: list[tuple[float, int]], warmup_done: float) -> dict:
+    """The peak during the warm-up (samples before warmup_done), the peak after it and the growth of the one over
+    the other (None without samples on both sides; 0 when the later peak is lower)."""
+    during = [mib for t, mib in samples if t < warmup_done]
+    after = [mib for t, mib in samples if t >= warmup_done]
     summary = {"samples": len(samples), "first_mib": samples[0][1] if samples else None,
                "last_mib": samples[-1][1] if samples else None, "warmup_mib": None, "max_after_warmup_mib": None,
                "growth_mib": None}
-    if after:
-        summary.update(warmup_mib=after[0], max_after_warmup_mib=max(after), growth_mib=max(after) - after[0])
+    if during and after:
+        summary.update(warmup_mib=max(during), max_after_warmup_mib=max(after),
+                       growth_mib=max(0, max(after) - max(during)))
     return summary
 
 
@@ -285,7 +330,16 @@ def repeat_agreement(requests: list[Request], outcomes: list[Outcome]) -> dict:
             "all_identical": not mismatches, "mismatches": mismatches}
 
 
-def verdict(counts: dict, memory: dict, repeats: dict, max_growth_mib: float) -> list[str]:
+def alone_agreement(before: list[Outcome], after: list[Outcome]) -> dict:
+    """Whether each repeated prompt sent alone gave the same token ids before and after the load."""
+    differ = [{"prompt": i, "common_prefix": e2e_common.common_prefix(b.output or [], a.output or []),
+               "tokens": len(b.output or [])}
+              for i, (b, a) in enumerate(zip(before, after, strict=True)) if b.output is None or b.output != a.output]
+    return {"prompts": len(before), "all_identical": not differ, "differ": differ,
+            "errors": [o.error for o in before + after if o.error]}
+
+
+def verdict(counts: dict, memory: dict, alone: dict, max_growth_mib: float) -> list[str]:
     """Why the soak failed; empty when it passed."""
     failures = []
     if counts["errors"]:
@@ -296,8 +350,9 @@ def verdict(counts: dict, memory: dict, repeats: dict, max_growth_mib: float) ->
         failures.append("no GPU memory samples after warm-up")
     elif memory["growth_mib"] > max_growth_mib:
         failures.append(f"GPU memory grew by {memory['growth_mib']} MiB after warm-up (limit {max_growth_mib})")
-    if not repeats["all_identical"]:
-        failures.append(f"{len(repeats['mismatches'])} repeated prompts gave different outputs")
+    if not alone["all_identical"]:
+        failures.append(f"{len(alone['differ'])} of {alone['prompts']} prompts sent alone gave different outputs "
+                        "before and after the load")
     return failures
 
 
@@ -308,7 +363,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engine", choices=ENGINES, required=True)
     parser.add_argument("--model", type=Path, help="checkpoint directory (default: the tiny checkpoint)")
-    parser.add_argument("--requests", type=int, default=1200)
+    parser.add_argument("--requests", type=int, default=600, help="requests per pass")
+    parser.add_argument("--passes", type=int, default=2, help="passes of the workload; the first is the warm-up")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--context-length", type=int, default=4096)
     parser.add_argument("--seed", type=int, default=0)
@@ -319,8 +375,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mla_soak"))
     parser.add_argument("--out", type=Path, help="results JSON (default: <workdir>/soak_<engine>.json)")
     args = parser.parse_args(argv)
-    if args.concurrency < 1:
-        parser.error("--concurrency must be positive")
+    if args.concurrency < 1 or args.passes < 2:
+        parser.error("--concurrency must be positive and --passes at least 2 (the first is the warm-up)")
     args.out = args.out or args.workdir / f"soak_{args.engine}.json"
     return args
 
@@ -341,32 +397,46 @@ def run(args: argparse.Namespace) -> dict:
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     model = (args.model or e2e_common.checkpoint(args.workdir / "tiny_lmhead02")).resolve()
-    requests = plan(args.requests, longest_request(args.engine, args.context_length), args.seed)
+    requests = plan(args.requests, engine_limits(args.engine, args.context_length), args.seed)
     vocab_size, special = e2e_common.vocabulary(model)
     server = e2e_common.start_engine_server(args.engine, lambda port: server_command(args, model, port),
-                                            args.workdir / f"server_{args.engine}.log")
+                                            args.workdir / f"server_{args.engine}.log",
+                                            extra_env=SERVER_ENV[args.engine])
+    alone = first_sends(requests)
     try:
         startup_s = server.wait(args.startup_timeout)
         client = OpenAI(base_url=server.base_url + "/v1", api_key="none", timeout=600, max_retries=0)
+        alone_before = send_alone(client, args.engine, alone, args.seed, vocab_size, special)
         sampler = MemorySampler()
         sampler.start()
         t0 = time.monotonic()
-        outcomes = send_all(client, args.engine, requests, args.concurrency, args.seed, vocab_size, special)
+        outcomes, pass_ends = [], []
+        for pass_index in range(args.passes):
+            outcomes += send_all(client, args.engine, requests, args.concurrency, args.seed, vocab_size, special,
+                                 pass_index)
+            pass_ends.append(time.monotonic())
         duration = time.monotonic() - t0
         samples = sampler.stop()
+        flush_error = try_flush_prefix_cache(server.base_url, args.engine)
+        alone_after = send_alone(client, args.engine, alone, args.seed, vocab_size, special)
     finally:
         server.stop()
     log = server.log_path.read_text()
     inspect = sglang_e2e.inspect_log if args.engine == "sglang" else vllm_e2e.inspect_log
-    counts, repeats = tally(outcomes), repeat_agreement(requests, outcomes)
-    memory = memory_summary(samples, warmup_end(outcomes, len(requests)))
+    counts, agreement = tally(outcomes), alone_agreement(alone_before, alone_after)
+    memory = memory_summary(samples, pass_ends[0])
+    mixed = [repeat_agreement(requests, outcomes[p * len(requests):(p + 1) * len(requests)])
+             for p in range(args.passes)]
     return {"engine": args.engine, "backend": e2e_common.OUR_BACKEND[args.engine], "model": str(model),
             "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
             "workload": describe(requests), "startup_s": startup_s, "duration_s": duration,
-            "requests_per_s": len(requests) / duration, "counts": counts,
+            "requests_per_s": len(outcomes) / duration, "counts": counts,
             "output_tokens_per_s": counts["tokens_generated"] / duration, "memory": memory,
-            "memory_samples": [(round(t - t0, 1), mib) for t, mib in samples], "repeats": repeats,
-            "log": inspect(log), "failures": verdict(counts, memory, repeats, args.max_growth_mib)}
+            "memory_samples": [(round(t - t0, 1), mib) for t, mib in samples],
+            "pass_ends_s": [round(t - t0, 1) for t in pass_ends],
+            "repeats": {"alone": agreement, "mixed_per_pass": mixed},
+            "log": inspect(log), "flush_error": flush_error,
+            "failures": verdict(counts, memory, agreement, args.max_growth_mib) + [flush_error] * bool(flush_error)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,16 +14,17 @@ import pytest
 import soak
 
 N, LONGEST = 1200, 4096
+LIMITS = soak.Limits(LONGEST - 1, LONGEST)   # vLLM's at --max-model-len 4096
 
 
 @pytest.fixture(scope="module")
 def requests() -> list[soak.Request]:
-    return soak.plan(N, LONGEST, seed=0)
+    return soak.plan(N, LIMITS, seed=0)
 
 
 def test_the_workload_is_the_same_for_a_seed_and_another_for_another(requests):
-    assert soak.plan(N, LONGEST, seed=0) == requests
-    assert soak.plan(N, LONGEST, seed=1) != requests
+    assert soak.plan(N, LIMITS, seed=0) == requests
+    assert soak.plan(N, LIMITS, seed=1) != requests
 
 
 def test_the_workload_has_the_asked_for_counts(requests):
@@ -53,8 +54,17 @@ def test_lengths_span_a_few_tokens_to_the_limit_and_limit_requests_fit_it_exactl
 
 
 def test_the_longest_request_is_what_each_engine_accepts():
-    assert soak.longest_request("vllm", 4096) == 4096
-    assert soak.longest_request("sglang", 4096) == 4095
+    assert soak.engine_limits("vllm", 4096) == LIMITS
+    assert soak.engine_limits("sglang", 4096) == soak.Limits(4090, 4094)
+
+
+def test_sglang_limit_requests_stay_inside_both_of_its_limits():
+    limits = soak.engine_limits("sglang", 4096)
+    requests = soak.plan(N, limits, seed=0)
+    assert all(r.prompt_len <= limits.prompt and r.prompt_len + r.max_tokens <= limits.request for r in requests)
+    limit = [r for r in requests if r.kind == "limit"]
+    assert limit[0].prompt_len == limits.prompt and limit[0].max_tokens == 1
+    assert all(r.prompt_len + r.max_tokens == limits.request for r in limit if r.max_tokens >= 4)
 
 
 def test_cancelled_requests_ask_for_more_tokens_than_they_read(requests):
@@ -84,11 +94,37 @@ def test_prompts_are_random_ids_of_the_planned_length_without_special_tokens(req
     assert soak.prompt_of(requests[0], 0, 258, set()) != soak.prompt_of(requests[0], 1, 258, set())
 
 
+def test_each_pass_sends_new_prompts_but_the_same_repeated_ones(requests):
+    plain = next(r for r in requests if r.kind == "plain" and r.prompt_len > 20)
+    repeat = next(r for r in requests if r.kind == "repeat")
+    assert soak.prompt_of(plain, 0, 258, set(), pass_index=1) != soak.prompt_of(plain, 0, 258, set())
+    assert soak.prompt_of(repeat, 0, 258, set(), pass_index=1) == soak.prompt_of(repeat, 0, 258, set())
+    firsts = soak.first_sends(requests)
+    assert [r.repeat_of for r in firsts] == list(range(soak.REPEAT_PROMPTS)) and all(r.kind == "repeat" for r in firsts)
+
+
+def test_prompts_sent_alone_before_and_after_the_load_must_match():
+    def alone(outputs):
+        return [soak.Outcome(i, "completed", 0.0, len(o), o) for i, o in enumerate(outputs)]
+
+    same = soak.alone_agreement(alone([[1, 2, 3], [4, 5]]), alone([[1, 2, 3], [4, 5]]))
+    assert same == {"prompts": 2, "all_identical": True, "differ": [], "errors": []}
+    differ = soak.alone_agreement(alone([[1, 2, 3], [4, 5]]), alone([[1, 2, 9], [4, 5]]))
+    assert not differ["all_identical"] and differ["differ"] == [{"prompt": 0, "common_prefix": 2, "tokens": 3}]
+    failed = [soak.Outcome(0, "error", 0.0, error="boom")]
+    assert not soak.alone_agreement(failed, failed)["all_identical"]
+
+
+def test_the_prefix_cache_flush_is_each_engines_endpoint():
+    assert soak.FLUSH_PATH == {"sglang": "/flush_cache", "vllm": "/reset_prefix_cache"}
+    assert soak.SERVER_ENV["vllm"] == {"VLLM_SERVER_DEV_MODE": "1"}   # vLLM serves the endpoint only then
+
+
 def test_too_few_requests_are_refused():
     with pytest.raises(ValueError):
-        soak.plan(2 * soak.REPEAT_PROMPTS * soak.REPEAT_TIMES - 1, LONGEST, 0)
+        soak.plan(2 * soak.REPEAT_PROMPTS * soak.REPEAT_TIMES - 1, LIMITS, 0)
     with pytest.raises(ValueError):
-        soak.plan(N, soak.MAX_OUTPUT, 0)
+        soak.plan(N, soak.Limits(soak.MAX_OUTPUT, soak.MAX_OUTPUT), 0)
 
 
 # ---------------------------------------------------------------------------------------------- sending
@@ -194,19 +230,15 @@ def test_the_sampler_samples_until_stopped():
     assert len(sampler.stop()) == 2   # the first sample and one when stopped, however short the run
 
 
-def test_growth_is_measured_from_the_first_sample_after_warmup():
+def test_growth_is_the_later_peak_over_the_warmup_peak():
     samples = [(0.0, 500), (2.0, 9000), (4.0, 9100), (6.0, 9300), (8.0, 9200)]
     memory = soak.memory_summary(samples, warmup_done=3.0)
-    assert memory == {"samples": 5, "first_mib": 500, "last_mib": 9200, "warmup_mib": 9100,
-                      "max_after_warmup_mib": 9300, "growth_mib": 200}
+    assert memory == {"samples": 5, "first_mib": 500, "last_mib": 9200, "warmup_mib": 9000,
+                      "max_after_warmup_mib": 9300, "growth_mib": 300}
+    assert soak.memory_summary(samples, warmup_done=5.0)["growth_mib"] == 200
+    assert soak.memory_summary([(0.0, 9500), (4.0, 9300)], warmup_done=3.0)["growth_mib"] == 0
     assert soak.memory_summary(samples, warmup_done=9.0)["growth_mib"] is None
-    assert soak.memory_summary([], warmup_done=None)["growth_mib"] is None
-
-
-def test_warmup_ends_when_the_first_tenth_of_the_requests_finished():
-    outcomes = [soak.Outcome(i, "completed", end=float(100 - i)) for i in range(20)]
-    assert soak.warmup_end(outcomes, 20) == 82.0   # the 2nd to finish
-    assert soak.warmup_end(outcomes[:1], 20) is None
+    assert soak.memory_summary([], warmup_done=0.0)["growth_mib"] is None
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -234,7 +266,7 @@ def test_counts_and_agreement_of_a_clean_run(requests):
     assert repeats == {"prompts": soak.REPEAT_PROMPTS, "sends": kinds["repeat"], "all_identical": True,
                        "mismatches": []}
     memory = {"growth_mib": 10}
-    assert soak.verdict(counts, memory, repeats, max_growth_mib=256) == []
+    assert soak.verdict(counts, memory, {"prompts": 20, "all_identical": True, "differ": []}, 256) == []
 
 
 def test_a_repeat_that_differs_is_reported_with_its_common_prefix(requests):
@@ -252,18 +284,19 @@ def test_a_repeat_that_differs_is_reported_with_its_common_prefix(requests):
 
 def test_the_verdict_names_each_failure():
     clean = {"sent": 10, "completed": 9, "cancelled": 1, "errors": 0}
-    same = {"all_identical": True, "mismatches": []}
+    same = {"prompts": 20, "all_identical": True, "differ": []}
     assert soak.verdict(clean, {"growth_mib": 256}, same, 256) == []
     failures = soak.verdict({"sent": 10, "completed": 7, "cancelled": 1, "errors": 1}, {"growth_mib": 300},
-                            {"all_identical": False, "mismatches": [{}]}, 256)
+                            {"prompts": 20, "all_identical": False, "differ": [{}]}, 256)
     assert len(failures) == 4 and "1 requests failed" in failures[0] and "!= sent 10" in failures[1]
-    assert "300 MiB" in failures[2] and "1 repeated prompts" in failures[3]
+    assert "300 MiB" in failures[2] and "1 of 20 prompts sent alone" in failures[3]
     assert soak.verdict(clean, {"growth_mib": None}, same, 256) == ["no GPU memory samples after warm-up"]
 
 
 def test_the_server_is_ours_with_page_64_and_cuda_graphs_on():
     args = soak.parse_args(["--engine", "sglang", "--concurrency", "8", "--workdir", "/w"])
-    assert args.out == Path("/w/soak_sglang.json") and args.requests == 1200 and args.max_growth_mib == 256
+    assert args.out == Path("/w/soak_sglang.json") and args.max_growth_mib == 256
+    assert args.requests * args.passes == 1200 and args.passes == 2
     cmd = soak.server_command(args, Path("/m"), 1234)
     assert cmd[cmd.index("--attention-backend") + 1] == "mla_backend" and cmd[cmd.index("--page-size") + 1] == "64"
     assert cmd[cmd.index("--context-length") + 1] == "4096" and cmd[cmd.index("--max-running-requests") + 1] == "8"
