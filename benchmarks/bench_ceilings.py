@@ -58,10 +58,12 @@ def ceiling_violation(nbytes: int, flops: int, time_us: float, ceilings: dict) -
 
 def time_calls_us(calls: Sequence[Callable[[], object]], reps: int, warmup: int,
                   host_lead_cycles_per_rep: int = 0) -> list[float]:
-    """Per-call times in µs, each between its own pair of CUDA events, the calls taken in rotation. With a host
-    lead, the GPU first spins that many cycles per rep, so the host has queued every timed call before the first
-    one runs (short calls are otherwise timed with the host's launch gaps)."""
-    for i in range(warmup):
+    """Per-call times in µs, each between its own pair of CUDA events, the calls taken in rotation. The warm-up
+    makes the `warmup` calls before calls[0] in the rotation, so the timed calls continue it: none repeats a call
+    the warm-up just made (a call that reads its own input set would find it in L2). With a host lead, the GPU
+    first spins that many cycles per rep, so the host has queued every timed call before the first one runs
+    (short calls are otherwise timed with the host's launch gaps)."""
+    for i in range(-warmup, 0):
         calls[i % len(calls)]()
     torch.cuda.synchronize()
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]

@@ -3,9 +3,11 @@
 Protocol: one layer's decode as its engine runs it (kernel + combine; what the engine plans once per step for
 all layers, ours and FA3's schedulers, FlashInfer's plan(), FlashMLA's schedule, is made before capture, see
 peers.py), captured as one CUDA graph per implementation and input set; timed by CUDA events around each
-replay; median of >= 50 replays; >= 4 input sets (separate q / k_cache / block_table allocations, randomly
-permuted pages) are replayed in rotation, with enough of them that their KV totals more than 4x the L2, so KV
-never sits in L2.
+replay; median of >= 50 replays per implementation, timed in 10 rounds interleaved across the implementations
+(each round's first implementation rotates), so that the GPU's slower clock windows (~100 ms on the H200) hit
+all alike; >= 4 input sets (separate q / k_cache / block_table allocations, randomly permuted pages) are
+replayed in one rotation across all implementations' replays, with enough of them that their KV totals more
+than 4x the L2, so KV never sits in L2.
 
 Rules the harness enforces on itself, because each of them once produced plausible-looking garbage:
 - Inputs are O(1): q and KV ~ randn in bf16, so a step that writes nothing (or zeros) cannot pass a check.
@@ -15,7 +17,8 @@ Rules the harness enforces on itself, because each of them once produced plausib
   graphed output is checked right after capture, after the timed replays (set 0's output must survive the
   other sets' replays) and once more replayed (its inputs must be intact). A failure means no time.
 - Each graph is captured into its own memory pool and kept together with its step callable, whose
-  `keepalive` holds every tensor the graph reads; graphs and outputs are released before the next peer.
+  `keepalive` holds every tensor the graph reads; a peer's graphs and outputs live from its capture to its
+  checks after the timed replays (every peer's at once, since they are timed interleaved), then are released.
 - The card's copy and matmul ceilings are measured at the start of the run (benchmarks/bench_ceilings.py);
   each time reports its % of the floor they imply, and one above a ceiling is marked invalid.
 - By default the run happens in a child process under a supervisor (benchmarks/bench_supervisor.py): a
@@ -40,6 +43,7 @@ this run does not repeat, each entry with the check made in its own process.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import math
@@ -51,7 +55,7 @@ import statistics
 import subprocess
 import sys
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -94,6 +98,8 @@ L2_BYTES_FLOOR = 50 * 1000 * 1000  # H100's 50 MB L2; the card's own size is use
 L2_MULTIPLE = 4  # KV of all input sets together > 4x L2
 MIN_INPUT_SETS = 4
 MIN_REPS = 50
+TIMING_ROUNDS = 10  # each implementation's replays are timed in this many rounds, interleaved with the others'
+ROUND_WARMUP = 2  # untimed replays before an implementation's slice of each round after the first
 SOFTMAX_SCALE = 192 ** -0.5  # DeepSeek's qk_head_dim**-0.5, what vLLM passes (mscale 1)
 HOST_LEAD_CYCLES_PER_REP = 200_000  # GPU spin (~0.1 ms per replay) while the host queues the timed replays
 EMPTY_REQUESTS_PER = 64  # varlen: one request in 64 forced empty, at least one from b >= 4 on
@@ -327,11 +333,17 @@ def result_record(config: Config, seqlens: list[int], input_sets: int, check_row
     return refresh_record(record)
 
 
+def reps_per_round(reps: int) -> int:
+    """Timed replays per implementation and round: the rounds together time at least `reps`."""
+    return math.ceil(reps / TIMING_ROUNDS)
+
+
 def protocol_info(reps: int) -> dict:
     return {
         "step": "one layer: kernel + combine; per-step plans made before capture; one CUDA graph (own memory "
                 "pool) per implementation and input set",
-        "statistic": "median", "reps": reps, "timer": "CUDA events around each graph replay",
+        "statistic": "median", "reps": TIMING_ROUNDS * reps_per_round(reps), "rounds": TIMING_ROUNDS,
+        "timer": "CUDA events around each graph replay",
         "min_input_sets": MIN_INPUT_SETS, "l2_multiple": L2_MULTIPLE,
         "bytes": "(Σseqlen·576 + b·s_q·h_q·(576+512))·2", "flops": "2·h_q·s_q·(576+512)·Σseqlen",
         "softmax_scale": SOFTMAX_SCALE, "dtype": "bfloat16", "page_size": PAGE_SIZE, "causal": True,
@@ -486,34 +498,60 @@ def replay_and_check(item: CapturedStep, reference: Reference, lse_base2: bool) 
     return check_outputs(item, reference, lse_base2)
 
 
-def check_and_time(captured: list[CapturedStep], reference: Reference, lse_base2: bool, reps: int, warmup: int,
-                   nbytes: int, flops: int, ceilings: dict) -> dict:
-    first = captured[0]
-    after_capture = replay_and_check(first, reference, lse_base2)
-    if not after_capture["passed"]:
-        return check_failed_entry("right after capture", after_capture)
-    times = time_replays([item.graph for item in captured], reps, warmup)
-    for item in captured[1:]:  # the other sets last: set 0's output must survive them
-        item.graph.replay()
+def rotated(items: list, start: int) -> list:
+    """items from index `start` (mod their count) on, wrapping around."""
+    start %= max(len(items), 1)
+    return items[start:] + items[:start]
+
+
+@dataclass
+class TimedPeer:
+    """A peer that passed its check after capture: its graphs, alive until its checks after timing (all peers'
+    at once, since they are timed interleaved), that check, and its times so far."""
+
+    peer: Peer
+    captured: list[CapturedStep]
+    after_capture: dict
+    times: list[float] = field(default_factory=list)
+
+
+def capture_and_check(peer: Peer, batches: list[DecodeBatch], reference: Reference) -> TimedPeer | dict:
+    """Capture the peer's graphs and check set 0's output at once: the peer to time or, its graphs released, the
+    entry of its failed check."""
+    captured = capture_steps(peer, batches)
+    try:
+        check = replay_and_check(captured[0], reference, peer.lse_base2)
+    except BaseException:
+        release(captured)
+        raise
+    if check["passed"]:
+        return TimedPeer(peer, captured, check)
+    release(captured)
+    return check_failed_entry("right after capture", check)
+
+
+def time_slice(item: TimedPeer, cursor: int, reps: int, warmup: int) -> None:
+    """Add `reps` timed replays to the peer's times, continuing the one rotation over the input sets that all
+    peers' replays share (`cursor`: the config's replays so far). The warm-up replays the sets before the first
+    timed one, so every timed replay reads a set last read, by whichever peer, a whole rotation ago: not in L2."""
+    item.times += time_replays(rotated([c.graph for c in item.captured], cursor + warmup), reps, warmup)
+
+
+def checks_after_timing(item: TimedPeer, reference: Reference, nbytes: int, flops: int, ceilings: dict) -> dict:
+    """The peer's entry: its times, if set 0's output survived the other sets' replays (no aliasing) and set 0
+    replayed once more still passes (its inputs are intact)."""
+    first, lse_base2 = item.captured[0], item.peer.lse_base2
+    for other in item.captured[1:]:  # the other sets last: set 0's output must survive them
+        other.graph.replay()
     survived = check_outputs(first, reference, lse_base2)
     if not survived["passed"]:
         return check_failed_entry("after the timed replays (set 0's output was overwritten: aliasing)", survived)
     replayed = replay_and_check(first, reference, lse_base2)
     if not replayed["passed"]:
         return check_failed_entry("replayed after the timed replays (set 0's inputs were overwritten)", replayed)
-    check = {**after_capture, "rel_err_out_after_timing": max(
+    check = {**item.after_capture, "rel_err_out_after_timing": max(
         (c["rel_err_out"] for c in (survived, replayed)), key=lambda v: float(v))}
-    return timed_entry(times, nbytes, flops, ceilings, check)
-
-
-def measure_peer(peer: Peer, batches: list[DecodeBatch], reference: Reference, reps: int, warmup: int,
-                 nbytes: int, flops: int, ceilings: dict) -> dict:
-    """Capture, check against the reference, time, check again; the graphs are released on return."""
-    captured = capture_steps(peer, batches)
-    try:
-        return check_and_time(captured, reference, peer.lse_base2, reps, warmup, nbytes, flops, ceilings)
-    finally:
-        release(captured)
+    return timed_entry(item.times, nbytes, flops, ceilings, check)
 
 
 class CudaContextLost(RuntimeError):
@@ -528,7 +566,31 @@ def cuda_context_alive() -> bool:
         return False
 
 
+def failure_entry(name: str, exc: Exception) -> dict:
+    """A peer's exception as its entry (one peer's failure is a result, not the end of the run), unless the peer
+    left the CUDA context unusable: then CudaContextLost."""
+    if not isinstance(exc, PeerUnavailable) and torch.cuda.is_available() and not cuda_context_alive():
+        raise CudaContextLost(f"{name}: {type(exc).__name__}: {exc}") from exc
+    return error_entry(exc)
+
+
+@contextlib.contextmanager
+def attributed(progress: bench_supervisor.ProgressLog | None, key: str, name: str):
+    """Mark a piece of `name`'s work on config `key` in the supervisor's progress log: a process that dies inside
+    is blamed on this (config, peer). An asynchronous error that surfaces only at the closing synchronize still
+    counts against it."""
+    if progress is not None:
+        progress.start(key, name)
+    yield
+    torch.cuda.synchronize()
+    if progress is not None:
+        progress.end(key, name)
+
+
 def print_entry(name: str, entry: dict) -> None:
+    if entry.get("crashed"):
+        print(f"  {name:<16}skipped: it crashed the process on this config", flush=True)
+        return
     if entry.get("us") is None:
         print(f"  {name:<16}not timed: {entry['error']}", flush=True)
         return
@@ -537,15 +599,57 @@ def print_entry(name: str, entry: dict) -> None:
           f"{entry['pct_of_floor']:5.1f}% of floor  rel err {entry['rel_err']}{flag}", flush=True)
 
 
-def run_peer(peer: Peer, batches, reference, reps, warmup, nbytes, flops, ceilings) -> dict:
-    try:
-        return measure_peer(peer, batches, reference, reps, warmup, nbytes, flops, ceilings)
-    except PeerUnavailable as exc:
-        return error_entry(exc)
-    except Exception as exc:  # noqa: BLE001 - one peer's failure is a result, not the end of the run
-        if torch.cuda.is_available() and not cuda_context_alive():
-            raise CudaContextLost(f"{peer.name}: {type(exc).__name__}: {exc}") from exc
-        return error_entry(exc)
+def capture_all(key: str, peers: dict[str, Peer], batches: list[DecodeBatch], reference: Reference,
+                entries: dict[str, dict], progress: bench_supervisor.ProgressLog | None) -> dict[str, TimedPeer]:
+    """Capture and check each peer in turn: the ones that pass keep their graphs for the timing, the others get
+    their entry in `entries` and give their memory back at once."""
+    timed: dict[str, TimedPeer] = {}
+    for name, peer in peers.items():
+        with attributed(progress, key, name):
+            try:
+                outcome = capture_and_check(peer, batches, reference)
+            except Exception as exc:  # noqa: BLE001 - one peer's failure is a result, not the end of the run
+                outcome = failure_entry(name, exc)
+            if isinstance(outcome, TimedPeer):
+                timed[name] = outcome
+            else:
+                entries[name] = outcome
+                free_memory()  # what a failed capture left behind, too
+    return timed
+
+
+def time_in_rounds(key: str, timed: dict[str, TimedPeer], reps: int, warmup: int, entries: dict[str, dict],
+                   progress: bench_supervisor.ProgressLog | None) -> None:
+    """Time the peers in TIMING_ROUNDS rounds of reps_per_round(reps) replays each, round r starting at peer r
+    (mod their count): the GPU's slower clock windows (~100 ms on the H200) then fall on every peer alike, not on
+    whichever one was being timed (b132/s8192/h128/q2's medians moved ~10% per peer between runs timed one peer
+    after another). A peer that raises gets its entry in `entries` and leaves `timed`, its graphs released."""
+    order, per_round, cursor = list(timed), reps_per_round(reps), 0
+    for round_index in range(TIMING_ROUNDS):
+        for name in rotated(order, round_index):
+            if name not in timed:
+                continue
+            slice_warmup = warmup if round_index == 0 else ROUND_WARMUP
+            with attributed(progress, key, name):
+                try:
+                    time_slice(timed[name], cursor, per_round, slice_warmup)
+                except Exception as exc:  # noqa: BLE001 - one peer's failure is a result, not the end of the run
+                    entries[name] = failure_entry(name, exc)
+                    release(timed.pop(name).captured)
+            cursor += slice_warmup + per_round
+
+
+def finish_all(key: str, timed: dict[str, TimedPeer], reference: Reference, nbytes: int, flops: int,
+               ceilings: dict, entries: dict[str, dict], progress: bench_supervisor.ProgressLog | None) -> None:
+    """Each timed peer's checks after timing give its entry in `entries`; its graphs are released right after."""
+    for name, item in timed.items():
+        with attributed(progress, key, name):
+            try:
+                entries[name] = checks_after_timing(item, reference, nbytes, flops, ceilings)
+            except Exception as exc:  # noqa: BLE001 - one peer's failure is a result, not the end of the run
+                entries[name] = failure_entry(name, exc)
+            finally:
+                release(item.captured)
 
 
 def config_inputs(config: Config, l2_bytes: int, device: torch.device
@@ -562,7 +666,9 @@ def config_inputs(config: Config, l2_bytes: int, device: torch.device
 def run_config(config: Config, peers: dict[str, Peer], reps: int, warmup: int, l2_bytes: int,
                device: torch.device, ceilings: dict, run: dict, crashed: dict[str, str] | None = None,
                progress: bench_supervisor.ProgressLog | None = None) -> dict:
-    """Measure every available implementation on one config; `crashed` peers are recorded, not run."""
+    """Measure every available implementation on one config; `crashed` peers are recorded, not run. Each one is
+    captured and checked, then all that passed are timed interleaved (time_in_rounds), then each is checked
+    again and released; the entries are printed at the end, in peer order."""
     crashed = crashed or {}
     seqlens, batches, reference = config_inputs(config, l2_bytes, device)
     sets, rows = len(batches), reference.rows
@@ -571,23 +677,16 @@ def run_config(config: Config, peers: dict[str, Peer], reps: int, warmup: int, l
     flops = decode_flops(sum_seqlen, config.s_q, config.h_q)
     print(f"\n{config.key}: Σseqlen {sum_seqlen}, {seqlens.count(0)} empty requests, {sets} input sets of "
           f"{kv_cache_bytes(seqlens) / 2**20:.0f} MiB KV", flush=True)
-    entries: dict[str, dict] = {}
-    for name, peer in peers.items():
-        if not peer.available:
-            continue  # reported once, in the document's peer list
-        if name in crashed:
-            entries[name] = {"error": crashed[name], "crashed": True}
-            print(f"  {name:<16}skipped: it crashed the process on this config", flush=True)
-            continue
-        if progress is not None:
-            progress.start(config.key, name)
-        entries[name] = run_peer(peer, batches, reference, reps, warmup, nbytes, flops, ceilings)
-        free_memory()  # what a failed capture left behind, too
-        torch.cuda.synchronize()  # an error that surfaces only now still counts against this peer
-        print_entry(name, entries[name])
-        if progress is not None:
-            progress.end(config.key, name)
-    del batches, reference
+    names = [name for name, peer in peers.items() if peer.available]  # the others: in the document's peer list
+    entries = {name: {"error": crashed[name], "crashed": True} for name in names if name in crashed}
+    timed = capture_all(config.key, {n: peers[n] for n in names if n not in crashed}, batches, reference, entries,
+                        progress)
+    time_in_rounds(config.key, timed, reps, warmup, entries, progress)
+    finish_all(config.key, timed, reference, nbytes, flops, ceilings, entries, progress)
+    entries = {name: entries[name] for name in names}
+    for name, entry in entries.items():
+        print_entry(name, entry)
+    del batches, reference, timed
     free_memory()
     return result_record(config, seqlens, sets, rows, entries, run)
 
@@ -697,8 +796,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="peer bundle: parts folder (.peers) or an extracted folder")
     parser.add_argument("--only", type=str, nargs="+", choices=PEER_NAMES, default=list(PEER_NAMES),
                         help="implementations to run")
-    parser.add_argument("--reps", type=int, default=100, help=f"timed replays per implementation (>= {MIN_REPS})")
-    parser.add_argument("--warmup", type=int, default=10, help="untimed replays before timing")
+    parser.add_argument("--reps", type=int, default=100,
+                        help=f"timed replays per implementation (>= {MIN_REPS}; rounded up to a multiple of the "
+                             f"{TIMING_ROUNDS} timing rounds)")
+    parser.add_argument("--warmup", type=int, default=10,
+                        help=f"untimed replays before an implementation's first round ({ROUND_WARMUP} before "
+                             "its others)")
     parser.add_argument("--out-dir", type=Path, default=BENCH_DIR / "results")
     parser.add_argument("--card", type=str, default=None, help="results file name (default: from the GPU name)")
     parser.add_argument("--commit", type=str, default=None, help="commit to record (default: git rev-parse HEAD)")

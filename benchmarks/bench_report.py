@@ -186,6 +186,15 @@ def _names(doc: dict) -> list[str]:
     return sorted(present, key=peer_rank)
 
 
+def _timing(protocol: dict) -> str:
+    """How the replays were timed; results written before the implementations were interleaved have no rounds."""
+    if "rounds" not in protocol:
+        return f"median of {protocol['reps']} replays timed by CUDA events"
+    return (f"median of {protocol['reps']} replays per implementation timed by CUDA events, in {protocol['rounds']} "
+            "rounds interleaved across the implementations (each round's first implementation rotates) so that "
+            "clock changes hit all alike")
+
+
 def _header_lines(doc: dict) -> list[str]:
     env, protocol, ceilings = doc["env"], doc["protocol"], doc.get("ceilings") or {}
     lines = [
@@ -207,7 +216,7 @@ def _header_lines(doc: dict) -> list[str]:
         ]
     lines += [
         f"One decode step (metadata + kernel + combine) per CUDA graph, each graph with its own memory pool "
-        f"and holding every tensor it reads; median of {protocol['reps']} replays timed by CUDA events, "
+        f"and holding every tensor it reads; {_timing(protocol)}; "
         f"{protocol['min_input_sets']}+ input sets in rotation with KV > {protocol['l2_multiple']}x L2; "
         f"q and KV ~ randn (bf16), page 64, causal. GB/s = {protocol['bytes']} / t; "
         f"TFLOPS = {protocol['flops']} / t.",

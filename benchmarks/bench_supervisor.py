@@ -2,11 +2,12 @@
 
 An illegal address inside a kernel poisons the process's CUDA context for good, so the process that hit it
 cannot measure anything else. The supervisor (the parent, which never touches CUDA) runs the benchmark in a
-child. Before each implementation the child appends `config <key> peer <name> start` to the progress log,
-and `config <key> peer <name> end` once it is measured and its memory released. When the child dies, the
-pair that started and never ended is the one that crashed: it is recorded with the tail of the child's
-stderr, and a new child resumes the run (configs already written are kept) with that pair skipped and its
-crash written into the results. Nothing is relaunched when nothing crashes.
+child. Around each piece of an implementation's work on a config (its capture and first check, its replays
+in each timing round, its checks after timing) the child appends `config <key> peer <name> start` to the
+progress log before and `config <key> peer <name> end` after. When the child dies, the pair that started
+and never ended is the one that crashed: it is recorded with the tail of the child's stderr, and a new child
+resumes the run (configs already written are kept) with that pair skipped and its crash written into the
+results. Nothing is relaunched when nothing crashes.
 
 The worker state file tells a child its run id, where the progress log is and which pairs crashed:
     {"run_id": "...", "progress": "<out>/progress.log", "crashed": [{"config": k, "peer": p, "error": e}]}
@@ -35,7 +36,7 @@ _PROGRESS_LINE = re.compile(r"config (\S+) peer (\S+) (start|end)")
 
 
 class ProgressLog:
-    """The child's side: one line before and one after each (config, peer)."""
+    """The child's side: one line before and one after each piece of work of a (config, peer)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)

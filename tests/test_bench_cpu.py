@@ -289,7 +289,7 @@ def test_floor_and_percent_of_floor():
 
 
 def test_timing_loop_rotates_the_calls_and_pairs_an_event_with_each(monkeypatch):
-    """bench_ceilings.time_calls_us on a stand-in clock: warm-up and timed calls in rotation, one time per rep."""
+    """bench_ceilings.time_calls_us on a stand-in clock: warm-up and timed calls in one rotation, one time per rep."""
     clock, log = [0.0], []
 
     class Event:
@@ -313,7 +313,7 @@ def test_timing_loop_rotates_the_calls_and_pairs_an_event_with_each(monkeypatch)
     monkeypatch.setattr(torch.cuda, "_sleep", lambda cycles: log.append(f"sleep {cycles}"))
     times = bench_ceilings.time_calls_us([call("a", 0.001), call("b", 0.003)], reps=4, warmup=3,
                                          host_lead_cycles_per_rep=10)
-    assert log == ["a", "b", "a", "sleep 40", "a", "b", "a", "b"]
+    assert log == ["b", "a", "b", "sleep 40", "a", "b", "a", "b"]  # the warm-up ends where the timed calls begin
     assert times == pytest.approx([1.0, 3.0, 1.0, 3.0])
     log.clear()
     assert bench_ceilings.time_op_us(call("c", 0.002), reps=2, warmup=1) == pytest.approx([2.0, 2.0])
@@ -352,10 +352,12 @@ def test_timed_entry_reports_floor_and_validity():
 
 
 class _FakeGraph:
-    """Replays a step into the buffers that capture returned, like a CUDA graph does."""
+    """Replays a step into the buffers that capture returned, like a CUDA graph does; its reset (the release) goes
+    into the harness's event log as ("reset", peer, input set)."""
 
-    def __init__(self, step, out, lse, us):
+    def __init__(self, step, out, lse, us, peer, index, events):
         self.step, self.out, self.lse, self.us = step, out, lse, us
+        self.peer, self.index, self.events = peer, index, events
 
     def replay(self):
         out, lse = self.step()
@@ -364,7 +366,7 @@ class _FakeGraph:
             self.lse.copy_(lse)
 
     def reset(self):
-        pass
+        self.events.append(("reset", self.peer, self.index))
 
 
 class _FakePeer(peers.Peer):
@@ -394,20 +396,56 @@ class _FakePeer(peers.Peer):
         return peers.with_keepalive(step, batch, out, lse)
 
 
-def _fake_capture(peer, batches):
+def _fake_capture(peer, batches, events):
     captured = []
-    for step in bench.prepare_steps(peer, batches):
+    for index, step in enumerate(bench.prepare_steps(peer, batches)):
         out, lse = step()
-        captured.append(bench.CapturedStep(step, _FakeGraph(step, out, lse, peer.us), out, lse))
+        captured.append(bench.CapturedStep(step, _FakeGraph(step, out, lse, peer.us, peer.name, index, events), out,
+                                           lse))
     return captured
+
+
+def _fake_time_replays(events):
+    """Each call goes into the event log as ("time", peer, first input set, reps, warmup); every time is the peer's
+    `us`."""
+    def time_replays(graphs, reps, warmup):
+        events.append(("time", graphs[0].peer, graphs[0].index, reps, warmup))
+        return [graphs[0].us] * reps
+    return time_replays
 
 
 @pytest.fixture
 def cpu_harness(monkeypatch):
+    """CPU stand-ins for capture and timing; returns the event log of the timed slices and the graph releases."""
+    events = []
     monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
-    monkeypatch.setattr(bench, "capture_steps", _fake_capture)
-    monkeypatch.setattr(bench, "time_replays", lambda graphs, reps, warmup: [graphs[0].us] * reps)
+    monkeypatch.setattr(bench, "capture_steps", lambda peer, batches: _fake_capture(peer, batches, events))
+    monkeypatch.setattr(bench, "time_replays", _fake_time_replays(events))
+    return events
+
+
+class _Progress:
+    """The supervisor's progress log as a list of "<config> <peer> start|end" lines."""
+
+    def __init__(self):
+        self.lines = []
+
+    def start(self, config, peer):
+        self.lines.append(f"{config} {peer} start")
+
+    def end(self, config, peer):
+        self.lines.append(f"{config} {peer} end")
+
+
+def _run_config(fleet, reps=50, warmup=1, crashed=None, progress=None):
+    return bench.run_config(bench.Config(6, 150, 2, 2, varlen=True), fleet, reps=reps, warmup=warmup, l2_bytes=1,
+                            device=torch.device("cpu"), ceilings=CEILINGS, run={"id": "r", "commit": "c", "date": "d"},
+                            crashed=crashed, progress=progress)
+
+
+def _slices(events):
+    return [event[1:] for event in events if event[0] == "time"]
 
 
 @pytest.mark.parametrize("plan", ["scheduler", "whole"])
@@ -433,21 +471,11 @@ def test_run_config_checks_every_peer_against_the_reference(cpu_harness):
         "p_crashed": _FakePeer("p_crashed"),
         "gone": unavailable,
     }
-    progress_lines = []
-
-    class Progress:
-        def start(self, config, peer):
-            progress_lines.append(f"{config} {peer} start")
-
-        def end(self, config, peer):
-            progress_lines.append(f"{config} {peer} end")
-
-    config = bench.Config(6, 150, 2, 2, varlen=True)
-    record = bench.run_config(config, fleet, reps=50, warmup=1, l2_bytes=1, device=torch.device("cpu"),
-                              ceilings=CEILINGS, run={"id": "r", "commit": "c", "date": "d"},
-                              crashed={"p_crashed": "crashed the benchmark process (exit code 3)"},
-                              progress=Progress())
+    progress = _Progress()
+    record = _run_config(fleet, crashed={"p_crashed": "crashed the benchmark process (exit code 3)"},
+                         progress=progress)
     got = record["peers"]
+    assert list(got) == [name for name in fleet if name != "gone"]  # peer order, whatever the phase it ended in
     assert "gone" not in got and record["input_sets"] == bench.MIN_INPUT_SETS
     assert record["check_rows_empty"] and set(record["check_rows_empty"]) <= set(record["check_rows"])
     assert got["mla_backend"]["us"] == 10.0 and got["mla_backend"]["check"]["passed"]
@@ -462,8 +490,92 @@ def test_run_config_checks_every_peer_against_the_reference(cpu_harness):
     assert record["best_peer"] == {"name": "p_fast", "us": 8.0}
     assert record["ratio_vs_best_peer"] == 0.8
     assert record["speedup_vs"] == {"p_fast": 0.8, "p_slow": 2.0}
-    assert "b6/s150/h2/q2/varlen p_crashed start" not in progress_lines
-    assert progress_lines[:2] == ["b6/s150/h2/q2/varlen mla_backend start", "b6/s150/h2/q2/varlen mla_backend end"]
+    assert "b6/s150/h2/q2/varlen p_crashed start" not in progress.lines
+    assert progress.lines[:2] == ["b6/s150/h2/q2/varlen mla_backend start", "b6/s150/h2/q2/varlen mla_backend end"]
+
+
+def test_run_config_times_the_peers_interleaved_in_rounds(cpu_harness):
+    fleet = {name: _FakePeer(name, us=us) for name, us in (("a", 10.0), ("b", 12.0), ("c", 14.0))}
+    progress = _Progress()
+    record = _run_config(fleet, reps=55, warmup=7, progress=progress)
+    slices = _slices(cpu_harness)
+    assert len(slices) == 3 * bench.TIMING_ROUNDS == 30
+    rounds = [[peer for peer, *_ in slices[3 * r:3 * r + 3]] for r in range(bench.TIMING_ROUNDS)]
+    assert rounds[:4] == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"]]
+    assert all(sorted(peers_of_round) == ["a", "b", "c"] for peers_of_round in rounds)
+    assert {reps for _, _, reps, _ in slices} == {6}  # ceil(55 / 10): 60 >= 55 replays per peer
+    for name in fleet:
+        assert sum(reps for peer, _, reps, _ in slices if peer == name) == 60
+        assert [warmup for peer, _, _, warmup in slices if peer == name] == [7] + [bench.ROUND_WARMUP] * 9
+    assert {name: entry["us"] for name, entry in record["peers"].items()} == {"a": 10.0, "b": 12.0, "c": 14.0}
+    # one rotation over the input sets across all peers' replays: each slice (its warm-up first) goes on where the
+    # one before ended
+    sets, cursor = record["input_sets"], 0
+    for _, first_set, reps, warmup in slices:
+        assert first_set == (cursor + warmup) % sets
+        cursor += warmup + reps
+    # the supervisor blames a crash on the peer whose piece of work started last: capture, each slice, the checks
+    key = "b6/s150/h2/q2/varlen"
+    pieces = ["a", "b", "c"] + [peer for peer, *_ in slices] + ["a", "b", "c"]
+    assert progress.lines == [f"{key} {peer} {event}" for peer in pieces for event in ("start", "end")]
+    assert bench.protocol_info(55)["reps"] == 60 and bench.protocol_info(100)["rounds"] == bench.TIMING_ROUNDS
+
+
+def test_a_peer_that_fails_its_check_after_capture_is_never_timed(cpu_harness):
+    fleet = {"a": _FakePeer("a"), "zero": _FakePeer("zero", scale=0.0), "broken": _FakePeer("broken", fail="boom"),
+             "b": _FakePeer("b", us=12.0)}
+    record = _run_config(fleet)
+    assert {peer for peer, *_ in _slices(cpu_harness)} == {"a", "b"}
+    assert record["peers"]["zero"]["error"].startswith("check failed right after capture")
+    assert record["peers"]["broken"] == {"error": "RuntimeError: boom"}
+    first_time = next(i for i, event in enumerate(cpu_harness) if event[0] == "time")
+    released = {event[1] for event in cpu_harness[:first_time] if event[0] == "reset"}
+    assert released == {"zero"}  # its graphs given back before the others are timed, theirs kept
+
+
+def test_a_peer_raising_while_timed_gets_an_error_entry_and_the_others_their_times(cpu_harness, monkeypatch):
+    timed = _fake_time_replays(cpu_harness)
+
+    def time_replays(graphs, reps, warmup):
+        if graphs[0].peer == "b" and sum(1 for e in cpu_harness if e[:2] == ("time", "b")) == 3:
+            raise RuntimeError("launch failed in round 4")
+        return timed(graphs, reps, warmup)
+
+    monkeypatch.setattr(bench, "time_replays", time_replays)
+    progress = _Progress()
+    fleet = {name: _FakePeer(name, us=us) for name, us in (("a", 10.0), ("b", 12.0), ("c", 14.0))}
+    record = _run_config(fleet, progress=progress)
+    got = record["peers"]
+    assert got["b"] == {"error": "RuntimeError: launch failed in round 4"}
+    assert got["a"]["us"] == 10.0 and got["c"]["us"] == 14.0
+    slices = _slices(cpu_harness)
+    assert [peer for peer, *_ in slices].count("b") == 3 and len(slices) == 3 + 2 * bench.TIMING_ROUNDS
+    # round 4 is a, b, c: right after a's slice, b's raised and its graphs were released at once
+    failed_at = [i for i, event in enumerate(cpu_harness) if event[0] == "time"][9] + 1
+    assert cpu_harness[failed_at - 1][:2] == ("time", "a")
+    assert cpu_harness[failed_at:failed_at + record["input_sets"]] == [
+        ("reset", "b", i) for i in range(record["input_sets"])]
+    assert not any(event[:2] == ("reset", "b") for event in cpu_harness[:failed_at])
+    assert [peer for peer, *_ in slices[10:12]] == ["c", "c"]  # round 4 goes on with c; round 5 has no b
+
+
+def test_a_peer_that_kills_the_cuda_context_while_timed_is_left_to_the_supervisor(cpu_harness, monkeypatch,
+                                                                                  tmp_path):
+    def time_replays(graphs, reps, warmup):
+        if graphs[0].peer == "b":
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return [graphs[0].us] * reps
+
+    monkeypatch.setattr(bench, "time_replays", time_replays)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(bench, "cuda_context_alive", lambda: False)
+    log = tmp_path / "progress.log"
+    with pytest.raises(bench.CudaContextLost, match="^b: RuntimeError: CUDA error"):
+        _run_config({name: _FakePeer(name) for name in ("a", "b", "c")}, progress=bench_supervisor.ProgressLog(log))
+    key = "b6/s150/h2/q2/varlen"
+    assert log.read_text().splitlines()[-3:] == [f"config {key} peer a start", f"config {key} peer a end",
+                                                 f"config {key} peer b start"]
+    assert bench_supervisor.unfinished_pair(log.read_text()) == (key, "b")
 
 
 def test_a_step_without_keepalive_is_refused():
@@ -551,6 +663,15 @@ def test_write_results_json_and_markdown(tmp_path):
     assert "b128/s4096/h16/q1 `flashinfer_mla`: crashed the benchmark process (exit code 3)" in md
     assert "copy 4000 GB/s" in md and "matmul 700 TFLOPS" in md
     assert "driver 580.1" in md and "commit abc" in md
+    assert ("median of 100 replays per implementation timed by CUDA events, in 10 rounds interleaved across the "
+            "implementations (each round's first implementation rotates)") in md
+
+
+def test_markdown_of_results_timed_before_the_rounds_says_how_they_were_timed():
+    doc = _doc([_record("b8/s8192/h16/q1", 50, 77)])
+    del doc["protocol"]["rounds"]
+    md = bench_report.render_markdown(bench_report.finish_doc(doc))
+    assert "median of 100 replays timed by CUDA events; 4+ input sets" in md and "interleaved" not in md
 
 
 def test_markdown_marks_failed_checks():
