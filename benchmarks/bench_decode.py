@@ -72,9 +72,10 @@ import bench_ceilings  # noqa: E402
 import bench_supervisor  # noqa: E402
 from bench_report import SCHEMA, finish_doc, refresh_record, render_markdown, summarize, write_results  # noqa: E402
 from peers import (  # noqa: E402
-    HEAD_DIM, HEAD_DIM_V, PAGE_SIZE, PEER_NAMES, DecodeBatch, Peer, PeerUnavailable, load_peers,
+    HEAD_DIM, HEAD_DIM_V, PEER_NAMES, DecodeBatch, Peer, PeerUnavailable, load_peers,
 )
 
+from mla_backend.kernel_facts import BLOCK_SIZE as PAGE_SIZE  # noqa: E402
 from mla_backend.testing import make_batch  # noqa: E402
 
 GRID_B = (1, 8, 32, 64, 128, 132)

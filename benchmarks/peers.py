@@ -65,7 +65,6 @@ from typing import Optional
 import torch
 
 sys.path.append(str(Path(__file__).resolve().parent.parent))  # the source tree's mla_backend, if not installed
-from mla_backend.kernel_facts import BLOCK_SIZE as PAGE_SIZE  # noqa: E402, F401 - bench_decode reads it here
 from mla_backend.kernel_facts import HEAD_DIM, HEAD_DIM_V, ROPE_DIM, current_gpu_is_hopper  # noqa: E402
 from mla_backend.cli.bundle import SUMS, BundleError, extract, read_sums  # noqa: E402
 
