@@ -77,11 +77,11 @@ class Limits:
 
 def engine_limits(engine: str, context_length: int) -> Limits:
     """vLLM serves up to --max-model-len tokens in all, after a prompt of up to one less. SGLang 0.5.17, measured
-    on the H200 at --context-length 4096: "Input length (4094 tokens) exceeds the maximum allowed length (4090
-    tokens)", and 313 tokens asked after a 3782-token prompt came back as 312: prompts up to context - 6, and a
-    request stops at context - 2 tokens in all."""
+    on the H200 at --context-length 4096: a 4090-token prompt is refused ("Input length (4090 tokens) exceeds the
+    maximum allowed length (4090 tokens)"), and 313 tokens asked after a 3782-token prompt came back as 312:
+    prompts up to context - 7, and a request stops at context - 2 tokens in all."""
     if engine == "sglang":
-        return Limits(context_length - 6, context_length - 2)
+        return Limits(context_length - 7, context_length - 2)
     return Limits(context_length - 1, context_length)
 
 
