@@ -1,6 +1,7 @@
 """Soak: one engine server with our attention backend (CUDA graphs on, page size 64, otherwise as users run it)
-given --requests requests of mixed prompt and output lengths by --concurrency clients at once, watched for errors,
-for growth of GPU memory after warm-up, and for greedy outputs that change between repeats of the same prompt.
+given --requests requests a pass of mixed prompt and output lengths by --concurrency clients at once, watched
+for errors, for growth of GPU memory after warm-up, and for greedy outputs of a prompt served alone that change
+between before and after the load.
 
 The workload (the same for a given seed) is sent --passes times (new prompts each pass, same lengths) and mixes,
 in every tenth of a pass:
@@ -139,8 +140,10 @@ def plan(n: int, limits: Limits, seed: int, repeat_prompts: int = REPEAT_PROMPTS
 
 def prompt_of(request: Request, seed: int, vocab_size: int, special: set[int], pass_index: int = 0) -> list[int]:
     """Random token ids, the same for every send of a repeated prompt, new for every other request of each pass."""
-    key = f"request{request.index}" + (f"-pass{pass_index}" if pass_index else "")
-    key = f"repeat{request.repeat_of}" if request.kind == "repeat" else key
+    if request.kind == "repeat":
+        key = f"repeat{request.repeat_of}"
+    else:
+        key = f"request{request.index}" + (f"-pass{pass_index}" if pass_index else "")
     rng = random.Random(f"{seed}-{key}")
     ids: list[int] = []
     while len(ids) < request.prompt_len:
@@ -239,12 +242,6 @@ def first_sends(requests: list[Request]) -> list[Request]:
     return [firsts[k] for k in sorted(firsts)]
 
 
-def send_alone(client, engine: str, requests: list[Request], seed: int, vocab_size: int,
-               special: set[int]) -> list[Outcome]:
-    """Each request on its own, one after another (the server otherwise idle)."""
-    return [send(client, engine, r, prompt_of(r, seed, vocab_size, special)) for r in requests]
-
-
 FLUSH_PATH = {"sglang": "/flush_cache", "vllm": "/reset_prefix_cache"}   # vLLM's with VLLM_SERVER_DEV_MODE=1
 SERVER_ENV = {"sglang": {}, "vllm": {"VLLM_SERVER_DEV_MODE": "1"}}
 
@@ -339,7 +336,8 @@ def alone_agreement(before: list[Outcome], after: list[Outcome]) -> dict:
             "errors": [o.error for o in before + after if o.error]}
 
 
-def verdict(counts: dict, memory: dict, alone: dict, max_growth_mib: float) -> list[str]:
+def verdict(counts: dict, memory: dict, alone: dict, max_growth_mib: float, flush_error: str | None = None
+            ) -> list[str]:
     """Why the soak failed; empty when it passed."""
     failures = []
     if counts["errors"]:
@@ -353,6 +351,8 @@ def verdict(counts: dict, memory: dict, alone: dict, max_growth_mib: float) -> l
     if not alone["all_identical"]:
         failures.append(f"{len(alone['differ'])} of {alone['prompts']} prompts sent alone gave different outputs "
                         "before and after the load")
+    if flush_error:
+        failures.append(f"the prefix cache was not flushed before the second alone sends ({flush_error})")
     return failures
 
 
@@ -406,7 +406,7 @@ def run(args: argparse.Namespace) -> dict:
     try:
         startup_s = server.wait(args.startup_timeout)
         client = OpenAI(base_url=server.base_url + "/v1", api_key="none", timeout=600, max_retries=0)
-        alone_before = send_alone(client, args.engine, alone, args.seed, vocab_size, special)
+        alone_before = send_all(client, args.engine, alone, 1, args.seed, vocab_size, special)   # one at a time
         sampler = MemorySampler()
         sampler.start()
         t0 = time.monotonic()
@@ -418,7 +418,7 @@ def run(args: argparse.Namespace) -> dict:
         duration = time.monotonic() - t0
         samples = sampler.stop()
         flush_error = try_flush_prefix_cache(server.base_url, args.engine)
-        alone_after = send_alone(client, args.engine, alone, args.seed, vocab_size, special)
+        alone_after = send_all(client, args.engine, alone, 1, args.seed, vocab_size, special)
     finally:
         server.stop()
     log = server.log_path.read_text()
@@ -436,7 +436,7 @@ def run(args: argparse.Namespace) -> dict:
             "pass_ends_s": [round(t - t0, 1) for t in pass_ends],
             "repeats": {"alone": agreement, "mixed_per_pass": mixed},
             "log": inspect(log), "flush_error": flush_error,
-            "failures": verdict(counts, memory, agreement, args.max_growth_mib) + [flush_error] * bool(flush_error)}
+            "failures": verdict(counts, memory, agreement, args.max_growth_mib, flush_error)}
 
 
 def main(argv: list[str] | None = None) -> int:

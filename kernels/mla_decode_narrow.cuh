@@ -1,6 +1,6 @@
 // Split-KV MLA decode for few query rows (s_q * h_q <= kNarrowMaxRows = 16) on Hopper (sm_90a): swap-AB.
 //
-// A 64-row wgmma tile would be 50-75% padding here, so the 64 tokens of a KV block are the MMA's M and
+// A 64-row wgmma tile would be 75% padding here, so the 64 tokens of a KV block are the MMA's M and
 // the kCols (16; 32 builds too but 17-32 rows run faster on the 64-row kernel) query rows its N:
 //   S^T [64 x kCols]   = K [64 x 576] . Q^T              (36 wgmma m64nNk16)
 //   online softmax down each column (one column per query row)

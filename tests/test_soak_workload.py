@@ -290,6 +290,8 @@ def test_the_verdict_names_each_failure():
                             {"prompts": 20, "all_identical": False, "differ": [{}]}, 256)
     assert len(failures) == 4 and "1 requests failed" in failures[0] and "!= sent 10" in failures[1]
     assert "300 MiB" in failures[2] and "1 of 20 prompts sent alone" in failures[3]
+    unflushed = soak.verdict(clean, {"growth_mib": 0}, same, 256, flush_error="/flush_cache: HTTP 400")
+    assert len(unflushed) == 1 and "/flush_cache: HTTP 400" in unflushed[0]
     assert soak.verdict(clean, {"growth_mib": None}, same, 256) == ["no GPU memory samples after warm-up"]
 
 
