@@ -50,12 +50,52 @@ __device__ __forceinline__ void add_to_log_sum_exp(float& max, float& sum, float
 
 // Min-blocks 1: with the default, ptxas capped registers for occupancy and interleaved each load with its use,
 // one memory round trip per split; with room it issues a whole batch of loads first.
+// One row's merge when all its splits fit one batch: every split's LSE and partial row are loaded at once, so the
+// merge costs one memory round trip after the decode kernel ends (the general path below costs one for the
+// LSEs, then one per batch of partial rows). acc: this lane's kVectors float4 of the merged row.
+template <int kBatch, int kVectors>
+__device__ __forceinline__ float merge_one_batch(const float* lse, const float* src, int num_splits, int rows,
+                                                 float4 (&acc)[kVectors]) {
+  const int64_t split_stride = int64_t(rows) * kHeadDimV;
+  float weight[kBatch];
+  float4 x[kBatch][kVectors];
+#pragma unroll
+  for (int i = 0; i < kBatch; ++i) {
+    const int s = min(i, num_splits - 1);   // clamped, not predicated: every load in flight at once
+    weight[i] = lse[int64_t(s) * rows];
+#pragma unroll
+    for (int v = 0; v < kVectors; ++v) {
+      x[i][v] = *reinterpret_cast<const float4*>(src + s * split_stride + v * kColumnSlice);
+    }
+  }
+  float max_lse = -INFINITY, sum = 0.f;
+#pragma unroll
+  for (int i = 0; i < kBatch; ++i) add_to_log_sum_exp(max_lse, sum, i < num_splits ? weight[i] : -INFINITY);
+  const bool empty = max_lse == -INFINITY;
+  const float total_lse = empty ? 0.f : max_lse + __log2f(sum);
+#pragma unroll
+  for (int v = 0; v < kVectors; ++v) acc[v] = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+  for (int i = 0; i < kBatch; ++i) {
+    const float w = i < num_splits && !empty ? exp2f(weight[i] - total_lse) : 0.f;
+#pragma unroll
+    for (int v = 0; v < kVectors; ++v) {
+      acc[v].x += w * x[i][v].x;
+      acc[v].y += w * x[i][v].y;
+      acc[v].z += w * x[i][v].z;
+      acc[v].w += w * x[i][v].w;
+    }
+  }
+  return empty ? -INFINITY : total_lse;
+}
+
 template <typename Element, int kSplitWarps>
 __global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const __grid_constant__ DecodeParams p) {
   constexpr int kVectors = kSplitWarps == 1 ? kHeadDimV / kColumnSlice : 1;   // float4 per lane per split
-  constexpr int kBatch = kSplitWarps == 1 ? 2 : 8;                              // splits in flight per lane
+  constexpr int kBatch = kSplitWarps == 1 ? 4 : 8;                              // splits in flight per lane
   constexpr int kRowsPerCta = kCombineWarps / kSplitWarps;
-  wait_for_previous_grid();   // the decode kernel's partials
+  // The plan is read before the wait: the kernel that wrote it finished before the decode kernel passed its own
+  // wait, and the decode kernel lets this one launch only after that.
   const int req = blockIdx.x;
   const int split_base = p.num_splits[req];
   const int num_splits = p.num_splits[req + 1] - split_base;
@@ -65,11 +105,25 @@ __global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const _
   if (row >= p.rows) return;     // with kSplitWarps = 8 the whole CTA shares one row
   const int split_warp = warp % kSplitWarps;
   const int column = blockIdx.z * kColumnSlice + lane * 4;
+  wait_for_previous_grid();      // the decode kernel's partials
+  const float* lse = p.lse_accum + int64_t(split_base) * p.rows + row;
+
+  if constexpr (kSplitWarps == 1) {
+    if (num_splits <= kBatch) {
+      float4 acc[kVectors];
+      const float total_lse = merge_one_batch<kBatch, kVectors>(
+          lse, p.out_accum + (int64_t(split_base) * p.rows + row) * kHeadDimV + column, num_splits, p.rows, acc);
+      Element* dst = static_cast<Element*>(p.out) + (int64_t(req) * p.rows + row) * kHeadDimV + column;
+#pragma unroll
+      for (int v = 0; v < kVectors; ++v) store4(dst + v * kColumnSlice, acc[v]);
+      if (lane == 0) store_final_lse(p, req, row, total_lse == -INFINITY, total_lse);
+      return;
+    }
+  }
 
   // Every warp computes the row's log-sum-exp itself (one pass, online), so no cross-warp traffic comes
   // before the main loop. Loads are issued kBatch at a time: a request may have ~#SM splits, and a loop
   // that waited on each load would cost a memory round trip per split.
-  const float* lse = p.lse_accum + int64_t(split_base) * p.rows + row;
   float max_lse = -INFINITY, sum = 0.f;
   for (int base = lane; base < num_splits; base += 32 * kBatch) {
     // Indices clamped rather than predicated (extra values dropped after): all kBatch loads in flight at once.
