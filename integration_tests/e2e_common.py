@@ -21,7 +21,7 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 MODEL_NAME = "tiny-deepseek-v2"
 LM_HEAD_STD = 0.2          # peaked logits: see tiny_model.generate
@@ -321,6 +321,20 @@ def parallel(fn, jobs: list[tuple]) -> list:
 Trace = list[tuple[float, int]]   # (arrival time, completion tokens so far) of each streamed chunk of a request
 
 
+def sse_lines(chunks) -> Iterator[str]:
+    """The lines of a server-sent event stream given as byte chunks. Split at b"\n" only: vLLM writes generated
+    text into its JSON unescaped, and text such as U+0085 or U+2028 is a line break to str.splitlines (and to
+    httpx's iter_lines), which cut a chunk's JSON in two in the first vLLM serving run."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line.rstrip(b"\r").decode()
+    if pending:
+        yield pending.rstrip(b"\r").decode()
+
+
 def stream_one(http, model: str, prompt: str | list[int], max_tokens: int) -> Trace:
     """One greedy request streamed with usage in every chunk (both engines' `continuous_usage_stats`)."""
     body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0,
@@ -329,7 +343,7 @@ def stream_one(http, model: str, prompt: str | list[int], max_tokens: int) -> Tr
     trace = []
     with http.stream("POST", "completions", json=body) as response:
         response.raise_for_status()
-        for line in response.iter_lines():
+        for line in sse_lines(response.iter_bytes()):
             if line.startswith("data: ") and line != "data: [DONE]":
                 usage = json.loads(line[len("data: "):]).get("usage")
                 if usage:

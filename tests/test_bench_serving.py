@@ -136,13 +136,17 @@ class FakeStream:
     def raise_for_status(self):
         pass
 
-    def iter_lines(self):
-        return iter(self.lines)
+    def iter_bytes(self):
+        """The lines as a server sends them, cut into 7-byte chunks (one line's JSON spans several)."""
+        raw = "".join(line + "\r\n" for line in self.lines).encode()
+        return iter(raw[i:i + 7] for i in range(0, len(raw), 7))
 
 
 def test_a_stream_is_read_as_token_counts_over_time():
-    chunks = [{"choices": [{"text": "ab"}], "usage": {"completion_tokens": n}} for n in (1, 8, 16)]
-    lines = [f"data: {json.dumps(c)}" for c in chunks] + ["", "data: [DONE]"]
+    # vLLM writes text unescaped: U+0085 and U+2028 are line breaks to str.splitlines, not to an event stream.
+    chunks = [{"choices": [{"text": text}], "usage": {"completion_tokens": n}}
+              for n, text in ((1, "ab"), (8, "a\u2028b\x85"), (16, "é"))]
+    lines = [f"data: {json.dumps(c, ensure_ascii=False)}" for c in chunks] + ["", "data: [DONE]"]
     http = type("Http", (), {"stream": lambda self, method, url, json: FakeStream(lines)})()
     got = e2e_common.stream_one(http, "m", [1, 2], 16)
     assert [n for _, n in got] == [1, 8, 16] and all(a[0] <= b[0] for a, b in zip(got, got[1:]))
