@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -54,9 +53,8 @@ def blocking_round(base_url: str, prompts: list[list[int]], max_tokens: int) -> 
 
     with httpx.Client(base_url=base_url, timeout=600, limits=httpx.Limits(max_connections=len(prompts) + 4)) as http:
         start = time.perf_counter()
-        with ThreadPoolExecutor(len(prompts)) as pool:
-            for response in pool.map(lambda p: http.post("completions", json=body(p)), prompts):
-                response.raise_for_status()
+        for response in e2e_common.parallel(lambda p: http.post("completions", json=body(p)), [(p,) for p in prompts]):
+            response.raise_for_status()
         return time.perf_counter() - start
 
 

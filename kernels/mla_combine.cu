@@ -48,8 +48,6 @@ __device__ __forceinline__ void add_to_log_sum_exp(float& max, float& sum, float
   merge_log_sum_exp(max, sum, x, 1.f);
 }
 
-// Min-blocks 1: with the default, ptxas capped registers for occupancy and interleaved each load with its use,
-// one memory round trip per split; with room it issues a whole batch of loads first.
 // One row's merge when all its splits fit one batch: every split's LSE and partial row are loaded at once, so the
 // merge costs one memory round trip after the decode kernel ends (the general path below costs one for the
 // LSEs, then one per batch of partial rows). acc: this lane's kVectors float4 of the merged row.
@@ -89,6 +87,8 @@ __device__ __forceinline__ float merge_one_batch(const float* lse, const float* 
   return empty ? -INFINITY : total_lse;
 }
 
+// Min-blocks 1: with the default, ptxas capped registers for occupancy and interleaved each load with its use,
+// one memory round trip per split; with room it issues a whole batch of loads first.
 template <typename Element, int kSplitWarps>
 __global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const __grid_constant__ DecodeParams p) {
   constexpr int kVectors = kSplitWarps == 1 ? kHeadDimV / kColumnSlice : 1;   // float4 per lane per split
