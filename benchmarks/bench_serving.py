@@ -132,8 +132,19 @@ def workload(args: argparse.Namespace) -> dict:
             "prefix_cache": not args.no_prefix_cache, "mem_fraction": args.mem_fraction}
 
 
+def model_fingerprint(model: Path) -> str:
+    """Hash of the checkpoint's config and tokenizer: results of another checkpoint at the same path are not reused
+    (the tokenizer changes what an engine's detokenizer costs a step)."""
+    digest = hashlib.sha256()
+    for name in ("config.json", "tokenizer.json"):
+        path = model / name
+        digest.update(path.read_bytes() if path.is_file() else b"")
+    return digest.hexdigest()[:12]
+
+
 def workload_key(args: argparse.Namespace, model: Path) -> str:
-    spec = json.dumps([str(model), workload(args), args.sglang_args, args.vllm_args], sort_keys=True)
+    spec = json.dumps([str(model), model_fingerprint(model), workload(args), args.sglang_args, args.vllm_args],
+                      sort_keys=True)
     return hashlib.sha256(spec.encode()).hexdigest()[:10]
 
 
@@ -307,9 +318,11 @@ def resolve_model(args: argparse.Namespace) -> Path:
 def earlier_engines(path: Path, report: dict, running: list[str]) -> dict:
     """The engines of an earlier results file that this run does not measure; refused if its workload differs."""
     earlier = json.loads(path.read_text())
-    if earlier["workload"] != report["workload"] or earlier["card"] != report["card"]:
-        raise SystemExit(f"--merge {path}: measured on {earlier['card']} with {earlier['workload']}, this run is "
-                         f"{report['card']} with {report['workload']}")
+    mine = (report["card"], report["model_fingerprint"], report["workload"])
+    theirs = (earlier["card"], earlier.get("model_fingerprint"), earlier["workload"])
+    if theirs != mine:
+        raise SystemExit(f"--merge {path}: measured on {theirs[0]}, checkpoint {theirs[1]}, with {theirs[2]}; this run "
+                         f"is {mine[0]}, checkpoint {mine[1]}, with {mine[2]}")
     return {e: entry for e, entry in earlier["engines"].items() if e not in running}
 
 
@@ -330,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     model = resolve_model(args)
     key = workload_key(args, model)
-    report = {"card": card, "device_name": device_name, "model": str(model), "workload": workload(args),
+    report = {"card": card, "device_name": device_name, "model": str(model),
+              "model_fingerprint": model_fingerprint(model), "workload": workload(args),
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "engines": {}}
     if args.merge is not None:
         report["engines"].update(earlier_engines(args.merge, report, args.engines))

@@ -26,11 +26,11 @@ for tree in "${TREES[@]}"; do
     cd "$tree" || continue
     export MLA_BACKEND_CACHE=/tmp/ext-$name
     if [[ $name != *-nocheck ]]; then
-        PYTHONPATH=$PWD:${PYTHONPATH:-} timeout -s KILL 180 python3 -m pytest -x -q -m gpu -p no:cacheprovider \
+        PYTHONPATH=$PWD:${PYTHONPATH:-} timeout -s KILL ${PROBE_TEST_TIMEOUT:-180} python3 -m pytest -x -q -m gpu -p no:cacheprovider \
             tests/test_kernel_gpu.py -k "not sanitizer" >"$WORK/tests_$name.log" 2>&1
         echo "$name tests rc=$?: $(tail -n 1 "$WORK/tests_$name.log")"
     fi
-    PYTHONPATH=$PWD:${PYTHONPATH:-} timeout -s KILL 180 python3 benchmarks/probe_decode.py --configs "$CONFIGS" \
+    PYTHONPATH=$PWD:${PYTHONPATH:-} timeout -s KILL ${PROBE_TIMEOUT:-180} python3 benchmarks/probe_decode.py --configs "$CONFIGS" \
         >"$WORK/probe_$name.log" 2>&1
     echo "$name probe rc=$?"
     grep -E "^b[0-9]" "$WORK/probe_$name.log" | cut -c1-100

@@ -4,6 +4,7 @@ tensors (DeepSeek-V3's attention with a q LoRA, small elsewhere)."""
 from __future__ import annotations
 
 import json
+import random
 import time
 from pathlib import Path
 
@@ -156,7 +157,8 @@ def test_a_stream_is_read_as_token_counts_over_time():
 
 def report_with(points_ours, points_ref) -> dict:
     args = args_of("--engines", "sglang")
-    return {"card": "h200", "device_name": "NVIDIA H200", "model": "/m", "workload": bench_serving.workload(args),
+    return {"card": "h200", "device_name": "NVIDIA H200", "model": "/m", "model_fingerprint": "f0",
+            "workload": bench_serving.workload(args),
             "date": "2026-11-29T00:00:00+00:00", "engines": {
                 "sglang": {"backends": ["flashmla", "triton", "mla_backend"], "version": "0.5.17",
                            "errors": {"triton": "RuntimeError: did not come up\n..."},
@@ -242,6 +244,24 @@ def test_a_small_serving_model_is_written_with_q_lora_tensors_and_reused(tmp_pat
     assert json.loads((path / "config.json").read_text())["num_hidden_layers"] == 1
 
 
+def test_the_serving_models_random_tokens_detokenize_one_character_a_step(tmp_path):
+    """Engines detokenize incrementally; with the byte tokenizer random ids are mostly invalid UTF-8, and vLLM's
+    DecodeStream re-decoded the growing undecodable tail every step. Each id must give its character at once."""
+    pytest.importorskip("safetensors")
+    tokenizers = pytest.importorskip("tokenizers")
+    from tokenizers.decoders import DecodeStream
+
+    path = serving_model.ensure(tmp_path / "m", num_layers=1, num_heads=4, hidden_size=128, q_lora_rank=64)
+    tokenizer = tokenizers.Tokenizer.from_file(str(path / "tokenizer.json"))
+    rng = random.Random(0)
+    ids = [rng.randrange(256) for _ in range(200)]
+    stream = DecodeStream(skip_special_tokens=True)
+    pieces = [stream.step(tokenizer, i) for i in ids]
+    assert all(piece is not None and len(piece) == 1 and piece.isprintable() for piece in pieces)
+    assert "".join(pieces) == tokenizer.decode(ids)
+    assert tokenizer.encode("".join(pieces)).ids == [tiny_model.BOS_ID] + ids
+
+
 def test_the_other_engines_earlier_results_are_merged_only_under_the_same_workload(tmp_path):
     earlier = report_with([], [])
     (tmp_path / "e.json").write_text(json.dumps(earlier))
@@ -250,6 +270,9 @@ def test_the_other_engines_earlier_results_are_merged_only_under_the_same_worklo
     other = {**now, "workload": bench_serving.workload(args_of("--repeats", "5"))}
     with pytest.raises(SystemExit, match="--merge"):
         bench_serving.earlier_engines(tmp_path / "e.json", other, ["vllm"])
+    another_checkpoint = {**now, "model_fingerprint": "f1"}   # e.g. the same path, another tokenizer
+    with pytest.raises(SystemExit, match="checkpoint f0"):
+        bench_serving.earlier_engines(tmp_path / "e.json", another_checkpoint, ["vllm"])
 
 
 def test_a_results_file_is_plotted_with_one_panel_per_measured_engine(tmp_path):

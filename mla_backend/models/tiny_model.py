@@ -179,9 +179,10 @@ def generate(directory: Path, seed: int = SEED, *, num_layers: int = NUM_LAYERS,
 
 
 def write_checkpoint(directory: Path, cfg: dict, seed: int = SEED, *, lm_head_std: float | None = None,
-                     key: str | None = None) -> Path:
+                     key: str | None = None, tokenizer=None) -> Path:
     """The checkpoint files for any config in this module's field set (CONFIG's, with a q LoRA or without), random
-    weights from `seed`, this module's tokenizer; DONE (holding `key`, default a hash of cfg and seed) last."""
+    weights from `seed`, `tokenizer` (default build_tokenizer()'s); DONE (holding `key`, default a hash of cfg and
+    seed) last."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
@@ -193,7 +194,7 @@ def write_checkpoint(directory: Path, cfg: dict, seed: int = SEED, *, lm_head_st
         weights["lm_head.weight"] = (weights["lm_head.weight"].float() * (lm_head_std / cfg["initializer_range"])
                                      ).bfloat16()
     save_file(weights, str(directory / "model.safetensors"), metadata={"format": "pt"})
-    build_tokenizer().save(str(directory / "tokenizer.json"))
+    (tokenizer or build_tokenizer()).save(str(directory / "tokenizer.json"))
     for name, content in (("config.json", cfg), ("tokenizer_config.json", TOKENIZER_CONFIG),
                           ("generation_config.json", GENERATION_CONFIG)):
         (directory / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n")
@@ -272,6 +273,27 @@ def build_tokenizer():
     tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.add_special_tokens([AddedToken(BOS, special=True, normalized=False),
+                                  AddedToken(EOS, special=True, normalized=False)])
+    assert tokenizer.token_to_id(BOS) == BOS_ID and tokenizer.token_to_id(EOS) == EOS_ID
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, BOS_ID)])
+    return tokenizer
+
+
+def build_character_tokenizer():
+    """The same 258 ids, but token i < 256 is the one character U+0100 + i (Latin Extended letters), then BOS and EOS.
+
+    For checkpoints whose output is random token ids (serving benchmarks): any sequence of them is valid text of
+    one character a token, as a real vocabulary's pieces are. Random bytes from build_tokenizer() are mostly invalid
+    UTF-8, and an engine's incremental detokenizer then re-decodes the growing undecodable tail every step (vLLM
+    0.26: 0.7 ms a request a step on the H200's host). Encodes only those 256 characters.
+    """
+    from tokenizers import AddedToken, Tokenizer, decoders, models, processors
+
+    vocab = {chr(0x100 + i): i for i in range(256)}
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tokenizer.decoder = decoders.Fuse()
     tokenizer.add_special_tokens([AddedToken(BOS, special=True, normalized=False),
                                   AddedToken(EOS, special=True, normalized=False)])
     assert tokenizer.token_to_id(BOS) == BOS_ID and tokenizer.token_to_id(EOS) == EOS_ID
