@@ -10,8 +10,9 @@ Per concurrency c (c prompts of --prompt-len random tokens, prefix-cached by a w
 --short and --long tokens, with and without detokenization; a decode step = (T(long) - T(short)) / (long - short),
 prefill and request overhead cancelling out. The same difference is taken of the host time spent in the engine's
 phases (LLMEngine.step, EngineCoreClient.get_output, Scheduler.schedule / update_from_output, the executor's
-execute_model / sample_tokens, waiting on their futures, OutputProcessor.process_outputs), timed by wrappers around
-those methods. Then, at the first concurrency: --profile-tokens decode steps under torch.profiler (CPU + CUDA:
+execute_model / sample_tokens, waiting on their futures, OutputProcessor.process_outputs; inside execute_model the V2
+model runner's prepare_inputs, prepare_attn, the attention metadata build, the CUDA graph replay and sample), timed
+by wrappers around those methods. Then, at the first concurrency: --profile-tokens decode steps under torch.profiler (CPU + CUDA:
 tables by CUDA and by self CPU time, per-kernel totals, a gzipped chrome trace, the GPU's busy time against the
 wall time) and the same steps under cProfile (the Python functions the host time goes to).
 
@@ -40,6 +41,7 @@ import bench_serving  # noqa: E402
 import e2e_common  # noqa: E402
 import vllm_step_probe  # noqa: E402
 
+RUNNER = "llm_engine.engine_core.engine_core.model_executor.driver_worker.worker.model_runner"
 # The wrapped methods, as (label, path from the LLM object, method); nested in this order within one step.
 PHASES = (
     ("llm_engine.step", "llm_engine", "step"),
@@ -49,6 +51,12 @@ PHASES = (
     ("sample_tokens", "llm_engine.engine_core.engine_core.model_executor", "sample_tokens"),
     ("update_from_output", "llm_engine.engine_core.engine_core.scheduler", "update_from_output"),
     ("process_outputs", "llm_engine.output_processor", "process_outputs"),
+    # Inside execute_model, on vLLM 0.26's V2 model runner (skipped where the runner has no such attribute).
+    ("runner.prepare_inputs", RUNNER, "prepare_inputs"),
+    ("runner.prepare_attn", RUNNER, "prepare_attn"),
+    ("runner.attn_metadata", RUNNER + ".model_state", "prepare_attn"),
+    ("runner.run_fullgraph", RUNNER + ".cudagraph_manager", "run_fullgraph"),
+    ("runner.sample", RUNNER, "sample"),
 )
 WAIT = "wait_on_future"   # Future.result() of execute_model / sample_tokens: the host blocked on the GPU
 
@@ -103,9 +111,14 @@ class Phases:
     def install(self, llm) -> None:
         for label, path, method in PHASES:
             owner = llm
-            for attr in path.split("."):
-                owner = getattr(owner, attr)
-            setattr(owner, method, self._timed(label, getattr(owner, method)))
+            try:
+                for attr in path.split("."):
+                    owner = getattr(owner, attr)
+                setattr(owner, method, self._timed(label, getattr(owner, method)))
+            except AttributeError as exc:
+                if not label.startswith("runner."):
+                    raise
+                print(f"phase {label} not timed: {exc}", flush=True)
 
     def _timed(self, label: str, fn):
         from concurrent.futures import Future
