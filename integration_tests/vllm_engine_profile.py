@@ -269,15 +269,9 @@ def profile_steps(llm, phases: Phases, prompts: list[list[int]], args: argparse.
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--backend", default="CUSTOM")
-    parser.add_argument("--prompt-len", type=int, default=4096)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[64, 1])
-    parser.add_argument("--short", type=int, default=128)
-    parser.add_argument("--long", type=int, default=384)
+    vllm_step_probe.add_probe_args(parser)
     parser.add_argument("--profile-tokens", type=int, default=48, help="decode steps profiled (0: none)")
     parser.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs, no torch.compile")
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/mla_bench_serving"))
     args = parser.parse_args(argv)
     if args.long <= args.short:
         parser.error("--long must be more than --short")

@@ -58,8 +58,8 @@ def blocking_round(base_url: str, prompts: list[list[int]], max_tokens: int) -> 
         return time.perf_counter() - start
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_probe_args(parser: argparse.ArgumentParser) -> None:
+    """What a step probe is given: where to write, which backend, the prompts, the two round lengths."""
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--backend", default="CUSTOM")
     parser.add_argument("--prompt-len", type=int, default=4096)
@@ -67,6 +67,11 @@ def main() -> int:
     parser.add_argument("--short", type=int, default=128)
     parser.add_argument("--long", type=int, default=384)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mla_bench_serving"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_probe_args(parser)
     args = parser.parse_args()
     from mla_backend.models import serving_model
 
