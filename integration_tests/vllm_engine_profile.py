@@ -2,9 +2,9 @@
 
 One process runs vLLM's offline `LLM` with its engine core in-process (VLLM_ENABLE_V1_MULTIPROCESSING=0: scheduler,
 UniProcExecutor, model runner, sampler and output processing / detokenization all in this process's main thread),
-on benchmarks/bench_serving.py's checkpoint and prompts, so that one torch profiler sees both the host and the CUDA
-activity. vllm_step_probe.py found a served vLLM decoding at ~27 ms a step at 64 requests (~2.4 ms at one), the same
-for every attention backend and with or without streaming.
+on benchmarks/bench_serving.py's checkpoint (or --model) and prompts, so that one torch profiler sees both the host
+and the CUDA activity. It found why a served vLLM decoded at ~27 ms a step at 64 requests on the byte-tokenizer
+checkpoint: its incremental detokenizer (benchmarks/results/logs/vllm_engine_profile_h200/).
 
 Per concurrency c (c prompts of --prompt-len random tokens, prefix-cached by a warm-up round): greedy rounds of
 --short and --long tokens, with and without detokenization; a decode step = (T(long) - T(short)) / (long - short),
@@ -12,12 +12,12 @@ prefill and request overhead cancelling out. The same difference is taken of the
 phases (LLMEngine.step, EngineCoreClient.get_output, Scheduler.schedule / update_from_output, the executor's
 execute_model / sample_tokens, waiting on their futures, OutputProcessor.process_outputs; inside execute_model the V2
 model runner's prepare_inputs, prepare_attn, the attention metadata build, the CUDA graph replay and sample), timed
-by wrappers around those methods. Then, at the first concurrency: --profile-tokens decode steps under torch.profiler (CPU + CUDA:
-tables by CUDA and by self CPU time, per-kernel totals, a gzipped chrome trace, the GPU's busy time against the
-wall time) and the same steps under cProfile (the Python functions the host time goes to).
+by wrappers around those methods. Then, at the first concurrency: --profile-tokens decode steps under torch.profiler
+(CPU + CUDA: tables by CUDA and by self CPU time, per-kernel totals, a gzipped chrome trace, the GPU's busy time
+against the wall time) and the same steps under cProfile (the Python functions the host time goes to).
 
     python integration_tests/vllm_engine_profile.py --out OUT_DIR [--backend CUSTOM] [--concurrency 64 1]
-        [--prompt-len 4096] [--short 128] [--long 384] [--profile-tokens 48] [--enforce-eager]
+        [--prompt-len 4096] [--short 128] [--long 384] [--model DIR] [--profile-tokens 48] [--enforce-eager]
 
 Run it where the vLLM 0.26 bundle is on PYTHONPATH and this repository in front of it (as .variants/vllm.sh's e2e
 mode does). Written into OUT_DIR: summary.txt (what stdout shows), results.json, profile_cuda.txt,
@@ -186,7 +186,11 @@ def generate(llm, prompts: list[list[int]], max_tokens: int, detokenize: bool = 
 def time_steps(llm, phases: Phases, prompts: list[list[int]], args: argparse.Namespace, out: Path) -> dict:
     """Per detokenize setting: the rounds' times, the decode step they give, and each phase's ms per step."""
     c, steps = len(prompts), args.long - args.short
-    generate(llm, prompts, 16)   # warm-up: prefix cache, graphs
+    # Warm-up, twice: the first round prefills from scratch, the second from the prefix cache as every timed round
+    # does. With one warm-up round the first timed round (H200: 1 x 32768 and 64 x 4096) took ~1 s longer than
+    # its repeats, which made its step time negative or too small.
+    for _ in range(2):
+        generate(llm, prompts, 16)
     results = {}
     for detokenize in (True, False):
         s0 = phases.snapshot()
@@ -286,9 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     os.environ.setdefault("VLLM_CUSTOM_SCOPES_FOR_PROFILING", "1")   # vLLM's own record_function scopes
     os.environ.setdefault("VLLM_CACHE_ROOT", str(args.workdir / "vllm_cache_engine_profile"))
-    from mla_backend.models import serving_model
-
-    model = serving_model.ensure(args.workdir / serving_model.NAME).resolve()
+    model = bench_serving.resolve_model(args)
     vocab_size, special = e2e_common.vocabulary(model)
     e2e_common.wait_for_free_gpu()   # a server of an earlier run still holding the GPU would shrink the KV pool
     t0 = time.monotonic()

@@ -4,7 +4,7 @@ benchmarks/bench_serving.py's checkpoint; per concurrency c, c prompts of --prom
   - not streamed: c x (long - short) tokens / (T(long) - T(short)), prefill and request overhead cancelling out.
 The same rate both ways means the engine sets it. The processes' CPU time (ps) is sampled while each runs.
 
-    python integration_tests/vllm_step_probe.py --out OUT_DIR [--backend CUSTOM] [--concurrency 64 1]
+    python integration_tests/vllm_step_probe.py --out OUT_DIR [--backend CUSTOM] [--concurrency 64 1] [--model DIR]
 """
 from __future__ import annotations
 
@@ -67,16 +67,15 @@ def add_probe_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--short", type=int, default=128)
     parser.add_argument("--long", type=int, default=384)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mla_bench_serving"))
+    parser.add_argument("--model", type=Path, help="checkpoint directory (default: bench_serving's, in --workdir)")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_probe_args(parser)
     args = parser.parse_args()
-    from mla_backend.models import serving_model
-
     args.out.mkdir(parents=True, exist_ok=True)
-    model = serving_model.ensure(args.workdir / serving_model.NAME).resolve()
+    model = bench_serving.resolve_model(args)
     vocab_size, special = e2e_common.vocabulary(model)
     context = args.prompt_len + args.long + 128
 
