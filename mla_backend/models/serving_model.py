@@ -33,7 +33,6 @@ from mla_backend.kernel_facts import HEAD_DIM
 
 NAME = "serving-deepseek-mla"
 NUM_LAYERS, NUM_HEADS, HIDDEN_SIZE, Q_LORA_RANK = 12, 128, 512, 512
-TOKENIZER = "characters"   # in the cache key: checkpoints written with the byte tokenizer are regenerated
 LATENT_BYTES = HEAD_DIM * 2  # one token's cached latent (kv_lora_rank + qk_rope_head_dim) in bf16
 
 
@@ -51,7 +50,10 @@ def config(*, num_layers: int = NUM_LAYERS, num_heads: int = NUM_HEADS, hidden_s
 
 
 def cache_key(cfg: dict, seed: int = tiny_model.SEED) -> str:
-    spec = json.dumps([NAME, tiny_model.FORMAT, TOKENIZER, seed, cfg], sort_keys=True)
+    """Hash of everything the files depend on, the tokenizer's own JSON included (a checkpoint written with another
+    tokenizer, such as the byte tokenizer before, is regenerated)."""
+    spec = json.dumps([NAME, tiny_model.FORMAT, seed, cfg, tiny_model.build_character_tokenizer().to_str()],
+                      sort_keys=True)
     return hashlib.sha256(spec.encode()).hexdigest()[:12]
 
 
