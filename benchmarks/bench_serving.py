@@ -15,13 +15,16 @@ with 128 heads, whose attention alone is 1.5 ms at 580 TFLOP/s.)
 
     python benchmarks/bench_serving.py [--model DIR] [--engines sglang,vllm] [--prompt-lens 4096 16384 32768]
         [--concurrency 1 16 64] [--max-tokens-in-flight N] [--decode-tokens 256] [--stream-interval 8]
-        [--tp 1] [--card NAME] [--out-dir benchmarks/results] [--merge EARLIER.json] [--dry-run]
+        [--tp 1] [--cpus auto|all|0,3,5-7] [--card NAME] [--out-dir benchmarks/results] [--merge EARLIER.json]
+        [--dry-run]
 
 Without --model it serves the attention-dominated DeepSeek-V3-shaped checkpoint of mla_backend/models/serving_model.py
 (generated into --workdir the first time). Results: <out-dir>/serving_<card>.json and .md, rewritten after each
 backend; the per-backend results and server logs stay in --workdir, and a run cut short resumes with the
 (engine, backend) pairs it has not finished for the same workload. An engine whose Python package is missing (or
-whose --<engine>-python is not given) is reported as skipped. Run it where nothing else uses the GPUs.
+whose --<engine>-python is not given) is reported as skipped. Run it where nothing else uses the GPUs. The driver
+and its servers run on the host's fast cores (integration_tests/host_cpus.py): at one request a decode step is
+host-bound, and on the lent H200 box half the cores ran Python ~1.75x slower than the other half.
 """
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "integration_tests"))
 sys.path.insert(0, str(ROOT))
 import e2e_common  # noqa: E402
+import host_cpus  # noqa: E402
 
 from mla_backend.cli import doctor  # noqa: E402
 
@@ -92,6 +96,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mla_bench_serving"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cpus", default="auto",
+                        help="cores for this driver and the servers it starts: 'auto' (the fast ones of this host, "
+                             "timed at the start), 'all' (no pinning) or a list such as 0,3,5-7")
     parser.add_argument("--merge", type=Path, help="an earlier results JSON of the same workload (e.g. the other "
                         "engine's, run from another environment): its engines not run now are kept in the report")
     parser.add_argument("--dry-run", action="store_true", help="print the server commands and the workload only")
@@ -101,6 +108,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown engine(s) {unknown}; choose from {list(ENGINES)}")
     args.engines = engines
+    try:
+        host_cpus.check_policy(args.cpus)
+    except ValueError as error:
+        parser.error(str(error))
     for name in ("prompt_lens", "concurrency"):
         if any(v < 1 for v in getattr(args, name)):
             parser.error(f"--{name.replace('_', '-')} must be positive")
@@ -129,7 +140,7 @@ def workload(args: argparse.Namespace) -> dict:
             "decode_tokens": args.decode_tokens, "max_decode_tokens": args.max_decode_tokens,
             "min_window_tokens": args.min_window_tokens, "stream_interval": args.stream_interval,
             "repeats": args.repeats, "tp": args.tp, "seed": args.seed,
-            "prefix_cache": not args.no_prefix_cache, "mem_fraction": args.mem_fraction}
+            "prefix_cache": not args.no_prefix_cache, "mem_fraction": args.mem_fraction, "cpus": args.cpus}
 
 
 def model_fingerprint(model: Path) -> str:
@@ -267,6 +278,8 @@ def render_markdown(report: dict) -> str:
              f"decode tokens/s (prefix cache {'on' if report['workload']['prefix_cache'] else 'off'}, stream "
              f"interval {report['workload']['stream_interval']}). Written by benchmarks/bench_serving.py; do not "
              f"edit by hand.", ""]
+    if "host" in report:
+        lines += [f"Host: {host_cpus.describe(report['host'])}.", ""]
     for engine, entry in report["engines"].items():
         lines += [f"## {engine} {entry.get('version') or ''}".rstrip(), ""]
         if entry.get("skipped"):
@@ -341,10 +354,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(shlex.join(server_command(engine, python, model, backend, args, 30000)))
         print(json.dumps({"card": card, "context_length": context_length(args), **workload(args)}))
         return 0
+    host = host_cpus.pin(args.cpus)   # before any server starts: they inherit it
+    print(f"host: {host_cpus.describe(host)}", flush=True)
     model = resolve_model(args)
     key = workload_key(args, model)
     report = {"card": card, "device_name": device_name, "model": str(model),
-              "model_fingerprint": model_fingerprint(model), "workload": workload(args),
+              "model_fingerprint": model_fingerprint(model), "workload": workload(args), "host": host,
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "engines": {}}
     if args.merge is not None:
         report["engines"].update(earlier_engines(args.merge, report, args.engines))

@@ -39,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "benchmarks"), str(HERE)]
 import bench_serving  # noqa: E402
 import e2e_common  # noqa: E402
+import host_cpus  # noqa: E402
 import vllm_step_probe  # noqa: E402
 
 RUNNER = "llm_engine.engine_core.engine_core.model_executor.driver_worker.worker.model_runner"
@@ -286,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.txt").write_text("")
+    say(args.out, f"host: {host_cpus.describe(host_cpus.pin(args.cpus))}")   # before vLLM starts its threads
     # Before vLLM is imported: vllm.envs reads them lazily, but the profiler scopes are cached at first use.
     os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     os.environ.setdefault("VLLM_CUSTOM_SCOPES_FOR_PROFILING", "1")   # vLLM's own record_function scopes

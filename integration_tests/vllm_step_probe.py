@@ -20,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "benchmarks"), str(HERE)]
 import bench_serving  # noqa: E402
 import e2e_common  # noqa: E402
+import host_cpus  # noqa: E402
 
 SERVED = "m"
 
@@ -68,12 +69,15 @@ def add_probe_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--long", type=int, default=384)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mla_bench_serving"))
     parser.add_argument("--model", type=Path, help="checkpoint directory (default: bench_serving's, in --workdir)")
+    parser.add_argument("--cpus", default="auto", type=host_cpus.check_policy,
+                        help="as bench_serving's --cpus: 'auto' (the host's fast cores), 'all' or a core list")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_probe_args(parser)
     args = parser.parse_args()
+    print(f"host: {host_cpus.describe(host_cpus.pin(args.cpus))}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     model = bench_serving.resolve_model(args)
     vocab_size, special = e2e_common.vocabulary(model)

@@ -1,0 +1,106 @@
+"""The CPU cores a serving measurement runs on: by default the fast ones of this machine.
+
+A decode step at one request is host-bound (the engine's Python scheduler, input preparation and sampling take
+longer than the GPU's work), so the core an engine's hot thread lands on sets the step time. On a shared or
+virtualised host the cores are not alike: some share a physical core with a busy neighbour or run throttled. The
+policy `auto` times a single-threaded Python loop on every core this process may use and pins this process to
+the cores within TOLERANCE of the fastest; engine servers started afterwards inherit the pinning, so every
+backend's server of one run sees the same cores. `all` leaves the affinity as it is; a list such as `0,3,5-7`
+pins to exactly those cores.
+
+    record = host_cpus.pin("auto")   # {"policy": "auto", "cpus": [...], "core_ms": {...}, "allowed": [...]}
+"""
+from __future__ import annotations
+
+import os
+import time
+
+POLICIES = ("auto", "all")
+TOLERANCE = 0.15          # a core counts as fast within 15% of the fastest core's loop time
+LOOP_ROUNDS = 5           # best of this many timings per core
+
+
+def allowed_cpus() -> list[int]:
+    return sorted(os.sched_getaffinity(0))
+
+
+def parse_cpu_list(text: str) -> list[int]:
+    """`0,3,5-7` -> [0, 3, 5, 6, 7]; ValueError naming the part that is not a core or a range."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        first, dash, last = part.strip().partition("-")
+        last = last if dash else first
+        if not (first.isdigit() and last.isdigit() and int(first) <= int(last)):
+            raise ValueError(f"--cpus: expected 'auto', 'all' or a core list such as 0,3,5-7; got {part.strip()!r} "
+                             f"in {text!r}")
+        cpus.update(range(int(first), int(last) + 1))
+    return sorted(cpus)
+
+
+def check_policy(text: str) -> str:
+    """The policy as given, when it is one (argparse `type=`); raises ValueError otherwise."""
+    if text not in POLICIES:
+        parse_cpu_list(text)
+    return text
+
+
+def _loop() -> None:
+    table: dict[int, int] = {}
+    for i in range(100_000):
+        table[i % 1000] = table.get(i % 1000, 0) + i
+
+
+def core_times_ms(cpus: list[int], rounds: int = LOOP_ROUNDS) -> dict[int, float]:
+    """Per core, the best time of a single-threaded Python loop run on it (this thread moved there and back)."""
+    before = os.sched_getaffinity(0)
+    times = {}
+    try:
+        for cpu in cpus:
+            os.sched_setaffinity(0, {cpu})
+            best = float("inf")
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                _loop()
+                best = min(best, time.perf_counter() - t0)
+            times[cpu] = round(best * 1e3, 2)
+    finally:
+        os.sched_setaffinity(0, before)
+    return times
+
+
+def fast_cpus(times: dict[int, float], tolerance: float = TOLERANCE) -> list[int]:
+    fastest = min(times.values())
+    return sorted(cpu for cpu, ms in times.items() if ms <= fastest * (1 + tolerance))
+
+
+def pin(policy: str) -> dict:
+    """Pins this process (and so every process it starts later) as `policy` says; returns what was done."""
+    allowed = allowed_cpus()
+    record: dict = {"policy": policy, "allowed": allowed}
+    if policy == "all":
+        return {**record, "cpus": allowed}
+    if policy == "auto":
+        record["core_ms"] = core_times_ms(allowed)
+        cpus = fast_cpus(record["core_ms"])
+    else:
+        cpus = parse_cpu_list(policy)
+        outside = sorted(set(cpus) - set(allowed))
+        if outside:
+            raise ValueError(f"--cpus: cores {outside} are not available to this process (allowed: {allowed})")
+    os.sched_setaffinity(0, cpus)
+    return {**record, "cpus": cpus}
+
+
+def describe(record: dict) -> str:
+    """One line for a results file: which cores, chosen how."""
+    cpus = ",".join(map(str, record["cpus"]))
+    if record["policy"] == "all":
+        return f"driver and servers on every core this process may use ({cpus}), not pinned"
+    if record["policy"] == "auto":
+        times = record["core_ms"]
+        slow = [ms for cpu, ms in times.items() if cpu not in record["cpus"]]
+        slower = f"; the other {len(slow)} took {min(slow):.0f}-{max(slow):.0f} ms" if slow else ""
+        return (f"driver and servers pinned to cores {cpus}: the {len(record['cpus'])} of {len(times)} whose "
+                f"single-thread Python loop ran within {TOLERANCE:.0%} of the fastest "
+                f"({min(times.values()):.0f} ms{slower})")
+    return f"driver and servers pinned to cores {cpus} (--cpus)"

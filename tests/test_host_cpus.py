@@ -1,0 +1,74 @@
+"""integration_tests/host_cpus.py on CPU: the core list syntax, which cores count as fast, pinning this process
+(and the processes it starts) and putting it back, and the line the serving results carry."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import bench_serving
+import host_cpus
+
+
+@pytest.fixture(autouse=True)
+def restore_affinity():
+    before = os.sched_getaffinity(0)
+    yield
+    os.sched_setaffinity(0, before)
+
+
+def test_core_lists_and_ranges_parse_and_nonsense_is_refused_by_name():
+    assert host_cpus.parse_cpu_list("0,3,5-7") == [0, 3, 5, 6, 7]
+    assert host_cpus.parse_cpu_list(" 2 , 1") == [1, 2]
+    for bad in ("", "a", "3-1", "1-", "-2", "0,,1", "auto2"):
+        with pytest.raises(ValueError, match="--cpus"):
+            host_cpus.parse_cpu_list(bad)
+    assert host_cpus.check_policy("auto") == "auto" and host_cpus.check_policy("0-1") == "0-1"
+
+
+def test_fast_cores_are_those_within_the_tolerance_of_the_fastest():
+    times = {0: 24.0, 1: 42.0, 2: 25.0, 3: 27.5, 4: 28.0}
+    assert host_cpus.fast_cpus(times) == [0, 2, 3]
+    assert host_cpus.fast_cpus({5: 10.0}) == [5]
+
+
+def test_timing_every_core_leaves_the_affinity_as_it_was():
+    before = os.sched_getaffinity(0)
+    times = host_cpus.core_times_ms(host_cpus.allowed_cpus(), rounds=1)
+    assert sorted(times) == host_cpus.allowed_cpus() and all(ms > 0 for ms in times.values())
+    assert os.sched_getaffinity(0) == before
+
+
+def test_auto_pins_to_a_subset_and_a_started_process_inherits_it():
+    record = host_cpus.pin("auto")
+    assert record["policy"] == "auto" and set(record["cpus"]) <= set(record["allowed"])
+    assert record["cpus"] == host_cpus.fast_cpus(record["core_ms"])
+    assert sorted(os.sched_getaffinity(0)) == record["cpus"]
+    child = subprocess.run([sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"],
+                           capture_output=True, text=True, check=True).stdout
+    assert child.strip() == str(record["cpus"])
+    assert "pinned to cores" in host_cpus.describe(record)
+
+
+def test_all_leaves_the_affinity_and_a_list_pins_exactly_it():
+    allowed = host_cpus.allowed_cpus()
+    assert host_cpus.pin("all")["cpus"] == allowed and sorted(os.sched_getaffinity(0)) == allowed
+    assert "not pinned" in host_cpus.describe(host_cpus.pin("all"))
+    assert host_cpus.pin(str(allowed[0]))["cpus"] == [allowed[0]] == sorted(os.sched_getaffinity(0))
+    with pytest.raises(ValueError, match="not available"):
+        host_cpus.pin(str(max(allowed) + 1000))
+
+
+def test_the_auto_line_names_the_slow_cores_times():
+    record = {"policy": "auto", "allowed": [0, 1, 2], "cpus": [0, 2], "core_ms": {0: 24.1, 1: 42.7, 2: 25.0}}
+    line = host_cpus.describe(record)
+    assert "cores 0,2" in line and "2 of 3" in line and "(24 ms; the other 1 took 43-43 ms)" in line
+
+
+def test_the_serving_benchmark_takes_the_policy_into_its_workload_and_refuses_a_bad_one():
+    assert bench_serving.parse_args([]).cpus == "auto"
+    assert bench_serving.workload(bench_serving.parse_args(["--cpus", "all"]))["cpus"] == "all"
+    with pytest.raises(SystemExit):
+        bench_serving.parse_args(["--cpus", "fast"])
