@@ -96,7 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mla_bench_serving"))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cpus", default="auto",
+    parser.add_argument("--cpus", default="auto", type=host_cpus.check_policy,
                         help="cores for this driver and the servers it starts: 'auto' (the fast ones of this host, "
                              "timed at the start), 'all' (no pinning) or a list such as 0,3,5-7")
     parser.add_argument("--merge", type=Path, help="an earlier results JSON of the same workload (e.g. the other "
@@ -108,10 +108,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown engine(s) {unknown}; choose from {list(ENGINES)}")
     args.engines = engines
-    try:
-        host_cpus.check_policy(args.cpus)
-    except ValueError as error:
-        parser.error(str(error))
     for name in ("prompt_lens", "concurrency"):
         if any(v < 1 for v in getattr(args, name)):
             parser.error(f"--{name.replace('_', '-')} must be positive")

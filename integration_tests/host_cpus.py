@@ -12,6 +12,7 @@ pins to exactly those cores.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import time
 
@@ -38,9 +39,12 @@ def parse_cpu_list(text: str) -> list[int]:
 
 
 def check_policy(text: str) -> str:
-    """The policy as given, when it is one (argparse `type=`); raises ValueError otherwise."""
+    """argparse `type=` of every --cpus: the policy as given, when it is one; else an error argparse prints as is."""
     if text not in POLICIES:
-        parse_cpu_list(text)
+        try:
+            parse_cpu_list(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error).removeprefix("--cpus: ")) from None
     return text
 
 
