@@ -127,8 +127,8 @@ __global__ void __launch_bounds__(kMetadataThreads) get_metadata_kernel(Metadata
   }, blocks_before, scan_storage);
   atomicMin(&min_blocks, local_min);
   atomicMax(&max_blocks, local_max);
-  const int natural_unit = (blocks_before[p.b] + p.b * kSplitOverhead + p.num_parts - 1) / p.num_parts;
-  const CostLine line{blocks_before, min(kSplitOverhead, max(natural_unit - 1, 0))};
+  const int natural_unit = (blocks_before[p.b] + p.b * p.split_overhead + p.num_parts - 1) / p.num_parts;
+  const CostLine line{blocks_before, min(p.split_overhead, max(natural_unit - 1, 0))};
   const int ideal_unit = (line[p.b] + p.num_parts - 1) / p.num_parts;
   __syncthreads();
   const int min_cost = min_blocks + line.overhead, max_cost = max_blocks + line.overhead;

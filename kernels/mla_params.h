@@ -12,7 +12,6 @@ constexpr int kBlockSize = 64;         // tokens per KV-cache page
 constexpr int kHeadDim = 576;          // 512 latent + 64 RoPE
 constexpr int kHeadDimV = 512;         // V = first 512 columns of K
 constexpr int kRowsPerTile = 64;       // query rows (s_q * h_q packed) per CTA: the wgmma M
-constexpr int kSplitOverhead = 5;      // scheduler cost of one split, in KV blocks (prologue + epilogue)
 constexpr int kSchedFields = 8;        // int32 fields per tile-scheduler entry
 
 // One entry of tile_scheduler_metadata: an SM part covers requests [begin_req, end_req] (inclusive);
@@ -32,6 +31,7 @@ struct MetadataParams {
   int* num_splits;          // [b + 1], exclusive prefix sum of per-request split counts
   int b;
   int num_parts;
+  int split_overhead;       // cost of one split in KV blocks (mla_backend/tile_scheduler.py: split_overhead)
 };
 
 struct DecodeParams {

@@ -15,16 +15,18 @@
 
 namespace {
 
-std::tuple<at::Tensor, at::Tensor> tile_scheduler_cuda(const at::Tensor& cache_seqlens, int64_t num_sm_parts) {
+std::tuple<at::Tensor, at::Tensor> tile_scheduler_cuda(const at::Tensor& cache_seqlens, int64_t num_sm_parts,
+                                                        int64_t split_overhead) {
   TORCH_CHECK(cache_seqlens.is_cuda() && cache_seqlens.scalar_type() == at::kInt && cache_seqlens.dim() == 1 &&
               cache_seqlens.is_contiguous(), "cache_seqlens must be a contiguous int32 CUDA vector");
+  TORCH_CHECK(num_sm_parts >= 1 && split_overhead >= 0, "num_sm_parts must be >= 1 and split_overhead >= 0");
   const c10::cuda::CUDAGuard guard(cache_seqlens.device());
   const int64_t b = cache_seqlens.size(0);
   auto opts = cache_seqlens.options();
   at::Tensor sched = at::empty({num_sm_parts, mla::kSchedFields}, opts);
   at::Tensor num_splits = at::empty({b + 1}, opts);
   mla::MetadataParams p{cache_seqlens.data_ptr<int>(), sched.data_ptr<int>(), num_splits.data_ptr<int>(), int(b),
-                        int(num_sm_parts)};
+                        int(num_sm_parts), int(split_overhead)};
   C10_CUDA_CHECK(mla::launch_get_metadata(p, c10::cuda::getCurrentCUDAStream()));
   return {sched, num_splits};
 }

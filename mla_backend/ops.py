@@ -42,7 +42,7 @@ DEFAULT_NUM_SMS = 132       # H100 SXM / H200; only used for CPU tensors
 DTYPES = (torch.bfloat16, torch.float16)
 
 _lib = torch.library.Library("mla_backend", "DEF")
-_lib.define("tile_scheduler(Tensor cache_seqlens, int num_sm_parts) -> (Tensor, Tensor)")
+_lib.define("tile_scheduler(Tensor cache_seqlens, int num_sm_parts, int split_overhead) -> (Tensor, Tensor)")
 _lib.define(
     "decode_paged(Tensor q, Tensor? q_rope, Tensor k_cache, Tensor block_table, Tensor cache_seqlens, "
     "Tensor tile_scheduler_metadata, Tensor num_splits, float softmax_scale, bool causal) -> (Tensor, Tensor)"
@@ -50,8 +50,8 @@ _lib.define(
 
 
 @torch.library.impl(_lib, "tile_scheduler", "CPU")
-def _tile_scheduler_cpu(cache_seqlens, num_sm_parts):
-    return tile_scheduler.tile_scheduler(cache_seqlens, num_sm_parts)
+def _tile_scheduler_cpu(cache_seqlens, num_sm_parts, split_overhead):
+    return tile_scheduler.tile_scheduler(cache_seqlens, num_sm_parts, split_overhead)
 
 
 @torch.library.impl(_lib, "decode_paged", "CPU")
@@ -65,7 +65,7 @@ def _decode_paged_cpu(q, q_rope, k_cache, block_table, cache_seqlens, tile_sched
 
 
 @torch.library.register_fake("mla_backend::tile_scheduler")
-def _tile_scheduler_fake(cache_seqlens, num_sm_parts):
+def _tile_scheduler_fake(cache_seqlens, num_sm_parts, split_overhead):
     return (cache_seqlens.new_empty(num_sm_parts, tile_scheduler.SCHED_FIELDS),
             cache_seqlens.new_empty(cache_seqlens.shape[0] + 1))
 
@@ -181,7 +181,8 @@ def get_mla_metadata(cache_seqlens: torch.Tensor, num_heads_per_head_k: int,
     _check_hopper(cache_seqlens.device)
     _ensure_kernels(cache_seqlens.device)
     parts = num_sm_parts(num_heads_per_head_k, cache_seqlens.device)
-    return torch.ops.mla_backend.tile_scheduler(cache_seqlens, parts)
+    return torch.ops.mla_backend.tile_scheduler(cache_seqlens, parts,
+                                                tile_scheduler.split_overhead_for(num_heads_per_head_k))
 
 
 def _check_rows(t: torch.Tensor, name: str, what: str = "rows") -> None:

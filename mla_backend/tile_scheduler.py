@@ -5,9 +5,9 @@ cost line: request i takes ``max(blocks_i, 1) + overhead`` units, its overhead u
 per KV block (a zero-length request has one unit standing for its empty piece). Part k covers the units
 [k * unit, (k + 1) * unit) with ``unit = max(ceil(total / num_parts), overhead + 1)`` and takes the blocks
 whose units fall in that range; a range that ends inside a request's overhead does not take that request.
-``overhead`` is SPLIT_OVERHEAD, lowered below the natural unit size when the batch is so small that a part
-could otherwise hold nothing but overhead (b=1: one 4-block part per SM rather than 6-block parts on two
-thirds of them). So long requests are split across parts and short ones are packed into one, every part but
+``overhead`` is ``split_overhead`` (``split_overhead_for(s_q * h_q)``: 3 blocks up to 32 query rows, 5
+above), lowered below the natural unit size when the batch is so small that a part could otherwise hold
+nothing but overhead (b=1: one 4-block part per SM rather than 6-block parts on two thirds of them). So long requests are split across parts and short ones are packed into one, every part but
 the trailing empty ones has work, and each part finds its range alone (a binary search over prefix sums),
 which is what lets the GPU build the plan in parallel in a few microseconds.
 
@@ -28,7 +28,9 @@ import torch
 from mla_backend.kernel_facts import BLOCK_SIZE
 
 ROWS_PER_TILE = 64
-SPLIT_OVERHEAD = 5
+SPLIT_OVERHEAD = 5           # KV blocks a split costs (prologue, fp32 partial, its share of the combine)
+NARROW_SPLIT_OVERHEAD = 3    # ... with at most NARROW_SPLIT_ROWS query rows: a small partial (H200, PERF_NOTES)
+NARROW_SPLIT_ROWS = 32
 SCHED_FIELDS = 8
 BEGIN_REQ, BEGIN_BLOCK, END_REQ, END_BLOCK, BEGIN_SPLIT = range(5)
 
@@ -36,6 +38,11 @@ BEGIN_REQ, BEGIN_BLOCK, END_REQ, END_BLOCK, BEGIN_SPLIT = range(5)
 def num_sm_parts(num_q_rows: int, num_sms: int) -> int:
     """Parts per query tile so that all CTAs (tiles x parts) fit in one wave."""
     return max(num_sms // math.ceil(num_q_rows / ROWS_PER_TILE), 1)
+
+
+def split_overhead_for(num_q_rows: int) -> int:
+    """The split cost in KV blocks for s_q * h_q = num_q_rows: a partial's bytes grow with the rows."""
+    return NARROW_SPLIT_OVERHEAD if num_q_rows <= NARROW_SPLIT_ROWS else SPLIT_OVERHEAD
 
 
 def is_uniform(costs: Sequence[int], ideal_unit: int) -> bool:
@@ -47,7 +54,8 @@ def _as_list(cache_seqlens: Sequence[int] | torch.Tensor) -> list[int]:
     return [int(s) for s in (cache_seqlens.tolist() if isinstance(cache_seqlens, torch.Tensor) else cache_seqlens)]
 
 
-def tile_scheduler(cache_seqlens: Sequence[int] | torch.Tensor, num_parts: int) -> tuple[torch.Tensor, torch.Tensor]:
+def tile_scheduler(cache_seqlens: Sequence[int] | torch.Tensor, num_parts: int,
+                   split_overhead: int = SPLIT_OVERHEAD) -> tuple[torch.Tensor, torch.Tensor]:
     """Returns (tile_scheduler_metadata int32 [num_parts, 8], num_splits int32 [b + 1]).
 
     Entry fields: begin_req, begin_block, end_req (inclusive), end_block (exclusive, of end_req),
@@ -60,8 +68,8 @@ def tile_scheduler(cache_seqlens: Sequence[int] | torch.Tensor, num_parts: int) 
     blocks_before = [0]                         # prefix sums of max(blocks, 1)
     for n in blocks:
         blocks_before.append(blocks_before[-1] + max(n, 1))
-    natural_unit = -(-(blocks_before[b] + b * SPLIT_OVERHEAD) // num_parts)
-    overhead = min(SPLIT_OVERHEAD, max(natural_unit - 1, 0))
+    natural_unit = -(-(blocks_before[b] + b * split_overhead) // num_parts)
+    overhead = min(split_overhead, max(natural_unit - 1, 0))
     line = [blocks_before[i] + i * overhead for i in range(b + 1)]   # line[i]: first unit of request i
     ideal_unit = -(-line[b] // num_parts)
     costs = [line[i + 1] - line[i] for i in range(b)]

@@ -161,7 +161,7 @@ def test_gpu_metadata_equals_python_mirror(b, rows):
     seqlens[torch.rand(b, generator=g) < 0.1] = 0
     meta, splits = ops.get_mla_metadata(seqlens.cuda(), rows, 1)
     parts = tile_scheduler.num_sm_parts(rows, torch.cuda.get_device_properties(0).multi_processor_count)
-    want_meta, want_splits = tile_scheduler.tile_scheduler(seqlens, parts)
+    want_meta, want_splits = tile_scheduler.tile_scheduler(seqlens, parts, tile_scheduler.split_overhead_for(rows))
     assert torch.equal(meta.cpu(), want_meta)
     assert torch.equal(splits.cpu(), want_splits)
 

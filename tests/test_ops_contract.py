@@ -191,7 +191,7 @@ def test_ops_trace_under_torch_compile_with_fake_kernels():
 
     @torch.compile(fullgraph=True, backend="eager")
     def step(q, k_cache, block_table, cache_seqlens):
-        meta, splits = torch.ops.mla_backend.tile_scheduler(cache_seqlens, ops.DEFAULT_NUM_SMS // 1)
+        meta, splits = torch.ops.mla_backend.tile_scheduler(cache_seqlens, ops.DEFAULT_NUM_SMS // 1, 5)
         return torch.ops.mla_backend.decode_paged(q, None, k_cache[:, :, 0], block_table, cache_seqlens, meta, splits,
                                                   x.softmax_scale, True)
 
@@ -209,7 +209,7 @@ def test_fake_kernels_give_the_contract_shapes():
     kv = x.k_cache[:, :, 0]
     with FakeTensorMode() as mode:
         q, k, t, s = (mode.from_tensor(v) for v in (x.q, kv, x.block_table, x.cache_seqlens))
-        meta, splits = torch.ops.mla_backend.tile_scheduler(s, 66)
+        meta, splits = torch.ops.mla_backend.tile_scheduler(s, 66, 5)
         out, lse = torch.ops.mla_backend.decode_paged(q, None, k, t, s, meta, splits, 0.1, True)
     assert meta.shape == (66, 8) and splits.shape == (4,)
     assert out.shape == (3, 2, 4, 512) and out.dtype == torch.bfloat16

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from mla_backend import _build, kernel_facts
 from mla_backend.tile_scheduler import (BEGIN_BLOCK, BEGIN_REQ, BEGIN_SPLIT, BLOCK_SIZE, END_BLOCK, END_REQ,
-                                        ROWS_PER_TILE, SCHED_FIELDS, SPLIT_OVERHEAD, is_uniform, num_sm_parts,
-                                        part_pieces, tile_scheduler)
+                                        NARROW_SPLIT_OVERHEAD, ROWS_PER_TILE, SCHED_FIELDS, SPLIT_OVERHEAD, is_uniform,
+                                        num_sm_parts, part_pieces, split_overhead_for, tile_scheduler)
 
 KERNELS = Path(__file__).resolve().parents[1] / "kernels"
 
@@ -378,12 +378,28 @@ def test_kernel_facts_match_the_cuda_sources_and_the_build():
     assert BLOCK_SIZE is kernel_facts.BLOCK_SIZE
 
 
+def test_split_overhead_is_smaller_for_narrow_queries():
+    """A split's partial grows with the query rows: 3 blocks up to 32 rows (s_q * h_q), 5 above."""
+    assert [split_overhead_for(rows) for rows in (1, 16, 32, 33, 64, 128, 256)] == [3, 3, 3, 5, 5, 5, 5]
+    assert NARROW_SPLIT_OVERHEAD < SPLIT_OVERHEAD
+
+
+def test_the_op_uses_the_split_overhead_it_is_given():
+    from mla_backend import ops  # noqa: F401  (registers torch.ops.mla_backend)
+
+    seqlens = torch.tensor([4096] * 8 + [300] * 40, dtype=torch.int32)
+    for overhead in (3, 5):
+        meta, splits = torch.ops.mla_backend.tile_scheduler(seqlens, 132, overhead)
+        want_meta, want_splits = tile_scheduler(seqlens, 132, overhead)
+        assert torch.equal(meta, want_meta) and torch.equal(splits, want_splits)
+    assert not torch.equal(tile_scheduler(seqlens, 132, 3)[0], tile_scheduler(seqlens, 132, 5)[0])
+
+
 def test_python_mirror_constants_match_the_cuda_header():
     """The mirror is only bit-identical if it uses the same constants and field order as the kernel."""
     header = (KERNELS / "mla_params.h").read_text()
     assert const("kBlockSize") == BLOCK_SIZE
     assert const("kRowsPerTile") == ROWS_PER_TILE
-    assert const("kSplitOverhead") == SPLIT_OVERHEAD
     assert const("kSchedFields") == SCHED_FIELDS
     for name, value in (("kBeginReq", BEGIN_REQ), ("kBeginBlock", BEGIN_BLOCK), ("kEndReq", END_REQ),
                         ("kEndBlock", END_BLOCK), ("kBeginSplit", BEGIN_SPLIT)):
