@@ -7,9 +7,10 @@ per KV block (a zero-length request has one unit standing for its empty piece). 
 whose units fall in that range; a range that ends inside a request's overhead does not take that request.
 ``overhead`` is ``split_overhead`` (``split_overhead_for(s_q * h_q)``: 3 blocks up to 32 query rows, 5
 above), lowered below the natural unit size when the batch is so small that a part could otherwise hold
-nothing but overhead (b=1: one 4-block part per SM rather than 6-block parts on two thirds of them). So long requests are split across parts and short ones are packed into one, every part but
-the trailing empty ones has work, and each part finds its range alone (a binary search over prefix sums),
-which is what lets the GPU build the plan in parallel in a few microseconds.
+nothing but overhead (b=1: one 4-block part per SM rather than 6-block parts on two thirds of them). So long
+requests are split across parts and short ones are packed into one, every part but the trailing empty ones has
+work, and each part finds its range alone (a binary search over prefix sums), which is what lets the GPU build
+the plan in parallel in a few microseconds.
 
 Whole-request mode: when every request costs about one part's share (all costs within a tenth of the ideal
 ``ceil(total / num_parts)`` of each other and of it), splitting buys no balance but costs fp32 partials and
