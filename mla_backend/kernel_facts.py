@@ -15,6 +15,8 @@ BLOCK_SIZE = 64                      # tokens per KV-cache page
 MAX_H_Q = 128                        # query heads per request (per GPU)
 MAX_S_Q = 16                         # query tokens per request (1 + speculative draft tokens)
 MAX_BATCH = 16384                    # the scheduler keeps one int per request in shared memory
+FP8_MAX_ROWS = 32                    # s_q * h_q an fp8 (e4m3) k_cache takes: only the swap-AB kernel has the fp8
+                                     # path for now (kNarrowMaxRows in mla_params.h)
 
 ARCH = "sm_90a"
 HOPPER_MAJOR = 9

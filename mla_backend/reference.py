@@ -8,6 +8,12 @@ import torch
 from mla_backend.kernel_facts import BLOCK_SIZE, HEAD_DIM_V
 
 
+def dequantize_kv(k_cache: torch.Tensor, descale_k: torch.Tensor | float) -> torch.Tensor:
+    """What an fp8 cache stands for, in fp32: k_cache.float() * descale_k (the per-tensor scale; NaN stays NaN)."""
+    scale = torch.as_tensor(descale_k, dtype=torch.float32, device=k_cache.device).reshape(())
+    return k_cache.float() * scale
+
+
 def gather_kv(k_cache: torch.Tensor, block_table_row: torch.Tensor, seqlen: int) -> torch.Tensor:
     """The first ``seqlen`` tokens of one request as a [seqlen, head_dim] fp32 matrix."""
     pages = k_cache.reshape(k_cache.shape[0], k_cache.shape[1], k_cache.shape[-1])

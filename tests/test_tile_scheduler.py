@@ -374,6 +374,7 @@ def test_kernel_facts_match_the_cuda_sources_and_the_build():
     assert const("kHeadDim") == kernel_facts.HEAD_DIM and const("kHeadDimV") == kernel_facts.HEAD_DIM_V
     assert kernel_facts.ROPE_DIM == kernel_facts.HEAD_DIM - kernel_facts.HEAD_DIM_V == 64
     assert const("kSubTiles", "mla_wgmma.cuh") * 64 == kernel_facts.HEAD_DIM  # written there as 576 / 64
+    assert const("kNarrowMaxRows") == kernel_facts.FP8_MAX_ROWS   # the fp8 KV path is the swap-AB kernel's
     assert f"arch=compute_{kernel_facts.ARCH[3:]},code={kernel_facts.ARCH}" in _build.nvcc_flags()
     assert kernel_facts.ARCH == f"sm_{kernel_facts.HOPPER_MAJOR}0a"
     assert BLOCK_SIZE is kernel_facts.BLOCK_SIZE
