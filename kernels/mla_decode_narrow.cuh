@@ -194,7 +194,8 @@ struct Fp8BlockCopier {
       for (int k = 0; k < kFp8Passes; ++k) {
 #pragma unroll
         for (int t = 0; t < kSubTiles; ++t) {
-          regs.chunk[k * kSubTiles + t] = load_global_stream_16(page_src + k * kFp8TokensPerPass * token_bytes + t * 64);
+          const char* const chunk_src = page_src + k * kFp8TokensPerPass * token_bytes + t * 64;
+          regs.chunk[k * kSubTiles + t] = load_global_stream_16(chunk_src);
         }
       }
     } else {
@@ -306,9 +307,10 @@ struct ColumnStats {
 // each column's block max across the four warps, turns scores into probabilities and returns each column's
 // rescale factor for O^T.
 template <int kCols>
-__device__ __forceinline__ void online_softmax(const DecodeParams& p, float descale, const Fragment& f, int block, int block_parity,
-                                               bool needs_mask, float (&s)[kCols / 2], ColumnStats<kCols>& stats,
-                                               SharedStorage<kCols>& smem, float (&rescale)[kCols / 4]) {
+__device__ __forceinline__ void online_softmax(const DecodeParams& p, float descale, const Fragment& f, int block,
+                                               int block_parity, bool needs_mask, float (&s)[kCols / 2],
+                                               ColumnStats<kCols>& stats, SharedStorage<kCols>& smem,
+                                               float (&rescale)[kCols / 4]) {
   constexpr int kOwnColumns = kCols / 4;
   float block_max[kOwnColumns];
 #pragma unroll

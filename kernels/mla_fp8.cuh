@@ -56,7 +56,8 @@ __device__ __forceinline__ uint32_t e4m3x2_to<__nv_bfloat16>(uint16_t pair) {
 // Four e4m3 values (a 32-bit word, the lowest byte first) as two packed 16-bit pairs.
 template <typename Element>
 __device__ __forceinline__ uint2 e4m3x4_to(uint32_t word) {
-  return make_uint2(e4m3x2_to<Element>(static_cast<uint16_t>(word)), e4m3x2_to<Element>(static_cast<uint16_t>(word >> 16)));
+  return make_uint2(e4m3x2_to<Element>(static_cast<uint16_t>(word)),
+                    e4m3x2_to<Element>(static_cast<uint16_t>(word >> 16)));
 }
 
 // 16 e4m3 values as 16 Element values: the first eight in `first`, the last eight in `second`.

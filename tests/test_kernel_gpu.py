@@ -23,13 +23,16 @@ def run_kernel(batch):
     meta, splits = ops.get_mla_metadata(batch.cache_seqlens, s_q * h_q, 1)
     poison_allocator()
     return ops.mla_decode_with_kvcache(batch.q, batch.k_cache, batch.block_table, batch.cache_seqlens, 512, meta,
-                                       splits, softmax_scale=batch.softmax_scale, causal=batch.causal)
+                                       splits, softmax_scale=batch.softmax_scale, causal=batch.causal,
+                                       descale_k=batch.descale_k)
 
 
 def run_reference(batch):
-    from mla_backend.reference import mla_decode_reference
+    """The fp32 reference; an fp8 batch's on the dequantized cache (k_cache.float() * descale_k)."""
+    from mla_backend.reference import dequantize_kv, mla_decode_reference
 
-    return mla_decode_reference(batch.q, batch.k_cache, batch.block_table, batch.cache_seqlens, 512,
+    k_cache = batch.k_cache if batch.descale_k is None else dequantize_kv(batch.k_cache, batch.descale_k)
+    return mla_decode_reference(batch.q, k_cache, batch.block_table, batch.cache_seqlens, 512,
                                 batch.softmax_scale, batch.causal)
 
 
