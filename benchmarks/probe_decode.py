@@ -32,7 +32,7 @@ REPO = BENCH_DIR.parent
 sys.path[:0] = [str(BENCH_DIR), str(REPO)]
 
 import bench_decode as bench  # noqa: E402
-from peers import MlaBackendPeer  # noqa: E402
+from peers import MlaBackendPeer, with_keepalive  # noqa: E402
 
 DEFAULT_CONFIGS = ",".join(config.key for config in bench.issue_grid_configs() if not config.varlen)
 

@@ -238,8 +238,9 @@ __device__ __forceinline__ bool fp8_pipeline_step(const DecodeParams& p, const S
   const int stage = n % kStages;
   if (n >= kStages) mbar_wait(smem_addr(&smem.empty[stage]), (n / kStages - 1) & 1);
   copier.store(smem_addr(smem.kv[stage]), current);
-  // The stores are generic-proxy writes that the consumers' wgmmas read through the async proxy.
-  fence_async_proxy();
+  // No proxy fence here: it compiles to MEMBAR.ALL.CTA, which would wait for the next block's loads still in
+  // flight (one block in flight, its latency exposed every step). The consumers fence after their full[] wait
+  // (consume_kv_blocks), which the PTX memory model accepts anywhere on the path from these stores to the wgmmas.
   mbar_arrive(smem_addr(&smem.full[stage]));   // full[stage] expects one arrival per producer thread
   return more;
 }
