@@ -34,6 +34,8 @@ sys.path[:0] = [str(BENCH_DIR), str(REPO)]
 import bench_decode as bench  # noqa: E402
 from peers import MlaBackendPeer, with_keepalive  # noqa: E402
 
+from mla_backend.kernel_facts import HEAD_DIM_V  # noqa: E402
+
 DEFAULT_CONFIGS = ",".join(config.key for config in bench.issue_grid_configs() if not config.varlen)
 
 
