@@ -44,32 +44,20 @@ __device__ __forceinline__ uint32_t e4m3x2_to<__half>(uint16_t pair) {
   return h2;
 }
 
+// sm_90 has no e4m3 -> bf16 conversion: through fp16 and fp32, each step exact.
+template <>
+__device__ __forceinline__ uint32_t e4m3x2_to<__nv_bfloat16>(uint16_t pair) {
+  const uint32_t h2 = e4m3x2_to<__half>(pair);
+  const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&h2));
+  const __nv_bfloat162 b2 = __float22bfloat162_rn(f);
+  return *reinterpret_cast<const uint32_t*>(&b2);
+}
+
 // Four e4m3 values (a 32-bit word, the lowest byte first) as two packed 16-bit pairs.
 template <typename Element>
-__device__ __forceinline__ uint2 e4m3x4_to(uint32_t word);
-
-template <>
-__device__ __forceinline__ uint2 e4m3x4_to<__half>(uint32_t word) {
-  return make_uint2(e4m3x2_to<__half>(static_cast<uint16_t>(word)), e4m3x2_to<__half>(static_cast<uint16_t>(word >> 16)));
-}
-
-// sm_90 converts e4m3 only to f16, on the conversion pipe (16 values a clock per SM, a quarter of the integer
-// rate); bf16 through f16 and f32 took four such instructions a pair and bounded the kernel at the bf16 cache's
-// speed. Integer instead: an e4m3 byte at the top of a 16-bit lane with sign kept and exponent + mantissa
-// shifted right by 4 is a bf16 whose exponent lacks the bias difference 127 - 7 = 120 (subnormals included:
-// both formats scale them by the same 2^-bias); one bf16x2 multiply by 2^120 makes it exact.
-__device__ __forceinline__ uint32_t e4m3_high_bytes_to_bf16x2(uint32_t high_bytes) {
-  const uint32_t shifted = (high_bytes & 0x80008000u) | ((high_bytes & 0x7F007F00u) >> 4);
-  constexpr uint32_t kTwoPow120x2 = 0x7B807B80u;   // bf16 2^120 in both halves
-  uint32_t exact;
-  asm("mul.rn.bf16x2 %0, %1, %2;" : "=r"(exact) : "r"(shifted), "r"(kTwoPow120x2));
-  return exact;
-}
-
-template <>
-__device__ __forceinline__ uint2 e4m3x4_to<__nv_bfloat16>(uint32_t word) {
-  return make_uint2(e4m3_high_bytes_to_bf16x2(__byte_perm(word, 0, 0x1404)),    // bytes 1, 0 on top of each lane
-                    e4m3_high_bytes_to_bf16x2(__byte_perm(word, 0, 0x3424)));   // bytes 3, 2
+__device__ __forceinline__ uint2 e4m3x4_to(uint32_t word) {
+  return make_uint2(e4m3x2_to<Element>(static_cast<uint16_t>(word)),
+                    e4m3x2_to<Element>(static_cast<uint16_t>(word >> 16)));
 }
 
 // 16 e4m3 values as 16 Element values: the first eight in `first`, the last eight in `second`.
