@@ -307,10 +307,10 @@ struct ColumnStats {
 // Scales (by the softmax scale times descale, the cache's factor) and masks the block's scores, agrees on
 // each column's block max across the four warps, turns scores into probabilities and returns each column's
 // rescale factor for O^T.
-template <int kCols>
+template <int kCols, typename Storage>
 __device__ __forceinline__ void online_softmax(const DecodeParams& p, float descale, const Fragment& f, int block,
                                                int block_parity, bool needs_mask, float (&s)[kCols / 2],
-                                               ColumnStats<kCols>& stats, SharedStorage<kCols>& smem,
+                                               ColumnStats<kCols>& stats, Storage& smem,
                                                float (&rescale)[kCols / 4]) {
   constexpr int kOwnColumns = kCols / 4;
   float block_max[kOwnColumns];
@@ -350,8 +350,8 @@ __device__ __forceinline__ void online_softmax(const DecodeParams& p, float desc
 }
 
 // P^T into shared memory as the K-major B operand: column n's 64 probabilities form one 128-byte row.
-template <typename Element, int kCols>
-__device__ __forceinline__ void store_probs(const Fragment& f, const float (&s)[kCols / 2], SharedStorage<kCols>& smem) {
+template <typename Element, int kCols, typename Storage>
+__device__ __forceinline__ void store_probs(const Fragment& f, const float (&s)[kCols / 2], Storage& smem) {
 #pragma unroll
   for (int j = 0; j < kCols / 8; ++j) {
 #pragma unroll
@@ -411,10 +411,10 @@ __device__ __forceinline__ void accumulate_output(uint32_t kv, const SharedStora
 
 // Normalizes O^T (times output_scale) and writes it transposed to out (or to the split's fp32 partial),
 // with the LSE.
-template <typename Element, int kCols>
+template <typename Element, int kCols, typename Storage>
 __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragment& f, int req, OutputSlot slot,
                                              const ColumnStats<kCols>& stats, const float (&o)[kDTiles][kCols / 2],
-                                             float output_scale, SharedStorage<kCols>& smem) {
+                                             float output_scale, Storage& smem) {
   constexpr int kOwnColumns = kCols / 4;
   float warp_sum[kOwnColumns];
 #pragma unroll

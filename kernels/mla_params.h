@@ -90,8 +90,10 @@ cudaError_t launch_decode(const DecodeParams& p, cudaStream_t stream) {
 // An fp8 (e4m3) k_cache with an Element query: the swap-AB kernel only, so s_q * h_q <= kNarrowMaxRows (ops.py
 // refuses more rows before a launch).
 template <typename Element>
+cudaError_t launch_decode_narrow_fp8(const DecodeParams& p, cudaStream_t stream);   // up to 16 rows
+template <typename Element>
 cudaError_t launch_decode_fp8_kv(const DecodeParams& p, cudaStream_t stream) {
-  if (p.rows <= 16) return launch_decode_narrow<Element, 16, __nv_fp8_e4m3>(p, stream);
+  if (p.rows <= 16) return launch_decode_narrow_fp8<Element>(p, stream);
   if (p.rows <= kNarrowMaxRows) return launch_decode_narrow<Element, kNarrowMaxRows, __nv_fp8_e4m3>(p, stream);
   return cudaErrorInvalidValue;
 }

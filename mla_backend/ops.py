@@ -13,7 +13,9 @@ Shapes and dtypes (FlashMLA-compatible, so switching is a change of import):
     k_cache                 [num_blocks, 64, 1, 576] or [num_blocks, 64, 576], dtype of q, last dim
                             contiguous, any stride(0) (layer-interleaved caches work). V = K[..., :512].
                             Or float8_e4m3fn (vLLM's --kv-cache-dtype fp8 layout, 576 bytes a token) with
-                            descale_k, for s_q * h_q <= 32 for now; float8_e5m2 is refused.
+                            descale_k, for s_q * h_q <= 32 for now; float8_e5m2 is refused. Up to 16 rows
+                            Q.K^T runs in fp8: each query row is scaled to e4m3's range and rounded to e4m3
+                            first (reference.quantize_query_rows; the CPU path does the same).
     descale_k (keyword)     with an fp8 k_cache only: float32 [1] (or 0-dim) on q's device, K = descale_k * k_cache;
                             read on the device, so a CUDA graph replays with the tensor's current value.
     descale_q (keyword)     for an fp8 query (FlashMLA's fp8 path): not supported yet, must be None.
@@ -40,7 +42,8 @@ import torch
 
 from mla_backend import reference, tile_scheduler
 from mla_backend.kernel_facts import (  # noqa: F401 - re-exported: the contract's numbers, read as ops.X
-    BLOCK_SIZE, FP8_MAX_ROWS, HEAD_DIM, HEAD_DIM_V, MAX_BATCH, MAX_H_Q, MAX_S_Q, ROPE_DIM, is_hopper, not_hopper,
+    BLOCK_SIZE, FP8_MAX_ROWS, FP8_QUANTIZED_QUERY_ROWS, HEAD_DIM, HEAD_DIM_V, MAX_BATCH, MAX_H_Q, MAX_S_Q, ROPE_DIM,
+    is_hopper, not_hopper,
 )
 
 DEFAULT_NUM_SMS = 132       # H100 SXM / H200; only used for CPU tensors
@@ -67,11 +70,14 @@ def _decode_paged_cpu(q, q_rope, k_cache, block_table, cache_seqlens, tile_sched
                       softmax_scale, causal, descale_k=None):
     if q_rope is not None:
         q = torch.cat([q, q_rope], dim=-1)
+    dtype = q.dtype
     if descale_k is not None:
         k_cache = reference.dequantize_kv(k_cache, descale_k)
+        if q.shape[1] * q.shape[2] <= FP8_QUANTIZED_QUERY_ROWS:   # as the kernel: Q.K^T in fp8
+            q = reference.quantize_query_rows(q)
     out, lse = reference.mla_decode_reference(q, k_cache, block_table, cache_seqlens, HEAD_DIM_V, softmax_scale,
                                               causal)
-    return out.to(q.dtype), lse
+    return out.to(dtype), lse
 
 
 @torch.library.register_fake("mla_backend::tile_scheduler")

@@ -1,9 +1,11 @@
 """The compiled kernel on an fp8 (float8_e4m3fn) KV cache with a per-tensor descale_k, on a Hopper GPU.
 
-The reference runs in fp32 on the dequantized cache (k_cache.float() * descale_k). Every e4m3 value is exact in
-bf16 and fp16, so the kernel holds the bf16 path's tolerances against it (assert_matches: out max abs 1e-2, cosine
-1 - 1e-5, lse rel 1e-4). The quantization itself is measured apart, against the unquantized cache: FlashMLA's
-test data (std 0.1) within vLLM's fp8-cache tolerance (atol 0.15), and a cosine of 0.998 at std 0.1 and 1.
+The reference runs in fp32 on the dequantized cache (k_cache.float() * descale_k) and, for up to
+FP8_QUANTIZED_QUERY_ROWS query rows, on the query as the kernel quantizes it (reference.quantize_query_rows: Q.K^T
+runs in fp8 there). The kernel holds the bf16 path's tolerances against it (assert_matches: out max abs 1e-2, cosine
+1 - 1e-5), lse within 1e-3 relative where Q.K^T is fp8 (Hopper's fp8 wgmma accumulates with fewer mantissa bits
+than fp32), 1e-4 elsewhere. The quantization itself is measured apart, against the unquantized cache and query:
+FlashMLA's test data (std 0.1) within vLLM's fp8-cache tolerance (atol 0.15), and a cosine of 0.998 at std 0.1 and 1.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import pytest
 import torch
 
 from conftest import requires_hopper
+from mla_backend.kernel_facts import FP8_QUANTIZED_QUERY_ROWS
 from mla_backend.testing import FP8_E4M3_NAN, draw_seqlens, make_batch
 from test_kernel_gpu import assert_matches, run_kernel, run_reference
 
@@ -28,6 +31,23 @@ def fp8_batch(b, s_q, h_q, seqlens, **kw):
     return make_batch(b, s_q, h_q, seqlens, kv_dtype=FP8, **kw)
 
 
+def quantizes_query(batch) -> bool:
+    return batch.q.shape[1] * batch.q.shape[2] <= FP8_QUANTIZED_QUERY_ROWS
+
+
+def run_fp8_reference(batch):
+    """The fp32 reference on the dequantized cache, with the query the kernel multiplies K with."""
+    from mla_backend.reference import dequantize_kv, mla_decode_reference, quantize_query_rows
+
+    q = quantize_query_rows(batch.q) if quantizes_query(batch) else batch.q
+    return mla_decode_reference(q, dequantize_kv(batch.k_cache, batch.descale_k), batch.block_table,
+                                batch.cache_seqlens, 512, batch.softmax_scale, batch.causal)
+
+
+def assert_matches_fp8(out, lse, batch):
+    assert_matches(out, lse, *run_fp8_reference(batch), lse_rel_tol=1e-3 if quantizes_query(batch) else 1e-4)
+
+
 @pytest.mark.parametrize("b,rows,seqlen,causal", GRID)
 def test_fp8_cache_matches_fp32_reference_on_the_dequantized_cache(b, rows, seqlen, causal):
     s_q, h_q = rows
@@ -35,7 +55,7 @@ def test_fp8_cache_matches_fp32_reference_on_the_dequantized_cache(b, rows, seql
         pytest.skip("covered at b=6; keeps the grid within minutes")
     g = torch.Generator().manual_seed(hash((b, s_q, h_q, str(seqlen), causal)) % 2**31)
     batch = fp8_batch(b, s_q, h_q, draw_seqlens(b, seqlen, s_q, g), causal=causal, seed=b * 7 + h_q)
-    assert_matches(*run_kernel(batch), *run_reference(batch))
+    assert_matches_fp8(*run_kernel(batch), batch)
 
 
 @pytest.mark.parametrize("b,s_q,h_q,seqlen,causal", [
@@ -47,7 +67,7 @@ def test_fp8_cache_with_fp16_queries(b, s_q, h_q, seqlen, causal):
     batch = fp8_batch(b, s_q, h_q, draw_seqlens(b, seqlen, s_q, g), dtype=torch.float16, causal=causal)
     out, lse = run_kernel(batch)
     assert out.dtype == torch.float16
-    assert_matches(out, lse, *run_reference(batch))
+    assert_matches_fp8(out, lse, batch)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
@@ -59,13 +79,14 @@ def test_fp8_cache_unit_variance_inputs(b, s_q, h_q, seqlen, dtype):
     g = torch.Generator().manual_seed(b + s_q + h_q)
     batch = fp8_batch(b, s_q, h_q, draw_seqlens(b, seqlen, s_q, g), dtype=dtype, causal=True, seed=5, std=1.0)
     out, lse = run_kernel(batch)
-    ref_out, ref_lse = run_reference(batch)
+    ref_out, ref_lse = run_fp8_reference(batch)
     assert not out.isnan().any(), "NaN in out"
     rel = ((out.float() - ref_out).norm() / ref_out.norm()).item()
     assert rel <= 1e-2, f"out relative error {rel}"
     finite = torch.isfinite(ref_lse)
     assert torch.equal(finite, torch.isfinite(lse))
-    assert ((lse[finite] - ref_lse[finite]).abs() / ref_lse[finite].abs().clamp(min=1.0)).max().item() <= 1e-4
+    lse_rel = ((lse[finite] - ref_lse[finite]).abs() / ref_lse[finite].abs().clamp(min=1.0)).max().item()
+    assert lse_rel <= (1e-3 if quantizes_query(batch) else 1e-4), f"lse rel diff {lse_rel}"
 
 
 @pytest.mark.parametrize("std", [0.1, 1.0])
@@ -89,7 +110,7 @@ def test_fp8_nan_in_unused_pages_and_tails_never_reaches_output(sign):
     poisoned = codes == FP8_E4M3_NAN
     assert poisoned.any(), "the batch is not poisoned as the test assumes"
     codes[poisoned] = FP8_E4M3_NAN | sign
-    assert_matches(*run_kernel(batch), *run_reference(batch))
+    assert_matches_fp8(*run_kernel(batch), batch)
 
 
 @pytest.mark.parametrize("h_q,s_q", [(16, 1), (16, 2), (32, 1)])
@@ -101,7 +122,7 @@ def test_fp8_zero_length_requests_write_zeros_and_inf_lse(h_q, s_q):
     batch = fp8_batch(128, s_q, h_q, seqlens, causal=True)
     out, lse = run_kernel(batch)
     assert torch.isinf(lse[::7]).all() and (out[::7] == 0).all()
-    assert_matches(out, lse, *run_reference(batch))
+    assert_matches_fp8(out, lse, batch)
 
 
 def test_fp8_all_zero_lengths():
@@ -112,7 +133,7 @@ def test_fp8_all_zero_lengths():
 
 def test_fp8_causal_rows_without_keys():
     batch = fp8_batch(3, 4, 8, [1, 2, 3], causal=True)
-    assert_matches(*run_kernel(batch), *run_reference(batch))
+    assert_matches_fp8(*run_kernel(batch), batch)
 
 
 def test_fp8_layer_interleaved_kv_cache_strides():
@@ -120,12 +141,12 @@ def test_fp8_layer_interleaved_kv_cache_strides():
     layers = torch.full((batch.k_cache.shape[0], 3, 64, 576), FP8_E4M3_NAN, dtype=torch.uint8, device="cuda").view(FP8)
     layers[:, 1] = batch.k_cache[:, :, 0]
     batch.k_cache = layers[:, 1]          # stride(0) = 3 * 64 * 576 bytes
-    assert_matches(*run_kernel(batch), *run_reference(batch))
+    assert_matches_fp8(*run_kernel(batch), batch)
 
 
 def test_fp8_one_long_request_split_over_every_sm():
     batch = fp8_batch(1, 1, 16, [65536 + 17], causal=True, extra_blocks=0)
-    assert_matches(*run_kernel(batch), *run_reference(batch))
+    assert_matches_fp8(*run_kernel(batch), batch)
 
 
 @pytest.mark.parametrize("s_q,h_q", [(1, 16), (2, 16)])
@@ -153,7 +174,7 @@ def test_fp8_cuda_graph_reads_descale_k_on_replay(s_q, h_q):
         eager_out, eager_lse = step()
         torch.testing.assert_close(graph_out, eager_out, rtol=0, atol=0)
         torch.testing.assert_close(graph_lse, eager_lse, rtol=0, atol=0)
-        assert_matches(graph_out, graph_lse, *run_reference(static))
+        assert_matches_fp8(graph_out, graph_lse, static)
 
 
 def test_fp8_cache_with_bf16_equivalent_values_gives_the_bf16_paths_bits_closely():

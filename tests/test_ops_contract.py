@@ -237,15 +237,30 @@ def fp8_batch(**kw):
     return batch(kv_dtype=FP8, **kw)
 
 
+def fp8_reference(x, descale_k):
+    """The reference on the dequantized cache, with the query rounded as the kernel does up to 16 rows."""
+    q = reference.quantize_query_rows(x.q) if x.q.shape[1] * x.q.shape[2] <= ops.FP8_QUANTIZED_QUERY_ROWS else x.q
+    return reference.mla_decode_reference(q, reference.dequantize_kv(x.k_cache, descale_k), x.block_table,
+                                          x.cache_seqlens, 512, x.softmax_scale, True)
+
+
 def test_fp8_cache_cpu_path_equals_reference_on_the_dequantized_cache():
     x = fp8_batch()
     out, lse = ops.mla_decode_with_kvcache(**decode_args(x), descale_k=x.descale_k)
-    dequantized = reference.dequantize_kv(x.k_cache, x.descale_k)
-    ref_out, ref_lse = reference.mla_decode_reference(x.q, dequantized, x.block_table, x.cache_seqlens, 512,
-                                                      x.softmax_scale, True)
+    ref_out, ref_lse = fp8_reference(x, x.descale_k)
     assert out.dtype == x.q.dtype and out.shape == (3, 2, 4, 512)
     torch.testing.assert_close(out, ref_out.to(out.dtype), rtol=0, atol=0)
     torch.testing.assert_close(lse, ref_lse, rtol=0, atol=0)
+
+
+def test_the_fp8_query_rounding_keeps_each_rows_largest_value_and_zero_rows():
+    q = torch.randn(2, 1, 3, 576, dtype=torch.bfloat16)
+    q[1, 0, 2] = 0
+    rounded = reference.quantize_query_rows(q)
+    amax = q.float().abs().amax(-1)
+    assert torch.equal(rounded.abs().amax(-1), amax) and (rounded[1, 0, 2] == 0).all()
+    rel = ((rounded - q.float()).norm() / q.float().norm()).item()
+    assert 0.005 < rel < 0.05   # e4m3: 3 mantissa bits
 
 
 def test_fp8_cache_takes_a_0_dim_scale_and_fp16_queries():
@@ -259,8 +274,7 @@ def test_fp8_cache_takes_a_0_dim_scale_and_fp16_queries():
 def test_descale_k_scales_k_and_v():
     x = fp8_batch()
     twice = ops.mla_decode_with_kvcache(**decode_args(x), descale_k=x.descale_k * 2)
-    ref_out, ref_lse = reference.mla_decode_reference(x.q, reference.dequantize_kv(x.k_cache, x.descale_k * 2),
-                                                      x.block_table, x.cache_seqlens, 512, x.softmax_scale, True)
+    ref_out, ref_lse = fp8_reference(x, x.descale_k * 2)
     torch.testing.assert_close(twice[0], ref_out.to(twice[0].dtype), rtol=0, atol=0)
     torch.testing.assert_close(twice[1], ref_lse, rtol=0, atol=0)
 
@@ -343,7 +357,6 @@ def test_fp8_decode_traces_under_torch_compile_with_fake_kernels():
                                                   x.softmax_scale, True, descale_k)
 
     out, lse = step(x.q, x.k_cache, x.block_table, x.cache_seqlens, x.descale_k)
-    ref_out, ref_lse = reference.mla_decode_reference(x.q, reference.dequantize_kv(x.k_cache, x.descale_k),
-                                                      x.block_table, x.cache_seqlens, 512, x.softmax_scale, True)
+    ref_out, ref_lse = fp8_reference(x, x.descale_k)
     torch.testing.assert_close(out, ref_out.to(out.dtype))
     torch.testing.assert_close(lse, ref_lse)
