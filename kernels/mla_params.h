@@ -87,14 +87,16 @@ cudaError_t launch_decode(const DecodeParams& p, cudaStream_t stream) {
   if (p.rows <= kNarrowMaxRows) return launch_decode_narrow<Element, kNarrowMaxRows>(p, stream);
   return launch_decode_wide<Element>(p, stream);
 }
-// An fp8 (e4m3) k_cache with an Element query: the swap-AB kernel only, so s_q * h_q <= kNarrowMaxRows (ops.py
-// refuses more rows before a launch).
+// An fp8 (e4m3) k_cache with an Element query: swap-AB kernels only, so s_q * h_q <= kFp8MaxRows (ops.py refuses
+// more rows before a launch): up to 16 rows Q.K^T in fp8 (mla_decode_narrow_fp8.cuh), 17-32 rows the 16-bit
+// swap-AB kernel on 32 columns with the cache converted by its producers.
+constexpr int kFp8MaxRows = 32;
 template <typename Element>
-cudaError_t launch_decode_narrow_fp8(const DecodeParams& p, cudaStream_t stream);   // up to 16 rows
+cudaError_t launch_decode_narrow_fp8(const DecodeParams& p, cudaStream_t stream);
 template <typename Element>
 cudaError_t launch_decode_fp8_kv(const DecodeParams& p, cudaStream_t stream) {
   if (p.rows <= 16) return launch_decode_narrow_fp8<Element>(p, stream);
-  if (p.rows <= kNarrowMaxRows) return launch_decode_narrow<Element, kNarrowMaxRows, __nv_fp8_e4m3>(p, stream);
+  if (p.rows <= kFp8MaxRows) return launch_decode_narrow<Element, kFp8MaxRows, __nv_fp8_e4m3>(p, stream);
   return cudaErrorInvalidValue;
 }
 template <typename Element>

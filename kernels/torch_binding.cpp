@@ -48,8 +48,8 @@ std::tuple<at::Tensor, at::Tensor> decode_paged_cuda(const at::Tensor& q, const 
   TORCH_CHECK(fp8_kv == descale_k.has_value(), "descale_k goes with a float8_e4m3fn k_cache, and only with one");
   TORCH_CHECK(!descale_k || (descale_k->is_cuda() && descale_k->device() == q.device() &&
                              descale_k->scalar_type() == at::kFloat && descale_k->numel() == 1), "bad descale_k");
-  TORCH_CHECK(!fp8_kv || q.size(1) * q.size(2) <= mla::kNarrowMaxRows, "fp8 k_cache needs s_q * h_q <= ",
-              mla::kNarrowMaxRows);
+  TORCH_CHECK(!fp8_kv || q.size(1) * q.size(2) <= mla::kFp8MaxRows, "fp8 k_cache needs s_q * h_q <= ",
+              mla::kFp8MaxRows);
   const c10::cuda::CUDAGuard guard(q.device());
   const int64_t b = q.size(0), s_q = q.size(1), h_q = q.size(2);
   const int64_t num_parts = tile_scheduler_metadata.size(0);

@@ -254,11 +254,12 @@ def test_fp8_cache_cpu_path_equals_reference_on_the_dequantized_cache():
 
 
 def test_the_fp8_query_rounding_keeps_each_rows_largest_value_and_zero_rows():
-    q = torch.randn(2, 1, 3, 576, dtype=torch.bfloat16)
+    q = torch.randn(2, 1, 3, 576, dtype=torch.bfloat16, generator=torch.Generator().manual_seed(0))
     q[1, 0, 2] = 0
     rounded = reference.quantize_query_rows(q)
     amax = q.float().abs().amax(-1)
-    assert torch.equal(rounded.abs().amax(-1), amax) and (rounded[1, 0, 2] == 0).all()
+    torch.testing.assert_close(rounded.abs().amax(-1), amax, rtol=1e-6, atol=0)   # 448 is an e4m3 value
+    assert (rounded[1, 0, 2] == 0).all()
     rel = ((rounded - q.float()).norm() / q.float().norm()).item()
     assert 0.005 < rel < 0.05   # e4m3: 3 mantissa bits
 
