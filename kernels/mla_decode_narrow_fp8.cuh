@@ -42,6 +42,7 @@ constexpr int kRawSubTiles = (kHeadDim + kRawSubTileColumns - 1) / kRawSubTileCo
 constexpr int kRawKSteps = kHeadDim / 32;                                        // 18 k32 steps of Q.K^T
 constexpr int kVChunks = kHeadDimV / 16;                                         // 32 fp8 chunks of V a token
 constexpr float kE4M3Max = 448.f;
+constexpr float kQAmaxMin = 1e-30f, kQAmaxMax = 1e30f;                            // reference.Q_AMAX_RANGE
 
 // Raw fp8 stage: token 8g + r, sub-tile t (columns 128t..128t+127) is the 128-byte row g * kGroupBytes +
 // t * 1024 + r * 128; its 16-byte chunk c at chunk c ^ r (the 128-byte swizzle, as the wgmma descriptors).
@@ -215,7 +216,9 @@ __device__ __forceinline__ void load_q(const DecodeParams& p, int req, SharedSto
   }
 #pragma unroll
   for (int lanes = 1; lanes < kLanesPerRow; lanes *= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffff, amax, lanes));
-  const float scale = amax > 0.f ? kE4M3Max / amax : 1.f;
+  // A zero row keeps scale 1; amax is clamped so that neither the scale nor its inverse leaves fp32's normal range
+  // (448 / amax overflows below ~1e-36, and --use_fast_math's reciprocal flushes to 0 above 2^126).
+  const float scale = amax > 0.f ? kE4M3Max / fminf(fmaxf(amax, kQAmaxMin), kQAmaxMax) : 1.f;
   const uint32_t q_base = smem_addr(smem.q);
 #pragma unroll
   for (int i = 0; i < kChunksPerLane; ++i) {

@@ -14,12 +14,15 @@ def dequantize_kv(k_cache: torch.Tensor, descale_k: torch.Tensor | float) -> tor
     return k_cache.float() * scale
 
 
+Q_AMAX_RANGE = (1e-30, 1e30)   # the kernel clamps a row's max |value| to this before taking 448 / it
+
+
 def quantize_query_rows(q: torch.Tensor) -> torch.Tensor:
     """The query the fp8-cache kernel multiplies K with for up to FP8_QUANTIZED_QUERY_ROWS rows, in fp32: every
     (token, head) row scaled by 448 / max|row| onto e4m3's range, rounded to e4m3, scaled back (a zero row stays 0)."""
     q = q.float()
     amax = q.abs().amax(dim=-1, keepdim=True)
-    scale = torch.where(amax > 0, E4M3_MAX / amax, torch.ones_like(amax))
+    scale = torch.where(amax > 0, E4M3_MAX / amax.clamp(*Q_AMAX_RANGE), torch.ones_like(amax))
     return (q * scale).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn).float() / scale
 
 

@@ -262,6 +262,8 @@ def test_the_fp8_query_rounding_keeps_each_rows_largest_value_and_zero_rows():
     assert (rounded[1, 0, 2] == 0).all()
     rel = ((rounded - q.float()).norm() / q.float().norm()).item()
     assert 0.005 < rel < 0.05   # e4m3: 3 mantissa bits
+    tiny = reference.quantize_query_rows(torch.full((1, 1, 1, 576), 1e-38))   # 448 / 1e-38 would overflow
+    assert torch.isfinite(tiny).all()
 
 
 def test_fp8_cache_takes_a_0_dim_scale_and_fp16_queries():
