@@ -136,7 +136,7 @@ __device__ __forceinline__ void convert_v(const CopyLane& lane, uint32_t raw, ui
   }
 }
 
-__device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry, SharedStorage& smem) {
+inline __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry, SharedStorage& smem) {
   const CopyLane lane(p);
   BlockCursor cursor{entry.begin_req, entry.begin_block};
   cursor.settle(p, entry);
