@@ -114,21 +114,31 @@ __device__ __forceinline__ void copy_block(const DecodeParams& p, const CopyLane
 
 // Converts the V chunks this lane copied from raw stage `raw` into V stage `v`: raw chunk c of sub-tile t
 // (columns 128t + 16c..+15) becomes fp16 chunks 2c % 8 and 2c % 8 + 1 of V sub-tile 2t + c / 4.
+// All 16 loads are issued before the first conversion: the loads and stores are volatile asm, which the
+// compiler keeps in order, so a load-convert-store loop waited out a shared-memory round trip per chunk
+// (a third of v36's time at b128/s4096/h16: PERF_NOTES v38).
 __device__ __forceinline__ void convert_v(const CopyLane& lane, uint32_t raw, uint32_t v) {
+  constexpr int kRawVSubTiles = kHeadDimV / kRawSubTileColumns;   // 4
   const int v_sub_tile = lane.chunk / 4, first = (2 * lane.chunk) % 8;
   const int r = lane.token % 8;
   const uint32_t v_offset = VLayout::row(0, v_sub_tile, lane.token);
   const uint32_t dst_first = v_offset + ((first ^ r) * 16), dst_second = v_offset + (((first + 1) ^ r) * 16);
+  uint4 fp8[kBlockSize / 16][kRawVSubTiles];
 #pragma unroll
   for (int k = 0; k < kBlockSize / 16; ++k) {
 #pragma unroll
-    for (int t = 0; t < kHeadDimV / kRawSubTileColumns; ++t) {
-      uint4 fp8;
+    for (int t = 0; t < kRawVSubTiles; ++t) {
       asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
-                   : "=r"(fp8.x), "=r"(fp8.y), "=r"(fp8.z), "=r"(fp8.w)
+                   : "=r"(fp8[k][t].x), "=r"(fp8[k][t].y), "=r"(fp8[k][t].z), "=r"(fp8[k][t].w)
                    : "r"(raw + lane.raw_offset + k * 2 * RawLayout::kGroupBytes + t * 1024));
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < kBlockSize / 16; ++k) {
+#pragma unroll
+    for (int t = 0; t < kRawVSubTiles; ++t) {
       uint4 lo, hi;
-      e4m3x16_to<__half>(fp8, lo, hi);
+      e4m3x16_to<__half>(fp8[k][t], lo, hi);
       const uint32_t at = v + k * 2 * VLayout::kGroupBytes + t * 2 * 1024;
       store_shared_16(at + dst_first, lo);
       store_shared_16(at + dst_second, hi);
