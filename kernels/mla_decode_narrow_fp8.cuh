@@ -1,25 +1,26 @@
-// Swap-AB decode on an fp8 (e4m3) KV cache for up to 16 query rows: Q.K^T in fp8, P.V in fp16.
+// Swap-AB decode on an fp8 (e4m3) KV cache for up to 16 query rows: both products in fp8 (v39).
 //
-// The 16-bit swap-AB kernel (mla_decode_narrow.cuh) spends most of a block's consumer time in its 36
-// m64n16k16 Q.K^T wgmmas (~35 cycles each, shared-memory bound: 2 KB of K per instruction), which sets
-// its floor (~1.8 us a block at h16) no matter how few bytes the cache has. Here:
 //   S^T [64 x 16] = K8 [64 x 576] . Q8^T            18 wgmma m64n16k32 e4m3: K straight from the cp.async
 //                                                    stage (576 bytes a token), Q quantized per row on load
-//   O^T [512 x 16] += V16^T [512 x 64] . P^T        32 wgmma m64n16k16 f16, as the 16-bit kernel
-// V is the cache's first 512 columns converted to fp16 in shared memory by the producer thread that copied
-// them (cvt.rn.f16x2.e4m3x2: one instruction a pair, exact: fp16 holds every e4m3 value), so the consumer
-// reads the same V layout as the 16-bit kernel. P is fp16 whatever the query's dtype (probabilities in
-// [0, 1] keep 10 mantissa bits); the output is written in the query's dtype.
-// Scales: S = softmax_scale * descale_k * (K8 . Q8) / q_scale[row] and O = descale_k * P.V16, where q_scale
-// = 448 / max|q_row| maps each query row onto e4m3's range.
+//   O^T [512 x 16] = V8^T [512 x 64] . P8^T         per block into a fresh accumulator, added to O in fp32:
+//                                                    16 wgmma m64n16k32 e4m3 for P's high part, 16 for its low
+// fp8 wgmma takes both operands K-major, so V (the cache's first 512 columns, token-major) is transposed in
+// shared memory into Vt stages (a 64-byte row of 64 tokens per V column, 32 KB a block) by the producer
+// warpgroup once the block has landed: each thread reads 16 tokens x 16 columns (16 conflict-free 16-byte
+// loads), transposes the 16 x 16 bytes in registers (PRMT) and writes 16 rows of 16 tokens.
+// P = exp(s - max) in [0, 1] is scaled by 2^8 (into e4m3's normal range) and written as two e4m3 parts, high =
+// e4m3(256 p) and low = e4m3(256 p - high): P.V's error stays ~2^-8 relative instead of e4m3's 2^-4. The row
+// sums are taken from the fp32 P. Each block's P.V starts from zero: fp8 wgmma accumulates with fewer bits than
+// fp32, so O itself is summed in registers.
+// Scales: S = softmax_scale * descale_k * (K8 . Q8) / q_scale[row] and O = descale_k / 2^8 * sum P8.V8, where
+// q_scale = 448 / max|q_row| maps each query row onto e4m3's range.
 //
-// Stages: two raw fp8 stages (40 KB, 128-byte rows of 128 columns, the fifth sub-tile half used) and two fp16
-// V stages (64 KB). Producer thread i copies 16-byte chunk i % 8 of every 128-byte sub-tile row of tokens
-// i / 8 + 16k (as the 16-bit producer), commits one cp.async group a block, and once the group of block n
-// has landed (the next block's copies still in flight) converts the V chunks it copied itself into V stage
-// n % 2: no other thread's bytes, so no barrier between copying and converting.
-// Barriers per stage: raw_full (128 cp.async arrivals), raw_empty (4 consumer warps, after Q.K^T), v_full
-// (128 producer threads, after converting), v_empty (4 consumer warps, after P.V).
+// Stages: three raw fp8 stages (40 KB: 128-byte rows of 128 columns, the fifth sub-tile half used) and two Vt
+// stages (32 KB, 64-byte rows, the 64-byte swizzle). The producer copies block n, then transposes block n - 2
+// (blocks n - 1 and n still landing). Barriers: raw_full (128 cp.async arrivals; the producer waits on it too,
+// since it transposes bytes other threads copied), raw_empty (4 consumer warps after Q.K^T and 4 producer warps
+// after reading the stage for the transpose), vt_full (128 producer threads, after transposing), vt_empty (4
+// consumer warps, after P.V).
 #pragma once
 
 #include "mla_decode_narrow.cuh"
@@ -32,15 +33,17 @@ using narrow::Fragment;
 using narrow::kConsumerWarps;
 using narrow::kDTiles;
 using narrow::kProducerThreads;
-using narrow::kStages;
 using narrow::kThreads;
-using narrow::kTokenSteps;
 
 constexpr int kCols = 16;
 constexpr int kRawSubTileColumns = 128;                                          // e4m3 values a 128-byte row
 constexpr int kRawSubTiles = (kHeadDim + kRawSubTileColumns - 1) / kRawSubTileColumns;   // 5 (the last: 64)
 constexpr int kRawKSteps = kHeadDim / 32;                                        // 18 k32 steps of Q.K^T
-constexpr int kVChunks = kHeadDimV / 16;                                         // 32 fp8 chunks of V a token
+constexpr int kRawStages = 3;
+constexpr int kVtStages = 2;
+constexpr int kTransposeLag = kRawStages - 1;   // blocks still landing while one is transposed
+constexpr int kPvKSteps = kBlockSize / 32;      // k32 steps of P.V over a block's tokens
+constexpr float kProbScale = 256.f;             // P is written as e4m3 of 2^8 p
 constexpr float kE4M3Max = 448.f;
 constexpr float kQAmaxMin = 1e-30f, kQAmaxMax = 1e30f;                            // reference.Q_AMAX_RANGE
 
@@ -54,28 +57,39 @@ struct RawLayout {
   }
 };
 
-// fp16 V stage: the 16-bit kernel's BlockLayout without the RoPE sub-tile (8 sub-tiles of 64 columns).
-struct VLayout {
-  static constexpr int kGroupBytes = kDTiles * 1024;
-  static constexpr int kStageBytes = (kBlockSize / 8) * kGroupBytes;
-  __device__ static uint32_t row(uint32_t stage, int sub_tile, int token) {
-    return stage + (token / 8) * kGroupBytes + sub_tile * 1024 + (token % 8) * 128;
+// Vt stage: V column d is the 64-byte row d (64 tokens); its 16-token chunk g at chunk g ^ ((d / 2) % 4), the
+// 64-byte swizzle (8-row atoms of 512 bytes). P^T has the same layout with a row per query column.
+struct VtLayout {
+  static constexpr int kRowBytes = kBlockSize;
+  static constexpr int kAtomBytes = 8 * kRowBytes;
+  static constexpr int kStageBytes = kHeadDimV * kRowBytes;
+  __device__ static uint32_t chunk(uint32_t base, int row, int token_chunk) {
+    return base + row * kRowBytes + ((token_chunk ^ ((row / 2) % 4)) * 16);
   }
 };
 
+// K-major operand in the 64-byte swizzle: rows of 64 bytes, 8-row groups 512 bytes apart.
+__device__ __forceinline__ uint64_t desc_k_major_sw64(uint32_t addr) {
+  uint64_t d = 0;
+  d |= uint64_t((addr & 0x3FFFF) >> 4);
+  d |= uint64_t(1) << 16;                              // leading byte offset: unused for swizzled K-major
+  d |= uint64_t(VtLayout::kAtomBytes >> 4) << 32;      // stride byte offset: next 8 rows
+  d |= uint64_t(2) << 62;                              // 64-byte swizzle
+  return d;
+}
+
 struct SharedStorage {
-  alignas(1024) char raw[kStages][RawLayout::kStageBytes];
-  alignas(1024) char v[kStages][VLayout::kStageBytes];
+  alignas(1024) char raw[kRawStages][RawLayout::kStageBytes];
+  alignas(1024) char vt[kVtStages][VtLayout::kStageBytes];
   alignas(1024) char q[kRawSubTiles][kCols * 128];       // Q8: kCols rows x 576 e4m3, 128-column sub-tiles
-  alignas(1024) char p[kCols * 128];                     // P^T (fp16), K-major: a row of 64 tokens per column
+  alignas(1024) char p[2][kCols * VtLayout::kRowBytes];   // P^T high and low parts (e4m3), VtLayout
   float block_max[2][kConsumerWarps][kCols];
   float column_sum[kConsumerWarps][kCols];
   float q_inv_scale[kCols];                              // 1 / q_scale of each query row
-  uint64_t raw_full[kStages], raw_empty[kStages], v_full[kStages], v_empty[kStages];
+  uint64_t raw_full[kRawStages], raw_empty[kRawStages], vt_full[kVtStages], vt_empty[kVtStages];
 };
 
 using KQ = gmma::MMA_64x16x32_F32E4M3E4M3_SS_TN<>;
-using VP = NarrowGmma<__half, kCols>::VP;
 
 // ---------------------------------------------------------------------------------------------------
 // Producer warpgroup.
@@ -112,75 +126,104 @@ __device__ __forceinline__ void copy_block(const DecodeParams& p, const CopyLane
   }
 }
 
-// Converts the V chunks this lane copied from raw stage `raw` into V stage `v`: raw chunk c of sub-tile t
-// (columns 128t + 16c..+15) becomes fp16 chunks 2c % 8 and 2c % 8 + 1 of V sub-tile 2t + c / 4.
-// All 16 loads are issued before the first conversion: the loads and stores are volatile asm, which the
-// compiler keeps in order, so a load-convert-store loop waited out a shared-memory round trip per chunk
-// (a third of v36's time at b128/s4096/h16: PERF_NOTES v38).
-__device__ __forceinline__ void convert_v(const CopyLane& lane, uint32_t raw, uint32_t v) {
-  constexpr int kRawVSubTiles = kHeadDimV / kRawSubTileColumns;   // 4
-  const int v_sub_tile = lane.chunk / 4, first = (2 * lane.chunk) % 8;
-  const int r = lane.token % 8;
-  const uint32_t v_offset = VLayout::row(0, v_sub_tile, lane.token);
-  const uint32_t dst_first = v_offset + ((first ^ r) * 16), dst_second = v_offset + (((first + 1) ^ r) * 16);
-  uint4 fp8[kBlockSize / 16][kRawVSubTiles];
+// One producer thread's share of a block's transpose: V columns 16c..16c+15 (c < 32) of tokens 16g..16g+15
+// (g < 4). In a quarter warp the eight lanes read the eight chunks c % 8 of one raw sub-tile row (no bank
+// conflict: the raw rows' swizzle is c ^ token % 8) and write Vt chunks of four different g (two lanes a bank).
+struct TransposeLane {
+  int c, g;
+  uint32_t raw_offset;   // this lane's chunk of token 16g in a raw stage
+  __device__ TransposeLane() {
+    const int tid = threadIdx.x - kWarpgroupThreads, warp = tid / 32, lane = tid % 32;
+    c = lane;                         // sub-tile c / 8 = lane / 8, chunk c % 8 = lane % 8
+    g = (lane % 8 + warp) % 4;
+    raw_offset = RawLayout::row(0, c / 8, 16 * g);
+  }
+};
+
+// The 4 x 4 byte transpose: out[m] holds byte m of x0..x3, in that order.
+__device__ __forceinline__ void transpose_4x4(uint32_t x0, uint32_t x1, uint32_t x2, uint32_t x3, uint32_t (&out)[4]) {
+  const uint32_t t0 = __byte_perm(x0, x1, 0x5140), t1 = __byte_perm(x0, x1, 0x7362);
+  const uint32_t t2 = __byte_perm(x2, x3, 0x5140), t3 = __byte_perm(x2, x3, 0x7362);
+  out[0] = __byte_perm(t0, t2, 0x5410);
+  out[1] = __byte_perm(t0, t2, 0x7632);
+  out[2] = __byte_perm(t1, t3, 0x5410);
+  out[3] = __byte_perm(t1, t3, 0x7632);
+}
+
+// Block m's V, transposed from its raw stage into Vt stage m % kVtStages once all of its copies have landed and
+// the consumers are done with that Vt stage. Tokens from valid_tokens on are written as zeros: 0 * NaN would
+// poison P.V (unused page tails may hold anything).
+__device__ __forceinline__ void transpose_block(const TransposeLane& lane, SharedStorage& smem, int m, int valid_tokens) {
+  const int vt_stage = m % kVtStages;
+  mbar_wait(smem_addr(&smem.raw_full[m % kRawStages]), (m / kRawStages) & 1);
+  if (m >= kVtStages) mbar_wait(smem_addr(&smem.vt_empty[vt_stage]), (m / kVtStages - 1) & 1);
+  const uint32_t raw = smem_addr(smem.raw[m % kRawStages]) + lane.raw_offset;
+  uint32_t rows[16][4];   // [token][4 columns each]
 #pragma unroll
-  for (int k = 0; k < kBlockSize / 16; ++k) {
+  for (int j = 0; j < 16; ++j) {
+    const int token = 16 * lane.g + j;
+    const uint32_t at = raw + (j / 8) * RawLayout::kGroupBytes + (j % 8) * 128 + ((lane.c % 8) ^ (j % 8)) * 16;
+    asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(rows[j][0]), "=r"(rows[j][1]), "=r"(rows[j][2]), "=r"(rows[j][3]) : "r"(at));
+    if (token >= valid_tokens) rows[j][0] = rows[j][1] = rows[j][2] = rows[j][3] = 0;
+  }
+  // Every producer warp has read the stage: with the consumers' Q.K^T done it may take block m + kRawStages.
+  __syncwarp();
+  if (threadIdx.x % 32 == 0) mbar_arrive(smem_addr(&smem.raw_empty[m % kRawStages]));
+  uint32_t columns[16][4];   // [column][4 tokens each]
 #pragma unroll
-    for (int t = 0; t < kRawVSubTiles; ++t) {
-      asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
-                   : "=r"(fp8[k][t].x), "=r"(fp8[k][t].y), "=r"(fp8[k][t].z), "=r"(fp8[k][t].w)
-                   : "r"(raw + lane.raw_offset + k * 2 * RawLayout::kGroupBytes + t * 1024));
+  for (int quad = 0; quad < 4; ++quad) {        // tokens 4 quad ..
+#pragma unroll
+    for (int word = 0; word < 4; ++word) {      // columns 4 word ..
+      uint32_t out[4];
+      transpose_4x4(rows[4 * quad][word], rows[4 * quad + 1][word], rows[4 * quad + 2][word], rows[4 * quad + 3][word],
+                    out);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) columns[4 * word + k][quad] = out[k];
     }
   }
+  const uint32_t vt = smem_addr(smem.vt[vt_stage]);
 #pragma unroll
-  for (int k = 0; k < kBlockSize / 16; ++k) {
-#pragma unroll
-    for (int t = 0; t < kRawVSubTiles; ++t) {
-      uint4 lo, hi;
-      e4m3x16_to<__half>(fp8[k][t], lo, hi);
-      const uint32_t at = v + k * 2 * VLayout::kGroupBytes + t * 2 * 1024;
-      store_shared_16(at + dst_first, lo);
-      store_shared_16(at + dst_second, hi);
-    }
+  for (int i = 0; i < 16; ++i) {
+    store_shared_16(VtLayout::chunk(vt, 16 * lane.c + i, lane.g),
+                    make_uint4(columns[i][0], columns[i][1], columns[i][2], columns[i][3]));
   }
+  mbar_arrive(smem_addr(&smem.vt_full[vt_stage]));   // the consumers fence after their wait
+}
+
+__device__ __forceinline__ int valid_tokens_of(const DecodeParams& p, const BlockCursor& cursor) {
+  return min(max(p.seqlens[cursor.req], 0) - cursor.block * kBlockSize, kBlockSize);
 }
 
 inline __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry, SharedStorage& smem) {
   const CopyLane lane(p);
+  const TransposeLane transpose;
   BlockCursor cursor{entry.begin_req, entry.begin_block};
   cursor.settle(p, entry);
-  int page = cursor.valid(entry) ? cursor.page(p) : 0;
-  int n = 0;
-  for (;; ++n) {
-    const bool more = cursor.valid(entry);
-    if (more) {   // block n's copies
-      const int stage = n % kStages;
-      if (n >= kStages) mbar_wait(smem_addr(&smem.raw_empty[stage]), (n / kStages - 1) & 1);
-      copy_block(p, lane, page, smem_addr(smem.raw[stage]));
-      cp_async_commit_group();
-      cp_async_mbar_arrive_noinc(smem_addr(&smem.raw_full[stage]));
-      ++cursor.block;
-      cursor.settle(p, entry);
-      if (cursor.valid(entry)) page = cursor.page(p);   // read while the copies are in flight
-    }
-    if (n >= 1) {   // block n - 1's V, converted while block n's copies land
-      const int prev = n - 1, stage = prev % kStages;
-      if (more) {
-        cp_async_wait_group<1>();
-      } else {
-        cp_async_wait_group<0>();
+  int page = 0, valid = 0;
+  if (cursor.valid(entry)) page = cursor.page(p), valid = valid_tokens_of(p, cursor);
+  int valid_lag[kTransposeLag] = {};   // valid tokens of blocks n - 2, n - 1
+  for (int n = 0;; ++n) {
+    if (!cursor.valid(entry)) {   // the last blocks' transposes
+#pragma unroll
+      for (int k = 0; k < kTransposeLag; ++k) {
+        const int m = n - kTransposeLag + k;
+        if (m >= 0) transpose_block(transpose, smem, m, valid_lag[k]);
       }
-      if (prev >= kStages) mbar_wait(smem_addr(&smem.v_empty[stage]), (prev / kStages - 1) & 1);
-      convert_v(lane, smem_addr(smem.raw[stage]), smem_addr(smem.v[stage]));
-      mbar_arrive(smem_addr(&smem.v_full[stage]));   // the consumers fence after their wait
+      break;
     }
-    if (!more) break;
-  }
-  // Exit only after this thread's cp.async arrivals are done: wait for the last blocks' raw_full phases (none
-  // can complete again: no further arrivals come).
-  for (int m = max(n - kStages, 0); m < n; ++m) {
-    mbar_wait(smem_addr(&smem.raw_full[m % kStages]), (m / kStages) & 1);
+    const int stage = n % kRawStages;   // block n's copies
+    if (n >= kRawStages) mbar_wait(smem_addr(&smem.raw_empty[stage]), (n / kRawStages - 1) & 1);
+    copy_block(p, lane, page, smem_addr(smem.raw[stage]));
+    cp_async_mbar_arrive_noinc(smem_addr(&smem.raw_full[stage]));
+    const int valid_n = valid;
+    ++cursor.block;
+    cursor.settle(p, entry);
+    if (cursor.valid(entry)) page = cursor.page(p), valid = valid_tokens_of(p, cursor);   // read while copying
+    if (n >= kTransposeLag) transpose_block(transpose, smem, n - kTransposeLag, valid_lag[0]);
+#pragma unroll
+    for (int k = 0; k + 1 < kTransposeLag; ++k) valid_lag[k] = valid_lag[k + 1];
+    valid_lag[kTransposeLag - 1] = valid_n;
   }
 }
 
@@ -265,33 +308,48 @@ __device__ __forceinline__ void compute_scores(uint32_t raw, const SharedStorage
   fence_operands(s);
 }
 
-// Zeroes V rows [valid_tokens, 64) of the fp16 V stage: 0 * NaN would poison P.V.
-__device__ __forceinline__ void zero_v_tail(uint32_t v, int valid_tokens) {
-  const int chunks = (kBlockSize - valid_tokens) * kDTiles * 8;
-  for (int i = threadIdx.x; i < chunks; i += kWarpgroupThreads) {
-    const int token = valid_tokens + i / (kDTiles * 8), sub_tile = (i / 8) % kDTiles, chunk = i % 8;
-    store_zero_16(VLayout::row(v, sub_tile, token) + chunk * 16);
+// P^T as its two e4m3 parts: P's values in rows r and r + 1 (r even) of a column, gathered into one lane of a
+// pair (narrow::pair_rows), are written as two adjacent bytes of that column's row in each part.
+__device__ __forceinline__ void store_probs_fp8(const Fragment& f, const float (&s)[kCols / 2], SharedStorage& smem) {
+  const uint32_t high = smem_addr(smem.p[0]), low = smem_addr(smem.p[1]);
+#pragma unroll
+  for (int j = 0; j < kCols / 8; ++j) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      int which;
+      const float2 rows = narrow::pair_rows(f, s[j * 4 + h * 2], s[j * 4 + h * 2 + 1], which);
+      const int column = f.column(2 * j + which);
+      const int token = (f.r0 & ~1) + 8 * h;
+      const float x = rows.x * kProbScale, y = rows.y * kProbScale;
+      const __nv_fp8x2_storage_t hi = __nv_cvt_float2_to_fp8x2(make_float2(x, y), __NV_SATFINITE, __NV_E4M3);
+      const float2 hi_value = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(hi, __NV_E4M3)));
+      const __nv_fp8x2_storage_t lo =
+          __nv_cvt_float2_to_fp8x2(make_float2(x - hi_value.x, y - hi_value.y), __NV_SATFINITE, __NV_E4M3);
+      const uint32_t at = VtLayout::chunk(0, column, token / 16) + token % 16;
+      asm volatile("st.shared.u16 [%0], %1;" ::"r"(high + at), "h"(hi) : "memory");
+      asm volatile("st.shared.u16 [%0], %1;" ::"r"(low + at), "h"(lo) : "memory");
+    }
   }
 }
 
-// O^T += V16^T P^T for the fp16 V stage at shared address v.
-__device__ __forceinline__ void accumulate_output(uint32_t v, const SharedStorage& smem, float (&o)[kDTiles][kCols / 2]) {
-  const uint32_t p_base = smem_addr(smem.p);
-#pragma unroll
-  for (int d = 0; d < kDTiles; ++d) fence_operands(o[d]);
+// ob^T = V8^T P8^T for the Vt stage at shared address vt: a fresh accumulator (each block's sum is formed in
+// fp8 wgmma's accumulator, O across blocks in fp32 registers).
+__device__ __forceinline__ void block_output(uint32_t vt, const SharedStorage& smem, float (&ob)[kDTiles][kCols / 2]) {
+  const uint32_t high = smem_addr(smem.p[0]), low = smem_addr(smem.p[1]);
   cute::warpgroup_arrive();
 #pragma unroll
-  for (int t = 0; t < kTokenSteps; ++t) {
+  for (int d = 0; d < kDTiles; ++d) {
 #pragma unroll
-    for (int d = 0; d < kDTiles; ++d) {
-      wgmma_ss<VP>(desc_mn_major(VLayout::row(v, d, t * 16), kSubTileBytes, VLayout::kGroupBytes),
-                   desc_k_major(p_base + t * 32), o[d], true, std::make_index_sequence<kCols / 2>{});
+    for (int t = 0; t < kPvKSteps; ++t) {
+      const uint64_t v_desc = desc_k_major_sw64(vt + d * 64 * VtLayout::kRowBytes + t * 32);
+      wgmma_ss<KQ>(v_desc, desc_k_major_sw64(high + t * 32), ob[d], t > 0, std::make_index_sequence<kCols / 2>{});
+      wgmma_ss<KQ>(v_desc, desc_k_major_sw64(low + t * 32), ob[d], true, std::make_index_sequence<kCols / 2>{});
     }
   }
   cute::warpgroup_commit_batch();
   cute::warpgroup_wait<0>();
 #pragma unroll
-  for (int d = 0; d < kDTiles; ++d) fence_operands(o[d]);
+  for (int d = 0; d < kDTiles; ++d) fence_operands(ob[d]);
 }
 
 template <typename Element>
@@ -321,8 +379,9 @@ __device__ void consume_kv_blocks(const DecodeParams& p, const SchedEntry& entry
     for (int c = 0; c < kCols / 4; ++c) column_scale[c] = descale * smem.q_inv_scale[f.column(c)];
 
     for (int block = piece.first; block < piece.last; ++block, ++consumed) {
-      const int stage = consumed % kStages, parity = (consumed / kStages) & 1;
-      const uint32_t raw = smem_addr(smem.raw[stage]), v = smem_addr(smem.v[stage]);
+      const int stage = consumed % kRawStages, parity = (consumed / kRawStages) & 1;
+      const int vt_stage = consumed % kVtStages, vt_parity = (consumed / kVtStages) & 1;
+      const uint32_t raw = smem_addr(smem.raw[stage]), vt = smem_addr(smem.vt[vt_stage]);
       mbar_wait(smem_addr(&smem.raw_full[stage]), parity);
       fence_async_proxy();   // cp.async (generic proxy) wrote the stage; wgmma reads it (async proxy)
       float s[kCols / 2];
@@ -334,19 +393,23 @@ __device__ void consume_kv_blocks(const DecodeParams& p, const SchedEntry& entry
       float rescale[kCols / 4];
       narrow::online_softmax<kCols>(p, 1.f, f, block, consumed & 1, needs_mask, s, stats, smem, rescale);
 
-      mbar_wait(smem_addr(&smem.v_full[stage]), parity);
-      const int valid_tokens = min(piece.seqlen - block * kBlockSize, kBlockSize);
-      if (valid_tokens < kBlockSize) zero_v_tail(v, valid_tokens);
-      narrow::store_probs<__half, kCols>(f, s, smem);
-      fence_async_proxy();   // the producers' converted V, the zeroed tail and P are read by wgmma
+      store_probs_fp8(f, s, smem);
+      mbar_wait(smem_addr(&smem.vt_full[vt_stage]), vt_parity);
+      fence_async_proxy();   // the producers' Vt and this warpgroup's P are read by wgmma
       named_barrier_sync<kWarpgroupThreads>(narrow::kProbsReady);
 
+      float ob[kDTiles][kCols / 2];
+      block_output(vt, smem, ob);
+      if (f.lane == 0) mbar_arrive(smem_addr(&smem.vt_empty[vt_stage]));
       narrow::rescale_output<kCols>(o, rescale);
-      accumulate_output(v, smem, o);
-      if (f.lane == 0) mbar_arrive(smem_addr(&smem.v_empty[stage]));
+#pragma unroll
+      for (int d = 0; d < kDTiles; ++d) {
+#pragma unroll
+        for (int i = 0; i < kCols / 2; ++i) o[d][i] += ob[d][i];
+      }
     }
     if (req == entry.end_req) allow_next_grid_launch();
-    narrow::write_output<Element, kCols>(p, f, req, slot, stats, o, descale, smem);
+    narrow::write_output<Element, kCols>(p, f, req, slot, stats, o, descale / kProbScale, smem);
     named_barrier_sync<kWarpgroupThreads>(narrow::kRequestDone);   // the next request reuses Q and its scales
   }
 }
@@ -356,11 +419,13 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_narrow_fp8_kernel(cons
   extern __shared__ __align__(1024) char smem_bytes[];
   auto& smem = *reinterpret_cast<SharedStorage*>(smem_bytes);
   if (threadIdx.x == 0) {
-    for (int s = 0; s < kStages; ++s) {
+    for (int s = 0; s < kRawStages; ++s) {
       mbar_init(smem_addr(&smem.raw_full[s]), kProducerThreads);
-      mbar_init(smem_addr(&smem.raw_empty[s]), kConsumerWarps);
-      mbar_init(smem_addr(&smem.v_full[s]), kProducerThreads);
-      mbar_init(smem_addr(&smem.v_empty[s]), kConsumerWarps);
+      mbar_init(smem_addr(&smem.raw_empty[s]), kConsumerWarps + kProducerThreads / 32);
+    }
+    for (int s = 0; s < kVtStages; ++s) {
+      mbar_init(smem_addr(&smem.vt_full[s]), kProducerThreads);
+      mbar_init(smem_addr(&smem.vt_empty[s]), kConsumerWarps);
     }
     mbar_fence_init();
   }
