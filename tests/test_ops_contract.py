@@ -355,7 +355,7 @@ def test_fp8_decode_traces_under_torch_compile_with_fake_kernels():
 
     @torch.compile(fullgraph=True, backend="eager")
     def step(q, k_cache, block_table, cache_seqlens, descale_k):
-        meta, splits = torch.ops.mla_backend.tile_scheduler(cache_seqlens, ops.DEFAULT_NUM_SMS)
+        meta, splits = torch.ops.mla_backend.tile_scheduler(cache_seqlens, ops.DEFAULT_NUM_SMS, 3)
         return torch.ops.mla_backend.decode_paged(q, None, k_cache[:, :, 0], block_table, cache_seqlens, meta, splits,
                                                   x.softmax_scale, True, descale_k)
 
