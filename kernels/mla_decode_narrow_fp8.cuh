@@ -127,8 +127,9 @@ __device__ __forceinline__ void copy_block(const DecodeParams& p, const CopyLane
 }
 
 // One producer thread's share of a block's transpose: V columns 16c..16c+15 (c < 32) of tokens 16g..16g+15
-// (g < 4). In a quarter warp the eight lanes read the eight chunks c % 8 of one raw sub-tile row (no bank
-// conflict: the raw rows' swizzle is c ^ token % 8) and write Vt chunks of four different g (two lanes a bank).
+// (g < 4). In a quarter warp the eight lanes read the eight chunks c % 8 of one raw sub-tile (rows of tokens
+// 16g + j for four different g: no bank conflict, the raw rows' swizzle is c ^ j % 8) and write Vt chunks of four
+// different g (two lanes a bank: 8 wavefronts a store instead of 4).
 struct TransposeLane {
   int c, g;
   uint32_t raw_offset;   // this lane's chunk of token 16g in a raw stage
