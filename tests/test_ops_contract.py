@@ -328,7 +328,7 @@ def test_other_fp8_caches_are_refused_by_dtype(dtype):
 @pytest.mark.parametrize("s_q,h_q", [(1, 64), (2, 32), (16, 4)])
 def test_fp8_cache_with_more_than_32_query_rows_is_refused(s_q, h_q):
     x = make_batch(2, s_q, h_q, [70, 1], device="cpu", causal=True, kv_dtype=FP8)
-    with pytest.raises(ValueError, match=f"^k_cache: expected .*fp8 k_cache needs s_q \\* h_q <= 32 for now.*"):
+    with pytest.raises(ValueError, match="^k_cache: expected .*fp8 k_cache needs s_q \\* h_q <= 32 for now.*"):
         ops.mla_decode_with_kvcache(**decode_args(x), descale_k=x.descale_k)
 
 
