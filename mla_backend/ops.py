@@ -42,7 +42,7 @@ import torch
 
 from mla_backend import reference, tile_scheduler
 from mla_backend.kernel_facts import (  # noqa: F401 - re-exported: the contract's numbers, read as ops.X
-    BLOCK_SIZE, FP8_MAX_ROWS, FP8_QUANTIZED_QUERY_ROWS, HEAD_DIM, HEAD_DIM_V, MAX_BATCH, MAX_H_Q, MAX_S_Q, ROPE_DIM,
+    BLOCK_SIZE, FP8_MAX_ROWS, HEAD_DIM, HEAD_DIM_V, MAX_BATCH, MAX_H_Q, MAX_S_Q, ROPE_DIM,
     is_hopper, not_hopper,
 )
 
@@ -73,8 +73,7 @@ def _decode_paged_cpu(q, q_rope, k_cache, block_table, cache_seqlens, tile_sched
     dtype = q.dtype
     if descale_k is not None:
         k_cache = reference.dequantize_kv(k_cache, descale_k)
-        if q.shape[1] * q.shape[2] <= FP8_QUANTIZED_QUERY_ROWS:   # as the kernel: Q.K^T in fp8
-            q = reference.quantize_query_rows(q)
+        q = reference.fp8_kernel_query(q)
     out, lse = reference.mla_decode_reference(q, k_cache, block_table, cache_seqlens, HEAD_DIM_V, softmax_scale,
                                               causal)
     return out.to(dtype), lse

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from mla_backend.kernel_facts import BLOCK_SIZE, E4M3_MAX, HEAD_DIM_V
+from mla_backend.kernel_facts import BLOCK_SIZE, E4M3_MAX, FP8_QUANTIZED_QUERY_ROWS, HEAD_DIM_V
 
 
 def dequantize_kv(k_cache: torch.Tensor, descale_k: torch.Tensor | float) -> torch.Tensor:
@@ -24,6 +24,13 @@ def quantize_query_rows(q: torch.Tensor) -> torch.Tensor:
     amax = q.abs().amax(dim=-1, keepdim=True)
     scale = torch.where(amax > 0, E4M3_MAX / amax.clamp(*Q_AMAX_RANGE), torch.ones_like(amax))
     return (q * scale).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn).float() / scale
+
+
+
+def fp8_kernel_query(q: torch.Tensor) -> torch.Tensor:
+    """The query [b, s_q, h_q, 576] as the fp8-cache kernel uses it: rounded per row (quantize_query_rows) when
+    s_q * h_q <= FP8_QUANTIZED_QUERY_ROWS (Q.K^T runs in fp8 there), unchanged above."""
+    return quantize_query_rows(q) if q.shape[1] * q.shape[2] <= FP8_QUANTIZED_QUERY_ROWS else q
 
 
 def gather_kv(k_cache: torch.Tensor, block_table_row: torch.Tensor, seqlen: int) -> torch.Tensor:

@@ -37,10 +37,9 @@ def quantizes_query(batch) -> bool:
 
 def run_fp8_reference(batch):
     """The fp32 reference on the dequantized cache, with the query the kernel multiplies K with."""
-    from mla_backend.reference import dequantize_kv, mla_decode_reference, quantize_query_rows
+    from mla_backend.reference import dequantize_kv, fp8_kernel_query, mla_decode_reference
 
-    q = quantize_query_rows(batch.q) if quantizes_query(batch) else batch.q
-    return mla_decode_reference(q, dequantize_kv(batch.k_cache, batch.descale_k), batch.block_table,
+    return mla_decode_reference(fp8_kernel_query(batch.q), dequantize_kv(batch.k_cache, batch.descale_k), batch.block_table,
                                 batch.cache_seqlens, 512, batch.softmax_scale, batch.causal)
 
 

@@ -239,8 +239,7 @@ def fp8_batch(**kw):
 
 def fp8_reference(x, descale_k):
     """The reference on the dequantized cache, with the query rounded as the kernel does up to 16 rows."""
-    q = reference.quantize_query_rows(x.q) if x.q.shape[1] * x.q.shape[2] <= ops.FP8_QUANTIZED_QUERY_ROWS else x.q
-    return reference.mla_decode_reference(q, reference.dequantize_kv(x.k_cache, descale_k), x.block_table,
+    return reference.mla_decode_reference(reference.fp8_kernel_query(x.q), reference.dequantize_kv(x.k_cache, descale_k), x.block_table,
                                           x.cache_seqlens, 512, x.softmax_scale, True)
 
 
