@@ -3,7 +3,7 @@
 //   S^T [64 x 16] = K8 [64 x 576] . Q8^T            18 wgmma m64n16k32 e4m3: K straight from the cp.async
 //                                                    stage (576 bytes a token), Q quantized per row on load
 //   O^T [512 x 16] = V8^T [512 x 64] . P8^T         per block into a fresh accumulator, added to O in fp32:
-//                                                    16 wgmma m64n16k32 e4m3 for P's high part, 16 for its low
+//                                                    16 wgmma m64n32k32 e4m3, P's high and low parts as 32 columns
 // fp8 wgmma takes both operands K-major, so V (the cache's first 512 columns, token-major) is transposed in
 // shared memory into Vt stages (a 64-byte row of 64 tokens per V column, 32 KB a block) by the producer
 // warpgroup once the block has landed: each thread reads 16 tokens x 16 columns (16 conflict-free 16-byte
@@ -90,6 +90,7 @@ struct SharedStorage {
 };
 
 using KQ = gmma::MMA_64x16x32_F32E4M3E4M3_SS_TN<>;
+using PV = gmma::MMA_64x32x32_F32E4M3E4M3_SS_TN<>;   // P's high and low parts as 32 columns
 
 // ---------------------------------------------------------------------------------------------------
 // Producer warpgroup.
@@ -141,14 +142,16 @@ struct TransposeLane {
   }
 };
 
-// The 4 x 4 byte transpose: out[m] holds byte m of x0..x3, in that order.
-__device__ __forceinline__ void transpose_4x4(uint32_t x0, uint32_t x1, uint32_t x2, uint32_t x3, uint32_t (&out)[4]) {
+// The 4 x 4 byte transpose: out[m] holds byte m ^ swap of x0..x3, in that order (swap 0 or 1, through the last
+// step's selectors: even_sel = 0x5410 and odd_sel = 0x7632 for swap 0, the other way round for swap 1).
+__device__ __forceinline__ void transpose_4x4(uint32_t x0, uint32_t x1, uint32_t x2, uint32_t x3, uint32_t even_sel,
+                                              uint32_t odd_sel, uint32_t (&out)[4]) {
   const uint32_t t0 = __byte_perm(x0, x1, 0x5140), t1 = __byte_perm(x0, x1, 0x7362);
   const uint32_t t2 = __byte_perm(x2, x3, 0x5140), t3 = __byte_perm(x2, x3, 0x7362);
-  out[0] = __byte_perm(t0, t2, 0x5410);
-  out[1] = __byte_perm(t0, t2, 0x7632);
-  out[2] = __byte_perm(t1, t3, 0x5410);
-  out[3] = __byte_perm(t1, t3, 0x7632);
+  out[0] = __byte_perm(t0, t2, even_sel);
+  out[1] = __byte_perm(t0, t2, odd_sel);
+  out[2] = __byte_perm(t1, t3, even_sel);
+  out[3] = __byte_perm(t1, t3, odd_sel);
 }
 
 // Block m's V, transposed from its raw stage into Vt stage m % kVtStages once all of its copies have landed and
@@ -171,14 +174,19 @@ __device__ __forceinline__ void transpose_block(const TransposeLane& lane, Share
   // Every producer warp has read the stage: with the consumers' Q.K^T done it may take block m + kRawStages.
   __syncwarp();
   if (threadIdx.x % 32 == 0) mbar_arrive(smem_addr(&smem.raw_empty[m % kRawStages]));
-  uint32_t columns[16][4];   // [column][4 tokens each]
+  // Lanes 4-7 of a quarter warp hold (and store) the columns in the order 1, 0, 3, 2, ...: with the four different
+  // g of each half, the eight 16-byte stores of a quarter warp fall in eight bank groups (row parity picks the
+  // 64-byte half of the 128 bytes).
+  const int swap = (lane.c % 8) / 4;
+  const uint32_t even_sel = swap ? 0x7632 : 0x5410, odd_sel = swap ? 0x5410 : 0x7632;
+  uint32_t columns[16][4];   // [column ^ swap][4 tokens each]
 #pragma unroll
   for (int quad = 0; quad < 4; ++quad) {        // tokens 4 quad ..
 #pragma unroll
     for (int word = 0; word < 4; ++word) {      // columns 4 word ..
       uint32_t out[4];
       transpose_4x4(rows[4 * quad][word], rows[4 * quad + 1][word], rows[4 * quad + 2][word], rows[4 * quad + 3][word],
-                    out);
+                    even_sel, odd_sel, out);
 #pragma unroll
       for (int k = 0; k < 4; ++k) columns[4 * word + k][quad] = out[k];
     }
@@ -186,7 +194,7 @@ __device__ __forceinline__ void transpose_block(const TransposeLane& lane, Share
   const uint32_t vt = smem_addr(smem.vt[vt_stage]);
 #pragma unroll
   for (int i = 0; i < 16; ++i) {
-    store_shared_16(VtLayout::chunk(vt, 16 * lane.c + i, lane.g),
+    store_shared_16(VtLayout::chunk(vt, 16 * lane.c + (i ^ swap), lane.g),
                     make_uint4(columns[i][0], columns[i][1], columns[i][2], columns[i][3]));
   }
   mbar_arrive(smem_addr(&smem.vt_full[vt_stage]));   // the consumers fence after their wait
@@ -333,24 +341,34 @@ __device__ __forceinline__ void store_probs_fp8(const Fragment& f, const float (
   }
 }
 
-// ob^T = V8^T P8^T for the Vt stage at shared address vt: a fresh accumulator (each block's sum is formed in
-// fp8 wgmma's accumulator, O across blocks in fp32 registers).
-__device__ __forceinline__ void block_output(uint32_t vt, const SharedStorage& smem, float (&ob)[kDTiles][kCols / 2]) {
-  const uint32_t high = smem_addr(smem.p[0]), low = smem_addr(smem.p[1]);
-  cute::warpgroup_arrive();
+// O^T += V8^T P8^T for the Vt stage at shared address vt. P's high and low parts are the 32 rows of one B operand
+// (smem.p is contiguous), so each m64n32k32 reads its Vt tile once and returns column c's two parts in
+// accumulator columns c and c + 16, added into O in fp32: each block's sum is formed in fp8 wgmma's accumulator
+// (fewer bits than fp32), O across blocks in registers. Four of the eight V tiles a batch (64 registers).
+__device__ __forceinline__ void accumulate_block(uint32_t vt, const SharedStorage& smem, float (&o)[kDTiles][kCols / 2]) {
+  constexpr int kBatch = kDTiles / 2;
+  const uint32_t p = smem_addr(smem.p[0]);
 #pragma unroll
-  for (int d = 0; d < kDTiles; ++d) {
+  for (int half = 0; half < 2; ++half) {
+    float ob[kBatch][kCols];
+    cute::warpgroup_arrive();
 #pragma unroll
-    for (int t = 0; t < kPvKSteps; ++t) {
-      const uint64_t v_desc = desc_k_major_sw64(vt + d * 64 * VtLayout::kRowBytes + t * 32);
-      wgmma_ss<KQ>(v_desc, desc_k_major_sw64(high + t * 32), ob[d], t > 0, std::make_index_sequence<kCols / 2>{});
-      wgmma_ss<KQ>(v_desc, desc_k_major_sw64(low + t * 32), ob[d], true, std::make_index_sequence<kCols / 2>{});
+    for (int d = 0; d < kBatch; ++d) {
+#pragma unroll
+      for (int t = 0; t < kPvKSteps; ++t) {
+        wgmma_ss<PV>(desc_k_major_sw64(vt + (half * kBatch + d) * 64 * VtLayout::kRowBytes + t * 32),
+                     desc_k_major_sw64(p + t * 32), ob[d], t > 0, std::make_index_sequence<kCols>{});
+      }
+    }
+    cute::warpgroup_commit_batch();
+    cute::warpgroup_wait<0>();
+#pragma unroll
+    for (int d = 0; d < kBatch; ++d) {
+      fence_operands(ob[d]);
+#pragma unroll
+      for (int i = 0; i < kCols / 2; ++i) o[half * kBatch + d][i] += ob[d][i] + ob[d][i + kCols / 2];
     }
   }
-  cute::warpgroup_commit_batch();
-  cute::warpgroup_wait<0>();
-#pragma unroll
-  for (int d = 0; d < kDTiles; ++d) fence_operands(ob[d]);
 }
 
 template <typename Element>
@@ -399,15 +417,9 @@ __device__ void consume_kv_blocks(const DecodeParams& p, const SchedEntry& entry
       fence_async_proxy();   // the producers' Vt and this warpgroup's P are read by wgmma
       named_barrier_sync<kWarpgroupThreads>(narrow::kProbsReady);
 
-      float ob[kDTiles][kCols / 2];
-      block_output(vt, smem, ob);
-      if (f.lane == 0) mbar_arrive(smem_addr(&smem.vt_empty[vt_stage]));
       narrow::rescale_output<kCols>(o, rescale);
-#pragma unroll
-      for (int d = 0; d < kDTiles; ++d) {
-#pragma unroll
-        for (int i = 0; i < kCols / 2; ++i) o[d][i] += ob[d][i];
-      }
+      accumulate_block(vt, smem, o);
+      if (f.lane == 0) mbar_arrive(smem_addr(&smem.vt_empty[vt_stage]));
     }
     if (req == entry.end_req) allow_next_grid_launch();
     narrow::write_output<Element, kCols>(p, f, req, slot, stats, o, descale / kProbScale, smem);
