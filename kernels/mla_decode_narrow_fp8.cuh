@@ -1,4 +1,4 @@
-// Swap-AB decode on an fp8 (e4m3) KV cache for up to 16 query rows: both products in fp8 (v39).
+// Swap-AB decode on an fp8 (e4m3) KV cache for up to 16 query rows: both products in fp8 (v40).
 //
 //   S^T [64 x 16] = K8 [64 x 576] . Q8^T            18 wgmma m64n16k32 e4m3: K straight from the cp.async
 //                                                    stage (576 bytes a token), Q quantized per row on load
@@ -130,7 +130,7 @@ __device__ __forceinline__ void copy_block(const DecodeParams& p, const CopyLane
 // One producer thread's share of a block's transpose: V columns 16c..16c+15 (c < 32) of tokens 16g..16g+15
 // (g < 4). In a quarter warp the eight lanes read the eight chunks c % 8 of one raw sub-tile (rows of tokens
 // 16g + j for four different g: no bank conflict, the raw rows' swizzle is c ^ j % 8) and write Vt chunks of four
-// different g (two lanes a bank: 8 wavefronts a store instead of 4).
+// different g (in two halves that store their rows in swapped pairs: eight bank groups, see transpose_block).
 struct TransposeLane {
   int c, g;
   uint32_t raw_offset;   // this lane's chunk of token 16g in a raw stage
