@@ -14,9 +14,9 @@ per-kernel totals hide which one is on the critical path.
 and this one never splits a request (part k takes requests [k*b/parts, (k+1)*b/parts)).
 
 `--kv fp8` runs ours on the cache quantized to float8_e4m3fn with a power-of-two per-tensor scale: the bf16 inputs
-are first replaced by what the fp8 cache stands for (exact in bf16 with such a scale), so the usual check against
-the fp32 reference holds the kernel to the bf16 path's accuracy. GB/s still counts 2 bytes per cached value
-(compare times, not GB/s, with bf16 runs).
+are first replaced by what the fp8 cache stands for (exact in bf16 with such a scale) and the query by the one the
+kernel uses (`reference.fp8_kernel_query`: rounded to e4m3 per row up to 16 rows), so the usual check against the
+fp32 reference holds the kernel to the bf16 path's accuracy. GB/s counts 1 byte per cached value.
 """
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ import bench_decode as bench  # noqa: E402
 from peers import MlaBackendPeer, with_keepalive  # noqa: E402
 
 from mla_backend.kernel_facts import HEAD_DIM_V  # noqa: E402
+from mla_backend.reference import fp8_kernel_query  # noqa: E402
 
 DEFAULT_CONFIGS = ",".join(config.key for config in bench.issue_grid_configs() if not config.varlen)
 
@@ -103,6 +104,7 @@ def probe(config: bench.Config, peer: MlaBackendPeer, reps: int, l2_bytes: int, 
         for batch in batches:
             k8, descale = fp8_cache(batch.k_cache)
             batch.k_cache.copy_(k8.float() * descale)   # exact: the bf16 cache now holds what the fp8 one means
+            batch.q.copy_(fp8_kernel_query(batch.q))    # idempotent: the kernel rounds it to the same values
         reference = bench.compute_reference(batches[0], bench.reference_rows(seqlens))
     captured = bench.capture_steps(peer, batches)
     try:
@@ -112,7 +114,8 @@ def probe(config: bench.Config, peer: MlaBackendPeer, reps: int, l2_bytes: int, 
         timeline = kernel_timeline(captured[-1].graph)
     finally:
         bench.release(captured)
-    nbytes = bench.decode_bytes(sum(seqlens), config.b, config.s_q, config.h_q)
+    nbytes = bench.decode_bytes(sum(seqlens), config.b, config.s_q, config.h_q,
+                                kv_bytes=1 if isinstance(peer, Fp8CachePeer) else 2)
     flops = bench.decode_flops(sum(seqlens), config.s_q, config.h_q)
     m = bench.metrics(statistics.median(times), nbytes, flops)
     status = "ok" if first["passed"] and after["passed"] else "CHECK FAILED " + "; ".join(
