@@ -28,9 +28,24 @@ Rules the harness enforces on itself, because each of them once produced plausib
     TFLOPS = 2·h_q·s_q·(576+512)·Σseqlen / t
     ratio vs the best peer = t_best_peer / t_ours (> 1: ours is faster)
 
+fp8 KV cache (`--fp8-grid`, or `--kv fp8` with --configs; s_q·h_q <= 32, the configs of FP8_GRID): the same
+rules, on the cache quantized to float8_e4m3fn with one per-tensor scale (descale_k = amax / 448, what a
+calibrated vLLM k_scale is; mla_backend.testing.make_batch). Every entry is checked against the fp32 reference
+on the dequantized cache (descale_k · k_cache in fp32). Implementations (peers.FP8_PEER_NAMES): ours on the fp8
+cache; ours bf16 on that cache's values rounded to bf16 (each e4m3 value is exact in bf16, its product with a
+descale_k that is not a power of two is rounded by at most 2^-9 relative; the baseline of the fp8 speedup, not a
+peer); vLLM's FlashMLA fp8 dense path (fp8 q too: checked at a looser tolerance, peers.FP8_Q_OUT_REL_TOL). The
+cache counts 1 byte per value for the fp8 entries (2 for the bf16 baseline), so their bytes floor is about half:
+
+    GB/s   = (Σseqlen·576·1 + b·s_q·h_q·(576+512)·2) / t
+    vs ours bf16 = t_ours_bf16 / t_ours_fp8; vs FlashMLA-fp8 = t_flashmla_fp8 / t_ours_fp8 (targets: FP8_TARGETS)
+
+Results go to <card>_fp8.json / .md, each record with "kv": "fp8".
+
 Usage on the GPU box (peers from `python benchmarks/peers_bundle.py --out .peers`, carried as .peers):
 
     python benchmarks/bench_decode.py --issue-grid --peers .peers [--out-dir benchmarks/results]
+    python benchmarks/bench_decode.py --fp8-grid --peers .peers     # fp8 KV cache: <card>_fp8.json / .md
     python benchmarks/bench_decode.py --quick --peers .peers [--varlen]
     python benchmarks/bench_decode.py --configs b128/s4096/h16/q1,b1/s32768/h128/q1/varlen --peers .peers
     python benchmarks/bench_decode.py --b 128 132 --h-q 128 --peers .peers --merge   # a slice of the grid
@@ -55,7 +70,8 @@ import statistics
 import subprocess
 import sys
 import zlib
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -70,12 +86,17 @@ if str(REPO_ROOT) not in sys.path:
 
 import bench_ceilings  # noqa: E402
 import bench_supervisor  # noqa: E402
-from bench_report import SCHEMA, finish_doc, refresh_record, render_markdown, summarize, write_results  # noqa: E402
+from bench_report import (  # noqa: E402
+    SCHEMA, finish_doc, fp8_targets, refresh_record, render_markdown, summarize, write_results,
+)
 from peers import (  # noqa: E402
-    HEAD_DIM, HEAD_DIM_V, PEER_NAMES, DecodeBatch, Peer, PeerUnavailable, load_peers,
+    ALL_PEER_NAMES, FP8_PEER_CLASSES, FP8_PEER_NAMES, FP8_Q_LSE_ABS_TOL, FP8_Q_OUT_REL_TOL, HEAD_DIM, HEAD_DIM_V,
+    KV_DTYPES, PEER_NAMES, DecodeBatch, Peer, PeerUnavailable, load_peers,
 )
 
 from mla_backend.kernel_facts import BLOCK_SIZE as PAGE_SIZE  # noqa: E402
+from mla_backend.kernel_facts import FP8_MAX_ROWS  # noqa: E402
+from mla_backend.reference import dequantize_kv  # noqa: E402
 from mla_backend.testing import make_batch  # noqa: E402
 
 GRID_B = (1, 8, 32, 64, 128, 132)
@@ -94,6 +115,18 @@ ISSUE_GRID = (
     "b64/s16384/h16/q1", "b64/s2048/h16/q2", "b32/s1024/h16/q1", "b32/s1024/h16/q1/varlen",
     "b8/s8192/h16/q1", "b8/s8192/h16/q1/varlen", "b4/s4096/h16/q1", "b1/s32768/h16/q1", "b1/s32768/h128/q1",
 )
+# The fp8 KV grid (issue 12): the memory-bound and small-batch configs of the bf16 grids that the fp8 path takes
+# (s_q·h_q <= FP8_MAX_ROWS), plus h32 at b128.
+FP8_GRID = (
+    "b128/s4096/h16/q1", "b128/s4096/h32/q1", "b64/s16384/h16/q1", "b64/s2048/h16/q2", "b32/s1024/h16/q1",
+    "b8/s8192/h16/q1", "b4/s4096/h16/q1", "b1/s32768/h16/q1",
+)
+# Issue 12's targets for the fp8 path, as t_peer / t_ours_fp8: >= 1.8x our bf16 time where the cache dominates
+# the bytes, >= 1.2x FlashMLA-fp8 everywhere. A config not listed for a peer has no target against it.
+FP8_TARGETS = {
+    "mla_backend_bf16": {"b128/s4096/h16/q1": 1.8, "b64/s16384/h16/q1": 1.8},
+    "flashmla_fp8": {key: 1.2 for key in FP8_GRID},
+}
 
 L2_BYTES_FLOOR = 50 * 1000 * 1000  # H100's 50 MB L2; the card's own size is used when larger
 L2_MULTIPLE = 4  # KV of all input sets together > 4x L2
@@ -120,6 +153,7 @@ class Config:
     h_q: int
     s_q: int
     varlen: bool = False
+    kv: str = "bf16"  # the cache's dtype: "bf16" or "fp8" (float8_e4m3fn + descale_k); not part of the key
 
     @property
     def key(self) -> str:
@@ -153,13 +187,22 @@ def issue_grid_configs() -> list[Config]:
     return [Config.parse(key) for key in ISSUE_GRID]
 
 
+def fp8_grid_configs() -> list[Config]:
+    return [replace(Config.parse(key), kv="fp8") for key in FP8_GRID]
+
+
+def fp8_fits(config: Config) -> bool:
+    """The fp8 path takes s_q·h_q <= FP8_MAX_ROWS query rows."""
+    return config.s_q * config.h_q <= FP8_MAX_ROWS
+
+
 def apply_varlen(configs: list[Config], mode: str) -> list[Config]:
     """mode 'off': as given; 'only': the varlen twin of each; 'both': each followed by its varlen twin."""
     twins = {"off": (False,), "only": (True,), "both": (False, True)}[mode]
     out: list[Config] = []
     for config in configs:
         for varlen in twins:
-            twin = Config(config.b, config.s_k, config.h_q, config.s_q, varlen or config.varlen)
+            twin = replace(config, varlen=varlen or config.varlen)
             if twin not in out:
                 out.append(twin)
     return out
@@ -184,9 +227,15 @@ def make_seqlens(config: Config) -> list[int]:
 # Work, metrics, input-set count
 
 
-def decode_bytes(sum_seqlen: int, b: int, s_q: int, h_q: int) -> int:
-    """Bytes of one decode step: KV read once, q read and out written once (bf16)."""
-    return (sum_seqlen * HEAD_DIM + b * s_q * h_q * (HEAD_DIM + HEAD_DIM_V)) * 2
+def kv_bytes_per_value(kv: str) -> int:
+    """Bytes per cached value: 2 for bf16, 1 for fp8."""
+    return {"bf16": 2, "fp8": 1}[kv]
+
+
+def decode_bytes(sum_seqlen: int, b: int, s_q: int, h_q: int, kv_bytes: int = 2) -> int:
+    """Bytes of one decode step: KV read once (kv_bytes per value: 2 bf16, 1 fp8), q read and out written once
+    (bf16)."""
+    return sum_seqlen * HEAD_DIM * kv_bytes + b * s_q * h_q * (HEAD_DIM + HEAD_DIM_V) * 2
 
 
 def decode_flops(sum_seqlen: int, s_q: int, h_q: int) -> int:
@@ -194,9 +243,9 @@ def decode_flops(sum_seqlen: int, s_q: int, h_q: int) -> int:
     return 2 * h_q * s_q * (HEAD_DIM + HEAD_DIM_V) * sum_seqlen
 
 
-def kv_cache_bytes(seqlens: list[int]) -> int:
-    """Bytes of the pages one input set allocates (whole 64-token pages, bf16)."""
-    return sum(math.ceil(s / PAGE_SIZE) for s in seqlens) * PAGE_SIZE * HEAD_DIM * 2
+def kv_cache_bytes(seqlens: list[int], kv_bytes: int = 2) -> int:
+    """Bytes of the pages one input set allocates (whole 64-token pages; kv_bytes per value, 2 bf16, 1 fp8)."""
+    return sum(math.ceil(s / PAGE_SIZE) for s in seqlens) * PAGE_SIZE * HEAD_DIM * kv_bytes
 
 
 def num_input_sets(kv_bytes: int, l2_bytes: int) -> int:
@@ -257,14 +306,19 @@ def describe_nan(nan_requests: list[int], reference: Reference) -> str:
 
 
 def check_against_reference(out: torch.Tensor, lse: torch.Tensor | None, reference: Reference,
-                            lse_base2: bool = False) -> dict:
+                            lse_base2: bool = False, out_rel_tol: float | None = None,
+                            lse_abs_tol: float | None = None) -> dict:
     """Compare a step's output (all requests) with the reference on its rows.
 
-    Passes when: no NaN anywhere in out; ‖out − ref‖ / ‖ref‖ <= OUT_REL_TOL over the rows (empty requests'
-    rows must be 0); and, if the step returns an lse, max |lse − ref| <= LSE_ABS_TOL where ref is finite.
+    Passes when: no NaN anywhere in out; ‖out − ref‖ / ‖ref‖ <= out_rel_tol (default OUT_REL_TOL) over the
+    rows (empty requests' rows must be 0); and, if the step returns an lse, max |lse − ref| <= lse_abs_tol
+    (default LSE_ABS_TOL) where ref is finite. A peer with its own tolerances (Peer.out_rel_tol, e.g. one that
+    quantizes q to fp8) records them in the check.
     Rows that see no key have no lse to agree on: ours and FlashMLA's contract say +inf, FlashInfer writes
     another value; `lse_inf_where_empty` records which, without failing the check (what an engine reads is out).
     """
+    out_rel_tol = OUT_REL_TOL if out_rel_tol is None else out_rel_tol
+    lse_abs_tol = LSE_ABS_TOL if lse_abs_tol is None else lse_abs_tol
     index = torch.tensor(reference.rows, dtype=torch.long, device=out.device)
     problems = []
     nan_requests = torch.isnan(out).flatten(1).any(1).nonzero().flatten().tolist()
@@ -272,10 +326,12 @@ def check_against_reference(out: torch.Tensor, lse: torch.Tensor | None, referen
     if nan_in_out:
         problems.append(describe_nan(nan_requests, reference))
     rel = relative_error(out.index_select(0, index), reference.out.to(out.device))
-    if not rel <= OUT_REL_TOL:
-        problems.append(f"out relative error {rel:.2e} > {OUT_REL_TOL:g}")
+    if not rel <= out_rel_tol:
+        problems.append(f"out relative error {rel:.2e} > {out_rel_tol:g}")
     result = {"rows": len(reference.rows), "rel_err_out": _json_number(rel), "nan_in_out": nan_in_out,
               "max_abs_err_lse": None, "lse_inf_where_empty": None}
+    if (out_rel_tol, lse_abs_tol) != (OUT_REL_TOL, LSE_ABS_TOL):
+        result.update(out_rel_tol=out_rel_tol, lse_abs_tol=lse_abs_tol)
     if lse is not None:
         got = lse.index_select(0, index.to(lse.device)).float() * (math.log(2.0) if lse_base2 else 1.0)
         want = reference.lse.to(got.device)
@@ -283,8 +339,8 @@ def check_against_reference(out: torch.Tensor, lse: torch.Tensor | None, referen
         if bool(finite.any()):
             err = float((got[finite] - want[finite]).abs().max())  # NaN propagates
             result["max_abs_err_lse"] = _json_number(err)
-            if not err <= LSE_ABS_TOL:
-                problems.append(f"lse max |Δ| {err:.2e} > {LSE_ABS_TOL:g}")
+            if not err <= lse_abs_tol:
+                problems.append(f"lse max |Δ| {err:.2e} > {lse_abs_tol:g}")
         if not bool(finite.all()):
             result["lse_inf_where_empty"] = bool((got[~finite] == math.inf).all())
     result["passed"] = not problems
@@ -300,7 +356,8 @@ def timed_entry(times: list[float], nbytes: int, flops: int, ceilings: dict, che
     """A measured entry: metrics, its floor, its check, and whether it is physically possible."""
     time_us = statistics.median(times)
     floor = bench_ceilings.floor_us(nbytes, flops, ceilings)
-    entry = {**metrics(time_us, nbytes, flops), "us_min": round(min(times), 2), "floor_us": round(floor, 2),
+    entry = {**metrics(time_us, nbytes, flops), "bytes": nbytes, "us_min": round(min(times), 2),
+             "floor_us": round(floor, 2),
              "pct_of_floor": round(bench_ceilings.pct_of_floor(time_us, floor), 1),
              "rel_err": check["rel_err_out"], "check": check}
     violation = bench_ceilings.ceiling_violation(nbytes, flops, time_us, ceilings)
@@ -326,11 +383,13 @@ def result_record(config: Config, seqlens: list[int], input_sets: int, check_row
     record = {
         "key": config.key, **asdict(config), "sum_seqlen": sum_seqlen,
         "empty_requests": sum(1 for s in seqlens if s == 0),
-        "bytes": decode_bytes(sum_seqlen, config.b, config.s_q, config.h_q),
+        "bytes": decode_bytes(sum_seqlen, config.b, config.s_q, config.h_q, kv_bytes_per_value(config.kv)),
         "flops": decode_flops(sum_seqlen, config.s_q, config.h_q),
         "input_sets": input_sets, "check_rows": check_rows,
         "check_rows_empty": [row for row in check_rows if seqlens[row] == 0], "peers": peers, "run": run,
     }
+    if config.kv == "fp8":
+        record["targets"] = {name: by_key[config.key] for name, by_key in FP8_TARGETS.items() if config.key in by_key}
     return refresh_record(record)
 
 
@@ -339,8 +398,8 @@ def reps_per_round(reps: int) -> int:
     return math.ceil(reps / TIMING_ROUNDS)
 
 
-def protocol_info(reps: int) -> dict:
-    return {
+def protocol_info(reps: int, kv: str = "bf16") -> dict:
+    info = {
         "step": "one layer: kernel + combine; per-step plans made before capture; one CUDA graph (own memory "
                 "pool) per implementation and input set",
         "statistic": "median", "reps": TIMING_ROUNDS * reps_per_round(reps), "rounds": TIMING_ROUNDS,
@@ -354,6 +413,19 @@ def protocol_info(reps: int) -> dict:
         "check_rows": CHECK_ROWS, "out_rel_tol": OUT_REL_TOL, "lse_abs_tol": LSE_ABS_TOL,
         "reference": "mla_backend.reference.mla_decode_reference, fp32, same process, input set 0",
     }
+    if kv == "fp8":
+        info.update(
+            kv="fp8", dtype="bfloat16 q and out, float8_e4m3fn KV cache",
+            bytes="(Σseqlen·576·c + b·s_q·h_q·(576+512)·2), c = 1 byte a cached value (2 for the bf16 baseline)",
+            inputs="q, KV ~ randn (std 1); KV quantized to float8_e4m3fn with descale_k = amax / 448 (per tensor); "
+                   "the bf16 baseline reads descale_k·k_cache in bf16; pages randomly permuted",
+            reference="mla_backend.reference.mla_decode_reference, fp32, on the dequantized cache "
+                      "(descale_k·k_cache), same process, input set 0",
+            fp8_q_tolerance={"peers": [c.name for c in FP8_PEER_CLASSES if c.out_rel_tol is not None],
+                             "out_rel_tol": FP8_Q_OUT_REL_TOL, "lse_abs_tol": FP8_Q_LSE_ABS_TOL,
+                             "why": "the q quantization error, ~4% at these inputs: see peers.FP8_Q_OUT_REL_TOL"},
+            targets=FP8_TARGETS)
+    return info
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -401,24 +473,33 @@ def environment(commit: str, card: str | None) -> dict:
 
 def make_input_set(config: Config, seqlens: list[int], seed: int, device: torch.device) -> DecodeBatch:
     """q and KV ~ randn (std 1) in bf16; each request's pages are a random slice of a permutation. The tests'
-    generator, unpoisoned: the peers get a cache as an engine leaves it (finite, unused table entries 0)."""
+    generator, unpoisoned: the peers get a cache as an engine leaves it (finite, unused table entries 0).
+    config.kv "fp8": the same keys quantized to float8_e4m3fn with descale_k = amax / 448 (k_cache_fp8,
+    descale_k), and k_cache = descale_k·k_cache_fp8 rounded to bf16 (the bf16 baseline's cache)."""
+    fp8 = config.kv == "fp8"
     x = make_batch(config.b, config.s_q, config.h_q, seqlens, causal=True, device=device, seed=seed, extra_blocks=0,
-                   std=1.0, poison=False)
-    return DecodeBatch(q=x.q, k_cache=x.k_cache.view(-1, PAGE_SIZE, HEAD_DIM), block_table=x.block_table,
-                       cache_seqlens=x.cache_seqlens, softmax_scale=SOFTMAX_SCALE, causal=True,
-                       max_seqlen_k=max(seqlens))
+                   std=1.0, poison=False, kv_dtype=torch.float8_e4m3fn if fp8 else None)
+    k_cache = x.k_cache.view(-1, PAGE_SIZE, HEAD_DIM)
+    extra = {}
+    if fp8:
+        extra = {"k_cache_fp8": k_cache, "descale_k": x.descale_k}
+        k_cache = dequantize_kv(k_cache, x.descale_k).to(x.q.dtype)
+    return DecodeBatch(q=x.q, k_cache=k_cache, block_table=x.block_table, cache_seqlens=x.cache_seqlens,
+                       softmax_scale=SOFTMAX_SCALE, causal=True, max_seqlen_k=max(seqlens), **extra)
 
 
 def compute_reference(batch: DecodeBatch, rows: list[int]) -> Reference:
-    """The fp32 reference of `rows` of the batch, on the batch's device (plain fp32, no TF32)."""
+    """The fp32 reference of `rows` of the batch, on the batch's device (plain fp32, no TF32). With an fp8 cache,
+    on the dequantized cache descale_k·k_cache_fp8 in fp32, the values every fp8 entry stands for."""
     from mla_backend.reference import mla_decode_reference
 
+    k_cache = batch.k_cache if batch.k_cache_fp8 is None else dequantize_kv(batch.k_cache_fp8, batch.descale_k)
     index = torch.tensor(rows, dtype=torch.long, device=batch.q.device)
     allow_tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
     try:
         out, lse = mla_decode_reference(
-            batch.q.index_select(0, index), batch.k_cache, batch.block_table.index_select(0, index),
+            batch.q.index_select(0, index), k_cache, batch.block_table.index_select(0, index),
             batch.cache_seqlens.index_select(0, index), HEAD_DIM_V, batch.softmax_scale, batch.causal)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = allow_tf32
@@ -485,18 +566,23 @@ def time_replays(graphs: list, reps: int, warmup: int) -> list[float]:
     return bench_ceilings.time_calls_us([g.replay for g in graphs], reps, warmup, HOST_LEAD_CYCLES_PER_REP)
 
 
-def check_outputs(item: CapturedStep, reference: Reference, lse_base2: bool) -> dict:
+def check_outputs(item: CapturedStep, reference: Reference, lse_base2: bool, tols: dict | None = None) -> dict:
+    """tols: {"out_rel_tol", "lse_abs_tol"} of a peer with its own tolerances (None: the defaults)."""
     torch.cuda.synchronize()
-    return check_against_reference(item.out, item.lse, reference, lse_base2)
+    return check_against_reference(item.out, item.lse, reference, lse_base2, **(tols or {}))
 
 
-def replay_and_check(item: CapturedStep, reference: Reference, lse_base2: bool) -> dict:
+def replay_and_check(item: CapturedStep, reference: Reference, lse_base2: bool, tols: dict | None = None) -> dict:
     """Poison the outputs, replay, check: a step that leaves its output unwritten cannot pass."""
     item.out.fill_(math.nan)
     if item.lse is not None:
         item.lse.fill_(math.nan)
     item.graph.replay()
-    return check_outputs(item, reference, lse_base2)
+    return check_outputs(item, reference, lse_base2, tols)
+
+
+def peer_tolerances(peer: Peer) -> dict:
+    return {"out_rel_tol": getattr(peer, "out_rel_tol", None), "lse_abs_tol": getattr(peer, "lse_abs_tol", None)}
 
 
 def rotated(items: list, start: int) -> list:
@@ -521,7 +607,7 @@ def capture_and_check(peer: Peer, batches: list[DecodeBatch], reference: Referen
     entry of its failed check."""
     captured = capture_steps(peer, batches)
     try:
-        check = replay_and_check(captured[0], reference, peer.lse_base2)
+        check = replay_and_check(captured[0], reference, peer.lse_base2, peer_tolerances(peer))
     except BaseException:
         release(captured)
         raise
@@ -541,13 +627,13 @@ def time_slice(item: TimedPeer, cursor: int, reps: int, warmup: int) -> None:
 def checks_after_timing(item: TimedPeer, reference: Reference, nbytes: int, flops: int, ceilings: dict) -> dict:
     """The peer's entry: its times, if set 0's output survived the other sets' replays (no aliasing) and set 0
     replayed once more still passes (its inputs are intact)."""
-    first, lse_base2 = item.captured[0], item.peer.lse_base2
+    first, lse_base2, tols = item.captured[0], item.peer.lse_base2, peer_tolerances(item.peer)
     for other in item.captured[1:]:  # the other sets last: set 0's output must survive them
         other.graph.replay()
-    survived = check_outputs(first, reference, lse_base2)
+    survived = check_outputs(first, reference, lse_base2, tols)
     if not survived["passed"]:
         return check_failed_entry("after the timed replays (set 0's output was overwritten: aliasing)", survived)
-    replayed = replay_and_check(first, reference, lse_base2)
+    replayed = replay_and_check(first, reference, lse_base2, tols)
     if not replayed["passed"]:
         return check_failed_entry("replayed after the timed replays (set 0's inputs were overwritten)", replayed)
     check = {**item.after_capture, "rel_err_out_after_timing": max(
@@ -640,13 +726,14 @@ def time_in_rounds(key: str, timed: dict[str, TimedPeer], reps: int, warmup: int
             cursor += slice_warmup + per_round
 
 
-def finish_all(key: str, timed: dict[str, TimedPeer], reference: Reference, nbytes: int, flops: int,
-               ceilings: dict, entries: dict[str, dict], progress: bench_supervisor.ProgressLog | None) -> None:
+def finish_all(key: str, timed: dict[str, TimedPeer], reference: Reference, nbytes_of: Callable[[Peer], int],
+               flops: int, ceilings: dict, entries: dict[str, dict],
+               progress: bench_supervisor.ProgressLog | None) -> None:
     """Each timed peer's checks after timing give its entry in `entries`; its graphs are released right after."""
     for name, item in timed.items():
         with attributed(progress, key, name):
             try:
-                entries[name] = checks_after_timing(item, reference, nbytes, flops, ceilings)
+                entries[name] = checks_after_timing(item, reference, nbytes_of(item.peer), flops, ceilings)
             except Exception as exc:  # noqa: BLE001 - one peer's failure is a result, not the end of the run
                 entries[name] = failure_entry(name, exc)
             finally:
@@ -659,7 +746,7 @@ def config_inputs(config: Config, l2_bytes: int, device: torch.device
     and the fp32 reference on input set 0's checked requests."""
     seqlens = make_seqlens(config)
     seed = zlib.crc32(config.key.encode())
-    sets = num_input_sets(kv_cache_bytes(seqlens), l2_bytes)
+    sets = num_input_sets(kv_cache_bytes(seqlens, kv_bytes_per_value(config.kv)), l2_bytes)  # the cache timed
     batches = [make_input_set(config, seqlens, seed + i, device) for i in range(sets)]
     return seqlens, batches, compute_reference(batches[0], reference_rows(seqlens))
 
@@ -674,16 +761,20 @@ def run_config(config: Config, peers: dict[str, Peer], reps: int, warmup: int, l
     seqlens, batches, reference = config_inputs(config, l2_bytes, device)
     sets, rows = len(batches), reference.rows
     sum_seqlen = sum(seqlens)
-    nbytes = decode_bytes(sum_seqlen, config.b, config.s_q, config.h_q)
     flops = decode_flops(sum_seqlen, config.s_q, config.h_q)
-    print(f"\n{config.key}: Σseqlen {sum_seqlen}, {seqlens.count(0)} empty requests, {sets} input sets of "
-          f"{kv_cache_bytes(seqlens) / 2**20:.0f} MiB KV", flush=True)
+    kv_bytes = kv_bytes_per_value(config.kv)
+    print(f"\n{config.key}{' fp8 KV' if config.kv == 'fp8' else ''}: Σseqlen {sum_seqlen}, {seqlens.count(0)} "
+          f"empty requests, {sets} input sets of {kv_cache_bytes(seqlens, kv_bytes) / 2**20:.0f} MiB KV", flush=True)
     names = [name for name, peer in peers.items() if peer.available]  # the others: in the document's peer list
     entries = {name: {"error": crashed[name], "crashed": True} for name in names if name in crashed}
     timed = capture_all(config.key, {n: peers[n] for n in names if n not in crashed}, batches, reference, entries,
                         progress)
     time_in_rounds(config.key, timed, reps, warmup, entries, progress)
-    finish_all(config.key, timed, reference, nbytes, flops, ceilings, entries, progress)
+
+    def nbytes_of(peer: Peer) -> int:   # the cache it reads: 1 byte a value for the fp8 peers, 2 for the bf16 ones
+        return decode_bytes(sum_seqlen, config.b, config.s_q, config.h_q, getattr(peer, "kv_bytes", 2))
+
+    finish_all(config.key, timed, reference, nbytes_of, flops, ceilings, entries, progress)
     entries = {name: entries[name] for name in names}
     for name, entry in entries.items():
         print_entry(name, entry)
@@ -696,13 +787,19 @@ def run_config(config: Config, peers: dict[str, Peer], reps: int, warmup: int, l
 # A run: ceilings, peers, configs, results after every config
 
 
-def new_doc(env: dict, ceilings: dict, reps: int, peers: dict[str, Peer], run_id: str) -> dict:
+def new_doc(env: dict, ceilings: dict, reps: int, peers: dict[str, Peer], run_id: str, kv: str = "bf16") -> dict:
     return {
-        "schema": SCHEMA, "run_id": run_id, "env": env, "ceilings": ceilings, "protocol": protocol_info(reps),
-        "peer_order": list(peers),
+        "schema": SCHEMA, "run_id": run_id, "kv": kv, "env": env, "ceilings": ceilings,
+        "protocol": protocol_info(reps, kv), "peer_order": list(peers),
         "peers": {n: {"label": p.label, "available": p.available, "error": p.error} for n, p in peers.items()},
         "results": [],
     }
+
+
+def results_stem(card: str, kv: str = "bf16") -> str:
+    """The results files' name: <card> for the bf16 cache, <card>_fp8 for the fp8 one (its own file: the same
+    config keys, other implementations)."""
+    return card if kv == "bf16" else f"{card}_{kv}"
 
 
 def resumed_doc(json_path: Path, run_id: str) -> dict | None:
@@ -729,8 +826,9 @@ def start_run(args: argparse.Namespace) -> tuple[dict, dict, dict[str, Peer]]:
     ceilings = bench_ceilings.measure_ceilings(torch.device("cuda", torch.cuda.current_device()))
     print(f"ceilings: copy {ceilings['copy_gbps']:.0f} GB/s, matmul {ceilings['matmul_tflops']:.0f} TFLOPS",
           flush=True)
-    loaded = load_peers(args.peers, tuple(args.only))
-    peers = {n: loaded[n] for n in PEER_NAMES if n in loaded}
+    names = FP8_PEER_NAMES if args.kv == "fp8" else PEER_NAMES
+    loaded = load_peers(args.peers, tuple(n for n in names if n in (args.only or names)), kv=args.kv)
+    peers = {n: loaded[n] for n in names if n in loaded}
     for name, peer in peers.items():
         print(f"  {name:<16} {'ok' if peer.available else 'unavailable: ' + str(peer.error)}")
     return env, ceilings, peers
@@ -746,8 +844,9 @@ def run_benchmark(args: argparse.Namespace, configs: list[Config]) -> int:
     env, ceilings, peers = start_run(args)
     device = torch.device("cuda", torch.cuda.current_device())
     l2_bytes = max(env["l2_bytes"], L2_BYTES_FLOOR)
-    doc = resumed_doc(args.out_dir / f"{env['card']}.json", run_id) or new_doc(env, ceilings, args.reps, peers,
-                                                                              run_id)
+    stem = results_stem(env["card"], args.kv)
+    doc = resumed_doc(args.out_dir / f"{stem}.json", run_id) or new_doc(env, ceilings, args.reps, peers, run_id,
+                                                                       args.kv)
     doc.update(env=env, ceilings=ceilings)
     run = {"id": run_id, "commit": env["commit"], "date": env["date"], "ceilings": ceilings}
     done = {r["key"] for r in doc["results"] if r.get("run", {}).get("id") == run_id}
@@ -766,12 +865,30 @@ def run_benchmark(args: argparse.Namespace, configs: list[Config]) -> int:
             print("run without --in-process to have the supervisor skip it and go on", file=sys.stderr)
             return bench_supervisor.EXIT_CONTEXT_LOST
         upsert(doc, record)
-        write_results(doc, args.out_dir, env["card"], merge=args.merge)
-    json_path, md_path = write_results(doc, args.out_dir, env["card"], merge=args.merge)
+        write_results(doc, args.out_dir, stem, merge=args.merge)
+    json_path, md_path = write_results(doc, args.out_dir, stem, merge=args.merge)
     summary = summarize(doc["results"])
     print(f"\nours vs the best peer, geomean over {summary['configs_with_ratio']} configs: "
-          f"{summary['geomean_ratio_vs_best_peer']}\nwrote {json_path} and {md_path}")
+          f"{summary['geomean_ratio_vs_best_peer']}")
+    if args.kv == "fp8":
+        print("\n".join(target_lines(doc["results"])))
+    print(f"wrote {json_path} and {md_path}")
     return 0
+
+
+def target_lines(results: list[dict]) -> list[str]:
+    """The fp8 targets (FP8_TARGETS) per config: met, missed, or not measured."""
+    lines, met, total = [], 0, 0
+    for record in results:
+        for check in fp8_targets(record):
+            total += 1
+            met += check["met"] is True
+            state = {True: "met", False: "MISSED", None: "not measured"}[check["met"]]
+            ratio = "—" if check["ratio"] is None else f"{check['ratio']:.2f}x"
+            lines.append(f"  {record['key']:<20} vs {check['peer']:<17} {ratio:>7} (target >= {check['target']}x) "
+                         f"{state}")
+    return [f"fp8 targets met: {met} of {total}", *lines]
+
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -785,6 +902,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     which.add_argument("--quick", action="store_true", help=f"a {len(QUICK)}-config subset of the grid (fast)")
     which.add_argument("--issue-grid", action="store_true",
                        help=f"the {len(ISSUE_GRID)} configs of the H200 harness report, varlen twins included")
+    which.add_argument("--fp8-grid", action="store_true",
+                       help=f"the {len(FP8_GRID)} configs of the fp8 KV cache (implies --kv fp8)")
     which.add_argument("--configs", type=str, help="comma-separated keys like b128/s4096/h16/q1[/varlen]")
     parser.add_argument("--b", type=int, nargs="+", default=list(GRID_B), help="grid batch sizes")
     parser.add_argument("--s-k", type=int, nargs="+", default=list(GRID_S_K), help="grid KV lengths")
@@ -795,8 +914,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "both for the grid")
     parser.add_argument("--peers", type=str, default=".peers",
                         help="peer bundle: parts folder (.peers) or an extracted folder")
-    parser.add_argument("--only", type=str, nargs="+", choices=PEER_NAMES, default=list(PEER_NAMES),
-                        help="implementations to run")
+    parser.add_argument("--kv", choices=KV_DTYPES, default=None,
+                        help="the KV cache: bf16 (default) or fp8 (float8_e4m3fn + descale_k; s_q*h_q <= "
+                             f"{FP8_MAX_ROWS}; without a config selection: the fp8 grid); results in <card>_fp8.*")
+    parser.add_argument("--only", type=str, nargs="+", choices=ALL_PEER_NAMES, default=None,
+                        help=f"implementations to run (default all: {', '.join(PEER_NAMES)}; with --kv fp8: "
+                             f"{', '.join(FP8_PEER_NAMES)})")
     parser.add_argument("--reps", type=int, default=100,
                         help=f"timed replays per implementation (>= {MIN_REPS}; rounded up to a multiple of the "
                              f"{TIMING_ROUNDS} timing rounds)")
@@ -814,8 +937,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=argparse.SUPPRESS)
     parser.add_argument("--list", action="store_true", help="print the configs and exit")
     parser.add_argument("--render", action="store_true",
-                        help="rewrite <card>.md from <card>.json in --out-dir (needs --card) and exit")
+                        help="rewrite <card>.md from <card>.json in --out-dir (needs --card; with --kv fp8: "
+                             "<card>_fp8) and exit")
     args = parser.parse_args(argv)
+    if args.fp8_grid and args.kv == "bf16":
+        parser.error("--fp8-grid runs the fp8 KV cache; drop --kv bf16")
+    args.kv = "fp8" if args.fp8_grid else (args.kv or "bf16")
+    fp8_only = [n for n in args.only or () if n not in (FP8_PEER_NAMES if args.kv == "fp8" else PEER_NAMES)]
+    if fp8_only:
+        parser.error(f"--only {' '.join(fp8_only)}: not an implementation of the {args.kv} cache (those are "
+                     f"{', '.join(FP8_PEER_NAMES if args.kv == 'fp8' else PEER_NAMES)})")
+    if args.kv == "fp8" and not args.render:
+        too_many = [c.key for c in selected_configs(args) if not fp8_fits(c)]
+        if too_many:
+            parser.error(f"--kv fp8 takes s_q*h_q <= {FP8_MAX_ROWS} only; not: {', '.join(too_many)}")
     if args.reps < MIN_REPS:
         parser.error(f"--reps must be >= {MIN_REPS}")
     if args.render and not args.card:
@@ -824,16 +959,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def selected_configs(args: argparse.Namespace) -> list[Config]:
+    kv = getattr(args, "kv", None) or "bf16"
     if args.quick:
-        return apply_varlen(quick_configs(), args.varlen or "off")
-    if args.issue_grid:
-        return apply_varlen(issue_grid_configs(), args.varlen or "off")
-    if args.configs:
-        return apply_varlen(parse_configs(args.configs), args.varlen or "off")
-    return apply_varlen(grid_configs(args.b, args.s_k, args.h_q, args.s_q), args.varlen or "both")
+        configs = apply_varlen(quick_configs(), args.varlen or "off")
+    elif args.issue_grid:
+        configs = apply_varlen(issue_grid_configs(), args.varlen or "off")
+    elif args.configs:
+        configs = apply_varlen(parse_configs(args.configs), args.varlen or "off")
+    elif getattr(args, "fp8_grid", False) or kv == "fp8":  # the full grid is mostly beyond the fp8 path
+        configs = apply_varlen(fp8_grid_configs(), args.varlen or "off")
+    else:
+        configs = apply_varlen(grid_configs(args.b, args.s_k, args.h_q, args.s_q), args.varlen or "both")
+    return [replace(config, kv=kv) for config in configs]
 
 
 def render_existing(out_dir: Path, card: str) -> int:
+    """Rewrite <card>.md from <card>.json (card: the file stem, e.g. h200 or h200_fp8)."""
     doc = json.loads((out_dir / f"{card}.json").read_text())
     if doc.get("schema", 1) < SCHEMA:
         print(f"{card}.json is schema {doc.get('schema', 1)}: written before every entry carried a reference "
@@ -851,7 +992,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     if args.render:
-        return render_existing(args.out_dir, args.card)
+        return render_existing(args.out_dir, results_stem(args.card, args.kv))
     configs = selected_configs(args)
     if not configs:
         print("no configs selected", file=sys.stderr)

@@ -9,6 +9,10 @@ A record holds one config's work and one entry per implementation. An entry is o
   peer took its process down.
 Only valid timed entries count: for the best peer, the ratios and the plot. Every timed entry carries the
 check made in its own process; merging drops any that does not (results of schema 1 had none).
+
+An fp8 KV cache run (`"kv": "fp8"` on the document and each record; its own <card>_fp8 files) has ours on the fp8
+cache as `mla_backend`, our bf16 path as the baseline `mla_backend_bf16` (a ratio, never the best peer) and
+FlashMLA's fp8 path; each record's `targets` holds issue 12's ratios to reach (t_peer / t_ours >= target).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import json
 import math
 from pathlib import Path
 
-from peers import PEER_NAMES
+from peers import ALL_PEER_NAMES, BASELINE_NAMES
 
 from mla_backend.cli.bench import OURS, missing_label
 
@@ -43,8 +47,9 @@ def entry_status(entry: dict | None) -> str:
 
 
 def best_peer(peers: dict) -> tuple[str, float] | None:
-    """(name, µs) of the fastest peer other than ours whose entry counts."""
-    timed = [(entry["us"], name) for name, entry in peers.items() if name != OURS and is_counted(entry)]
+    """(name, µs) of the fastest peer other than ours (and our own baselines, BASELINE_NAMES) whose entry counts."""
+    timed = [(entry["us"], name) for name, entry in peers.items()
+             if name != OURS and name not in BASELINE_NAMES and is_counted(entry)]
     if not timed:
         return None
     us, name = min(timed)
@@ -79,6 +84,17 @@ def refresh_record(record: dict) -> dict:
     return record
 
 
+def fp8_targets(record: dict) -> list[dict]:
+    """Each target of the record (fp8 runs: {peer: ratio to reach}) with the ratio t_peer / t_ours measured and
+    whether it is met (None: ours or that peer has no time that counts)."""
+    checks = []
+    for name, target in (record.get("targets") or {}).items():
+        ratio = (record.get("speedup_vs") or {}).get(name)
+        checks.append({"peer": name, "target": target, "ratio": ratio,
+                       "met": None if ratio is None else ratio >= target})
+    return checks
+
+
 def geomean(values: list[float]) -> float | None:
     values = [v for v in values if v is not None and v > 0]
     if not values:
@@ -89,8 +105,18 @@ def geomean(values: list[float]) -> float | None:
 def summarize(results: list[dict]) -> dict:
     ratios = [r["ratio_vs_best_peer"] for r in results if r.get("ratio_vs_best_peer") is not None]
     mean = geomean(ratios)
-    return {"geomean_ratio_vs_best_peer": None if mean is None else round(mean, 3),
-            "configs_with_ratio": len(ratios), "configs": len(results)}
+    summary = {"geomean_ratio_vs_best_peer": None if mean is None else round(mean, 3),
+               "configs_with_ratio": len(ratios), "configs": len(results)}
+    targets = [check for r in results for check in fp8_targets(r)]
+    if targets:
+        summary["targets_met"] = sum(check["met"] is True for check in targets)
+        summary["targets"] = len(targets)
+        by_peer: dict[str, list[float]] = {}
+        for record in results:
+            for name, ratio in (record.get("speedup_vs") or {}).items():
+                by_peer.setdefault(name, []).append(ratio)
+        summary["geomean_speedup_vs"] = {name: round(geomean(values), 3) for name, values in by_peer.items()}
+    return summary
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -124,7 +150,7 @@ def merge_results(old: dict | None, new: dict) -> dict:
 
 
 def peer_rank(name: str) -> int:
-    return PEER_NAMES.index(name) if name in PEER_NAMES else len(PEER_NAMES)
+    return ALL_PEER_NAMES.index(name) if name in ALL_PEER_NAMES else len(ALL_PEER_NAMES)
 
 
 def finish_doc(doc: dict) -> dict:
@@ -198,7 +224,7 @@ def _timing(protocol: dict) -> str:
 def _header_lines(doc: dict) -> list[str]:
     env, protocol, ceilings = doc["env"], doc["protocol"], doc.get("ceilings") or {}
     lines = [
-        f"# MLA decode benchmark: {env['card']}",
+        f"# MLA decode benchmark: {env['card']}" + (", fp8 KV cache" if doc.get("kv") == "fp8" else ""),
         "",
         f"{env['device_name']} ({env['sm_count']} SMs, L2 {env['l2_bytes'] / 2**20:.0f} MiB), driver "
         f"{env['driver']}, torch {env['torch']}, CUDA {env['cuda']}, triton {env['triton']}, "
@@ -214,11 +240,12 @@ def _header_lines(doc: dict) -> list[str]:
             "bug) and does not count.",
             "",
         ]
+    inputs = "q and KV ~ randn (bf16)" if doc.get("kv", "bf16") == "bf16" else protocol["inputs"]
     lines += [
         f"One decode step (metadata + kernel + combine) per CUDA graph, each graph with its own memory pool "
         f"and holding every tensor it reads; {_timing(protocol)}; "
         f"{protocol['min_input_sets']}+ input sets in rotation with KV > {protocol['l2_multiple']}x L2; "
-        f"q and KV ~ randn (bf16), page 64, causal. GB/s = {protocol['bytes']} / t; "
+        f"{inputs}, page 64, causal. GB/s = {protocol['bytes']} / t; "
         f"TFLOPS = {protocol['flops']} / t.",
         "",
         f"Every implementation, ours included, is checked in its own process against the fp32 reference "
@@ -230,8 +257,14 @@ def _header_lines(doc: dict) -> list[str]:
         "other input sets' replays) and replayed once more. An implementation that fails is not timed. "
         "Written by benchmarks/bench_decode.py; do not edit by hand.",
         "",
-        "Implementations:",
     ]
+    tolerance = protocol.get("fp8_q_tolerance")
+    if tolerance:
+        names = ", ".join(f"`{name}`" for name in tolerance["peers"])
+        lines += [f"fp8 KV cache: the reference is computed on the dequantized cache. {names}: q quantized to e4m3 "
+                  f"as well, held to ‖out − ref‖ / ‖ref‖ ≤ {tolerance['out_rel_tol']} and max |Δlse| ≤ "
+                  f"{tolerance['lse_abs_tol']} ({tolerance['why']}).", ""]
+    lines.append("Implementations:")
     for name in doc["peer_order"]:
         info = doc["peers"].get(name, {})
         state = "available" if info.get("available") else f"unavailable: {info.get('error')}"
@@ -292,8 +325,40 @@ def _not_timed(doc: dict) -> list[str]:
     return ["", "## Not timed or not counted", "", *items] if items else []
 
 
+def _fp8_table(doc: dict) -> list[str]:
+    """fp8 runs: ours on the fp8 cache against our bf16 path and FlashMLA's fp8 path, with the targets."""
+    if not any(record.get("targets") for record in doc["results"]):
+        return []
+    names = ["mla_backend_bf16", "flashmla_fp8"]
+    header = ["config", "ours fp8 µs", "GB/s", "TFLOPS", "% of floor"]
+    for name in names:
+        header += [f"`{name}` µs", f"vs `{name}` (target)"]
+    rows = []
+    for record in doc["results"]:
+        ours = record["peers"].get(OURS)
+        counted = is_counted(ours)
+        row = [record["key"], f"{ours['us']:.1f}" if counted else entry_status(ours),
+               f"{ours['gbps']:.0f}" if counted else "—", f"{ours['tflops']:.0f}" if counted else "—",
+               f"{ours['pct_of_floor']:.0f}%" if counted else "—"]
+        checks = {check["peer"]: check for check in fp8_targets(record)}
+        for name in names:
+            entry = record["peers"].get(name)
+            ratio = (record.get("speedup_vs") or {}).get(name)
+            check = checks.get(name)
+            cell = f"{ratio:.2f}x" if ratio is not None else "—"
+            if check is not None:
+                verdict = {True: "met", False: "**missed**", None: "not measured"}[check["met"]]
+                cell += f" (≥ {check['target']}x: {verdict})"
+            row += [f"{entry['us']:.1f}" if is_counted(entry) else entry_status(entry), cell]
+        rows.append(row)
+    summary = doc.get("summary") or summarize(doc["results"])
+    closing = f"Targets met: {summary.get('targets_met', 0)} of {summary.get('targets', 0)}."
+    return ["", "## fp8 KV cache: ours vs our bf16 path and FlashMLA fp8 (t_peer / t_ours; > 1: ours is faster)",
+            "", "GB/s counts the fp8 cache at 1 byte a value.", "", *_table(header, rows), "", closing]
+
+
 def render_markdown(doc: dict) -> str:
     names = _names(doc) or list(doc["peer_order"])
-    lines = [*_header_lines(doc), *_main_table(doc), *_peer_table(doc, names), *_check_table(doc, names),
-             *_not_timed(doc)]
+    lines = [*_header_lines(doc), *_fp8_table(doc), *_main_table(doc), *_peer_table(doc, names),
+             *_check_table(doc, names), *_not_timed(doc)]
     return "\n".join(lines) + "\n"

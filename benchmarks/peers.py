@@ -41,6 +41,21 @@ once per step for all layers is done in `prepare` (not timed), for every peer th
   strides of the ckv/kpe views of the 576-wide cache (1152-byte rows, the kpe view 1024 bytes in, both
   16-byte aligned); `plan()` checks its workspace sizes and raises when a batch does not fit.
 
+With an fp8 (e4m3) KV cache (`bench_decode.py --kv fp8`, s_q·h_q <= 32), the batch also carries the cache as
+float8_e4m3fn with its per-tensor `descale_k` (float32 [1]); `k_cache` is then what that cache stands for, in bf16.
+The fp8 peers (`load_peers(..., kv="fp8")`, FP8_PEER_NAMES):
+
+- `mla_backend`: ours on the fp8 cache, `mla_decode_with_kvcache(..., descale_k=descale_k)`, bf16 q.
+- `mla_backend_bf16`: ours on `k_cache` (the same values in bf16): the baseline the fp8 path's speedup is
+  measured against. A baseline, not a peer: never the "best peer".
+- `flashmla_fp8`: vLLM's FLASHMLA backend with `--kv-cache-dtype fp8`: `get_mla_metadata_dense_fp8` (made by
+  FlashMLAMetadataBuilder._build_decode once per step, before the graph: in `prepare`) and
+  `flash_mla_with_kvcache_fp8` over the wheel's `_flashmla_extension_C` (FlashMLAImpl.forward_mqa). It takes an fp8
+  q with `descale_q`: vLLM's MLA layer quantizes q per tensor (static `_q_scale`, fused into the concat of
+  ql_nope and q_pe it makes anyway); here q is quantized the same way (amax / 448, like the cache) in `prepare`,
+  not timed. Its output carries that quantization error, so it is checked with a looser tolerance (see
+  FP8_Q_OUT_REL_TOL).
+
 vLLM's own `vllm/__init__.py` imports the whole engine, so the bundle ships none of it: `install_vllm_shim`
 puts a bare `vllm` package (pointing at the bundle's `vllm/` folder) and tiny `vllm.logger`,
 `vllm.platforms` and `vllm.triton_utils` stand-ins into `sys.modules`, the only vLLM modules the shipped
@@ -79,6 +94,16 @@ TRITON_MIN_WORK_PER_SPLIT = 512
 TRITON_SPLIT_OCCUPANCY_MULTIPLIER = 2
 # FlashInfer's MLA examples and vLLM size the float workspace at 128 MiB.
 FLASHINFER_WORKSPACE_BYTES = 128 * 1024 * 1024
+# Tolerances for a peer that also quantizes q to e4m3 (flashmla_fp8; ours up to 16 rows), against the same fp32 reference on the
+# dequantized cache and bf16 q as every other entry. e4m3 keeps 3 mantissa bits: each q value moves by up to
+# 2^-4 relative (~3.6% RMS), which moves every logit by ~0.06 at these inputs (randn q and K, 576 columns,
+# scale 192^-0.5) and the output by ~3-4% relative; FlashMLA's fp8 kernel also multiplies P in e4m3 (its own
+# test, against a reference on the fp8 q and K, allows cosine distance 5e-4, i.e. ~3% relative). Emulated in
+# fp32 on these inputs (fp8 q, fp8 P, bf16 out; b8 h16/h32, s_k 1024..32768): out relative error 0.035-0.043,
+# lse max |Δ| 0.013-0.030. Twice that: a step that writes zeros (1.0), skips work or reads the wrong pages
+# still fails.
+FP8_Q_OUT_REL_TOL = 8e-2
+FP8_Q_LSE_ABS_TOL = 1e-1
 
 StepOutput = tuple[torch.Tensor, Optional[torch.Tensor]]
 
@@ -98,6 +123,10 @@ class DecodeBatch:
     softmax_scale: float
     causal: bool
     max_seqlen_k: int  # host copy of cache_seqlens.max(): engines size some launches from it on the host
+    # An fp8 cache (bench_decode --kv fp8): [num_blocks, 64, 576] float8_e4m3fn and its float32 [1] scale;
+    # k_cache above then holds descale_k * k_cache_fp8 in bf16 (what the fp8 cache stands for).
+    k_cache_fp8: Optional[torch.Tensor] = None
+    descale_k: Optional[torch.Tensor] = None
 
     @property
     def b(self) -> int:
@@ -112,7 +141,8 @@ class DecodeBatch:
         return self.q.shape[2]
 
     def tensors(self) -> tuple[torch.Tensor, ...]:
-        return self.q, self.k_cache, self.block_table, self.cache_seqlens
+        fp8 = () if self.k_cache_fp8 is None else (self.k_cache_fp8, self.descale_k)
+        return self.q, self.k_cache, self.block_table, self.cache_seqlens, *fp8
 
 
 def with_keepalive(step: Callable[[], StepOutput], batch: DecodeBatch, *extra) -> Callable[[], StepOutput]:
@@ -126,6 +156,9 @@ class Peer:
     name = ""
     label = ""
     lse_base2 = False  # True: the step's lse is log2(sum 2^x), not the natural log
+    kv_bytes = 2  # bytes per cached value the step reads (1: the fp8 cache)
+    out_rel_tol: float | None = None  # None: bench_decode's OUT_REL_TOL / LSE_ABS_TOL
+    lse_abs_tol: float | None = None
 
     def __init__(self, error: str | None = None):
         self.error = error
@@ -395,9 +428,115 @@ class FlashInferMLAPeer(Peer):
                               q_nope, q_pe, ckv, kpe)
 
 
+def fp8_cache_reason(batch: DecodeBatch) -> str | None:
+    if batch.k_cache_fp8 is None or batch.descale_k is None:
+        return "needs the batch's fp8 cache and descale_k (bench_decode --kv fp8)"
+    return None
+
+
+def quantize_q_fp8(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """q as vLLM's MLA layer hands it to an fp8-q backend: float8_e4m3fn with one static per-tensor scale
+    (QuantFP8 static, GroupShape.PER_TENSOR: q / q_scale clamped to +-448); q_scale = amax / 448 here, the tightest
+    per-tensor scale (vLLM's comes from the checkpoint or one amax measurement). Returns (q8, descale_q [1])."""
+    from mla_backend.testing import quantize_kv_fp8  # the same per-tensor amax / 448 quantization as the cache
+
+    return quantize_kv_fp8(q)
+
+
+class MlaBackendFp8Peer(MlaBackendPeer):
+    """Ours on the fp8 cache: bf16 q, float8_e4m3fn k_cache, descale_k. Up to 16 rows the kernel quantizes q per
+    row to e4m3 for an fp8 Q.K^T (ops' docstring), so it is held to the fp8-q tolerances as flashmla_fp8."""
+
+    name = "mla_backend"
+    label = "ours (mla_backend, fp8 e4m3 KV cache, descale_k)"
+    kv_bytes = 1
+    out_rel_tol = FP8_Q_OUT_REL_TOL
+    lse_abs_tol = FP8_Q_LSE_ABS_TOL
+
+    def unsupported_reason(self, batch):
+        return fp8_cache_reason(batch)
+
+    def _prepare(self, batch):
+        ops = self.ops
+        k_cache = batch.k_cache_fp8.unsqueeze(-2)
+        meta, splits = ops.get_mla_metadata(batch.cache_seqlens, batch.s_q * batch.h_q, 1)
+
+        def step():
+            return ops.mla_decode_with_kvcache(
+                batch.q, k_cache, batch.block_table, batch.cache_seqlens, HEAD_DIM_V, meta, splits,
+                softmax_scale=batch.softmax_scale, causal=batch.causal, descale_k=batch.descale_k)
+
+        return with_keepalive(step, batch, k_cache, meta, splits)
+
+
+class MlaBackendBf16BaselinePeer(MlaBackendPeer):
+    """Ours on the bf16 cache holding the fp8 cache's values: the baseline of the fp8 speedup."""
+
+    name = "mla_backend_bf16"
+    label = "ours bf16 (mla_backend on the dequantized cache in bf16: the fp8 speedup's baseline)"
+
+
+class FlashMLAFp8Peer(Peer):
+    """vLLM 0.26 FLASHMLA with --kv-cache-dtype fp8: the dense fp8 kernel of `_flashmla_extension_C`."""
+
+    name = "flashmla_fp8"
+    label = ("FlashMLA fp8 (vLLM 0.26 _flashmla_extension_C dense fp8; q quantized per tensor, descale_q and "
+             "descale_k)")
+    kv_bytes = 1
+    out_rel_tol = FP8_Q_OUT_REL_TOL
+    lse_abs_tol = FP8_Q_LSE_ABS_TOL
+
+    def __init__(self):
+        super().__init__()
+        importlib.import_module("vllm._flashmla_C")  # vLLM's wrapper swallows the ImportErrors; show them
+        importlib.import_module("vllm._flashmla_extension_C")
+        flashmla = importlib.import_module("vllm.v1.attention.ops.flashmla")
+        supported, reason = flashmla.is_flashmla_dense_supported()
+        if not supported:
+            raise PeerUnavailable(reason)
+        for function in ("get_mla_metadata_dense_fp8", "flash_mla_with_kvcache_fp8"):
+            if not hasattr(flashmla, function):
+                raise PeerUnavailable(f"vllm.v1.attention.ops.flashmla has no {function}")
+        self.flashmla = flashmla
+
+    def unsupported_reason(self, batch):
+        return fp8_cache_reason(batch)
+
+    def _prepare(self, batch):
+        flashmla = self.flashmla
+        q8, descale_q = quantize_q_fp8(batch.q)
+        k_cache = batch.k_cache_fp8.unsqueeze(-2)
+        # FlashMLAMetadataBuilder._build_decode with an fp8 cache: the dense-fp8 schedule, once per step, before
+        # the graph (copied into persistent buffers under full CUDA graphs; this one is persistent already).
+        tile_scheduler_metadata, num_splits = flashmla.get_mla_metadata_dense_fp8(
+            batch.cache_seqlens, batch.s_q * batch.h_q, 1)
+
+        def step():
+            # FlashMLAImpl.forward_mqa for a quantized cache.
+            return flashmla.flash_mla_with_kvcache_fp8(
+                q=q8, k_cache=k_cache, block_table=batch.block_table, cache_seqlens=batch.cache_seqlens,
+                head_dim_v=HEAD_DIM_V, tile_scheduler_metadata=tile_scheduler_metadata, num_splits=num_splits,
+                softmax_scale=batch.softmax_scale, causal=batch.causal, descale_q=descale_q,
+                descale_k=batch.descale_k)
+
+        return with_keepalive(step, batch, q8, descale_q, k_cache, tile_scheduler_metadata, num_splits)
+
+
 PEER_CLASSES: tuple[type[Peer], ...] = (MlaBackendPeer, FlashMLAPeer, FA3MLAPeer, FA3MLADefaultPeer,
                                          TritonMLAPeer, FlashInferMLAPeer)
 PEER_NAMES = tuple(cls.name for cls in PEER_CLASSES)
+FP8_PEER_CLASSES: tuple[type[Peer], ...] = (MlaBackendFp8Peer, MlaBackendBf16BaselinePeer, FlashMLAFp8Peer)
+FP8_PEER_NAMES = tuple(cls.name for cls in FP8_PEER_CLASSES)
+ALL_PEER_NAMES = tuple(dict.fromkeys(PEER_NAMES + FP8_PEER_NAMES))
+# Our own other paths, timed for a ratio: never the best peer.
+BASELINE_NAMES = (MlaBackendBf16BaselinePeer.name,)
+KV_DTYPES = ("bf16", "fp8")
+
+
+def peer_classes(kv: str = "bf16") -> tuple[type[Peer], ...]:
+    if kv not in KV_DTYPES:
+        raise ValueError(f"kv: expected one of {KV_DTYPES}, got {kv!r}")
+    return FP8_PEER_CLASSES if kv == "fp8" else PEER_CLASSES
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -515,12 +654,17 @@ def add_bundle_site(bundle_root: str | os.PathLike) -> None:
         os.environ.setdefault("TVM_FFI_DISABLE_TORCH_C_DLPACK", "1")
 
 
-def load_peers(path: str | os.PathLike | None, names: tuple[str, ...] = PEER_NAMES) -> dict[str, Peer]:
-    """name -> peer for each requested name; a peer that fails to load keeps the exception text in .error.
+def load_peers(path: str | os.PathLike | None, names: tuple[str, ...] | None = None,
+               kv: str = "bf16") -> dict[str, Peer]:
+    """name -> peer for each requested name of the `kv` cache's set (PEER_NAMES, or FP8_PEER_NAMES for kv="fp8";
+    names None: all of them); a peer that fails to load keeps the exception text in .error.
 
     path: the `.peers` parts folder (unpacked on first use), an extracted bundle, or None (vLLM-based
     peers are then reported unavailable; ours and FlashInfer are still tried).
     """
+    classes = peer_classes(kv)
+    if names is None:
+        names = tuple(cls.name for cls in classes)
     bundle_error = None
     if path is not None:
         try:
@@ -531,9 +675,10 @@ def load_peers(path: str | os.PathLike | None, names: tuple[str, ...] = PEER_NAM
             bundle_error = f"peer bundle: {type(exc).__name__}: {exc}"
     else:
         bundle_error = "no peer bundle given (--peers)"
-    needs_bundle = {FlashMLAPeer.name, FA3MLAPeer.name, FA3MLADefaultPeer.name, TritonMLAPeer.name}
+    needs_bundle = {FlashMLAPeer.name, FA3MLAPeer.name, FA3MLADefaultPeer.name, TritonMLAPeer.name,
+                    FlashMLAFp8Peer.name}
     peers: dict[str, Peer] = {}
-    for cls in PEER_CLASSES:
+    for cls in classes:
         if cls.name not in names:
             continue
         if bundle_error is not None and cls.name in needs_bundle:
@@ -556,5 +701,6 @@ if __name__ == "__main__":
     # Smoke test on the box: `python benchmarks/peers.py .peers` prints where the bundle is and each peer's state.
     bundle = sys.argv[1] if len(sys.argv) > 1 else ".peers"
     print(f"bundle: {resolve_bundle(bundle)}")
-    for peer_name, loaded in load_peers(bundle).items():
-        print(f"{peer_name:<15} {'ok' if loaded.available else 'unavailable: ' + str(loaded.error)}")
+    for kv_dtype in KV_DTYPES:
+        for peer_name, loaded in load_peers(bundle, kv=kv_dtype).items():
+            print(f"{kv_dtype} {peer_name:<17} {'ok' if loaded.available else 'unavailable: ' + str(loaded.error)}")

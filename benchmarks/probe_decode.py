@@ -8,9 +8,15 @@ start and end of each kernel in one profiled replay: with programmatic dependent
 per-kernel totals hide which one is on the critical path.
 
     python benchmarks/probe_decode.py [--configs b128/s4096/h16/q1,...] [--reps 100] [--plan scheduler|whole]
+                                      [--kv bf16|fp8]
 
 `--plan whole` measures a plan idea without writing it in CUDA: the ops take any plan tensors of the right shape,
 and this one never splits a request (part k takes requests [k*b/parts, (k+1)*b/parts)).
+
+`--kv fp8` runs ours on the cache quantized to float8_e4m3fn with a power-of-two per-tensor scale: the bf16 inputs
+are first replaced by what the fp8 cache stands for (exact in bf16 with such a scale) and the query by the one the
+kernel uses (`reference.fp8_kernel_query`: rounded to e4m3 per row up to 16 rows), so the usual check against the
+fp32 reference holds the kernel to the bf16 path's accuracy. GB/s counts 1 byte per cached value.
 """
 from __future__ import annotations
 
@@ -26,7 +32,10 @@ REPO = BENCH_DIR.parent
 sys.path[:0] = [str(BENCH_DIR), str(REPO)]
 
 import bench_decode as bench  # noqa: E402
-from peers import MlaBackendPeer  # noqa: E402
+from peers import MlaBackendPeer, with_keepalive  # noqa: E402
+
+from mla_backend.kernel_facts import HEAD_DIM_V  # noqa: E402
+from mla_backend.reference import fp8_kernel_query  # noqa: E402
 
 DEFAULT_CONFIGS = ",".join(config.key for config in bench.issue_grid_configs() if not config.varlen)
 
@@ -48,6 +57,31 @@ class WholeRequestPlanPeer(MlaBackendPeer):
                                   batch.q.device)
 
 
+def fp8_cache(k_cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """k_cache as float8_e4m3fn and a float32 [1] descale_k, a power of two >= amax / 448 (so k8 * descale_k
+    is exactly representable in bf16)."""
+    amax = k_cache.float().abs().amax().clamp(min=1e-30)
+    descale = torch.exp2(torch.ceil(torch.log2(amax / 448.0))).reshape(1).float()
+    return (k_cache.float() / descale).to(torch.float8_e4m3fn), descale
+
+
+class Fp8CachePeer(MlaBackendPeer):
+    """Ours on the fp8 version of each input set's cache."""
+
+    def _prepare(self, batch):
+        ops = self.ops
+        k8, descale = fp8_cache(batch.k_cache)
+        k_cache = k8.unsqueeze(-2)
+        meta, splits = ops.get_mla_metadata(batch.cache_seqlens, batch.s_q * batch.h_q, 1)
+
+        def step():
+            return ops.mla_decode_with_kvcache(batch.q, k_cache, batch.block_table, batch.cache_seqlens, HEAD_DIM_V,
+                                               meta, splits, softmax_scale=batch.softmax_scale, causal=batch.causal,
+                                               descale_k=descale)
+
+        return with_keepalive(step, batch, k8, k_cache, descale, meta, splits)
+
+
 def kernel_timeline(graph) -> list[tuple[str, float, float]]:
     """(kernel, start, end) in µs from the first kernel's start, for one profiled replay."""
     short = {"get_metadata_kernel": "meta", "narrow::mla_decode_narrow_kernel": "narrow",
@@ -66,6 +100,12 @@ def kernel_timeline(graph) -> list[tuple[str, float, float]]:
 
 def probe(config: bench.Config, peer: MlaBackendPeer, reps: int, l2_bytes: int, device: torch.device) -> str:
     seqlens, batches, reference = bench.config_inputs(config, l2_bytes, device)
+    if isinstance(peer, Fp8CachePeer):
+        for batch in batches:
+            k8, descale = fp8_cache(batch.k_cache)
+            batch.k_cache.copy_(k8.float() * descale)   # exact: the bf16 cache now holds what the fp8 one means
+            batch.q.copy_(fp8_kernel_query(batch.q))    # idempotent: the kernel rounds it to the same values
+        reference = bench.compute_reference(batches[0], bench.reference_rows(seqlens))
     captured = bench.capture_steps(peer, batches)
     try:
         first = bench.replay_and_check(captured[0], reference, peer.lse_base2)
@@ -74,7 +114,8 @@ def probe(config: bench.Config, peer: MlaBackendPeer, reps: int, l2_bytes: int, 
         timeline = kernel_timeline(captured[-1].graph)
     finally:
         bench.release(captured)
-    nbytes = bench.decode_bytes(sum(seqlens), config.b, config.s_q, config.h_q)
+    nbytes = bench.decode_bytes(sum(seqlens), config.b, config.s_q, config.h_q,
+                                kv_bytes=1 if isinstance(peer, Fp8CachePeer) else 2)
     flops = bench.decode_flops(sum(seqlens), config.s_q, config.h_q)
     m = bench.metrics(statistics.median(times), nbytes, flops)
     status = "ok" if first["passed"] and after["passed"] else "CHECK FAILED " + "; ".join(
@@ -90,11 +131,15 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=100)
     parser.add_argument("--plan", choices=("scheduler", "whole"), default="scheduler",
                         help="whole: an experiment plan that never splits a request")
+    parser.add_argument("--kv", choices=("bf16", "fp8"), default="bf16",
+                        help="fp8: the cache as float8_e4m3fn with descale_k (s_q * h_q <= 32 only)")
     args = parser.parse_args()
+    if args.kv == "fp8" and args.plan == "whole":
+        parser.error("--kv fp8 runs with the scheduler's plan only")
     props = torch.cuda.get_device_properties(0)
     print(props.name, torch.__version__, flush=True)
     l2_bytes = max(getattr(props, "L2_cache_size", 0), bench.L2_BYTES_FLOOR)
-    peer = WholeRequestPlanPeer() if args.plan == "whole" else MlaBackendPeer()
+    peer = WholeRequestPlanPeer() if args.plan == "whole" else Fp8CachePeer() if args.kv == "fp8" else MlaBackendPeer()
     for config in bench.parse_configs(args.configs):
         print(probe(config, peer, args.reps, l2_bytes, torch.device("cuda")), flush=True)
 

@@ -10,7 +10,8 @@
 #   serving-sglang, serving-vllm (benchmarks/bench_serving.py for that engine; $SERVING_ARGS adds arguments, e.g.
 #   --merge with the other engine's results); soak-sglang, soak-vllm (integration_tests/soak.py's soak through
 #   that engine with our backend). kernel: tests -m gpu (with whichever engine the bundle holds). Logs and JSON go
-#   to OUT_DIR.
+#   to OUT_DIR. MLA_E2E_KV_CACHE_DTYPE=fp8 (vLLM stages) or fp8_e4m3 (sglang-tp*) runs the e2e on an fp8 KV cache,
+#   every backend alike (its results are kept apart: test ids and file names end in -fp8 / _fp8...).
 set -uo pipefail
 PARTS=$1 OUT=$2
 shift 2

@@ -10,10 +10,16 @@ Every server runs with --disable-overlap-schedule (the processor counts steps by
 Each backend's results are kept in the work folder, and a later run with the same folder reuses them.
 
     python integration_tests/sglang_e2e.py --tp 1 --out e2e.json   (test_sglang_e2e.py asserts on it)
+
+MLA_E2E_KV_CACHE_DTYPE=fp8_e4m3 serves every backend with `--kv-cache-dtype fp8_e4m3` (flashmla, triton and ours
+all read SGLang's fp8 MLA pool; the tiny model's 16 heads are within our fp8 kernel's 32 query rows at TP 1 and 2);
+its logs and results are kept apart from the bf16 run's (file names end in _fp8_e4m3), and our server's log must
+say it read an fp8 cache.
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -30,17 +36,29 @@ SERVER_ARGS = ("--page-size", "64", "--dtype", "bfloat16", "--context-length", "
                "--enable-custom-logit-processor", "--disable-overlap-schedule", "--sampling-backend", "pytorch",
                "--stream-interval", "8")
 OUR_BACKEND_LINE = "mla_backend: decode"
+OUR_FP8_LINE = "fp8 (e4m3) KV cache"   # in our backend's start-up line when the pool is fp8
+
+
+def kv_cache_dtype() -> str:
+    """--kv-cache-dtype for every server of a run: $MLA_E2E_KV_CACHE_DTYPE (auto, fp8_e4m3), default auto."""
+    return os.environ.get("MLA_E2E_KV_CACHE_DTYPE", "auto")
+
+
+def kv_tag(kv: str) -> str:
+    """The suffix of a run's file names: none for the model's dtype, _fp8_e4m3 for an fp8 cache."""
+    return "" if kv == "auto" else f"_{kv}"
 
 
 def start_server(model: Path, backend: str, tp: int, log: Path) -> Server:
     return e2e_common.start_engine_server(
         "sglang", lambda port: [sys.executable, "-m", "sglang.launch_server", "--model-path", str(model),
                                 "--attention-backend", backend, "--tp-size", str(tp), "--port", str(port),
-                                *SERVER_ARGS], log, pythonpath=HERE)
+                                "--kv-cache-dtype", kv_cache_dtype(), *SERVER_ARGS], log, pythonpath=HERE)
 
 
 def inspect_log(log: str) -> dict:
-    return {"cuda_graphs": e2e_common.cuda_graphs_captured("sglang", log), "our_kernel": OUR_BACKEND_LINE in log}
+    return {"cuda_graphs": e2e_common.cuda_graphs_captured("sglang", log), "our_kernel": OUR_BACKEND_LINE in log,
+            "our_fp8_kv": OUR_FP8_LINE in log}
 
 
 def _forcing(forced: list[int] | None, log: Path, key: str) -> dict:
@@ -100,19 +118,22 @@ def run_backend(client, reference: dict | None, log: Path) -> dict:
 def run(tp: int, workdir: Path, backends=BACKENDS) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     model = checkpoint(workdir / "tiny_lmhead02")
+    kv = kv_cache_dtype()
+    tag = f"tp{tp}{kv_tag(kv)}"
     backends, errors = serve_each(
         backends, REFERENCE,
-        start=lambda b: start_server(model, b, tp, workdir / f"server_{b}_tp{tp}.log"),
+        start=lambda b: start_server(model, b, tp, workdir / f"server_{b}_{tag}.log"),
         exercise=lambda client, backend, reference: run_backend(
-            client, reference, workdir / f"forced_logprobs_{backend}_tp{tp}.jsonl"),
-        inspect_log=inspect_log, done_file=lambda b: workdir / f"result_{b}_tp{tp}.json", label=f"sglang tp{tp}")
-    results = {"tp": tp, "backends": backends, "errors": errors}
+            client, reference, workdir / f"forced_logprobs_{backend}_{tag}.jsonl"),
+        inspect_log=inspect_log, done_file=lambda b: workdir / f"result_{b}_{tag}.json",
+        label=f"sglang tp{tp} kv {kv}")
+    results = {"tp": tp, "kv_cache_dtype": kv, "backends": backends, "errors": errors}
     results["summary"] = summarize(results)
     return results
 
 
 def summarize(results: dict) -> dict:
-    return e2e_common.summarize(results, BACKENDS, REFERENCE, ("cuda_graphs", "our_kernel", "startup_s"))
+    return e2e_common.summarize(results, BACKENDS, REFERENCE, ("cuda_graphs", "our_kernel", "our_fp8_kv", "startup_s"))
 
 
 def main() -> int:

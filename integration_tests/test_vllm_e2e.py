@@ -10,9 +10,11 @@ and the rest of the text differs), so the rules are relative:
   - our greedy agreement with each built-in (per-prompt common prefix) is no lower than theirs with each other,
     beyond two standard errors of the paired per-prompt difference (40 prompts: one flip more or less moves the
     mean by ~1.5 tokens).
-Set MLA_E2E_RESULTS=DIR to keep the results JSON and server logs.
+Set MLA_E2E_RESULTS=DIR to keep the results JSON and server logs. MLA_E2E_KV_CACHE_DTYPE=fp8 runs the same tests
+with every backend on an fp8 (e4m3) KV cache (test ids end in -fp8).
 
     python -m pytest -q integration_tests/test_vllm_e2e.py -m gpu -s [-k tp1-default]
+    MLA_E2E_KV_CACHE_DTYPE=fp8 python -m pytest -q integration_tests/test_vllm_e2e.py -m gpu -s -k tp1-forced
 """
 from __future__ import annotations
 
@@ -27,10 +29,13 @@ pytestmark = [pytest.mark.gpu, requires_hopper_and_vllm_026]
 RUNS = [(tp, mode) for tp in (1, 2) for mode in vllm_e2e.MODES]
 
 
-@pytest.fixture(scope="module", params=RUNS, ids=lambda run: f"tp{run[0]}-{run[1]}")
+KV = vllm_e2e.kv_tag(vllm_e2e.kv_cache_dtype()).replace("_", "-")
+
+
+@pytest.fixture(scope="module", params=RUNS, ids=lambda run: f"tp{run[0]}-{run[1]}{KV}")
 def e2e(request, tmp_path_factory):
     tp, mode = request.param
-    return e2e_common.run_for_test(lambda workdir: vllm_e2e.run(tp, workdir, mode), f"tp{tp}-{mode}", tp,
+    return e2e_common.run_for_test(lambda workdir: vllm_e2e.run(tp, workdir, mode), f"tp{tp}-{mode}{KV}", tp,
                                    tmp_path_factory)
 
 

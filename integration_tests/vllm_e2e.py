@@ -11,9 +11,14 @@ to the V1 runner:
            sequences decode step by decode step (teacher-forced logprobs).
 
     python integration_tests/vllm_e2e.py --tp 1 --mode default --out e2e.json   (test_vllm_e2e.py asserts on it)
+
+MLA_E2E_KV_CACHE_DTYPE=fp8 serves every backend with `--kv-cache-dtype fp8` (FLASHMLA, TRITON_MLA and ours all
+read vLLM's fp8 e4m3 cache; the tiny model's 16 heads are within our fp8 kernel's 32 query rows at TP 1 and 2);
+its logs and results are kept apart from the bf16 run's (file names end in _fp8).
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -30,12 +35,25 @@ SERVER_ARGS = ("--block-size", "64", "--dtype", "bfloat16", "--max-model-len", "
                "--gpu-memory-utilization", "0.4", "--no-enable-prefix-caching", "--seed", "0",
                "--served-model-name", MODEL_NAME, "--stream-interval", "8")
 FORCED_ARGS = ("--logits-processors", "force_tokens:ForceTokens")
+
+
+def kv_cache_dtype() -> str:
+    """--kv-cache-dtype for every server of a run: $MLA_E2E_KV_CACHE_DTYPE (auto, fp8, fp8_e4m3), default auto."""
+    return os.environ.get("MLA_E2E_KV_CACHE_DTYPE", "auto")
+
+
+def kv_tag(kv: str) -> str:
+    """The suffix of a run's file names: none for the model's dtype, _fp8 for an fp8 cache."""
+    return "" if kv == "auto" else f"_{kv}"
+
+
 def start_server(model: Path, backend: str, tp: int, log: Path, extra_args: tuple = ()) -> Server:
     from mla_backend.cli.serve import vllm_command
 
     return e2e_common.start_engine_server(
         "vllm", lambda port: [*vllm_command(), "serve", str(model), "--attention-backend", backend,
-                              "--tensor-parallel-size", str(tp), "--port", str(port), *SERVER_ARGS, *extra_args],
+                              "--tensor-parallel-size", str(tp), "--port", str(port), "--kv-cache-dtype",
+                              kv_cache_dtype(), *SERVER_ARGS, *extra_args],
         log, pythonpath=HERE)
 
 
@@ -90,14 +108,16 @@ def run(tp: int, workdir: Path, mode: str = "default", backends=BACKENDS) -> dic
         raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
     workdir.mkdir(parents=True, exist_ok=True)
     model = checkpoint(workdir / "tiny_lmhead02")
+    kv = kv_cache_dtype()
+    tag = f"tp{tp}_{mode}{kv_tag(kv)}"
     backends, errors = serve_each(
         backends, REFERENCE,
-        start=lambda b: start_server(model, b, tp, workdir / f"server_{b}_tp{tp}_{mode}.log",
+        start=lambda b: start_server(model, b, tp, workdir / f"server_{b}_{tag}.log",
                                      FORCED_ARGS if mode == "forced" else ()),
         exercise=lambda client, backend, reference: run_backend(client, mode, reference),
-        inspect_log=inspect_log, done_file=lambda b: workdir / f"result_{b}_tp{tp}_{mode}.json",
-        label=f"tp{tp} {mode}", startup_timeout=400)
-    results = {"tp": tp, "mode": mode, "backends": backends, "errors": errors}
+        inspect_log=inspect_log, done_file=lambda b: workdir / f"result_{b}_{tag}.json",
+        label=f"tp{tp} {mode} kv {kv}", startup_timeout=400)
+    results = {"tp": tp, "mode": mode, "kv_cache_dtype": kv, "backends": backends, "errors": errors}
     results["summary"] = summarize(results)
     return results
 

@@ -15,8 +15,13 @@
 // query rows and stays well under its HBM time.
 // Pages past seqlen may hold NaN: masked scores become -inf and V rows past seqlen are zeroed in
 // shared memory before P.V. A split request writes fp32 partials + LSE for the combine kernel.
+//
+// An fp8 (e4m3) cache keeps the 16-bit stages and everything the consumers do: the producers load each
+// page's fp8 bytes into registers, convert them exactly to the query's type and store them in BlockLayout
+// (produce_fp8_kv_blocks); the per-tensor descale multiplies the softmax scale and the output.
 #pragma once
 
+#include "mla_fp8.cuh"
 #include "mla_launch.h"
 #include "mla_params.h"
 #include "mla_pipeline.cuh"
@@ -136,6 +141,129 @@ __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry
 }
 
 // ---------------------------------------------------------------------------------------------------
+// FP8 producer warpgroup. A 64-token fp8 page is 36,864 bytes, 18 16-byte chunks per thread; two
+// stages of fp8 staging (another 72 KB) do not fit next to the two 16-bit stages, and staging in shared
+// memory would add 72 KB of shared traffic per block to the 136 KB the wgmmas read. So each thread loads
+// its 18 chunks into registers, converts them and stores them into the stage, while the next block's
+// chunks are already on their way into a second register set (ping-pong): ~36-72 KB in flight per SM.
+//
+// Thread i loads fp8 chunk c = i % 4 (columns 16c..16c+15) of sub-tile t of tokens i / 4 + 32k (k < 2,
+// t < 9): four consecutive threads read a token's 64 bytes of one sub-tile, a warp eight whole token rows
+// over its nine t. The chunk becomes the 16-bit chunks 2c and 2c + 1 of that sub-tile row; both of a
+// thread's tokens have token % 8 = (i / 4) % 8, so the two swizzled destinations are per-thread offsets
+// plus compile-time immediates (and a quarter-warp's 16-byte stores cover all 32 banks: even chunks of
+// one row, odd chunks of the next).
+
+constexpr int kFp8ChunkValues = 16;
+constexpr int kFp8ChunksPerSubTileRow = 64 / kFp8ChunkValues;                    // 4
+constexpr int kFp8TokensPerPass = kProducerThreads / kFp8ChunksPerSubTileRow;     // 32
+constexpr int kFp8Passes = kBlockSize / kFp8TokensPerPass;                        // 2
+constexpr int kFp8ChunksPerThread = kFp8Passes * kSubTiles;                       // 18
+static_assert(kFp8TokensPerPass % 8 == 0, "a pass must cover whole 8-token swizzle atoms");
+
+struct Fp8Chunks {
+  uint4 chunk[kFp8ChunksPerThread];   // [pass * kSubTiles + sub_tile]
+};
+
+// This producer thread's share of every KV block: where it reads in a page and writes in a stage.
+template <typename Element>
+struct Fp8BlockCopier {
+  const char* src;            // its first chunk in page 0
+  int64_t token_bytes, block_bytes;
+  int num_blocks;
+  uint32_t dst_first, dst_second;   // its two 16-bit chunks' offsets in a stage (pass 0, sub-tile 0)
+
+  __device__ explicit Fp8BlockCopier(const DecodeParams& p) {
+    const int tid = threadIdx.x - kWarpgroupThreads;
+    const int chunk = tid % kFp8ChunksPerSubTileRow, token = tid / kFp8ChunksPerSubTileRow;
+    token_bytes = p.k_stride_token;   // fp8: elements are bytes
+    block_bytes = p.k_stride_block;
+    num_blocks = p.num_blocks;
+    src = static_cast<const char*>(p.k_cache) + token * token_bytes + chunk * 16;
+    const uint32_t row = BlockLayout::row(0, 0, token);
+    dst_first = row + (((2 * chunk) ^ (token % 8)) * 16);
+    dst_second = row + (((2 * chunk + 1) ^ (token % 8)) * 16);
+  }
+
+  // Issues the loads of page `page` (a page outside [0, num_blocks) gives zeros, as the 16-bit path's
+  // zero-filled cp.async does, and reads nothing).
+  __device__ __forceinline__ void load(int page, Fp8Chunks& regs) const {
+    if (static_cast<unsigned>(page) < static_cast<unsigned>(num_blocks)) {
+      const char* const page_src = src + int64_t(page) * block_bytes;
+#pragma unroll
+      for (int k = 0; k < kFp8Passes; ++k) {
+#pragma unroll
+        for (int t = 0; t < kSubTiles; ++t) {
+          const char* const chunk_src = page_src + k * kFp8TokensPerPass * token_bytes + t * 64;
+          regs.chunk[k * kSubTiles + t] = load_global_stream_16(chunk_src);
+        }
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < kFp8ChunksPerThread; ++i) regs.chunk[i] = make_uint4(0, 0, 0, 0);
+    }
+  }
+
+  // Converts the loaded chunks and stores them into the stage at shared address stage.
+  __device__ __forceinline__ void store(uint32_t stage, const Fp8Chunks& regs) const {
+#pragma unroll
+    for (int k = 0; k < kFp8Passes; ++k) {
+#pragma unroll
+      for (int t = 0; t < kSubTiles; ++t) {
+        uint4 first, second;
+        e4m3x16_to<Element>(regs.chunk[k * kSubTiles + t], first, second);
+        const uint32_t at = stage + k * (kFp8TokensPerPass / 8) * BlockLayout::kGroupBytes + t * 1024;
+        store_shared_16(at + dst_first, first);
+        store_shared_16(at + dst_second, second);
+      }
+    }
+  }
+};
+
+// The part's blocks in order; `cursor` and `next_page` are one block ahead of `current` (block n).
+// Issues the next block's loads into `next`, then converts `current` into stage n % kStages once the
+// consumers have released it. Returns whether a next block exists.
+template <typename Element, int kCols>
+__device__ __forceinline__ bool fp8_pipeline_step(const DecodeParams& p, const SchedEntry& entry,
+                                                  const Fp8BlockCopier<Element>& copier, BlockCursor& cursor,
+                                                  int& next_page, int n, const Fp8Chunks& current, Fp8Chunks& next,
+                                                  SharedStorage<kCols>& smem) {
+  const bool more = cursor.valid(entry);
+  if (more) {
+    copier.load(next_page, next);
+    ++cursor.block;
+    cursor.settle(p, entry);
+    if (cursor.valid(entry)) next_page = cursor.page(p);   // used by the next step: its latency hides here
+  }
+  const int stage = n % kStages;
+  if (n >= kStages) mbar_wait(smem_addr(&smem.empty[stage]), (n / kStages - 1) & 1);
+  copier.store(smem_addr(smem.kv[stage]), current);
+  // No proxy fence here: it compiles to MEMBAR.ALL.CTA, which would wait for the next block's loads still in
+  // flight (one block in flight, its latency exposed every step). The consumers fence after their full[] wait
+  // (consume_kv_blocks), which the PTX memory model accepts anywhere on the path from these stores to the wgmmas.
+  mbar_arrive(smem_addr(&smem.full[stage]));   // full[stage] expects one arrival per producer thread
+  return more;
+}
+
+template <typename Element, int kCols>
+__device__ void produce_fp8_kv_blocks(const DecodeParams& p, const SchedEntry& entry, SharedStorage<kCols>& smem) {
+  const Fp8BlockCopier<Element> copier(p);
+  BlockCursor cursor{entry.begin_req, entry.begin_block};
+  cursor.settle(p, entry);
+  if (!cursor.valid(entry)) return;
+  Fp8Chunks ping, pong;   // two register sets, used alternately (indexing one array by n % 2 would spill)
+  copier.load(cursor.page(p), ping);
+  ++cursor.block;
+  cursor.settle(p, entry);
+  int next_page = cursor.valid(entry) ? cursor.page(p) : 0;
+  for (int n = 0;; n += 2) {
+    if (!fp8_pipeline_step<Element, kCols>(p, entry, copier, cursor, next_page, n, ping, pong, smem)) break;
+    if (!fp8_pipeline_step<Element, kCols>(p, entry, copier, cursor, next_page, n + 1, pong, ping, smem)) break;
+  }
+  // Nothing is left in flight: every store was issued and ordered before its arrival.
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Consumer warpgroup phases.
 
 // Q rows [0, p.rows) of request req into the swizzled Q tile (rows past p.rows stay zero).
@@ -176,12 +304,14 @@ struct ColumnStats {
   int key_limit[kCols / 4];    // keys visible to the column's query row
 };
 
-// Scales and masks the block's scores, agrees on each column's block max across the four warps,
-// turns scores into probabilities and returns each column's rescale factor for O^T.
-template <int kCols>
-__device__ __forceinline__ void online_softmax(const DecodeParams& p, const Fragment& f, int block, int block_parity,
-                                               bool needs_mask, float (&s)[kCols / 2], ColumnStats<kCols>& stats,
-                                               SharedStorage<kCols>& smem, float (&rescale)[kCols / 4]) {
+// Scales (by the softmax scale times descale, the cache's factor) and masks the block's scores, agrees on
+// each column's block max across the four warps, turns scores into probabilities and returns each column's
+// rescale factor for O^T.
+template <int kCols, typename Storage>
+__device__ __forceinline__ void online_softmax(const DecodeParams& p, float descale, const Fragment& f, int block,
+                                               int block_parity, bool needs_mask, float (&s)[kCols / 2],
+                                               ColumnStats<kCols>& stats, Storage& smem,
+                                               float (&rescale)[kCols / 4]) {
   constexpr int kOwnColumns = kCols / 4;
   float block_max[kOwnColumns];
 #pragma unroll
@@ -190,7 +320,7 @@ __device__ __forceinline__ void online_softmax(const DecodeParams& p, const Frag
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       float& x = s[(c / 2) * 4 + h * 2 + c % 2];
-      x *= p.scale_log2;
+      x *= p.scale_log2 * descale;
       // -inf also discards NaN read from page slots past seqlen.
       if (needs_mask && block * kBlockSize + f.r0 + 8 * h >= stats.key_limit[c]) x = -INFINITY;
       m = fmaxf(m, x);
@@ -220,8 +350,8 @@ __device__ __forceinline__ void online_softmax(const DecodeParams& p, const Frag
 }
 
 // P^T into shared memory as the K-major B operand: column n's 64 probabilities form one 128-byte row.
-template <typename Element, int kCols>
-__device__ __forceinline__ void store_probs(const Fragment& f, const float (&s)[kCols / 2], SharedStorage<kCols>& smem) {
+template <typename Element, int kCols, typename Storage>
+__device__ __forceinline__ void store_probs(const Fragment& f, const float (&s)[kCols / 2], Storage& smem) {
 #pragma unroll
   for (int j = 0; j < kCols / 8; ++j) {
 #pragma unroll
@@ -279,11 +409,12 @@ __device__ __forceinline__ void accumulate_output(uint32_t kv, const SharedStora
   for (int d = 0; d < kDTiles; ++d) fence_operands(o[d]);
 }
 
-// Normalizes O^T and writes it transposed to out (or to the split's fp32 partial), with the LSE.
-template <typename Element, int kCols>
+// Normalizes O^T (times output_scale) and writes it transposed to out (or to the split's fp32 partial),
+// with the LSE.
+template <typename Element, int kCols, typename Storage>
 __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragment& f, int req, OutputSlot slot,
                                              const ColumnStats<kCols>& stats, const float (&o)[kDTiles][kCols / 2],
-                                             SharedStorage<kCols>& smem) {
+                                             float output_scale, Storage& smem) {
   constexpr int kOwnColumns = kCols / 4;
   float warp_sum[kOwnColumns];
 #pragma unroll
@@ -299,7 +430,7 @@ __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragme
     float sum = 0.f;
 #pragma unroll
     for (int w = 0; w < kConsumerWarps; ++w) sum += smem.column_sum[w][f.column(c)];
-    inv_sum[c] = sum == 0.f ? 0.f : 1.f / sum;
+    inv_sum[c] = sum == 0.f ? 0.f : (1.f / sum) * output_scale;
     lse_log2[c] = sum == 0.f ? -INFINITY : stats.max[c] + __log2f(sum);
   }
 
@@ -339,9 +470,21 @@ __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragme
   }
 }
 
-template <typename Element, int kCols>
+// The factor between the cache's stored values and K: descale_k for fp8 (read once, after the previous grid).
+template <typename KvElement>
+__device__ __forceinline__ float kv_scale(const DecodeParams& p) {
+  if constexpr (kIsFp8Kv<KvElement>) {
+    return __ldg(p.descale_k);
+  } else {
+    return 1.f;
+  }
+}
+
+template <typename Element, typename KvElement, int kCols>
 __device__ void consume_kv_blocks(const DecodeParams& p, const SchedEntry& entry, SharedStorage<kCols>& smem) {
   const Fragment f;
+  // S = scale * Q.K^T = (scale * descale) * Q.K8^T and O = descale * P.V8: the 16-bit stages hold K8 exactly.
+  const float descale = kv_scale<KvElement>(p);
   int consumed = 0;   // blocks this CTA has processed: picks the stage and the mbarrier phase
   for (int req = entry.begin_req; req <= entry.end_req; ++req) {
     const Piece piece = piece_of(p, entry, req);
@@ -378,7 +521,7 @@ __device__ void consume_kv_blocks(const DecodeParams& p, const SchedEntry& entry
       compute_scores<Element, kCols>(kv, smem, s);
       const bool needs_mask = (block + 1) * kBlockSize > min_key_limit(p, piece.seqlen);
       float rescale[kCols / 4];
-      online_softmax<kCols>(p, f, block, consumed & 1, needs_mask, s, stats, smem, rescale);
+      online_softmax<kCols>(p, descale, f, block, consumed & 1, needs_mask, s, stats, smem, rescale);
       // Past the block-max barrier every warp's Q.K^T is done, so the stage's V rows may change.
       const int valid_tokens = min(piece.seqlen - block * kBlockSize, kBlockSize);
       if (valid_tokens < kBlockSize) zero_v_tail(kv, valid_tokens);
@@ -391,12 +534,12 @@ __device__ void consume_kv_blocks(const DecodeParams& p, const SchedEntry& entry
       if (f.lane == 0) mbar_arrive(smem_addr(&smem.empty[stage]));
     }
     if (req == entry.end_req) allow_next_grid_launch();
-    write_output<Element, kCols>(p, f, req, slot, stats, o, smem);
+    write_output<Element, kCols>(p, f, req, slot, stats, o, descale, smem);
     named_barrier_sync<kWarpgroupThreads>(kRequestDone);   // the next request reuses Q and the column sums
   }
 }
 
-template <typename Element, int kCols>
+template <typename Element, typename KvElement, int kCols>
 __global__ void __launch_bounds__(kThreads, 1) mla_decode_narrow_kernel(const __grid_constant__ DecodeParams p) {
   extern __shared__ __align__(1024) char smem_bytes[];
   auto& smem = *reinterpret_cast<SharedStorage<kCols>*>(smem_bytes);
@@ -414,19 +557,24 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_narrow_kernel(const __
   wait_for_previous_grid();   // the plan and seqlens may come from the kernel before this one
   const SchedEntry entry = SchedEntry::load(p.sched, blockIdx.y);
   if (threadIdx.x >= kWarpgroupThreads) {
-    produce_kv_blocks<kCols>(p, entry, smem);
+    if constexpr (kIsFp8Kv<KvElement>) {
+      produce_fp8_kv_blocks<Element, kCols>(p, entry, smem);
+    } else {
+      static_assert(std::is_same_v<KvElement, Element>, "a 16-bit k_cache has the query's dtype");
+      produce_kv_blocks<kCols>(p, entry, smem);
+    }
     return;
   }
-  consume_kv_blocks<Element, kCols>(p, entry, smem);
+  consume_kv_blocks<Element, KvElement, kCols>(p, entry, smem);
 }
 
 }  // namespace narrow
 
-template <typename Element, int kCols>
+template <typename Element, int kCols, typename KvElement>
 cudaError_t launch_decode_narrow(const DecodeParams& p, cudaStream_t stream) {
   static_assert(sizeof(narrow::SharedStorage<kCols>) <= 227 * 1024, "shared memory over the sm_90 limit");
-  return launch_with_pdl(narrow::mla_decode_narrow_kernel<Element, kCols>, dim3(1, p.num_parts), dim3(narrow::kThreads),
-                         sizeof(narrow::SharedStorage<kCols>), stream, p);
+  return launch_with_pdl(narrow::mla_decode_narrow_kernel<Element, KvElement, kCols>, dim3(1, p.num_parts),
+                         dim3(narrow::kThreads), sizeof(narrow::SharedStorage<kCols>), stream, p);
 }
 
 }  // namespace mla

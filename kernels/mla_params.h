@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cuda.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
 namespace mla {
@@ -43,7 +44,7 @@ struct DecodeParams {
   int64_t q_stride_b, q_stride_s, q_stride_h;
   const void* q_rope;       // [b, s_q, h_q, >= 64]
   int64_t q_rope_stride_b, q_rope_stride_s, q_rope_stride_h;
-  const void* k_cache;      // [num_blocks, 64, 576]; strides in elements, last dim contiguous
+  const void* k_cache;      // [num_blocks, 64, 576]; strides in elements (bytes for fp8), last dim contiguous
   int64_t k_stride_block, k_stride_token;
   int num_blocks;
   const int* block_table;   // [b, max_blocks]
@@ -61,6 +62,7 @@ struct DecodeParams {
   int num_parts;
   float scale_log2;         // softmax_scale * log2(e)
   bool causal;
+  const float* descale_k;   // [1], fp8 (e4m3) k_cache only: real K = descale_k * stored K; read on the device
 };
 
 // Every launcher returns the first CUDA error of its host calls (the binding raises it).
@@ -74,7 +76,8 @@ bool make_kv_tensor_map(DecodeParams& p, bool bf16);
 // several tiles are compute-bound and load by TMA, whose producer is one thread (p.k_map).
 constexpr int kNarrowMaxRows = 16;
 inline bool decode_needs_tensor_map(const DecodeParams& p) { return p.rows > kRowsPerTile; }
-template <typename Element, int kCols>
+// KvElement: the k_cache element, Element (bf16 / fp16, the query's and the MMAs' type) or __nv_fp8_e4m3.
+template <typename Element, int kCols, typename KvElement = Element>
 cudaError_t launch_decode_narrow(const DecodeParams& p, cudaStream_t stream);
 template <typename Element>
 cudaError_t launch_decode_wide(const DecodeParams& p, cudaStream_t stream);
@@ -83,6 +86,18 @@ template <typename Element>
 cudaError_t launch_decode(const DecodeParams& p, cudaStream_t stream) {
   if (p.rows <= kNarrowMaxRows) return launch_decode_narrow<Element, kNarrowMaxRows>(p, stream);
   return launch_decode_wide<Element>(p, stream);
+}
+// An fp8 (e4m3) k_cache with an Element query: swap-AB kernels only, so s_q * h_q <= kFp8MaxRows (ops.py refuses
+// more rows before a launch): up to 16 rows Q.K^T in fp8 (mla_decode_narrow_fp8.cuh), 17-32 rows the 16-bit
+// swap-AB kernel on 32 columns with the cache converted by its producers.
+constexpr int kFp8MaxRows = 32;
+template <typename Element>
+cudaError_t launch_decode_narrow_fp8(const DecodeParams& p, cudaStream_t stream);
+template <typename Element>
+cudaError_t launch_decode_fp8_kv(const DecodeParams& p, cudaStream_t stream) {
+  if (p.rows <= 16) return launch_decode_narrow_fp8<Element>(p, stream);
+  if (p.rows <= kFp8MaxRows) return launch_decode_narrow<Element, kFp8MaxRows, __nv_fp8_e4m3>(p, stream);
+  return cudaErrorInvalidValue;
 }
 template <typename Element>
 cudaError_t launch_combine(const DecodeParams& p, cudaStream_t stream);

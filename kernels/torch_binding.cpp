@@ -35,14 +35,21 @@ std::tuple<at::Tensor, at::Tensor> decode_paged_cuda(const at::Tensor& q, const 
                                                      const at::Tensor& k_cache,
                                                      const at::Tensor& block_table, const at::Tensor& cache_seqlens,
                                                      const at::Tensor& tile_scheduler_metadata,
-                                                     const at::Tensor& num_splits, double softmax_scale, bool causal) {
+                                                     const at::Tensor& num_splits, double softmax_scale, bool causal,
+                                                     const std::optional<at::Tensor>& descale_k) {
   TORCH_CHECK(q.is_cuda() && q.dim() == 4 && q.stride(3) == 1 &&
               q.size(3) == (q_rope ? mla::kHeadDimV : mla::kHeadDim), "bad q");
   TORCH_CHECK(!q_rope || (q_rope->is_cuda() && q_rope->dim() == 4 && q_rope->stride(3) == 1 &&
                           q_rope->size(3) == mla::kHeadDim - mla::kHeadDimV &&
                           q_rope->scalar_type() == q.scalar_type()), "bad q_rope");
+  const bool fp8_kv = k_cache.scalar_type() == at::kFloat8_e4m3fn;
   TORCH_CHECK(k_cache.dim() == 3 && k_cache.size(1) == mla::kBlockSize && k_cache.size(2) == mla::kHeadDim &&
-              k_cache.stride(2) == 1 && k_cache.scalar_type() == q.scalar_type(), "bad k_cache");
+              k_cache.stride(2) == 1 && (fp8_kv || k_cache.scalar_type() == q.scalar_type()), "bad k_cache");
+  TORCH_CHECK(fp8_kv == descale_k.has_value(), "descale_k goes with a float8_e4m3fn k_cache, and only with one");
+  TORCH_CHECK(!descale_k || (descale_k->is_cuda() && descale_k->device() == q.device() &&
+                             descale_k->scalar_type() == at::kFloat && descale_k->numel() == 1), "bad descale_k");
+  TORCH_CHECK(!fp8_kv || q.size(1) * q.size(2) <= mla::kFp8MaxRows, "fp8 k_cache needs s_q * h_q <= ",
+              mla::kFp8MaxRows);
   const c10::cuda::CUDAGuard guard(q.device());
   const int64_t b = q.size(0), s_q = q.size(1), h_q = q.size(2);
   const int64_t num_parts = tile_scheduler_metadata.size(0);
@@ -82,11 +89,22 @@ std::tuple<at::Tensor, at::Tensor> decode_paged_cuda(const at::Tensor& q, const 
   p.num_parts = int(num_parts);
   p.scale_log2 = float(softmax_scale * M_LOG2E);
   p.causal = causal && s_q > 1;
+  p.descale_k = descale_k ? descale_k->data_ptr<float>() : nullptr;
 
-  TORCH_CHECK(!mla::decode_needs_tensor_map(p) || mla::make_kv_tensor_map(p, q.scalar_type() == at::kBFloat16),
+  // The fp8 path is the swap-AB kernel only, which loads with plain loads: no tensor map.
+  TORCH_CHECK(fp8_kv || !mla::decode_needs_tensor_map(p) || mla::make_kv_tensor_map(p, q.scalar_type() == at::kBFloat16),
               "could not encode a TMA descriptor for k_cache (driver too old for cuTensorMapEncodeTiled?)");
   auto stream = c10::cuda::getCurrentCUDAStream();
-  if (q.scalar_type() == at::kBFloat16) {
+  if (fp8_kv) {
+    TORCH_CHECK(q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf, "q must be bfloat16 or float16");
+    if (q.scalar_type() == at::kBFloat16) {
+      C10_CUDA_CHECK(mla::launch_decode_fp8_kv<__nv_bfloat16>(p, stream));
+      C10_CUDA_CHECK(mla::launch_combine<__nv_bfloat16>(p, stream));
+    } else {
+      C10_CUDA_CHECK(mla::launch_decode_fp8_kv<__half>(p, stream));
+      C10_CUDA_CHECK(mla::launch_combine<__half>(p, stream));
+    }
+  } else if (q.scalar_type() == at::kBFloat16) {
     C10_CUDA_CHECK(mla::launch_decode<__nv_bfloat16>(p, stream));
     C10_CUDA_CHECK(mla::launch_combine<__nv_bfloat16>(p, stream));
   } else {

@@ -12,6 +12,13 @@ Shapes and dtypes (FlashMLA-compatible, so switching is a change of import):
                             and nothing is concatenated.
     k_cache                 [num_blocks, 64, 1, 576] or [num_blocks, 64, 576], dtype of q, last dim
                             contiguous, any stride(0) (layer-interleaved caches work). V = K[..., :512].
+                            Or float8_e4m3fn (vLLM's --kv-cache-dtype fp8 layout, 576 bytes a token) with
+                            descale_k, for s_q * h_q <= 32 for now; float8_e5m2 is refused. Up to 16 rows
+                            Q.K^T runs in fp8: each query row is scaled to e4m3's range and rounded to e4m3
+                            first (reference.quantize_query_rows; the CPU path does the same).
+    descale_k (keyword)     with an fp8 k_cache only: float32 [1] (or 0-dim) on q's device, K = descale_k * k_cache;
+                            read on the device, so a CUDA graph replays with the tensor's current value.
+    descale_q (keyword)     for an fp8 query (FlashMLA's fp8 path): not supported yet, must be None.
     block_table             int32 [b, max_blocks]; entries past a request's last page are never read.
     cache_seqlens           int32 [b]; 0 is allowed (out = 0, lse = +inf).
     tile_scheduler_metadata int32 [num_sm_parts, 8], num_splits int32 [b + 1]: from get_mla_metadata,
@@ -35,17 +42,21 @@ import torch
 
 from mla_backend import reference, tile_scheduler
 from mla_backend.kernel_facts import (  # noqa: F401 - re-exported: the contract's numbers, read as ops.X
-    BLOCK_SIZE, HEAD_DIM, HEAD_DIM_V, MAX_BATCH, MAX_H_Q, MAX_S_Q, ROPE_DIM, is_hopper, not_hopper,
+    BLOCK_SIZE, FP8_MAX_ROWS, HEAD_DIM, HEAD_DIM_V, MAX_BATCH, MAX_H_Q, MAX_S_Q, ROPE_DIM,
+    is_hopper, not_hopper,
 )
 
 DEFAULT_NUM_SMS = 132       # H100 SXM / H200; only used for CPU tensors
 DTYPES = (torch.bfloat16, torch.float16)
+FP8_KV_DTYPE = torch.float8_e4m3fn   # vLLM's fp8 / fp8_e4m3 cache (per-tensor scale); e5m2 has no kernel path
+OTHER_FP8_DTYPES = (torch.float8_e5m2, torch.float8_e4m3fnuz, torch.float8_e5m2fnuz)
 
 _lib = torch.library.Library("mla_backend", "DEF")
 _lib.define("tile_scheduler(Tensor cache_seqlens, int num_sm_parts, int split_overhead) -> (Tensor, Tensor)")
 _lib.define(
     "decode_paged(Tensor q, Tensor? q_rope, Tensor k_cache, Tensor block_table, Tensor cache_seqlens, "
-    "Tensor tile_scheduler_metadata, Tensor num_splits, float softmax_scale, bool causal) -> (Tensor, Tensor)"
+    "Tensor tile_scheduler_metadata, Tensor num_splits, float softmax_scale, bool causal, Tensor? descale_k=None) "
+    "-> (Tensor, Tensor)"
 )
 
 
@@ -56,12 +67,16 @@ def _tile_scheduler_cpu(cache_seqlens, num_sm_parts, split_overhead):
 
 @torch.library.impl(_lib, "decode_paged", "CPU")
 def _decode_paged_cpu(q, q_rope, k_cache, block_table, cache_seqlens, tile_scheduler_metadata, num_splits,
-                      softmax_scale, causal):
+                      softmax_scale, causal, descale_k=None):
     if q_rope is not None:
         q = torch.cat([q, q_rope], dim=-1)
+    dtype = q.dtype
+    if descale_k is not None:
+        k_cache = reference.dequantize_kv(k_cache, descale_k)
+        q = reference.fp8_kernel_query(q)
     out, lse = reference.mla_decode_reference(q, k_cache, block_table, cache_seqlens, HEAD_DIM_V, softmax_scale,
                                               causal)
-    return out.to(q.dtype), lse
+    return out.to(dtype), lse
 
 
 @torch.library.register_fake("mla_backend::tile_scheduler")
@@ -72,7 +87,7 @@ def _tile_scheduler_fake(cache_seqlens, num_sm_parts, split_overhead):
 
 @torch.library.register_fake("mla_backend::decode_paged")
 def _decode_paged_fake(q, q_rope, k_cache, block_table, cache_seqlens, tile_scheduler_metadata, num_splits,
-                       softmax_scale, causal):
+                       softmax_scale, causal, descale_k=None):
     b, s_q, h_q, _ = q.shape
     return q.new_empty(b, s_q, h_q, HEAD_DIM_V), q.new_empty(b, h_q, s_q, dtype=torch.float32)
 
@@ -188,18 +203,60 @@ def get_mla_metadata(cache_seqlens: torch.Tensor, num_heads_per_head_k: int,
 def _check_rows(t: torch.Tensor, name: str, what: str = "rows") -> None:
     """The kernels copy rows in 16-byte pieces: a contiguous last dimension, 16-byte aligned rows."""
     *outer, stride_col = t.stride()
-    if stride_col != 1 or any(stride % 8 for stride in outer):
-        raise _bad(name, f"a contiguous last dimension and 16-byte aligned {what} (other strides multiples of 8)",
-                   f"strides {t.stride()}")
+    per_16_bytes = 16 // t.element_size()
+    if stride_col != 1 or any(stride % per_16_bytes for stride in outer):
+        raise _bad(name, f"a contiguous last dimension and 16-byte aligned {what} (other strides multiples of "
+                   f"{per_16_bytes})", f"strides {t.stride()}")
     _check_aligned_start(t, name)
 
 
+def _check_descale(t, name: str, device: torch.device) -> None:
+    """A per-tensor scale as the kernel reads it: one float32 on the device, so that a CUDA graph can hold it."""
+    expected = f"a float32 tensor of shape [1] on {device} (the device of q)"
+    if not isinstance(t, torch.Tensor) or t.dtype != torch.float32 or t.shape not in ((1,), ()):
+        raise _bad(name, f"{expected}, the fp8 cache's per-tensor scale (K = descale_k * k_cache)", _describe(t))
+    _check_same_device(t, name, device)
+
+
+def _check_query_dtype(q: torch.Tensor, k_cache, descale_q) -> None:
+    if q.dtype in DTYPES:
+        if descale_q is not None:
+            raise _bad("descale_q", "None (it goes with an fp8 query, and fp8 queries are not supported yet)",
+                       _describe(descale_q))
+        return
+    if q.dtype == FP8_KV_DTYPE:
+        fp8_cache = isinstance(k_cache, torch.Tensor) and k_cache.dtype == FP8_KV_DTYPE
+        why = ("an fp8 query with descale_q is not supported yet: pass the query in bfloat16 or float16 with the fp8 "
+               "cache and its descale_k" if fp8_cache else "an fp8 query would also need a float8_e4m3fn k_cache")
+        raise _bad("q", f"dtype torch.bfloat16 or torch.float16 ({why})", _describe(q))
+    raise _bad("q", "dtype torch.bfloat16 or torch.float16", _describe(q))
+
+
+def _check_cache_dtype(k_cache: torch.Tensor, q: torch.Tensor, descale_k, device: torch.device) -> None:
+    """An fp8 cache takes descale_k and at most FP8_MAX_ROWS query rows; a 16-bit one is q's dtype, no descale_k."""
+    if k_cache.dtype == FP8_KV_DTYPE:
+        rows = q.shape[1] * q.shape[2]
+        if rows > FP8_MAX_ROWS:
+            raise _bad("k_cache", f"a {q.dtype} cache for s_q * h_q = {rows} (an fp8 k_cache needs s_q * h_q <= "
+                       f"{FP8_MAX_ROWS} for now)", _describe(k_cache))
+        _check_descale(descale_k, "descale_k", device)
+        return
+    if k_cache.dtype in OTHER_FP8_DTYPES:
+        raise _bad("k_cache", f"the dtype of q ({q.dtype}) or torch.float8_e4m3fn with descale_k (vLLM's fp8 cache); "
+                   f"{k_cache.dtype} caches are not supported", _describe(k_cache))
+    if k_cache.dtype != q.dtype:
+        raise _bad("k_cache", f"the dtype of q ({q.dtype}) or torch.float8_e4m3fn with descale_k", _describe(k_cache))
+    if descale_k is not None:
+        raise _bad("descale_k", f"None for a {k_cache.dtype} k_cache (descale_k goes with a float8_e4m3fn cache)",
+                   _describe(descale_k))
+
+
 def _check_decode_inputs(q, q_rope, k_cache, block_table, cache_seqlens, head_dim_v, tile_scheduler_metadata,
-                         num_splits, softmax_scale, causal, check_values) -> torch.Tensor:
+                         num_splits, softmax_scale, causal, check_values, descale_q=None,
+                         descale_k=None) -> torch.Tensor:
     """Validates the contract and returns k_cache as a 3-D [num_blocks, 64, 576] view."""
     _check_tensor(q, "q")
-    if q.dtype not in DTYPES:
-        raise _bad("q", "dtype torch.bfloat16 or torch.float16", _describe(q))
+    _check_query_dtype(q, k_cache, descale_q)
     q_cols = HEAD_DIM if q_rope is None else HEAD_DIM_V
     if q.dim() != 4 or q.shape[-1] != q_cols:
         apart = "" if q_rope is None else " (its RoPE columns are in q_rope)"
@@ -226,8 +283,7 @@ def _check_decode_inputs(q, q_rope, k_cache, block_table, cache_seqlens, head_di
 
     _check_tensor(k_cache, "k_cache")
     _check_same_device(k_cache, "k_cache", device)
-    if k_cache.dtype != q.dtype:
-        raise _bad("k_cache", f"the dtype of q ({q.dtype})", _describe(k_cache))
+    _check_cache_dtype(k_cache, q, descale_k, device)
     if k_cache.dim() == 4:
         if k_cache.shape[2] != 1:
             raise _bad("k_cache", f"one KV head: shape [num_blocks, {BLOCK_SIZE}, 1, {HEAD_DIM}]", _describe(k_cache))
@@ -271,18 +327,25 @@ def _check_decode_inputs(q, q_rope, k_cache, block_table, cache_seqlens, head_di
         raise _bad("causal", "a Python bool", _describe(causal))
 
     if _runtime_checks_enabled(check_values):
-        _check_values(k_cache, block_table, cache_seqlens)
+        _check_values(k_cache, block_table, cache_seqlens, descale_k)
     return k_cache
 
 
-def _check_values(k_cache: torch.Tensor, block_table: torch.Tensor, cache_seqlens: torch.Tensor) -> None:
-    """Seqlens within what each block_table row holds, and every page they use inside k_cache (one sync)."""
+def _check_values(k_cache: torch.Tensor, block_table: torch.Tensor, cache_seqlens: torch.Tensor,
+                  descale_k: torch.Tensor | None = None) -> None:
+    """Seqlens within what each block_table row holds, every page they use inside k_cache, and a finite positive
+    descale_k (one sync)."""
     max_blocks = block_table.shape[1]
     used_pages = (cache_seqlens.clamp(min=0) + BLOCK_SIZE - 1) // BLOCK_SIZE
     in_use = torch.arange(max_blocks, device=block_table.device)[None, :] < used_pages[:, None]
     bad_page = in_use & ((block_table < 0) | (block_table >= k_cache.shape[0]))
-    stats = torch.stack([cache_seqlens.min().long(), cache_seqlens.max().long(), bad_page.sum().long()]).tolist()
-    min_len, max_len, bad = stats
+    stats = [cache_seqlens.min().long(), cache_seqlens.max().long(), bad_page.sum().long()]
+    if descale_k is not None:
+        scale = descale_k.reshape(())
+        stats.append((torch.isfinite(scale) & (scale > 0)).long())
+    min_len, max_len, bad, *scale_ok = torch.stack(stats).tolist()
+    if scale_ok and not scale_ok[0]:
+        raise _bad("descale_k", "a finite positive scale", f"{descale_k.reshape(()).item()!r}")
     if min_len < 0:
         raise _bad("cache_seqlens", "non-negative lengths", f"a minimum of {min_len}")
     if max_len > max_blocks * BLOCK_SIZE:
@@ -305,6 +368,8 @@ def mla_decode_with_kvcache(
     causal: bool = False,
     *,
     q_rope: torch.Tensor | None = None,
+    descale_q: torch.Tensor | None = None,
+    descale_k: torch.Tensor | None = None,
     check_values: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Paged MLA decode attention; see the module docstring for every argument's contract.
@@ -314,12 +379,13 @@ def mla_decode_with_kvcache(
     that build them consistently; the kernel never reads outside block_table rows or k_cache either way.
     """
     k_cache = _check_decode_inputs(q, q_rope, k_cache, block_table, cache_seqlens, head_dim_v,
-                                   tile_scheduler_metadata, num_splits, softmax_scale, causal, check_values)
+                                   tile_scheduler_metadata, num_splits, softmax_scale, causal, check_values,
+                                   descale_q, descale_k)
     _check_hopper(q.device)
     _ensure_kernels(q.device)
     scale = float(softmax_scale) if softmax_scale is not None else HEAD_DIM ** -0.5
     return torch.ops.mla_backend.decode_paged(q, q_rope, k_cache, block_table, cache_seqlens,
-                                              tile_scheduler_metadata, num_splits, scale, causal)
+                                              tile_scheduler_metadata, num_splits, scale, causal, descale_k)
 
 
 flash_mla_with_kvcache = mla_decode_with_kvcache

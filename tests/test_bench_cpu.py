@@ -3,6 +3,7 @@ varlen seqlens, the reference check, the ceiling rule, the best peer and geomean
 supervisor's crash bookkeeping (with a fake child), the peer bundle and the vLLM import shim. The GPU timing
 itself runs on the box; here CPU stand-ins replace graph capture and timing."""
 
+import dataclasses
 import json
 import math
 import random
@@ -759,7 +760,8 @@ def test_worker_resumes_its_run_and_records_the_crashed_pair(tmp_path, monkeypat
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(bench, "environment", lambda commit, card: dict(env))
     monkeypatch.setattr(bench_ceilings, "measure_ceilings", lambda device: CEILINGS)
-    monkeypatch.setattr(bench, "load_peers", lambda path, names: {n: _FakePeer(n) for n in ("flashmla", "mla_backend")})
+    monkeypatch.setattr(bench, "load_peers",
+                        lambda path, names, kv="bf16": {n: _FakePeer(n) for n in ("flashmla", "mla_backend")})
     calls = []
 
     def fake_run_config(config, peers, reps, warmup, l2_bytes, device, ceilings, run, crashed, progress):
@@ -1048,3 +1050,263 @@ def test_every_wide_diagnostic_edit_matches_the_kernel_once():
     for name in wide_diagnostics.EDITS:
         assert wide_diagnostics.edited(source, name) != source or not wide_diagnostics.EDITS[name]
 
+
+# --- the fp8 KV cache grid (issue 12) ----------------------------------------------------------------------------
+
+
+def test_fp8_grid_is_the_memory_bound_and_small_batch_configs_that_fit():
+    expected = ["b128/s4096/h16/q1", "b128/s4096/h32/q1", "b64/s16384/h16/q1", "b64/s2048/h16/q2",
+                "b32/s1024/h16/q1", "b8/s8192/h16/q1", "b4/s4096/h16/q1", "b1/s32768/h16/q1"]
+    for argv in (["--fp8-grid"], ["--kv", "fp8"]):
+        args = bench.parse_args(argv)
+        configs = bench.selected_configs(args)
+        assert args.kv == "fp8" and [c.key for c in configs] == expected
+        assert all(c.kv == "fp8" and bench.fp8_fits(c) and not c.varlen for c in configs)
+    # each one a fixed-length config of the bf16 grids, h16 (or h32 at b128) and s_q * h_q <= 32
+    bf16 = set(bench.ISSUE_GRID) | set(bench.QUICK)
+    assert set(expected) <= bf16 and all(c.s_q * c.h_q <= 32 for c in bench.fp8_grid_configs())
+    assert bench.FP8_TARGETS["mla_backend_bf16"] == {"b128/s4096/h16/q1": 1.8, "b64/s16384/h16/q1": 1.8}
+    assert bench.FP8_TARGETS["flashmla_fp8"] == {key: 1.2 for key in expected}
+    assert bench.selected_configs(bench.parse_args(["--issue-grid"]))[0].kv == "bf16"  # bf16 stays the default
+
+
+def test_fp8_grid_lists_on_cpu_and_refuses_what_the_fp8_path_cannot_run(capsys):
+    assert bench.main(["--fp8-grid", "--list"]) == 0
+    assert capsys.readouterr().out.split() == list(bench.FP8_GRID)
+    args = bench.parse_args(["--kv", "fp8", "--configs", "b2/s64/h16/q2,b1/s64/h32/q1", "--varlen"])
+    assert [c.key for c in bench.selected_configs(args)] == ["b2/s64/h16/q2", "b2/s64/h16/q2/varlen",
+                                                              "b1/s64/h32/q1", "b1/s64/h32/q1/varlen"]
+    for argv, message in ((["--kv", "fp8", "--issue-grid"], "s_q*h_q <= 32 only; not: b128/s4096/h64/q1"),
+                          (["--kv", "fp8", "--configs", "b1/s64/h16/q4"], "not: b1/s64/h16/q4"),
+                          (["--fp8-grid", "--kv", "bf16"], "drop --kv bf16"),
+                          (["--fp8-grid", "--only", "flashmla"], "not an implementation of the fp8 cache"),
+                          (["--quick", "--only", "flashmla_fp8"], "not an implementation of the bf16 cache"),
+                          (["--fp8-grid", "--quick"], "not allowed with")):
+        with pytest.raises(SystemExit):
+            bench.parse_args(argv)
+        assert message in capsys.readouterr().err
+    assert bench.parse_args(["--fp8-grid", "--only", "mla_backend", "flashmla_fp8"]).only == ["mla_backend",
+                                                                                              "flashmla_fp8"]
+    assert bench.results_stem("h200", "fp8") == "h200_fp8" and bench.results_stem("h200") == "h200"
+
+
+def test_fp8_bytes_count_the_cache_at_one_byte_a_value():
+    sum_seqlen = 128 * 4096
+    bf16 = bench.decode_bytes(sum_seqlen, 128, 1, 16)
+    fp8 = bench.decode_bytes(sum_seqlen, 128, 1, 16, kv_bytes=1)
+    qo = 128 * 1 * 16 * (576 + 512) * 2  # q read and out written, bf16 either way
+    assert fp8 == sum_seqlen * 576 + qo and bf16 == sum_seqlen * 576 * 2 + qo
+    assert bench.kv_bytes_per_value("fp8") == 1 and bench.kv_bytes_per_value("bf16") == 2
+    assert bench.kv_cache_bytes([1, 64, 65], kv_bytes=1) == (1 + 1 + 2) * 64 * 576
+    # 80 µs at b128/s4096/h16 (v19's prediction): 3.8 TB/s of fp8 bytes, half what the bf16 count would say
+    assert bench.metrics(80.0, fp8, bench.decode_flops(sum_seqlen, 1, 16))["gbps"] == pytest.approx(3830.6, abs=0.1)
+    # the bytes floor halves: a time valid for the fp8 cache would be above the copy ceiling counted as bf16
+    fp8_floor = bench_ceilings.floor_us(fp8, 0, CEILINGS)
+    assert fp8_floor == pytest.approx(fp8 / 4000e3) and fp8_floor < 0.51 * bench_ceilings.floor_us(bf16, 0, CEILINGS)
+    assert bench_ceilings.ceiling_violation(fp8, 0, fp8_floor / 1.02, CEILINGS) is None
+    assert "harness bug" in bench_ceilings.ceiling_violation(fp8, 0, fp8_floor / 1.04, CEILINGS)
+    assert bench_ceilings.ceiling_violation(bf16, 0, 1.5 * fp8_floor, CEILINGS) is not None
+    # input sets rotate past L2 on the fp8 cache that the fp8 step reads: b32/s1024 holds 18 MiB of it
+    l2 = 50 * 1000 * 1000
+    fp8_set = bench.kv_cache_bytes([1024] * 32, kv_bytes=1)
+    assert fp8_set == 18 * 2**20 and bench.num_input_sets(fp8_set, l2) == 11
+    record = bench.result_record(bench.Config(32, 1024, 16, 1, kv="fp8"), [1024] * 32, 11, [0], {}, {"id": "r"})
+    assert record["kv"] == "fp8" and record["bytes"] == bench.decode_bytes(32 * 1024, 32, 1, 16, kv_bytes=1)
+    assert record["targets"] == {"flashmla_fp8": 1.2}
+
+
+def test_fp8_input_set_holds_the_fp8_cache_its_scale_and_the_same_values_in_bf16():
+    config = bench.Config(4, 100, 16, 1, varlen=True, kv="fp8")
+    seqlens = [100, 1, 0, 130]
+    batch = bench.make_input_set(config, seqlens, seed=7, device=torch.device("cpu"))
+    assert batch.k_cache_fp8.dtype == torch.float8_e4m3fn and batch.k_cache_fp8.shape == (6, 64, 576)
+    assert batch.descale_k.dtype == torch.float32 and batch.descale_k.shape == (1,)
+    dequantized = batch.k_cache_fp8.float() * batch.descale_k
+    assert float(batch.descale_k) == pytest.approx(float(dequantized.abs().max()) / 448, rel=1e-6)  # amax / 448
+    assert batch.k_cache.dtype == torch.bfloat16 and batch.q.dtype == torch.bfloat16
+    assert torch.allclose(batch.k_cache.float(), dequantized, rtol=2**-8, atol=0)  # rounded to bf16, nothing more
+    assert 0.9 < float(dequantized.std()) < 1.1 and not batch.k_cache_fp8.float().isnan().any()
+    assert batch.tensors()[-2:] == (batch.k_cache_fp8, batch.descale_k)
+    same_bf16 = bench.make_input_set(bench.Config(4, 100, 16, 1, varlen=True), seqlens, 7, torch.device("cpu"))
+    assert torch.equal(same_bf16.q, batch.q) and torch.equal(same_bf16.block_table, batch.block_table)
+    # the reference is on the dequantized cache in fp32, not on its bf16 rounding
+    rows = bench.reference_rows(seqlens)
+    reference = bench.compute_reference(batch, rows)
+    index = torch.tensor(rows)
+    want, _ = mla_decode_reference(batch.q[index], dequantized, batch.block_table[index], batch.cache_seqlens[index],
+                                   512, batch.softmax_scale, True)
+    assert torch.equal(reference.out, want)
+
+
+def test_vllm_style_q_quantization_is_per_tensor_e4m3():
+    q = torch.randn(3, 1, 16, 576, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
+    q8, descale_q = peers.quantize_q_fp8(q)
+    assert q8.dtype == torch.float8_e4m3fn and q8.shape == q.shape
+    assert descale_q.shape == (1,) and float(descale_q) == pytest.approx(float(q.float().abs().max()) / 448)
+    back = q8.float() * descale_q
+    big = q.float().abs() > 2**-6 * float(descale_q) * 64  # normal e4m3 range: 3 mantissa bits
+    assert ((back - q.float()).abs()[big] <= q.float().abs()[big] * 2**-4 + 1e-6).all()
+
+
+class _FakeFlashMLAFp8(_FakePeer):
+    """Stands in for FlashMLA's fp8 path on the CPU: q quantized per tensor to e4m3, the fp8 cache dequantized."""
+
+    name, label, kv_bytes = "flashmla_fp8", "FlashMLA fp8", 1
+    out_rel_tol, lse_abs_tol = peers.FP8_Q_OUT_REL_TOL, peers.FP8_Q_LSE_ABS_TOL
+
+    def __init__(self, us):
+        super().__init__("flashmla_fp8", us=us)
+
+    def _prepare(self, batch):
+        q8, descale_q = peers.quantize_q_fp8(batch.q)
+        out, lse = mla_decode_reference(q8.float() * descale_q, batch.k_cache_fp8.float() * batch.descale_k,
+                                        batch.block_table, batch.cache_seqlens, 512, batch.softmax_scale, True)
+        out = out.to(torch.bfloat16)
+        return peers.with_keepalive(lambda: (out.clone(), lse.clone()), batch, q8, descale_q)
+
+
+def test_fp8_run_config_times_ours_against_our_bf16_path_and_flashmla_fp8(cpu_harness):
+    ours, baseline = peers.MlaBackendFp8Peer(), peers.MlaBackendBf16BaselinePeer()
+    ours.us, baseline.us = 80.0, 150.0  # what the fake graphs report
+    fleet = {"mla_backend": ours, "mla_backend_bf16": baseline, "flashmla_fp8": _FakeFlashMLAFp8(us=100.0)}
+    config = bench.Config(8, 300, 16, 1, kv="fp8")
+    record = bench.run_config(config, fleet, reps=50, warmup=1, l2_bytes=1, device=torch.device("cpu"),
+                              ceilings=CEILINGS, run={"id": "r", "commit": "c", "date": "d"})
+    got = record["peers"]
+    assert all(entry["check"]["passed"] for entry in got.values()), got
+    sum_seqlen = 8 * 300
+    fp8_bytes = bench.decode_bytes(sum_seqlen, 8, 1, 16, kv_bytes=1)
+    assert record["kv"] == "fp8" and record["bytes"] == fp8_bytes
+    assert got["mla_backend"]["bytes"] == got["flashmla_fp8"]["bytes"] == fp8_bytes
+    assert got["mla_backend_bf16"]["bytes"] == bench.decode_bytes(sum_seqlen, 8, 1, 16)  # reads the bf16 cache
+    assert got["mla_backend"]["gbps"] == pytest.approx(fp8_bytes / 80.0 / 1e3, abs=0.1)
+    # the baseline at the bf16 tolerances; ours (q rounded to e4m3 up to 16 rows) and FlashMLA's fp8 q at their own
+    assert "out_rel_tol" not in got["mla_backend_bf16"]["check"]
+    assert got["mla_backend"]["check"]["out_rel_tol"] == peers.FP8_Q_OUT_REL_TOL
+    fm = got["flashmla_fp8"]["check"]
+    assert (fm["out_rel_tol"], fm["lse_abs_tol"]) == (peers.FP8_Q_OUT_REL_TOL, peers.FP8_Q_LSE_ABS_TOL)
+    assert bench.OUT_REL_TOL < fm["rel_err_out"] < peers.FP8_Q_OUT_REL_TOL / 1.5
+    # the bf16 baseline is a ratio, never the best peer
+    assert record["best_peer"] == {"name": "flashmla_fp8", "us": 100.0} and record["ratio_vs_best_peer"] == 1.25
+    assert record["speedup_vs"] == {"mla_backend_bf16": 1.875, "flashmla_fp8": 1.25}
+    assert record["targets"] == {}  # not a config of the fp8 grid: no target
+
+
+def test_fp8_peers_refuse_a_bf16_batch_and_load_without_the_bundle(clean_vllm_modules):
+    batch = bench.make_input_set(bench.Config(1, 64, 16, 1), [64], seed=0, device=torch.device("cpu"))
+    with pytest.raises(peers.PeerUnavailable, match="fp8 cache"):
+        peers.MlaBackendFp8Peer().prepare(batch)
+    loaded = peers.load_peers(None, kv="fp8")
+    assert list(loaded) == ["mla_backend", "mla_backend_bf16", "flashmla_fp8"] == list(peers.FP8_PEER_NAMES)
+    assert loaded["mla_backend"].available and loaded["mla_backend"].kv_bytes == 1
+    assert loaded["mla_backend_bf16"].available and loaded["mla_backend_bf16"].kv_bytes == 2
+    assert not loaded["flashmla_fp8"].available and "no peer bundle" in loaded["flashmla_fp8"].error
+    assert list(peers.load_peers(None, names=("flashmla_fp8",), kv="fp8")) == ["flashmla_fp8"]
+    with pytest.raises(ValueError):
+        peers.load_peers(None, kv="fp16")
+
+
+def test_flashmla_fp8_step_calls_vllms_fp8_dense_path_as_flashmla_impl_does():
+    calls = {}
+
+    # vLLM 0.26 vllm/v1/attention/ops/flashmla.py, the signatures the peer calls (keywords must match)
+    def get_mla_metadata_dense_fp8(cache_seqlens, num_q_tokens_per_head_k, num_heads_k):
+        calls["meta"] = (cache_seqlens, num_q_tokens_per_head_k, num_heads_k)
+        return torch.zeros(4, 8, dtype=torch.int32), torch.zeros(cache_seqlens.shape[0] + 1, dtype=torch.int32)
+
+    def flash_mla_with_kvcache_fp8(q, k_cache, block_table, cache_seqlens, head_dim_v, tile_scheduler_metadata,
+                                   num_splits, softmax_scale=None, causal=False, descale_q=None, descale_k=None):
+        calls["fwd"] = dict(q=q, k_cache=k_cache, head_dim_v=head_dim_v, causal=causal, descale_q=descale_q,
+                            descale_k=descale_k, softmax_scale=softmax_scale, num_splits=num_splits)
+        b, s_q, h_q, _ = q.shape
+        return torch.zeros(b, s_q, h_q, head_dim_v, dtype=torch.bfloat16), torch.zeros(b, h_q, s_q)
+
+    peer = peers.Peer.__new__(peers.FlashMLAFp8Peer)
+    peers.Peer.__init__(peer)
+    peer.flashmla = type(sys)("fake_flashmla")
+    peer.flashmla.get_mla_metadata_dense_fp8 = get_mla_metadata_dense_fp8
+    peer.flashmla.flash_mla_with_kvcache_fp8 = flash_mla_with_kvcache_fp8
+    config = bench.Config(3, 100, 16, 2, kv="fp8")
+    batch = bench.make_input_set(config, [100, 64, 1], seed=1, device=torch.device("cpu"))
+    step = peer.prepare(batch)
+    assert calls["meta"][0] is batch.cache_seqlens and calls["meta"][1:] == (32, 1)
+    out, lse = step()
+    fwd = calls["fwd"]
+    assert fwd["q"].dtype == torch.float8_e4m3fn and fwd["q"].shape == batch.q.shape
+    assert fwd["k_cache"].dtype == torch.float8_e4m3fn and fwd["k_cache"].shape == (4, 64, 1, 576)
+    assert fwd["descale_k"] is batch.descale_k and fwd["descale_q"].shape == (1,)
+    assert fwd["head_dim_v"] == 512 and fwd["causal"] is True and fwd["softmax_scale"] == bench.SOFTMAX_SCALE
+    assert out.shape == (3, 2, 16, 512) and lse.shape == (3, 16, 2) and not peer.lse_base2
+    assert any(t is fwd["q"] for t in step.keepalive) and any(t is fwd["num_splits"] for t in step.keepalive)
+    assert peer.kv_bytes == 1 and peer.out_rel_tol == peers.FP8_Q_OUT_REL_TOL
+
+
+def _fp8_doc(results):
+    doc = _doc(results)
+    doc["kv"] = "fp8"
+    doc["protocol"] = bench.protocol_info(100, "fp8")
+    doc["peer_order"] = list(peers.FP8_PEER_NAMES)
+    doc["peers"] = {"mla_backend": {"label": "ours (mla_backend, fp8 e4m3 KV cache, descale_k)", "available": True,
+                                    "error": None},
+                    "mla_backend_bf16": {"label": peers.MlaBackendBf16BaselinePeer.label, "available": True,
+                                         "error": None},
+                    "flashmla_fp8": {"label": peers.FlashMLAFp8Peer.label, "available": True, "error": None}}
+    return doc
+
+
+def _fp8_record(key, ours_us, bf16_us, flashmla_us):
+    config = dataclasses.replace(bench.Config.parse(key), kv="fp8")
+    total = sum(bench.make_seqlens(config))
+    flops = bench.decode_flops(total, config.s_q, config.h_q)
+    check = {"passed": True, "rel_err_out": 0.004, "max_abs_err_lse": 1e-5, "problems": []}
+
+    def timed(us, kv_bytes):
+        return bench.timed_entry([us], bench.decode_bytes(total, config.b, config.s_q, config.h_q, kv_bytes), flops,
+                                 CEILINGS, check)
+
+    entries = {"mla_backend": timed(ours_us, 1), "mla_backend_bf16": timed(bf16_us, 2)}
+    if flashmla_us is not None:
+        entries["flashmla_fp8"] = timed(flashmla_us, 1)
+    else:
+        entries["flashmla_fp8"] = {"error": "PeerUnavailable: peer bundle: no .peers"}
+    return bench.result_record(config, bench.make_seqlens(config), 11, [0], entries,
+                               {"id": "run1", "commit": "abc", "date": "d", "ceilings": CEILINGS})
+
+
+def test_fp8_results_files_markdown_table_and_cli(tmp_path):
+    from mla_backend.cli import bench as cli_bench
+
+    doc = _fp8_doc([_fp8_record("b128/s4096/h16/q1", 80.0, 149.5, 120.0),
+                    _fp8_record("b64/s16384/h16/q1", 170.0, 300.0, 190.0),
+                    _fp8_record("b1/s32768/h16/q1", 16.0, 24.5, None)])
+    json_path, md_path = bench_report.write_results(doc, tmp_path, bench.results_stem("h200", "fp8"))
+    assert (json_path.name, md_path.name) == ("h200_fp8.json", "h200_fp8.md")
+    loaded = json.loads(json_path.read_text())
+    assert loaded["kv"] == "fp8" and all(r["kv"] == "fp8" for r in loaded["results"])
+    first, second, third = loaded["results"]
+    assert first["speedup_vs"] == {"mla_backend_bf16": pytest.approx(1.869), "flashmla_fp8": 1.5}
+    assert first["best_peer"]["name"] == "flashmla_fp8" and first["ratio_vs_best_peer"] == 1.5
+    assert third["best_peer"] is None and third["speedup_vs"] == {"mla_backend_bf16": pytest.approx(1.531)}
+    checks = {(r["key"], c["peer"]): c["met"] for r in loaded["results"] for c in bench_report.fp8_targets(r)}
+    assert checks == {("b128/s4096/h16/q1", "mla_backend_bf16"): True, ("b128/s4096/h16/q1", "flashmla_fp8"): True,
+                      ("b64/s16384/h16/q1", "mla_backend_bf16"): False, ("b64/s16384/h16/q1", "flashmla_fp8"): False,
+                      ("b1/s32768/h16/q1", "flashmla_fp8"): None}
+    summary = loaded["summary"]
+    assert (summary["targets_met"], summary["targets"]) == (2, 5)
+    assert summary["geomean_speedup_vs"]["flashmla_fp8"] == pytest.approx(math.sqrt(1.5 * 190 / 170), abs=1e-3)
+    assert first["peers"]["mla_backend"]["gbps"] == pytest.approx(first["bytes"] / 80.0 / 1e3, abs=0.1)
+    md = md_path.read_text()
+    assert "## fp8 KV cache: ours vs our bf16 path and FlashMLA fp8" in md
+    assert "| b128/s4096/h16/q1 | 80.0 |" in md and "1.87x (≥ 1.8x: met)" in md and "1.50x (≥ 1.2x: met)" in md
+    assert "1.76x (≥ 1.8x: **missed**)" in md and "— (≥ 1.2x: not measured)" in md and "| n/a |" in md
+    assert "Targets met: 2 of 5." in md and "KV quantized to float8_e4m3fn" in md
+    assert "`flashmla_fp8`: q quantized to e4m3 as well" in md and f"≤ {peers.FP8_Q_OUT_REL_TOL}" in md
+    assert bench.target_lines(loaded["results"])[0] == "fp8 targets met: 2 of 5"
+    assert any("MISSED" in line for line in bench.target_lines(loaded["results"]))
+    table = cli_bench.format_table(loaded)
+    header = next(line for line in table.splitlines() if line.startswith("config "))
+    assert "ours bf16" in header and "FlashMLA fp8" in header
+    assert bench.main(["--render", "--card", "h200", "--kv", "fp8", "--out-dir", str(tmp_path)]) == 0
+    assert md_path.read_text() == md
+    pytest.importorskip("matplotlib")
+    assert cli_bench.plot(loaded, tmp_path / "fp8.png").stat().st_size > 10_000

@@ -226,3 +226,139 @@ def test_check_values_false_skips_only_the_value_checks(monkeypatch):
     assert len(calls) == 1
     with pytest.raises(ValueError, match="^head_dim_v: expected"):
         ops.mla_decode_with_kvcache(**decode_args(x, head_dim_v=128), check_values=False)
+
+
+# --- fp8 (e4m3) KV cache ---------------------------------------------------------------------------------
+
+FP8 = torch.float8_e4m3fn
+
+
+def fp8_batch(**kw):
+    return batch(kv_dtype=FP8, **kw)
+
+
+def fp8_reference(x, descale_k):
+    """The reference on the dequantized cache, with the query rounded as the kernel does up to 16 rows."""
+    return reference.mla_decode_reference(reference.fp8_kernel_query(x.q), reference.dequantize_kv(x.k_cache, descale_k), x.block_table,
+                                          x.cache_seqlens, 512, x.softmax_scale, True)
+
+
+def test_fp8_cache_cpu_path_equals_reference_on_the_dequantized_cache():
+    x = fp8_batch()
+    out, lse = ops.mla_decode_with_kvcache(**decode_args(x), descale_k=x.descale_k)
+    ref_out, ref_lse = fp8_reference(x, x.descale_k)
+    assert out.dtype == x.q.dtype and out.shape == (3, 2, 4, 512)
+    torch.testing.assert_close(out, ref_out.to(out.dtype), rtol=0, atol=0)
+    torch.testing.assert_close(lse, ref_lse, rtol=0, atol=0)
+
+
+def test_the_fp8_query_rounding_keeps_each_rows_largest_value_and_zero_rows():
+    q = torch.randn(2, 1, 3, 576, dtype=torch.bfloat16, generator=torch.Generator().manual_seed(0))
+    q[1, 0, 2] = 0
+    rounded = reference.quantize_query_rows(q)
+    amax = q.float().abs().amax(-1)
+    torch.testing.assert_close(rounded.abs().amax(-1), amax, rtol=1e-6, atol=0)   # 448 is an e4m3 value
+    assert (rounded[1, 0, 2] == 0).all()
+    rel = ((rounded - q.float()).norm() / q.float().norm()).item()
+    assert 0.005 < rel < 0.05   # e4m3: 3 mantissa bits
+    tiny = reference.quantize_query_rows(torch.full((1, 1, 1, 576), 1e-38))   # 448 / 1e-38 would overflow
+    assert torch.isfinite(tiny).all()
+
+
+def test_fp8_cache_takes_a_0_dim_scale_and_fp16_queries():
+    x = fp8_batch(dtype=torch.float16)
+    first = ops.mla_decode_with_kvcache(**decode_args(x), descale_k=x.descale_k)
+    second = ops.mla_decode_with_kvcache(**decode_args(x), descale_k=x.descale_k.reshape(()))
+    assert first[0].dtype == torch.float16
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+
+
+def test_descale_k_scales_k_and_v():
+    x = fp8_batch()
+    twice = ops.mla_decode_with_kvcache(**decode_args(x), descale_k=x.descale_k * 2)
+    ref_out, ref_lse = fp8_reference(x, x.descale_k * 2)
+    torch.testing.assert_close(twice[0], ref_out.to(twice[0].dtype), rtol=0, atol=0)
+    torch.testing.assert_close(twice[1], ref_lse, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("override,argument,says", [
+    (dict(), "descale_k", "float32 tensor of shape \\[1\\].*got None"),                       # fp8 without a scale
+    (dict(descale_k=torch.ones(1, dtype=torch.float64)), "descale_k", "float32"),
+    (dict(descale_k=torch.ones(2)), "descale_k", "shape \\[1\\]"),
+    (dict(descale_k=torch.ones(1, 1)), "descale_k", "shape \\[1\\]"),
+    (dict(descale_k=1.0), "descale_k", "of type float"),                                       # a Python float
+    (dict(descale_k=torch.ones(1, device="meta")), "descale_k", "on cpu"),
+    (dict(descale_k=torch.zeros(1)), "descale_k", "finite positive"),
+    (dict(descale_k=torch.full((1,), math.nan)), "descale_k", "finite positive"),
+    (dict(descale_q=torch.ones(1), descale_k=torch.ones(1)), "descale_q", "not supported yet"),
+])
+def test_bad_fp8_scale_is_refused_by_name(override, argument, says):
+    x = fp8_batch()
+    with pytest.raises(ValueError, match=f"^{argument}: expected .*{says}"):
+        ops.mla_decode_with_kvcache(**decode_args(x), **override)
+
+
+def test_fp8_query_is_refused_as_not_yet_supported():
+    x = fp8_batch()
+    with pytest.raises(ValueError, match="^q: expected dtype torch.bfloat16 or torch.float16 .*not supported yet"):
+        ops.mla_decode_with_kvcache(**decode_args(x, q=x.q.to(FP8)), descale_q=torch.ones(1),
+                                    descale_k=x.descale_k)
+
+
+def test_fp8_query_with_a_16_bit_cache_is_refused():
+    x = batch()
+    with pytest.raises(ValueError, match="^q: expected .*would also need a float8_e4m3fn k_cache"):
+        ops.mla_decode_with_kvcache(**decode_args(x, q=x.q.to(FP8)), descale_q=torch.ones(1))
+
+
+def test_descale_k_with_a_16_bit_cache_is_refused():
+    x = batch()
+    with pytest.raises(ValueError, match="^descale_k: expected None for a torch.bfloat16 k_cache"):
+        ops.mla_decode_with_kvcache(**decode_args(x), descale_k=torch.ones(1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float8_e5m2, torch.float8_e4m3fnuz])
+def test_other_fp8_caches_are_refused_by_dtype(dtype):
+    x = fp8_batch()
+    with pytest.raises(ValueError, match=f"^k_cache: expected .*float8_e4m3fn.*{dtype} caches are not supported"):
+        ops.mla_decode_with_kvcache(**decode_args(x, k_cache=x.k_cache.float().to(dtype)), descale_k=x.descale_k)
+
+
+@pytest.mark.parametrize("s_q,h_q", [(1, 64), (2, 32), (16, 4)])
+def test_fp8_cache_with_more_than_32_query_rows_is_refused(s_q, h_q):
+    x = make_batch(2, s_q, h_q, [70, 1], device="cpu", causal=True, kv_dtype=FP8)
+    with pytest.raises(ValueError, match="^k_cache: expected .*fp8 k_cache needs s_q \\* h_q <= 32 for now.*"):
+        ops.mla_decode_with_kvcache(**decode_args(x), descale_k=x.descale_k)
+
+
+@pytest.mark.parametrize("s_q,h_q", [(1, 32), (2, 16), (16, 2)])
+def test_fp8_cache_with_up_to_32_query_rows_is_taken(s_q, h_q):
+    x = make_batch(2, s_q, h_q, [70, 1], device="cpu", causal=True, kv_dtype=FP8)
+    ops.mla_decode_with_kvcache(**decode_args(x), descale_k=x.descale_k)
+
+
+def test_fp8_cache_rows_must_be_16_byte_aligned():
+    x = fp8_batch()
+    pages = x.k_cache[:, :, 0]
+    wide = torch.zeros(pages.shape[0], 64, 584, dtype=torch.uint8).view(FP8)   # rows 584 bytes apart
+    wide[..., :576] = pages
+    with pytest.raises(ValueError, match="^k_cache: expected .*strides multiples of 16"):
+        ops.mla_decode_with_kvcache(**decode_args(x, k_cache=wide[..., :576]), descale_k=x.descale_k)
+    aligned = torch.zeros(pages.shape[0], 64, 592, dtype=torch.uint8).view(FP8)   # 592 = 37 * 16
+    aligned[..., :576] = pages
+    ops.mla_decode_with_kvcache(**decode_args(x, k_cache=aligned[..., :576]), descale_k=x.descale_k)
+
+
+def test_fp8_decode_traces_under_torch_compile_with_fake_kernels():
+    x = fp8_batch()
+
+    @torch.compile(fullgraph=True, backend="eager")
+    def step(q, k_cache, block_table, cache_seqlens, descale_k):
+        meta, splits = torch.ops.mla_backend.tile_scheduler(cache_seqlens, ops.DEFAULT_NUM_SMS, 3)
+        return torch.ops.mla_backend.decode_paged(q, None, k_cache[:, :, 0], block_table, cache_seqlens, meta, splits,
+                                                  x.softmax_scale, True, descale_k)
+
+    out, lse = step(x.q, x.k_cache, x.block_table, x.cache_seqlens, x.descale_k)
+    ref_out, ref_lse = fp8_reference(x, x.descale_k)
+    torch.testing.assert_close(out, ref_out.to(out.dtype))
+    torch.testing.assert_close(lse, ref_lse)

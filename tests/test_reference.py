@@ -289,3 +289,47 @@ def test_output_shapes_dtypes_and_lse_layout():
     keys = torch.stack([batch.k_cache[int(batch.block_table[1, t // BLOCK_SIZE]), t % BLOCK_SIZE, 0].double()
                         for t in range(100)])
     torch.testing.assert_close(out[1, 2, 1].double(), keys[:, :HEAD_DIM_V].mean(0), rtol=0, atol=1e-6)
+
+
+# --- fp8 (e4m3) caches -----------------------------------------------------------------------------------
+
+
+def test_quantize_kv_fp8_scales_by_amax_over_448_and_keeps_nan_as_0x7f():
+    from mla_backend.testing import FP8_E4M3_MAX, FP8_E4M3_NAN, quantize_kv_fp8
+
+    batch = make_batch(3, 1, 2, [70, 1, 130], device="cpu", seed=21, dtype=torch.float32)
+    keys = batch.k_cache
+    quantized, descale = quantize_kv_fp8(keys)
+    assert quantized.dtype == torch.float8_e4m3fn and descale.dtype == torch.float32 and descale.shape == (1,)
+    nan = keys.isnan()
+    assert nan.any() and (quantized.view(torch.uint8)[nan] == FP8_E4M3_NAN).all()
+    finite = keys[~nan]
+    assert descale.item() == pytest.approx(finite.abs().max().item() / FP8_E4M3_MAX, rel=1e-6)
+    restored = quantized.float()[~nan] * descale
+    assert restored.abs().max().item() == pytest.approx(finite.abs().max().item(), rel=2 ** -4)
+    # e4m3 keeps 3 mantissa bits: half an ulp is 2^-4 relative, plus the subnormal step near 0
+    assert ((restored - finite).abs() <= finite.abs() * 2 ** -4 + descale * 2 ** -10).all()
+
+
+def test_dequantize_kv_is_the_stored_value_times_the_scale():
+    from mla_backend.reference import dequantize_kv
+
+    stored = torch.tensor([0.0, 1.0, -2.5, 448.0, float("nan")]).to(torch.float8_e4m3fn)
+    for scale in (torch.tensor([0.5]), torch.tensor(0.5), 0.5):
+        out = dequantize_kv(stored, scale)
+        assert out.dtype == torch.float32
+        assert torch.equal(out[:4], torch.tensor([0.0, 0.5, -1.25, 224.0])) and out[4].isnan()
+
+
+def test_fp8_cache_reference_matches_naive_on_the_dequantized_cache_and_nan_never_reaches_output():
+    from mla_backend.reference import dequantize_kv
+
+    batch = make_batch(3, 2, 3, [70, 1, 130], causal=True, device="cpu", seed=17, kv_dtype=torch.float8_e4m3fn)
+    dequantized = dequantize_kv(batch.k_cache, batch.descale_k)
+    valid = _valid_token_mask(batch)
+    nan_token = dequantized[:, :, 0].isnan().any(-1)
+    assert nan_token[~valid].all() and not nan_token[valid].any(), "the fp8 batch is not poisoned as the test assumes"
+    out, lse = run_reference(batch, k_cache=dequantized)
+    naive_out, naive_lse = naive_decode(batch.q, dequantized, batch.block_table, batch.cache_seqlens,
+                                        batch.softmax_scale, True)
+    assert_close_to_naive(out, lse, naive_out, naive_lse)

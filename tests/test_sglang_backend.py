@@ -1,7 +1,8 @@
 """The SGLang backend's own code on CPU (our ops run the fp32 reference on CPU tensors): the refusals at
 construction, the per-step metadata (eager, and in the persistent CUDA-graph buffers), and decode / target-verify
-against attention over each request's tokens. SGLang's FlashMLA parent is stood in for where it would allocate
-GPU state; everything it hands to our methods is shaped as SGLang shapes it."""
+against attention over each request's tokens, from a bf16 pool and from an fp8 (e4m3) one. SGLang's FlashMLA parent
+is stood in for where it would allocate GPU state; everything it hands to our methods is shaped as SGLang shapes
+it."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -16,7 +17,7 @@ try:
 except (ImportError, OSError) as exc:  # its FlashMLA kernel library links libcuda.so.1, the NVIDIA driver's
     pytest.skip(f"SGLang's FlashMLA backend does not import without an NVIDIA driver: {exc}", allow_module_level=True)
 
-from mla_backend import ops
+from mla_backend import ops, reference
 from mla_backend.sglang import backend as ours
 from test_sglang_pages import dense_reference, sglang_pool
 
@@ -52,6 +53,25 @@ class KVPool:
         self.kv[loc] = k.view(-1, 1, ops.HEAD_DIM)
 
 
+class FP8KVPool:
+    """SGLang's MLA token pool with --kv-cache-dtype fp8_e4m3 (MLATokenToKVPool, 0.5.17 and 0.5.23): uint8 storage,
+    written as `k.to(float8_e4m3fn)` with no scale, read back viewed as float8_e4m3fn."""
+
+    def __init__(self, kv: torch.Tensor):
+        self.store = kv.to(torch.float8_e4m3fn).view(torch.uint8).view(-1, 1, ops.HEAD_DIM)
+
+    @property
+    def kv(self):
+        return self.store.view(torch.float8_e4m3fn)
+
+    def get_key_buffer(self, layer_id):
+        return self.kv
+
+    def set_kv_buffer(self, layer, loc, k, v):
+        loc = getattr(loc, "loc", loc)
+        self.store[loc] = k.to(torch.float8_e4m3fn).view(torch.uint8).view(-1, 1, ops.HEAD_DIM)
+
+
 def fake_parent_init(self, model_runner, skip_prefill=False, kv_indptr_buf=None, kv_last_page_len_buf=None):
     """What FlashMLABackend.__init__ sets that our code reads (the real one allocates FlashInfer state on a GPU)."""
     cfg = model_runner.model_config
@@ -67,10 +87,13 @@ def fake_parent_init(self, model_runner, skip_prefill=False, kv_indptr_buf=None,
     self.forward_metadata = None
 
 
-def model_runner(req_to_token, kv, **override):
+def model_runner(req_to_token, kv, heads=HEADS, **override):
+    """heads: query heads per GPU (SGLang's num_attention_heads // attention TP size, as FlashMLA reads them)."""
+    fp8 = override.get("kv_cache_dtype") == torch.float8_e4m3fn
     runner = SimpleNamespace(
-        model_config=SimpleNamespace(num_attention_heads=HEADS, kv_lora_rank=512, qk_rope_head_dim=64),
-        req_to_token_pool=SimpleNamespace(req_to_token=req_to_token), token_to_kv_pool=KVPool(kv),
+        model_config=SimpleNamespace(num_attention_heads=heads, kv_lora_rank=512, qk_rope_head_dim=64),
+        req_to_token_pool=SimpleNamespace(req_to_token=req_to_token),
+        token_to_kv_pool=FP8KVPool(kv) if fp8 else KVPool(kv),
         kv_cache_dtype=torch.bfloat16, dtype=torch.bfloat16, page_size=64, num_draft_tokens=None,
         is_draft_worker=False)
     for key, value in override.items():
@@ -91,7 +114,8 @@ def batch(mode: str, seq_lens: list[int], rows: torch.Tensor):
                            out_cache_loc=None, out_cache_loc_is_physical=False)
 
 
-LAYER = SimpleNamespace(tp_q_head_num=HEADS, head_dim=ops.HEAD_DIM, v_head_dim=512, scaling=SCALE, layer_id=0)
+LAYER = SimpleNamespace(tp_q_head_num=HEADS, head_dim=ops.HEAD_DIM, v_head_dim=512, scaling=SCALE, layer_id=0,
+                        k_scale=None, k_scale_float=None)
 
 
 class GraphRunner:
@@ -131,13 +155,21 @@ class GraphRunner:
         self.backend.init_forward_metadata_in_graph(self.captured[bs])
 
 
-@pytest.mark.parametrize("mode,q_len,graph", [("decode", 1, False), ("decode", 1, True), ("verify", 3, False),
-                                              ("verify", 3, True)])
-def test_decode_and_verify_match_attention_over_each_requests_tokens(make_backend, mode, q_len, graph):
+BF16, FP8 = torch.bfloat16, torch.float8_e4m3fn
+
+
+@pytest.mark.parametrize("mode,q_len,graph,kv_dtype", [
+    ("decode", 1, False, BF16), ("decode", 1, True, BF16), ("verify", 3, False, BF16), ("verify", 3, True, BF16),
+    # 16 heads x 2 verify tokens = 32 query rows: the most the fp8 kernel takes
+    ("decode", 1, False, FP8), ("decode", 1, True, FP8), ("verify", 2, False, FP8), ("verify", 2, True, FP8),
+])
+def test_decode_and_verify_match_attention_over_each_requests_tokens(make_backend, mode, q_len, graph, kv_dtype):
+    """The reference reads what the pool holds: an fp8 pool's keys are K cast to e4m3, unscaled."""
     cached = [1, 64, 65, 200, 700]               # tokens in the cache, draft tokens included for verify
     seq_lens = [n - (q_len if mode == "verify" else 0) for n in cached]
     kv, req_to_token, rows = sglang_pool(cached, 64, max_context_len=1024, pool_rows=8, seed=3)
-    backend = make_backend(model_runner(req_to_token, kv, num_draft_tokens=q_len if mode == "verify" else None))
+    backend = make_backend(model_runner(req_to_token, kv, num_draft_tokens=q_len if mode == "verify" else None,
+                                        kv_cache_dtype=kv_dtype))
     if graph:
         runner = GraphRunner(backend, mode)
         runner.capture(len(cached))
@@ -160,7 +192,8 @@ def test_decode_and_verify_match_attention_over_each_requests_tokens(make_backen
     forward = backend.forward_decode if mode == "decode" else backend.forward_extend
     out = forward(q.bfloat16(), None, None, LAYER, fb, save_kv_cache=False)
     assert out.shape == (len(cached) * q_len, HEADS * 512)
-    expected = dense_reference(q.bfloat16().view(len(cached), q_len, HEADS, ops.HEAD_DIM), kv.bfloat16(),
+    q = q.bfloat16().view(len(cached), q_len, HEADS, ops.HEAD_DIM)
+    expected = dense_reference(reference.fp8_kernel_query(q) if kv_dtype == FP8 else q, kv.to(kv_dtype).float(),
                                req_to_token, rows, cached, SCALE)
     torch.testing.assert_close(out.float().view_as(expected), expected, rtol=2e-2, atol=2e-2)
 
@@ -268,7 +301,17 @@ def test_an_idle_step_attends_to_nothing(make_backend):
 
 @pytest.mark.parametrize("override,words", [
     (dict(page_size=16), "pass --page-size 64"),
-    (dict(kv_cache_dtype=torch.float8_e4m3fn), "kv_cache_dtype=torch.float8_e4m3fn"),
+    (dict(kv_cache_dtype=torch.float8_e5m2), "fp8 KV caches in e4m3 only, got kv_cache_dtype=torch.float8_e5m2 "
+                                             "(pass --kv-cache-dtype fp8_e4m3, or auto"),
+    (dict(kv_cache_dtype=torch.float8_e4m3fn, heads=128),           # DeepSeek-V3 at --tp-size 1
+     "got 128 heads x 1 token = 128: pass a --tp-size at least 4x larger (32 query heads per GPU or fewer), or "
+     "--kv-cache-dtype auto"),
+    (dict(kv_cache_dtype=torch.float8_e4m3fn, heads=64, server_args=SimpleNamespace(kv_cache_dtype="auto")),
+     "or --kv-cache-dtype bf16 (a bf16/fp16 cache)"),               # fp8 from the checkpoint's kv_cache_quant_algo
+    (dict(kv_cache_dtype=torch.float8_e4m3fn, kv_cache_dtype_str="mxfp8"),
+     "not mxfp8 (pass --kv-cache-dtype fp8_e4m3)"),
+    (dict(kv_cache_dtype=torch.float8_e4m3fn, num_draft_tokens=3),  # 16 heads x 3 = 48 rows
+     "16 heads x 3 tokens = 48 (speculative decoding with 2 draft tokens): pass a --tp-size at least 2x larger"),
     (dict(kv_cache_dtype=torch.float16), "in the model's dtype (torch.bfloat16), got torch.float16"),
     (dict(num_draft_tokens=20), "speculative decoding with 19 draft tokens"),
     (dict(is_draft_worker=True), "--speculative-draft-attention-backend flashmla"),
@@ -278,6 +321,69 @@ def test_what_the_kernel_cannot_run_is_refused_at_startup(make_backend, override
     with pytest.raises(ValueError, match="^mla_backend: ") as info:
         make_backend(model_runner(req_to_token, kv, **override))
     assert words in str(info.value)
+
+
+@pytest.mark.parametrize("heads,draft", [(16, None), (32, None), (16, 2), (8, 4)])
+def test_fp8_e4m3_is_served_up_to_32_query_rows(make_backend, heads, draft):
+    """DeepSeek-V3 at --tp-size 8 (16 heads, MTP with one draft token) or 4 (32 heads); descale_k made once."""
+    kv, req_to_token, _ = sglang_pool([10], 64, max_context_len=128, pool_rows=2, seed=0)
+    backend = make_backend(model_runner(req_to_token, kv, heads=heads, num_draft_tokens=draft,
+                                        kv_cache_dtype=torch.float8_e4m3fn))
+    assert backend._descale_k.dtype == torch.float32 and backend._descale_k.tolist() == [1.0]
+    bf16 = make_backend(model_runner(req_to_token, kv, heads=heads, num_draft_tokens=draft))
+    assert bf16._descale_k is None
+
+
+def fp8_decode_step(make_backend, layer, monkeypatch=None, steps=1):
+    kv, req_to_token, rows = sglang_pool([100, 300], 64, max_context_len=512, pool_rows=4, seed=7)
+    backend = make_backend(model_runner(req_to_token, kv, kv_cache_dtype=torch.float8_e4m3fn))
+    seen = []
+    if monkeypatch is not None:
+        real = ops.mla_decode_with_kvcache
+
+        def spy(*args, **kwargs):
+            seen.append(kwargs["descale_k"])
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(ops, "mla_decode_with_kvcache", spy)
+    q = torch.randn(2, HEADS * ops.HEAD_DIM, generator=torch.Generator().manual_seed(1)).bfloat16()
+    fb = batch("decode", [100, 300], rows)
+    backend.init_forward_metadata(fb)
+    outs = [backend.forward_decode(q, None, None, layer, fb, save_kv_cache=False) for _ in range(steps)]
+    expected = dense_reference(reference.fp8_kernel_query(q.view(2, 1, HEADS, ops.HEAD_DIM)),
+                               kv.to(torch.float8_e4m3fn).float(), req_to_token, rows, [100, 300], SCALE)
+    return backend, outs, expected, seen
+
+
+def test_fp8_descale_k_is_one_tensor_for_every_step(make_backend, monkeypatch):
+    """The same device tensor in every layer and step (a captured graph reads it at its address)."""
+    backend, _, _, seen = fp8_decode_step(make_backend, LAYER, monkeypatch, steps=3)
+    assert len(seen) == 3 and all(t is backend._descale_k for t in seen)
+
+
+def test_fp8_layer_k_scale_is_not_applied_to_keys_the_pool_wrote_unscaled(make_backend):
+    """SGLang's MLA pool casts K to e4m3 without dividing by k_scale, so reading it with k_scale (FlashMLA's
+    choice) would scale every key: with a checkpoint k_scale of 2, the output is still attention over K."""
+    layer = SimpleNamespace(**{**vars(LAYER), "k_scale": torch.tensor(2.0), "k_scale_float": 2.0})
+    _, (out,), expected, _ = fp8_decode_step(make_backend, layer)
+    torch.testing.assert_close(out.float().view_as(expected), expected, rtol=2e-2, atol=2e-2)
+
+
+def test_fp8_new_token_is_written_as_e4m3_before_it_is_read(make_backend):
+    kv, req_to_token, rows = sglang_pool([130], 64, max_context_len=256, pool_rows=2, seed=5)
+    backend = make_backend(model_runner(req_to_token, kv, kv_cache_dtype=torch.float8_e4m3fn))
+    last_slot = req_to_token[rows[0], 129].long()
+    new_k = torch.randn(1, ops.HEAD_DIM).bfloat16()
+    fb = batch("decode", [130], rows)
+    fb.out_cache_loc = last_slot.view(1)
+    backend.init_forward_metadata(fb)
+    q = torch.randn(1, HEADS * ops.HEAD_DIM).bfloat16()
+    out = backend.forward_decode(q, new_k, new_k, LAYER, fb)
+    assert torch.equal(backend.token_to_kv_pool.kv[last_slot, 0], new_k[0].to(torch.float8_e4m3fn))
+    pool = backend.token_to_kv_pool.kv.float().view(-1, ops.HEAD_DIM)
+    expected = dense_reference(reference.fp8_kernel_query(q.view(1, 1, HEADS, ops.HEAD_DIM)), pool, req_to_token, rows,
+                               [130], SCALE)
+    torch.testing.assert_close(out.float().view_as(expected), expected, rtol=2e-2, atol=2e-2)
 
 
 def test_a_draft_extend_step_says_what_to_do(make_backend):

@@ -63,7 +63,7 @@ def test_the_four_p5_deployments_are_there():
 def test_config_selects_our_backend_and_block_size(path):
     config, header = load(path)
     assert config["attention-backend"] == "CUSTOM" and config["block-size"] == 64
-    assert config.get("kv-cache-dtype", "auto") == "auto"  # the kernel reads a bf16/fp16 cache
+    assert config.get("kv-cache-dtype", "auto") == "auto"  # bf16/fp16 until the fp8 KV path has run on a GPU
     assert f"--config configs/{path.name}" in header
 
 
@@ -111,6 +111,26 @@ def test_config_header_memory_math_adds_up(path):
     assert tokens == pytest.approx(num(fit[1]) * GIB / num(fit[2]), rel=0.01)
     assert num(fit[5]) == config["max-model-len"]
     assert int(fit[4]) == int(tokens // config["max-model-len"]) >= 1
+
+
+def test_p5en_fp8_kv_memory_math_halves_the_bytes_per_token():
+    """DeepSeek-V3 at TP 8 has 16 query heads per GPU: fp8 KV is allowed there, at 576 bytes a token and layer."""
+    path = REPO / "configs" / "p5en-h200-deepseek-v3-fp8-tp8.yaml"
+    config, header = load(path)
+    from mla_backend.engine_limits import unsupported_reasons
+
+    heads = 128 // config["tensor-parallel-size"]
+    assert unsupported_reasons(page_flag="--block-size", kv_cache_dtype="fp8", num_q_heads=heads, q_len=2) == []
+    fp8 = re.search(rf"with fp8 KV:\s+(\d+) layers x \(512 \+ 64\) x 1 B = ({NUMBER}) B per token \(576 bytes per "
+                    rf"layer instead of 1152\),\s*#\s+({NUMBER}) GiB / ({NUMBER}) B = ({NUMBER}) tokens = (\d+) "
+                    rf"requests of max-model-len ({NUMBER})", header)
+    assert fp8, "fp8 KV line"
+    layers = LAYERS[config["model"]]
+    assert int(fp8[1]) == layers and num(fp8[2]) == num(fp8[4]) == layers * MLA_BYTES_PER_TOKEN_PER_LAYER / 2
+    kv = re.search(rf"KV cache:\s+{NUMBER} - {NUMBER} - {NUMBER} = ({NUMBER}) GiB", header)
+    assert num(fp8[3]) == num(kv[1])
+    assert num(fp8[5]) == pytest.approx(num(fp8[3]) * GIB / num(fp8[4]), rel=0.01)
+    assert int(fp8[6]) == int(num(fp8[5]) // config["max-model-len"]) and num(fp8[7]) == config["max-model-len"]
 
 
 # --- docs/: Databricks and SageMaker ----------------------------------------------------------------------------

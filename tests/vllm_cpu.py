@@ -26,7 +26,8 @@ KV_LORA_RANK, ROPE, NOPE, V = 512, 64, 128, 128
 DTYPE = torch.bfloat16
 
 
-def vllm_config(checkpoint: Path, num_speculative_tokens: int = 0, full_cudagraphs: bool = True) -> VllmConfig:
+def vllm_config(checkpoint: Path, num_speculative_tokens: int = 0, full_cudagraphs: bool = True,
+                cache_dtype: str = "auto") -> VllmConfig:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     model = ModelConfig(model=str(checkpoint), dtype="bfloat16", skip_tokenizer_init=True, max_model_len=4096)
     speculative = None
@@ -35,7 +36,8 @@ def vllm_config(checkpoint: Path, num_speculative_tokens: int = 0, full_cudagrap
                                         prompt_lookup_max=4, prompt_lookup_min=2, target_model_config=model,
                                         target_parallel_config=ParallelConfig())
     config = VllmConfig(model_config=model, device_config=DeviceConfig(device="cpu"),
-                        cache_config=CacheConfig(block_size=64), speculative_config=speculative,
+                        cache_config=CacheConfig(block_size=64, cache_dtype=cache_dtype),
+                        speculative_config=speculative,
                         scheduler_config=SchedulerConfig(max_num_seqs=MAX_NUM_SEQS, max_model_len=4096,
                                                          is_encoder_decoder=False))
     # vLLM turns CUDA graphs off on a platform without them; the builder only reads the mode.
@@ -47,18 +49,22 @@ def vllm_config(checkpoint: Path, num_speculative_tokens: int = 0, full_cudagrap
 
 
 def make_builder(config: VllmConfig):
-    spec = MLAAttentionSpec(block_size=64, num_kv_heads=1, head_size=KV_LORA_RANK + ROPE, dtype=DTYPE)
+    """The spec as vLLM's MLA layer makes it: an fp8 cache is allocated as uint8 and named by cache_dtype_str."""
+    cache_dtype = config.cache_config.cache_dtype
+    spec = MLAAttentionSpec(block_size=64, num_kv_heads=1, head_size=KV_LORA_RANK + ROPE,
+                            dtype=torch.uint8 if cache_dtype.startswith("fp8") else DTYPE, cache_dtype_str=cache_dtype)
     with set_current_vllm_config(config):
         return MLABackend.get_builder_cls()(spec, [LAYER], config, torch.device("cpu"))
 
 
 def make_impl(config: VllmConfig, num_heads: int, scale: float):
+    """num_heads per GPU, as vLLM's MLA layer passes them; the layer's kv_cache_dtype is the config's."""
     with set_current_vllm_config(config):
         return MLABackend.get_impl_cls()(
             num_heads=num_heads, head_size=KV_LORA_RANK + ROPE, scale=scale, num_kv_heads=1, alibi_slopes=None,
-            sliding_window=None, kv_cache_dtype="auto", logits_soft_cap=None, attn_type="decoder",
-            kv_sharing_target_layer_name=None, q_lora_rank=None, kv_lora_rank=KV_LORA_RANK, qk_nope_head_dim=NOPE,
-            qk_rope_head_dim=ROPE, qk_head_dim=NOPE + ROPE, v_head_dim=V, kv_b_proj=None)
+            sliding_window=None, kv_cache_dtype=config.cache_config.cache_dtype, logits_soft_cap=None,
+            attn_type="decoder", kv_sharing_target_layer_name=None, q_lora_rank=None, kv_lora_rank=KV_LORA_RANK,
+            qk_nope_head_dim=NOPE, qk_rope_head_dim=ROPE, qk_head_dim=NOPE + ROPE, v_head_dim=V, kv_b_proj=None)
 
 
 def decode_batch(seq_lens: list[int], q_len: int, block_table: torch.Tensor) -> CommonAttentionMetadata:

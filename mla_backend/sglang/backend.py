@@ -18,6 +18,16 @@ base_attn_backend.py's `init_forward_metadata` / `_out_graph` / `_in_graph`):
     only that method;
   - without CUDA graphs (eager decode: batches above the captured sizes, --disable-cuda-graph): in
     `init_forward_metadata`, into fresh tensors.
+
+fp8 KV (`--kv-cache-dtype fp8_e4m3`): SGLang's MLA token pool (MLATokenToKVPool, 0.5.17 and 0.5.23) stores the
+latents as `k.to(float8_e4m3fn)` in uint8 storage and hands them back viewed as float8_e4m3fn; neither its
+set_kv_buffer / set_mla_kv_buffer (our decode writes, and the FlashInfer MLA prefill we inherit) nor DeepSeek's
+FlashMLA dispatch divides by the layer's k_scale on the way in. The cache therefore holds K itself and its
+descale_k is 1: a float32 [1] tensor of ones made once on the device (a CUDA graph reads it in place). Passing
+layer.k_scale instead, as FlashMLA's fp8 path does, would scale every key by it whenever a checkpoint carries a
+k_scale other than 1. The query stays in the model's bf16/fp16 (FlashMLA's path quantizes it with k_scale; ours
+does not). At most ops.FP8_MAX_ROWS query rows per GPU (heads x draft tokens + 1) for now: more is refused at
+construction, naming --tp-size and --kv-cache-dtype auto.
 """
 from __future__ import annotations
 
@@ -28,7 +38,7 @@ import torch
 from sglang.srt.layers.attention.flashmla_backend import FlashMLABackend
 
 from mla_backend import ops
-from mla_backend.engine_limits import refusal, unsupported_reasons
+from mla_backend.engine_limits import is_fp8_kv_cache, refusal, unsupported_reasons
 from mla_backend.plan_buffers import PlanBuffers
 from mla_backend.sglang import pages
 
@@ -73,11 +83,17 @@ class MLABackend(FlashMLABackend):
     def __init__(self, model_runner, skip_prefill: bool = False, kv_indptr_buf: torch.Tensor | None = None,
                  kv_last_page_len_buf: torch.Tensor | None = None):
         super().__init__(model_runner, skip_prefill, kv_indptr_buf, kv_last_page_len_buf)
+        # With --kv-cache-dtype auto, SGLang takes fp8 from a checkpoint whose kv_cache_quant_algo is FP8: bf16 is
+        # then the flag that turns it off.
+        kv_flag = getattr(getattr(model_runner, "server_args", None), "kv_cache_dtype", None)
         reasons = unsupported_reasons(
             page_flag="--page-size", head_size=self.kv_cache_dim, dtype=self.q_data_type,
             kv_cache_dtype=self.data_type, page_size=model_runner.page_size,
             capability=torch.cuda.get_device_capability(self.device), num_q_heads=self.num_q_heads,
-            q_len=self.num_draft_tokens or None)
+            q_len=self.num_draft_tokens or None, tp_flag="--tp-size",
+            kv_off="--kv-cache-dtype bf16" if kv_flag == "auto" else "--kv-cache-dtype auto")
+        if getattr(model_runner, "kv_cache_dtype_str", None) == "mxfp8":
+            reasons.append("it reads the fp8_e4m3 KV cache, not mxfp8 (pass --kv-cache-dtype fp8_e4m3)")
         if self.data_type in ops.DTYPES and self.data_type != self.q_data_type:
             reasons.append(f"it reads the KV cache in the model's dtype ({self.q_data_type}), got {self.data_type}")
         if self.dcp_world_size > 1:
@@ -90,8 +106,12 @@ class MLABackend(FlashMLABackend):
         if message:
             raise ValueError(message)
         self._graph_buffers: GraphBuffers | None = None
-        logger.info("mla_backend: decode%s on mla_backend's kernel, %d query heads; prefill on SGLang's FlashMLA path",
-                    " and target-verify" if self.num_draft_tokens else "", self.num_q_heads)
+        # The fp8 pool holds K unscaled (module docstring): descale_k is one, made once, where graphs can read it.
+        self._descale_k = (torch.ones(1, dtype=torch.float32, device=self.device)
+                           if is_fp8_kv_cache(self.data_type) else None)
+        logger.info("mla_backend: decode%s on mla_backend's kernel, %d query heads, %s KV cache; prefill on SGLang's "
+                    "FlashMLA path", " and target-verify" if self.num_draft_tokens else "", self.num_q_heads,
+                    "fp8 (e4m3)" if self._descale_k is not None else str(self.data_type).replace("torch.", ""))
 
     # ------------------------------------------------------------------------------------------ metadata
 
@@ -195,10 +215,12 @@ class MLABackend(FlashMLABackend):
             return q.new_empty(0, heads * layer.v_head_dim)
         metadata = self.forward_metadata
         k_cache = self.token_to_kv_pool.get_key_buffer(layer.layer_id)
+        if k_cache.dtype == torch.uint8 and self._descale_k is not None:  # the pool's storage dtype, if not viewed
+            k_cache = k_cache.view(ops.FP8_KV_DTYPE)
         out, _ = ops.mla_decode_with_kvcache(
             q.view(bs, -1, heads, layer.head_dim), k_cache.view(-1, ops.BLOCK_SIZE, 1, self.kv_cache_dim),
             metadata.block_table, metadata.cache_seqlens, self.kv_lora_rank,
             metadata.tile_scheduler_metadata, metadata.num_splits, softmax_scale=layer.scaling, causal=True,
-            check_values=False)
+            descale_k=self._descale_k, check_values=False)
         return out.view(-1, heads * layer.v_head_dim)
 

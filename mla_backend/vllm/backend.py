@@ -3,6 +3,11 @@
 vLLM's selector calls `validate_configuration` for a backend named with `--attention-backend CUSTOM`; the base
 class there checks each fact below and adds `supports_combination`'s reasons, so a wrong block size, dtype or
 GPU stops vLLM at startup with our words, not in a worker at the first decode step.
+
+KV-cache dtypes are FlashMLA's (vLLM's FLASHMLA backend declares the same list): the model's bf16/fp16, and fp8
+e4m3 (`--kv-cache-dtype fp8` or `fp8_e4m3`), which vLLM writes with the layer's `_k_scale` and we read with it as
+descale_k (impl.py). `fp8_e5m2` and the other quantized caches are refused here; an fp8 cache with more query
+heads per GPU than the fp8 kernel takes is refused where the head count is known (the impl, the builder).
 """
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ from vllm.model_executor.layers.attention.mla_attention import (
 from vllm.v1.attention.backend import AttentionCGSupport
 
 from mla_backend import ops
+from mla_backend.engine_limits import fp8_rows_reason, is_fp8_kv_cache, refusal
 from mla_backend.plan_buffers import PlanBuffers
 
 
@@ -47,6 +48,12 @@ class MLABackendMetadataBuilder(MLACommonMetadataBuilder[MLABackendMetadata]):
         if self.reorder_batch_threshold > ops.MAX_S_Q:
             raise ValueError(f"mla_backend decodes at most {ops.MAX_S_Q} query tokens per request; "
                              f"{self.reorder_batch_threshold - 1} speculative tokens are too many")
+        # The impl checked the heads against the speculative tokens; this is the decode length vLLM settled on.
+        cache_dtype = getattr(kv_cache_spec, "cache_dtype_str", None) or vllm_config.cache_config.cache_dtype
+        fp8_rows = is_fp8_kv_cache(cache_dtype) and fp8_rows_reason(self.num_heads, self.reorder_batch_threshold,
+                                                                      "--tensor-parallel-size")
+        if fp8_rows:
+            raise ValueError(refusal([fp8_rows]))
         self.plan_buffers = None
         if self.compilation_config.cudagraph_mode.has_full_cudagraphs():
             # q_len 1 gives the most SM parts of any uniform query length.
