@@ -17,7 +17,7 @@ import torch
 from conftest import requires_hopper
 from mla_backend.kernel_facts import FP8_QUANTIZED_QUERY_ROWS
 from mla_backend.testing import FP8_E4M3_NAN, draw_seqlens, make_batch
-from test_kernel_gpu import assert_matches, run_kernel, run_reference
+from test_kernel_gpu import assert_matches, assert_memcheck_clean, run_kernel, run_reference
 
 pytestmark = [pytest.mark.gpu, requires_hopper]
 
@@ -192,26 +192,5 @@ def test_fp8_cache_with_bf16_equivalent_values_gives_the_bf16_paths_bits_closely
 
 
 def test_fp8_compute_sanitizer_memcheck_is_clean():
-    import os
-    import shutil
-    import subprocess
-    import sys
-
-    sanitizer = shutil.which("compute-sanitizer") or "/usr/local/cuda/bin/compute-sanitizer"
-    if not os.path.exists(sanitizer):
-        pytest.skip("compute-sanitizer not installed")
-    script = (
-        "import torch; from mla_backend.testing import make_batch; from mla_backend import ops\n"
-        "for b, s_q, h_q, lens in [(3, 1, 16, [0, 70, 200]), (2, 2, 16, [65, 1]), (4, 4, 3, [20, 0, 300, 64]),\n"
-        "                          (2, 1, 32, [5000, 1])]:\n"
-        "    x = make_batch(b, s_q, h_q, lens, causal=True, kv_dtype=torch.float8_e4m3fn)\n"
-        "    m, s = ops.get_mla_metadata(x.cache_seqlens, s_q * h_q, 1)\n"
-        "    ops.mla_decode_with_kvcache(x.q, x.k_cache, x.block_table, x.cache_seqlens, 512, m, s, causal=True,\n"
-        "                                descale_k=x.descale_k)\n"
-        "torch.cuda.synchronize()\n"
-    )
-    result = subprocess.run([sanitizer, "--tool", "memcheck", "--error-exitcode", "1", sys.executable, "-c", script],
-                            capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)),
-                            timeout=600)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    assert "ERROR SUMMARY: 0 errors" in result.stdout
+    assert_memcheck_clean([(3, 1, 16, [0, 70, 200]), (2, 2, 16, [65, 1]), (4, 4, 3, [20, 0, 300, 64]),
+                           (2, 1, 32, [5000, 1])], fp8=True)

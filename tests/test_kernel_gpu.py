@@ -204,16 +204,30 @@ def test_cuda_graph_replay_with_new_seqlens_matches_eager(s_q, h_q):
         assert_matches(graph_out, graph_lse, *run_reference(static))
 
 
-def test_compute_sanitizer_memcheck_is_clean():
-    sanitizer = shutil.which("compute-sanitizer") or "/usr/local/cuda/bin/compute-sanitizer"
-    if not os.path.exists(sanitizer):
-        pytest.skip("compute-sanitizer not installed")
+def find_compute_sanitizer() -> str | None:
+    """compute-sanitizer on PATH, in the CUDA toolkit, or from the nvidia-cuda-sanitizer-api wheel (nvidia/cu13/bin)."""
+    candidates = [shutil.which("compute-sanitizer"), "/usr/local/cuda/bin/compute-sanitizer"]
+    try:
+        import nvidia
+        candidates += [os.path.join(path, "cu13", "bin", "compute-sanitizer") for path in nvidia.__path__]
+    except ImportError:
+        pass
+    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+
+
+def assert_memcheck_clean(cases: list[tuple[int, int, int, list[int]]], fp8: bool = False) -> None:
+    """Metadata + decode of each (b, s_q, h_q, seqlens) poisoned batch under compute-sanitizer memcheck, in a child
+    process; fp8: on an fp8 (e4m3) cache with its descale_k instead of a cache in the query's dtype."""
+    sanitizer = find_compute_sanitizer()
+    if sanitizer is None:
+        pytest.skip("compute-sanitizer not installed (CUDA toolkit, or pip install nvidia-cuda-sanitizer-api)")
     script = (
         "import torch; from mla_backend.testing import make_batch; from mla_backend import ops\n"
-        "for b, s_q, h_q, lens in [(3, 1, 16, [0, 70, 200]), (2, 2, 128, [65, 1]), (4, 4, 3, [20, 0, 300, 64])]:\n"
-        "    x = make_batch(b, s_q, h_q, lens, causal=True)\n"
+        f"for b, s_q, h_q, lens in {cases!r}:\n"
+        f"    x = make_batch(b, s_q, h_q, lens, causal=True, kv_dtype=torch.float8_e4m3fn if {fp8} else None)\n"
         "    m, s = ops.get_mla_metadata(x.cache_seqlens, s_q * h_q, 1)\n"
-        "    ops.mla_decode_with_kvcache(x.q, x.k_cache, x.block_table, x.cache_seqlens, 512, m, s, causal=True)\n"
+        "    ops.mla_decode_with_kvcache(x.q, x.k_cache, x.block_table, x.cache_seqlens, 512, m, s, causal=True,\n"
+        "                                descale_k=x.descale_k)\n"
         "torch.cuda.synchronize()\n"
     )
     result = subprocess.run([sanitizer, "--tool", "memcheck", "--error-exitcode", "1", sys.executable, "-c", script],
@@ -221,3 +235,7 @@ def test_compute_sanitizer_memcheck_is_clean():
                             timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "ERROR SUMMARY: 0 errors" in result.stdout
+
+
+def test_compute_sanitizer_memcheck_is_clean():
+    assert_memcheck_clean([(3, 1, 16, [0, 70, 200]), (2, 2, 128, [65, 1]), (4, 4, 3, [20, 0, 300, 64])])
