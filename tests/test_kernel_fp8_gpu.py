@@ -171,19 +171,26 @@ def test_fp8_cuda_graph_reads_descale_k_on_replay(s_q, h_q):
         assert_matches_fp8(graph_out, graph_lse, static)
 
 
-def test_fp8_cache_with_bf16_equivalent_values_gives_the_bf16_paths_bits_closely():
-    # A power-of-two scale makes the dequantized cache exactly representable in bf16: the same attention on the
-    # same values through both paths (different code, so not bit-equal; within rounding of the probabilities).
+def test_fp8_cache_with_bf16_equivalent_values_agrees_with_the_bf16_path():
+    # A power-of-two scale makes the dequantized cache exactly representable in bf16, and both paths get the query
+    # the fp8 kernel multiplies K with (rounded per row; rounding it again gives the same e4m3 values): the same
+    # attention on the same values through both kernels, each within its tolerance of the fp32 reference, so
+    # within the sum of the two of each other.
+    from mla_backend.reference import fp8_kernel_query
+
     batch = fp8_batch(6, 1, 32, [70, 1, 300, 64, 129, 4000], causal=True, std=1.0)
     batch.descale_k.copy_(torch.exp2(torch.log2(batch.descale_k).round()))
+    batch.q = fp8_kernel_query(batch.q).to(batch.q.dtype)
     bf16 = make_batch(6, 1, 32, [70, 1, 300, 64, 129, 4000], causal=True, std=1.0)
+    bf16.q = batch.q
     bf16.k_cache = (batch.k_cache.float() * batch.descale_k).to(torch.bfloat16)
     out8, lse8 = run_kernel(batch)
     out16, lse16 = run_kernel(bf16)
-    assert (out8.float() - out16.float()).abs().max().item() <= 2e-2
+    assert (out8.float() - out16.float()).abs().max().item() <= 2 * 1e-2
     finite = torch.isfinite(lse16)
     assert torch.equal(finite, torch.isfinite(lse8))
-    assert (lse8[finite] - lse16[finite]).abs().max().item() <= 1e-3
+    lse_rel = ((lse8[finite] - lse16[finite]).abs() / lse16[finite].abs().clamp(min=1.0)).max().item()
+    assert lse_rel <= FP8_LSE_REL_TOL + 1e-4, f"lse rel diff {lse_rel}"
 
 
 def test_fp8_compute_sanitizer_memcheck_is_clean():
