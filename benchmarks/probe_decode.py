@@ -15,7 +15,7 @@ and this one never splits a request (part k takes requests [k*b/parts, (k+1)*b/p
 
 `--kv fp8` runs ours on the cache quantized to float8_e4m3fn with a power-of-two per-tensor scale: the bf16 inputs
 are first replaced by what the fp8 cache stands for (exact in bf16 with such a scale) and the query by the one the
-kernel uses (`reference.fp8_kernel_query`: rounded to e4m3 per row up to 16 rows), so the usual check against the
+kernel uses (`reference.fp8_kernel_query`: rounded to e4m3 per row), so the usual check against the
 fp32 reference holds the kernel to the bf16 path's accuracy. GB/s counts 1 byte per cached value.
 """
 from __future__ import annotations

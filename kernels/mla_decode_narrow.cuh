@@ -15,13 +15,8 @@
 // query rows and stays well under its HBM time.
 // Pages past seqlen may hold NaN: masked scores become -inf and V rows past seqlen are zeroed in
 // shared memory before P.V. A split request writes fp32 partials + LSE for the combine kernel.
-//
-// An fp8 (e4m3) cache keeps the 16-bit stages and everything the consumers do: the producers load each
-// page's fp8 bytes into registers, convert them exactly to the query's type and store them in BlockLayout
-// (produce_fp8_kv_blocks); the per-tensor descale multiplies the softmax scale and the output.
 #pragma once
 
-#include "mla_fp8.cuh"
 #include "mla_launch.h"
 #include "mla_params.h"
 #include "mla_pipeline.cuh"
@@ -41,8 +36,10 @@ constexpr int kDTiles = kHeadDimV / 64;                        // O^T is 8 tiles
 constexpr int kKSteps = kHeadDim / 16;                         // k-steps of S^T = K Q^T
 constexpr int kTokenSteps = kBlockSize / 16;                   // k-steps of O^T += V^T P^T
 
-// Named barriers of the consumer warpgroup (0 is __syncthreads).
+// Named barriers of a consumer warpgroup (0 is __syncthreads); a second consumer warpgroup (the fp8 kernel's rows
+// 16-31) uses the same ones shifted by kBarriersPerGroup (Fragment::barrier).
 enum Barrier : int { kQReady = 1, kBlockMaxReady = 2, kProbsReady = 3, kColumnSumsReady = 4, kRequestDone = 5 };
+constexpr int kBarriersPerGroup = 5;
 
 // A KV block in shared memory (where the producer's copies land it): token 8g + r, sub-tile t
 // (columns 64t..64t+63) is the 128-byte row g * 9216 + t * 1024 + r * 128, its 16-byte chunk c stored at
@@ -68,13 +65,21 @@ struct SharedStorage {
 // This thread's place in the m64nN accumulators: rows (M) r0 and r0 + 8 of its warp's 16, and in every
 // 8-column group j the columns 8j + 2 * (lane % 4) + {0, 1}. A thread owns kCols / 4 columns, indexed
 // c = 2j + e; accumulator element [j * 4 + h * 2 + e] is (row r0 + 8h, column 8j + 2 * (lane % 4) + e).
+// Column n is query row first_row + n: consumer warpgroup g of a kernel with several takes rows g * kCols on.
 struct Fragment {
-  int lane, warp, r0, quad_col;
-  __device__ Fragment() : lane(threadIdx.x % 32), warp(threadIdx.x / 32), r0(warp * 16 + lane / 4),
-                          quad_col(2 * (lane % 4)) {}
+  int lane, warp, r0, quad_col, group, first_row;
+  __device__ Fragment() : Fragment(threadIdx.x / 32, 0, 0) {}   // the only consumer warpgroup: threads 0-127
+  __device__ Fragment(int group, int first_row) : Fragment((threadIdx.x / 32) % kConsumerWarps, group, first_row) {}
   __device__ int column(int c) const { return 8 * (c / 2) + quad_col + c % 2; }
+  __device__ int query_row(int column) const { return first_row + column; }
+  __device__ int barrier(Barrier id) const { return id + group * kBarriersPerGroup; }
   // Rows r0 and r0 + 1 sit in lanes L and L ^ 4: the even one of the pair is the row-pair's base.
   __device__ bool even_row() const { return (lane / 4) % 2 == 0; }
+
+ private:
+  __device__ Fragment(int warp, int group, int first_row)
+      : lane(threadIdx.x % 32), warp(warp), r0(warp * 16 + lane / 4), quad_col(2 * (lane % 4)), group(group),
+        first_row(first_row) {}
 };
 
 __device__ __forceinline__ float warp_column_max(float x) {
@@ -138,129 +143,6 @@ __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry
   // Exit only after this thread's copies and their arrivals are done: wait for the last blocks' full
   // phases (none can complete again: no further arrivals come).
   for (int m = max(n - kStages, 0); m < n; ++m) mbar_wait(smem_addr(&smem.full[m % kStages]), (m / kStages) & 1);
-}
-
-// ---------------------------------------------------------------------------------------------------
-// FP8 producer warpgroup. A 64-token fp8 page is 36,864 bytes, 18 16-byte chunks per thread; two
-// stages of fp8 staging (another 72 KB) do not fit next to the two 16-bit stages, and staging in shared
-// memory would add 72 KB of shared traffic per block to the 136 KB the wgmmas read. So each thread loads
-// its 18 chunks into registers, converts them and stores them into the stage, while the next block's
-// chunks are already on their way into a second register set (ping-pong): ~36-72 KB in flight per SM.
-//
-// Thread i loads fp8 chunk c = i % 4 (columns 16c..16c+15) of sub-tile t of tokens i / 4 + 32k (k < 2,
-// t < 9): four consecutive threads read a token's 64 bytes of one sub-tile, a warp eight whole token rows
-// over its nine t. The chunk becomes the 16-bit chunks 2c and 2c + 1 of that sub-tile row; both of a
-// thread's tokens have token % 8 = (i / 4) % 8, so the two swizzled destinations are per-thread offsets
-// plus compile-time immediates (and a quarter-warp's 16-byte stores cover all 32 banks: even chunks of
-// one row, odd chunks of the next).
-
-constexpr int kFp8ChunkValues = 16;
-constexpr int kFp8ChunksPerSubTileRow = 64 / kFp8ChunkValues;                    // 4
-constexpr int kFp8TokensPerPass = kProducerThreads / kFp8ChunksPerSubTileRow;     // 32
-constexpr int kFp8Passes = kBlockSize / kFp8TokensPerPass;                        // 2
-constexpr int kFp8ChunksPerThread = kFp8Passes * kSubTiles;                       // 18
-static_assert(kFp8TokensPerPass % 8 == 0, "a pass must cover whole 8-token swizzle atoms");
-
-struct Fp8Chunks {
-  uint4 chunk[kFp8ChunksPerThread];   // [pass * kSubTiles + sub_tile]
-};
-
-// This producer thread's share of every KV block: where it reads in a page and writes in a stage.
-template <typename Element>
-struct Fp8BlockCopier {
-  const char* src;            // its first chunk in page 0
-  int64_t token_bytes, block_bytes;
-  int num_blocks;
-  uint32_t dst_first, dst_second;   // its two 16-bit chunks' offsets in a stage (pass 0, sub-tile 0)
-
-  __device__ explicit Fp8BlockCopier(const DecodeParams& p) {
-    const int tid = threadIdx.x - kWarpgroupThreads;
-    const int chunk = tid % kFp8ChunksPerSubTileRow, token = tid / kFp8ChunksPerSubTileRow;
-    token_bytes = p.k_stride_token;   // fp8: elements are bytes
-    block_bytes = p.k_stride_block;
-    num_blocks = p.num_blocks;
-    src = static_cast<const char*>(p.k_cache) + token * token_bytes + chunk * 16;
-    const uint32_t row = BlockLayout::row(0, 0, token);
-    dst_first = row + (((2 * chunk) ^ (token % 8)) * 16);
-    dst_second = row + (((2 * chunk + 1) ^ (token % 8)) * 16);
-  }
-
-  // Issues the loads of page `page` (a page outside [0, num_blocks) gives zeros, as the 16-bit path's
-  // zero-filled cp.async does, and reads nothing).
-  __device__ __forceinline__ void load(int page, Fp8Chunks& regs) const {
-    if (static_cast<unsigned>(page) < static_cast<unsigned>(num_blocks)) {
-      const char* const page_src = src + int64_t(page) * block_bytes;
-#pragma unroll
-      for (int k = 0; k < kFp8Passes; ++k) {
-#pragma unroll
-        for (int t = 0; t < kSubTiles; ++t) {
-          const char* const chunk_src = page_src + k * kFp8TokensPerPass * token_bytes + t * 64;
-          regs.chunk[k * kSubTiles + t] = load_global_stream_16(chunk_src);
-        }
-      }
-    } else {
-#pragma unroll
-      for (int i = 0; i < kFp8ChunksPerThread; ++i) regs.chunk[i] = make_uint4(0, 0, 0, 0);
-    }
-  }
-
-  // Converts the loaded chunks and stores them into the stage at shared address stage.
-  __device__ __forceinline__ void store(uint32_t stage, const Fp8Chunks& regs) const {
-#pragma unroll
-    for (int k = 0; k < kFp8Passes; ++k) {
-#pragma unroll
-      for (int t = 0; t < kSubTiles; ++t) {
-        uint4 first, second;
-        e4m3x16_to<Element>(regs.chunk[k * kSubTiles + t], first, second);
-        const uint32_t at = stage + k * (kFp8TokensPerPass / 8) * BlockLayout::kGroupBytes + t * 1024;
-        store_shared_16(at + dst_first, first);
-        store_shared_16(at + dst_second, second);
-      }
-    }
-  }
-};
-
-// The part's blocks in order; `cursor` and `next_page` are one block ahead of `current` (block n).
-// Issues the next block's loads into `next`, then converts `current` into stage n % kStages once the
-// consumers have released it. Returns whether a next block exists.
-template <typename Element, int kCols>
-__device__ __forceinline__ bool fp8_pipeline_step(const DecodeParams& p, const SchedEntry& entry,
-                                                  const Fp8BlockCopier<Element>& copier, BlockCursor& cursor,
-                                                  int& next_page, int n, const Fp8Chunks& current, Fp8Chunks& next,
-                                                  SharedStorage<kCols>& smem) {
-  const bool more = cursor.valid(entry);
-  if (more) {
-    copier.load(next_page, next);
-    ++cursor.block;
-    cursor.settle(p, entry);
-    if (cursor.valid(entry)) next_page = cursor.page(p);   // used by the next step: its latency hides here
-  }
-  const int stage = n % kStages;
-  if (n >= kStages) mbar_wait(smem_addr(&smem.empty[stage]), (n / kStages - 1) & 1);
-  copier.store(smem_addr(smem.kv[stage]), current);
-  // No proxy fence here: it compiles to MEMBAR.ALL.CTA, which would wait for the next block's loads still in
-  // flight (one block in flight, its latency exposed every step). The consumers fence after their full[] wait
-  // (consume_kv_blocks), which the PTX memory model accepts anywhere on the path from these stores to the wgmmas.
-  mbar_arrive(smem_addr(&smem.full[stage]));   // full[stage] expects one arrival per producer thread
-  return more;
-}
-
-template <typename Element, int kCols>
-__device__ void produce_fp8_kv_blocks(const DecodeParams& p, const SchedEntry& entry, SharedStorage<kCols>& smem) {
-  const Fp8BlockCopier<Element> copier(p);
-  BlockCursor cursor{entry.begin_req, entry.begin_block};
-  cursor.settle(p, entry);
-  if (!cursor.valid(entry)) return;
-  Fp8Chunks ping, pong;   // two register sets, used alternately (indexing one array by n % 2 would spill)
-  copier.load(cursor.page(p), ping);
-  ++cursor.block;
-  cursor.settle(p, entry);
-  int next_page = cursor.valid(entry) ? cursor.page(p) : 0;
-  for (int n = 0;; n += 2) {
-    if (!fp8_pipeline_step<Element, kCols>(p, entry, copier, cursor, next_page, n, ping, pong, smem)) break;
-    if (!fp8_pipeline_step<Element, kCols>(p, entry, copier, cursor, next_page, n + 1, pong, ping, smem)) break;
-  }
-  // Nothing is left in flight: every store was issued and ordered before its arrival.
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -331,7 +213,7 @@ __device__ __forceinline__ void online_softmax(const DecodeParams& p, float desc
 #pragma unroll
     for (int c = 0; c < kOwnColumns; ++c) smem.block_max[block_parity][f.warp][f.column(c)] = block_max[c];
   }
-  named_barrier_sync<kWarpgroupThreads>(kBlockMaxReady);
+  named_barrier_sync<kWarpgroupThreads>(f.barrier(kBlockMaxReady));
 #pragma unroll
   for (int c = 0; c < kOwnColumns; ++c) {
     float m = block_max[c];
@@ -423,7 +305,7 @@ __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragme
 #pragma unroll
     for (int c = 0; c < kOwnColumns; ++c) smem.column_sum[f.warp][f.column(c)] = warp_sum[c];
   }
-  named_barrier_sync<kWarpgroupThreads>(kColumnSumsReady);
+  named_barrier_sync<kWarpgroupThreads>(f.barrier(kColumnSumsReady));
   float inv_sum[kOwnColumns], lse_log2[kOwnColumns];
 #pragma unroll
   for (int c = 0; c < kOwnColumns; ++c) {
@@ -444,10 +326,10 @@ __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragme
         int which;
         const float2 rows = pair_rows(f, o[d][j * 4 + h * 2] * inv_sum[2 * j], o[d][j * 4 + h * 2 + 1] * inv_sum[2 * j + 1],
                                       which);
-        const int column = f.column(2 * j + which);
+        const int row = f.query_row(f.column(2 * j + which));
         const int dim = d * 64 + (f.r0 & ~1) + 8 * h;
-        if (column >= p.rows) continue;
-        const int64_t offset = (row_base + column) * kHeadDimV + dim;
+        if (row >= p.rows) continue;
+        const int64_t offset = (row_base + row) * kHeadDimV + dim;
         if (slot.is_split) {
           *reinterpret_cast<float2*>(p.out_accum + offset) = rows;
         } else {
@@ -459,7 +341,7 @@ __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragme
   if (f.warp == 0 && f.lane < 4) {
 #pragma unroll
     for (int c = 0; c < kOwnColumns; ++c) {
-      const int row = f.column(c);
+      const int row = f.query_row(f.column(c));
       if (row >= p.rows) continue;
       if (slot.is_split) {
         p.lse_accum[row_base + row] = lse_log2[c];
@@ -470,21 +352,9 @@ __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragme
   }
 }
 
-// The factor between the cache's stored values and K: descale_k for fp8 (read once, after the previous grid).
-template <typename KvElement>
-__device__ __forceinline__ float kv_scale(const DecodeParams& p) {
-  if constexpr (kIsFp8Kv<KvElement>) {
-    return __ldg(p.descale_k);
-  } else {
-    return 1.f;
-  }
-}
-
-template <typename Element, typename KvElement, int kCols>
+template <typename Element, int kCols>
 __device__ void consume_kv_blocks(const DecodeParams& p, const SchedEntry& entry, SharedStorage<kCols>& smem) {
   const Fragment f;
-  // S = scale * Q.K^T = (scale * descale) * Q.K8^T and O = descale * P.V8: the 16-bit stages hold K8 exactly.
-  const float descale = kv_scale<KvElement>(p);
   int consumed = 0;   // blocks this CTA has processed: picks the stage and the mbarrier phase
   for (int req = entry.begin_req; req <= entry.end_req; ++req) {
     const Piece piece = piece_of(p, entry, req);
@@ -521,7 +391,7 @@ __device__ void consume_kv_blocks(const DecodeParams& p, const SchedEntry& entry
       compute_scores<Element, kCols>(kv, smem, s);
       const bool needs_mask = (block + 1) * kBlockSize > min_key_limit(p, piece.seqlen);
       float rescale[kCols / 4];
-      online_softmax<kCols>(p, descale, f, block, consumed & 1, needs_mask, s, stats, smem, rescale);
+      online_softmax<kCols>(p, 1.f, f, block, consumed & 1, needs_mask, s, stats, smem, rescale);
       // Past the block-max barrier every warp's Q.K^T is done, so the stage's V rows may change.
       const int valid_tokens = min(piece.seqlen - block * kBlockSize, kBlockSize);
       if (valid_tokens < kBlockSize) zero_v_tail(kv, valid_tokens);
@@ -534,12 +404,12 @@ __device__ void consume_kv_blocks(const DecodeParams& p, const SchedEntry& entry
       if (f.lane == 0) mbar_arrive(smem_addr(&smem.empty[stage]));
     }
     if (req == entry.end_req) allow_next_grid_launch();
-    write_output<Element, kCols>(p, f, req, slot, stats, o, descale, smem);
+    write_output<Element, kCols>(p, f, req, slot, stats, o, 1.f, smem);
     named_barrier_sync<kWarpgroupThreads>(kRequestDone);   // the next request reuses Q and the column sums
   }
 }
 
-template <typename Element, typename KvElement, int kCols>
+template <typename Element, int kCols>
 __global__ void __launch_bounds__(kThreads, 1) mla_decode_narrow_kernel(const __grid_constant__ DecodeParams p) {
   extern __shared__ __align__(1024) char smem_bytes[];
   auto& smem = *reinterpret_cast<SharedStorage<kCols>*>(smem_bytes);
@@ -557,23 +427,18 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_narrow_kernel(const __
   wait_for_previous_grid();   // the plan and seqlens may come from the kernel before this one
   const SchedEntry entry = SchedEntry::load(p.sched, blockIdx.y);
   if (threadIdx.x >= kWarpgroupThreads) {
-    if constexpr (kIsFp8Kv<KvElement>) {
-      produce_fp8_kv_blocks<Element, kCols>(p, entry, smem);
-    } else {
-      static_assert(std::is_same_v<KvElement, Element>, "a 16-bit k_cache has the query's dtype");
-      produce_kv_blocks<kCols>(p, entry, smem);
-    }
+    produce_kv_blocks<kCols>(p, entry, smem);
     return;
   }
-  consume_kv_blocks<Element, KvElement, kCols>(p, entry, smem);
+  consume_kv_blocks<Element, kCols>(p, entry, smem);
 }
 
 }  // namespace narrow
 
-template <typename Element, int kCols, typename KvElement>
+template <typename Element, int kCols>
 cudaError_t launch_decode_narrow(const DecodeParams& p, cudaStream_t stream) {
   static_assert(sizeof(narrow::SharedStorage<kCols>) <= 227 * 1024, "shared memory over the sm_90 limit");
-  return launch_with_pdl(narrow::mla_decode_narrow_kernel<Element, KvElement, kCols>, dim3(1, p.num_parts),
+  return launch_with_pdl(narrow::mla_decode_narrow_kernel<Element, kCols>, dim3(1, p.num_parts),
                          dim3(narrow::kThreads), sizeof(narrow::SharedStorage<kCols>), stream, p);
 }
 

@@ -1,4 +1,4 @@
-// Swap-AB decode on an fp8 (e4m3) KV cache for up to 16 query rows: both products in fp8 (v40).
+// Swap-AB decode on an fp8 (e4m3) KV cache for up to 32 query rows: both products in fp8 (v40; v41: 17-32 rows).
 //
 //   S^T [64 x 16] = K8 [64 x 576] . Q8^T            18 wgmma m64n16k32 e4m3: K straight from the cp.async
 //                                                    stage (576 bytes a token), Q quantized per row on load
@@ -15,13 +15,20 @@
 // Scales: S = softmax_scale * descale_k * (K8 . Q8) / q_scale[row] and O = descale_k / 2^8 * sum P8.V8, where
 // q_scale = 448 / max|q_row| maps each query row onto e4m3's range.
 //
+// 17-32 rows (kGroups = 2): a second consumer warpgroup takes rows 16-31 with its own Q, P and softmax, on the
+// same raw and Vt stages (one copy and one transpose a block for both); its O^T is another 64 registers a thread,
+// which is why the rows are split by warpgroup (32 columns in one would be 128 registers of O). 384 threads: the
+// producer gives registers to the consumers with setmaxnreg.
+//
 // Stages: three raw fp8 stages (40 KB: 128-byte rows of 128 columns, the fifth sub-tile half used) and two Vt
 // stages (32 KB, 64-byte rows, the 64-byte swizzle). The producer copies block n, then transposes block n - 2
 // (blocks n - 1 and n still landing). Barriers: raw_full (128 cp.async arrivals; the producer waits on it too,
-// since it transposes bytes other threads copied), raw_empty (4 consumer warps after Q.K^T and 4 producer warps
-// after reading the stage for the transpose), vt_full (128 producer threads, after transposing), vt_empty (4
-// consumer warps, after P.V).
+// since it transposes bytes other threads copied), raw_empty (4 warps of each consumer warpgroup after Q.K^T and
+// 4 producer warps after reading the stage for the transpose), vt_full (128 producer threads, after
+// transposing), vt_empty (4 warps of each consumer warpgroup, after P.V).
 #pragma once
+
+#include <cuda_fp8.h>
 
 #include "mla_decode_narrow.cuh"
 
@@ -33,9 +40,17 @@ using narrow::Fragment;
 using narrow::kConsumerWarps;
 using narrow::kDTiles;
 using narrow::kProducerThreads;
-using narrow::kThreads;
 
-constexpr int kCols = 16;
+constexpr int kCols = 16;                       // query rows a consumer warpgroup: the wgmma N of Q.K^T
+constexpr int kMaxGroups = 2;                   // consumer warpgroups: rows 0-15, 16-31
+template <int kGroups>
+constexpr int kThreads = kGroups * kWarpgroupThreads + kProducerThreads;   // consumers first, then the producer
+// setmaxnreg budgets of the two-group kernel (256 threads need none: each may use 255): the pool is what the
+// launch allocated, 168 a thread at 384 threads (kernels/mla_decode.cuh says what a larger sum does).
+constexpr int kProducerRegisters = 112;         // the transpose holds 16 x 16 bytes a thread in registers
+constexpr int kConsumerRegisters = 192;
+static_assert(kProducerRegisters + kMaxGroups * kConsumerRegisters <= (kMaxGroups + 1) * (64 * 1024 / kThreads<2> / 8 * 8),
+              "setmaxnreg budgets exceed the registers allocated at launch");
 constexpr int kRawSubTileColumns = 128;                                          // e4m3 values a 128-byte row
 constexpr int kRawSubTiles = (kHeadDim + kRawSubTileColumns - 1) / kRawSubTileColumns;   // 5 (the last: 64)
 constexpr int kRawKSteps = kHeadDim / 32;                                        // 18 k32 steps of Q.K^T
@@ -78,14 +93,20 @@ __device__ __forceinline__ uint64_t desc_k_major_sw64(uint32_t addr) {
   return d;
 }
 
-struct SharedStorage {
-  alignas(1024) char raw[kRawStages][RawLayout::kStageBytes];
-  alignas(1024) char vt[kVtStages][VtLayout::kStageBytes];
+// What one consumer warpgroup keeps for its kCols query rows.
+struct GroupStorage {
   alignas(1024) char q[kRawSubTiles][kCols * 128];       // Q8: kCols rows x 576 e4m3, 128-column sub-tiles
   alignas(1024) char p[2][kCols * VtLayout::kRowBytes];   // P^T high and low parts (e4m3), VtLayout
   float block_max[2][kConsumerWarps][kCols];
   float column_sum[kConsumerWarps][kCols];
   float q_inv_scale[kCols];                              // 1 / q_scale of each query row
+};
+
+template <int kGroups>
+struct SharedStorage {
+  alignas(1024) char raw[kRawStages][RawLayout::kStageBytes];
+  alignas(1024) char vt[kVtStages][VtLayout::kStageBytes];
+  GroupStorage group[kGroups];
   uint64_t raw_full[kRawStages], raw_empty[kRawStages], vt_full[kVtStages], vt_empty[kVtStages];
 };
 
@@ -99,8 +120,7 @@ struct CopyLane {
   int chunk, token;            // 16-byte chunk of a 128-byte row; first token (then + 16k)
   const char* cache;           // this lane's first byte in page 0
   uint32_t raw_offset;         // its first chunk's offset in a raw stage
-  __device__ explicit CopyLane(const DecodeParams& p) {
-    const int tid = threadIdx.x - kWarpgroupThreads;
+  __device__ CopyLane(const DecodeParams& p, int tid) {   // tid: the producer warpgroup's thread index
     chunk = tid % 8;
     token = tid / 8;
     cache = static_cast<const char*>(p.k_cache) + token * p.k_stride_token + chunk * 16;
@@ -134,8 +154,8 @@ __device__ __forceinline__ void copy_block(const DecodeParams& p, const CopyLane
 struct TransposeLane {
   int c, g;
   uint32_t raw_offset;   // this lane's chunk of token 16g in a raw stage
-  __device__ TransposeLane() {
-    const int tid = threadIdx.x - kWarpgroupThreads, warp = tid / 32, lane = tid % 32;
+  __device__ explicit TransposeLane(int tid) {   // tid: the producer warpgroup's thread index
+    const int warp = tid / 32, lane = tid % 32;
     c = lane;                         // sub-tile c / 8 = lane / 8, chunk c % 8 = lane % 8
     g = (lane % 8 + warp) % 4;
     raw_offset = RawLayout::row(0, c / 8, 16 * g);
@@ -157,7 +177,9 @@ __device__ __forceinline__ void transpose_4x4(uint32_t x0, uint32_t x1, uint32_t
 // Block m's V, transposed from its raw stage into Vt stage m % kVtStages once all of its copies have landed and
 // the consumers are done with that Vt stage. Tokens from valid_tokens on are written as zeros: 0 * NaN would
 // poison P.V (unused page tails may hold anything).
-__device__ __forceinline__ void transpose_block(const TransposeLane& lane, SharedStorage& smem, int m, int valid_tokens) {
+template <int kGroups>
+__device__ __forceinline__ void transpose_block(const TransposeLane& lane, SharedStorage<kGroups>& smem, int m,
+                                                int valid_tokens) {
   const int vt_stage = m % kVtStages;
   mbar_wait(smem_addr(&smem.raw_full[m % kRawStages]), (m / kRawStages) & 1);
   if (m >= kVtStages) mbar_wait(smem_addr(&smem.vt_empty[vt_stage]), (m / kVtStages - 1) & 1);
@@ -204,9 +226,10 @@ __device__ __forceinline__ int valid_tokens_of(const DecodeParams& p, const Bloc
   return min(max(p.seqlens[cursor.req], 0) - cursor.block * kBlockSize, kBlockSize);
 }
 
-inline __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry, SharedStorage& smem) {
-  const CopyLane lane(p);
-  const TransposeLane transpose;
+template <int kGroups>
+__device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry, SharedStorage<kGroups>& smem, int tid) {
+  const CopyLane lane(p, tid);
+  const TransposeLane transpose(tid);
   BlockCursor cursor{entry.begin_req, entry.begin_block};
   cursor.settle(p, entry);
   int page = 0, valid = 0;
@@ -255,19 +278,20 @@ __device__ __forceinline__ uint32_t e4m3x2(float lo, float hi) {
   return __nv_cvt_float2_to_fp8x2(make_float2(lo, hi), __NV_SATFINITE, __NV_E4M3);
 }
 
-// Query rows [0, p.rows) of request req, quantized row by row into Q8 (rows past p.rows stay zero with
-// scale 1). Eight threads per row, each reading 9 of its 72 16-byte chunks from global memory.
+// This warpgroup's kCols query rows of request req, quantized row by row into its Q8 (rows past p.rows stay
+// zero with scale 1). Eight threads per row, each reading 9 of its 72 16-byte chunks from global memory.
 template <typename Element>
-__device__ __forceinline__ void load_q(const DecodeParams& p, int req, SharedStorage& smem) {
+__device__ __forceinline__ void load_q(const DecodeParams& p, const Fragment& f, int req, GroupStorage& smem) {
   constexpr int kLanesPerRow = kWarpgroupThreads / kCols;               // 8
   constexpr int kChunksPerLane = kQChunksPerRow / kLanesPerRow;         // 9
-  const int row = threadIdx.x / kLanesPerRow, part = threadIdx.x % kLanesPerRow;
-  const bool real = row < p.rows;
+  const int tid = threadIdx.x % kWarpgroupThreads;
+  const int row = tid / kLanesPerRow, part = tid % kLanesPerRow;
+  const bool real = f.query_row(row) < p.rows;
   uint32_t raw[kChunksPerLane][4];   // 16-bit pairs
   float amax = 0.f;
 #pragma unroll
   for (int i = 0; i < kChunksPerLane; ++i) {
-    const uint4 chunk = real ? *reinterpret_cast<const uint4*>(q_chunk(p, req, row, part + kLanesPerRow * i))
+    const uint4 chunk = real ? *reinterpret_cast<const uint4*>(q_chunk(p, req, f.query_row(row), part + kLanesPerRow * i))
                              : make_uint4(0, 0, 0, 0);
     raw[i][0] = chunk.x, raw[i][1] = chunk.y, raw[i][2] = chunk.z, raw[i][3] = chunk.w;
 #pragma unroll
@@ -298,11 +322,11 @@ __device__ __forceinline__ void load_q(const DecodeParams& p, int req, SharedSto
   }
   if (part == 0) smem.q_inv_scale[row] = 1.f / scale;
   fence_async_proxy();
-  named_barrier_sync<kWarpgroupThreads>(narrow::kQReady);
+  named_barrier_sync<kWarpgroupThreads>(f.barrier(narrow::kQReady));
 }
 
 // S^T = K8 Q8^T for the raw stage at shared address raw (unscaled).
-__device__ __forceinline__ void compute_scores(uint32_t raw, const SharedStorage& smem, float (&s)[kCols / 2]) {
+__device__ __forceinline__ void compute_scores(uint32_t raw, const GroupStorage& smem, float (&s)[kCols / 2]) {
   const uint32_t q_base = smem_addr(smem.q);
   cute::warpgroup_arrive();
 #pragma unroll
@@ -319,7 +343,7 @@ __device__ __forceinline__ void compute_scores(uint32_t raw, const SharedStorage
 
 // P^T as its two e4m3 parts: P's values in rows r and r + 1 (r even) of a column, gathered into one lane of a
 // pair (narrow::pair_rows), are written as two adjacent bytes of that column's row in each part.
-__device__ __forceinline__ void store_probs_fp8(const Fragment& f, const float (&s)[kCols / 2], SharedStorage& smem) {
+__device__ __forceinline__ void store_probs_fp8(const Fragment& f, const float (&s)[kCols / 2], GroupStorage& smem) {
   const uint32_t high = smem_addr(smem.p[0]), low = smem_addr(smem.p[1]);
 #pragma unroll
   for (int j = 0; j < kCols / 8; ++j) {
@@ -345,7 +369,7 @@ __device__ __forceinline__ void store_probs_fp8(const Fragment& f, const float (
 // (smem.p is contiguous), so each m64n32k32 reads its Vt tile once and returns column c's two parts in
 // accumulator columns c and c + 16, added into O in fp32: each block's sum is formed in fp8 wgmma's accumulator
 // (fewer bits than fp32), O across blocks in registers. Four of the eight V tiles a batch (64 registers).
-__device__ __forceinline__ void accumulate_block(uint32_t vt, const SharedStorage& smem, float (&o)[kDTiles][kCols / 2]) {
+__device__ __forceinline__ void accumulate_block(uint32_t vt, const GroupStorage& smem, float (&o)[kDTiles][kCols / 2]) {
   constexpr int kBatch = kDTiles / 2;
   const uint32_t p = smem_addr(smem.p[0]);
 #pragma unroll
@@ -371,9 +395,10 @@ __device__ __forceinline__ void accumulate_block(uint32_t vt, const SharedStorag
   }
 }
 
-template <typename Element>
-__device__ void consume_kv_blocks(const DecodeParams& p, const SchedEntry& entry, SharedStorage& smem) {
-  const Fragment f;
+template <typename Element, int kGroups>
+__device__ void consume_kv_blocks(const DecodeParams& p, const Fragment& f, const SchedEntry& entry,
+                                  SharedStorage<kGroups>& smem) {
+  GroupStorage& mine = smem.group[f.group];
   const float descale = __ldg(p.descale_k);
   int consumed = 0;
   for (int req = entry.begin_req; req <= entry.end_req; ++req) {
@@ -385,7 +410,7 @@ __device__ void consume_kv_blocks(const DecodeParams& p, const SchedEntry& entry
     for (int c = 0; c < kCols / 4; ++c) {
       stats.max[c] = -INFINITY;
       stats.sum[c] = 0.f;
-      stats.key_limit[c] = key_limit(p, piece.seqlen, f.column(c));
+      stats.key_limit[c] = key_limit(p, piece.seqlen, f.query_row(f.column(c)));
     }
     float o[kDTiles][kCols / 2];
 #pragma unroll
@@ -393,9 +418,9 @@ __device__ void consume_kv_blocks(const DecodeParams& p, const SchedEntry& entry
 #pragma unroll
       for (int i = 0; i < kCols / 2; ++i) o[d][i] = 0.f;
     }
-    if (piece.num_blocks() > 0) load_q<Element>(p, req, smem);
+    if (piece.num_blocks() > 0) load_q<Element>(p, f, req, mine);
 #pragma unroll
-    for (int c = 0; c < kCols / 4; ++c) column_scale[c] = descale * smem.q_inv_scale[f.column(c)];
+    for (int c = 0; c < kCols / 4; ++c) column_scale[c] = descale * mine.q_inv_scale[f.column(c)];
 
     for (int block = piece.first; block < piece.last; ++block, ++consumed) {
       const int stage = consumed % kRawStages, parity = (consumed / kRawStages) & 1;
@@ -404,41 +429,43 @@ __device__ void consume_kv_blocks(const DecodeParams& p, const SchedEntry& entry
       mbar_wait(smem_addr(&smem.raw_full[stage]), parity);
       fence_async_proxy();   // cp.async (generic proxy) wrote the stage; wgmma reads it (async proxy)
       float s[kCols / 2];
-      compute_scores(raw, smem, s);
+      compute_scores(raw, mine, s);
       if (f.lane == 0) mbar_arrive(smem_addr(&smem.raw_empty[stage]));
 #pragma unroll
       for (int i = 0; i < kCols / 2; ++i) s[i] *= column_scale[(i / 4) * 2 + i % 2];
       const bool needs_mask = (block + 1) * kBlockSize > min_key_limit(p, piece.seqlen);
       float rescale[kCols / 4];
-      narrow::online_softmax<kCols>(p, 1.f, f, block, consumed & 1, needs_mask, s, stats, smem, rescale);
+      narrow::online_softmax<kCols>(p, 1.f, f, block, consumed & 1, needs_mask, s, stats, mine, rescale);
 
-      store_probs_fp8(f, s, smem);
+      store_probs_fp8(f, s, mine);
       mbar_wait(smem_addr(&smem.vt_full[vt_stage]), vt_parity);
       fence_async_proxy();   // the producers' Vt and this warpgroup's P are read by wgmma
-      named_barrier_sync<kWarpgroupThreads>(narrow::kProbsReady);
+      named_barrier_sync<kWarpgroupThreads>(f.barrier(narrow::kProbsReady));
 
       narrow::rescale_output<kCols>(o, rescale);
-      accumulate_block(vt, smem, o);
+      accumulate_block(vt, mine, o);
       if (f.lane == 0) mbar_arrive(smem_addr(&smem.vt_empty[vt_stage]));
     }
     if (req == entry.end_req) allow_next_grid_launch();
-    narrow::write_output<Element, kCols>(p, f, req, slot, stats, o, descale / kProbScale, smem);
-    named_barrier_sync<kWarpgroupThreads>(narrow::kRequestDone);   // the next request reuses Q and its scales
+    narrow::write_output<Element, kCols>(p, f, req, slot, stats, o, descale / kProbScale, mine);
+    named_barrier_sync<kWarpgroupThreads>(f.barrier(narrow::kRequestDone));   // the next request reuses Q, its scales
   }
 }
 
-template <typename Element>
-__global__ void __launch_bounds__(kThreads, 1) mla_decode_narrow_fp8_kernel(const __grid_constant__ DecodeParams p) {
+template <typename Element, int kGroups>
+__global__ void __launch_bounds__(kThreads<kGroups>, 1)
+    mla_decode_narrow_fp8_kernel(const __grid_constant__ DecodeParams p) {
+  constexpr int kConsumerThreads = kGroups * kWarpgroupThreads;
   extern __shared__ __align__(1024) char smem_bytes[];
-  auto& smem = *reinterpret_cast<SharedStorage*>(smem_bytes);
+  auto& smem = *reinterpret_cast<SharedStorage<kGroups>*>(smem_bytes);
   if (threadIdx.x == 0) {
     for (int s = 0; s < kRawStages; ++s) {
       mbar_init(smem_addr(&smem.raw_full[s]), kProducerThreads);
-      mbar_init(smem_addr(&smem.raw_empty[s]), kConsumerWarps + kProducerThreads / 32);
+      mbar_init(smem_addr(&smem.raw_empty[s]), kGroups * kConsumerWarps + kProducerThreads / 32);
     }
     for (int s = 0; s < kVtStages; ++s) {
       mbar_init(smem_addr(&smem.vt_full[s]), kProducerThreads);
-      mbar_init(smem_addr(&smem.vt_empty[s]), kConsumerWarps);
+      mbar_init(smem_addr(&smem.vt_empty[s]), kGroups * kConsumerWarps);
     }
     mbar_fence_init();
   }
@@ -446,20 +473,29 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_narrow_fp8_kernel(cons
 
   wait_for_previous_grid();   // the plan and seqlens may come from the kernel before this one
   const SchedEntry entry = SchedEntry::load(p.sched, blockIdx.y);
-  if (threadIdx.x >= kWarpgroupThreads) {
-    produce_kv_blocks(p, entry, smem);
+  if (threadIdx.x >= kConsumerThreads) {
+    if constexpr (kGroups > 1) asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegisters));
+    produce_kv_blocks(p, entry, smem, threadIdx.x - kConsumerThreads);
     return;
   }
-  consume_kv_blocks<Element>(p, entry, smem);
+  if constexpr (kGroups > 1) asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegisters));
+  const int group = kGroups > 1 ? threadIdx.x / kWarpgroupThreads : 0;
+  consume_kv_blocks<Element>(p, Fragment(group, group * kCols), entry, smem);
+}
+
+template <typename Element, int kGroups>
+cudaError_t launch(const DecodeParams& p, cudaStream_t stream) {
+  static_assert(sizeof(SharedStorage<kGroups>) <= 227 * 1024, "shared memory over the sm_90 limit");
+  return launch_with_pdl(mla_decode_narrow_fp8_kernel<Element, kGroups>, dim3(1, p.num_parts),
+                         dim3(kThreads<kGroups>), sizeof(SharedStorage<kGroups>), stream, p);
 }
 
 }  // namespace narrow_fp8
 
 template <typename Element>
 cudaError_t launch_decode_narrow_fp8(const DecodeParams& p, cudaStream_t stream) {
-  static_assert(sizeof(narrow_fp8::SharedStorage) <= 227 * 1024, "shared memory over the sm_90 limit");
-  return launch_with_pdl(narrow_fp8::mla_decode_narrow_fp8_kernel<Element>, dim3(1, p.num_parts),
-                         dim3(narrow_fp8::kThreads), sizeof(narrow_fp8::SharedStorage), stream, p);
+  if (p.rows <= narrow_fp8::kCols) return narrow_fp8::launch<Element, 1>(p, stream);
+  return narrow_fp8::launch<Element, narrow_fp8::kMaxGroups>(p, stream);
 }
 
 }  // namespace mla

@@ -4,7 +4,6 @@
 
 #include <cstdint>
 #include <cuda.h>
-#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
 namespace mla {
@@ -76,8 +75,7 @@ bool make_kv_tensor_map(DecodeParams& p, bool bf16);
 // several tiles are compute-bound and load by TMA, whose producer is one thread (p.k_map).
 constexpr int kNarrowMaxRows = 16;
 inline bool decode_needs_tensor_map(const DecodeParams& p) { return p.rows > kRowsPerTile; }
-// KvElement: the k_cache element, Element (bf16 / fp16, the query's and the MMAs' type) or __nv_fp8_e4m3.
-template <typename Element, int kCols, typename KvElement = Element>
+template <typename Element, int kCols>
 cudaError_t launch_decode_narrow(const DecodeParams& p, cudaStream_t stream);
 template <typename Element>
 cudaError_t launch_decode_wide(const DecodeParams& p, cudaStream_t stream);
@@ -87,16 +85,15 @@ cudaError_t launch_decode(const DecodeParams& p, cudaStream_t stream) {
   if (p.rows <= kNarrowMaxRows) return launch_decode_narrow<Element, kNarrowMaxRows>(p, stream);
   return launch_decode_wide<Element>(p, stream);
 }
-// An fp8 (e4m3) k_cache with an Element query: swap-AB kernels only, so s_q * h_q <= kFp8MaxRows (ops.py refuses
-// more rows before a launch): up to 16 rows Q.K^T in fp8 (mla_decode_narrow_fp8.cuh), 17-32 rows the 16-bit
-// swap-AB kernel on 32 columns with the cache converted by its producers.
+// An fp8 (e4m3) k_cache with an Element query: the fp8 swap-AB kernel (mla_decode_narrow_fp8.cuh: both products
+// in fp8, one consumer warpgroup per 16 query rows), so s_q * h_q <= kFp8MaxRows (ops.py refuses more rows before
+// a launch).
 constexpr int kFp8MaxRows = 32;
 template <typename Element>
 cudaError_t launch_decode_narrow_fp8(const DecodeParams& p, cudaStream_t stream);
 template <typename Element>
 cudaError_t launch_decode_fp8_kv(const DecodeParams& p, cudaStream_t stream) {
-  if (p.rows <= 16) return launch_decode_narrow_fp8<Element>(p, stream);
-  if (p.rows <= kFp8MaxRows) return launch_decode_narrow<Element, kFp8MaxRows, __nv_fp8_e4m3>(p, stream);
+  if (p.rows <= kFp8MaxRows) return launch_decode_narrow_fp8<Element>(p, stream);
   return cudaErrorInvalidValue;
 }
 template <typename Element>

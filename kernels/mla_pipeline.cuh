@@ -62,6 +62,10 @@ __device__ __forceinline__ void cp_async_wait_group() {
 __device__ __forceinline__ void store_zero_16(uint32_t dst) {
   asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};" ::"r"(dst), "r"(0) : "memory");
 }
+__device__ __forceinline__ void store_shared_16(uint32_t dst, uint4 v) {
+  asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};" ::"r"(dst), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w)
+               : "memory");
+}
 
 // Four 8x8 16-bit matrices from the warp's registers (r[i]: this lane's pair of matrix i) to shared memory;
 // lane l gives the address of row l % 8 of matrix l / 8 (16 contiguous bytes).

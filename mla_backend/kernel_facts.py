@@ -16,10 +16,9 @@ MAX_H_Q = 128                        # query heads per request (per GPU)
 MAX_S_Q = 16                         # query tokens per request (1 + speculative draft tokens)
 MAX_BATCH = 16384                    # the scheduler keeps one int per request in shared memory
 FP8_MAX_ROWS = 32                    # s_q * h_q an fp8 (e4m3) k_cache takes: only the swap-AB kernel has the fp8
-                                     # path for now (kFp8MaxRows in mla_params.h)
-# With an fp8 cache and at most this many query rows (s_q * h_q), the kernel computes Q.K^T in fp8: each query row
-# is scaled onto e4m3's range (448 / its max |value|) and rounded to e4m3 first (reference.quantize_query_rows).
-FP8_QUANTIZED_QUERY_ROWS = 16
+                                     # path for now (kFp8MaxRows in mla_params.h). Its Q.K^T runs in fp8: each query
+                                     # row is scaled onto e4m3's range (448 / its max |value|) and rounded to e4m3
+                                     # first (reference.quantize_query_rows).
 E4M3_MAX = 448.0
 
 ARCH = "sm_90a"

@@ -13,9 +13,9 @@ Shapes and dtypes (FlashMLA-compatible, so switching is a change of import):
     k_cache                 [num_blocks, 64, 1, 576] or [num_blocks, 64, 576], dtype of q, last dim
                             contiguous, any stride(0) (layer-interleaved caches work). V = K[..., :512].
                             Or float8_e4m3fn (vLLM's --kv-cache-dtype fp8 layout, 576 bytes a token) with
-                            descale_k, for s_q * h_q <= 32 for now; float8_e5m2 is refused. Up to 16 rows
-                            Q.K^T runs in fp8: each query row is scaled to e4m3's range and rounded to e4m3
-                            first (reference.quantize_query_rows; the CPU path does the same).
+                            descale_k, for s_q * h_q <= 32 for now; float8_e5m2 is refused. Q.K^T runs in
+                            fp8: each query row is scaled to e4m3's range and rounded to e4m3 first
+                            (reference.quantize_query_rows; the CPU path does the same).
     descale_k (keyword)     with an fp8 k_cache only: float32 [1] (or 0-dim) on q's device, K = descale_k * k_cache;
                             read on the device, so a CUDA graph replays with the tensor's current value.
     descale_q (keyword)     for an fp8 query (FlashMLA's fp8 path): not supported yet, must be None.

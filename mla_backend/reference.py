@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from mla_backend.kernel_facts import BLOCK_SIZE, E4M3_MAX, FP8_QUANTIZED_QUERY_ROWS, HEAD_DIM_V
+from mla_backend.kernel_facts import BLOCK_SIZE, E4M3_MAX, HEAD_DIM_V
 
 
 def dequantize_kv(k_cache: torch.Tensor, descale_k: torch.Tensor | float) -> torch.Tensor:
@@ -18,7 +18,7 @@ Q_AMAX_RANGE = (1e-30, 1e30)   # the kernel clamps a row's max |value| to this b
 
 
 def quantize_query_rows(q: torch.Tensor) -> torch.Tensor:
-    """The query the fp8-cache kernel multiplies K with for up to FP8_QUANTIZED_QUERY_ROWS rows, in fp32: every
+    """The query the fp8-cache kernel multiplies K with, in fp32: every
     (token, head) row scaled by 448 / max|row| onto e4m3's range, rounded to e4m3, scaled back (a zero row stays 0)."""
     q = q.float()
     amax = q.abs().amax(dim=-1, keepdim=True)
@@ -28,9 +28,9 @@ def quantize_query_rows(q: torch.Tensor) -> torch.Tensor:
 
 
 def fp8_kernel_query(q: torch.Tensor) -> torch.Tensor:
-    """The query [b, s_q, h_q, 576] as the fp8-cache kernel uses it: rounded per row (quantize_query_rows) when
-    s_q * h_q <= FP8_QUANTIZED_QUERY_ROWS (Q.K^T runs in fp8 there), unchanged above."""
-    return quantize_query_rows(q) if q.shape[1] * q.shape[2] <= FP8_QUANTIZED_QUERY_ROWS else q
+    """The query [b, s_q, h_q, 576] as the fp8-cache kernel uses it (Q.K^T runs in fp8): rounded per row,
+    quantize_query_rows."""
+    return quantize_query_rows(q)
 
 
 def gather_kv(k_cache: torch.Tensor, block_table_row: torch.Tensor, seqlen: int) -> torch.Tensor:
