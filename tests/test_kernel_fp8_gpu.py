@@ -15,7 +15,8 @@ import torch
 
 from conftest import requires_hopper
 from mla_backend.testing import FP8_E4M3_NAN, draw_seqlens, make_batch
-from test_kernel_gpu import assert_matches, assert_memcheck_clean, run_kernel, run_reference
+from test_kernel_gpu import (assert_matches, assert_memcheck_clean, batch_with_empty_requests, run_kernel,
+                             run_reference)
 
 pytestmark = [pytest.mark.gpu, requires_hopper]
 
@@ -109,11 +110,7 @@ def test_fp8_nan_in_unused_pages_and_tails_never_reaches_output(sign):
 
 @pytest.mark.parametrize("h_q,s_q", [(16, 1), (16, 2), (32, 1)])
 def test_fp8_zero_length_requests_write_zeros_and_inf_lse(h_q, s_q):
-    g = torch.Generator().manual_seed(2)
-    seqlens = draw_seqlens(128, "varlen", s_q, g)
-    for i in range(0, 128, 7):
-        seqlens[i] = 0
-    batch = fp8_batch(128, s_q, h_q, seqlens, causal=True)
+    batch = batch_with_empty_requests(s_q, h_q, kv_dtype=FP8)
     out, lse = run_kernel(batch)
     assert torch.isinf(lse[::7]).all() and (out[::7] == 0).all()
     assert_matches_fp8(out, lse, batch)

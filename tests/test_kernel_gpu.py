@@ -98,13 +98,17 @@ def test_unit_variance_inputs_match_fp32_reference(b, s_q, h_q, seqlen):
     assert ((lse[finite] - ref_lse[finite]).abs() / ref_lse[finite].abs().clamp(min=1.0)).max().item() <= 1e-4
 
 
-@pytest.mark.parametrize("h_q,s_q", [(16, 1), (128, 2)])
-def test_zero_length_requests_write_zeros_and_inf_lse(h_q, s_q):
-    g = torch.Generator().manual_seed(2)
-    seqlens = draw_seqlens(128, "varlen", s_q, g)
+def batch_with_empty_requests(s_q, h_q, **kw):
+    """128 varlen requests, every 7th of length 0."""
+    seqlens = draw_seqlens(128, "varlen", s_q, torch.Generator().manual_seed(2))
     for i in range(0, 128, 7):
         seqlens[i] = 0
-    batch = make_batch(128, s_q, h_q, seqlens, causal=True)
+    return make_batch(128, s_q, h_q, seqlens, causal=True, **kw)
+
+
+@pytest.mark.parametrize("h_q,s_q", [(16, 1), (128, 2)])
+def test_zero_length_requests_write_zeros_and_inf_lse(h_q, s_q):
+    batch = batch_with_empty_requests(s_q, h_q)
     out, lse = run_kernel(batch)
     assert torch.isinf(lse[::7]).all() and (out[::7] == 0).all()
     assert_matches(out, lse, *run_reference(batch))
