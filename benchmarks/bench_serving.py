@@ -15,12 +15,13 @@ with 128 heads, whose attention alone is 1.5 ms at 580 TFLOP/s.)
 
     python benchmarks/bench_serving.py [--model DIR] [--engines sglang,vllm] [--prompt-lens 4096 16384 32768]
         [--concurrency 1 16 64] [--max-tokens-in-flight N] [--decode-tokens 256] [--stream-interval 8]
-        [--tp 1] [--cpus auto|all|0,3,5-7] [--card NAME] [--out-dir benchmarks/results] [--merge EARLIER.json]
-        [--dry-run]
+        [--tp 1] [--kv-cache-dtype auto|fp8] [--cpus auto|all|0,3,5-7] [--card NAME] [--out-dir benchmarks/results]
+        [--merge EARLIER.json] [--dry-run]
 
 Without --model it serves the attention-dominated DeepSeek-V3-shaped checkpoint of mla_backend/models/serving_model.py
-(generated into --workdir the first time). Results: <out-dir>/serving_<card>.json and .md, rewritten after each
-backend; the per-backend results and server logs stay in --workdir, and a run cut short resumes with the
+(generated into --workdir the first time). Results: <out-dir>/serving_<card>.json and .md (serving_<card>_fp8.* with
+--kv-cache-dtype fp8: every backend of each engine on its fp8 e4m3 cache, each engine's flag spelling), rewritten
+after each backend; the per-backend results and server logs stay in --workdir, and a run cut short resumes with the
 (engine, backend) pairs it has not finished for the same workload. An engine whose Python package is missing (or
 whose --<engine>-python is not given) is reported as skipped. Run it where nothing else uses the GPUs. The driver
 and its servers run on the host's fast cores (integration_tests/host_cpus.py): at one request a decode step is
@@ -55,6 +56,8 @@ ENGINES = {
     "vllm": ("FLASH_ATTN_MLA", "FLASHMLA", "TRITON_MLA", "CUSTOM"),
 }
 OURS = e2e_common.OUR_BACKEND
+# --kv-cache-dtype fp8 as each engine spells the e4m3 cache (mla_backend.engine_limits.FP8_KV_CACHE_DTYPE_NAMES).
+FP8_KV_FLAG = {"sglang": "fp8_e4m3", "vllm": "fp8"}
 
 
 # ---------------------------------------------------------------------------------------------- arguments
@@ -82,6 +85,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stream-interval", type=int, default=8,
                         help="the engines' --stream-interval (tokens per streamed chunk), the same for every backend")
     parser.add_argument("--tp", type=int, default=1, help="tensor parallel size")
+    parser.add_argument("--kv-cache-dtype", choices=("auto", "fp8"), default="auto",
+                        help="fp8: every backend on its engine's fp8 (e4m3) KV cache; results in serving_<card>_fp8.*")
     parser.add_argument("--mem-fraction", type=float, default=0.7,
                         help="SGLang --mem-fraction-static / vLLM --gpu-memory-utilization (at 0.85 SGLang's "
                              "flashinfer prefill ran out of memory for its 6 GiB chunked-prefix buffer)")
@@ -136,7 +141,9 @@ def workload(args: argparse.Namespace) -> dict:
             "decode_tokens": args.decode_tokens, "max_decode_tokens": args.max_decode_tokens,
             "min_window_tokens": args.min_window_tokens, "stream_interval": args.stream_interval,
             "repeats": args.repeats, "tp": args.tp, "seed": args.seed,
-            "prefix_cache": not args.no_prefix_cache, "mem_fraction": args.mem_fraction, "cpus": args.cpus}
+            "prefix_cache": not args.no_prefix_cache, "mem_fraction": args.mem_fraction, "cpus": args.cpus,
+            # only when set, so that the keys of results measured before the option existed still match
+            **({"kv_cache_dtype": args.kv_cache_dtype} if args.kv_cache_dtype != "auto" else {})}
 
 
 def model_fingerprint(model: Path) -> str:
@@ -178,7 +185,12 @@ def server_command(engine: str, python: str, model: Path, backend: str, args: ar
         engine, python, model, backend, port, context_length=context_length(args), max_batch=max(args.concurrency),
         served_name=SERVED_NAME, tp=args.tp, mem_fraction=args.mem_fraction, seed=args.seed,
         prefix_cache=not args.no_prefix_cache,
-        extra=["--stream-interval", str(args.stream_interval), *shlex.split(getattr(args, f"{engine}_args"))])
+        extra=["--stream-interval", str(args.stream_interval), *kv_cache_args(engine, args),
+               *shlex.split(getattr(args, f"{engine}_args"))])
+
+
+def kv_cache_args(engine: str, args: argparse.Namespace) -> list[str]:
+    return ["--kv-cache-dtype", FP8_KV_FLAG[engine]] if args.kv_cache_dtype == "fp8" else []
 
 
 def start_server(engine: str, python: str, model: Path, backend: str, args: argparse.Namespace,
@@ -265,9 +277,13 @@ def ratios(entry: dict, engine: str) -> dict[str, dict]:
 def render_markdown(report: dict) -> str:
     """The results as tables: per engine, decode tokens/s (TPOT ms) per (prompt length, concurrency) and backend,
     and ours over the fastest built-in backend at each point."""
-    lines = [f"# Serving benchmark: {report['card']}", "",
+    kv = report["workload"].get("kv_cache_dtype", "auto")
+    lines = [f"# Serving benchmark: {report['card']}" + (", fp8 KV cache" if kv == "fp8" else ""), "",
              f"{report['device_name']}, tensor parallel {report['workload']['tp']}; model `{report['model']}`; "
-             f"{report['date']}.", "",
+             f"{report['date']}." + (" Every backend on its engine's fp8 (e4m3) KV cache (`--kv-cache-dtype "
+                                     f"{FP8_KV_FLAG['vllm']}` in vLLM, `{FP8_KV_FLAG['sglang']}` in SGLang); a "
+                                     "backend without an fp8 path fails at startup and is listed so."
+                                     if kv == "fp8" else ""), "",
              f"c requests with the same random token-id prompt length at once, greedy, ignore_eos, streamed; decode "
              f"tokens/s = the c requests' token rates while all of them decode together (from the last one's first "
              f"token to the first one's last), the fastest of {report['workload']['repeats']} rounds; TPOT = c / "
@@ -306,7 +322,8 @@ def render_markdown(report: dict) -> str:
 
 def write_results(out_dir: Path, report: dict) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / f"serving_{report['card']}"
+    fp8 = report["workload"].get("kv_cache_dtype") == "fp8"
+    stem = out_dir / f"serving_{report['card']}{'_fp8' if fp8 else ''}"
     json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")
     json_path.write_text(json.dumps(report, indent=1) + "\n")
     md_path.write_text(render_markdown(report) + "\n")

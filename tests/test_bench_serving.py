@@ -72,6 +72,26 @@ def test_results_of_another_workload_are_not_reused():
     assert bench_serving.workload_key(args_of(), model) != bench_serving.workload_key(args_of(), Path("/n"))
 
 
+def test_fp8_serves_every_backend_on_its_engines_fp8_cache_under_its_own_key_and_file(tmp_path):
+    from mla_backend.engine_limits import FP8_KV_CACHE_DTYPE_NAMES
+
+    fp8 = args_of("--kv-cache-dtype", "fp8", "--sglang-args", "--foo 1")
+    for engine, backend in (("sglang", "mla_backend"), ("sglang", "flashmla"), ("vllm", "CUSTOM"), ("vllm", "FLASHMLA")):
+        cmd = bench_serving.server_command(engine, "py", Path("/m"), backend, fp8, 1)
+        assert flag(cmd, "--kv-cache-dtype") == bench_serving.FP8_KV_FLAG[engine] in FP8_KV_CACHE_DTYPE_NAMES
+        assert "--kv-cache-dtype" not in bench_serving.server_command(engine, "py", Path("/m"), backend, args_of(), 1)
+    assert bench_serving.server_command("sglang", "py", Path("/m"), "flashmla", fp8, 1)[-2:] == ["--foo", "1"]
+    # bf16 runs keep the keys they had before the option existed; fp8 runs get their own
+    assert "kv_cache_dtype" not in bench_serving.workload(args_of())
+    assert bench_serving.workload_key(fp8, Path("/m")) != bench_serving.workload_key(args_of("--sglang-args", "--foo 1"),
+                                                                                     Path("/m"))
+    report = report_with([], [])
+    report["workload"] = bench_serving.workload(fp8)
+    json_path, md_path = bench_serving.write_results(tmp_path, report)
+    assert json_path.name == "serving_h200_fp8.json" and md_path.name == "serving_h200_fp8.md"
+    assert md_path.read_text().startswith("# Serving benchmark: h200, fp8 KV cache")
+
+
 def test_prompts_are_reproducible_random_ids_without_special_tokens(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"vocab_size": 10, "bos_token_id": 8, "eos_token_id": [9]}))
     vocab, special = e2e_common.vocabulary(tmp_path)
