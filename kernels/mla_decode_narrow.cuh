@@ -186,11 +186,10 @@ struct ColumnStats {
   int key_limit[kCols / 4];    // keys visible to the column's query row
 };
 
-// Scales (by the softmax scale times descale, the cache's factor) and masks the block's scores, agrees on
-// each column's block max across the four warps, turns scores into probabilities and returns each column's
-// rescale factor for O^T.
+// Scales (by the softmax scale) and masks the block's scores, agrees on each column's block max across the four
+// warps, turns scores into probabilities and returns each column's rescale factor for O^T.
 template <int kCols, typename Storage>
-__device__ __forceinline__ void online_softmax(const DecodeParams& p, float descale, const Fragment& f, int block,
+__device__ __forceinline__ void online_softmax(const DecodeParams& p, const Fragment& f, int block,
                                                int block_parity, bool needs_mask, float (&s)[kCols / 2],
                                                ColumnStats<kCols>& stats, Storage& smem,
                                                float (&rescale)[kCols / 4]) {
@@ -202,7 +201,7 @@ __device__ __forceinline__ void online_softmax(const DecodeParams& p, float desc
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       float& x = s[(c / 2) * 4 + h * 2 + c % 2];
-      x *= p.scale_log2 * descale;
+      x *= p.scale_log2;
       // -inf also discards NaN read from page slots past seqlen.
       if (needs_mask && block * kBlockSize + f.r0 + 8 * h >= stats.key_limit[c]) x = -INFINITY;
       m = fmaxf(m, x);
@@ -391,7 +390,7 @@ __device__ void consume_kv_blocks(const DecodeParams& p, const SchedEntry& entry
       compute_scores<Element, kCols>(kv, smem, s);
       const bool needs_mask = (block + 1) * kBlockSize > min_key_limit(p, piece.seqlen);
       float rescale[kCols / 4];
-      online_softmax<kCols>(p, 1.f, f, block, consumed & 1, needs_mask, s, stats, smem, rescale);
+      online_softmax<kCols>(p, f, block, consumed & 1, needs_mask, s, stats, smem, rescale);
       // Past the block-max barrier every warp's Q.K^T is done, so the stage's V rows may change.
       const int valid_tokens = min(piece.seqlen - block * kBlockSize, kBlockSize);
       if (valid_tokens < kBlockSize) zero_v_tail(kv, valid_tokens);

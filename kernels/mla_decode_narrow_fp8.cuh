@@ -435,7 +435,7 @@ __device__ void consume_kv_blocks(const DecodeParams& p, const Fragment& f, cons
       for (int i = 0; i < kCols / 2; ++i) s[i] *= column_scale[(i / 4) * 2 + i % 2];
       const bool needs_mask = (block + 1) * kBlockSize > min_key_limit(p, piece.seqlen);
       float rescale[kCols / 4];
-      narrow::online_softmax<kCols>(p, 1.f, f, block, consumed & 1, needs_mask, s, stats, mine, rescale);
+      narrow::online_softmax<kCols>(p, f, block, consumed & 1, needs_mask, s, stats, mine, rescale);
 
       store_probs_fp8(f, s, mine);
       mbar_wait(smem_addr(&smem.vt_full[vt_stage]), vt_parity);

@@ -80,21 +80,18 @@ cudaError_t launch_decode_narrow(const DecodeParams& p, cudaStream_t stream);
 template <typename Element>
 cudaError_t launch_decode_wide(const DecodeParams& p, cudaStream_t stream);
 
-template <typename Element>
-cudaError_t launch_decode(const DecodeParams& p, cudaStream_t stream) {
-  if (p.rows <= kNarrowMaxRows) return launch_decode_narrow<Element, kNarrowMaxRows>(p, stream);
-  return launch_decode_wide<Element>(p, stream);
-}
-// An fp8 (e4m3) k_cache with an Element query: the fp8 swap-AB kernel (mla_decode_narrow_fp8.cuh: both products
-// in fp8, one consumer warpgroup per 16 query rows), so s_q * h_q <= kFp8MaxRows (ops.py refuses more rows before
-// a launch).
+// An fp8 (e4m3) k_cache (p.descale_k set) with an Element query: the fp8 swap-AB kernel only
+// (mla_decode_narrow_fp8.cuh: both products in fp8, one consumer warpgroup per 16 query rows), so
+// s_q * h_q <= kFp8MaxRows (ops.py refuses more rows before a launch).
 constexpr int kFp8MaxRows = 32;
 template <typename Element>
 cudaError_t launch_decode_narrow_fp8(const DecodeParams& p, cudaStream_t stream);
+
 template <typename Element>
-cudaError_t launch_decode_fp8_kv(const DecodeParams& p, cudaStream_t stream) {
-  if (p.rows <= kFp8MaxRows) return launch_decode_narrow_fp8<Element>(p, stream);
-  return cudaErrorInvalidValue;
+cudaError_t launch_decode(const DecodeParams& p, cudaStream_t stream) {
+  if (p.descale_k) return p.rows <= kFp8MaxRows ? launch_decode_narrow_fp8<Element>(p, stream) : cudaErrorInvalidValue;
+  if (p.rows <= kNarrowMaxRows) return launch_decode_narrow<Element, kNarrowMaxRows>(p, stream);
+  return launch_decode_wide<Element>(p, stream);
 }
 template <typename Element>
 cudaError_t launch_combine(const DecodeParams& p, cudaStream_t stream);

@@ -95,16 +95,7 @@ std::tuple<at::Tensor, at::Tensor> decode_paged_cuda(const at::Tensor& q, const 
   TORCH_CHECK(fp8_kv || !mla::decode_needs_tensor_map(p) || mla::make_kv_tensor_map(p, q.scalar_type() == at::kBFloat16),
               "could not encode a TMA descriptor for k_cache (driver too old for cuTensorMapEncodeTiled?)");
   auto stream = c10::cuda::getCurrentCUDAStream();
-  if (fp8_kv) {
-    TORCH_CHECK(q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf, "q must be bfloat16 or float16");
-    if (q.scalar_type() == at::kBFloat16) {
-      C10_CUDA_CHECK(mla::launch_decode_fp8_kv<__nv_bfloat16>(p, stream));
-      C10_CUDA_CHECK(mla::launch_combine<__nv_bfloat16>(p, stream));
-    } else {
-      C10_CUDA_CHECK(mla::launch_decode_fp8_kv<__half>(p, stream));
-      C10_CUDA_CHECK(mla::launch_combine<__half>(p, stream));
-    }
-  } else if (q.scalar_type() == at::kBFloat16) {
+  if (q.scalar_type() == at::kBFloat16) {
     C10_CUDA_CHECK(mla::launch_decode<__nv_bfloat16>(p, stream));
     C10_CUDA_CHECK(mla::launch_combine<__nv_bfloat16>(p, stream));
   } else {
