@@ -15,7 +15,7 @@ and this one never splits a request (part k takes requests [k*b/parts, (k+1)*b/p
 
 `--kv fp8` runs ours on the cache quantized to float8_e4m3fn with a power-of-two per-tensor scale: the bf16 inputs
 are first replaced by what the fp8 cache stands for (exact in bf16 with such a scale) and the query by the one the
-kernel uses (`reference.fp8_kernel_query`: rounded to e4m3 per row), so the usual check against the
+kernel uses (`reference.quantize_query_rows`: rounded to e4m3 per row), so the usual check against the
 fp32 reference holds the kernel to the bf16 path's accuracy. GB/s counts 1 byte per cached value.
 """
 from __future__ import annotations
@@ -32,10 +32,9 @@ REPO = BENCH_DIR.parent
 sys.path[:0] = [str(BENCH_DIR), str(REPO)]
 
 import bench_decode as bench  # noqa: E402
-from peers import MlaBackendPeer, with_keepalive  # noqa: E402
+from peers import MlaBackendFp8Peer, MlaBackendPeer  # noqa: E402
 
-from mla_backend.kernel_facts import HEAD_DIM_V  # noqa: E402
-from mla_backend.reference import fp8_kernel_query  # noqa: E402
+from mla_backend.reference import quantize_query_rows  # noqa: E402
 
 DEFAULT_CONFIGS = ",".join(config.key for config in bench.issue_grid_configs() if not config.varlen)
 
@@ -65,23 +64,6 @@ def fp8_cache(k_cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (k_cache.float() / descale).to(torch.float8_e4m3fn), descale
 
 
-class Fp8CachePeer(MlaBackendPeer):
-    """Ours on the fp8 version of each input set's cache."""
-
-    def _prepare(self, batch):
-        ops = self.ops
-        k8, descale = fp8_cache(batch.k_cache)
-        k_cache = k8.unsqueeze(-2)
-        meta, splits = ops.get_mla_metadata(batch.cache_seqlens, batch.s_q * batch.h_q, 1)
-
-        def step():
-            return ops.mla_decode_with_kvcache(batch.q, k_cache, batch.block_table, batch.cache_seqlens, HEAD_DIM_V,
-                                               meta, splits, softmax_scale=batch.softmax_scale, causal=batch.causal,
-                                               descale_k=descale)
-
-        return with_keepalive(step, batch, k8, k_cache, descale, meta, splits)
-
-
 def kernel_timeline(graph) -> list[tuple[str, float, float]]:
     """(kernel, start, end) in µs from the first kernel's start, for one profiled replay."""
     short = {"get_metadata_kernel": "meta", "narrow::mla_decode_narrow_kernel": "narrow",
@@ -100,11 +82,12 @@ def kernel_timeline(graph) -> list[tuple[str, float, float]]:
 
 def probe(config: bench.Config, peer: MlaBackendPeer, reps: int, l2_bytes: int, device: torch.device) -> str:
     seqlens, batches, reference = bench.config_inputs(config, l2_bytes, device)
-    if isinstance(peer, Fp8CachePeer):
+    if isinstance(peer, MlaBackendFp8Peer):
         for batch in batches:
-            k8, descale = fp8_cache(batch.k_cache)
-            batch.k_cache.copy_(k8.float() * descale)   # exact: the bf16 cache now holds what the fp8 one means
-            batch.q.copy_(fp8_kernel_query(batch.q))    # idempotent: the kernel rounds it to the same values
+            batch.k_cache_fp8, batch.descale_k = fp8_cache(batch.k_cache)
+            # exact: the bf16 cache now holds what the fp8 one means
+            batch.k_cache.copy_(batch.k_cache_fp8.float() * batch.descale_k)
+            batch.q.copy_(quantize_query_rows(batch.q))   # idempotent: the kernel rounds it to the same values
         reference = bench.compute_reference(batches[0], bench.reference_rows(seqlens))
     captured = bench.capture_steps(peer, batches)
     try:
@@ -114,8 +97,7 @@ def probe(config: bench.Config, peer: MlaBackendPeer, reps: int, l2_bytes: int, 
         timeline = kernel_timeline(captured[-1].graph)
     finally:
         bench.release(captured)
-    nbytes = bench.decode_bytes(sum(seqlens), config.b, config.s_q, config.h_q,
-                                kv_bytes=1 if isinstance(peer, Fp8CachePeer) else 2)
+    nbytes = bench.decode_bytes(sum(seqlens), config.b, config.s_q, config.h_q, peer.kv_bytes)
     flops = bench.decode_flops(sum(seqlens), config.s_q, config.h_q)
     m = bench.metrics(statistics.median(times), nbytes, flops)
     status = "ok" if first["passed"] and after["passed"] else "CHECK FAILED " + "; ".join(
@@ -139,7 +121,8 @@ def main() -> None:
     props = torch.cuda.get_device_properties(0)
     print(props.name, torch.__version__, flush=True)
     l2_bytes = max(getattr(props, "L2_cache_size", 0), bench.L2_BYTES_FLOOR)
-    peer = WholeRequestPlanPeer() if args.plan == "whole" else Fp8CachePeer() if args.kv == "fp8" else MlaBackendPeer()
+    peer = (WholeRequestPlanPeer() if args.plan == "whole" else MlaBackendFp8Peer() if args.kv == "fp8"
+            else MlaBackendPeer())
     for config in bench.parse_configs(args.configs):
         print(probe(config, peer, args.reps, l2_bytes, torch.device("cuda")), flush=True)
 

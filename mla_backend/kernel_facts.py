@@ -19,7 +19,7 @@ FP8_MAX_ROWS = 32                    # s_q * h_q an fp8 (e4m3) k_cache takes: on
                                      # path for now (kFp8MaxRows in mla_params.h). Its Q.K^T runs in fp8: each query
                                      # row is scaled onto e4m3's range (448 / its max |value|) and rounded to e4m3
                                      # first (reference.quantize_query_rows).
-E4M3_MAX = 448.0
+E4M3_MAX = 448.0                     # the largest finite float8_e4m3fn
 
 ARCH = "sm_90a"
 HOPPER_MAJOR = 9

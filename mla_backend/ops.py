@@ -73,7 +73,7 @@ def _decode_paged_cpu(q, q_rope, k_cache, block_table, cache_seqlens, tile_sched
     dtype = q.dtype
     if descale_k is not None:
         k_cache = reference.dequantize_kv(k_cache, descale_k)
-        q = reference.fp8_kernel_query(q)
+        q = reference.quantize_query_rows(q)
     out, lse = reference.mla_decode_reference(q, k_cache, block_table, cache_seqlens, HEAD_DIM_V, softmax_scale,
                                               causal)
     return out.to(dtype), lse

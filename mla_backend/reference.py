@@ -18,19 +18,12 @@ Q_AMAX_RANGE = (1e-30, 1e30)   # the kernel clamps a row's max |value| to this b
 
 
 def quantize_query_rows(q: torch.Tensor) -> torch.Tensor:
-    """The query the fp8-cache kernel multiplies K with, in fp32: every
+    """The query [b, s_q, h_q, 576] the fp8-cache kernel multiplies K with (its Q.K^T runs in fp8), in fp32: every
     (token, head) row scaled by 448 / max|row| onto e4m3's range, rounded to e4m3, scaled back (a zero row stays 0)."""
     q = q.float()
     amax = q.abs().amax(dim=-1, keepdim=True)
     scale = torch.where(amax > 0, E4M3_MAX / amax.clamp(*Q_AMAX_RANGE), torch.ones_like(amax))
     return (q * scale).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn).float() / scale
-
-
-
-def fp8_kernel_query(q: torch.Tensor) -> torch.Tensor:
-    """The query [b, s_q, h_q, 576] as the fp8-cache kernel uses it (Q.K^T runs in fp8): rounded per row,
-    quantize_query_rows."""
-    return quantize_query_rows(q)
 
 
 def gather_kv(k_cache: torch.Tensor, block_table_row: torch.Tensor, seqlen: int) -> torch.Tensor:

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 
 import torch
 
-from mla_backend.kernel_facts import BLOCK_SIZE, HEAD_DIM
+from mla_backend.kernel_facts import BLOCK_SIZE, E4M3_MAX, HEAD_DIM
 
 UNUSED_TABLE_ENTRY = 2147480000   # any read through it would fault
-FP8_E4M3_MAX = 448.0              # the largest finite float8_e4m3fn
 FP8_E4M3_NAN = 0x7F               # float8_e4m3fn NaN (0xFF with the sign bit)
 
 
@@ -41,8 +40,8 @@ def quantize_kv_fp8(k_cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     values = k_cache.float()
     nan = values.isnan()
     amax = values.nan_to_num(0.0).abs().amax().clamp(min=torch.finfo(torch.float32).tiny)
-    descale = (amax / FP8_E4M3_MAX).reshape(1)
-    quantized = (values.nan_to_num(0.0) / descale).clamp(-FP8_E4M3_MAX, FP8_E4M3_MAX).to(torch.float8_e4m3fn)
+    descale = (amax / E4M3_MAX).reshape(1)
+    quantized = (values.nan_to_num(0.0) / descale).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn)
     quantized.view(torch.uint8)[nan] = FP8_E4M3_NAN
     return quantized, descale
 

@@ -33,10 +33,10 @@ def fp8_batch(b, s_q, h_q, seqlens, **kw):
 
 def run_fp8_reference(batch):
     """The fp32 reference on the dequantized cache, with the query the kernel multiplies K with."""
-    from mla_backend.reference import dequantize_kv, fp8_kernel_query, mla_decode_reference
+    from mla_backend.reference import dequantize_kv, mla_decode_reference, quantize_query_rows
 
-    return mla_decode_reference(fp8_kernel_query(batch.q), dequantize_kv(batch.k_cache, batch.descale_k), batch.block_table,
-                                batch.cache_seqlens, 512, batch.softmax_scale, batch.causal)
+    return mla_decode_reference(quantize_query_rows(batch.q), dequantize_kv(batch.k_cache, batch.descale_k),
+                                batch.block_table, batch.cache_seqlens, 512, batch.softmax_scale, batch.causal)
 
 
 def assert_matches_fp8(out, lse, batch):
@@ -173,11 +173,11 @@ def test_fp8_cache_with_bf16_equivalent_values_agrees_with_the_bf16_path():
     # the fp8 kernel multiplies K with (rounded per row; rounding it again gives the same e4m3 values): the same
     # attention on the same values through both kernels, each within its tolerance of the fp32 reference, so
     # within the sum of the two of each other.
-    from mla_backend.reference import fp8_kernel_query
+    from mla_backend.reference import quantize_query_rows
 
     batch = fp8_batch(6, 1, 32, [70, 1, 300, 64, 129, 4000], causal=True, std=1.0)
     batch.descale_k.copy_(torch.exp2(torch.log2(batch.descale_k).round()))
-    batch.q = fp8_kernel_query(batch.q).to(batch.q.dtype)
+    batch.q = quantize_query_rows(batch.q).to(batch.q.dtype)
     bf16 = make_batch(6, 1, 32, [70, 1, 300, 64, 129, 4000], causal=True, std=1.0)
     bf16.q = batch.q
     bf16.k_cache = (batch.k_cache.float() * batch.descale_k).to(torch.bfloat16)

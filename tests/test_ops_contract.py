@@ -239,7 +239,8 @@ def fp8_batch(**kw):
 
 def fp8_reference(x, descale_k):
     """The reference on the dequantized cache, with the query rounded as the kernel does."""
-    return reference.mla_decode_reference(reference.fp8_kernel_query(x.q), reference.dequantize_kv(x.k_cache, descale_k), x.block_table,
+    return reference.mla_decode_reference(reference.quantize_query_rows(x.q),
+                                          reference.dequantize_kv(x.k_cache, descale_k), x.block_table,
                                           x.cache_seqlens, 512, x.softmax_scale, True)
 
 

@@ -295,7 +295,8 @@ def test_output_shapes_dtypes_and_lse_layout():
 
 
 def test_quantize_kv_fp8_scales_by_amax_over_448_and_keeps_nan_as_0x7f():
-    from mla_backend.testing import FP8_E4M3_MAX, FP8_E4M3_NAN, quantize_kv_fp8
+    from mla_backend.kernel_facts import E4M3_MAX
+    from mla_backend.testing import FP8_E4M3_NAN, quantize_kv_fp8
 
     batch = make_batch(3, 1, 2, [70, 1, 130], device="cpu", seed=21, dtype=torch.float32)
     keys = batch.k_cache
@@ -304,7 +305,7 @@ def test_quantize_kv_fp8_scales_by_amax_over_448_and_keeps_nan_as_0x7f():
     nan = keys.isnan()
     assert nan.any() and (quantized.view(torch.uint8)[nan] == FP8_E4M3_NAN).all()
     finite = keys[~nan]
-    assert descale.item() == pytest.approx(finite.abs().max().item() / FP8_E4M3_MAX, rel=1e-6)
+    assert descale.item() == pytest.approx(finite.abs().max().item() / E4M3_MAX, rel=1e-6)
     restored = quantized.float()[~nan] * descale
     assert restored.abs().max().item() == pytest.approx(finite.abs().max().item(), rel=2 ** -4)
     # e4m3 keeps 3 mantissa bits: half an ulp is 2^-4 relative, plus the subnormal step near 0

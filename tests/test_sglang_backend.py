@@ -193,7 +193,7 @@ def test_decode_and_verify_match_attention_over_each_requests_tokens(make_backen
     out = forward(q.bfloat16(), None, None, LAYER, fb, save_kv_cache=False)
     assert out.shape == (len(cached) * q_len, HEADS * 512)
     q = q.bfloat16().view(len(cached), q_len, HEADS, ops.HEAD_DIM)
-    expected = dense_reference(reference.fp8_kernel_query(q) if kv_dtype == FP8 else q, kv.to(kv_dtype).float(),
+    expected = dense_reference(reference.quantize_query_rows(q) if kv_dtype == FP8 else q, kv.to(kv_dtype).float(),
                                req_to_token, rows, cached, SCALE)
     torch.testing.assert_close(out.float().view_as(expected), expected, rtol=2e-2, atol=2e-2)
 
@@ -350,7 +350,7 @@ def fp8_decode_step(make_backend, layer, monkeypatch=None, steps=1):
     fb = batch("decode", [100, 300], rows)
     backend.init_forward_metadata(fb)
     outs = [backend.forward_decode(q, None, None, layer, fb, save_kv_cache=False) for _ in range(steps)]
-    expected = dense_reference(reference.fp8_kernel_query(q.view(2, 1, HEADS, ops.HEAD_DIM)),
+    expected = dense_reference(reference.quantize_query_rows(q.view(2, 1, HEADS, ops.HEAD_DIM)),
                                kv.to(torch.float8_e4m3fn).float(), req_to_token, rows, [100, 300], SCALE)
     return backend, outs, expected, seen
 
@@ -381,8 +381,8 @@ def test_fp8_new_token_is_written_as_e4m3_before_it_is_read(make_backend):
     out = backend.forward_decode(q, new_k, new_k, LAYER, fb)
     assert torch.equal(backend.token_to_kv_pool.kv[last_slot, 0], new_k[0].to(torch.float8_e4m3fn))
     pool = backend.token_to_kv_pool.kv.float().view(-1, ops.HEAD_DIM)
-    expected = dense_reference(reference.fp8_kernel_query(q.view(1, 1, HEADS, ops.HEAD_DIM)), pool, req_to_token, rows,
-                               [130], SCALE)
+    expected = dense_reference(reference.quantize_query_rows(q.view(1, 1, HEADS, ops.HEAD_DIM)), pool, req_to_token,
+                               rows, [130], SCALE)
     torch.testing.assert_close(out.float().view_as(expected), expected, rtol=2e-2, atol=2e-2)
 
 

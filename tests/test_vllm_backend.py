@@ -253,7 +253,7 @@ def run_fp8_decode(checkpoint, x, cache, q=None):
 
 def fp8_expected(x):
     dequantized = reference.dequantize_kv(x.k_cache, x.descale_k)
-    out, lse = reference.mla_decode_reference(reference.fp8_kernel_query(x.q), dequantized, x.block_table,
+    out, lse = reference.mla_decode_reference(reference.quantize_query_rows(x.q), dequantized, x.block_table,
                                               x.cache_seqlens, 512, SCALE, causal=True)
     b, s_q, h, _ = out.shape
     return out.reshape(b * s_q, h, 512), lse.transpose(1, 2).reshape(b * s_q, h)
