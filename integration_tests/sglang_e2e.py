@@ -35,6 +35,9 @@ SERVER_ARGS = ("--page-size", "64", "--dtype", "bfloat16", "--context-length", "
                "--disable-radix-cache", "--random-seed", "0", "--served-model-name", MODEL_NAME, "--host", "127.0.0.1",
                "--enable-custom-logit-processor", "--disable-overlap-schedule", "--sampling-backend", "pytorch",
                "--stream-interval", "8")
+# SGLang's flashmla backend prefills an fp8 pool by converting the layer's whole pool to bf16 (a 55 GiB allocation at
+# --mem-fraction-static 0.4 on the H200, out of memory): an fp8 run caps the pool at what its 64 x 4096 tokens can use.
+FP8_POOL_ARGS = ("--max-total-tokens", str(64 * 4096))
 OUR_BACKEND_LINE = "mla_backend: decode"
 OUR_FP8_LINE = "fp8 (e4m3) KV cache"   # in our backend's start-up line when the pool is fp8
 
@@ -53,7 +56,8 @@ def start_server(model: Path, backend: str, tp: int, log: Path) -> Server:
     return e2e_common.start_engine_server(
         "sglang", lambda port: [sys.executable, "-m", "sglang.launch_server", "--model-path", str(model),
                                 "--attention-backend", backend, "--tp-size", str(tp), "--port", str(port),
-                                "--kv-cache-dtype", kv_cache_dtype(), *SERVER_ARGS], log, pythonpath=HERE)
+                                "--kv-cache-dtype", kv_cache_dtype(), *SERVER_ARGS,
+                                *(FP8_POOL_ARGS if kv_cache_dtype() != "auto" else ())], log, pythonpath=HERE)
 
 
 def inspect_log(log: str) -> dict:

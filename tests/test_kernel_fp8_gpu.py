@@ -169,15 +169,17 @@ def test_fp8_cuda_graph_reads_descale_k_on_replay(s_q, h_q):
 
 
 def test_fp8_cache_with_bf16_equivalent_values_agrees_with_the_bf16_path():
-    # A power-of-two scale makes the dequantized cache exactly representable in bf16, and both paths get the query
-    # the fp8 kernel multiplies K with (rounded per row; rounding it again gives the same e4m3 values): the same
-    # attention on the same values through both kernels, each within its tolerance of the fp32 reference, so
-    # within the sum of the two of each other.
-    from mla_backend.reference import quantize_query_rows
+    # Power-of-two scales make both operands exactly representable in bf16 and give the fp8 kernel back the same
+    # e4m3 values: the cache's descale_k, and each query row's scale (its max at e4m3's 448, divided by 128, so the
+    # kernel's own row rounding, 448 / max, is exactly 128). The same attention on the same values through both
+    # kernels, each within its tolerance of the fp32 reference, so within the sum of the two of each other.
+    from mla_backend.kernel_facts import E4M3_MAX
 
     batch = fp8_batch(6, 1, 32, [70, 1, 300, 64, 129, 4000], causal=True, std=1.0)
     batch.descale_k.copy_(torch.exp2(torch.log2(batch.descale_k).round()))
-    batch.q = quantize_query_rows(batch.q).to(batch.q.dtype)
+    q = batch.q.float()
+    e4m3 = (q * (E4M3_MAX / q.abs().amax(dim=-1, keepdim=True))).to(FP8).float()
+    batch.q = (e4m3 / 128).to(batch.q.dtype)
     bf16 = make_batch(6, 1, 32, [70, 1, 300, 64, 129, 4000], causal=True, std=1.0)
     bf16.q = batch.q
     bf16.k_cache = (batch.k_cache.float() * batch.descale_k).to(torch.bfloat16)
