@@ -451,11 +451,14 @@ def agreement_shortfall(ours: dict, builtin: dict) -> tuple[float, float]:
 
 
 def forced_logprob_diff(x: dict, y: dict) -> dict:
-    """max and mean |logprob_x - logprob_y| over every teacher-forced position (step 0 is prefill, excluded)."""
+    """max and mean |logprob_x - logprob_y| over the teacher-forced positions (step 0 is prefill, excluded) up to
+    the first token x and y were forced differently: within one run every backend is forced the reference's tokens,
+    so that is every position; across runs (an fp8 cache against a bf16 one) it is where their references agreed."""
     diffs = []
     for kind in ("forced_completions", "forced_chat"):
-        for (_, lx), (_, ly) in zip(x[kind], y[kind]):
-            diffs += [abs(a - b) for a, b in zip(lx[1:], ly[1:])]
+        for (tx, lx), (ty, ly) in zip(x[kind], y[kind]):
+            same = next((i for i, (a, b) in enumerate(zip(tx, ty)) if a != b), min(len(tx), len(ty)))
+            diffs += [abs(a - b) for a, b in zip(lx[1:same], ly[1:same])]
     return {"max": max(diffs), "mean": statistics.fmean(diffs), "positions": len(diffs)}
 
 
