@@ -15,15 +15,18 @@ with 128 heads, whose attention alone is 1.5 ms at 580 TFLOP/s.)
 
     python benchmarks/bench_serving.py [--model DIR] [--engines sglang,vllm] [--prompt-lens 4096 16384 32768]
         [--concurrency 1 16 64] [--max-tokens-in-flight N] [--decode-tokens 256] [--stream-interval 8]
-        [--tp 1] [--kv-cache-dtype auto|fp8] [--cpus auto|all|0,3,5-7] [--card NAME] [--out-dir benchmarks/results]
+        [--tp 1] [--kv-cache-dtype auto|fp8] [--num-heads N] [--cpus auto|all|0,3,5-7] [--card NAME]
+        [--out-dir benchmarks/results]
         [--merge EARLIER.json] [--dry-run]
 
 Without --model it serves the attention-dominated DeepSeek-V3-shaped checkpoint of mla_backend/models/serving_model.py
-(generated into --workdir the first time). Results: <out-dir>/serving_<card>.json and .md (serving_<card>_fp8.* with
---kv-cache-dtype fp8: every backend of each engine on its fp8 e4m3 cache, each engine's flag spelling), rewritten
-after each backend; the per-backend results and server logs stay in --workdir, and a run cut short resumes with the
-(engine, backend) pairs it has not finished for the same workload. An engine whose Python package is missing (or
-whose --<engine>-python is not given) is reported as skipped. Run it where nothing else uses the GPUs. The driver
+(generated into --workdir the first time): 128 query heads (DeepSeek-V3 at TP 1), or 16 with --kv-cache-dtype fp8
+(DeepSeek-V3 at TP 8 as one GPU sees it: fp8 serves up to 32 query rows a GPU), or --num-heads. Results:
+<out-dir>/serving_<card>.json and .md (serving_<card>_fp8.* with --kv-cache-dtype fp8: every backend of each engine
+on its fp8 e4m3 cache, each engine's flag spelling), rewritten after each backend; the per-backend results and
+server logs stay in --workdir, and a run cut short resumes with the (engine, backend) pairs it has not finished for
+the same workload. An engine whose Python package is missing (or whose --<engine>-python is not given) is reported
+as skipped. Run it where nothing else uses the GPUs. The driver
 and its servers run on the host's fast cores (integration_tests/host_cpus.py): at one request a decode step is
 host-bound, and on the lent H200 box half the cores ran Python ~1.75x slower than the other half.
 """
@@ -58,6 +61,9 @@ ENGINES = {
 OURS = e2e_common.OUR_BACKEND
 # --kv-cache-dtype fp8 as each engine spells the e4m3 cache (mla_backend.engine_limits.FP8_KV_CACHE_DTYPE_NAMES).
 FP8_KV_FLAG = {"sglang": "fp8_e4m3", "vllm": "fp8"}
+# The generated checkpoint's query heads on an fp8 cache: DeepSeek-V3 at TP 8 (128 / 8), the deployment that fp8
+# serves (our fp8 path refuses more than 32 query rows a GPU, as the engines' startup check says).
+FP8_NUM_HEADS = 16
 
 
 # ---------------------------------------------------------------------------------------------- arguments
@@ -87,6 +93,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tp", type=int, default=1, help="tensor parallel size")
     parser.add_argument("--kv-cache-dtype", choices=("auto", "fp8"), default="auto",
                         help="fp8: every backend on its engine's fp8 (e4m3) KV cache; results in serving_<card>_fp8.*")
+    parser.add_argument("--num-heads", type=int,
+                        help="query heads of the generated checkpoint (without --model): default 128, DeepSeek-V3 at "
+                             f"TP 1; with --kv-cache-dtype fp8, {FP8_NUM_HEADS}: DeepSeek-V3 at TP 8 as one GPU sees "
+                             "it, within the query rows our fp8 path serves")
     parser.add_argument("--mem-fraction", type=float, default=0.7,
                         help="SGLang --mem-fraction-static / vLLM --gpu-memory-utilization (at 0.85 SGLang's "
                              "flashinfer prefill ran out of memory for its 6 GiB chunked-prefix buffer)")
@@ -113,6 +123,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown engine(s) {unknown}; choose from {list(ENGINES)}")
     args.engines = engines
+    if args.num_heads is not None and (args.model is not None or args.num_heads < 1):
+        parser.error("--num-heads: a positive count, for the generated checkpoint (not with --model)")
     for name in ("prompt_lens", "concurrency"):
         if any(v < 1 for v in getattr(args, name)):
             parser.error(f"--{name.replace('_', '-')} must be positive")
@@ -333,12 +345,31 @@ def write_results(out_dir: Path, report: dict) -> tuple[Path, Path]:
 # ---------------------------------------------------------------------------------------------- main
 
 
+def num_heads(args: argparse.Namespace) -> int:
+    """The generated checkpoint's query heads: --num-heads, else 16 on an fp8 cache, else serving_model's 128."""
+    from mla_backend.models import serving_model
+
+    if args.num_heads is not None:
+        return args.num_heads
+    return FP8_NUM_HEADS if args.kv_cache_dtype == "fp8" else serving_model.NUM_HEADS
+
+
+def model_dir(args: argparse.Namespace) -> Path:
+    """--model, else where the generated checkpoint lives: serving_model's folder, -h<heads> unless 128 heads."""
+    from mla_backend.models import serving_model
+
+    if args.model is not None:
+        return args.model
+    heads = num_heads(args)
+    return args.workdir / (serving_model.NAME + ("" if heads == serving_model.NUM_HEADS else f"-h{heads}"))
+
+
 def resolve_model(args: argparse.Namespace) -> Path:
     if args.model is not None:
         return args.model.resolve()
     from mla_backend.models import serving_model
 
-    return serving_model.ensure(args.workdir / serving_model.NAME).resolve()
+    return serving_model.ensure(model_dir(args), num_heads=num_heads(args)).resolve()
 
 
 def earlier_engines(path: Path, report: dict, running: list[str]) -> dict:
@@ -360,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
 
     card = args.card or card_slug(device_name)
     if args.dry_run:
-        model = args.model or args.workdir / "serving-deepseek-mla"
+        model = model_dir(args)
         for engine in args.engines:
             python = engine_python(args, engine) or f"<{engine}'s python>"
             for backend in backends_of(args, engine):

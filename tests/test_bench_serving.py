@@ -42,7 +42,8 @@ def test_a_token_cap_drops_the_points_whose_prefill_would_dominate():
 
 @pytest.mark.parametrize("argv", [["--engines", "trt"], ["--concurrency", "0"], ["--repeats", "0"],
                                   ["--max-tokens-in-flight", "100"], ["--min-window-tokens", "300"],
-                                  ["--decode-tokens", "8192"], ["--stream-interval", "0"]])
+                                  ["--decode-tokens", "8192"], ["--stream-interval", "0"], ["--num-heads", "0"],
+                                  ["--num-heads", "16", "--model", "/m"]])
 def test_bad_arguments_are_refused(argv):
     with pytest.raises(SystemExit):
         args_of(*argv)
@@ -211,6 +212,18 @@ def test_the_card_comes_from_the_device_name():
 
     assert card_slug("NVIDIA H200") == "h200"
     assert card_slug("NVIDIA H100 80GB HBM3") == "h100"
+
+
+def test_an_fp8_run_serves_deepseek_v3_at_tp8s_16_heads_a_gpu_beside_the_128_head_checkpoint(tmp_path):
+    from mla_backend.engine_limits import fp8_rows_reason
+
+    bf16 = args_of("--workdir", str(tmp_path))
+    fp8 = args_of("--workdir", str(tmp_path), "--kv-cache-dtype", "fp8")
+    assert bench_serving.num_heads(bf16) == 128 and bench_serving.model_dir(bf16) == tmp_path / "serving-deepseek-mla"
+    assert bench_serving.num_heads(fp8) == 16 and bench_serving.model_dir(fp8) == tmp_path / "serving-deepseek-mla-h16"
+    assert fp8_rows_reason(bench_serving.num_heads(fp8), 1, "--tp") is None       # our fp8 path serves it
+    assert fp8_rows_reason(bench_serving.num_heads(bf16), 1, "--tp") is not None  # and refuses the default
+    assert bench_serving.num_heads(args_of("--kv-cache-dtype", "fp8", "--num-heads", "32")) == 32
 
 
 def test_a_dry_run_prints_the_commands_and_starts_nothing(capsys, tmp_path):

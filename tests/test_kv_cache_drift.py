@@ -23,7 +23,8 @@ def write(folder: Path, name: str, data: dict) -> None:
 
 def test_forced_logprob_diff_stops_where_the_forced_tokens_part():
     x = result([[1, 2, 3, 4]], [[9.0, 0.0, 0.0, 0.0]])
-    y = result([[1, 2, 5, 4]], [[0.0, 0.1, 7.0, 7.0]])   # step 0 (prefill) and positions from the first 5 on: not compared
+    # step 0 (prefill) and the positions from the first differently forced token on are not compared
+    y = result([[1, 2, 5, 4]], [[0.0, 0.1, 7.0, 7.0]])
     assert e2e_common.forced_logprob_diff(x, y) == {"max": pytest.approx(0.1), "mean": pytest.approx(0.1),
                                                     "positions": 2}
     assert e2e_common.forced_logprob_diff(x, x)["positions"] == 6   # same tokens: every position after step 0
