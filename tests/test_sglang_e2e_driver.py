@@ -131,3 +131,17 @@ def test_the_processor_forces_each_step_and_records_the_raw_logprob(tmp_path):
         req.output_ids.append(token)
     untouched = torch.randn(2, 8)
     assert torch.equal(ForceTokens()(untouched.clone(), params), untouched)  # past the forced tokens
+
+
+@pytest.mark.parametrize("kv,capped", [("auto", False), ("fp8_e4m3", True)])
+def test_an_fp8_run_caps_sglangs_pool_for_flashmlas_whole_pool_prefill(monkeypatch, tmp_path, kv, capped):
+    monkeypatch.setenv("MLA_E2E_KV_CACHE_DTYPE", kv)
+    commands = []
+    monkeypatch.setattr(e2e_common, "start_engine_server",
+                        lambda engine, command, log, **kw: commands.append(command(30000)))
+    sglang_e2e.start_server(tmp_path, "flashmla", 1, tmp_path / "server.log")
+    cmd = commands[0]
+    assert cmd[cmd.index("--kv-cache-dtype") + 1] == kv
+    assert ("--max-total-tokens" in cmd) == capped
+    if capped:
+        assert int(cmd[cmd.index("--max-total-tokens") + 1]) == 64 * 4096   # --max-running-requests x context
