@@ -6,7 +6,8 @@ fp8 reference backend (flashmla / FLASHMLA) than that backend is from its own bf
 run over every forced position, across the runs over the positions where both references forced the same tokens
 (e2e_common.forced_logprob_diff).
 
-    python integration_tests/kv_cache_drift.py --bf16-run DIR --fp8-run DIR [--reference flashmla] [--out FILE]
+    python integration_tests/kv_cache_drift.py --bf16-run DIR --fp8-run DIR [--reference flashmla]
+        [--ours mla_backend] [--others triton] [--out FILE]          (vLLM: --reference FLASHMLA --ours CUSTOM)
 """
 from __future__ import annotations
 
@@ -17,8 +18,6 @@ from pathlib import Path
 
 from e2e_common import forced_logprob_diff
 
-OURS = "mla_backend"
-
 
 def load_result(run: Path, backend: str) -> dict:
     """The one result_<backend>_*.json of a driver's work folder."""
@@ -28,16 +27,16 @@ def load_result(run: Path, backend: str) -> dict:
     return json.loads(found[0].read_text())
 
 
-def drift(bf16_run: Path, fp8_run: Path, reference: str, others: tuple[str, ...]) -> dict:
+def drift(bf16_run: Path, fp8_run: Path, reference: str, ours: str, others: tuple[str, ...] = ()) -> dict:
     ref_bf16, ref_fp8 = load_result(bf16_run, reference), load_result(fp8_run, reference)
     pairs = {f"{reference} fp8 ~ {reference} bf16": forced_logprob_diff(ref_fp8, ref_bf16)}
-    for name in others:
+    for name in (ours, *others):
         fp8 = load_result(fp8_run, name)
         pairs[f"{name} fp8 ~ {reference} fp8"] = forced_logprob_diff(fp8, ref_fp8)
         pairs[f"{name} fp8 ~ {reference} bf16"] = forced_logprob_diff(fp8, ref_bf16)
-    own, ours = pairs[f"{reference} fp8 ~ {reference} bf16"], pairs[f"{OURS} fp8 ~ {reference} fp8"]
-    return {"pairs": pairs, "ours_within_the_reference_own_drift": ours["max"] <= own["max"]
-            and ours["mean"] <= own["mean"]}
+    own, mine = pairs[f"{reference} fp8 ~ {reference} bf16"], pairs[f"{ours} fp8 ~ {reference} fp8"]
+    return {"pairs": pairs, "ours_within_the_reference_own_drift": mine["max"] <= own["max"]
+            and mine["mean"] <= own["mean"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,11 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bf16-run", type=Path, required=True, help="work folder of the run on the model's dtype")
     parser.add_argument("--fp8-run", type=Path, required=True, help="work folder of the run on an fp8 cache")
     parser.add_argument("--reference", default="flashmla", help="the engine's reference backend (vLLM: FLASHMLA)")
+    parser.add_argument("--ours", default="mla_backend", help="our backend's name in the engine (vLLM: CUSTOM)")
     parser.add_argument("--others", default="", help="more fp8-run backends to place, comma-separated")
     parser.add_argument("--out", type=Path, help="write the JSON here too")
     args = parser.parse_args(argv)
-    others = (OURS, *(n for n in args.others.split(",") if n))
-    report = drift(args.bf16_run, args.fp8_run, args.reference, others)
+    others = tuple(n for n in args.others.split(",") if n)
+    report = drift(args.bf16_run, args.fp8_run, args.reference, args.ours, others)
     text = json.dumps(report, indent=1)
     print(text)
     if args.out:

@@ -37,7 +37,7 @@ def test_drift_places_ours_against_the_reference_own_fp8_drift(tmp_path, ours_er
     write(tmp_path / "fp8", "flashmla_tp1_fp8_e4m3", result(tokens, [[0.0, -1.2, -1.0, -1.0, -1.0]]))
     write(tmp_path / "fp8", "mla_backend_tp1_fp8_e4m3",
           result(tokens, [[0.0, -1.2 + ours_error, -1.0, -1.0, -1.0]]))
-    report = kv_cache_drift.drift(tmp_path / "bf16", tmp_path / "fp8", "flashmla", ("mla_backend",))
+    report = kv_cache_drift.drift(tmp_path / "bf16", tmp_path / "fp8", "flashmla", "mla_backend")
     assert report["pairs"]["flashmla fp8 ~ flashmla bf16"]["max"] == pytest.approx(0.2)
     assert report["pairs"]["mla_backend fp8 ~ flashmla fp8"]["max"] == pytest.approx(ours_error)
     assert report["ours_within_the_reference_own_drift"] is verdict
@@ -49,4 +49,4 @@ def test_drift_places_ours_against_the_reference_own_fp8_drift(tmp_path, ours_er
 
 def test_a_missing_result_names_the_folder_and_the_backend(tmp_path):
     with pytest.raises(SystemExit, match="result_flashmla_"):
-        kv_cache_drift.drift(tmp_path, tmp_path, "flashmla", ())
+        kv_cache_drift.drift(tmp_path, tmp_path, "flashmla", "mla_backend")
