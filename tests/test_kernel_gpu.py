@@ -80,6 +80,19 @@ def test_fp16_matches_fp32_reference(b, s_q, h_q, seqlen, causal):
     assert_matches(*run_kernel(batch), *run_reference(batch))
 
 
+# s_q * h_q of 17-31: a 32- or 64-row tile partly padding (with s_q > 1 a query's heads are not a multiple of 8).
+PARTIAL_ROWS = [(1, 17), (1, 24), (2, 9), (4, 5), (1, 31)]
+
+
+@pytest.mark.parametrize("b,seqlen,causal", [(2, 140, False), (6, "varlen", True), (64, 65, True)])
+@pytest.mark.parametrize("s_q,h_q", PARTIAL_ROWS)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_17_to_31_query_rows_match_fp32_reference(dtype, s_q, h_q, b, seqlen, causal):
+    g = torch.Generator().manual_seed(hash((b, s_q, h_q, str(seqlen), causal)) % 2**31)
+    batch = make_batch(b, s_q, h_q, draw_seqlens(b, seqlen, s_q, g), dtype=dtype, causal=causal, seed=b + h_q)
+    assert_matches(*run_kernel(batch), *run_reference(batch))
+
+
 @pytest.mark.parametrize("b,s_q,h_q,seqlen", [
     (1, 1, 16, 32768), (4, 1, 16, 4096), (3, 2, 16, "varlen"), (2, 1, 32, 5000), (6, 1, 64, 3000),
     (2, 2, 128, 4100), (1, 1, 128, 32768),
@@ -106,7 +119,7 @@ def batch_with_empty_requests(s_q, h_q, **kw):
     return make_batch(128, s_q, h_q, seqlens, causal=True, **kw)
 
 
-@pytest.mark.parametrize("h_q,s_q", [(16, 1), (128, 2)])
+@pytest.mark.parametrize("h_q,s_q", [(16, 1), (24, 1), (128, 2)])
 def test_zero_length_requests_write_zeros_and_inf_lse(h_q, s_q):
     batch = batch_with_empty_requests(s_q, h_q)
     out, lse = run_kernel(batch)
@@ -242,4 +255,5 @@ def assert_memcheck_clean(cases: list[tuple[int, int, int, list[int]]], fp8: boo
 
 
 def test_compute_sanitizer_memcheck_is_clean():
-    assert_memcheck_clean([(3, 1, 16, [0, 70, 200]), (2, 2, 128, [65, 1]), (4, 4, 3, [20, 0, 300, 64])])
+    assert_memcheck_clean([(3, 1, 16, [0, 70, 200]), (3, 1, 24, [0, 70, 200]), (2, 2, 128, [65, 1]),
+                           (4, 4, 3, [20, 0, 300, 64])])
