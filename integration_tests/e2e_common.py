@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import math
 import os
 import random
 import re
@@ -459,6 +460,8 @@ def forced_logprob_diff(x: dict, y: dict) -> dict:
         for (tx, lx), (ty, ly) in zip(x[kind], y[kind]):
             same = next((i for i, (a, b) in enumerate(zip(tx, ty)) if a != b), min(len(tx), len(ty)))
             diffs += [abs(a - b) for a, b in zip(lx[1:same], ly[1:same])]
+    if not diffs:   # two runs whose references part at once
+        return {"max": math.nan, "mean": math.nan, "positions": 0}
     return {"max": max(diffs), "mean": statistics.fmean(diffs), "positions": len(diffs)}
 
 

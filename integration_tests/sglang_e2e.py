@@ -30,14 +30,16 @@ from e2e_common import (CHAT_PROMPTS, CHAT_TOKENS, COMPLETION_PROMPTS, GEN_TOKEN
 HERE = Path(__file__).resolve().parent
 REFERENCE = "flashmla"
 BACKENDS = ("flashmla", "triton", "mla_backend")
-SERVER_ARGS = ("--page-size", "64", "--dtype", "bfloat16", "--context-length", "4096", "--max-running-requests", "64",
-               "--cuda-graph-max-bs-decode", "64", "--disable-prefill-cuda-graph", "--mem-fraction-static", "0.4",
+CONTEXT_LENGTH, MAX_RUNNING = 4096, 64
+SERVER_ARGS = ("--page-size", "64", "--dtype", "bfloat16", "--context-length", str(CONTEXT_LENGTH),
+               "--max-running-requests", str(MAX_RUNNING), "--cuda-graph-max-bs-decode", str(MAX_RUNNING),
+               "--disable-prefill-cuda-graph", "--mem-fraction-static", "0.4",
                "--disable-radix-cache", "--random-seed", "0", "--served-model-name", MODEL_NAME, "--host", "127.0.0.1",
                "--enable-custom-logit-processor", "--disable-overlap-schedule", "--sampling-backend", "pytorch",
                "--stream-interval", "8")
 # SGLang's flashmla backend prefills an fp8 pool by converting the layer's whole pool to bf16 (a 55 GiB allocation at
-# --mem-fraction-static 0.4 on the H200, out of memory): an fp8 run caps the pool at what its 64 x 4096 tokens can use.
-FP8_POOL_ARGS = ("--max-total-tokens", str(64 * 4096))
+# --mem-fraction-static 0.4 on the H200, out of memory): an fp8 run caps the pool at what its requests can use.
+FP8_POOL_ARGS = ("--max-total-tokens", str(MAX_RUNNING * CONTEXT_LENGTH))
 OUR_BACKEND_LINE = "mla_backend: decode"
 OUR_FP8_LINE = "fp8 (e4m3) KV cache"   # in our backend's start-up line when the pool is fp8
 

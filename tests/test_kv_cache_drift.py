@@ -50,3 +50,16 @@ def test_drift_places_ours_against_the_reference_own_fp8_drift(tmp_path, ours_er
 def test_a_missing_result_names_the_folder_and_the_backend(tmp_path):
     with pytest.raises(SystemExit, match="result_flashmla_"):
         kv_cache_drift.drift(tmp_path, tmp_path, "flashmla", "mla_backend")
+
+
+def test_runs_whose_references_part_at_once_are_refused_with_the_pair(tmp_path):
+    write(tmp_path / "bf16", "flashmla_tp1", result([[1, 2, 3]], [[0.0, -1.0, -1.0]]))
+    write(tmp_path / "fp8", "flashmla_tp1_fp8_e4m3", result([[1, 5, 3]], [[0.0, -1.0, -1.0]]))
+    write(tmp_path / "fp8", "mla_backend_tp1_fp8_e4m3", result([[1, 5, 3]], [[0.0, -1.0, -1.0]]))
+    assert e2e_common.forced_logprob_diff(load(tmp_path / "fp8"), load(tmp_path / "bf16"))["positions"] == 0
+    with pytest.raises(SystemExit, match="flashmla fp8 ~ flashmla bf16"):
+        kv_cache_drift.drift(tmp_path / "bf16", tmp_path / "fp8", "flashmla", "mla_backend")
+
+
+def load(folder: Path) -> dict:
+    return kv_cache_drift.load_result(folder, "flashmla")

@@ -144,4 +144,5 @@ def test_an_fp8_run_caps_sglangs_pool_for_flashmlas_whole_pool_prefill(monkeypat
     assert cmd[cmd.index("--kv-cache-dtype") + 1] == kv
     assert ("--max-total-tokens" in cmd) == capped
     if capped:
-        assert int(cmd[cmd.index("--max-total-tokens") + 1]) == 64 * 4096   # --max-running-requests x context
+        running, context = (int(cmd[cmd.index(flag) + 1]) for flag in ("--max-running-requests", "--context-length"))
+        assert int(cmd[cmd.index("--max-total-tokens") + 1]) == running * context
