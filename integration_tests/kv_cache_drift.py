@@ -6,8 +6,8 @@ fp8 reference backend (flashmla / FLASHMLA) than that backend is from its own bf
 run over every forced position, across the runs over the positions where both references forced the same tokens
 (e2e_common.forced_logprob_diff).
 
-    python integration_tests/kv_cache_drift.py --bf16-run DIR --fp8-run DIR [--reference flashmla]
-        [--ours mla_backend] [--others triton] [--out FILE]          (vLLM: --reference FLASHMLA --ours CUSTOM)
+    python integration_tests/kv_cache_drift.py --bf16-run DIR --fp8-run DIR [--engine sglang|vllm] [--others triton]
+        [--out FILE]
 """
 from __future__ import annotations
 
@@ -16,7 +16,11 @@ import json
 import sys
 from pathlib import Path
 
-from e2e_common import forced_logprob_diff
+import sglang_e2e
+import vllm_e2e
+from e2e_common import OUR_BACKEND, forced_logprob_diff
+
+REFERENCE = {"sglang": sglang_e2e.REFERENCE, "vllm": vllm_e2e.REFERENCE}   # each engine's e2e reference backend
 
 
 def load_result(run: Path, backend: str) -> dict:
@@ -27,7 +31,8 @@ def load_result(run: Path, backend: str) -> dict:
     return json.loads(found[0].read_text())
 
 
-def drift(bf16_run: Path, fp8_run: Path, reference: str, ours: str, others: tuple[str, ...] = ()) -> dict:
+def drift(bf16_run: Path, fp8_run: Path, engine: str, others: tuple[str, ...] = ()) -> dict:
+    reference, ours = REFERENCE[engine], OUR_BACKEND[engine]
     ref_bf16, ref_fp8 = load_result(bf16_run, reference), load_result(fp8_run, reference)
     pairs = {f"{reference} fp8 ~ {reference} bf16": forced_logprob_diff(ref_fp8, ref_bf16)}
     for name in (ours, *others):
@@ -46,13 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bf16-run", type=Path, required=True, help="work folder of the run on the model's dtype")
     parser.add_argument("--fp8-run", type=Path, required=True, help="work folder of the run on an fp8 cache")
-    parser.add_argument("--reference", default="flashmla", help="the engine's reference backend (vLLM: FLASHMLA)")
-    parser.add_argument("--ours", default="mla_backend", help="our backend's name in the engine (vLLM: CUSTOM)")
+    parser.add_argument("--engine", choices=sorted(REFERENCE), default="sglang",
+                        help="whose runs: names the reference backend and ours as that engine's e2e driver does")
     parser.add_argument("--others", default="", help="more fp8-run backends to place, comma-separated")
     parser.add_argument("--out", type=Path, help="write the JSON here too")
     args = parser.parse_args(argv)
     others = tuple(n for n in args.others.split(",") if n)
-    report = drift(args.bf16_run, args.fp8_run, args.reference, args.ours, others)
+    report = drift(args.bf16_run, args.fp8_run, args.engine, others)
     text = json.dumps(report, indent=1)
     print(text)
     if args.out:

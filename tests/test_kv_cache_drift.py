@@ -37,7 +37,7 @@ def test_drift_places_ours_against_the_reference_own_fp8_drift(tmp_path, ours_er
     write(tmp_path / "fp8", "flashmla_tp1_fp8_e4m3", result(tokens, [[0.0, -1.2, -1.0, -1.0, -1.0]]))
     write(tmp_path / "fp8", "mla_backend_tp1_fp8_e4m3",
           result(tokens, [[0.0, -1.2 + ours_error, -1.0, -1.0, -1.0]]))
-    report = kv_cache_drift.drift(tmp_path / "bf16", tmp_path / "fp8", "flashmla", "mla_backend")
+    report = kv_cache_drift.drift(tmp_path / "bf16", tmp_path / "fp8", "sglang")
     assert report["pairs"]["flashmla fp8 ~ flashmla bf16"]["max"] == pytest.approx(0.2)
     assert report["pairs"]["mla_backend fp8 ~ flashmla fp8"]["max"] == pytest.approx(ours_error)
     assert report["ours_within_the_reference_own_drift"] is verdict
@@ -49,7 +49,7 @@ def test_drift_places_ours_against_the_reference_own_fp8_drift(tmp_path, ours_er
 
 def test_a_missing_result_names_the_folder_and_the_backend(tmp_path):
     with pytest.raises(SystemExit, match="result_flashmla_"):
-        kv_cache_drift.drift(tmp_path, tmp_path, "flashmla", "mla_backend")
+        kv_cache_drift.drift(tmp_path, tmp_path, "sglang")
 
 
 def test_runs_whose_references_part_at_once_are_refused_with_the_pair(tmp_path):
@@ -58,8 +58,18 @@ def test_runs_whose_references_part_at_once_are_refused_with_the_pair(tmp_path):
     write(tmp_path / "fp8", "mla_backend_tp1_fp8_e4m3", result([[1, 5, 3]], [[0.0, -1.0, -1.0]]))
     assert e2e_common.forced_logprob_diff(load(tmp_path / "fp8"), load(tmp_path / "bf16"))["positions"] == 0
     with pytest.raises(SystemExit, match="flashmla fp8 ~ flashmla bf16"):
-        kv_cache_drift.drift(tmp_path / "bf16", tmp_path / "fp8", "flashmla", "mla_backend")
+        kv_cache_drift.drift(tmp_path / "bf16", tmp_path / "fp8", "sglang")
 
 
 def load(folder: Path) -> dict:
     return kv_cache_drift.load_result(folder, "flashmla")
+
+
+def test_vllm_runs_are_read_under_vllms_backend_names(tmp_path):
+    tokens, logprobs = [[1, 2, 3]], [[0.0, -1.0, -1.0]]
+    write(tmp_path / "bf16", "FLASHMLA_tp1_forced", result(tokens, logprobs))
+    for name in ("FLASHMLA", "CUSTOM"):
+        write(tmp_path / "fp8", f"{name}_tp1_forced_fp8", result(tokens, logprobs))
+    report = kv_cache_drift.drift(tmp_path / "bf16", tmp_path / "fp8", "vllm")
+    assert set(report["pairs"]) == {"FLASHMLA fp8 ~ FLASHMLA bf16", "CUSTOM fp8 ~ FLASHMLA fp8",
+                                    "CUSTOM fp8 ~ FLASHMLA bf16"}
