@@ -1,47 +1,23 @@
-// Swap-AB decode on an fp8 (e4m3) KV cache for up to 32 query rows: both products in fp8 (v40; v41: 17-32 rows).
-//
-//   S^T [64 x 16] = K8 [64 x 576] . Q8^T            18 wgmma m64n16k32 e4m3: K straight from the cp.async
-//                                                    stage (576 bytes a token), Q quantized per row on load
-//   O^T [512 x 16] = V8^T [512 x 64] . P8^T         per block into a fresh accumulator, added to O in fp32:
-//                                                    16 wgmma m64n32k32 e4m3, P's high and low parts as 32 columns
-// fp8 wgmma takes both operands K-major, so V (the cache's first 512 columns, token-major) is transposed in
-// shared memory into Vt stages (a 64-byte row of 64 tokens per V column, 32 KB a block) by the producer
-// warpgroup once the block has landed: each thread reads 16 tokens x 16 columns (16 conflict-free 16-byte
-// loads), transposes the 16 x 16 bytes in registers (PRMT) and writes 16 rows of 16 tokens.
-// P = exp(s - max) in [0, 1] is scaled by 2^8 (into e4m3's normal range) and written as two e4m3 parts, high =
-// e4m3(256 p) and low = e4m3(256 p - high): P.V's error stays ~2^-8 relative instead of e4m3's 2^-4. The row
-// sums are taken from the fp32 P. Each block's P.V starts from zero: fp8 wgmma accumulates with fewer bits than
-// fp32, so O itself is summed in registers.
-// Scales: S = softmax_scale * descale_k * (K8 . Q8) / q_scale[row] and O = descale_k / 2^8 * sum P8.V8, where
-// q_scale = 448 / max|q_row| maps each query row onto e4m3's range.
+// Swap-AB decode on an fp8 (e4m3) KV cache for up to 32 query rows, split between consumer warpgroups by query
+// row (v40; v41: 17-32 rows). The stages, the producer and the products are mla_fp8_stages.cuh's; here, each
+// consumer warpgroup runs Q.K^T, the online softmax, P and all of O^T = V8^T P8^T for its 16 rows, one block
+// after the other.
 //
 // 17-32 rows (kGroups = 2): a second consumer warpgroup takes rows 16-31 with its own Q, P and softmax, on the
 // same raw and Vt stages (one copy and one transpose a block for both); its O^T is another 64 registers a thread,
 // which is why the rows are split by warpgroup (32 columns in one would be 128 registers of O). 384 threads: the
 // producer gives registers to the consumers with setmaxnreg.
 //
-// Stages: three raw fp8 stages (40 KB: 128-byte rows of 128 columns, the fifth sub-tile half used) and two Vt
-// stages (32 KB, 64-byte rows, the 64-byte swizzle). The producer copies block n, then transposes block n - 2
-// (blocks n - 1 and n still landing). Barriers: raw_full (128 cp.async arrivals; the producer waits on it too,
-// since it transposes bytes other threads copied), raw_empty (4 warps of each consumer warpgroup after Q.K^T and
-// 4 producer warps after reading the stage for the transpose), vt_full (128 producer threads, after
-// transposing), vt_empty (4 warps of each consumer warpgroup, after P.V).
+// Barrier counts: raw_empty takes the 4 producer warps and the 4 warps of each consumer warpgroup (after Q.K^T),
+// vt_empty the 4 warps of each consumer warpgroup (after P.V).
 #pragma once
 
-#include <cuda_fp8.h>
-
-#include "mla_decode_narrow.cuh"
+#include "mla_fp8_stages.cuh"
 
 namespace mla {
 namespace narrow_fp8 {
+namespace row_split {
 
-using narrow::ColumnStats;
-using narrow::Fragment;
-using narrow::kConsumerWarps;
-using narrow::kDTiles;
-using narrow::kProducerThreads;
-
-constexpr int kCols = 16;                       // query rows a consumer warpgroup: the wgmma N of Q.K^T
 constexpr int kMaxGroups = 2;                   // consumer warpgroups: rows 0-15, 16-31
 template <int kGroups>
 constexpr int kThreads = kGroups * kWarpgroupThreads + kProducerThreads;   // consumers first, then the producer
@@ -51,47 +27,6 @@ constexpr int kProducerRegisters = 112;         // the transpose holds 16 x 16 b
 constexpr int kConsumerRegisters = 192;
 static_assert(kProducerRegisters + kMaxGroups * kConsumerRegisters <= (kMaxGroups + 1) * (64 * 1024 / kThreads<2> / 8 * 8),
               "setmaxnreg budgets exceed the registers allocated at launch");
-constexpr int kRawSubTileColumns = 128;                                          // e4m3 values a 128-byte row
-constexpr int kRawSubTiles = (kHeadDim + kRawSubTileColumns - 1) / kRawSubTileColumns;   // 5 (the last: 64)
-constexpr int kRawKSteps = kHeadDim / 32;                                        // 18 k32 steps of Q.K^T
-constexpr int kRawStages = 3;
-constexpr int kVtStages = 2;
-constexpr int kTransposeLag = kRawStages - 1;   // blocks still landing while one is transposed
-constexpr int kPvKSteps = kBlockSize / 32;      // k32 steps of P.V over a block's tokens
-constexpr float kProbScale = 256.f;             // P is written as e4m3 of 2^8 p
-constexpr float kE4M3Max = 448.f;
-constexpr float kQAmaxMin = 1e-30f, kQAmaxMax = 1e30f;                            // reference.Q_AMAX_RANGE
-
-// Raw fp8 stage: token 8g + r, sub-tile t (columns 128t..128t+127) is the 128-byte row g * kGroupBytes +
-// t * 1024 + r * 128; its 16-byte chunk c at chunk c ^ r (the 128-byte swizzle, as the wgmma descriptors).
-struct RawLayout {
-  static constexpr int kGroupBytes = kRawSubTiles * 1024;
-  static constexpr int kStageBytes = (kBlockSize / 8) * kGroupBytes;
-  __device__ static uint32_t row(uint32_t stage, int sub_tile, int token) {
-    return stage + (token / 8) * kGroupBytes + sub_tile * 1024 + (token % 8) * 128;
-  }
-};
-
-// Vt stage: V column d is the 64-byte row d (64 tokens); its 16-token chunk g at chunk g ^ ((d / 2) % 4), the
-// 64-byte swizzle (8-row atoms of 512 bytes). P^T has the same layout with a row per query column.
-struct VtLayout {
-  static constexpr int kRowBytes = kBlockSize;
-  static constexpr int kAtomBytes = 8 * kRowBytes;
-  static constexpr int kStageBytes = kHeadDimV * kRowBytes;
-  __device__ static uint32_t chunk(uint32_t base, int row, int token_chunk) {
-    return base + row * kRowBytes + ((token_chunk ^ ((row / 2) % 4)) * 16);
-  }
-};
-
-// K-major operand in the 64-byte swizzle: rows of 64 bytes, 8-row groups 512 bytes apart.
-__device__ __forceinline__ uint64_t desc_k_major_sw64(uint32_t addr) {
-  uint64_t d = 0;
-  d |= uint64_t((addr & 0x3FFFF) >> 4);
-  d |= uint64_t(1) << 16;                              // leading byte offset: unused for swizzled K-major
-  d |= uint64_t(VtLayout::kAtomBytes >> 4) << 32;      // stride byte offset: next 8 rows
-  d |= uint64_t(2) << 62;                              // 64-byte swizzle
-  return d;
-}
 
 // What one consumer warpgroup keeps for its kCols query rows.
 struct GroupStorage {
@@ -109,261 +44,6 @@ struct SharedStorage {
   GroupStorage group[kGroups];
   uint64_t raw_full[kRawStages], raw_empty[kRawStages], vt_full[kVtStages], vt_empty[kVtStages];
 };
-
-using KQ = gmma::MMA_64x16x32_F32E4M3E4M3_SS_TN<>;
-using PV = gmma::MMA_64x32x32_F32E4M3E4M3_SS_TN<>;   // P's high and low parts as 32 columns
-
-// ---------------------------------------------------------------------------------------------------
-// Producer warpgroup.
-
-struct CopyLane {
-  int chunk, token;            // 16-byte chunk of a 128-byte row; first token (then + 16k)
-  const char* cache;           // this lane's first byte in page 0
-  uint32_t raw_offset;         // its first chunk's offset in a raw stage
-  __device__ CopyLane(const DecodeParams& p, int tid) {   // tid: the producer warpgroup's thread index
-    chunk = tid % 8;
-    token = tid / 8;
-    cache = static_cast<const char*>(p.k_cache) + token * p.k_stride_token + chunk * 16;
-    raw_offset = RawLayout::row(0, 0, token) + ((chunk ^ (token % 8)) * 16);
-  }
-};
-
-// Copies block `page` into raw stage `stage` (a page outside the cache arrives as zeros, reading nothing).
-__device__ __forceinline__ void copy_block(const DecodeParams& p, const CopyLane& lane, int page, uint32_t stage) {
-  const bool in_cache = static_cast<unsigned>(page) < static_cast<unsigned>(p.num_blocks);
-  const char* const src = lane.cache + (in_cache ? int64_t(page) * p.k_stride_block : 0);
-  const uint32_t src_bytes = in_cache ? 16 : 0;
-  const uint32_t dst = stage + lane.raw_offset;
-#pragma unroll
-  for (int k = 0; k < kBlockSize / 16; ++k) {
-#pragma unroll
-    for (int t = 0; t < kRawSubTiles; ++t) {
-      // The fifth sub-tile holds the 64 RoPE columns: chunks 0-3 of its row.
-      if (t < kRawSubTiles - 1 || lane.chunk < (kHeadDim % kRawSubTileColumns) / 16) {
-        cp_async_16_zfill(dst + k * 2 * RawLayout::kGroupBytes + t * 1024,
-                          src + k * 16 * p.k_stride_token + t * 128, src_bytes);
-      }
-    }
-  }
-}
-
-// One producer thread's share of a block's transpose: V columns 16c..16c+15 (c < 32) of tokens 16g..16g+15
-// (g < 4). In a quarter warp the eight lanes read the eight chunks c % 8 of one raw sub-tile (rows of tokens
-// 16g + j for four different g: no bank conflict, the raw rows' swizzle is c ^ j % 8) and write Vt chunks of four
-// different g (in two halves that store their rows in swapped pairs: eight bank groups, see transpose_block).
-struct TransposeLane {
-  int c, g;
-  uint32_t raw_offset;   // this lane's chunk of token 16g in a raw stage
-  __device__ explicit TransposeLane(int tid) {   // tid: the producer warpgroup's thread index
-    const int warp = tid / 32, lane = tid % 32;
-    c = lane;                         // sub-tile c / 8 = lane / 8, chunk c % 8 = lane % 8
-    g = (lane % 8 + warp) % 4;
-    raw_offset = RawLayout::row(0, c / 8, 16 * g);
-  }
-};
-
-// The 4 x 4 byte transpose: out[m] holds byte m ^ swap of x0..x3, in that order (swap 0 or 1, through the last
-// step's selectors: even_sel = 0x5410 and odd_sel = 0x7632 for swap 0, the other way round for swap 1).
-__device__ __forceinline__ void transpose_4x4(uint32_t x0, uint32_t x1, uint32_t x2, uint32_t x3, uint32_t even_sel,
-                                              uint32_t odd_sel, uint32_t (&out)[4]) {
-  const uint32_t t0 = __byte_perm(x0, x1, 0x5140), t1 = __byte_perm(x0, x1, 0x7362);
-  const uint32_t t2 = __byte_perm(x2, x3, 0x5140), t3 = __byte_perm(x2, x3, 0x7362);
-  out[0] = __byte_perm(t0, t2, even_sel);
-  out[1] = __byte_perm(t0, t2, odd_sel);
-  out[2] = __byte_perm(t1, t3, even_sel);
-  out[3] = __byte_perm(t1, t3, odd_sel);
-}
-
-// Block m's V, transposed from its raw stage into Vt stage m % kVtStages once all of its copies have landed and
-// the consumers are done with that Vt stage. Tokens from valid_tokens on are written as zeros: 0 * NaN would
-// poison P.V (unused page tails may hold anything).
-template <int kGroups>
-__device__ __forceinline__ void transpose_block(const TransposeLane& lane, SharedStorage<kGroups>& smem, int m,
-                                                int valid_tokens) {
-  const int vt_stage = m % kVtStages;
-  mbar_wait(smem_addr(&smem.raw_full[m % kRawStages]), (m / kRawStages) & 1);
-  if (m >= kVtStages) mbar_wait(smem_addr(&smem.vt_empty[vt_stage]), (m / kVtStages - 1) & 1);
-  const uint32_t raw = smem_addr(smem.raw[m % kRawStages]) + lane.raw_offset;
-  uint32_t rows[16][4];   // [token][4 columns each]
-#pragma unroll
-  for (int j = 0; j < 16; ++j) {
-    const int token = 16 * lane.g + j;
-    const uint32_t at = raw + (j / 8) * RawLayout::kGroupBytes + (j % 8) * 128 + ((lane.c % 8) ^ (j % 8)) * 16;
-    asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(rows[j][0]), "=r"(rows[j][1]), "=r"(rows[j][2]), "=r"(rows[j][3]) : "r"(at));
-    if (token >= valid_tokens) rows[j][0] = rows[j][1] = rows[j][2] = rows[j][3] = 0;
-  }
-  // Every producer warp has read the stage: with the consumers' Q.K^T done it may take block m + kRawStages.
-  __syncwarp();
-  if (threadIdx.x % 32 == 0) mbar_arrive(smem_addr(&smem.raw_empty[m % kRawStages]));
-  // Lanes 4-7 of a quarter warp hold (and store) the columns in the order 1, 0, 3, 2, ...: with the four different
-  // g of each half, the eight 16-byte stores of a quarter warp fall in eight bank groups (row parity picks the
-  // 64-byte half of the 128 bytes).
-  const int swap = (lane.c % 8) / 4;
-  const uint32_t even_sel = swap ? 0x7632 : 0x5410, odd_sel = swap ? 0x5410 : 0x7632;
-  uint32_t columns[16][4];   // [column ^ swap][4 tokens each]
-#pragma unroll
-  for (int quad = 0; quad < 4; ++quad) {        // tokens 4 quad ..
-#pragma unroll
-    for (int word = 0; word < 4; ++word) {      // columns 4 word ..
-      uint32_t out[4];
-      transpose_4x4(rows[4 * quad][word], rows[4 * quad + 1][word], rows[4 * quad + 2][word], rows[4 * quad + 3][word],
-                    even_sel, odd_sel, out);
-#pragma unroll
-      for (int k = 0; k < 4; ++k) columns[4 * word + k][quad] = out[k];
-    }
-  }
-  const uint32_t vt = smem_addr(smem.vt[vt_stage]);
-#pragma unroll
-  for (int i = 0; i < 16; ++i) {
-    store_shared_16(VtLayout::chunk(vt, 16 * lane.c + (i ^ swap), lane.g),
-                    make_uint4(columns[i][0], columns[i][1], columns[i][2], columns[i][3]));
-  }
-  mbar_arrive(smem_addr(&smem.vt_full[vt_stage]));   // the consumers fence after their wait
-}
-
-__device__ __forceinline__ int valid_tokens_of(const DecodeParams& p, const BlockCursor& cursor) {
-  return min(max(p.seqlens[cursor.req], 0) - cursor.block * kBlockSize, kBlockSize);
-}
-
-template <int kGroups>
-__device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry, SharedStorage<kGroups>& smem, int tid) {
-  const CopyLane lane(p, tid);
-  const TransposeLane transpose(tid);
-  BlockCursor cursor{entry.begin_req, entry.begin_block};
-  cursor.settle(p, entry);
-  int page = 0, valid = 0;
-  if (cursor.valid(entry)) page = cursor.page(p), valid = valid_tokens_of(p, cursor);
-  int valid_lag[kTransposeLag] = {};   // valid tokens of blocks n - 2, n - 1
-  for (int n = 0;; ++n) {
-    if (!cursor.valid(entry)) {   // the last blocks' transposes
-#pragma unroll
-      for (int k = 0; k < kTransposeLag; ++k) {
-        const int m = n - kTransposeLag + k;
-        if (m >= 0) transpose_block(transpose, smem, m, valid_lag[k]);
-      }
-      break;
-    }
-    const int stage = n % kRawStages;   // block n's copies
-    if (n >= kRawStages) mbar_wait(smem_addr(&smem.raw_empty[stage]), (n / kRawStages - 1) & 1);
-    copy_block(p, lane, page, smem_addr(smem.raw[stage]));
-    cp_async_mbar_arrive_noinc(smem_addr(&smem.raw_full[stage]));
-    const int valid_n = valid;
-    ++cursor.block;
-    cursor.settle(p, entry);
-    if (cursor.valid(entry)) page = cursor.page(p), valid = valid_tokens_of(p, cursor);   // read while copying
-    if (n >= kTransposeLag) transpose_block(transpose, smem, n - kTransposeLag, valid_lag[0]);
-#pragma unroll
-    for (int k = 0; k + 1 < kTransposeLag; ++k) valid_lag[k] = valid_lag[k + 1];
-    valid_lag[kTransposeLag - 1] = valid_n;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Consumer warpgroup.
-
-// The two values of a packed 16-bit pair (low half first) as floats.
-template <typename Element>
-__device__ __forceinline__ float2 unpack_pair(uint32_t pair);
-template <>
-__device__ __forceinline__ float2 unpack_pair<__nv_bfloat16>(uint32_t pair) {
-  return make_float2(__uint_as_float(pair << 16), __uint_as_float(pair & 0xffff0000u));
-}
-template <>
-__device__ __forceinline__ float2 unpack_pair<__half>(uint32_t pair) {
-  return __half22float2(*reinterpret_cast<const __half2*>(&pair));
-}
-
-__device__ __forceinline__ uint32_t e4m3x2(float lo, float hi) {
-  return __nv_cvt_float2_to_fp8x2(make_float2(lo, hi), __NV_SATFINITE, __NV_E4M3);
-}
-
-// This warpgroup's kCols query rows of request req, quantized row by row into its Q8 (rows past p.rows stay
-// zero with scale 1). Eight threads per row, each reading 9 of its 72 16-byte chunks from global memory.
-template <typename Element>
-__device__ __forceinline__ void load_q(const DecodeParams& p, const Fragment& f, int req, GroupStorage& smem) {
-  constexpr int kLanesPerRow = kWarpgroupThreads / kCols;               // 8
-  constexpr int kChunksPerLane = kQChunksPerRow / kLanesPerRow;         // 9
-  const int tid = threadIdx.x % kWarpgroupThreads;
-  const int row = tid / kLanesPerRow, part = tid % kLanesPerRow;
-  const bool real = f.query_row(row) < p.rows;
-  uint32_t raw[kChunksPerLane][4];   // 16-bit pairs
-  float amax = 0.f;
-#pragma unroll
-  for (int i = 0; i < kChunksPerLane; ++i) {
-    const uint4 chunk = real ? *reinterpret_cast<const uint4*>(q_chunk(p, req, f.query_row(row), part + kLanesPerRow * i))
-                             : make_uint4(0, 0, 0, 0);
-    raw[i][0] = chunk.x, raw[i][1] = chunk.y, raw[i][2] = chunk.z, raw[i][3] = chunk.w;
-#pragma unroll
-    for (int w = 0; w < 4; ++w) {
-      const float2 v = unpack_pair<Element>(raw[i][w]);
-      amax = fmaxf(amax, fmaxf(fabsf(v.x), fabsf(v.y)));
-    }
-  }
-#pragma unroll
-  for (int lanes = 1; lanes < kLanesPerRow; lanes *= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffff, amax, lanes));
-  // A zero row keeps scale 1; amax is clamped so that neither the scale nor its inverse leaves fp32's normal range
-  // (448 / amax overflows below ~1e-36, and --use_fast_math's reciprocal flushes to 0 above 2^126).
-  const float scale = amax > 0.f ? kE4M3Max / fminf(fmaxf(amax, kQAmaxMin), kQAmaxMax) : 1.f;
-  const uint32_t q_base = smem_addr(smem.q);
-#pragma unroll
-  for (int i = 0; i < kChunksPerLane; ++i) {
-    const int chunk = part + kLanesPerRow * i;                          // columns 8 * chunk ..
-    uint32_t packed[2];
-#pragma unroll
-    for (int w = 0; w < 2; ++w) {
-      const float2 a = unpack_pair<Element>(raw[i][2 * w]), b = unpack_pair<Element>(raw[i][2 * w + 1]);
-      packed[w] = e4m3x2(a.x * scale, a.y * scale) | (e4m3x2(b.x * scale, b.y * scale) << 16);
-    }
-    const int sub_tile = chunk / 16, column_byte = (chunk % 16) * 8;
-    const uint32_t at = q_base + sub_tile * kCols * 128 + row * 128 + (((column_byte / 16) ^ (row % 8)) * 16) +
-                        column_byte % 16;
-    asm volatile("st.shared.v2.u32 [%0], {%1, %2};" ::"r"(at), "r"(packed[0]), "r"(packed[1]) : "memory");
-  }
-  if (part == 0) smem.q_inv_scale[row] = 1.f / scale;
-  fence_async_proxy();
-  named_barrier_sync<kWarpgroupThreads>(f.barrier(narrow::kQReady));
-}
-
-// S^T = K8 Q8^T for the raw stage at shared address raw (unscaled).
-__device__ __forceinline__ void compute_scores(uint32_t raw, const GroupStorage& smem, float (&s)[kCols / 2]) {
-  const uint32_t q_base = smem_addr(smem.q);
-  cute::warpgroup_arrive();
-#pragma unroll
-  for (int k = 0; k < kRawKSteps; ++k) {
-    const int sub_tile = k / 4, column_bytes = (k % 4) * 32;
-    wgmma_ss<KQ>(desc_k_major(RawLayout::row(raw, sub_tile, 0) + column_bytes, RawLayout::kGroupBytes),
-                 desc_k_major(q_base + sub_tile * kCols * 128 + column_bytes), s, k > 0,
-                 std::make_index_sequence<kCols / 2>{});
-  }
-  cute::warpgroup_commit_batch();
-  cute::warpgroup_wait<0>();
-  fence_operands(s);
-}
-
-// P^T as its two e4m3 parts: P's values in rows r and r + 1 (r even) of a column, gathered into one lane of a
-// pair (narrow::pair_rows), are written as two adjacent bytes of that column's row in each part.
-__device__ __forceinline__ void store_probs_fp8(const Fragment& f, const float (&s)[kCols / 2], GroupStorage& smem) {
-  const uint32_t high = smem_addr(smem.p[0]), low = smem_addr(smem.p[1]);
-#pragma unroll
-  for (int j = 0; j < kCols / 8; ++j) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      int which;
-      const float2 rows = narrow::pair_rows(f, s[j * 4 + h * 2], s[j * 4 + h * 2 + 1], which);
-      const int column = f.column(2 * j + which);
-      const int token = (f.r0 & ~1) + 8 * h;
-      const float x = rows.x * kProbScale, y = rows.y * kProbScale;
-      const __nv_fp8x2_storage_t hi = __nv_cvt_float2_to_fp8x2(make_float2(x, y), __NV_SATFINITE, __NV_E4M3);
-      const float2 hi_value = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(hi, __NV_E4M3)));
-      const __nv_fp8x2_storage_t lo =
-          __nv_cvt_float2_to_fp8x2(make_float2(x - hi_value.x, y - hi_value.y), __NV_SATFINITE, __NV_E4M3);
-      const uint32_t at = VtLayout::chunk(0, column, token / 16) + token % 16;
-      asm volatile("st.shared.u16 [%0], %1;" ::"r"(high + at), "h"(hi) : "memory");
-      asm volatile("st.shared.u16 [%0], %1;" ::"r"(low + at), "h"(lo) : "memory");
-    }
-  }
-}
 
 // O^T += V8^T P8^T for the Vt stage at shared address vt. P's high and low parts are the 32 rows of one B operand
 // (smem.p is contiguous), so each m64n32k32 reads its Vt tile once and returns column c's two parts in
@@ -394,6 +74,7 @@ __device__ __forceinline__ void accumulate_block(uint32_t vt, const GroupStorage
     }
   }
 }
+
 
 template <typename Element, int kGroups>
 __device__ void consume_kv_blocks(const DecodeParams& p, const Fragment& f, const SchedEntry& entry,
@@ -437,7 +118,7 @@ __device__ void consume_kv_blocks(const DecodeParams& p, const Fragment& f, cons
       float rescale[kCols / 4];
       narrow::online_softmax<kCols>(p, f, block, consumed & 1, needs_mask, s, stats, mine, rescale);
 
-      store_probs_fp8(f, s, mine);
+      store_probs_fp8(f, s, smem_addr(mine.p[0]));
       mbar_wait(smem_addr(&smem.vt_full[vt_stage]), vt_parity);
       fence_async_proxy();   // the producers' Vt and this warpgroup's P are read by wgmma
       named_barrier_sync<kWarpgroupThreads>(f.barrier(narrow::kProbsReady));
@@ -490,12 +171,13 @@ cudaError_t launch(const DecodeParams& p, cudaStream_t stream) {
                          dim3(kThreads<kGroups>), sizeof(SharedStorage<kGroups>), stream, p);
 }
 
+}  // namespace row_split
 }  // namespace narrow_fp8
 
 template <typename Element>
 cudaError_t launch_decode_narrow_fp8(const DecodeParams& p, cudaStream_t stream) {
-  if (p.rows <= narrow_fp8::kCols) return narrow_fp8::launch<Element, 1>(p, stream);
-  return narrow_fp8::launch<Element, narrow_fp8::kMaxGroups>(p, stream);
+  if (p.rows <= narrow_fp8::kCols) return narrow_fp8::row_split::launch<Element, 1>(p, stream);
+  return narrow_fp8::row_split::launch<Element, narrow_fp8::row_split::kMaxGroups>(p, stream);
 }
 
 }  // namespace mla

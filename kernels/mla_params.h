@@ -80,16 +80,29 @@ cudaError_t launch_decode_narrow(const DecodeParams& p, cudaStream_t stream);
 template <typename Element>
 cudaError_t launch_decode_wide(const DecodeParams& p, cudaStream_t stream);
 
-// An fp8 (e4m3) k_cache (p.descale_k set) with an Element query: the fp8 swap-AB kernel only
-// (mla_decode_narrow_fp8.cuh: both products in fp8, one consumer warpgroup per 16 query rows), so
-// s_q * h_q <= kFp8MaxRows (ops.py refuses more rows before a launch).
+// An fp8 (e4m3) k_cache (p.descale_k set) with an Element query: the fp8 swap-AB kernels only (both products in
+// fp8), so s_q * h_q <= kFp8MaxRows (ops.py refuses more rows before a launch). mla_decode_narrow_fp8.cuh runs one
+// consumer warpgroup per 16 query rows; mla_decode_narrow_fp8_split.cuh (16 rows) splits O^T between two by V's
+// columns, which shortens each block's chain: 13-17% faster where a CTA runs few blocks, 4-6% slower where it runs
+// many (kernels/PERF_NOTES.md, v42). The blocks a CTA runs are known on the device only; the batch size stands in
+// for them (graph-safe: engines capture a graph per batch size).
 constexpr int kFp8MaxRows = 32;
+constexpr int kFp8ColumnSplitMaxBatch = 32;
 template <typename Element>
 cudaError_t launch_decode_narrow_fp8(const DecodeParams& p, cudaStream_t stream);
+template <typename Element>
+cudaError_t launch_decode_narrow_fp8_split(const DecodeParams& p, cudaStream_t stream);
+inline bool fp8_column_split_pays(const DecodeParams& p) {
+  return p.rows <= kNarrowMaxRows && p.b <= kFp8ColumnSplitMaxBatch;
+}
 
 template <typename Element>
 cudaError_t launch_decode(const DecodeParams& p, cudaStream_t stream) {
-  if (p.descale_k) return p.rows <= kFp8MaxRows ? launch_decode_narrow_fp8<Element>(p, stream) : cudaErrorInvalidValue;
+  if (p.descale_k) {
+    if (p.rows > kFp8MaxRows) return cudaErrorInvalidValue;
+    return fp8_column_split_pays(p) ? launch_decode_narrow_fp8_split<Element>(p, stream)
+                                    : launch_decode_narrow_fp8<Element>(p, stream);
+  }
   if (p.rows <= kNarrowMaxRows) return launch_decode_narrow<Element, kNarrowMaxRows>(p, stream);
   return launch_decode_wide<Element>(p, stream);
 }

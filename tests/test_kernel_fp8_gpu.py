@@ -22,7 +22,8 @@ pytestmark = [pytest.mark.gpu, requires_hopper]
 
 FP8 = torch.float8_e4m3fn
 FP8_LSE_REL_TOL = 1e-3   # fp8 wgmma's accumulator has fewer mantissa bits than fp32
-# every (s_q, h_q) of s_q * h_q <= 32 that the one- and two-warpgroup kernels see, edge counts included
+# every (s_q, h_q) of s_q * h_q <= 32 that the fp8 kernels see, edge counts included; b 1, 2, 6 run the
+# column-split kernel at <= 16 rows, b 64 the row-split one
 ROWS = [(1, 1), (1, 3), (1, 16), (1, 17), (1, 32), (2, 1), (2, 3), (2, 16), (4, 3), (4, 8), (16, 2)]
 GRID = list(itertools.product([1, 2, 6, 64], ROWS, [1, 20, 63, 64, 65, 140, 4096, "varlen"], [False, True]))
 
@@ -193,5 +194,7 @@ def test_fp8_cache_with_bf16_equivalent_values_agrees_with_the_bf16_path():
 
 
 def test_fp8_compute_sanitizer_memcheck_is_clean():
+    # small batches run the column-split kernel at <= 16 rows; 40 requests (above kFp8ColumnSplitMaxBatch) the
+    # row-split one, as every 32-row batch does
     assert_memcheck_clean([(3, 1, 16, [0, 70, 200]), (2, 2, 16, [65, 1]), (4, 4, 3, [20, 0, 300, 64]),
-                           (2, 1, 32, [5000, 1])], fp8=True)
+                           (2, 1, 32, [5000, 1]), (40, 1, 16, [0, 1, 63, 64, 65, 130, 700, 2] * 5)], fp8=True)

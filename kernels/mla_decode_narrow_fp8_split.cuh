@@ -1,0 +1,331 @@
+// Swap-AB decode on an fp8 (e4m3) KV cache for up to 16 query rows, O^T split between two consumer warpgroups by
+// V's columns (v42): warpgroup 0 computes S^T, the online softmax and P for all rows, then O^T's dims 0-255;
+// warpgroup 1 takes dims 256-511 with warpgroup 0's P (two P buffers, so warpgroup 0 goes on to the next block's
+// Q.K^T while warpgroup 1 multiplies this one). A block's chain in warpgroup 0 holds half of P.V, which pays where
+// a CTA runs few blocks (small batches: the chain's latency is the time); where it runs many, the one-warpgroup
+// kernel (mla_decode_narrow_fp8.cuh) moves more blocks a second (kernels/PERF_NOTES.md, v42). The stages, the
+// producer and the products are mla_fp8_stages.cuh's.
+//
+// Barrier counts: raw_empty takes the 4 producer warps and warpgroup 0's 4 warps (after Q.K^T), vt_empty the 8
+// consumer warps (after P.V); p_full warpgroup 0's 128 threads (after writing P and the rescale factors),
+// p_empty warpgroup 1's 4 warps (after P.V).
+#pragma once
+
+#include "mla_fp8_stages.cuh"
+
+namespace mla {
+namespace narrow_fp8 {
+namespace column_split {
+
+constexpr int kConsumerGroups = 2;              // warpgroup 0: scores + O dims 0-255; 1: O dims 256-511
+constexpr int kHalfTiles = kDTiles / kConsumerGroups;
+constexpr int kThreads = kConsumerGroups * kWarpgroupThreads + kProducerThreads;   // consumers first, then producer
+// setmaxnreg budgets: the pool is what the launch allocated, 168 a thread at 384 threads (kernels/mla_decode.cuh
+// says what a larger sum does). The producer's transpose holds 16 x 16 bytes a thread: at 120 registers it cost
+// 4% at b128/s4096 against 152 (v42's register probe); the consumers spill below 176.
+constexpr int kProducerRegisters = 152;
+constexpr int kConsumerRegisters = 176;
+constexpr int kLaunchRegisters = 64 * 1024 / kThreads / 8 * 8;   // 168
+static_assert(kProducerRegisters + kConsumerGroups * kConsumerRegisters <= (kConsumerGroups + 1) * kLaunchRegisters,
+              "setmaxnreg budgets exceed the registers allocated at launch");
+constexpr int kProbBuffers = 2;                 // P (and its rescale factors) of blocks n and n + 1
+constexpr int kPvBatch = 4;                     // V tiles a P.V batch: 4 x 16 accumulator registers
+
+// Named barriers of both consumer warpgroups (warpgroup 0's own are narrow::Barrier 1-5).
+enum SharedBarrier : int { kOutputScaleReady = 6, kRequestDone = 7 };
+static_assert(kOutputScaleReady > narrow::kRequestDone, "the two-warpgroup barriers follow warpgroup 0's own");
+
+// P^T of one block: kCols rows of high parts, then kCols rows of low parts (VtLayout rows, contiguous: row
+// kCols + n has row n's swizzle phase since kCols is a multiple of 8), and each column's rescale factor for O.
+struct ProbBuffer {
+  alignas(1024) char p[2 * kCols * VtLayout::kRowBytes];
+  float rescale[kCols];
+};
+
+struct SharedStorage {
+  alignas(1024) char raw[kRawStages][RawLayout::kStageBytes];
+  alignas(1024) char vt[kVtStages][VtLayout::kStageBytes];
+  alignas(1024) char q[kRawSubTiles][kCols * 128];       // Q8: kCols rows x 576 e4m3, 128-column sub-tiles
+  ProbBuffer probs[kProbBuffers];
+  float block_max[2][kConsumerWarps][kCols];
+  float column_sum[kConsumerWarps][kCols];
+  float q_inv_scale[kCols];                              // 1 / q_scale of each query row
+  float output_scale[kCols];                             // descale_k / 2^8 / row sum (0 for a row without keys)
+  uint64_t raw_full[kRawStages], raw_empty[kRawStages], vt_full[kVtStages], vt_empty[kVtStages];
+  uint64_t p_full[kProbBuffers], p_empty[kProbBuffers];
+};
+
+// Each column's rescale factor of this block, for warpgroup 1's half of O (lanes 0-3 of a warp own every column
+// once).
+__device__ __forceinline__ void store_rescale(const Fragment& f, const float (&rescale)[kCols / 4], ProbBuffer& buffer) {
+  if (f.warp == 0 && f.lane < 4) {
+#pragma unroll
+    for (int c = 0; c < kCols / 4; ++c) buffer.rescale[f.column(c)] = rescale[c];
+  }
+}
+
+__device__ __forceinline__ void rescale_half(float (&o)[kHalfTiles][kCols / 2], const float (&rescale)[kCols / 4]) {
+#pragma unroll
+  for (int d = 0; d < kHalfTiles; ++d) {
+#pragma unroll
+    for (int i = 0; i < kCols / 2; ++i) o[d][i] *= rescale[(i / 4) * 2 + i % 2];
+  }
+}
+
+// O^T[half] += V8^T P8^T for the Vt stage at shared address vt: this warpgroup's four V tiles. P's high and low
+// parts are the 2 kCols rows of one B operand, so each wgmma reads its Vt tile once and returns column c's two
+// parts in accumulator columns c and c + kCols, added into O in fp32: each block's sum is formed in fp8 wgmma's
+// accumulator (fewer bits than fp32), O across blocks in registers. kPvBatch tiles a batch.
+__device__ __forceinline__ void accumulate_half(uint32_t vt, uint32_t probs, int half,
+                                                float (&o)[kHalfTiles][kCols / 2]) {
+  constexpr int kBatch = kPvBatch;
+#pragma unroll
+  for (int batch = 0; batch < kHalfTiles / kBatch; ++batch) {
+    float ob[kBatch][kCols];
+    cute::warpgroup_arrive();
+#pragma unroll
+    for (int d = 0; d < kBatch; ++d) {
+      const int tile = half * kHalfTiles + batch * kBatch + d;
+#pragma unroll
+      for (int t = 0; t < kPvKSteps; ++t) {
+        wgmma_ss<PV>(desc_k_major_sw64(vt + tile * 64 * VtLayout::kRowBytes + t * 32),
+                     desc_k_major_sw64(probs + t * 32), ob[d], t > 0, std::make_index_sequence<kCols>{});
+      }
+    }
+    cute::warpgroup_commit_batch();
+    cute::warpgroup_wait<0>();
+#pragma unroll
+    for (int d = 0; d < kBatch; ++d) {
+      fence_operands(ob[d]);
+#pragma unroll
+      for (int i = 0; i < kCols / 2; ++i) o[batch * kBatch + d][i] += ob[d][i] + ob[d][i + kCols / 2];
+    }
+  }
+}
+
+// This warpgroup's half of O^T, times each column's output scale, written transposed to out (or to the split's
+// fp32 partial).
+template <typename Element>
+__device__ __forceinline__ void store_output_half(const DecodeParams& p, const Fragment& f, int req, OutputSlot slot,
+                                                  int half, const float (&o)[kHalfTiles][kCols / 2],
+                                                  const float (&scale)[kCols / 4]) {
+  const int64_t row_base = int64_t(slot.is_split ? slot.split_row : req) * p.rows;
+#pragma unroll
+  for (int d = 0; d < kHalfTiles; ++d) {
+#pragma unroll
+    for (int j = 0; j < kCols / 8; ++j) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        int which;
+        const float2 rows = narrow::pair_rows(f, o[d][j * 4 + h * 2] * scale[2 * j],
+                                              o[d][j * 4 + h * 2 + 1] * scale[2 * j + 1], which);
+        const int row = f.query_row(f.column(2 * j + which));
+        const int dim = (half * kHalfTiles + d) * 64 + (f.r0 & ~1) + 8 * h;
+        if (row >= p.rows) continue;
+        const int64_t offset = (row_base + row) * kHeadDimV + dim;
+        if (slot.is_split) {
+          *reinterpret_cast<float2*>(p.out_accum + offset) = rows;
+        } else {
+          *reinterpret_cast<uint32_t*>(static_cast<Element*>(p.out) + offset) = GmmaOps<Element>::pack(rows.x, rows.y);
+        }
+      }
+    }
+  }
+}
+
+// Warpgroup 0's end of a request: the row sums over its four warps give each column's output scale (shared with
+// warpgroup 1) and the LSE.
+__device__ __forceinline__ void finish_rows(const DecodeParams& p, const Fragment& f, int req, OutputSlot slot,
+                                            const ColumnStats<kCols>& stats, float output_scale,
+                                            SharedStorage& smem, float (&scale)[kCols / 4]) {
+  constexpr int kOwnColumns = kCols / 4;
+  float warp_sum[kOwnColumns];
+#pragma unroll
+  for (int c = 0; c < kOwnColumns; ++c) warp_sum[c] = narrow::warp_column_sum(stats.sum[c]);
+  if (f.lane < 4) {
+#pragma unroll
+    for (int c = 0; c < kOwnColumns; ++c) smem.column_sum[f.warp][f.column(c)] = warp_sum[c];
+  }
+  named_barrier_sync<kWarpgroupThreads>(f.barrier(narrow::kColumnSumsReady));
+  const int64_t row_base = int64_t(slot.is_split ? slot.split_row : req) * p.rows;
+#pragma unroll
+  for (int c = 0; c < kOwnColumns; ++c) {
+    float sum = 0.f;
+#pragma unroll
+    for (int w = 0; w < kConsumerWarps; ++w) sum += smem.column_sum[w][f.column(c)];
+    scale[c] = sum == 0.f ? 0.f : (1.f / sum) * output_scale;
+    const float lse_log2 = sum == 0.f ? -INFINITY : stats.max[c] + __log2f(sum);
+    const int row = f.query_row(f.column(c));
+    if (f.warp == 0 && f.lane < 4) {
+      smem.output_scale[f.column(c)] = scale[c];
+      if (row >= p.rows) continue;
+      if (slot.is_split) {
+        p.lse_accum[row_base + row] = lse_log2;
+      } else {
+        store_final_lse(p, req, row, lse_log2 == -INFINITY, lse_log2);
+      }
+    }
+  }
+}
+
+// Warpgroup 0: Q.K^T, the online softmax and P for every row, then O^T's dims 0-255.
+template <typename Element>
+__device__ void score_and_accumulate(const DecodeParams& p, const Fragment& f, const SchedEntry& entry,
+                                     SharedStorage& smem) {
+  const float descale = __ldg(p.descale_k);
+  int consumed = 0;
+  for (int req = entry.begin_req; req <= entry.end_req; ++req) {
+    const Piece piece = piece_of(p, entry, req);
+    const OutputSlot slot = output_slot(p, entry, req);
+    ColumnStats<kCols> stats;
+    float column_scale[kCols / 4];   // descale_k / q_scale of each of this thread's columns
+#pragma unroll
+    for (int c = 0; c < kCols / 4; ++c) {
+      stats.max[c] = -INFINITY;
+      stats.sum[c] = 0.f;
+      stats.key_limit[c] = key_limit(p, piece.seqlen, f.query_row(f.column(c)));
+    }
+    float o[kHalfTiles][kCols / 2];
+#pragma unroll
+    for (int d = 0; d < kHalfTiles; ++d) {
+#pragma unroll
+      for (int i = 0; i < kCols / 2; ++i) o[d][i] = 0.f;
+    }
+    if (piece.num_blocks() > 0) load_q<Element>(p, f, req, smem);
+#pragma unroll
+    for (int c = 0; c < kCols / 4; ++c) column_scale[c] = descale * smem.q_inv_scale[f.column(c)];
+
+    for (int block = piece.first; block < piece.last; ++block, ++consumed) {
+      const int stage = consumed % kRawStages, parity = (consumed / kRawStages) & 1;
+      const int vt_stage = consumed % kVtStages, vt_parity = (consumed / kVtStages) & 1;
+      const int buffer = consumed % kProbBuffers, uses = consumed / kProbBuffers;
+      const uint32_t raw = smem_addr(smem.raw[stage]), vt = smem_addr(smem.vt[vt_stage]);
+      mbar_wait(smem_addr(&smem.raw_full[stage]), parity);
+      fence_async_proxy();   // cp.async (generic proxy) wrote the stage; wgmma reads it (async proxy)
+      float s[kCols / 2];
+      compute_scores(raw, smem, s);
+      if (f.lane == 0) mbar_arrive(smem_addr(&smem.raw_empty[stage]));
+#pragma unroll
+      for (int i = 0; i < kCols / 2; ++i) s[i] *= column_scale[(i / 4) * 2 + i % 2];
+      const bool needs_mask = (block + 1) * kBlockSize > min_key_limit(p, piece.seqlen);
+      float rescale[kCols / 4];
+      narrow::online_softmax<kCols>(p, f, block, consumed & 1, needs_mask, s, stats, smem, rescale);
+
+      // Warpgroup 1 is done with the block that last used this P buffer.
+      if (uses > 0) mbar_wait(smem_addr(&smem.p_empty[buffer]), (uses - 1) & 1);
+      store_probs_fp8(f, s, smem_addr(smem.probs[buffer].p));
+      store_rescale(f, rescale, smem.probs[buffer]);
+      fence_async_proxy();   // P is read by wgmma, here and in warpgroup 1
+      mbar_arrive(smem_addr(&smem.p_full[buffer]));
+      mbar_wait(smem_addr(&smem.p_full[buffer]), uses & 1);   // every thread's P stored
+      mbar_wait(smem_addr(&smem.vt_full[vt_stage]), vt_parity);
+      fence_async_proxy();   // the producers' Vt is read by wgmma
+
+      rescale_half(o, rescale);
+      accumulate_half(vt, smem_addr(smem.probs[buffer].p), 0, o);
+      if (f.lane == 0) mbar_arrive(smem_addr(&smem.vt_empty[vt_stage]));
+    }
+    if (req == entry.end_req) allow_next_grid_launch();
+    float scale[kCols / 4];
+    finish_rows(p, f, req, slot, stats, descale / kProbScale, smem, scale);
+    named_barrier_sync<2 * kWarpgroupThreads>(kOutputScaleReady);
+    store_output_half<Element>(p, f, req, slot, 0, o, scale);
+    named_barrier_sync<2 * kWarpgroupThreads>(kRequestDone);   // the next request reuses Q, the sums and scales
+  }
+}
+
+// Warpgroup 1: O^T's dims 256-511 with warpgroup 0's P and rescale factors.
+template <typename Element>
+__device__ void accumulate_second_half(const DecodeParams& p, const Fragment& f, const SchedEntry& entry,
+                                       SharedStorage& smem) {
+  int consumed = 0;
+  for (int req = entry.begin_req; req <= entry.end_req; ++req) {
+    const Piece piece = piece_of(p, entry, req);
+    const OutputSlot slot = output_slot(p, entry, req);
+    float o[kHalfTiles][kCols / 2];
+#pragma unroll
+    for (int d = 0; d < kHalfTiles; ++d) {
+#pragma unroll
+      for (int i = 0; i < kCols / 2; ++i) o[d][i] = 0.f;
+    }
+    for (int block = piece.first; block < piece.last; ++block, ++consumed) {
+      const int vt_stage = consumed % kVtStages, vt_parity = (consumed / kVtStages) & 1;
+      const int buffer = consumed % kProbBuffers, uses = consumed / kProbBuffers;
+      const ProbBuffer& probs = smem.probs[buffer];
+      mbar_wait(smem_addr(&smem.p_full[buffer]), uses & 1);
+      mbar_wait(smem_addr(&smem.vt_full[vt_stage]), vt_parity);
+      fence_async_proxy();   // the producers' Vt and warpgroup 0's P are read by wgmma
+      float rescale[kCols / 4];
+#pragma unroll
+      for (int c = 0; c < kCols / 4; ++c) rescale[c] = probs.rescale[f.column(c)];
+      rescale_half(o, rescale);
+      accumulate_half(smem_addr(smem.vt[vt_stage]), smem_addr(probs.p), 1, o);
+      __syncwarp();   // every lane's reads of the buffer's rescale factors come before lane 0 releases it
+      if (f.lane == 0) {
+        mbar_arrive(smem_addr(&smem.vt_empty[vt_stage]));
+        mbar_arrive(smem_addr(&smem.p_empty[buffer]));
+      }
+    }
+    if (req == entry.end_req) allow_next_grid_launch();
+    named_barrier_sync<2 * kWarpgroupThreads>(kOutputScaleReady);
+    float scale[kCols / 4];
+#pragma unroll
+    for (int c = 0; c < kCols / 4; ++c) scale[c] = smem.output_scale[f.column(c)];
+    store_output_half<Element>(p, f, req, slot, 1, o, scale);
+    named_barrier_sync<2 * kWarpgroupThreads>(kRequestDone);
+  }
+}
+
+template <typename Element>
+__global__ void __launch_bounds__(kThreads, 1) mla_decode_narrow_fp8_kernel(const __grid_constant__ DecodeParams p) {
+  extern __shared__ __align__(1024) char smem_bytes[];
+  auto& smem = *reinterpret_cast<SharedStorage*>(smem_bytes);
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kRawStages; ++s) {
+      mbar_init(smem_addr(&smem.raw_full[s]), kProducerThreads);
+      mbar_init(smem_addr(&smem.raw_empty[s]), kConsumerWarps + kProducerThreads / 32);
+    }
+    for (int s = 0; s < kVtStages; ++s) {
+      mbar_init(smem_addr(&smem.vt_full[s]), kProducerThreads);
+      mbar_init(smem_addr(&smem.vt_empty[s]), kConsumerGroups * kConsumerWarps);
+    }
+    for (int b = 0; b < kProbBuffers; ++b) {
+      mbar_init(smem_addr(&smem.p_full[b]), kWarpgroupThreads);
+      mbar_init(smem_addr(&smem.p_empty[b]), kConsumerWarps);
+    }
+    mbar_fence_init();
+  }
+  __syncthreads();
+
+  wait_for_previous_grid();   // the plan and seqlens may come from the kernel before this one
+  const SchedEntry entry = SchedEntry::load(p.sched, blockIdx.y);
+  if (threadIdx.x >= kConsumerGroups * kWarpgroupThreads) {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegisters));
+    produce_kv_blocks(p, entry, smem, threadIdx.x - kConsumerGroups * kWarpgroupThreads);
+    return;
+  }
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegisters));
+  const Fragment f(0, 0);   // both warpgroups' accumulator columns are query rows 0..kCols-1
+  if (threadIdx.x < kWarpgroupThreads) {
+    score_and_accumulate<Element>(p, f, entry, smem);
+  } else {
+    accumulate_second_half<Element>(p, f, entry, smem);
+  }
+}
+
+template <typename Element>
+cudaError_t launch(const DecodeParams& p, cudaStream_t stream) {
+  static_assert(sizeof(SharedStorage) <= 227 * 1024, "shared memory over the sm_90 limit");
+  return launch_with_pdl(mla_decode_narrow_fp8_kernel<Element>, dim3(1, p.num_parts), dim3(kThreads),
+                         sizeof(SharedStorage), stream, p);
+}
+
+}  // namespace column_split
+}  // namespace narrow_fp8
+
+template <typename Element>
+cudaError_t launch_decode_narrow_fp8_split(const DecodeParams& p, cudaStream_t stream) {
+  return narrow_fp8::column_split::launch<Element>(p, stream);
+}
+
+}  // namespace mla
