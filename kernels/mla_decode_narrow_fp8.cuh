@@ -25,7 +25,8 @@ constexpr int kThreads = kGroups * kWarpgroupThreads + kProducerThreads;   // co
 // launch allocated, 168 a thread at 384 threads (kernels/mla_decode.cuh says what a larger sum does).
 constexpr int kProducerRegisters = 112;         // the transpose holds 16 x 16 bytes a thread in registers
 constexpr int kConsumerRegisters = 192;
-static_assert(kProducerRegisters + kMaxGroups * kConsumerRegisters <= (kMaxGroups + 1) * (64 * 1024 / kThreads<2> / 8 * 8),
+constexpr int kLaunchRegisters = 64 * 1024 / kThreads<kMaxGroups> / 8 * 8;   // 168
+static_assert(kProducerRegisters + kMaxGroups * kConsumerRegisters <= (kMaxGroups + 1) * kLaunchRegisters,
               "setmaxnreg budgets exceed the registers allocated at launch");
 
 // What one consumer warpgroup keeps for its kCols query rows.
@@ -49,7 +50,8 @@ struct SharedStorage {
 // (smem.p is contiguous), so each m64n32k32 reads its Vt tile once and returns column c's two parts in
 // accumulator columns c and c + 16, added into O in fp32: each block's sum is formed in fp8 wgmma's accumulator
 // (fewer bits than fp32), O across blocks in registers. Four of the eight V tiles a batch (64 registers).
-__device__ __forceinline__ void accumulate_block(uint32_t vt, const GroupStorage& smem, float (&o)[kDTiles][kCols / 2]) {
+__device__ __forceinline__ void accumulate_block(uint32_t vt, const GroupStorage& smem,
+                                                 float (&o)[kDTiles][kCols / 2]) {
   constexpr int kBatch = kDTiles / 2;
   const uint32_t p = smem_addr(smem.p[0]);
 #pragma unroll

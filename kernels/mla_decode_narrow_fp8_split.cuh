@@ -57,7 +57,8 @@ struct SharedStorage {
 
 // Each column's rescale factor of this block, for warpgroup 1's half of O (lanes 0-3 of a warp own every column
 // once).
-__device__ __forceinline__ void store_rescale(const Fragment& f, const float (&rescale)[kCols / 4], ProbBuffer& buffer) {
+__device__ __forceinline__ void store_rescale(const Fragment& f, const float (&rescale)[kCols / 4],
+                                              ProbBuffer& buffer) {
   if (f.warp == 0 && f.lane < 4) {
 #pragma unroll
     for (int c = 0; c < kCols / 4; ++c) buffer.rescale[f.column(c)] = rescale[c];

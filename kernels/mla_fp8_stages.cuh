@@ -261,7 +261,8 @@ __device__ __forceinline__ void load_q(const DecodeParams& p, const Fragment& f,
   float amax = 0.f;
 #pragma unroll
   for (int i = 0; i < kChunksPerLane; ++i) {
-    const uint4 chunk = real ? *reinterpret_cast<const uint4*>(q_chunk(p, req, f.query_row(row), part + kLanesPerRow * i))
+    const int chunk_index = part + kLanesPerRow * i;
+    const uint4 chunk = real ? *reinterpret_cast<const uint4*>(q_chunk(p, req, f.query_row(row), chunk_index))
                              : make_uint4(0, 0, 0, 0);
     raw[i][0] = chunk.x, raw[i][1] = chunk.y, raw[i][2] = chunk.z, raw[i][3] = chunk.w;
 #pragma unroll
