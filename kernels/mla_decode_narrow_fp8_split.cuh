@@ -178,39 +178,17 @@ __device__ void score_and_accumulate(const DecodeParams& p, const Fragment& f, c
   for (int req = entry.begin_req; req <= entry.end_req; ++req) {
     const Piece piece = piece_of(p, entry, req);
     const OutputSlot slot = output_slot(p, entry, req);
-    ColumnStats<kCols> stats;
-    float column_scale[kCols / 4];   // descale_k / q_scale of each of this thread's columns
-#pragma unroll
-    for (int c = 0; c < kCols / 4; ++c) {
-      stats.max[c] = -INFINITY;
-      stats.sum[c] = 0.f;
-      stats.key_limit[c] = key_limit(p, piece.seqlen, f.query_row(f.column(c)));
-    }
+    RequestRows rows;
+    start_request<Element>(p, f, req, piece, descale, smem, rows);
     float o[kHalfTiles][kCols / 2];
-#pragma unroll
-    for (int d = 0; d < kHalfTiles; ++d) {
-#pragma unroll
-      for (int i = 0; i < kCols / 2; ++i) o[d][i] = 0.f;
-    }
-    if (piece.num_blocks() > 0) load_q<Element>(p, f, req, smem);
-#pragma unroll
-    for (int c = 0; c < kCols / 4; ++c) column_scale[c] = descale * smem.q_inv_scale[f.column(c)];
+    zero_output(o);
 
     for (int block = piece.first; block < piece.last; ++block, ++consumed) {
-      const int stage = consumed % kRawStages, parity = (consumed / kRawStages) & 1;
       const int vt_stage = consumed % kVtStages, vt_parity = (consumed / kVtStages) & 1;
       const int buffer = consumed % kProbBuffers, uses = consumed / kProbBuffers;
-      const uint32_t raw = smem_addr(smem.raw[stage]), vt = smem_addr(smem.vt[vt_stage]);
-      mbar_wait(smem_addr(&smem.raw_full[stage]), parity);
-      fence_async_proxy();   // cp.async (generic proxy) wrote the stage; wgmma reads it (async proxy)
-      float s[kCols / 2];
-      compute_scores(raw, smem, s);
-      if (f.lane == 0) mbar_arrive(smem_addr(&smem.raw_empty[stage]));
-#pragma unroll
-      for (int i = 0; i < kCols / 2; ++i) s[i] *= column_scale[(i / 4) * 2 + i % 2];
-      const bool needs_mask = (block + 1) * kBlockSize > min_key_limit(p, piece.seqlen);
-      float rescale[kCols / 4];
-      narrow::online_softmax<kCols>(p, f, block, consumed & 1, needs_mask, s, stats, smem, rescale);
+      const uint32_t vt = smem_addr(smem.vt[vt_stage]);
+      float s[kCols / 2], rescale[kCols / 4];
+      score_block(p, f, piece, block, consumed, smem, smem, rows, s, rescale);
 
       // Warpgroup 1 is done with the block that last used this P buffer.
       if (uses > 0) mbar_wait(smem_addr(&smem.p_empty[buffer]), (uses - 1) & 1);
@@ -228,7 +206,7 @@ __device__ void score_and_accumulate(const DecodeParams& p, const Fragment& f, c
     }
     if (req == entry.end_req) allow_next_grid_launch();
     float scale[kCols / 4];
-    finish_rows(p, f, req, slot, stats, descale / kProbScale, smem, scale);
+    finish_rows(p, f, req, slot, rows.stats, descale / kProbScale, smem, scale);
     named_barrier_sync<2 * kWarpgroupThreads>(kOutputScaleReady);
     store_output_half<Element>(p, f, req, slot, 0, o, scale);
     named_barrier_sync<2 * kWarpgroupThreads>(kRequestDone);   // the next request reuses Q, the sums and scales
@@ -244,11 +222,7 @@ __device__ void accumulate_second_half(const DecodeParams& p, const Fragment& f,
     const Piece piece = piece_of(p, entry, req);
     const OutputSlot slot = output_slot(p, entry, req);
     float o[kHalfTiles][kCols / 2];
-#pragma unroll
-    for (int d = 0; d < kHalfTiles; ++d) {
-#pragma unroll
-      for (int i = 0; i < kCols / 2; ++i) o[d][i] = 0.f;
-    }
+    zero_output(o);
     for (int block = piece.first; block < piece.last; ++block, ++consumed) {
       const int vt_stage = consumed % kVtStages, vt_parity = (consumed / kVtStages) & 1;
       const int buffer = consumed % kProbBuffers, uses = consumed / kProbBuffers;

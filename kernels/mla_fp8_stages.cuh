@@ -338,5 +338,54 @@ __device__ __forceinline__ void store_probs_fp8(const Fragment& f, const float (
   }
 }
 
+// O^T (or a warpgroup's tiles of it) of a request before its first block.
+template <int kTiles>
+__device__ __forceinline__ void zero_output(float (&o)[kTiles][kCols / 2]) {
+#pragma unroll
+  for (int d = 0; d < kTiles; ++d) {
+#pragma unroll
+    for (int i = 0; i < kCols / 2; ++i) o[d][i] = 0.f;
+  }
+}
+
+// A consumer warpgroup's scores state for one request: the online softmax statistics of its kCols rows and each
+// row's descale_k / q_scale (Q.K^T runs on the rounded query).
+struct RequestRows {
+  ColumnStats<kCols> stats;
+  float column_scale[kCols / 4];   // descale_k / q_scale of each of this thread's columns
+};
+
+// The start of request req: statistics reset, Q8 of f's rows loaded into rows.q when the piece has blocks.
+template <typename Element, typename Rows>
+__device__ __forceinline__ void start_request(const DecodeParams& p, const Fragment& f, int req, const Piece& piece,
+                                              float descale, Rows& rows, RequestRows& r) {
+#pragma unroll
+  for (int c = 0; c < kCols / 4; ++c) {
+    r.stats.max[c] = -INFINITY;
+    r.stats.sum[c] = 0.f;
+    r.stats.key_limit[c] = key_limit(p, piece.seqlen, f.query_row(f.column(c)));
+  }
+  if (piece.num_blocks() > 0) load_q<Element>(p, f, req, rows);
+#pragma unroll
+  for (int c = 0; c < kCols / 4; ++c) r.column_scale[c] = descale * rows.q_inv_scale[f.column(c)];
+}
+
+// Block `block` of the piece, the warpgroup's consumed-th: S^T from its raw stage (released to the producer right
+// after), scaled, masked and through the online softmax. s returns P, rescale the factors for O^T.
+template <typename Stages, typename Rows>
+__device__ __forceinline__ void score_block(const DecodeParams& p, const Fragment& f, const Piece& piece, int block,
+                                            int consumed, Stages& smem, Rows& rows, RequestRows& r,
+                                            float (&s)[kCols / 2], float (&rescale)[kCols / 4]) {
+  const int stage = consumed % kRawStages, parity = (consumed / kRawStages) & 1;
+  mbar_wait(smem_addr(&smem.raw_full[stage]), parity);
+  fence_async_proxy();   // cp.async (generic proxy) wrote the stage; wgmma reads it (async proxy)
+  compute_scores(smem_addr(smem.raw[stage]), rows, s);
+  if (f.lane == 0) mbar_arrive(smem_addr(&smem.raw_empty[stage]));
+#pragma unroll
+  for (int i = 0; i < kCols / 2; ++i) s[i] *= r.column_scale[(i / 4) * 2 + i % 2];
+  const bool needs_mask = (block + 1) * kBlockSize > min_key_limit(p, piece.seqlen);
+  narrow::online_softmax<kCols>(p, f, block, consumed & 1, needs_mask, s, r.stats, rows, rescale);
+}
+
 }  // namespace narrow_fp8
 }  // namespace mla
