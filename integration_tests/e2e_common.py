@@ -386,6 +386,10 @@ def decode_rate(sent: float, traces: list[Trace]) -> dict | None:
             "window_tokens_min": min(tokens), "first_token_s": [start - sent, min(t[0][0] for t in traces) - sent]}
 
 
+class NoDecodeWindow(RuntimeError):
+    """steady_decode found no stretch where every request decoded together (the server ran them apart)."""
+
+
 def steady_decode(base_url: str, model: str, prompts: list, max_tokens: int, *, warmup_tokens: int = N_SHORT,
                   repeats: int = 2, min_window_tokens: int = 64, max_tokens_cap: int | None = None) -> dict:
     """A warm-up round of warmup_tokens (prefix cache, graphs), then `repeats` streamed rounds of `prompts` sent
@@ -400,12 +404,25 @@ def steady_decode(base_url: str, model: str, prompts: list, max_tokens: int, *, 
         if all(r is not None and r["window_tokens_min"] >= min_window_tokens for r in rounds):
             break
         if 2 * max_tokens > cap:
-            raise RuntimeError(f"no window of {min_window_tokens} tokens per request where all {len(prompts)} "
+            raise NoDecodeWindow(f"no window of {min_window_tokens} tokens per request where all {len(prompts)} "
                                f"requests decode together within {max_tokens} tokens: {rounds}")
         max_tokens *= 2
     best = max(rounds, key=lambda r: r["decode_tokens_per_s"])
     return {**best, "max_tokens": max_tokens, "rounds_tokens_per_s": [r["decode_tokens_per_s"] for r in rounds],
             "warmup_s": warmup_s}
+
+
+def decode_speeds(client, batches=(1, 64)) -> dict:
+    """decode_speed at each batch size, as {"decode_tokens_per_s": {batch: tokens/s or None}} plus
+    "decode_speed_errors": {batch: why} for a batch whose requests never decoded together: that is a measurement
+    that did not happen, not a backend that failed (its outputs still count; the reason is kept)."""
+    speeds, errors = {}, {}
+    for batch in batches:
+        try:
+            speeds[str(batch)] = decode_speed(client, batch)
+        except NoDecodeWindow as exc:
+            speeds[str(batch)], errors[str(batch)] = None, str(exc)[-2000:]
+    return {"decode_tokens_per_s": speeds, **({"decode_speed_errors": errors} if errors else {})}
 
 
 def decode_speed(client, batch: int, context_length: int = 4096) -> float:
@@ -476,7 +493,9 @@ def compare(backends: dict[str, dict], reference: str) -> dict:
     names = list(backends)
     summary = {"greedy": {}, "forced": {}, "forced_tokens_ok": {},
                "decode_tokens_per_s": {n: r["decode_tokens_per_s"] for n, r in backends.items()
-                                       if "decode_tokens_per_s" in r}}
+                                       if "decode_tokens_per_s" in r},
+               "decode_speed_errors": {n: r["decode_speed_errors"] for n, r in backends.items()
+                                       if "decode_speed_errors" in r}}
     for i, x in enumerate(names):
         for y in names[i + 1:]:
             summary["greedy"][f"{x}~{y}"] = greedy_agreement(backends[x], backends[y])

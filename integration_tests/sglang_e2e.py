@@ -5,7 +5,8 @@ same prompts sent to each:
   - the reference backend's greedy token ids forced back through every backend by sglang_force_tokens.ForceTokens
     (a custom logit processor), which records each forced token's logprob from the raw logits: the same token
     sequences scored by every backend, decode step by decode step;
-  - decode tokens/s at batch 1 and 64 (e2e_common.decode_speed: streamed, read while all requests decode).
+  - decode tokens/s at batch 1 and 64 (e2e_common.decode_speeds: streamed, read while all requests decode; not
+    measured, with the reason, where they never decode together).
 Every server runs with --disable-overlap-schedule (the processor counts steps by the tokens already returned).
 Each backend's results are kept in the work folder, and a later run with the same folder reuses them.
 
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import e2e_common
 from e2e_common import (CHAT_PROMPTS, CHAT_TOKENS, COMPLETION_PROMPTS, GEN_TOKENS, MODEL_NAME, Server, checkpoint,
-                        decode_speed, parallel, serve_each)
+                        decode_speeds, parallel, serve_each)
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = "flashmla"
@@ -117,7 +118,7 @@ def run_backend(client, reference: dict | None, log: Path) -> dict:
     logprobs = read_logprobs(log)
     result["forced_completions"] = [(ids, logprobs.get(f"c{i}", [])) for i, ids in enumerate(forced_completions)]
     result["forced_chat"] = [(ids, logprobs.get(f"h{i}", [])) for i, ids in enumerate(forced_chat)]
-    result["decode_tokens_per_s"] = {str(b): decode_speed(client, b) for b in (1, 64)}
+    result.update(decode_speeds(client, (1, 64)))
     return result
 
 

@@ -5,7 +5,8 @@ Two modes, because a custom logits processor moves vLLM 0.26 from its default mo
 to the V1 runner:
   default  the server as users run it (Model Runner V2): greedy continuations of COMPLETION_PROMPTS
            (/v1/completions) and CHAT_PROMPTS (/v1/chat/completions), and decode tokens/s at batch 1 and 64
-           (e2e_common.decode_speed: streamed, read while all the requests decode together);
+           (e2e_common.decode_speeds: streamed, read while all the requests decode together; a batch whose
+           requests never decode together is recorded as not measured, with the reason);
   forced   with force_tokens.ForceTokens loaded (V1 runner): the same greedy continuations, then the
            reference backend's greedy token ids forced back through every backend, so each scores the same
            sequences decode step by decode step (teacher-forced logprobs).
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import e2e_common
 from e2e_common import (CHAT_PROMPTS, CHAT_TOKENS, COMPLETION_PROMPTS, GEN_TOKENS, MODEL_NAME, Server, checkpoint,
-                        decode_speed, parallel, serve_each)
+                        decode_speeds, parallel, serve_each)
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = "FLASHMLA"
@@ -93,7 +94,7 @@ def run_backend(client, mode: str, reference: dict | None) -> dict:
     result["completions"] = parallel(complete, [(client, p, GEN_TOKENS) for p in COMPLETION_PROMPTS])
     result["chat"] = parallel(chat, [(client, p, CHAT_TOKENS) for p in CHAT_PROMPTS])
     if mode == "default":
-        result["decode_tokens_per_s"] = {str(b): decode_speed(client, b) for b in (1, 64)}
+        result.update(decode_speeds(client, (1, 64)))
         return result
     ref = reference or result
     result["forced_completions"] = parallel(complete, [(client, p, GEN_TOKENS, toks) for p, (toks, _) in

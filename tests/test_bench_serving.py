@@ -145,6 +145,27 @@ def test_a_short_window_asks_for_more_tokens_and_the_fastest_round_counts(monkey
         bench_serving.measure(client, [[1]] * 2, args_of("--decode-tokens", "200", "--max-decode-tokens", "399"))
 
 
+def test_a_batch_that_never_decodes_together_is_not_measured_and_says_why(monkeypatch):
+    def fake_speed(client, batch):
+        if batch == 64:
+            raise e2e_common.NoDecodeWindow("no window of 64 tokens per request where all 64 requests decode together")
+        return 100.0
+
+    monkeypatch.setattr(e2e_common, "decode_speed", fake_speed)
+    assert e2e_common.decode_speeds(None, (1, 64)) == {
+        "decode_tokens_per_s": {"1": 100.0, "64": None},
+        "decode_speed_errors": {"64": "no window of 64 tokens per request where all 64 requests decode together"}}
+    monkeypatch.setattr(e2e_common, "decode_speed", lambda client, batch: 50.0)
+    assert e2e_common.decode_speeds(None, (1, 64)) == {"decode_tokens_per_s": {"1": 50.0, "64": 50.0}}
+
+    def broken_stream(client, batch):   # a server that returns fewer tokens than asked: the backend fails
+        raise RuntimeError("asked for 64 tokens, the stream reported 3")
+
+    monkeypatch.setattr(e2e_common, "decode_speed", broken_stream)
+    with pytest.raises(RuntimeError, match="stream reported 3"):
+        e2e_common.decode_speeds(None, (1,))
+
+
 class FakeStream:
     def __init__(self, lines):
         self.lines = lines
