@@ -8,10 +8,12 @@ start and end of each kernel in one profiled replay: with programmatic dependent
 per-kernel totals hide which one is on the critical path.
 
     python benchmarks/probe_decode.py [--configs b128/s4096/h16/q1,...] [--reps 100] [--plan scheduler|whole]
-                                      [--kv bf16|fp8]
+                                      [--kv bf16|fp8] [--parts N]
 
 `--plan whole` measures a plan idea without writing it in CUDA: the ops take any plan tensors of the right shape,
-and this one never splits a request (part k takes requests [k*b/parts, (k+1)*b/parts)).
+and this one never splits a request (part k takes requests [k*b/parts, (k+1)*b/parts)). `--parts N` runs the
+tile scheduler itself with N parts (CTAs) instead of one wave (ops.num_sm_parts): fewer splits a request and a
+shorter combine against fewer SMs reading.
 
 `--kv fp8` runs ours on the cache quantized to float8_e4m3fn with a power-of-two per-tensor scale: the bf16 inputs
 are first replaced by what the fp8 cache stands for (exact in bf16 with such a scale) and the query by the one the
@@ -54,6 +56,18 @@ class WholeRequestPlanPeer(MlaBackendPeer):
     def plan(self, batch):
         return whole_request_plan(batch.b, self.ops.num_sm_parts(batch.s_q * batch.h_q, batch.q.device),
                                   batch.q.device)
+
+
+def with_parts(peer: MlaBackendPeer, parts: int) -> MlaBackendPeer:
+    """peer planning with `parts` parts: the tile scheduler op called as get_mla_metadata calls it, N aside."""
+    from mla_backend import tile_scheduler
+
+    def plan(batch):
+        rows = batch.s_q * batch.h_q
+        return torch.ops.mla_backend.tile_scheduler(batch.cache_seqlens, parts, tile_scheduler.split_overhead_for(rows))
+
+    peer.plan = plan
+    return peer
 
 
 def fp8_cache(k_cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,14 +129,19 @@ def main() -> None:
                         help="whole: an experiment plan that never splits a request")
     parser.add_argument("--kv", choices=("bf16", "fp8"), default="bf16",
                         help="fp8: the cache as float8_e4m3fn with descale_k (s_q * h_q <= 32 only)")
+    parser.add_argument("--parts", type=int, help="the tile scheduler's plan with this many parts (CTAs)")
     args = parser.parse_args()
     if args.kv == "fp8" and args.plan == "whole":
         parser.error("--kv fp8 runs with the scheduler's plan only")
+    if args.parts is not None and (args.plan == "whole" or not 1 <= args.parts <= 1024):
+        parser.error("--parts: a part count in [1, 1024] with the scheduler's plan")
     props = torch.cuda.get_device_properties(0)
     print(props.name, torch.__version__, flush=True)
     l2_bytes = max(getattr(props, "L2_cache_size", 0), bench.L2_BYTES_FLOOR)
     peer = (WholeRequestPlanPeer() if args.plan == "whole" else MlaBackendFp8Peer() if args.kv == "fp8"
             else MlaBackendPeer())
+    if args.parts is not None:
+        peer = with_parts(peer, args.parts)
     for config in bench.parse_configs(args.configs):
         print(probe(config, peer, args.reps, l2_bytes, torch.device("cuda")), flush=True)
 
