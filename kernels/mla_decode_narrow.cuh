@@ -290,12 +290,11 @@ __device__ __forceinline__ void accumulate_output(uint32_t kv, const SharedStora
   for (int d = 0; d < kDTiles; ++d) fence_operands(o[d]);
 }
 
-// Normalizes O^T (times output_scale) and writes it transposed to out (or to the split's fp32 partial),
-// with the LSE.
-template <typename Element, int kCols, typename Storage>
-__device__ __forceinline__ void write_output(const DecodeParams& p, const Fragment& f, int req, OutputSlot slot,
-                                             const ColumnStats<kCols>& stats, const float (&o)[kDTiles][kCols / 2],
-                                             float output_scale, Storage& smem) {
+// Each of this thread's columns' output scale (output_scale / row sum, 0 for a row without keys) and LSE (log2),
+// from the row sums over the warpgroup's four warps.
+template <int kCols, typename Storage>
+__device__ __forceinline__ void row_scales(const Fragment& f, const ColumnStats<kCols>& stats, float output_scale,
+                                           Storage& smem, float (&scale)[kCols / 4], float (&lse_log2)[kCols / 4]) {
   constexpr int kOwnColumns = kCols / 4;
   float warp_sum[kOwnColumns];
 #pragma unroll
@@ -305,28 +304,34 @@ __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragme
     for (int c = 0; c < kOwnColumns; ++c) smem.column_sum[f.warp][f.column(c)] = warp_sum[c];
   }
   named_barrier_sync<kWarpgroupThreads>(f.barrier(kColumnSumsReady));
-  float inv_sum[kOwnColumns], lse_log2[kOwnColumns];
 #pragma unroll
   for (int c = 0; c < kOwnColumns; ++c) {
     float sum = 0.f;
 #pragma unroll
     for (int w = 0; w < kConsumerWarps; ++w) sum += smem.column_sum[w][f.column(c)];
-    inv_sum[c] = sum == 0.f ? 0.f : (1.f / sum) * output_scale;
+    scale[c] = sum == 0.f ? 0.f : (1.f / sum) * output_scale;
     lse_log2[c] = sum == 0.f ? -INFINITY : stats.max[c] + __log2f(sum);
   }
+}
 
+// O^T's tiles first_tile.. (64 output dims each), times each column's scale, written transposed to out (or to the
+// split's fp32 partial).
+template <typename Element, int kCols, int kTiles>
+__device__ __forceinline__ void store_output_tiles(const DecodeParams& p, const Fragment& f, int req, OutputSlot slot,
+                                                   int first_tile, const float (&o)[kTiles][kCols / 2],
+                                                   const float (&scale)[kCols / 4]) {
   const int64_t row_base = int64_t(slot.is_split ? slot.split_row : req) * p.rows;
 #pragma unroll
-  for (int d = 0; d < kDTiles; ++d) {
+  for (int d = 0; d < kTiles; ++d) {
 #pragma unroll
     for (int j = 0; j < kCols / 8; ++j) {
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         int which;
-        const float2 rows = pair_rows(f, o[d][j * 4 + h * 2] * inv_sum[2 * j], o[d][j * 4 + h * 2 + 1] * inv_sum[2 * j + 1],
+        const float2 rows = pair_rows(f, o[d][j * 4 + h * 2] * scale[2 * j], o[d][j * 4 + h * 2 + 1] * scale[2 * j + 1],
                                       which);
         const int row = f.query_row(f.column(2 * j + which));
-        const int dim = d * 64 + (f.r0 & ~1) + 8 * h;
+        const int dim = (first_tile + d) * 64 + (f.r0 & ~1) + 8 * h;
         if (row >= p.rows) continue;
         const int64_t offset = (row_base + row) * kHeadDimV + dim;
         if (slot.is_split) {
@@ -337,18 +342,36 @@ __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragme
       }
     }
   }
-  if (f.warp == 0 && f.lane < 4) {
+}
+
+// The LSE of this thread's columns' rows, by lanes 0-3 of warp 0 (they own every column once).
+template <int kCols>
+__device__ __forceinline__ void store_lse(const DecodeParams& p, const Fragment& f, int req, OutputSlot slot,
+                                          const float (&lse_log2)[kCols / 4]) {
+  if (f.warp != 0 || f.lane >= 4) return;
+  const int64_t row_base = int64_t(slot.is_split ? slot.split_row : req) * p.rows;
 #pragma unroll
-    for (int c = 0; c < kOwnColumns; ++c) {
-      const int row = f.query_row(f.column(c));
-      if (row >= p.rows) continue;
-      if (slot.is_split) {
-        p.lse_accum[row_base + row] = lse_log2[c];
-      } else {
-        store_final_lse(p, req, row, lse_log2[c] == -INFINITY, lse_log2[c]);
-      }
+  for (int c = 0; c < kCols / 4; ++c) {
+    const int row = f.query_row(f.column(c));
+    if (row >= p.rows) continue;
+    if (slot.is_split) {
+      p.lse_accum[row_base + row] = lse_log2[c];
+    } else {
+      store_final_lse(p, req, row, lse_log2[c] == -INFINITY, lse_log2[c]);
     }
   }
+}
+
+// Normalizes O^T (times output_scale) and writes it transposed to out (or to the split's fp32 partial),
+// with the LSE.
+template <typename Element, int kCols, typename Storage>
+__device__ __forceinline__ void write_output(const DecodeParams& p, const Fragment& f, int req, OutputSlot slot,
+                                             const ColumnStats<kCols>& stats, const float (&o)[kDTiles][kCols / 2],
+                                             float output_scale, Storage& smem) {
+  float scale[kCols / 4], lse_log2[kCols / 4];
+  row_scales<kCols>(f, stats, output_scale, smem, scale, lse_log2);
+  store_output_tiles<Element, kCols>(p, f, req, slot, 0, o, scale);
+  store_lse<kCols>(p, f, req, slot, lse_log2);
 }
 
 template <typename Element, int kCols>

@@ -55,13 +55,13 @@ struct SharedStorage {
   uint64_t p_full[kProbBuffers], p_empty[kProbBuffers];
 };
 
-// Each column's rescale factor of this block, for warpgroup 1's half of O (lanes 0-3 of a warp own every column
-// once).
-__device__ __forceinline__ void store_rescale(const Fragment& f, const float (&rescale)[kCols / 4],
-                                              ProbBuffer& buffer) {
+// A per-column value of warpgroup 0 (a rescale factor, an output scale) written for warpgroup 1 by lanes 0-3 of
+// warp 0, which own every column once.
+__device__ __forceinline__ void share_columns(const Fragment& f, const float (&values)[kCols / 4],
+                                              float (&shared)[kCols]) {
   if (f.warp == 0 && f.lane < 4) {
 #pragma unroll
-    for (int c = 0; c < kCols / 4; ++c) buffer.rescale[f.column(c)] = rescale[c];
+    for (int c = 0; c < kCols / 4; ++c) shared[f.column(c)] = values[c];
   }
 }
 
@@ -79,14 +79,13 @@ __device__ __forceinline__ void rescale_half(float (&o)[kHalfTiles][kCols / 2], 
 // accumulator (fewer bits than fp32), O across blocks in registers. kPvBatch tiles a batch.
 __device__ __forceinline__ void accumulate_half(uint32_t vt, uint32_t probs, int half,
                                                 float (&o)[kHalfTiles][kCols / 2]) {
-  constexpr int kBatch = kPvBatch;
 #pragma unroll
-  for (int batch = 0; batch < kHalfTiles / kBatch; ++batch) {
-    float ob[kBatch][kCols];
+  for (int batch = 0; batch < kHalfTiles / kPvBatch; ++batch) {
+    float ob[kPvBatch][kCols];
     cute::warpgroup_arrive();
 #pragma unroll
-    for (int d = 0; d < kBatch; ++d) {
-      const int tile = half * kHalfTiles + batch * kBatch + d;
+    for (int d = 0; d < kPvBatch; ++d) {
+      const int tile = half * kHalfTiles + batch * kPvBatch + d;
 #pragma unroll
       for (int t = 0; t < kPvKSteps; ++t) {
         wgmma_ss<PV>(desc_k_major_sw64(vt + tile * 64 * VtLayout::kRowBytes + t * 32),
@@ -96,75 +95,10 @@ __device__ __forceinline__ void accumulate_half(uint32_t vt, uint32_t probs, int
     cute::warpgroup_commit_batch();
     cute::warpgroup_wait<0>();
 #pragma unroll
-    for (int d = 0; d < kBatch; ++d) {
+    for (int d = 0; d < kPvBatch; ++d) {
       fence_operands(ob[d]);
 #pragma unroll
-      for (int i = 0; i < kCols / 2; ++i) o[batch * kBatch + d][i] += ob[d][i] + ob[d][i + kCols / 2];
-    }
-  }
-}
-
-// This warpgroup's half of O^T, times each column's output scale, written transposed to out (or to the split's
-// fp32 partial).
-template <typename Element>
-__device__ __forceinline__ void store_output_half(const DecodeParams& p, const Fragment& f, int req, OutputSlot slot,
-                                                  int half, const float (&o)[kHalfTiles][kCols / 2],
-                                                  const float (&scale)[kCols / 4]) {
-  const int64_t row_base = int64_t(slot.is_split ? slot.split_row : req) * p.rows;
-#pragma unroll
-  for (int d = 0; d < kHalfTiles; ++d) {
-#pragma unroll
-    for (int j = 0; j < kCols / 8; ++j) {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        int which;
-        const float2 rows = narrow::pair_rows(f, o[d][j * 4 + h * 2] * scale[2 * j],
-                                              o[d][j * 4 + h * 2 + 1] * scale[2 * j + 1], which);
-        const int row = f.query_row(f.column(2 * j + which));
-        const int dim = (half * kHalfTiles + d) * 64 + (f.r0 & ~1) + 8 * h;
-        if (row >= p.rows) continue;
-        const int64_t offset = (row_base + row) * kHeadDimV + dim;
-        if (slot.is_split) {
-          *reinterpret_cast<float2*>(p.out_accum + offset) = rows;
-        } else {
-          *reinterpret_cast<uint32_t*>(static_cast<Element*>(p.out) + offset) = GmmaOps<Element>::pack(rows.x, rows.y);
-        }
-      }
-    }
-  }
-}
-
-// Warpgroup 0's end of a request: the row sums over its four warps give each column's output scale (shared with
-// warpgroup 1) and the LSE.
-__device__ __forceinline__ void finish_rows(const DecodeParams& p, const Fragment& f, int req, OutputSlot slot,
-                                            const ColumnStats<kCols>& stats, float output_scale,
-                                            SharedStorage& smem, float (&scale)[kCols / 4]) {
-  constexpr int kOwnColumns = kCols / 4;
-  float warp_sum[kOwnColumns];
-#pragma unroll
-  for (int c = 0; c < kOwnColumns; ++c) warp_sum[c] = narrow::warp_column_sum(stats.sum[c]);
-  if (f.lane < 4) {
-#pragma unroll
-    for (int c = 0; c < kOwnColumns; ++c) smem.column_sum[f.warp][f.column(c)] = warp_sum[c];
-  }
-  named_barrier_sync<kWarpgroupThreads>(f.barrier(narrow::kColumnSumsReady));
-  const int64_t row_base = int64_t(slot.is_split ? slot.split_row : req) * p.rows;
-#pragma unroll
-  for (int c = 0; c < kOwnColumns; ++c) {
-    float sum = 0.f;
-#pragma unroll
-    for (int w = 0; w < kConsumerWarps; ++w) sum += smem.column_sum[w][f.column(c)];
-    scale[c] = sum == 0.f ? 0.f : (1.f / sum) * output_scale;
-    const float lse_log2 = sum == 0.f ? -INFINITY : stats.max[c] + __log2f(sum);
-    const int row = f.query_row(f.column(c));
-    if (f.warp == 0 && f.lane < 4) {
-      smem.output_scale[f.column(c)] = scale[c];
-      if (row >= p.rows) continue;
-      if (slot.is_split) {
-        p.lse_accum[row_base + row] = lse_log2;
-      } else {
-        store_final_lse(p, req, row, lse_log2 == -INFINITY, lse_log2);
-      }
+      for (int i = 0; i < kCols / 2; ++i) o[batch * kPvBatch + d][i] += ob[d][i] + ob[d][i + kCols / 2];
     }
   }
 }
@@ -193,7 +127,7 @@ __device__ void score_and_accumulate(const DecodeParams& p, const Fragment& f, c
       // Warpgroup 1 is done with the block that last used this P buffer.
       if (uses > 0) mbar_wait(smem_addr(&smem.p_empty[buffer]), (uses - 1) & 1);
       store_probs_fp8(f, s, smem_addr(smem.probs[buffer].p));
-      store_rescale(f, rescale, smem.probs[buffer]);
+      share_columns(f, rescale, smem.probs[buffer].rescale);
       fence_async_proxy();   // P is read by wgmma, here and in warpgroup 1
       mbar_arrive(smem_addr(&smem.p_full[buffer]));
       mbar_wait(smem_addr(&smem.p_full[buffer]), uses & 1);   // every thread's P stored
@@ -205,10 +139,13 @@ __device__ void score_and_accumulate(const DecodeParams& p, const Fragment& f, c
       if (f.lane == 0) mbar_arrive(smem_addr(&smem.vt_empty[vt_stage]));
     }
     if (req == entry.end_req) allow_next_grid_launch();
-    float scale[kCols / 4];
-    finish_rows(p, f, req, slot, rows.stats, descale / kProbScale, smem, scale);
+    // Warpgroup 0's end of a request: its row sums give each column's output scale (shared with warpgroup 1).
+    float scale[kCols / 4], lse_log2[kCols / 4];
+    narrow::row_scales<kCols>(f, rows.stats, descale / kProbScale, smem, scale, lse_log2);
+    share_columns(f, scale, smem.output_scale);
+    narrow::store_lse<kCols>(p, f, req, slot, lse_log2);
     named_barrier_sync<2 * kWarpgroupThreads>(kOutputScaleReady);
-    store_output_half<Element>(p, f, req, slot, 0, o, scale);
+    narrow::store_output_tiles<Element, kCols>(p, f, req, slot, 0, o, scale);
     named_barrier_sync<2 * kWarpgroupThreads>(kRequestDone);   // the next request reuses Q, the sums and scales
   }
 }
@@ -246,7 +183,7 @@ __device__ void accumulate_second_half(const DecodeParams& p, const Fragment& f,
     float scale[kCols / 4];
 #pragma unroll
     for (int c = 0; c < kCols / 4; ++c) scale[c] = smem.output_scale[f.column(c)];
-    store_output_half<Element>(p, f, req, slot, 1, o, scale);
+    narrow::store_output_tiles<Element, kCols>(p, f, req, slot, kHalfTiles, o, scale);
     named_barrier_sync<2 * kWarpgroupThreads>(kRequestDone);
   }
 }
