@@ -64,6 +64,7 @@ def with_parts(peer: MlaBackendPeer, parts: int) -> MlaBackendPeer:
 
     def plan(batch):
         rows = batch.s_q * batch.h_q
+        peer.ops._ensure_kernels(batch.q.device)   # the CUDA op registers with the extension
         return torch.ops.mla_backend.tile_scheduler(batch.cache_seqlens, parts, tile_scheduler.split_overhead_for(rows))
 
     peer.plan = plan

@@ -38,12 +38,14 @@ struct GroupStorage {
   float q_inv_scale[kCols];                              // 1 / q_scale of each query row
 };
 
+// Two raw stages: the producer transposes block n - 1 right after copying block n, so each Vt is ready a copy
+// earlier than with three, and no row lost for the bytes no longer in flight (PERF_NOTES.md, v47: 1-3% faster).
+constexpr int kRawStages = 2;
+constexpr int kVtStages = 2;
+
 template <int kGroups>
-struct SharedStorage {
-  alignas(1024) char raw[kRawStages][RawLayout::kStageBytes];
-  alignas(1024) char vt[kVtStages][VtLayout::kStageBytes];
+struct SharedStorage : StageRing<kRawStages, kVtStages> {
   GroupStorage group[kGroups];
-  uint64_t raw_full[kRawStages], raw_empty[kRawStages], vt_full[kVtStages], vt_empty[kVtStages];
 };
 
 // O^T += V8^T P8^T for the Vt stage at shared address vt. P's high and low parts are the 32 rows of one B operand
@@ -120,14 +122,7 @@ __global__ void __launch_bounds__(kThreads<kGroups>, 1)
   extern __shared__ __align__(1024) char smem_bytes[];
   auto& smem = *reinterpret_cast<SharedStorage<kGroups>*>(smem_bytes);
   if (threadIdx.x == 0) {
-    for (int s = 0; s < kRawStages; ++s) {
-      mbar_init(smem_addr(&smem.raw_full[s]), kProducerThreads);
-      mbar_init(smem_addr(&smem.raw_empty[s]), kGroups * kConsumerWarps + kProducerThreads / 32);
-    }
-    for (int s = 0; s < kVtStages; ++s) {
-      mbar_init(smem_addr(&smem.vt_full[s]), kProducerThreads);
-      mbar_init(smem_addr(&smem.vt_empty[s]), kGroups * kConsumerWarps);
-    }
+    smem.init_barriers(kGroups * kConsumerWarps, kGroups * kConsumerWarps);
     mbar_fence_init();
   }
   __syncthreads();

@@ -42,16 +42,17 @@ struct ProbBuffer {
   float rescale[kCols];
 };
 
-struct SharedStorage {
-  alignas(1024) char raw[kRawStages][RawLayout::kStageBytes];
-  alignas(1024) char vt[kVtStages][VtLayout::kStageBytes];
+// Three raw stages: with two, the long runs of blocks lost 3% (PERF_NOTES.md, v47).
+constexpr int kRawStages = 3;
+constexpr int kVtStages = 2;
+
+struct SharedStorage : StageRing<kRawStages, kVtStages> {
   alignas(1024) char q[kRawSubTiles][kCols * 128];       // Q8: kCols rows x 576 e4m3, 128-column sub-tiles
   ProbBuffer probs[kProbBuffers];
   float block_max[2][kConsumerWarps][kCols];
   float column_sum[kConsumerWarps][kCols];
   float q_inv_scale[kCols];                              // 1 / q_scale of each query row
   float output_scale[kCols];                             // descale_k / 2^8 / row sum (0 for a row without keys)
-  uint64_t raw_full[kRawStages], raw_empty[kRawStages], vt_full[kVtStages], vt_empty[kVtStages];
   uint64_t p_full[kProbBuffers], p_empty[kProbBuffers];
 };
 
@@ -193,14 +194,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_narrow_fp8_kernel(cons
   extern __shared__ __align__(1024) char smem_bytes[];
   auto& smem = *reinterpret_cast<SharedStorage*>(smem_bytes);
   if (threadIdx.x == 0) {
-    for (int s = 0; s < kRawStages; ++s) {
-      mbar_init(smem_addr(&smem.raw_full[s]), kProducerThreads);
-      mbar_init(smem_addr(&smem.raw_empty[s]), kConsumerWarps + kProducerThreads / 32);
-    }
-    for (int s = 0; s < kVtStages; ++s) {
-      mbar_init(smem_addr(&smem.vt_full[s]), kProducerThreads);
-      mbar_init(smem_addr(&smem.vt_empty[s]), kConsumerGroups * kConsumerWarps);
-    }
+    smem.init_barriers(kConsumerWarps, kConsumerGroups * kConsumerWarps);
     for (int b = 0; b < kProbBuffers; ++b) {
       mbar_init(smem_addr(&smem.p_full[b]), kWarpgroupThreads);
       mbar_init(smem_addr(&smem.p_empty[b]), kConsumerWarps);

@@ -17,9 +17,9 @@
 // Scales: S = softmax_scale * descale_k * (K8 . Q8) / q_scale[row] and O = descale_k / 2^8 * sum P8.V8, where
 // q_scale = 448 / max|q_row| maps each query row onto e4m3's range.
 //
-// Stages: three raw fp8 stages (40 KB: 128-byte rows of 128 columns, the fifth sub-tile half used) and two Vt
-// stages (32 KB, 64-byte rows, the 64-byte swizzle). The producer copies block n, then transposes block n - 2
-// (blocks n - 1 and n still landing). Barriers: raw_full (128 cp.async arrivals; the producer waits on it too,
+// Stages (StageRing, each kernel its depth): raw fp8 stages (40 KB: 128-byte rows of 128 columns, the fifth sub-tile
+// half used) and Vt stages (32 KB, 64-byte rows, the 64-byte swizzle). With R raw stages the producer copies block
+// n, then transposes block n - (R - 1) (the blocks after it still landing). Barriers: raw_full (128 cp.async arrivals; the producer waits on it too,
 // since it transposes bytes other threads copied), raw_empty (the producer's 4 warps after reading the stage for
 // the transpose, and the consumer warps that ran Q.K^T on it), vt_full (128 producer threads, after
 // transposing), vt_empty (the consumer warps that ran P.V on it). Each kernel initializes them with its counts.
@@ -42,9 +42,6 @@ constexpr int kCols = 16;                       // query rows of a consumer tile
 constexpr int kRawSubTileColumns = 128;                                          // e4m3 values a 128-byte row
 constexpr int kRawSubTiles = (kHeadDim + kRawSubTileColumns - 1) / kRawSubTileColumns;   // 5 (the last: 64)
 constexpr int kRawKSteps = kHeadDim / 32;                                        // 18 k32 steps of Q.K^T
-constexpr int kRawStages = 3;
-constexpr int kVtStages = 2;
-constexpr int kTransposeLag = kRawStages - 1;   // blocks still landing while one is transposed
 constexpr int kPvKSteps = kBlockSize / 32;      // k32 steps of P.V over a block's tokens
 constexpr float kProbScale = 256.f;             // P is written as e4m3 of 2^8 p
 constexpr float kE4M3Max = 448.f;
@@ -68,6 +65,28 @@ struct VtLayout {
   static constexpr int kStageBytes = kHeadDimV * kRowBytes;
   __device__ static uint32_t chunk(uint32_t base, int row, int token_chunk) {
     return base + row * kRowBytes + ((token_chunk ^ ((row / 2) % 4)) * 16);
+  }
+};
+
+// The raw and Vt stages and their barriers, first in each kernel's shared storage.
+template <int kRaw, int kVt>
+struct StageRing {
+  static constexpr int kRawStages = kRaw, kVtStages = kVt;
+  static constexpr int kTransposeLag = kRaw - 1;   // blocks still landing while one is transposed
+  alignas(1024) char raw[kRaw][RawLayout::kStageBytes];
+  alignas(1024) char vt[kVt][VtLayout::kStageBytes];
+  uint64_t raw_full[kRaw], raw_empty[kRaw], vt_full[kVt], vt_empty[kVt];
+
+  // By one thread. raw_empty also counts the producer's warps (they read the stage to transpose it).
+  __device__ void init_barriers(int raw_consumer_warps, int vt_consumer_warps) {
+    for (int s = 0; s < kRaw; ++s) {
+      mbar_init(smem_addr(&raw_full[s]), kProducerThreads);
+      mbar_init(smem_addr(&raw_empty[s]), raw_consumer_warps + kProducerThreads / 32);
+    }
+    for (int s = 0; s < kVt; ++s) {
+      mbar_init(smem_addr(&vt_full[s]), kProducerThreads);
+      mbar_init(smem_addr(&vt_empty[s]), vt_consumer_warps);
+    }
   }
 };
 
@@ -150,6 +169,7 @@ __device__ __forceinline__ void transpose_4x4(uint32_t x0, uint32_t x1, uint32_t
 // poison P.V (unused page tails may hold anything).
 template <typename Storage>
 __device__ __forceinline__ void transpose_block(const TransposeLane& lane, Storage& smem, int m, int valid_tokens) {
+  constexpr int kRawStages = Storage::kRawStages, kVtStages = Storage::kVtStages;
   const int vt_stage = m % kVtStages;
   mbar_wait(smem_addr(&smem.raw_full[m % kRawStages]), (m / kRawStages) & 1);
   if (m >= kVtStages) mbar_wait(smem_addr(&smem.vt_empty[vt_stage]), (m / kVtStages - 1) & 1);
@@ -198,13 +218,14 @@ __device__ __forceinline__ int valid_tokens_of(const DecodeParams& p, const Bloc
 
 template <typename Storage>
 __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry, Storage& smem, int tid) {
+  constexpr int kRawStages = Storage::kRawStages, kTransposeLag = Storage::kTransposeLag;
   const CopyLane lane(p, tid);
   const TransposeLane transpose(tid);
   BlockCursor cursor{entry.begin_req, entry.begin_block};
   cursor.settle(p, entry);
   int page = 0, valid = 0;
   if (cursor.valid(entry)) page = cursor.page(p), valid = valid_tokens_of(p, cursor);
-  int valid_lag[kTransposeLag] = {};   // valid tokens of blocks n - 2, n - 1
+  int valid_lag[kTransposeLag] = {};   // valid tokens of the blocks still to transpose, oldest first
   for (int n = 0;; ++n) {
     if (!cursor.valid(entry)) {   // the last blocks' transposes
 #pragma unroll
@@ -376,7 +397,7 @@ template <typename Stages, typename Rows>
 __device__ __forceinline__ void score_block(const DecodeParams& p, const Fragment& f, const Piece& piece, int block,
                                             int consumed, Stages& smem, Rows& rows, RequestRows& r,
                                             float (&s)[kCols / 2], float (&rescale)[kCols / 4]) {
-  const int stage = consumed % kRawStages, parity = (consumed / kRawStages) & 1;
+  const int stage = consumed % Stages::kRawStages, parity = (consumed / Stages::kRawStages) & 1;
   mbar_wait(smem_addr(&smem.raw_full[stage]), parity);
   fence_async_proxy();   // cp.async (generic proxy) wrote the stage; wgmma reads it (async proxy)
   compute_scores(smem_addr(smem.raw[stage]), rows, s);

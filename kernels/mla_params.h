@@ -83,11 +83,12 @@ cudaError_t launch_decode_wide(const DecodeParams& p, cudaStream_t stream);
 // An fp8 (e4m3) k_cache (p.descale_k set) with an Element query: the fp8 swap-AB kernels only (both products in
 // fp8), so s_q * h_q <= kFp8MaxRows (ops.py refuses more rows before a launch). mla_decode_narrow_fp8.cuh runs one
 // consumer warpgroup per 16 query rows; mla_decode_narrow_fp8_split.cuh (16 rows) splits O^T between two by V's
-// columns, which shortens each block's chain: 13-17% faster where a CTA runs few blocks, 4-6% slower where it runs
-// many (kernels/PERF_NOTES.md, v42). The blocks a CTA runs are known on the device only; the batch size stands in
-// for them (graph-safe: engines capture a graph per batch size).
+// columns, which shortens each block's chain: 4-18% faster up to 64 requests and wherever a CTA runs up to ~30
+// blocks, 4% slower with 64+ requests whose CTAs run ~60+ blocks each (b64/s16384, b128/s4096; PERF_NOTES.md,
+// fourteenth session). The blocks a CTA runs are known on the device only; the batch size stands in for them
+// (graph-safe: engines capture a graph per batch size).
 constexpr int kFp8MaxRows = 32;
-constexpr int kFp8ColumnSplitMaxBatch = 32;
+constexpr int kFp8ColumnSplitMaxBatch = 64;
 template <typename Element>
 cudaError_t launch_decode_narrow_fp8(const DecodeParams& p, cudaStream_t stream);
 template <typename Element>
