@@ -34,7 +34,7 @@ REPO = BENCH_DIR.parent
 sys.path[:0] = [str(BENCH_DIR), str(REPO)]
 
 import bench_decode as bench  # noqa: E402
-from peers import MlaBackendFp8Peer, MlaBackendPeer  # noqa: E402
+from peers import MlaBackendFp8Peer, MlaBackendPeer, with_keepalive  # noqa: E402
 
 from mla_backend.reference import quantize_query_rows  # noqa: E402
 
@@ -59,15 +59,27 @@ class WholeRequestPlanPeer(MlaBackendPeer):
 
 
 def with_parts(peer: MlaBackendPeer, parts: int) -> MlaBackendPeer:
-    """peer planning with `parts` parts: the tile scheduler op called as get_mla_metadata calls it, N aside."""
+    """peer with the tile scheduler's plan for `parts` parts (CTAs), made as get_mla_metadata makes it, N aside.
+    The step calls the registered op directly: the public op accepts only num_sm_parts' plan (it refuses a plan
+    made for another row count), while the kernel runs whatever number of parts the plan has."""
     from mla_backend import tile_scheduler
 
-    def plan(batch):
-        rows = batch.s_q * batch.h_q
-        peer.ops._ensure_kernels(batch.q.device)   # the CUDA op registers with the extension
-        return torch.ops.mla_backend.tile_scheduler(batch.cache_seqlens, parts, tile_scheduler.split_overhead_for(rows))
+    fp8 = isinstance(peer, MlaBackendFp8Peer)
 
-    peer.plan = plan
+    def prepare(batch):
+        peer.ops._ensure_kernels(batch.q.device)   # the CUDA ops register with the extension
+        meta, splits = torch.ops.mla_backend.tile_scheduler(
+            batch.cache_seqlens, parts, tile_scheduler.split_overhead_for(batch.s_q * batch.h_q))
+        k_cache = (batch.k_cache_fp8 if fp8 else batch.k_cache).unsqueeze(-2)
+        descale_k = batch.descale_k if fp8 else None
+
+        def step():
+            return torch.ops.mla_backend.decode_paged(batch.q, None, k_cache, batch.block_table, batch.cache_seqlens,
+                                                      meta, splits, batch.softmax_scale, batch.causal, descale_k)
+
+        return with_keepalive(step, batch, k_cache, meta, splits)
+
+    peer._prepare = prepare
     return peer
 
 

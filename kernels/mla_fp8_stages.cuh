@@ -19,10 +19,11 @@
 //
 // Stages (StageRing, each kernel its depth): raw fp8 stages (40 KB: 128-byte rows of 128 columns, the fifth sub-tile
 // half used) and Vt stages (32 KB, 64-byte rows, the 64-byte swizzle). With R raw stages the producer copies block
-// n, then transposes block n - (R - 1) (the blocks after it still landing). Barriers: raw_full (128 cp.async arrivals; the producer waits on it too,
-// since it transposes bytes other threads copied), raw_empty (the producer's 4 warps after reading the stage for
-// the transpose, and the consumer warps that ran Q.K^T on it), vt_full (128 producer threads, after
-// transposing), vt_empty (the consumer warps that ran P.V on it). Each kernel initializes them with its counts.
+// n, then transposes block n - (R - 1) (the blocks after it still landing). Barriers: raw_full (128 cp.async
+// arrivals; the producer waits on it too, since it transposes bytes other threads copied), raw_empty (the producer's
+// 4 warps after reading the stage for the transpose, and the consumer warps that ran Q.K^T on it), vt_full (128
+// producer threads, after transposing), vt_empty (the consumer warps that ran P.V on it); StageRing::init_barriers
+// takes each kernel's consumer counts.
 #pragma once
 
 #include <cuda_fp8.h>

@@ -449,16 +449,19 @@ def _slices(events):
     return [event[1:] for event in events if event[0] == "time"]
 
 
-@pytest.mark.parametrize("plan", ["scheduler", "whole", "fp8"])
+@pytest.mark.parametrize("plan", ["scheduler", "whole", "fp8", "parts", "fp8-parts"])
 def test_the_probe_runs_our_step_through_the_benchmarks_checks(cpu_harness, monkeypatch, plan):
     monkeypatch.setattr(probe_decode, "kernel_timeline", lambda graph: [("narrow", 0.9, 10.0)])
     peer = {"scheduler": peers.MlaBackendPeer, "whole": probe_decode.WholeRequestPlanPeer,
-            "fp8": peers.MlaBackendFp8Peer}[plan]()
+            "fp8": peers.MlaBackendFp8Peer, "parts": peers.MlaBackendPeer,
+            "fp8-parts": peers.MlaBackendFp8Peer}[plan]()
+    if plan.endswith("parts"):   # --parts: a plan of 5 parts, not num_sm_parts' 132 (the public op refuses it)
+        peer = probe_decode.with_parts(peer, 5)
     peer.us = 10.0   # what the fake graphs report
     config = bench.Config(6, 150, 2, 2, varlen=True)
     line = probe_decode.probe(config, peer, 50, 1, torch.device("cpu"))
     assert line.startswith("b6/s150/h2/q2/varlen") and " ok " in line and "narrow 0.9-10.0" in line
-    nbytes = bench.decode_bytes(sum(bench.make_seqlens(config)), 6, 2, 2, kv_bytes=1 if plan == "fp8" else 2)
+    nbytes = bench.decode_bytes(sum(bench.make_seqlens(config)), 6, 2, 2, kv_bytes=1 if "fp8" in plan else 2)
     assert f"{bench.metrics(10.0, nbytes, 1)['gbps']:6.0f} GB/s" in line   # an fp8 cache counts 1 byte a value
 
 
