@@ -8,9 +8,17 @@
 // which is why the rows are split by warpgroup (32 columns in one would be 128 registers of O). 384 threads: the
 // producer gives registers to the consumers with setmaxnreg.
 //
-// Barrier counts: raw_empty takes the 4 producer warps and the 4 warps of each consumer warpgroup (after Q.K^T),
-// vt_empty the 4 warps of each consumer warpgroup (after P.V).
+// Up to 16 rows (Split::kBlocks, v49): two consumer warpgroups take every other block of the CTA's sequence, each
+// with its own online softmax over all 16 rows; a request's two partial states are merged through shared memory
+// at its end (warpgroup 1 hands its O^T and statistics to warpgroup 0, which writes the output). One warpgroup's
+// chain a block (Q.K^T, softmax, P, P.V: ~3,000 cycles) is longer than the block's HBM time (~2,000), so two
+// chains side by side keep the copies busy; each stage then belongs to one warpgroup (raw and Vt stage = block % 2).
+//
+// Barrier counts: raw_empty takes the 4 producer warps and the 4 warps of each consumer warpgroup that runs Q.K^T
+// on the stage (after Q.K^T), vt_empty the 4 warps of each that runs P.V on it.
 #pragma once
+
+#include <type_traits>
 
 #include "mla_fp8_stages.cuh"
 
@@ -18,16 +26,27 @@ namespace mla {
 namespace narrow_fp8 {
 namespace row_split {
 
-constexpr int kMaxGroups = 2;                   // consumer warpgroups: rows 0-15, 16-31
-template <int kGroups>
+// What each of the two consumer warpgroups takes: its 16 rows of every block (17-32 rows), or all 16 rows of every
+// other block (up to 16 rows).
+enum class Split { kRows, kBlocks };
+constexpr int kGroups = 2;                      // consumer warpgroups
 constexpr int kThreads = kGroups * kWarpgroupThreads + kProducerThreads;   // consumers first, then the producer
-// setmaxnreg budgets of the two-group kernel (256 threads need none: each may use 255): the pool is what the
-// launch allocated, 168 a thread at 384 threads (kernels/mla_decode.cuh says what a larger sum does).
-constexpr int kProducerRegisters = 112;         // the transpose holds 16 x 16 bytes a thread in registers
-constexpr int kConsumerRegisters = 192;
-constexpr int kLaunchRegisters = 64 * 1024 / kThreads<kMaxGroups> / 8 * 8;   // 168
-static_assert(kProducerRegisters + kMaxGroups * kConsumerRegisters <= (kMaxGroups + 1) * kLaunchRegisters,
+// setmaxnreg budgets: the pool is what the launch allocated, 168 a thread at 384 threads (kernels/mla_decode.cuh
+// says what a larger sum does). The transpose holds 16 x 16 bytes a thread in registers and runs slower below
+// ~150 (PERF_NOTES.md, v42); Split::kRows' consumers need 192 (two O^T batches of 64), Split::kBlocks' fewer.
+template <Split kSplit>
+constexpr int kProducerRegisters = kSplit == Split::kRows ? 112 : 136;
+template <Split kSplit>
+constexpr int kConsumerRegisters = kSplit == Split::kRows ? 192 : 184;
+constexpr int kLaunchRegisters = 64 * 1024 / kThreads / 8 * 8;   // 168
+static_assert(kProducerRegisters<Split::kRows> + kGroups * kConsumerRegisters<Split::kRows> <=
+                      (kGroups + 1) * kLaunchRegisters &&
+                  kProducerRegisters<Split::kBlocks> + kGroups * kConsumerRegisters<Split::kBlocks> <=
+                      (kGroups + 1) * kLaunchRegisters,
               "setmaxnreg budgets exceed the registers allocated at launch");
+// Named barriers of the two warpgroups together (each one's own are 1-10, Fragment::barrier).
+enum ExchangeBarrier : int { kExchangeFull = 11, kExchangeFree = 12 };
+constexpr int kConsumerThreads = kGroups * kWarpgroupThreads;
 
 // What one consumer warpgroup keeps for its kCols query rows.
 struct GroupStorage {
@@ -43,9 +62,19 @@ struct GroupStorage {
 constexpr int kRawStages = 2;
 constexpr int kVtStages = 2;
 
-template <int kGroups>
+// Warpgroup 1's state of a request under Split::kBlocks, a value per thread ([value][thread]: conflict-free).
+// Both warpgroups hold the same fragment of O^T and the statistics, so thread t of warpgroup 0 merges slot t.
+struct Exchange {
+  float o[kDTiles * kCols / 2][kWarpgroupThreads];
+  float max[kCols / 4][kWarpgroupThreads];
+  float sum[kCols / 4][kWarpgroupThreads];
+};
+struct NoExchange {};
+
+template <Split kSplit>
 struct SharedStorage : StageRing<kRawStages, kVtStages> {
   GroupStorage group[kGroups];
+  std::conditional_t<kSplit == Split::kBlocks, Exchange, NoExchange> exchange;
 };
 
 // O^T += V8^T P8^T for the Vt stage at shared address vt. P's high and low parts are the 32 rows of one B operand
@@ -80,12 +109,56 @@ __device__ __forceinline__ void accumulate_block(uint32_t vt, const GroupStorage
 }
 
 
-template <typename Element, int kGroups>
+// Warpgroup 1 (Split::kBlocks) at a request's end: its O^T and statistics into smem.exchange, once warpgroup 0 has
+// read the previous request's.
+__device__ __forceinline__ void hand_over(Exchange& x, const ColumnStats<kCols>& stats,
+                                          const float (&o)[kDTiles][kCols / 2], bool& handed_before) {
+  const int t = threadIdx.x % kWarpgroupThreads;
+  if (handed_before) named_barrier_sync<kConsumerThreads>(kExchangeFree);
+#pragma unroll
+  for (int d = 0; d < kDTiles; ++d) {
+#pragma unroll
+    for (int i = 0; i < kCols / 2; ++i) x.o[d * (kCols / 2) + i][t] = o[d][i];
+  }
+#pragma unroll
+  for (int c = 0; c < kCols / 4; ++c) x.max[c][t] = stats.max[c], x.sum[c][t] = stats.sum[c];
+  named_barrier_arrive<kConsumerThreads>(kExchangeFull);
+  handed_before = true;
+}
+
+// Warpgroup 0 (Split::kBlocks): warpgroup 1's state of the request merged into its own (the two online softmax
+// states over disjoint blocks, rescaled to the larger max).
+__device__ __forceinline__ void take_over(Exchange& x, ColumnStats<kCols>& stats, float (&o)[kDTiles][kCols / 2]) {
+  const int t = threadIdx.x % kWarpgroupThreads;
+  named_barrier_sync<kConsumerThreads>(kExchangeFull);
+  float mine[kCols / 4], theirs[kCols / 4];
+#pragma unroll
+  for (int c = 0; c < kCols / 4; ++c) {
+    const float other_max = x.max[c][t];
+    const float merged = fmaxf(stats.max[c], other_max);
+    mine[c] = stats.max[c] == -INFINITY ? 0.f : exp2f(stats.max[c] - merged);
+    theirs[c] = other_max == -INFINITY ? 0.f : exp2f(other_max - merged);
+    stats.sum[c] = stats.sum[c] * mine[c] + x.sum[c][t] * theirs[c];
+    stats.max[c] = merged;
+  }
+#pragma unroll
+  for (int d = 0; d < kDTiles; ++d) {
+#pragma unroll
+    for (int i = 0; i < kCols / 2; ++i) {
+      const int c = (i / 4) * 2 + i % 2;
+      o[d][i] = o[d][i] * mine[c] + x.o[d * (kCols / 2) + i][t] * theirs[c];
+    }
+  }
+  named_barrier_arrive<kConsumerThreads>(kExchangeFree);
+}
+
+template <typename Element, Split kSplit>
 __device__ void consume_kv_blocks(const DecodeParams& p, const Fragment& f, const SchedEntry& entry,
-                                  SharedStorage<kGroups>& smem) {
+                                  SharedStorage<kSplit>& smem) {
   GroupStorage& mine = smem.group[f.group];
   const float descale = __ldg(p.descale_k);
-  int consumed = 0;
+  bool handed_before = false;
+  int consumed = 0;   // the CTA's blocks so far (under Split::kBlocks, this warpgroup's are every other one)
   for (int req = entry.begin_req; req <= entry.end_req; ++req) {
     const Piece piece = piece_of(p, entry, req);
     const OutputSlot slot = output_slot(p, entry, req);
@@ -95,6 +168,7 @@ __device__ void consume_kv_blocks(const DecodeParams& p, const Fragment& f, cons
     zero_output(o);
 
     for (int block = piece.first; block < piece.last; ++block, ++consumed) {
+      if (kSplit == Split::kBlocks && consumed % kGroups != f.group) continue;
       const int vt_stage = consumed % kVtStages, vt_parity = (consumed / kVtStages) & 1;
       const uint32_t vt = smem_addr(smem.vt[vt_stage]);
       float s[kCols / 2], rescale[kCols / 4];
@@ -110,19 +184,30 @@ __device__ void consume_kv_blocks(const DecodeParams& p, const Fragment& f, cons
       if (f.lane == 0) mbar_arrive(smem_addr(&smem.vt_empty[vt_stage]));
     }
     if (req == entry.end_req) allow_next_grid_launch();
-    narrow::write_output<Element, kCols>(p, f, req, slot, rows.stats, o, descale / kProbScale, mine);
+    if constexpr (kSplit == Split::kBlocks) {
+      if (f.group == 1) {
+        hand_over(smem.exchange, rows.stats, o, handed_before);
+      } else {
+        take_over(smem.exchange, rows.stats, o);
+        narrow::write_output<Element, kCols>(p, f, req, slot, rows.stats, o, descale / kProbScale, mine);
+      }
+    } else {
+      narrow::write_output<Element, kCols>(p, f, req, slot, rows.stats, o, descale / kProbScale, mine);
+    }
     named_barrier_sync<kWarpgroupThreads>(f.barrier(narrow::kRequestDone));   // the next request reuses Q, its scales
   }
+  // The last request's kExchangeFree arrival (every bar.arrive is matched before the CTA exits).
+  if (kSplit == Split::kBlocks && f.group == 1 && handed_before) named_barrier_sync<kConsumerThreads>(kExchangeFree);
 }
 
-template <typename Element, int kGroups>
-__global__ void __launch_bounds__(kThreads<kGroups>, 1)
-    mla_decode_narrow_fp8_kernel(const __grid_constant__ DecodeParams p) {
-  constexpr int kConsumerThreads = kGroups * kWarpgroupThreads;
+template <typename Element, Split kSplit>
+__global__ void __launch_bounds__(kThreads, 1) mla_decode_narrow_fp8_kernel(const __grid_constant__ DecodeParams p) {
   extern __shared__ __align__(1024) char smem_bytes[];
-  auto& smem = *reinterpret_cast<SharedStorage<kGroups>*>(smem_bytes);
+  auto& smem = *reinterpret_cast<SharedStorage<kSplit>*>(smem_bytes);
   if (threadIdx.x == 0) {
-    smem.init_barriers(kGroups * kConsumerWarps, kGroups * kConsumerWarps);
+    // Under Split::kBlocks each stage is one warpgroup's.
+    const int stage_warps = kSplit == Split::kRows ? kGroups * kConsumerWarps : kConsumerWarps;
+    smem.init_barriers(stage_warps, stage_warps);
     mbar_fence_init();
   }
   __syncthreads();
@@ -130,20 +215,20 @@ __global__ void __launch_bounds__(kThreads<kGroups>, 1)
   wait_for_previous_grid();   // the plan and seqlens may come from the kernel before this one
   const SchedEntry entry = SchedEntry::load(p.sched, blockIdx.y);
   if (threadIdx.x >= kConsumerThreads) {
-    if constexpr (kGroups > 1) asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegisters));
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegisters<kSplit>));
     produce_kv_blocks(p, entry, smem, threadIdx.x - kConsumerThreads);
     return;
   }
-  if constexpr (kGroups > 1) asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegisters));
-  const int group = kGroups > 1 ? threadIdx.x / kWarpgroupThreads : 0;
-  consume_kv_blocks<Element>(p, Fragment(group, group * kCols), entry, smem);
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegisters<kSplit>));
+  const int group = threadIdx.x / kWarpgroupThreads;
+  consume_kv_blocks<Element>(p, Fragment(group, kSplit == Split::kRows ? group * kCols : 0), entry, smem);
 }
 
-template <typename Element, int kGroups>
+template <typename Element, Split kSplit>
 cudaError_t launch(const DecodeParams& p, cudaStream_t stream) {
-  static_assert(sizeof(SharedStorage<kGroups>) <= 227 * 1024, "shared memory over the sm_90 limit");
-  return launch_with_pdl(mla_decode_narrow_fp8_kernel<Element, kGroups>, dim3(1, p.num_parts),
-                         dim3(kThreads<kGroups>), sizeof(SharedStorage<kGroups>), stream, p);
+  static_assert(sizeof(SharedStorage<kSplit>) <= 227 * 1024, "shared memory over the sm_90 limit");
+  return launch_with_pdl(mla_decode_narrow_fp8_kernel<Element, kSplit>, dim3(1, p.num_parts), dim3(kThreads),
+                         sizeof(SharedStorage<kSplit>), stream, p);
 }
 
 }  // namespace row_split
@@ -151,8 +236,9 @@ cudaError_t launch(const DecodeParams& p, cudaStream_t stream) {
 
 template <typename Element>
 cudaError_t launch_decode_narrow_fp8(const DecodeParams& p, cudaStream_t stream) {
-  if (p.rows <= narrow_fp8::kCols) return narrow_fp8::row_split::launch<Element, 1>(p, stream);
-  return narrow_fp8::row_split::launch<Element, narrow_fp8::row_split::kMaxGroups>(p, stream);
+  using narrow_fp8::row_split::Split;
+  if (p.rows <= narrow_fp8::kCols) return narrow_fp8::row_split::launch<Element, Split::kBlocks>(p, stream);
+  return narrow_fp8::row_split::launch<Element, Split::kRows>(p, stream);
 }
 
 }  // namespace mla
