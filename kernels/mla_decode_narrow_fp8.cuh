@@ -30,23 +30,29 @@ namespace row_split {
 // other block (up to 16 rows).
 enum class Split { kRows, kBlocks };
 constexpr int kGroups = 2;                      // consumer warpgroups
-constexpr int kThreads = kGroups * kWarpgroupThreads + kProducerThreads;   // consumers first, then the producer
-// setmaxnreg budgets: the pool is what the launch allocated, 168 a thread at 384 threads (kernels/mla_decode.cuh
-// says what a larger sum does). The transpose holds 16 x 16 bytes a thread in registers and runs slower below
-// ~150 (PERF_NOTES.md, v42); Split::kRows' consumers need 192 (two O^T batches of 64), Split::kBlocks' fewer.
+constexpr int kConsumerThreads = kGroups * kWarpgroupThreads;
+// Consumers first, then the producer warpgroup (Split::kRows: it copies and transposes) or the transposing and
+// the copying warpgroups (Split::kBlocks: with both consumer chains side by side, one producer's copy + transpose
+// chain, ~1,600 cycles a block of work, became the bound).
 template <Split kSplit>
-constexpr int kProducerRegisters = kSplit == Split::kRows ? 112 : 136;
+constexpr int kThreads = kConsumerThreads + (kSplit == Split::kRows ? 1 : 2) * kProducerThreads;
+// setmaxnreg budgets: the pool is what the launch allocated (65536 / kThreads a thread, kernels/mla_decode.cuh says
+// what a larger sum does). The transpose holds 16 x 16 bytes a thread in registers and runs slower below ~150
+// (PERF_NOTES.md, v42); Split::kRows' consumers need 192 (two O^T batches of 64).
+template <Split kSplit>
+constexpr int kLaunchRegisters = 64 * 1024 / kThreads<kSplit> / 8 * 8;   // 168, 128
 template <Split kSplit>
 constexpr int kConsumerRegisters = kSplit == Split::kRows ? 192 : 184;
-constexpr int kLaunchRegisters = 64 * 1024 / kThreads / 8 * 8;   // 168
-static_assert(kProducerRegisters<Split::kRows> + kGroups * kConsumerRegisters<Split::kRows> <=
-                      (kGroups + 1) * kLaunchRegisters &&
-                  kProducerRegisters<Split::kBlocks> + kGroups * kConsumerRegisters<Split::kBlocks> <=
-                      (kGroups + 1) * kLaunchRegisters,
+template <Split kSplit>
+constexpr int kTransposeRegisters = kSplit == Split::kRows ? 112 : 112;   // Split::kRows: the whole producer
+constexpr int kCopyRegisters = 32;
+static_assert(kTransposeRegisters<Split::kRows> + kGroups * kConsumerRegisters<Split::kRows> <=
+                      (kGroups + 1) * kLaunchRegisters<Split::kRows> &&
+                  kCopyRegisters + kTransposeRegisters<Split::kBlocks> + kGroups * kConsumerRegisters<Split::kBlocks> <=
+                      (kGroups + 2) * kLaunchRegisters<Split::kBlocks>,
               "setmaxnreg budgets exceed the registers allocated at launch");
 // Named barriers of the two warpgroups together (each one's own are 1-10, Fragment::barrier).
 enum ExchangeBarrier : int { kExchangeFull = 11, kExchangeFree = 12 };
-constexpr int kConsumerThreads = kGroups * kWarpgroupThreads;
 
 // What one consumer warpgroup keeps for its kCols query rows.
 struct GroupStorage {
@@ -201,7 +207,8 @@ __device__ void consume_kv_blocks(const DecodeParams& p, const Fragment& f, cons
 }
 
 template <typename Element, Split kSplit>
-__global__ void __launch_bounds__(kThreads, 1) mla_decode_narrow_fp8_kernel(const __grid_constant__ DecodeParams p) {
+__global__ void __launch_bounds__(kThreads<kSplit>, 1)
+    mla_decode_narrow_fp8_kernel(const __grid_constant__ DecodeParams p) {
   extern __shared__ __align__(1024) char smem_bytes[];
   auto& smem = *reinterpret_cast<SharedStorage<kSplit>*>(smem_bytes);
   if (threadIdx.x == 0) {
@@ -214,10 +221,24 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_narrow_fp8_kernel(cons
 
   wait_for_previous_grid();   // the plan and seqlens may come from the kernel before this one
   const SchedEntry entry = SchedEntry::load(p.sched, blockIdx.y);
-  if (threadIdx.x >= kConsumerThreads) {
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegisters<kSplit>));
-    produce_kv_blocks(p, entry, smem, threadIdx.x - kConsumerThreads);
-    return;
+  const int tid = threadIdx.x - kConsumerThreads;
+  if constexpr (kSplit == Split::kRows) {
+    if (tid >= 0) {
+      asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kTransposeRegisters<kSplit>));
+      produce_kv_blocks(p, entry, smem, tid);
+      return;
+    }
+  } else {
+    if (tid >= kProducerThreads) {
+      asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kCopyRegisters));
+      copy_kv_blocks(p, entry, smem, tid - kProducerThreads);
+      return;
+    }
+    if (tid >= 0) {
+      asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kTransposeRegisters<kSplit>));
+      transpose_kv_blocks(p, entry, smem, tid);
+      return;
+    }
   }
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegisters<kSplit>));
   const int group = threadIdx.x / kWarpgroupThreads;
@@ -227,7 +248,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_narrow_fp8_kernel(cons
 template <typename Element, Split kSplit>
 cudaError_t launch(const DecodeParams& p, cudaStream_t stream) {
   static_assert(sizeof(SharedStorage<kSplit>) <= 227 * 1024, "shared memory over the sm_90 limit");
-  return launch_with_pdl(mla_decode_narrow_fp8_kernel<Element, kSplit>, dim3(1, p.num_parts), dim3(kThreads),
+  return launch_with_pdl(mla_decode_narrow_fp8_kernel<Element, kSplit>, dim3(1, p.num_parts), dim3(kThreads<kSplit>),
                          sizeof(SharedStorage<kSplit>), stream, p);
 }
 

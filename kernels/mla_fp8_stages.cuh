@@ -251,6 +251,38 @@ __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry
   }
 }
 
+// The producer's two jobs on two warpgroups (mla_decode_narrow_fp8.cuh, Split::kBlocks): one copies each block as
+// soon as its raw stage is free, the other transposes each as soon as it has landed, so neither waits for the
+// other's work on another block. The copier exits only after its copies' arrivals (none can complete again).
+template <typename Storage>
+__device__ void copy_kv_blocks(const DecodeParams& p, const SchedEntry& entry, Storage& smem, int tid) {
+  constexpr int kRawStages = Storage::kRawStages;
+  const CopyLane lane(p, tid);
+  BlockCursor cursor{entry.begin_req, entry.begin_block};
+  int n = 0;
+  for (cursor.settle(p, entry); cursor.valid(entry); ++n) {
+    const int stage = n % kRawStages, page = cursor.page(p);
+    if (n >= kRawStages) mbar_wait(smem_addr(&smem.raw_empty[stage]), (n / kRawStages - 1) & 1);
+    copy_block(p, lane, page, smem_addr(smem.raw[stage]));
+    cp_async_mbar_arrive_noinc(smem_addr(&smem.raw_full[stage]));
+    ++cursor.block;
+    cursor.settle(p, entry);
+  }
+  for (int m = max(n - kRawStages, 0); m < n; ++m) mbar_wait(smem_addr(&smem.raw_full[m % kRawStages]), (m / kRawStages) & 1);
+}
+
+template <typename Storage>
+__device__ void transpose_kv_blocks(const DecodeParams& p, const SchedEntry& entry, Storage& smem, int tid) {
+  const TransposeLane lane(tid);
+  BlockCursor cursor{entry.begin_req, entry.begin_block};
+  int m = 0;
+  for (cursor.settle(p, entry); cursor.valid(entry); ++m) {
+    transpose_block(lane, smem, m, valid_tokens_of(p, cursor));
+    ++cursor.block;
+    cursor.settle(p, entry);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Consumer warpgroup helpers.
 
