@@ -81,12 +81,13 @@ template <typename Element>
 cudaError_t launch_decode_wide(const DecodeParams& p, cudaStream_t stream);
 
 // An fp8 (e4m3) k_cache (p.descale_k set) with an Element query: the fp8 swap-AB kernels only (both products in
-// fp8), so s_q * h_q <= kFp8MaxRows (ops.py refuses more rows before a launch). mla_decode_narrow_fp8.cuh runs one
-// consumer warpgroup per 16 query rows; mla_decode_narrow_fp8_split.cuh (16 rows) splits O^T between two by V's
-// columns, which shortens each block's chain: 4-18% faster up to 64 requests and wherever a CTA runs up to ~30
-// blocks, 4% slower with 64+ requests whose CTAs run ~60+ blocks each (b64/s16384, b128/s4096; PERF_NOTES.md,
-// fourteenth session). The blocks a CTA runs are known on the device only; the batch size stands in for them
-// (graph-safe: engines capture a graph per batch size).
+// fp8), so s_q * h_q <= kFp8MaxRows (ops.py refuses more rows before a launch). mla_decode_narrow_fp8.cuh runs two
+// consumer warpgroups split by query row (17-32 rows) or by block (up to 16 rows: every other block each);
+// mla_decode_narrow_fp8_split.cuh (16 rows) splits O^T between two by V's columns, which shortens each block's
+// chain: 5-25% faster than the block split up to 64 requests where a CTA runs up to ~30 blocks (b64/s4096,
+// b8/s8192), 8% slower where 64 requests give each CTA ~120 (b64/s16384; PERF_NOTES.md, v50). The blocks a CTA
+// runs are known on the device only; the batch size stands in for them (graph-safe: engines capture a graph per
+// batch size).
 constexpr int kFp8MaxRows = 32;
 constexpr int kFp8ColumnSplitMaxBatch = 64;
 template <typename Element>
