@@ -268,7 +268,9 @@ __device__ void copy_kv_blocks(const DecodeParams& p, const SchedEntry& entry, S
     ++cursor.block;
     cursor.settle(p, entry);
   }
-  for (int m = max(n - kRawStages, 0); m < n; ++m) mbar_wait(smem_addr(&smem.raw_full[m % kRawStages]), (m / kRawStages) & 1);
+  for (int m = max(n - kRawStages, 0); m < n; ++m) {
+    mbar_wait(smem_addr(&smem.raw_full[m % kRawStages]), (m / kRawStages) & 1);
+  }
 }
 
 template <typename Storage>
