@@ -220,29 +220,30 @@ __global__ void __launch_bounds__(kThreads<kSplit>, 1)
   __syncthreads();
 
   wait_for_previous_grid();   // the plan and seqlens may come from the kernel before this one
-  const SchedEntry entry = SchedEntry::load(p.sched, blockIdx.y);
+  // Each role reads its schedule entry after its setmaxnreg: nothing live across it (ptxas spills what is).
   const int tid = threadIdx.x - kConsumerThreads;
   if constexpr (kSplit == Split::kRows) {
     if (tid >= 0) {
       asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kTransposeRegisters<kSplit>));
-      produce_kv_blocks(p, entry, smem, tid);
+      produce_kv_blocks(p, SchedEntry::load(p.sched, blockIdx.y), smem, tid);
       return;
     }
   } else {
     if (tid >= kProducerThreads) {
       asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kCopyRegisters));
-      copy_kv_blocks(p, entry, smem, tid - kProducerThreads);
+      copy_kv_blocks(p, SchedEntry::load(p.sched, blockIdx.y), smem, tid - kProducerThreads);
       return;
     }
     if (tid >= 0) {
       asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kTransposeRegisters<kSplit>));
-      transpose_kv_blocks(p, entry, smem, tid);
+      transpose_kv_blocks(p, SchedEntry::load(p.sched, blockIdx.y), smem, tid);
       return;
     }
   }
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegisters<kSplit>));
   const int group = threadIdx.x / kWarpgroupThreads;
-  consume_kv_blocks<Element>(p, Fragment(group, kSplit == Split::kRows ? group * kCols : 0), entry, smem);
+  consume_kv_blocks<Element>(p, Fragment(group, kSplit == Split::kRows ? group * kCols : 0),
+                             SchedEntry::load(p.sched, blockIdx.y), smem);
 }
 
 template <typename Element, Split kSplit>
