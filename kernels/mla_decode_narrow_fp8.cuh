@@ -1,21 +1,22 @@
-// Swap-AB decode on an fp8 (e4m3) KV cache for up to 32 query rows, split between consumer warpgroups by query
-// row (v40; v41: 17-32 rows). The stages, the producer and the products are mla_fp8_stages.cuh's; here, each
-// consumer warpgroup runs Q.K^T, the online softmax, P and all of O^T = V8^T P8^T for its 16 rows, one block
-// after the other.
+// Swap-AB decode on an fp8 (e4m3) KV cache for up to 32 query rows on two consumer warpgroups (the row split; v40,
+// v41, v49-v50). The stages, the producer and the products are mla_fp8_stages.cuh's; here, each consumer warpgroup
+// runs Q.K^T, the online softmax, P and all of O^T = V8^T P8^T for 16 rows of a block, one block after the other.
+// O^T for 16 rows is 64 registers a thread (32 columns in one warpgroup would be 128), so the work is split by
+// warpgroup (Split):
 //
-// 17-32 rows (kGroups = 2): a second consumer warpgroup takes rows 16-31 with its own Q, P and softmax, on the
-// same raw and Vt stages (one copy and one transpose a block for both); its O^T is another 64 registers a thread,
-// which is why the rows are split by warpgroup (32 columns in one would be 128 registers of O). 384 threads: the
-// producer gives registers to the consumers with setmaxnreg.
+// 17-32 rows (Split::kRows, 384 threads): warpgroup 1 takes rows 16-31 with its own Q, P and softmax, on the same
+// raw and Vt stages (one copy and one transpose a block for both); one producer warpgroup copies and transposes.
 //
-// Up to 16 rows (Split::kBlocks, v49): two consumer warpgroups take every other block of the CTA's sequence, each
-// with its own online softmax over all 16 rows; a request's two partial states are merged through shared memory
-// at its end (warpgroup 1 hands its O^T and statistics to warpgroup 0, which writes the output). One warpgroup's
-// chain a block (Q.K^T, softmax, P, P.V: ~3,000 cycles) is longer than the block's HBM time (~2,000), so two
-// chains side by side keep the copies busy; each stage then belongs to one warpgroup (raw and Vt stage = block % 2).
+// Up to 16 rows (Split::kBlocks, 512 threads): the two consumer warpgroups take every other block of the CTA's
+// sequence, each with its own online softmax over all 16 rows; a request's two partial states are merged through
+// shared memory at its end (warpgroup 1 hands its O^T and statistics to warpgroup 0, which writes the output). One
+// warpgroup's chain a block (Q.K^T, softmax, P, P.V: ~3,000 cycles) is longer than the block's HBM time (~2,000),
+// and so is one producer's copy + transpose, so the copies and the transposes run on two more warpgroups; each
+// stage then belongs to one consumer warpgroup (raw and Vt stage = block % 2).
 //
-// Barrier counts: raw_empty takes the 4 producer warps and the 4 warps of each consumer warpgroup that runs Q.K^T
-// on the stage (after Q.K^T), vt_empty the 4 warps of each that runs P.V on it.
+// Barrier counts: raw_empty takes the 4 transposing warps and the 4 warps of each consumer warpgroup that runs
+// Q.K^T on the stage (after Q.K^T), vt_empty the 4 warps of each that runs P.V on it. setmaxnreg moves the
+// producer's registers to the consumers.
 #pragma once
 
 #include <type_traits>
@@ -43,12 +44,11 @@ template <Split kSplit>
 constexpr int kLaunchRegisters = 64 * 1024 / kThreads<kSplit> / 8 * 8;   // 168, 128
 template <Split kSplit>
 constexpr int kConsumerRegisters = kSplit == Split::kRows ? 192 : 184;
-template <Split kSplit>
-constexpr int kTransposeRegisters = kSplit == Split::kRows ? 112 : 112;   // Split::kRows: the whole producer
+constexpr int kTransposeRegisters = 112;        // Split::kRows: the whole producer
 constexpr int kCopyRegisters = 32;
-static_assert(kTransposeRegisters<Split::kRows> + kGroups * kConsumerRegisters<Split::kRows> <=
+static_assert(kTransposeRegisters + kGroups * kConsumerRegisters<Split::kRows> <=
                       (kGroups + 1) * kLaunchRegisters<Split::kRows> &&
-                  kCopyRegisters + kTransposeRegisters<Split::kBlocks> + kGroups * kConsumerRegisters<Split::kBlocks> <=
+                  kCopyRegisters + kTransposeRegisters + kGroups * kConsumerRegisters<Split::kBlocks> <=
                       (kGroups + 2) * kLaunchRegisters<Split::kBlocks>,
               "setmaxnreg budgets exceed the registers allocated at launch");
 // Named barriers of the two warpgroups together (each one's own are 1-10, Fragment::barrier).
@@ -63,8 +63,9 @@ struct GroupStorage {
   float q_inv_scale[kCols];                              // 1 / q_scale of each query row
 };
 
-// Two raw stages: the producer transposes block n - 1 right after copying block n, so each Vt is ready a copy
-// earlier than with three, and no row lost for the bytes no longer in flight (PERF_NOTES.md, v47: 1-3% faster).
+// Two raw stages. Split::kRows: its producer transposes block n - 1 right after copying block n, so each Vt is ready
+// a copy earlier than with three, and no row lost for the bytes no longer in flight (PERF_NOTES.md, v47: 1-3%
+// faster). Split::kBlocks: a third stage (room made by a four-round exchange) gained nothing (v51).
 constexpr int kRawStages = 2;
 constexpr int kVtStages = 2;
 
@@ -87,6 +88,8 @@ struct SharedStorage : StageRing<kRawStages, kVtStages> {
 // (smem.p is contiguous), so each m64n32k32 reads its Vt tile once and returns column c's two parts in
 // accumulator columns c and c + 16, added into O in fp32: each block's sum is formed in fp8 wgmma's accumulator
 // (fewer bits than fp32), O across blocks in registers. Four of the eight V tiles a batch (64 registers).
+// The same batches as narrow_fp8::accumulate_tiles, written out: two calls of it compiled to other instruction
+// scheduling here and ran 3% slower on the H200 (b128/s4096/h16 96.2 -> 99.2 µs, h32 135.1 -> 139.1; PERF_NOTES.md).
 __device__ __forceinline__ void accumulate_block(uint32_t vt, const GroupStorage& smem,
                                                  float (&o)[kDTiles][kCols / 2]) {
   constexpr int kBatch = kDTiles / 2;
@@ -224,7 +227,7 @@ __global__ void __launch_bounds__(kThreads<kSplit>, 1)
   const int tid = threadIdx.x - kConsumerThreads;
   if constexpr (kSplit == Split::kRows) {
     if (tid >= 0) {
-      asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kTransposeRegisters<kSplit>));
+      asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kTransposeRegisters));
       produce_kv_blocks(p, SchedEntry::load(p.sched, blockIdx.y), smem, tid);
       return;
     }
@@ -235,7 +238,7 @@ __global__ void __launch_bounds__(kThreads<kSplit>, 1)
       return;
     }
     if (tid >= 0) {
-      asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kTransposeRegisters<kSplit>));
+      asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kTransposeRegisters));
       transpose_kv_blocks(p, SchedEntry::load(p.sched, blockIdx.y), smem, tid);
       return;
     }

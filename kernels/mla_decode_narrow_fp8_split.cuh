@@ -29,7 +29,6 @@ constexpr int kLaunchRegisters = 64 * 1024 / kThreads / 8 * 8;   // 168
 static_assert(kProducerRegisters + kConsumerGroups * kConsumerRegisters <= (kConsumerGroups + 1) * kLaunchRegisters,
               "setmaxnreg budgets exceed the registers allocated at launch");
 constexpr int kProbBuffers = 2;                 // P (and its rescale factors) of blocks n and n + 1
-constexpr int kPvBatch = 4;                     // V tiles a P.V batch: 4 x 16 accumulator registers
 
 // Named barriers of both consumer warpgroups (warpgroup 0's own are narrow::Barrier 1-5).
 enum SharedBarrier : int { kOutputScaleReady = 6, kRequestDone = 7 };
@@ -74,36 +73,6 @@ __device__ __forceinline__ void rescale_half(float (&o)[kHalfTiles][kCols / 2], 
   }
 }
 
-// O^T[half] += V8^T P8^T for the Vt stage at shared address vt: this warpgroup's four V tiles. P's high and low
-// parts are the 2 kCols rows of one B operand, so each wgmma reads its Vt tile once and returns column c's two
-// parts in accumulator columns c and c + kCols, added into O in fp32: each block's sum is formed in fp8 wgmma's
-// accumulator (fewer bits than fp32), O across blocks in registers. kPvBatch tiles a batch.
-__device__ __forceinline__ void accumulate_half(uint32_t vt, uint32_t probs, int half,
-                                                float (&o)[kHalfTiles][kCols / 2]) {
-#pragma unroll
-  for (int batch = 0; batch < kHalfTiles / kPvBatch; ++batch) {
-    float ob[kPvBatch][kCols];
-    cute::warpgroup_arrive();
-#pragma unroll
-    for (int d = 0; d < kPvBatch; ++d) {
-      const int tile = half * kHalfTiles + batch * kPvBatch + d;
-#pragma unroll
-      for (int t = 0; t < kPvKSteps; ++t) {
-        wgmma_ss<PV>(desc_k_major_sw64(vt + tile * 64 * VtLayout::kRowBytes + t * 32),
-                     desc_k_major_sw64(probs + t * 32), ob[d], t > 0, std::make_index_sequence<kCols>{});
-      }
-    }
-    cute::warpgroup_commit_batch();
-    cute::warpgroup_wait<0>();
-#pragma unroll
-    for (int d = 0; d < kPvBatch; ++d) {
-      fence_operands(ob[d]);
-#pragma unroll
-      for (int i = 0; i < kCols / 2; ++i) o[batch * kPvBatch + d][i] += ob[d][i] + ob[d][i + kCols / 2];
-    }
-  }
-}
-
 // Warpgroup 0: Q.K^T, the online softmax and P for every row, then O^T's dims 0-255.
 template <typename Element>
 __device__ void score_and_accumulate(const DecodeParams& p, const Fragment& f, const SchedEntry& entry,
@@ -136,7 +105,7 @@ __device__ void score_and_accumulate(const DecodeParams& p, const Fragment& f, c
       fence_async_proxy();   // the producers' Vt is read by wgmma
 
       rescale_half(o, rescale);
-      accumulate_half(vt, smem_addr(smem.probs[buffer].p), 0, o);
+      accumulate_tiles<kHalfTiles>(vt, smem_addr(smem.probs[buffer].p), 0, 0, o);   // O^T's dims 0-255
       if (f.lane == 0) mbar_arrive(smem_addr(&smem.vt_empty[vt_stage]));
     }
     if (req == entry.end_req) allow_next_grid_launch();
@@ -172,7 +141,7 @@ __device__ void accumulate_second_half(const DecodeParams& p, const Fragment& f,
 #pragma unroll
       for (int c = 0; c < kCols / 4; ++c) rescale[c] = probs.rescale[f.column(c)];
       rescale_half(o, rescale);
-      accumulate_half(smem_addr(smem.vt[vt_stage]), smem_addr(probs.p), 1, o);
+      accumulate_tiles<kHalfTiles>(smem_addr(smem.vt[vt_stage]), smem_addr(probs.p), kHalfTiles, 0, o);   // 256-511
       __syncwarp();   // every lane's reads of the buffer's rescale factors come before lane 0 releases it
       if (f.lane == 0) {
         mbar_arrive(smem_addr(&smem.vt_empty[vt_stage]));

@@ -120,7 +120,7 @@ struct CopyLane {
 };
 
 // Copies block `page` into raw stage `stage` (a page outside the cache arrives as zeros, reading nothing).
-__device__ __forceinline__ void copy_block(const DecodeParams& p, const CopyLane& lane, int page, uint32_t stage) {
+__device__ __forceinline__ void copy_page(const DecodeParams& p, const CopyLane& lane, int page, uint32_t stage) {
   const bool in_cache = static_cast<unsigned>(page) < static_cast<unsigned>(p.num_blocks);
   const char* const src = lane.cache + (in_cache ? int64_t(page) * p.k_stride_block : 0);
   const uint32_t src_bytes = in_cache ? 16 : 0;
@@ -136,6 +136,18 @@ __device__ __forceinline__ void copy_block(const DecodeParams& p, const CopyLane
       }
     }
   }
+}
+
+// The CTA's n-th block (page `page`) into its raw stage once the stage is free; raw_full completes when this
+// thread's copies (and every other copying thread's) have landed.
+template <typename Storage>
+__device__ __forceinline__ void copy_block(const DecodeParams& p, const CopyLane& lane, Storage& smem, int n,
+                                           int page) {
+  constexpr int kRawStages = Storage::kRawStages;
+  const int stage = n % kRawStages;
+  if (n >= kRawStages) mbar_wait(smem_addr(&smem.raw_empty[stage]), (n / kRawStages - 1) & 1);
+  copy_page(p, lane, page, smem_addr(smem.raw[stage]));
+  cp_async_mbar_arrive_noinc(smem_addr(&smem.raw_full[stage]));
 }
 
 // One producer thread's share of a block's transpose: V columns 16c..16c+15 (c < 32) of tokens 16g..16g+15
@@ -219,7 +231,7 @@ __device__ __forceinline__ int valid_tokens_of(const DecodeParams& p, const Bloc
 
 template <typename Storage>
 __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry, Storage& smem, int tid) {
-  constexpr int kRawStages = Storage::kRawStages, kTransposeLag = Storage::kTransposeLag;
+  constexpr int kTransposeLag = Storage::kTransposeLag;
   const CopyLane lane(p, tid);
   const TransposeLane transpose(tid);
   BlockCursor cursor{entry.begin_req, entry.begin_block};
@@ -236,10 +248,7 @@ __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry
       }
       break;
     }
-    const int stage = n % kRawStages;   // block n's copies
-    if (n >= kRawStages) mbar_wait(smem_addr(&smem.raw_empty[stage]), (n / kRawStages - 1) & 1);
-    copy_block(p, lane, page, smem_addr(smem.raw[stage]));
-    cp_async_mbar_arrive_noinc(smem_addr(&smem.raw_full[stage]));
+    copy_block(p, lane, smem, n, page);
     const int valid_n = valid;
     ++cursor.block;
     cursor.settle(p, entry);
@@ -261,10 +270,7 @@ __device__ void copy_kv_blocks(const DecodeParams& p, const SchedEntry& entry, S
   BlockCursor cursor{entry.begin_req, entry.begin_block};
   int n = 0;
   for (cursor.settle(p, entry); cursor.valid(entry); ++n) {
-    const int stage = n % kRawStages, page = cursor.page(p);
-    if (n >= kRawStages) mbar_wait(smem_addr(&smem.raw_empty[stage]), (n / kRawStages - 1) & 1);
-    copy_block(p, lane, page, smem_addr(smem.raw[stage]));
-    cp_async_mbar_arrive_noinc(smem_addr(&smem.raw_full[stage]));
+    copy_block(p, lane, smem, n, cursor.page(p));
     ++cursor.block;
     cursor.settle(p, entry);
   }
@@ -391,6 +397,34 @@ __device__ __forceinline__ void store_probs_fp8(const Fragment& f, const float (
       asm volatile("st.shared.u16 [%0], %1;" ::"r"(high + at), "h"(hi) : "memory");
       asm volatile("st.shared.u16 [%0], %1;" ::"r"(low + at), "h"(lo) : "memory");
     }
+  }
+}
+
+// O^T tiles first..first+kCount-1 += V8^T P8^T for Vt tiles vt_tile.. of the Vt stage at shared address vt, P's
+// parts at shared address probs. P's high and low parts are the 2 kCols rows of one B operand (contiguous), so each
+// m64n32k32 reads its Vt tile once and returns column c's two parts in accumulator columns c and c + kCols, added
+// into O in fp32: each block's sum is formed in fp8 wgmma's accumulator (fewer bits than fp32), O across blocks in
+// registers. One batch of kCount tiles (kCount x 16 accumulator registers) and one wait.
+template <int kCount, int kTiles>
+__device__ __forceinline__ void accumulate_tiles(uint32_t vt, uint32_t probs, int vt_tile, int first,
+                                                 float (&o)[kTiles][kCols / 2]) {
+  float ob[kCount][kCols];
+  cute::warpgroup_arrive();
+#pragma unroll
+  for (int d = 0; d < kCount; ++d) {
+#pragma unroll
+    for (int t = 0; t < kPvKSteps; ++t) {
+      wgmma_ss<PV>(desc_k_major_sw64(vt + (vt_tile + d) * 64 * VtLayout::kRowBytes + t * 32),
+                   desc_k_major_sw64(probs + t * 32), ob[d], t > 0, std::make_index_sequence<kCols>{});
+    }
+  }
+  cute::warpgroup_commit_batch();
+  cute::warpgroup_wait<0>();
+#pragma unroll
+  for (int d = 0; d < kCount; ++d) {
+    fence_operands(ob[d]);
+#pragma unroll
+    for (int i = 0; i < kCols / 2; ++i) o[first + d][i] += ob[d][i] + ob[d][i + kCols / 2];
   }
 }
 
