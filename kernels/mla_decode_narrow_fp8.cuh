@@ -7,16 +7,17 @@
 // 17-32 rows (Split::kRows, 384 threads): warpgroup 1 takes rows 16-31 with its own Q, P and softmax, on the same
 // raw and Vt stages (one copy and one transpose a block for both); one producer warpgroup copies and transposes.
 //
-// Up to 16 rows (Split::kBlocks, 512 threads): the two consumer warpgroups take every other block of the CTA's
+// Up to 16 rows (Split::kBlocks, 384 threads): the two consumer warpgroups take every other block of the CTA's
 // sequence, each with its own online softmax over all 16 rows; a request's two partial states are merged through
 // shared memory at its end (warpgroup 1 hands its O^T and statistics to warpgroup 0, which writes the output). One
-// warpgroup's chain a block (Q.K^T, softmax, P, P.V: ~3,000 cycles) is longer than the block's HBM time (~2,000),
-// and so is one producer's copy + transpose, so the copies and the transposes run on two more warpgroups; each
-// stage then belongs to one consumer warpgroup (raw and Vt stage = block % 2).
+// warpgroup's chain a block (Q.K^T, softmax, P, P.V: ~3,000 cycles) is longer than the block's HBM time (~2,000).
+// There is no Vt stage: each consumer reads its block's V from the raw stage into registers, transposed there into
+// P.V's A operand (the register-V layout below), and P.V accumulates straight into O^T, left running until the
+// consumer's next Q.K^T; the third warpgroup only copies.
 //
-// Barrier counts: raw_empty takes the 4 transposing warps and the 4 warps of each consumer warpgroup that runs
-// Q.K^T on the stage (after Q.K^T), vt_empty the 4 warps of each that runs P.V on it. setmaxnreg moves the
-// producer's registers to the consumers.
+// Barrier counts: Split::kRows' raw_empty takes the 4 producer warps and the 8 consumer warps (after Q.K^T),
+// vt_empty the 8 consumer warps (after P.V); Split::kBlocks' raw_empty the 4 warps of the stage's consumer (after
+// Q.K^T and its V loads). setmaxnreg moves the producer's registers to the consumers.
 #pragma once
 
 #include <type_traits>
@@ -32,24 +33,21 @@ namespace row_split {
 enum class Split { kRows, kBlocks };
 constexpr int kGroups = 2;                      // consumer warpgroups
 constexpr int kConsumerThreads = kGroups * kWarpgroupThreads;
-// Consumers first, then the producer warpgroup (Split::kRows: it copies and transposes) or the transposing and
-// the copying warpgroups (Split::kBlocks: with both consumer chains side by side, one producer's copy + transpose
-// chain, ~1,600 cycles a block of work, became the bound).
-template <Split kSplit>
-constexpr int kThreads = kConsumerThreads + (kSplit == Split::kRows ? 1 : 2) * kProducerThreads;
+// Consumers first, then the producer warpgroup (Split::kRows: it copies and transposes; Split::kBlocks: it copies).
+constexpr int kThreads = kConsumerThreads + kProducerThreads;
 // setmaxnreg budgets: the pool is what the launch allocated (65536 / kThreads a thread, kernels/mla_decode.cuh says
-// what a larger sum does). The transpose holds 16 x 16 bytes a thread in registers and runs slower below ~150
-// (PERF_NOTES.md, v42); Split::kRows' consumers need 192 (two O^T batches of 64).
+// what a larger sum does). Split::kRows: the transpose holds 16 x 16 bytes a thread in registers and runs slower
+// below ~150 (PERF_NOTES.md, v42), its consumers need 192 (two O^T batches of 64); Split::kBlocks: a consumer holds
+// O^T (64) and two blocks' V fragments (64 each: one block's P.V still reads its own while the next one loads).
+constexpr int kLaunchRegisters = 64 * 1024 / kThreads / 8 * 8;   // 168
 template <Split kSplit>
-constexpr int kLaunchRegisters = 64 * 1024 / kThreads<kSplit> / 8 * 8;   // 168, 128
+constexpr int kConsumerRegisters = kSplit == Split::kRows ? 192 : 240;
 template <Split kSplit>
-constexpr int kConsumerRegisters = kSplit == Split::kRows ? 192 : 184;
-constexpr int kTransposeRegisters = 112;        // Split::kRows: the whole producer
-constexpr int kCopyRegisters = 32;
-static_assert(kTransposeRegisters + kGroups * kConsumerRegisters<Split::kRows> <=
-                      (kGroups + 1) * kLaunchRegisters<Split::kRows> &&
-                  kCopyRegisters + kTransposeRegisters + kGroups * kConsumerRegisters<Split::kBlocks> <=
-                      (kGroups + 2) * kLaunchRegisters<Split::kBlocks>,
+constexpr int kProducerRegisters = kSplit == Split::kRows ? 112 : 24;
+static_assert(kProducerRegisters<Split::kRows> + kGroups * kConsumerRegisters<Split::kRows> <=
+                      (kGroups + 1) * kLaunchRegisters &&
+                  kProducerRegisters<Split::kBlocks> + kGroups * kConsumerRegisters<Split::kBlocks> <=
+                      (kGroups + 1) * kLaunchRegisters,
               "setmaxnreg budgets exceed the registers allocated at launch");
 // Named barriers of the two warpgroups together (each one's own are 1-10, Fragment::barrier).
 enum ExchangeBarrier : int { kExchangeFull = 11, kExchangeFree = 12 };
@@ -63,11 +61,11 @@ struct GroupStorage {
   float q_inv_scale[kCols];                              // 1 / q_scale of each query row
 };
 
-// Two raw stages. Split::kRows: its producer transposes block n - 1 right after copying block n, so each Vt is ready
+// Split::kRows: two raw stages; its producer transposes block n - 1 right after copying block n, so each Vt is ready
 // a copy earlier than with three, and no row lost for the bytes no longer in flight (PERF_NOTES.md, v47: 1-3%
-// faster). Split::kBlocks: a third stage (room made by a four-round exchange) gained nothing (v51).
-constexpr int kRawStages = 2;
-constexpr int kVtStages = 2;
+// faster). Split::kBlocks: three raw stages (four measured the same, v52), no Vt stage.
+template <Split kSplit>
+using Stages = std::conditional_t<kSplit == Split::kRows, StageRing<2, 2>, RawRing<3>>;
 
 // Warpgroup 1's state of a request under Split::kBlocks, a value per thread ([value][thread]: conflict-free).
 // Both warpgroups hold the same fragment of O^T and the statistics, so thread t of warpgroup 0 merges slot t.
@@ -79,7 +77,7 @@ struct Exchange {
 struct NoExchange {};
 
 template <Split kSplit>
-struct SharedStorage : StageRing<kRawStages, kVtStages> {
+struct SharedStorage : Stages<kSplit> {
   GroupStorage group[kGroups];
   std::conditional_t<kSplit == Split::kBlocks, Exchange, NoExchange> exchange;
 };
@@ -117,6 +115,154 @@ __device__ __forceinline__ void accumulate_block(uint32_t vt, const GroupStorage
   }
 }
 
+// Split::kBlocks: V^T as P.V's A operand, read by each consumer thread from the raw stage into registers. Thread
+// (warp w, lane l) holds V columns 16 o .. 16 o + 15, o = 8 w + l / 4 (raw sub-tile w, chunk l / 4), of the 16 tokens
+// of its A fragments: k position 32 t + 16 h + 4 q + e (q = l % 4, e the byte) holds token 8 (4 t + 2 h + e / 2) +
+// 2 q + e % 2 (pv_position, TokenOrder::kRegisterV), so a quarter warp's eight 16-byte loads hit eight chunks (no
+// bank conflict) and each 4 x 4 byte transpose of four tokens' words gives one A register. O^T's rows follow: row
+// l / 4 + 8 r of tile i in warp w is V column 16 o + 2 i + r, so each thread ends with 16 consecutive output columns
+// of its query rows (store_output_columns).
+using VWords = uint32_t[kPvKSteps][2][4][4];            // [t][h][e][4 columns each]
+using VFragments = uint32_t[kDTiles][kPvKSteps][4];     // [tile][t][A register]
+
+// Issues the 16 loads of this thread's V words; tokens from valid_tokens on read as zeros (0 * NaN would poison
+// P.V: unused page tails may hold anything).
+__device__ __forceinline__ void load_v_words(uint32_t raw, const Fragment& f, int valid_tokens, VWords& words) {
+  const int g = f.lane / 4, q = f.lane % 4;
+#pragma unroll
+  for (int t = 0; t < kPvKSteps; ++t) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int token = 8 * (4 * t + 2 * h + e / 2) + 2 * q + e % 2;
+        const uint32_t at = RawLayout::row(raw, f.warp, token) + ((g ^ (token % 8)) * 16);
+        uint32_t (&w)[4] = words[t][h][e];
+        asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(w[0]), "=r"(w[1]), "=r"(w[2]), "=r"(w[3]) : "r"(at));
+      }
+    }
+  }
+  if (valid_tokens >= kBlockSize) return;   // only a request's last block has tokens to clear
+#pragma unroll
+  for (int t = 0; t < kPvKSteps; ++t) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int token = 8 * (4 * t + 2 * h + e / 2) + 2 * q + e % 2;
+        uint32_t (&w)[4] = words[t][h][e];
+        if (token >= valid_tokens) w[0] = w[1] = w[2] = w[3] = 0;
+      }
+    }
+  }
+}
+
+__device__ __forceinline__ void transpose_v_words(const VWords& words, VFragments& a) {
+#pragma unroll
+  for (int t = 0; t < kPvKSteps; ++t) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+      for (int word = 0; word < 4; ++word) {   // columns 4 word .. 4 word + 3 of the thread's 16
+        uint32_t out[4];
+        transpose_4x4(words[t][h][0][word], words[t][h][1][word], words[t][h][2][word], words[t][h][3][word], 0x5410,
+                      0x7632, out);
+#pragma unroll
+        for (int x = 0; x < 4; ++x) {
+          const int column = 4 * word + x;
+          a[column / 2][t][2 * h + column % 2] = out[x];
+        }
+      }
+    }
+  }
+}
+
+// Block `block` of the piece, the warpgroup's consumed-th: S^T from its raw stage and the block's V fragments, the
+// stage released to the copier after both; S^T scaled, masked and through the online softmax.
+template <typename Storage>
+__device__ __forceinline__ void score_block_and_load_v(const DecodeParams& p, const Fragment& f, const Piece& piece,
+                                                       int block, int consumed, Storage& smem, GroupStorage& mine,
+                                                       RequestRows& r, float (&s)[kCols / 2],
+                                                       float (&rescale)[kCols / 4], VFragments& v) {
+  const int stage = consumed % Storage::kRawStages, parity = (consumed / Storage::kRawStages) & 1;
+  mbar_wait(smem_addr(&smem.raw_full[stage]), parity);
+  fence_async_proxy();   // cp.async (generic proxy) wrote the stage; wgmma reads it (async proxy)
+  const uint32_t raw = smem_addr(smem.raw[stage]);
+  issue_scores(raw, mine, s);
+  VWords words;
+  load_v_words(raw, f, min(piece.seqlen - block * kBlockSize, kBlockSize), words);
+  cute::warpgroup_wait<0>();
+  fence_operands(s);
+  __syncwarp();
+  if (f.lane == 0) mbar_arrive(smem_addr(&smem.raw_empty[stage]));
+  transpose_v_words(words, v);
+#pragma unroll
+  for (int i = 0; i < kCols / 2; ++i) s[i] *= r.column_scale[(i / 4) * 2 + i % 2];
+  const bool needs_mask = (block + 1) * kBlockSize > min_key_limit(p, piece.seqlen);
+  narrow::online_softmax<kCols>(p, f, block, consumed & 1, needs_mask, s, r.stats, mine, rescale);
+}
+
+// O^T += V8^T P8^T with V^T from registers (the layout above), straight into O^T: P's high and low parts are two
+// k halves of one product on the same A registers (m64n16k32, 4 a tile), so no per-block accumulator is added in.
+// Issued, not waited for: O^T and the fragments are ready after the next warpgroup_wait.
+__device__ __forceinline__ void issue_block_products(VFragments& v, const GroupStorage& smem,
+                                                     float (&o)[kDTiles][kCols / 2]) {
+  const uint32_t high = smem_addr(smem.p[0]), low = smem_addr(smem.p[1]);
+#pragma unroll
+  for (int d = 0; d < kDTiles; ++d) {
+    fence_operands(o[d]);
+#pragma unroll
+    for (int t = 0; t < kPvKSteps; ++t) fence_operands(v[d][t]);   // A ready before the wgmma fence
+  }
+  cute::warpgroup_arrive();
+#pragma unroll
+  for (int d = 0; d < kDTiles; ++d) {
+#pragma unroll
+    for (int t = 0; t < kPvKSteps; ++t) {
+      wgmma_rs<PVFromRegisters>(v[d][t], desc_k_major_sw64(high + t * 32), o[d], std::make_index_sequence<kCols / 2>{});
+      wgmma_rs<PVFromRegisters>(v[d][t], desc_k_major_sw64(low + t * 32), o[d], std::make_index_sequence<kCols / 2>{});
+    }
+  }
+  cute::warpgroup_commit_batch();
+}
+
+__device__ __forceinline__ void wait_block_products(float (&o)[kDTiles][kCols / 2]) {
+  cute::warpgroup_wait<0>();
+#pragma unroll
+  for (int d = 0; d < kDTiles; ++d) fence_operands(o[d]);
+}
+
+// O^T in the register-V layout, times each column's scale, written to out (or the split's fp32 partial): each
+// thread's 16 consecutive output columns of its 4 query rows.
+template <typename Element>
+__device__ __forceinline__ void store_output_columns(const DecodeParams& p, const Fragment& f, int req,
+                                                     OutputSlot slot, const float (&o)[kDTiles][kCols / 2],
+                                                     const float (&scale)[kCols / 4]) {
+  const int64_t row_base = int64_t(slot.is_split ? slot.split_row : req) * p.rows;
+  const int first_dim = 16 * (8 * f.warp + f.lane / 4);
+#pragma unroll
+  for (int c = 0; c < kCols / 4; ++c) {
+    const int row = f.query_row(f.column(c));
+    if (row >= p.rows) continue;
+    float x[16];   // output columns first_dim ..
+#pragma unroll
+    for (int k = 0; k < 16; ++k) x[k] = o[k / 2][(c / 2) * 4 + (k % 2) * 2 + c % 2] * scale[c];
+    const int64_t offset = (row_base + row) * kHeadDimV + first_dim;
+    if (slot.is_split) {
+      float4* out = reinterpret_cast<float4*>(p.out_accum + offset);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) out[k] = make_float4(x[4 * k], x[4 * k + 1], x[4 * k + 2], x[4 * k + 3]);
+    } else {
+      uint4* out = reinterpret_cast<uint4*>(static_cast<Element*>(p.out) + offset);
+#pragma unroll
+      for (int k = 0; k < 2; ++k) {
+        const float* y = x + 8 * k;
+        out[k] = make_uint4(GmmaOps<Element>::pack(y[0], y[1]), GmmaOps<Element>::pack(y[2], y[3]),
+                            GmmaOps<Element>::pack(y[4], y[5]), GmmaOps<Element>::pack(y[6], y[7]));
+      }
+    }
+  }
+}
 
 // Warpgroup 1 (Split::kBlocks) at a request's end: its O^T and statistics into smem.exchange, once warpgroup 0 has
 // read the previous request's.
@@ -164,6 +310,7 @@ __device__ __forceinline__ void take_over(Exchange& x, ColumnStats<kCols>& stats
 template <typename Element, Split kSplit>
 __device__ void consume_kv_blocks(const DecodeParams& p, const Fragment& f, const SchedEntry& entry,
                                   SharedStorage<kSplit>& smem) {
+  using Storage = SharedStorage<kSplit>;
   GroupStorage& mine = smem.group[f.group];
   const float descale = __ldg(p.descale_k);
   bool handed_before = false;
@@ -177,28 +324,43 @@ __device__ void consume_kv_blocks(const DecodeParams& p, const Fragment& f, cons
     zero_output(o);
 
     for (int block = piece.first; block < piece.last; ++block, ++consumed) {
-      if (kSplit == Split::kBlocks && consumed % kGroups != f.group) continue;
-      const int vt_stage = consumed % kVtStages, vt_parity = (consumed / kVtStages) & 1;
-      const uint32_t vt = smem_addr(smem.vt[vt_stage]);
       float s[kCols / 2], rescale[kCols / 4];
-      score_block(p, f, piece, block, consumed, smem, mine, rows, s, rescale);
+      if constexpr (kSplit == Split::kBlocks) {
+        if (consumed % kGroups != f.group) continue;
+        VFragments v;
+        score_block_and_load_v(p, f, piece, block, consumed, smem, mine, rows, s, rescale, v);
+        wait_block_products(o);   // the previous block's P.V finished with Q.K^T's wait (in order): O^T is ready
+        store_probs_fp8<TokenOrder::kRegisterV>(f, s, smem_addr(mine.p[0]));
+        fence_async_proxy();   // P is read by wgmma
+        named_barrier_sync<kWarpgroupThreads>(f.barrier(narrow::kProbsReady));
+        narrow::rescale_output<kCols>(o, rescale);
+        issue_block_products(v, mine, o);   // waited for by the next block's Q.K^T or at the request's end
+      } else {
+        const int vt_stage = consumed % Storage::kVtStages, vt_parity = (consumed / Storage::kVtStages) & 1;
+        const uint32_t vt = smem_addr(smem.vt[vt_stage]);
+        score_block(p, f, piece, block, consumed, smem, mine, rows, s, rescale);
 
-      store_probs_fp8(f, s, smem_addr(mine.p[0]));
-      mbar_wait(smem_addr(&smem.vt_full[vt_stage]), vt_parity);
-      fence_async_proxy();   // the producers' Vt and this warpgroup's P are read by wgmma
-      named_barrier_sync<kWarpgroupThreads>(f.barrier(narrow::kProbsReady));
+        store_probs_fp8(f, s, smem_addr(mine.p[0]));
+        mbar_wait(smem_addr(&smem.vt_full[vt_stage]), vt_parity);
+        fence_async_proxy();   // the producer's Vt and this warpgroup's P are read by wgmma
+        named_barrier_sync<kWarpgroupThreads>(f.barrier(narrow::kProbsReady));
 
-      narrow::rescale_output<kCols>(o, rescale);
-      accumulate_block(vt, mine, o);
-      if (f.lane == 0) mbar_arrive(smem_addr(&smem.vt_empty[vt_stage]));
+        narrow::rescale_output<kCols>(o, rescale);
+        accumulate_block(vt, mine, o);
+        if (f.lane == 0) mbar_arrive(smem_addr(&smem.vt_empty[vt_stage]));
+      }
     }
     if (req == entry.end_req) allow_next_grid_launch();
     if constexpr (kSplit == Split::kBlocks) {
+      wait_block_products(o);
       if (f.group == 1) {
         hand_over(smem.exchange, rows.stats, o, handed_before);
       } else {
         take_over(smem.exchange, rows.stats, o);
-        narrow::write_output<Element, kCols>(p, f, req, slot, rows.stats, o, descale / kProbScale, mine);
+        float scale[kCols / 4], lse_log2[kCols / 4];
+        narrow::row_scales<kCols>(f, rows.stats, descale / kProbScale, mine, scale, lse_log2);
+        store_output_columns<Element>(p, f, req, slot, o, scale);
+        narrow::store_lse<kCols>(p, f, req, slot, lse_log2);
       }
     } else {
       narrow::write_output<Element, kCols>(p, f, req, slot, rows.stats, o, descale / kProbScale, mine);
@@ -210,14 +372,15 @@ __device__ void consume_kv_blocks(const DecodeParams& p, const Fragment& f, cons
 }
 
 template <typename Element, Split kSplit>
-__global__ void __launch_bounds__(kThreads<kSplit>, 1)
-    mla_decode_narrow_fp8_kernel(const __grid_constant__ DecodeParams p) {
+__global__ void __launch_bounds__(kThreads, 1) mla_decode_narrow_fp8_kernel(const __grid_constant__ DecodeParams p) {
   extern __shared__ __align__(1024) char smem_bytes[];
   auto& smem = *reinterpret_cast<SharedStorage<kSplit>*>(smem_bytes);
   if (threadIdx.x == 0) {
-    // Under Split::kBlocks each stage is one warpgroup's.
-    const int stage_warps = kSplit == Split::kRows ? kGroups * kConsumerWarps : kConsumerWarps;
-    smem.init_barriers(stage_warps, stage_warps);
+    if constexpr (kSplit == Split::kRows) {
+      smem.init_barriers(kGroups * kConsumerWarps, kGroups * kConsumerWarps);
+    } else {
+      smem.init_barriers(kConsumerWarps);   // each stage is one warpgroup's
+    }
     mbar_fence_init();
   }
   __syncthreads();
@@ -225,23 +388,14 @@ __global__ void __launch_bounds__(kThreads<kSplit>, 1)
   wait_for_previous_grid();   // the plan and seqlens may come from the kernel before this one
   // Each role reads its schedule entry after its setmaxnreg: nothing live across it (ptxas spills what is).
   const int tid = threadIdx.x - kConsumerThreads;
-  if constexpr (kSplit == Split::kRows) {
-    if (tid >= 0) {
-      asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kTransposeRegisters));
+  if (tid >= 0) {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegisters<kSplit>));
+    if constexpr (kSplit == Split::kRows) {
       produce_kv_blocks(p, SchedEntry::load(p.sched, blockIdx.y), smem, tid);
-      return;
+    } else {
+      copy_kv_blocks(p, SchedEntry::load(p.sched, blockIdx.y), smem, tid);
     }
-  } else {
-    if (tid >= kProducerThreads) {
-      asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kCopyRegisters));
-      copy_kv_blocks(p, SchedEntry::load(p.sched, blockIdx.y), smem, tid - kProducerThreads);
-      return;
-    }
-    if (tid >= 0) {
-      asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kTransposeRegisters));
-      transpose_kv_blocks(p, SchedEntry::load(p.sched, blockIdx.y), smem, tid);
-      return;
-    }
+    return;
   }
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegisters<kSplit>));
   const int group = threadIdx.x / kWarpgroupThreads;
@@ -252,7 +406,7 @@ __global__ void __launch_bounds__(kThreads<kSplit>, 1)
 template <typename Element, Split kSplit>
 cudaError_t launch(const DecodeParams& p, cudaStream_t stream) {
   static_assert(sizeof(SharedStorage<kSplit>) <= 227 * 1024, "shared memory over the sm_90 limit");
-  return launch_with_pdl(mla_decode_narrow_fp8_kernel<Element, kSplit>, dim3(1, p.num_parts), dim3(kThreads<kSplit>),
+  return launch_with_pdl(mla_decode_narrow_fp8_kernel<Element, kSplit>, dim3(1, p.num_parts), dim3(kThreads),
                          sizeof(SharedStorage<kSplit>), stream, p);
 }
 

@@ -91,6 +91,22 @@ struct StageRing {
   }
 };
 
+// Raw stages alone, for a kernel that reads V from them into registers (no Vt stage, no transposing warps):
+// raw_empty counts only the consumer warps that read the stage.
+template <int kRaw>
+struct RawRing {
+  static constexpr int kRawStages = kRaw;
+  alignas(1024) char raw[kRaw][RawLayout::kStageBytes];
+  uint64_t raw_full[kRaw], raw_empty[kRaw];
+
+  __device__ void init_barriers(int consumer_warps) {   // by one thread
+    for (int s = 0; s < kRaw; ++s) {
+      mbar_init(smem_addr(&raw_full[s]), kProducerThreads);
+      mbar_init(smem_addr(&raw_empty[s]), consumer_warps);
+    }
+  }
+};
+
 // K-major operand in the 64-byte swizzle: rows of 64 bytes, 8-row groups 512 bytes apart.
 __device__ __forceinline__ uint64_t desc_k_major_sw64(uint32_t addr) {
   uint64_t d = 0;
@@ -103,6 +119,7 @@ __device__ __forceinline__ uint64_t desc_k_major_sw64(uint32_t addr) {
 
 using KQ = gmma::MMA_64x16x32_F32E4M3E4M3_SS_TN<>;
 using PV = gmma::MMA_64x32x32_F32E4M3E4M3_SS_TN<>;   // P's high and low parts as 32 columns
+using PVFromRegisters = gmma::MMA_64x16x32_F32E4M3E4M3_RS_TN<>;   // one P part, V^T from registers
 
 // ---------------------------------------------------------------------------------------------------
 // Producer warpgroup.
@@ -260,9 +277,9 @@ __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry
   }
 }
 
-// The producer's two jobs on two warpgroups (mla_decode_narrow_fp8.cuh, Split::kBlocks): one copies each block as
-// soon as its raw stage is free, the other transposes each as soon as it has landed, so neither waits for the
-// other's work on another block. The copier exits only after its copies' arrivals (none can complete again).
+// A producer that only copies (mla_decode_narrow_fp8.cuh, Split::kBlocks, whose consumers read V from the raw
+// stages themselves): each block as soon as its raw stage is free. It exits only after its copies' arrivals (none
+// can complete again).
 template <typename Storage>
 __device__ void copy_kv_blocks(const DecodeParams& p, const SchedEntry& entry, Storage& smem, int tid) {
   constexpr int kRawStages = Storage::kRawStages;
@@ -276,18 +293,6 @@ __device__ void copy_kv_blocks(const DecodeParams& p, const SchedEntry& entry, S
   }
   for (int m = max(n - kRawStages, 0); m < n; ++m) {
     mbar_wait(smem_addr(&smem.raw_full[m % kRawStages]), (m / kRawStages) & 1);
-  }
-}
-
-template <typename Storage>
-__device__ void transpose_kv_blocks(const DecodeParams& p, const SchedEntry& entry, Storage& smem, int tid) {
-  const TransposeLane lane(tid);
-  BlockCursor cursor{entry.begin_req, entry.begin_block};
-  int m = 0;
-  for (cursor.settle(p, entry); cursor.valid(entry); ++m) {
-    transpose_block(lane, smem, m, valid_tokens_of(p, cursor));
-    ++cursor.block;
-    cursor.settle(p, entry);
   }
 }
 
@@ -358,9 +363,9 @@ __device__ __forceinline__ void load_q(const DecodeParams& p, const Fragment& f,
   named_barrier_sync<kWarpgroupThreads>(f.barrier(narrow::kQReady));
 }
 
-// S^T = K8 Q8^T for the raw stage at shared address raw (unscaled).
+// S^T = K8 Q8^T for the raw stage at shared address raw (unscaled), issued: s is ready after warpgroup_wait.
 template <typename Storage>
-__device__ __forceinline__ void compute_scores(uint32_t raw, const Storage& smem, float (&s)[kCols / 2]) {
+__device__ __forceinline__ void issue_scores(uint32_t raw, const Storage& smem, float (&s)[kCols / 2]) {
   const uint32_t q_base = smem_addr(smem.q);
   cute::warpgroup_arrive();
 #pragma unroll
@@ -371,6 +376,11 @@ __device__ __forceinline__ void compute_scores(uint32_t raw, const Storage& smem
                  std::make_index_sequence<kCols / 2>{});
   }
   cute::warpgroup_commit_batch();
+}
+
+template <typename Storage>
+__device__ __forceinline__ void compute_scores(uint32_t raw, const Storage& smem, float (&s)[kCols / 2]) {
+  issue_scores(raw, smem, s);
   cute::warpgroup_wait<0>();
   fence_operands(s);
 }
@@ -378,6 +388,18 @@ __device__ __forceinline__ void compute_scores(uint32_t raw, const Storage& smem
 // P^T as its two e4m3 parts: P's values in rows r and r + 1 (r even) of a column, gathered into one lane of a
 // pair (narrow::pair_rows), are written as two adjacent bytes of that column's row in each part: the high parts'
 // kCols rows at shared address high, the low parts' right after them (one B operand of 2 kCols rows for P.V).
+// P.V's k position of each token: the natural order, or (TokenOrder::kRegisterV) the order in which a thread's
+// 4 x 4 byte transposes of V give P.V's A registers (mla_decode_narrow_fp8.cuh, Split::kBlocks): token 8 a + b
+// sits at 16 (a / 2) + 4 (b / 2) + 2 (a % 2) + b % 2.
+enum class TokenOrder { kNatural, kRegisterV };
+template <TokenOrder kOrder>
+__device__ __forceinline__ int pv_position(int token) {
+  if constexpr (kOrder == TokenOrder::kNatural) return token;
+  const int a = token / 8, b = token % 8;
+  return 16 * (a / 2) + 4 * (b / 2) + 2 * (a % 2) + b % 2;
+}
+
+template <TokenOrder kOrder = TokenOrder::kNatural>
 __device__ __forceinline__ void store_probs_fp8(const Fragment& f, const float (&s)[kCols / 2], uint32_t high) {
   const uint32_t low = high + kCols * VtLayout::kRowBytes;
 #pragma unroll
@@ -393,7 +415,8 @@ __device__ __forceinline__ void store_probs_fp8(const Fragment& f, const float (
       const float2 hi_value = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(hi, __NV_E4M3)));
       const __nv_fp8x2_storage_t lo =
           __nv_cvt_float2_to_fp8x2(make_float2(x - hi_value.x, y - hi_value.y), __NV_SATFINITE, __NV_E4M3);
-      const uint32_t at = VtLayout::chunk(0, column, token / 16) + token % 16;
+      const int position = pv_position<kOrder>(token);
+      const uint32_t at = VtLayout::chunk(0, column, position / 16) + position % 16;
       asm volatile("st.shared.u16 [%0], %1;" ::"r"(high + at), "h"(hi) : "memory");
       asm volatile("st.shared.u16 [%0], %1;" ::"r"(low + at), "h"(lo) : "memory");
     }
