@@ -207,11 +207,15 @@ __device__ __forceinline__ void transpose_block(const TransposeLane& lane, Stora
   uint32_t rows[16][4];   // [token][4 columns each]
 #pragma unroll
   for (int j = 0; j < 16; ++j) {
-    const int token = 16 * lane.g + j;
     const uint32_t at = raw + (j / 8) * RawLayout::kGroupBytes + (j % 8) * 128 + ((lane.c % 8) ^ (j % 8)) * 16;
     asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
                  : "=r"(rows[j][0]), "=r"(rows[j][1]), "=r"(rows[j][2]), "=r"(rows[j][3]) : "r"(at));
-    if (token >= valid_tokens) rows[j][0] = rows[j][1] = rows[j][2] = rows[j][3] = 0;
+  }
+  if (valid_tokens < kBlockSize) {   // only a request's last block has tokens to clear
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+      if (16 * lane.g + j >= valid_tokens) rows[j][0] = rows[j][1] = rows[j][2] = rows[j][3] = 0;
+    }
   }
   // Every producer warp has read the stage: with the consumers' Q.K^T done it may take block m + kRawStages.
   __syncwarp();
