@@ -84,12 +84,12 @@ cudaError_t launch_decode_wide(const DecodeParams& p, cudaStream_t stream);
 // fp8), so s_q * h_q <= kFp8MaxRows (ops.py refuses more rows before a launch). mla_decode_narrow_fp8.cuh runs two
 // consumer warpgroups split by query row (17-32 rows) or by block (up to 16 rows: every other block each);
 // mla_decode_narrow_fp8_split.cuh (16 rows) splits O^T between two by V's columns, which shortens each block's
-// chain: 5-25% faster than the block split up to 64 requests where a CTA runs up to ~30 blocks (b64/s4096,
-// b8/s8192), 8% slower where 64 requests give each CTA ~120 (b64/s16384; PERF_NOTES.md, v50). The blocks a CTA
-// runs are known on the device only; the batch size stands in for them (graph-safe: engines capture a graph per
-// batch size).
+// chain: 1-6% faster than the block split where a CTA runs a few blocks (b1/s32768, b4/s4096, b8/s8192), 14-20%
+// slower from ~30 blocks a CTA on (b64/s4096, b32/s16384, b64/s16384; PERF_NOTES.md, v53). The blocks a CTA runs
+// are known on the device only; the batch size stands in for them (graph-safe: engines capture a graph per batch
+// size), and up to 8 requests a CTA's blocks are mostly few.
 constexpr int kFp8MaxRows = 32;
-constexpr int kFp8ColumnSplitMaxBatch = 64;
+constexpr int kFp8ColumnSplitMaxBatch = 8;
 template <typename Element>
 cudaError_t launch_decode_narrow_fp8(const DecodeParams& p, cudaStream_t stream);
 template <typename Element>
