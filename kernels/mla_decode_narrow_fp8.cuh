@@ -138,7 +138,8 @@ __device__ __forceinline__ void load_v_words(uint32_t raw, const Fragment& f, in
         const int token = 8 * (4 * t + 2 * h + e / 2) + 2 * q + e % 2;
         const uint32_t at = RawLayout::row(raw, f.warp, token) + ((g ^ (token % 8)) * 16);
         uint32_t (&w)[4] = words[t][h][e];
-        asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(w[0]), "=r"(w[1]), "=r"(w[2]), "=r"(w[3]) : "r"(at));
+        asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
+                     : "=r"(w[0]), "=r"(w[1]), "=r"(w[2]), "=r"(w[3]) : "r"(at));
       }
     }
   }

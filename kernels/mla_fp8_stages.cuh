@@ -1,19 +1,21 @@
-// What both fp8 (e4m3) KV cache decode kernels share (mla_decode_narrow_fp8.cuh splits 16-32 query rows between
-// two consumer warpgroups by row, mla_decode_narrow_fp8_split.cuh splits 16 rows' O^T by V's columns): the raw
-// and Vt stages, the producer warpgroup that fills them, and the consumer's Q load, Q.K^T and P stores.
+// What the fp8 (e4m3) KV cache decode kernels share (mla_decode_narrow_fp8.cuh splits up to 32 query rows between
+// two consumer warpgroups by row or by block, mla_decode_narrow_fp8_split.cuh splits 16 rows' O^T by V's columns):
+// the raw and Vt stages, the producer warpgroup that fills them, and the consumer's Q load, Q.K^T and P stores.
 //
 //   S^T [64 x 16] = K8 [64 x 576] . Q8^T            18 wgmma m64n16k32 e4m3: K straight from the cp.async
 //                                                    stage (576 bytes a token), Q quantized per row on load
 //   O^T [512 x 16] = V8^T [512 x 64] . P8^T         per block into a fresh accumulator, added to O in fp32:
 //                                                    wgmma m64n32k32 e4m3, P's high and low parts as 32 columns
-// fp8 wgmma takes both operands K-major, so V (the cache's first 512 columns, token-major) is transposed in
+// fp8 wgmma takes both operands K-major, so V (the cache's first 512 columns, token-major) is transposed: in
 // shared memory into Vt stages (a 64-byte row of 64 tokens per V column, 32 KB a block) by the producer
-// warpgroup once the block has landed: each thread reads 16 tokens x 16 columns (16 conflict-free 16-byte
-// loads), transposes the 16 x 16 bytes in registers (PRMT) and writes 16 rows of 16 tokens.
+// warpgroup once the block has landed (each thread reads 16 tokens x 16 columns: 16 conflict-free 16-byte loads,
+// transposes the 16 x 16 bytes in registers with PRMT and writes 16 rows of 16 tokens), or, in the row split's
+// Split::kBlocks, by each consumer thread into P.V's A registers (that kernel's register-V layout; it accumulates
+// straight into O^T, P's parts as two k halves).
 // P = exp(s - max) in [0, 1] is scaled by 2^8 (into e4m3's normal range) and written as two e4m3 parts, high =
 // e4m3(256 p) and low = e4m3(256 p - high): P.V's error stays ~2^-8 relative instead of e4m3's 2^-4. The row
-// sums are taken from the fp32 P. Each block's P.V starts from zero: fp8 wgmma accumulates with fewer bits than
-// fp32, so O itself is summed in registers.
+// sums are taken from the fp32 P. With a Vt stage each block's P.V starts from zero and is added to O in fp32 (P.V
+// straight into O^T measured 7-11% slower there: twice the SS wgmmas, each reading its Vt tile; PERF_NOTES.md, x2).
 // Scales: S = softmax_scale * descale_k * (K8 . Q8) / q_scale[row] and O = descale_k / 2^8 * sum P8.V8, where
 // q_scale = 448 / max|q_row| maps each query row onto e4m3's range.
 //
