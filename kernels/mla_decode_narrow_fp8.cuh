@@ -122,39 +122,32 @@ __device__ __forceinline__ void accumulate_block(uint32_t vt, const GroupStorage
 // bank conflict) and each 4 x 4 byte transpose of four tokens' words gives one A register. O^T's rows follow: row
 // l / 4 + 8 r of tile i in warp w is V column 16 o + 2 i + r, so each thread ends with 16 consecutive output columns
 // of its query rows (store_output_columns).
-using VWords = uint32_t[kPvKSteps][2][4][4];            // [t][h][e][4 columns each]
+constexpr int kVLoads = 16;                              // 16-byte loads of V a thread a block
+using VWords = uint32_t[kVLoads][4];                     // load j = 8 t + 4 h + e: [j][4 columns each]
 using VFragments = uint32_t[kDTiles][kPvKSteps][4];     // [tile][t][A register]
+
+// The token of load j of a thread in lane quad position q (k position 32 t + 16 h + 4 q + e).
+__device__ __forceinline__ constexpr int register_v_token(int load, int q) {
+  return 8 * (load / 2) + 2 * q + load % 2;
+}
 
 // Issues the 16 loads of this thread's V words; tokens from valid_tokens on read as zeros (0 * NaN would poison
 // P.V: unused page tails may hold anything).
 __device__ __forceinline__ void load_v_words(uint32_t raw, const Fragment& f, int valid_tokens, VWords& words) {
   const int g = f.lane / 4, q = f.lane % 4;
 #pragma unroll
-  for (int t = 0; t < kPvKSteps; ++t) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int token = 8 * (4 * t + 2 * h + e / 2) + 2 * q + e % 2;
-        const uint32_t at = RawLayout::row(raw, f.warp, token) + ((g ^ (token % 8)) * 16);
-        uint32_t (&w)[4] = words[t][h][e];
-        asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
-                     : "=r"(w[0]), "=r"(w[1]), "=r"(w[2]), "=r"(w[3]) : "r"(at));
-      }
-    }
+  for (int j = 0; j < kVLoads; ++j) {
+    const int token = register_v_token(j, q);
+    const uint32_t at = RawLayout::row(raw, f.warp, token) + ((g ^ (token % 8)) * 16);
+    asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(words[j][0]), "=r"(words[j][1]), "=r"(words[j][2]), "=r"(words[j][3]) : "r"(at));
   }
-  if (valid_tokens >= kBlockSize) return;   // only a request's last block has tokens to clear
+  // Only a request's last block has tokens to clear: a branch, not a select after every load (which made each word
+  // wait for its load before Q.K^T's wait; PERF_NOTES.md, v53a).
+  if (valid_tokens >= kBlockSize) return;
 #pragma unroll
-  for (int t = 0; t < kPvKSteps; ++t) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int token = 8 * (4 * t + 2 * h + e / 2) + 2 * q + e % 2;
-        uint32_t (&w)[4] = words[t][h][e];
-        if (token >= valid_tokens) w[0] = w[1] = w[2] = w[3] = 0;
-      }
-    }
+  for (int j = 0; j < kVLoads; ++j) {
+    if (register_v_token(j, q) >= valid_tokens) words[j][0] = words[j][1] = words[j][2] = words[j][3] = 0;
   }
 }
 
@@ -165,13 +158,14 @@ __device__ __forceinline__ void transpose_v_words(const VWords& words, VFragment
     for (int h = 0; h < 2; ++h) {
 #pragma unroll
       for (int word = 0; word < 4; ++word) {   // columns 4 word .. 4 word + 3 of the thread's 16
+        const int first = 8 * t + 4 * h;       // the loads of tokens e = 0..3 of this k-step half
         uint32_t out[4];
-        transpose_4x4(words[t][h][0][word], words[t][h][1][word], words[t][h][2][word], words[t][h][3][word], 0x5410,
-                      0x7632, out);
+        transpose_4x4(words[first][word], words[first + 1][word], words[first + 2][word], words[first + 3][word],
+                      0x5410, 0x7632, out);
 #pragma unroll
-        for (int x = 0; x < 4; ++x) {
-          const int column = 4 * word + x;
-          a[column / 2][t][2 * h + column % 2] = out[x];
+        for (int k = 0; k < 4; ++k) {
+          const int column = 4 * word + k;
+          a[column / 2][t][2 * h + column % 2] = out[k];
         }
       }
     }
@@ -204,7 +198,8 @@ __device__ __forceinline__ void score_block_and_load_v(const DecodeParams& p, co
 }
 
 // O^T += V8^T P8^T with V^T from registers (the layout above), straight into O^T: P's high and low parts are two
-// k halves of one product on the same A registers (m64n16k32, 4 a tile), so no per-block accumulator is added in.
+// k halves of one product on the same A registers (m64n16k32, 4 a tile), so no per-block accumulator is added in
+// (O^T then sums across blocks in fp8 wgmma's accumulator: the fp32 reference's tolerances hold, PERF_NOTES.md v53w).
 // Issued, not waited for: O^T and the fragments are ready after the next warpgroup_wait.
 __device__ __forceinline__ void issue_block_products(VFragments& v, const GroupStorage& smem,
                                                      float (&o)[kDTiles][kCols / 2]) {
