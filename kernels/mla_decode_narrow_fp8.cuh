@@ -22,7 +22,7 @@
 
 #include <type_traits>
 
-#include "mla_fp8_stages.cuh"
+#include "mla_fp8_register_v.cuh"
 
 namespace mla {
 namespace narrow_fp8 {
@@ -115,150 +115,8 @@ __device__ __forceinline__ void accumulate_block(uint32_t vt, const GroupStorage
   }
 }
 
-// Split::kBlocks: V^T as P.V's A operand, read by each consumer thread from the raw stage into registers. Thread
-// (warp w, lane l) holds V columns 16 o .. 16 o + 15, o = 8 w + l / 4 (raw sub-tile w, chunk l / 4), of the 16 tokens
-// of its A fragments: k position 32 t + 16 h + 4 q + e (q = l % 4, e the byte) holds token 8 (4 t + 2 h + e / 2) +
-// 2 q + e % 2 (pv_position, TokenOrder::kRegisterV), so a quarter warp's eight 16-byte loads hit eight chunks (no
-// bank conflict) and each 4 x 4 byte transpose of four tokens' words gives one A register. O^T's rows follow: row
-// l / 4 + 8 r of tile i in warp w is V column 16 o + 2 i + r, so each thread ends with 16 consecutive output columns
-// of its query rows (store_output_columns).
-constexpr int kVLoads = 16;                              // 16-byte loads of V a thread a block
-using VWords = uint32_t[kVLoads][4];                     // load j = 8 t + 4 h + e: [j][4 columns each]
-using VFragments = uint32_t[kDTiles][kPvKSteps][4];     // [tile][t][A register]
-
-// The token of load j of a thread in lane quad position q (k position 32 t + 16 h + 4 q + e).
-__device__ __forceinline__ constexpr int register_v_token(int load, int q) {
-  return 8 * (load / 2) + 2 * q + load % 2;
-}
-
-// Issues the 16 loads of this thread's V words; tokens from valid_tokens on read as zeros (0 * NaN would poison
-// P.V: unused page tails may hold anything).
-__device__ __forceinline__ void load_v_words(uint32_t raw, const Fragment& f, int valid_tokens, VWords& words) {
-  const int g = f.lane / 4, q = f.lane % 4;
-#pragma unroll
-  for (int j = 0; j < kVLoads; ++j) {
-    const int token = register_v_token(j, q);
-    const uint32_t at = RawLayout::row(raw, f.warp, token) + ((g ^ (token % 8)) * 16);
-    asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(words[j][0]), "=r"(words[j][1]), "=r"(words[j][2]), "=r"(words[j][3]) : "r"(at));
-  }
-  // Only a request's last block has tokens to clear: a branch, not a select after every load (which made each word
-  // wait for its load before Q.K^T's wait; PERF_NOTES.md, v53a).
-  if (valid_tokens >= kBlockSize) return;
-#pragma unroll
-  for (int j = 0; j < kVLoads; ++j) {
-    if (register_v_token(j, q) >= valid_tokens) words[j][0] = words[j][1] = words[j][2] = words[j][3] = 0;
-  }
-}
-
-__device__ __forceinline__ void transpose_v_words(const VWords& words, VFragments& a) {
-#pragma unroll
-  for (int t = 0; t < kPvKSteps; ++t) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-#pragma unroll
-      for (int word = 0; word < 4; ++word) {   // columns 4 word .. 4 word + 3 of the thread's 16
-        const int first = 8 * t + 4 * h;       // the loads of tokens e = 0..3 of this k-step half
-        uint32_t out[4];
-        transpose_4x4(words[first][word], words[first + 1][word], words[first + 2][word], words[first + 3][word],
-                      0x5410, 0x7632, out);
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-          const int column = 4 * word + k;
-          a[column / 2][t][2 * h + column % 2] = out[k];
-        }
-      }
-    }
-  }
-}
-
-// Block `block` of the piece, the warpgroup's consumed-th: S^T from its raw stage and the block's V fragments, the
-// stage released to the copier after both; S^T scaled, masked and through the online softmax.
-template <typename Storage>
-__device__ __forceinline__ void score_block_and_load_v(const DecodeParams& p, const Fragment& f, const Piece& piece,
-                                                       int block, int consumed, Storage& smem, GroupStorage& mine,
-                                                       RequestRows& r, float (&s)[kCols / 2],
-                                                       float (&rescale)[kCols / 4], VFragments& v) {
-  const int stage = consumed % Storage::kRawStages, parity = (consumed / Storage::kRawStages) & 1;
-  mbar_wait(smem_addr(&smem.raw_full[stage]), parity);
-  fence_async_proxy();   // cp.async (generic proxy) wrote the stage; wgmma reads it (async proxy)
-  const uint32_t raw = smem_addr(smem.raw[stage]);
-  issue_scores(raw, mine, s);
-  VWords words;
-  load_v_words(raw, f, min(piece.seqlen - block * kBlockSize, kBlockSize), words);
-  cute::warpgroup_wait<0>();
-  fence_operands(s);
-  __syncwarp();
-  if (f.lane == 0) mbar_arrive(smem_addr(&smem.raw_empty[stage]));
-  transpose_v_words(words, v);
-#pragma unroll
-  for (int i = 0; i < kCols / 2; ++i) s[i] *= r.column_scale[(i / 4) * 2 + i % 2];
-  const bool needs_mask = (block + 1) * kBlockSize > min_key_limit(p, piece.seqlen);
-  narrow::online_softmax<kCols>(p, f, block, consumed & 1, needs_mask, s, r.stats, mine, rescale);
-}
-
-// O^T += V8^T P8^T with V^T from registers (the layout above), straight into O^T: P's high and low parts are two
-// k halves of one product on the same A registers (m64n16k32, 4 a tile), so no per-block accumulator is added in
-// (O^T then sums across blocks in fp8 wgmma's accumulator: the fp32 reference's tolerances hold, PERF_NOTES.md v53w).
-// Issued, not waited for: O^T and the fragments are ready after the next warpgroup_wait.
-__device__ __forceinline__ void issue_block_products(VFragments& v, const GroupStorage& smem,
-                                                     float (&o)[kDTiles][kCols / 2]) {
-  const uint32_t high = smem_addr(smem.p[0]), low = smem_addr(smem.p[1]);
-#pragma unroll
-  for (int d = 0; d < kDTiles; ++d) {
-    fence_operands(o[d]);
-#pragma unroll
-    for (int t = 0; t < kPvKSteps; ++t) fence_operands(v[d][t]);   // A ready before the wgmma fence
-  }
-  cute::warpgroup_arrive();
-#pragma unroll
-  for (int d = 0; d < kDTiles; ++d) {
-#pragma unroll
-    for (int t = 0; t < kPvKSteps; ++t) {
-      wgmma_rs<PVFromRegisters>(v[d][t], desc_k_major_sw64(high + t * 32), o[d], std::make_index_sequence<kCols / 2>{});
-      wgmma_rs<PVFromRegisters>(v[d][t], desc_k_major_sw64(low + t * 32), o[d], std::make_index_sequence<kCols / 2>{});
-    }
-  }
-  cute::warpgroup_commit_batch();
-}
-
-__device__ __forceinline__ void wait_block_products(float (&o)[kDTiles][kCols / 2]) {
-  cute::warpgroup_wait<0>();
-#pragma unroll
-  for (int d = 0; d < kDTiles; ++d) fence_operands(o[d]);
-}
-
-// O^T in the register-V layout, times each column's scale, written to out (or the split's fp32 partial): each
-// thread's 16 consecutive output columns of its 4 query rows.
-template <typename Element>
-__device__ __forceinline__ void store_output_columns(const DecodeParams& p, const Fragment& f, int req,
-                                                     OutputSlot slot, const float (&o)[kDTiles][kCols / 2],
-                                                     const float (&scale)[kCols / 4]) {
-  const int64_t row_base = int64_t(slot.is_split ? slot.split_row : req) * p.rows;
-  const int first_dim = 16 * (8 * f.warp + f.lane / 4);
-#pragma unroll
-  for (int c = 0; c < kCols / 4; ++c) {
-    const int row = f.query_row(f.column(c));
-    if (row >= p.rows) continue;
-    float x[16];   // output columns first_dim ..
-#pragma unroll
-    for (int k = 0; k < 16; ++k) x[k] = o[k / 2][(c / 2) * 4 + (k % 2) * 2 + c % 2] * scale[c];
-    const int64_t offset = (row_base + row) * kHeadDimV + first_dim;
-    if (slot.is_split) {
-      float4* out = reinterpret_cast<float4*>(p.out_accum + offset);
-#pragma unroll
-      for (int k = 0; k < 4; ++k) out[k] = make_float4(x[4 * k], x[4 * k + 1], x[4 * k + 2], x[4 * k + 3]);
-    } else {
-      uint4* out = reinterpret_cast<uint4*>(static_cast<Element*>(p.out) + offset);
-#pragma unroll
-      for (int k = 0; k < 2; ++k) {
-        const float* y = x + 8 * k;
-        out[k] = make_uint4(GmmaOps<Element>::pack(y[0], y[1]), GmmaOps<Element>::pack(y[2], y[3]),
-                            GmmaOps<Element>::pack(y[4], y[5]), GmmaOps<Element>::pack(y[6], y[7]));
-      }
-    }
-  }
-}
+// Split::kBlocks' consumers take V through registers (mla_fp8_register_v.cuh), a thread 16 columns of all 512.
+using RV = RegisterV<16>;
 
 // Warpgroup 1 (Split::kBlocks) at a request's end: its O^T and statistics into smem.exchange, once warpgroup 0 has
 // read the previous request's.
@@ -323,14 +181,14 @@ __device__ void consume_kv_blocks(const DecodeParams& p, const Fragment& f, cons
       float s[kCols / 2], rescale[kCols / 4];
       if constexpr (kSplit == Split::kBlocks) {
         if (consumed % kGroups != f.group) continue;
-        VFragments v;
-        score_block_and_load_v(p, f, piece, block, consumed, smem, mine, rows, s, rescale, v);
-        wait_block_products(o);   // the previous block's P.V finished with Q.K^T's wait (in order): O^T is ready
+        RV::Fragments v;
+        score_block_and_load_v<RV>(p, f, piece, block, consumed, smem, mine, rows, 0, s, rescale, v);
+        RV::wait_products(o);   // the previous block's P.V finished with Q.K^T's wait (in order): O^T is ready
         store_probs_fp8<TokenOrder::kRegisterV>(f, s, smem_addr(mine.p[0]));
         fence_async_proxy();   // P is read by wgmma
         named_barrier_sync<kWarpgroupThreads>(f.barrier(narrow::kProbsReady));
         narrow::rescale_output<kCols>(o, rescale);
-        issue_block_products(v, mine, o);   // waited for by the next block's Q.K^T or at the request's end
+        RV::issue_products(v, smem_addr(mine.p[0]), smem_addr(mine.p[1]), o);   // waited for by the next Q.K^T
       } else {
         const int vt_stage = consumed % Storage::kVtStages, vt_parity = (consumed / Storage::kVtStages) & 1;
         const uint32_t vt = smem_addr(smem.vt[vt_stage]);
@@ -348,14 +206,14 @@ __device__ void consume_kv_blocks(const DecodeParams& p, const Fragment& f, cons
     }
     if (req == entry.end_req) allow_next_grid_launch();
     if constexpr (kSplit == Split::kBlocks) {
-      wait_block_products(o);
+      RV::wait_products(o);   // or at the request's end
       if (f.group == 1) {
         hand_over(smem.exchange, rows.stats, o, handed_before);
       } else {
         take_over(smem.exchange, rows.stats, o);
         float scale[kCols / 4], lse_log2[kCols / 4];
         narrow::row_scales<kCols>(f, rows.stats, descale / kProbScale, mine, scale, lse_log2);
-        store_output_columns<Element>(p, f, req, slot, o, scale);
+        RV::store_output_columns<Element>(p, f, req, slot, 0, o, scale);
         narrow::store_lse<kCols>(p, f, req, slot, lse_log2);
       }
     } else {
