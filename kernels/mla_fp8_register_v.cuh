@@ -149,8 +149,8 @@ struct RegisterV {
 };
 
 // Block `block` of the piece, the warpgroup's consumed-th: S^T from its raw stage and the block's V fragments of the
-// columns from first on, the stage released after both (raw_empty counts this warpgroup's warps); S^T scaled,
-// masked and through the online softmax (as score_block).
+// columns from first on, the stage released after both (raw_empty counts this warpgroup's warps); S^T through
+// softmax_block.
 template <typename RV, typename Stages, typename Rows>
 __device__ __forceinline__ void score_block_and_load_v(const DecodeParams& p, const Fragment& f, const Piece& piece,
                                                        int block, int consumed, Stages& smem, Rows& rows,
@@ -168,10 +168,7 @@ __device__ __forceinline__ void score_block_and_load_v(const DecodeParams& p, co
   __syncwarp();
   if (f.lane == 0) mbar_arrive(smem_addr(&smem.raw_empty[stage]));
   RV::transpose(words, v);
-#pragma unroll
-  for (int i = 0; i < kCols / 2; ++i) s[i] *= r.column_scale[(i / 4) * 2 + i % 2];
-  const bool needs_mask = (block + 1) * kBlockSize > min_key_limit(p, piece.seqlen);
-  narrow::online_softmax<kCols>(p, f, block, consumed & 1, needs_mask, s, r.stats, rows, rescale);
+  softmax_block(p, f, piece, block, consumed, rows, r, s, rescale);
 }
 
 }  // namespace narrow_fp8
