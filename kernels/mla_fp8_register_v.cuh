@@ -42,11 +42,11 @@ struct RegisterV {
     constexpr int kWarpsPerSubTile = kRawSubTileColumns / (8 * kColumns);
     const int q = f.lane % 4, sub_tile = first / kRawSubTileColumns + f.warp / kWarpsPerSubTile;
     const int byte = (f.warp % kWarpsPerSubTile) * 8 * kColumns + kColumns * (f.lane / 4);
-    const int chunk = byte / 16, column = byte % 16;
+    const int chunk = byte / 16, byte_in_chunk = byte % 16;
 #pragma unroll
     for (int j = 0; j < kLoads; ++j) {
       const int t = token(j, q);
-      const uint32_t at = RawLayout::row(raw, sub_tile, t) + ((chunk ^ (t % 8)) * 16) + column % 16;
+      const uint32_t at = RawLayout::row(raw, sub_tile, t) + ((chunk ^ (t % 8)) * 16) + byte_in_chunk;
       if constexpr (kWords == 4) {
         asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
                      : "=r"(words[j][0]), "=r"(words[j][1]), "=r"(words[j][2]), "=r"(words[j][3]) : "r"(at));

@@ -10,8 +10,8 @@
 // shared memory into Vt stages (a 64-byte row of 64 tokens per V column, 32 KB a block) by the producer
 // warpgroup once the block has landed (each thread reads 16 tokens x 16 columns: 16 conflict-free 16-byte loads,
 // transposes the 16 x 16 bytes in registers with PRMT and writes 16 rows of 16 tokens), or, in the row split's
-// Split::kBlocks, by each consumer thread into P.V's A registers (that kernel's register-V layout; it accumulates
-// straight into O^T, P's parts as two k halves).
+// Split::kBlocks, by each consumer thread into P.V's A registers (mla_fp8_register_v.cuh; it accumulates straight
+// into O^T, P's parts as two k halves).
 // P = exp(s - max) in [0, 1] is scaled by 2^8 (into e4m3's normal range) and written as two e4m3 parts, high =
 // e4m3(256 p) and low = e4m3(256 p - high): P.V's error stays ~2^-8 relative instead of e4m3's 2^-4. The row
 // sums are taken from the fp32 P. With a Vt stage each block's P.V starts from zero and is added to O in fp32 (P.V
@@ -391,12 +391,9 @@ __device__ __forceinline__ void compute_scores(uint32_t raw, const Storage& smem
   fence_operands(s);
 }
 
-// P^T as its two e4m3 parts: P's values in rows r and r + 1 (r even) of a column, gathered into one lane of a
-// pair (narrow::pair_rows), are written as two adjacent bytes of that column's row in each part: the high parts'
-// kCols rows at shared address high, the low parts' right after them (one B operand of 2 kCols rows for P.V).
 // P.V's k position of each token: the natural order, or (TokenOrder::kRegisterV) the order in which a thread's
-// 4 x 4 byte transposes of V give P.V's A registers (mla_decode_narrow_fp8.cuh, Split::kBlocks): token 8 a + b
-// sits at 16 (a / 2) + 4 (b / 2) + 2 (a % 2) + b % 2.
+// 4 x 4 byte transposes of V give P.V's A registers (mla_fp8_register_v.cuh, the inverse of RegisterV::token):
+// token 8 a + b sits at 16 (a / 2) + 4 (b / 2) + 2 (a % 2) + b % 2.
 enum class TokenOrder { kNatural, kRegisterV };
 template <TokenOrder kOrder>
 __device__ __forceinline__ int pv_position(int token) {
@@ -405,6 +402,9 @@ __device__ __forceinline__ int pv_position(int token) {
   return 16 * (a / 2) + 4 * (b / 2) + 2 * (a % 2) + b % 2;
 }
 
+// P^T as its two e4m3 parts: P's values in rows r and r + 1 (r even) of a column, gathered into one lane of a
+// pair (narrow::pair_rows), are written as two adjacent bytes of that column's row in each part: the high parts'
+// kCols rows at shared address high, the low parts' right after them (one B operand of 2 kCols rows for P.V).
 template <TokenOrder kOrder = TokenOrder::kNatural>
 __device__ __forceinline__ void store_probs_fp8(const Fragment& f, const float (&s)[kCols / 2], uint32_t high) {
   const uint32_t low = high + kCols * VtLayout::kRowBytes;

@@ -106,12 +106,6 @@ __device__ __forceinline__ void wgmma_rs(const uint32_t (&a)[4], uint64_t b, flo
   Op::fma(a[0], a[1], a[2], a[3], b, d[I]..., gmma::ScaleOut::One);
 }
 
-template <typename Op, size_t... I>
-__device__ __forceinline__ void wgmma_rs(const uint32_t (&a)[4], uint64_t b, float (&d)[sizeof...(I)], bool accumulate,
-                                         std::index_sequence<I...>) {
-  Op::fma(a[0], a[1], a[2], a[3], b, d[I]..., accumulate ? gmma::ScaleOut::One : gmma::ScaleOut::Zero);
-}
-
 template <int N>
 __device__ __forceinline__ void fence_operands(float (&d)[N]) {
 #pragma unroll
