@@ -186,17 +186,14 @@ struct ColumnStats {
   int key_limit[kCols / 4];    // keys visible to the column's query row
 };
 
-// Scales (by the softmax scale) and masks the block's scores, agrees on each column's block max across the four
-// warps, turns scores into probabilities and returns each column's rescale factor for O^T.
-template <int kCols, typename Storage>
-__device__ __forceinline__ void online_softmax(const DecodeParams& p, const Fragment& f, int block,
-                                               int block_parity, bool needs_mask, float (&s)[kCols / 2],
-                                               ColumnStats<kCols>& stats, Storage& smem,
-                                               float (&rescale)[kCols / 4]) {
-  constexpr int kOwnColumns = kCols / 4;
-  float block_max[kOwnColumns];
+// The block's scores scaled (by the softmax scale) and masked; returns the max of each of this thread's columns
+// over the thread's rows, or (kWarpMax) over the warp's.
+template <int kCols, bool kWarpMax>
+__device__ __forceinline__ void scale_and_mask(const DecodeParams& p, const Fragment& f, int block, bool needs_mask,
+                                               float (&s)[kCols / 2], const ColumnStats<kCols>& stats,
+                                               float (&column_max)[kCols / 4]) {
 #pragma unroll
-  for (int c = 0; c < kOwnColumns; ++c) {
+  for (int c = 0; c < kCols / 4; ++c) {
     float m = -INFINITY;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
@@ -206,8 +203,17 @@ __device__ __forceinline__ void online_softmax(const DecodeParams& p, const Frag
       if (needs_mask && block * kBlockSize + f.r0 + 8 * h >= stats.key_limit[c]) x = -INFINITY;
       m = fmaxf(m, x);
     }
-    block_max[c] = warp_column_max(m);
+    column_max[c] = kWarpMax ? warp_column_max(m) : m;
   }
+}
+
+// Each column's block max agreed across the four warps (from each warp's), folded into the running max: returns P's
+// base of each column and sets its rescale factor.
+template <int kCols, typename Storage>
+__device__ __forceinline__ void agree_block_max(const Fragment& f, int block_parity,
+                                                const float (&block_max)[kCols / 4], ColumnStats<kCols>& stats,
+                                                Storage& smem, float (&base)[kCols / 4], float (&rescale)[kCols / 4]) {
+  constexpr int kOwnColumns = kCols / 4;
   if (f.lane < 4) {
 #pragma unroll
     for (int c = 0; c < kOwnColumns; ++c) smem.block_max[block_parity][f.warp][f.column(c)] = block_max[c];
@@ -218,16 +224,71 @@ __device__ __forceinline__ void online_softmax(const DecodeParams& p, const Frag
     float m = block_max[c];
 #pragma unroll
     for (int w = 0; w < kConsumerWarps; ++w) m = fmaxf(m, smem.block_max[block_parity][w][f.column(c)]);
-    const float base = fold_block_max(stats.max[c], m, rescale[c]);
+    base[c] = fold_block_max(stats.max[c], m, rescale[c]);
+  }
+}
+
+// P = exp2(s - base) in s, and the row sums rescaled and extended by it.
+template <int kCols>
+__device__ __forceinline__ void exponentiate(float (&s)[kCols / 2], const float (&base)[kCols / 4],
+                                             const float (&rescale)[kCols / 4], ColumnStats<kCols>& stats) {
+#pragma unroll
+  for (int c = 0; c < kCols / 4; ++c) {
     float sum = 0.f;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       float& x = s[(c / 2) * 4 + h * 2 + c % 2];
-      x = exp2f(x - base);
+      x = exp2f(x - base[c]);
       sum += x;
     }
     stats.sum[c] = stats.sum[c] * rescale[c] + sum;
   }
+}
+
+// Scales (by the softmax scale) and masks the block's scores, agrees on each column's block max across the four
+// warps, turns scores into probabilities and returns each column's rescale factor for O^T.
+template <int kCols, typename Storage>
+__device__ __forceinline__ void online_softmax(const DecodeParams& p, const Fragment& f, int block,
+                                               int block_parity, bool needs_mask, float (&s)[kCols / 2],
+                                               ColumnStats<kCols>& stats, Storage& smem,
+                                               float (&rescale)[kCols / 4]) {
+  float warp_max[kCols / 4], base[kCols / 4];
+  scale_and_mask<kCols, true>(p, f, block, needs_mask, s, stats, warp_max);
+  agree_block_max<kCols>(f, block_parity, warp_max, stats, smem, base, rescale);
+  exponentiate<kCols>(s, base, rescale, stats);
+}
+
+// How far (log2) a score may exceed its column's running max with that max kept as P's base: P up to 1.75, so
+// the fp8 kernels' 2^8 P stays within e4m3's 448.
+constexpr float kMaxSlackLog2 = 0.807f;
+
+// online_softmax with a vote across the warpgroup first: when no score exceeds its column's running max by more
+// than the slack (most blocks past a request's first few), every max stays P's base and nothing is rescaled, as
+// exact as the full path; otherwise the block maxima are agreed as there. Returns whether any column's max moved.
+template <int kCols, typename Storage>
+__device__ __forceinline__ bool online_softmax_voted(const DecodeParams& p, const Fragment& f, int block,
+                                                     int block_parity, bool needs_mask, float (&s)[kCols / 2],
+                                                     ColumnStats<kCols>& stats, Storage& smem,
+                                                     float (&rescale)[kCols / 4]) {
+  float thread_max[kCols / 4], base[kCols / 4];
+  scale_and_mask<kCols, false>(p, f, block, needs_mask, s, stats, thread_max);
+  bool exceeds = false;
+#pragma unroll
+  for (int c = 0; c < kCols / 4; ++c) exceeds |= thread_max[c] > stats.max[c] + kMaxSlackLog2;
+  const bool moved = named_barrier_any<kWarpgroupThreads>(f.barrier(kBlockMaxReady), exceeds);
+  if (moved) {
+#pragma unroll
+    for (int c = 0; c < kCols / 4; ++c) thread_max[c] = warp_column_max(thread_max[c]);
+    agree_block_max<kCols>(f, block_parity, thread_max, stats, smem, base, rescale);
+  } else {
+#pragma unroll
+    for (int c = 0; c < kCols / 4; ++c) {
+      base[c] = stats.max[c] == -INFINITY ? 0.f : stats.max[c];
+      rescale[c] = 1.f;
+    }
+  }
+  exponentiate<kCols>(s, base, rescale, stats);
+  return moved;
 }
 
 // P^T into shared memory as the K-major B operand: column n's 64 probabilities form one 128-byte row.

@@ -192,7 +192,8 @@ __device__ void consume_kv_blocks(const DecodeParams& p, const Fragment& f, cons
       } else {
         const int vt_stage = consumed % Storage::kVtStages, vt_parity = (consumed / Storage::kVtStages) & 1;
         const uint32_t vt = smem_addr(smem.vt[vt_stage]);
-        score_block(p, f, piece, block, consumed, smem, mine, rows, s, rescale);
+        // Both warpgroups take every block here, so the vote's saving is on each one's chain (PERF_NOTES.md, vote).
+        score_block<true>(p, f, piece, block, consumed, smem, mine, rows, s, rescale);
 
         store_probs_fp8(f, s, smem_addr(mine.p[0]));
         mbar_wait(smem_addr(&smem.vt_full[vt_stage]), vt_parity);

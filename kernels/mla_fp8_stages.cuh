@@ -489,21 +489,25 @@ __device__ __forceinline__ void start_request(const DecodeParams& p, const Fragm
   for (int c = 0; c < kCols / 4; ++c) r.column_scale[c] = descale * rows.q_inv_scale[f.column(c)];
 }
 
-// A block's S^T scaled by each row's descale_k / q_scale, masked and through the online softmax: s returns P,
-// rescale the factors for O^T.
-template <typename Rows>
+// A block's S^T scaled by each row's descale_k / q_scale, masked and through the online softmax (kVoted:
+// narrow::online_softmax_voted): s returns P, rescale the factors for O^T.
+template <bool kVoted = false, typename Rows>
 __device__ __forceinline__ void softmax_block(const DecodeParams& p, const Fragment& f, const Piece& piece, int block,
                                               int consumed, Rows& rows, RequestRows& r, float (&s)[kCols / 2],
                                               float (&rescale)[kCols / 4]) {
 #pragma unroll
   for (int i = 0; i < kCols / 2; ++i) s[i] *= r.column_scale[(i / 4) * 2 + i % 2];
   const bool needs_mask = (block + 1) * kBlockSize > min_key_limit(p, piece.seqlen);
-  narrow::online_softmax<kCols>(p, f, block, consumed & 1, needs_mask, s, r.stats, rows, rescale);
+  if constexpr (kVoted) {
+    narrow::online_softmax_voted<kCols>(p, f, block, consumed & 1, needs_mask, s, r.stats, rows, rescale);
+  } else {
+    narrow::online_softmax<kCols>(p, f, block, consumed & 1, needs_mask, s, r.stats, rows, rescale);
+  }
 }
 
 // Block `block` of the piece, the warpgroup's consumed-th: S^T from its raw stage (released to the producer right
 // after) through softmax_block.
-template <typename Stages, typename Rows>
+template <bool kVoted = false, typename Stages, typename Rows>
 __device__ __forceinline__ void score_block(const DecodeParams& p, const Fragment& f, const Piece& piece, int block,
                                             int consumed, Stages& smem, Rows& rows, RequestRows& r,
                                             float (&s)[kCols / 2], float (&rescale)[kCols / 4]) {
@@ -512,7 +516,7 @@ __device__ __forceinline__ void score_block(const DecodeParams& p, const Fragmen
   fence_async_proxy();   // cp.async (generic proxy) wrote the stage; wgmma reads it (async proxy)
   compute_scores(smem_addr(smem.raw[stage]), rows, s);
   if (f.lane == 0) mbar_arrive(smem_addr(&smem.raw_empty[stage]));
-  softmax_block(p, f, piece, block, consumed, rows, r, s, rescale);
+  softmax_block<kVoted>(p, f, piece, block, consumed, rows, r, s, rescale);
 }
 
 }  // namespace narrow_fp8

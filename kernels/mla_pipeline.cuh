@@ -73,6 +73,17 @@ template <int kCount>
 __device__ __forceinline__ void named_barrier_sync(int id) {
   asm volatile("bar.sync %0, %1;" ::"r"(id), "n"(kCount) : "memory");
 }
+// named_barrier_sync that also returns whether `vote` held in any of the kCount threads.
+template <int kCount>
+__device__ __forceinline__ bool named_barrier_any(int id, bool vote) {
+  uint32_t any;
+  asm volatile(
+      "{\n .reg .pred v, a;\n setp.ne.u32 v, %1, 0;\n bar.red.or.pred a, %2, %3, v;\n selp.u32 %0, 1, 0, a;\n}"
+      : "=r"(any)
+      : "r"(uint32_t(vote)), "r"(id), "n"(kCount)
+      : "memory");
+  return any != 0;
+}
 template <int kCount>
 __device__ __forceinline__ void named_barrier_arrive(int id) {
   asm volatile("bar.arrive %0, %1;" ::"r"(id), "n"(kCount) : "memory");
