@@ -283,7 +283,7 @@ __device__ __forceinline__ bool online_softmax_voted(const DecodeParams& p, cons
   } else {
 #pragma unroll
     for (int c = 0; c < kCols / 4; ++c) {
-      base[c] = stats.max[c] == -INFINITY ? 0.f : stats.max[c];
+      base[c] = softmax_base(stats.max[c]);
       rescale[c] = 1.f;
     }
   }
