@@ -4,7 +4,7 @@ A decode step at one request is host-bound (the engine's Python scheduler, input
 longer than the GPU's work), so the core an engine's hot thread lands on sets the step time. On a shared or
 virtualised host the cores are not alike: some share a physical core with a busy neighbour or run throttled. The
 policy `auto` times a single-threaded Python loop on every core this process may use and pins this process to
-the cores within TOLERANCE of the fastest; engine servers started afterwards inherit the pinning, so every
+the cores within TOLERANCE of the fastest (at least MIN_CPUS of them, the fastest); engine servers started afterwards inherit the pinning, so every
 backend's server of one run sees the same cores. `all` leaves the affinity as it is; a list such as `0,3,5-7`
 pins to exactly those cores.
 
@@ -18,6 +18,9 @@ import time
 
 POLICIES = ("auto", "all")
 TOLERANCE = 0.15          # a core counts as fast within 15% of the fastest core's loop time
+# ... but never fewer than this many: an engine server is several busy processes (vLLM: API server, engine core;
+# the driver besides), and on a noisy host one core alone has come out "fast" (H200 box, 2026-11-30).
+MIN_CPUS = 4
 LOOP_ROUNDS = 5           # best of this many timings per core
 
 
@@ -72,9 +75,12 @@ def core_times_ms(cpus: list[int], rounds: int = LOOP_ROUNDS) -> dict[int, float
     return times
 
 
-def fast_cpus(times: dict[int, float], tolerance: float = TOLERANCE) -> list[int]:
-    fastest = min(times.values())
-    return sorted(cpu for cpu, ms in times.items() if ms <= fastest * (1 + tolerance))
+def fast_cpus(times: dict[int, float], tolerance: float = TOLERANCE, minimum: int = MIN_CPUS) -> list[int]:
+    """The cores within `tolerance` of the fastest, topped up with the next fastest to `minimum` where there are."""
+    ranked = sorted(times, key=lambda cpu: (times[cpu], cpu))
+    fastest = times[ranked[0]]
+    within = [cpu for cpu in ranked if times[cpu] <= fastest * (1 + tolerance)]
+    return sorted(ranked[:max(len(within), minimum)])
 
 
 def pin(policy: str) -> dict:
@@ -105,6 +111,6 @@ def describe(record: dict) -> str:
         slow = [ms for cpu, ms in times.items() if cpu not in record["cpus"]]
         slower = f"; the other {len(slow)} took {min(slow):.0f}-{max(slow):.0f} ms" if slow else ""
         return (f"driver and servers pinned to cores {cpus}: the {len(record['cpus'])} of {len(times)} whose "
-                f"single-thread Python loop ran within {TOLERANCE:.0%} of the fastest "
-                f"({min(times.values()):.0f} ms{slower})")
+                f"single-thread Python loop ran fastest (within {TOLERANCE:.0%} of the fastest, at least "
+                f"{MIN_CPUS}: {min(times.values()):.0f} ms{slower})")
     return f"driver and servers pinned to cores {cpus} (--cpus)"

@@ -28,10 +28,15 @@ def test_core_lists_and_ranges_parse_and_nonsense_is_refused_by_name():
     assert host_cpus.check_policy("auto") == "auto" and host_cpus.check_policy("0-1") == "0-1"
 
 
-def test_fast_cores_are_those_within_the_tolerance_of_the_fastest():
-    times = {0: 24.0, 1: 42.0, 2: 25.0, 3: 27.5, 4: 28.0}
-    assert host_cpus.fast_cpus(times) == [0, 2, 3]
-    assert host_cpus.fast_cpus({5: 10.0}) == [5]
+def test_fast_cores_are_those_within_the_tolerance_of_the_fastest_and_never_fewer_than_the_minimum():
+    times = {0: 24.0, 1: 42.0, 2: 25.0, 3: 27.5, 4: 28.0, 5: 60.0}
+    assert host_cpus.fast_cpus(times, minimum=1) == [0, 2, 3]
+    assert host_cpus.fast_cpus(times) == [0, 2, 3, 4]          # topped up with the next fastest
+    lone = {0: 13.0, **{cpu: 20.0 + cpu for cpu in range(1, 16)}}   # seen on the H200 box: one core "fast"
+    assert host_cpus.fast_cpus(lone) == [0, 1, 2, 3] and len(host_cpus.fast_cpus(lone)) == host_cpus.MIN_CPUS
+    assert host_cpus.fast_cpus({5: 10.0}) == [5]                # fewer cores than the minimum: all of them
+    many = {cpu: 10.0 for cpu in range(8)}
+    assert host_cpus.fast_cpus(many) == list(range(8))
 
 
 def test_timing_every_core_leaves_the_affinity_as_it_was():
@@ -64,7 +69,7 @@ def test_all_leaves_the_affinity_and_a_list_pins_exactly_it():
 def test_the_auto_line_names_the_slow_cores_times():
     record = {"policy": "auto", "allowed": [0, 1, 2], "cpus": [0, 2], "core_ms": {0: 24.1, 1: 42.7, 2: 25.0}}
     line = host_cpus.describe(record)
-    assert "cores 0,2" in line and "2 of 3" in line and "(24 ms; the other 1 took 43-43 ms)" in line
+    assert "cores 0,2" in line and "2 of 3" in line and "least 4: 24 ms; the other 1 took 43-43 ms)" in line
 
 
 def test_the_serving_benchmark_takes_the_policy_into_its_workload_and_refuses_a_bad_one():

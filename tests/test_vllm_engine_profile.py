@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
+import bench_serving
 import vllm_engine_profile as vep
 
 
@@ -36,6 +37,16 @@ def test_arguments():
                                                                                            384, False)
     with pytest.raises(SystemExit):
         vep.parse_args(["--out", "o", "--short", "384", "--long", "128"])
+
+
+def test_the_checkpoint_is_bench_serving_s_for_the_arguments_given():
+    # bench_serving.model_dir reads --num-heads and the cache dtype: the probe's arguments must carry both
+    from mla_backend.models import serving_model
+
+    default = vep.parse_args(["--out", "o"])
+    assert bench_serving.model_dir(default) == default.workdir / serving_model.NAME
+    narrow = vep.parse_args(["--out", "o", "--num-heads", "16"])
+    assert bench_serving.model_dir(narrow) == narrow.workdir / f"{serving_model.NAME}-h16"
 
 
 def test_wrappers_time_each_phase_and_the_wait_on_a_returned_future():
