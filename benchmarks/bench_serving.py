@@ -15,8 +15,8 @@ with 128 heads, whose attention alone is 1.5 ms at 580 TFLOP/s.)
 
     python benchmarks/bench_serving.py [--model DIR] [--engines sglang,vllm] [--prompt-lens 4096 16384 32768]
         [--concurrency 1 16 64] [--max-tokens-in-flight N] [--decode-tokens 256] [--stream-interval 8]
-        [--tp 1] [--kv-cache-dtype auto|fp8] [--num-heads N] [--cpus auto|all|0,3,5-7] [--card NAME]
-        [--out-dir benchmarks/results]
+        [--tp 1] [--kv-cache-dtype auto|fp8] [--num-heads N] [--cpus auto|all|0,3,5-7] [--interleave]
+        [--card NAME] [--out-dir benchmarks/results]
         [--merge EARLIER.json] [--dry-run]
 
 Without --model it serves the attention-dominated DeepSeek-V3-shaped checkpoint of mla_backend/models/serving_model.py
@@ -29,6 +29,12 @@ the same workload. An engine whose Python package is missing (or whose --<engine
 as skipped. Run it where nothing else uses the GPUs. The driver
 and its servers run on the host's fast cores (integration_tests/host_cpus.py): at one request a decode step is
 host-bound, and on the lent H200 box half the cores ran Python ~1.75x slower than the other half.
+
+--interleave serves all of an engine's backends at once instead, each server with 1/n of --mem-fraction, and
+alternates each point's rounds between them (round r starts one server further), so that a host that slows down
+or speeds up during the run does so for every backend alike: served one after another, the same backend's
+decode rate moved by up to 20% between two servers of one hour and by up to 32% between rounds of one server
+(H200, vLLM 0.26). Nothing of an interleaved run is resumed: a run cut short starts over.
 """
 from __future__ import annotations
 
@@ -40,6 +46,7 @@ import random
 import shlex
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -114,6 +121,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cpus", default="auto", type=host_cpus.check_policy,
                         help="cores for this driver and the servers it starts: 'auto' (the fast ones of this host, "
                              "timed at the start), 'all' (no pinning) or a list such as 0,3,5-7")
+    parser.add_argument("--interleave", action="store_true",
+                        help="all of an engine's backends served at once, each point's rounds alternating between them")
     parser.add_argument("--merge", type=Path, help="an earlier results JSON of the same workload (e.g. the other "
                         "engine's, run from another environment): its engines not run now are kept in the report")
     parser.add_argument("--dry-run", action="store_true", help="print the server commands and the workload only")
@@ -155,7 +164,8 @@ def workload(args: argparse.Namespace) -> dict:
             "repeats": args.repeats, "tp": args.tp, "seed": args.seed,
             "prefix_cache": not args.no_prefix_cache, "mem_fraction": args.mem_fraction, "cpus": args.cpus,
             # only when set, so that the keys of results measured before the option existed still match
-            **({"kv_cache_dtype": args.kv_cache_dtype} if args.kv_cache_dtype != "auto" else {})}
+            **({"kv_cache_dtype": args.kv_cache_dtype} if args.kv_cache_dtype != "auto" else {}),
+            **({"interleave": True} if args.interleave else {})}
 
 
 def model_fingerprint(model: Path) -> str:
@@ -192,10 +202,11 @@ def engine_python(args: argparse.Namespace, engine: str) -> str | None:
 
 
 def server_command(engine: str, python: str, model: Path, backend: str, args: argparse.Namespace,
-                   port: int) -> list[str]:
+                   port: int, share: int = 1) -> list[str]:
+    """The engine's serve command; `share` servers run at once (--interleave), each on its share of the memory."""
     return e2e_common.engine_command(
         engine, python, model, backend, port, context_length=context_length(args), max_batch=max(args.concurrency),
-        served_name=SERVED_NAME, tp=args.tp, mem_fraction=args.mem_fraction, seed=args.seed,
+        served_name=SERVED_NAME, tp=args.tp, mem_fraction=round(args.mem_fraction / share, 4), seed=args.seed,
         prefix_cache=not args.no_prefix_cache,
         extra=["--stream-interval", str(args.stream_interval), *kv_cache_args(engine, args),
                *shlex.split(getattr(args, f"{engine}_args"))])
@@ -206,9 +217,10 @@ def kv_cache_args(engine: str, args: argparse.Namespace) -> list[str]:
 
 
 def start_server(engine: str, python: str, model: Path, backend: str, args: argparse.Namespace,
-                 log: Path) -> e2e_common.Server:
+                 log: Path, share: int = 1, beside_others: bool = False) -> e2e_common.Server:
     return e2e_common.start_engine_server(
-        engine, lambda port: server_command(engine, python, model, backend, args, port), log)
+        engine, lambda port: server_command(engine, python, model, backend, args, port, share), log,
+        beside_others=beside_others)
 
 
 def inspect_log(engine: str, log: str) -> dict:
@@ -244,6 +256,69 @@ def run_backend(client, model: Path, args: argparse.Namespace) -> dict:
               f"TPOT {point['tpot_ms']:.3f} ms", flush=True)
         measured.append(point)
     return {"points": measured}
+
+
+def serve_together(engine: str, python: str, model: Path, args: argparse.Namespace,
+                   workdir: Path) -> tuple[dict[str, dict], dict[str, str]]:
+    """--interleave: every backend's server up at once, then each point measured on all of them with their rounds
+    interleaved (e2e_common.steady_decode_together). A backend that does not start or fails a request goes to
+    errors and the others go on; (results, errors) as e2e_common.serve_each returns them."""
+    backends = backends_of(args, engine)
+    servers, startup, errors = {}, {}, {}
+
+    def fail(backend: str, error: str) -> None:
+        errors[backend] = error[-4000:]
+        print(f"[{engine}] {backend} FAILED: {errors[backend]}", flush=True)
+
+    try:
+        for backend in backends:
+            try:
+                servers[backend] = start_server(engine, python, model, backend, args, workdir / f"server_{backend}.log",
+                                                share=len(backends), beside_others=bool(servers))
+                startup[backend] = servers[backend].wait(args.startup_timeout)
+                print(f"[{engine}] {backend}: up in {startup[backend]:.0f} s", flush=True)
+            except Exception as exc:  # one backend failing must not hide the others' results
+                fail(backend, f"{type(exc).__name__}: {exc}")
+                if backend in servers:
+                    servers.pop(backend).stop()
+        vocab_size, special = e2e_common.vocabulary(model)
+        measured = {backend: [] for backend in servers}
+        t0 = time.monotonic()
+        for length, c in points(args):
+            batch = prompts(vocab_size, special, length, c, args.seed)
+            for backend, point in measure_together(servers, errors, batch, args, fail).items():
+                measured[backend].append(point)
+                print(f"    {backend} prompt {length:6d} x {c:3d}: {point['decode_tokens_per_s']:10.1f} decode tok/s, "
+                      f"TPOT {point['tpot_ms']:.3f} ms", flush=True)
+        requests_s = time.monotonic() - t0
+    finally:
+        for server in servers.values():
+            server.stop()
+    return {backend: {"points": measured[backend], "startup_s": startup[backend], "requests_s": requests_s,
+                      **inspect_log(engine, server.log_path.read_text())}
+            for backend, server in servers.items() if backend not in errors}, errors
+
+
+def measure_together(servers: dict, errors: dict, batch: list[list[int]], args: argparse.Namespace,
+                     fail) -> dict[str, dict]:
+    """One point on every server not yet failed; a server whose request fails is failed and the point measured
+    again without it."""
+    while live := [backend for backend in servers if backend not in errors]:
+        try:
+            rates = e2e_common.steady_decode_together(
+                {backend: servers[backend].base_url + "/v1/" for backend in live}, SERVED_NAME, batch,
+                args.decode_tokens, warmup_tokens=args.warmup_tokens, repeats=args.repeats,
+                min_window_tokens=args.min_window_tokens, max_tokens_cap=args.max_decode_tokens)
+        except e2e_common.ServerFailed as exc:
+            fail(exc.name, str(exc))
+            continue
+        except e2e_common.NoDecodeWindow as exc:   # as served one at a time: the backends measured fail
+            for backend in live:
+                fail(backend, f"{type(exc).__name__}: {exc}")
+            return {}
+        return {backend: {"prompt_len": len(batch[0]), "concurrency": len(batch), **rate}
+                for backend, rate in rates.items()}
+    return {}
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -300,8 +375,10 @@ def render_markdown(report: dict) -> str:
              f"tokens/s = the c requests' token rates while all of them decode together (from the last one's first "
              f"token to the first one's last), the fastest of {report['workload']['repeats']} rounds; TPOT = c / "
              f"decode tokens/s (prefix cache {'on' if report['workload']['prefix_cache'] else 'off'}, stream "
-             f"interval {report['workload']['stream_interval']}). Written by benchmarks/bench_serving.py; do not "
-             f"edit by hand.", ""]
+             f"interval {report['workload']['stream_interval']})."
+             + (" All of an engine's backends were served at once, each with 1/n of the memory fraction, and each "
+                "point's rounds alternated between them." if report["workload"].get("interleave") else "")
+             + " Written by benchmarks/bench_serving.py; do not edit by hand.", ""]
     if "host" in report:
         lines += [f"Host: {host_cpus.describe(report['host'])}.", ""]
     for engine, entry in report["engines"].items():
@@ -394,8 +471,10 @@ def main(argv: list[str] | None = None) -> int:
         model = model_dir(args)
         for engine in args.engines:
             python = engine_python(args, engine) or f"<{engine}'s python>"
-            for backend in backends_of(args, engine):
-                print(shlex.join(server_command(engine, python, model, backend, args, 30000)))
+            backends = backends_of(args, engine)
+            for backend in backends:
+                share = len(backends) if args.interleave else 1
+                print(shlex.join(server_command(engine, python, model, backend, args, 30000, share)))
         print(json.dumps({"card": card, "context_length": context_length(args), **workload(args)}))
         return 0
     host = host_cpus.pin(args.cpus)   # before any server starts: they inherit it
@@ -419,6 +498,14 @@ def main(argv: list[str] | None = None) -> int:
             continue
         workdir = args.workdir / f"{engine}_{key}"
         workdir.mkdir(parents=True, exist_ok=True)
+        if args.interleave:
+            results, errors = serve_together(engine, python, model, args, workdir)
+            entry["results"].update({b: results[b] for b in backends if b in results})
+            entry["errors"].update(errors)
+            entry["ratios"] = ratios(entry, engine)
+            failed |= bool(errors)
+            write_results(args.out_dir, report)
+            continue
         for backend in backends:  # one at a time, so a finished backend's results are written before the next
             results, errors = e2e_common.serve_each(
                 (backend,), backend,

@@ -197,11 +197,14 @@ def wait_for_free_gpu(limit_mib: int = 4096, timeout_s: float = 120) -> None:
 
 
 def start_engine_server(engine: str, command: Callable[[int], list[str]], log: Path,
-                        pythonpath: Path | None = None, extra_env: dict[str, str] | None = None) -> Server:
+                        pythonpath: Path | None = None, extra_env: dict[str, str] | None = None,
+                        beside_others: bool = False) -> Server:
     """The server `command(port)` starts, on a free port, ready when the engine says so; started once the GPU's
-    memory is back from the server before. `pythonpath` goes in front of PYTHONPATH (modules the server imports
-    from a test directory, such as a logits processor); `extra_env` is added to its environment."""
-    wait_for_free_gpu()
+    memory is back from the server before, unless `beside_others` (servers meant to share the GPU, each sized
+    for its share). `pythonpath` goes in front of PYTHONPATH (modules the server imports from a test directory,
+    such as a logits processor); `extra_env` is added to its environment."""
+    if not beside_others:
+        wait_for_free_gpu()
     port = free_port()
     env = {**os.environ, "VLLM_CACHE_ROOT": str(log.parent / f"vllm_cache_{log.stem}"), **(extra_env or {})}
     if pythonpath is not None:
@@ -390,26 +393,59 @@ class NoDecodeWindow(RuntimeError):
     """steady_decode found no stretch where every request decoded together (the server ran them apart)."""
 
 
+class ServerFailed(RuntimeError):
+    """A request to one of several servers measured together failed: `name` says whose."""
+
+    def __init__(self, name: str, error: Exception):
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.name = name
+
+
 def steady_decode(base_url: str, model: str, prompts: list, max_tokens: int, *, warmup_tokens: int = N_SHORT,
                   repeats: int = 2, min_window_tokens: int = 64, max_tokens_cap: int | None = None) -> dict:
     """A warm-up round of warmup_tokens (prefix cache, graphs), then `repeats` streamed rounds of `prompts` sent
     at once, each read by decode_rate; the fastest kept. While some round's window is shorter than
     min_window_tokens per request (the prompts' prefills took longer than the decode asked for), the tokens asked
     for double, up to max_tokens_cap."""
+    return steady_decode_together({"": base_url}, model, prompts, max_tokens, warmup_tokens=warmup_tokens,
+                                  repeats=repeats, min_window_tokens=min_window_tokens,
+                                  max_tokens_cap=max_tokens_cap)[""]
+
+
+def steady_decode_together(base_urls: dict[str, str], model: str, prompts: list, max_tokens: int, *,
+                           warmup_tokens: int = N_SHORT, repeats: int = 2, min_window_tokens: int = 64,
+                           max_tokens_cap: int | None = None) -> dict[str, dict]:
+    """steady_decode on several servers at once ({name: base_url}), their rounds interleaved (round r visits the
+    servers in turn, starting one further each round), so that a host or clock that drifts during the
+    measurement drifts for all of them alike; every server is asked for the same tokens. A failed request raises
+    ServerFailed naming its server."""
     cap = max_tokens if max_tokens_cap is None else max_tokens_cap
-    sent, _ = stream_round(base_url, model, prompts, warmup_tokens)
-    warmup_s = time.perf_counter() - sent
+    names = list(base_urls)
+
+    def one_round(name: str, tokens: int):
+        try:
+            return stream_round(base_urls[name], model, prompts, tokens)
+        except Exception as error:
+            raise ServerFailed(name, error) from error
+
+    warmup_s = {}
+    for name in names:
+        sent, _ = one_round(name, warmup_tokens)
+        warmup_s[name] = time.perf_counter() - sent
     while True:
-        rounds = [decode_rate(*stream_round(base_url, model, prompts, max_tokens)) for _ in range(repeats)]
-        if all(r is not None and r["window_tokens_min"] >= min_window_tokens for r in rounds):
+        rounds = {name: [] for name in names}
+        for r in range(repeats):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                rounds[name].append(decode_rate(*one_round(name, max_tokens)))
+        if all(x is not None and x["window_tokens_min"] >= min_window_tokens for rs in rounds.values() for x in rs):
             break
         if 2 * max_tokens > cap:
             raise NoDecodeWindow(f"no window of {min_window_tokens} tokens per request where all {len(prompts)} "
                                f"requests decode together within {max_tokens} tokens: {rounds}")
         max_tokens *= 2
-    best = max(rounds, key=lambda r: r["decode_tokens_per_s"])
-    return {**best, "max_tokens": max_tokens, "rounds_tokens_per_s": [r["decode_tokens_per_s"] for r in rounds],
-            "warmup_s": warmup_s}
+    return {name: {**max(rs, key=lambda x: x["decode_tokens_per_s"]), "max_tokens": max_tokens,
+                   "rounds_tokens_per_s": [x["decode_tokens_per_s"] for x in rs], "warmup_s": warmup_s[name]}
+            for name, rs in rounds.items()}
 
 
 def decode_speeds(client, batches=(1, 64)) -> dict:

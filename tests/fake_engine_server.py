@@ -71,6 +71,7 @@ class Handler(BaseHTTPRequestHandler):
         request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         n = request["max_tokens"]
         prompt = request["prompt"] if "prompt" in request else request["messages"][-1]["content"]
+        prompt = prompt if isinstance(prompt, str) else json.dumps(prompt)   # token ids (bench_serving's prompts)
         params = request.get("custom_params") or {}
         if "force_tokens" in params:
             ids = params["force_tokens"][:n]

@@ -1,0 +1,110 @@
+"""bench_serving --interleave on CPU: every backend's server up at once on its share of the memory, each point's
+rounds alternating between them (e2e_common.steady_decode_together), a backend that fails left out by name; against
+the stand-in servers of tests/fake_engine_server.py."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import bench_serving
+import e2e_common
+
+FAKE = Path(__file__).resolve().parent / "fake_engine_server.py"
+
+
+def args_of(*argv):
+    return bench_serving.parse_args(list(argv))
+
+
+def flag(cmd: list[str], name: str) -> str:
+    return cmd[cmd.index(name) + 1]
+
+
+def steady(step: float, tokens: int) -> tuple[float, list]:
+    """stream_round's answer for two requests decoding together at `step` seconds a token."""
+    return 0.0, [[(n * step, n) for n in range(1, tokens + 1)], [(0.01 + n * step, n) for n in range(1, tokens + 1)]]
+
+
+def test_rounds_visit_every_server_starting_one_further_each_round_and_each_keeps_its_fastest(monkeypatch):
+    visits = []
+    steps = {"a": [0.002, 0.001, 0.003], "b": [0.004, 0.002, 0.002], "c": [0.001, 0.001, 0.001]}
+
+    def fake_round(base_url, model, batch, max_tokens):
+        visits.append((base_url, max_tokens))
+        if max_tokens == 4:
+            return time.perf_counter(), []
+        return steady(steps[base_url][sum(1 for u, t in visits if u == base_url and t != 4) - 1], max_tokens)
+
+    monkeypatch.setattr(e2e_common, "stream_round", fake_round)
+    rates = e2e_common.steady_decode_together({"a": "a", "b": "b", "c": "c"}, "m", [[1], [2]], 100,
+                                              warmup_tokens=4, repeats=3, min_window_tokens=16)
+    assert [u for u, _ in visits] == ["a", "b", "c", "a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert rates["a"]["decode_tokens_per_s"] == pytest.approx(2 / 0.001)
+    assert rates["b"]["rounds_tokens_per_s"] == pytest.approx([2 / 0.004, 2 / 0.002, 2 / 0.002])
+    assert all(r["max_tokens"] == 100 for r in rates.values())
+
+
+def test_a_failed_request_names_its_server(monkeypatch):
+    def fake_round(base_url, model, batch, max_tokens):
+        if base_url == "bad":
+            raise ConnectionError("refused")
+        return steady(0.001, max_tokens)
+
+    monkeypatch.setattr(e2e_common, "stream_round", fake_round)
+    with pytest.raises(e2e_common.ServerFailed, match="ConnectionError: refused") as failed:
+        e2e_common.steady_decode_together({"ok": "ok", "bad": "bad"}, "m", [[1], [2]], 100, warmup_tokens=4)
+    assert failed.value.name == "bad"
+
+
+def test_each_server_gets_its_share_of_the_memory_and_the_workload_says_interleaved():
+    args = args_of("--interleave", "--mem-fraction", "0.7")
+    assert flag(bench_serving.server_command("vllm", "py", Path("/m"), "CUSTOM", args, 1, share=2),
+                "--gpu-memory-utilization") == "0.35"
+    assert flag(bench_serving.server_command("sglang", "py", Path("/m"), "mla_backend", args, 1, share=4),
+                "--mem-fraction-static") == "0.175"
+    assert bench_serving.workload(args)["interleave"] is True
+    assert "interleave" not in bench_serving.workload(args_of())   # earlier results keep their key
+
+
+def test_a_dry_run_prints_the_shared_memory_fraction(capsys):
+    assert bench_serving.main(["--dry-run", "--engines", "vllm", "--vllm-backends", "CUSTOM,FLASHMLA",
+                               "--interleave", "--mem-fraction", "0.8", "--vllm-python", "py"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "serve" in line]
+    assert len(lines) == 2 and all("--gpu-memory-utilization 0.4" in line for line in lines)
+
+
+def test_interleaved_servers_are_measured_together_and_a_failing_one_is_left_out(monkeypatch, tmp_path):
+    started, visits = [], []
+
+    def fake_start(engine, python, model, backend, args, log, share=1, beside_others=False):
+        started.append((backend, share, beside_others))
+        command = lambda port: [sys.executable, str(FAKE), "--port", str(port), "--flavor", backend,  # noqa: E731
+                                *(["--fail"] if backend == "triton" else [])]
+        return e2e_common.start_engine_server("sglang", command, log, beside_others=True)
+
+    real_round = e2e_common.stream_round
+
+    def recording_round(base_url, model, batch, max_tokens):
+        visits.append(base_url)
+        return real_round(base_url, model, batch, max_tokens)
+
+    monkeypatch.setattr(bench_serving, "start_server", fake_start)
+    monkeypatch.setattr(e2e_common, "stream_round", recording_round)
+    monkeypatch.setattr(e2e_common, "vocabulary", lambda model: (100, set()))
+    args = args_of("--engines", "sglang", "--sglang-backends", "flashmla,triton,mla_backend", "--interleave",
+                   "--prompt-lens", "8", "--concurrency", "2", "--warmup-tokens", "4", "--decode-tokens", "64",
+                   "--min-window-tokens", "16", "--repeats", "2", "--startup-timeout", "60")
+    results, errors = bench_serving.serve_together("sglang", sys.executable, tmp_path, args, tmp_path)
+    assert started == [("flashmla", 3, False), ("triton", 3, True), ("mla_backend", 3, True)]
+    assert set(errors) == {"triton"} and "did not come up" in errors["triton"]
+    assert set(results) == {"flashmla", "mla_backend"}
+    for backend, result in results.items():
+        (point,) = result["points"]
+        assert (point["prompt_len"], point["concurrency"], len(point["rounds_tokens_per_s"])) == (8, 2, 2)
+        assert point["decode_tokens_per_s"] > 0 and result["startup_s"] >= 0 and "cuda_graphs" in result
+    hosts = [url.split("/v1/")[0] for url in visits]
+    first, second = hosts[0], hosts[1]
+    assert first != second and hosts == [first, second, first, second, second, first]   # warm-ups, then rotated
