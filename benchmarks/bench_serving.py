@@ -209,7 +209,13 @@ def server_command(engine: str, python: str, model: Path, backend: str, args: ar
         served_name=SERVED_NAME, tp=args.tp, mem_fraction=round(args.mem_fraction / share, 4), seed=args.seed,
         prefix_cache=not args.no_prefix_cache,
         extra=["--stream-interval", str(args.stream_interval), *kv_cache_args(engine, args),
-               *shlex.split(getattr(args, f"{engine}_args"))])
+               *beside_args(engine, share), *shlex.split(getattr(args, f"{engine}_args"))])
+
+
+def beside_args(engine: str, share: int) -> list[str]:
+    """Servers sharing the host (--interleave): SGLang's scheduler spins a core while idle unless told to sleep
+    (its `--sleep-on-idle`, waking on the next request); vLLM's engine core blocks on its input queue anyway."""
+    return ["--sleep-on-idle"] if engine == "sglang" and share > 1 else []
 
 
 def kv_cache_args(engine: str, args: argparse.Namespace) -> list[str]:

@@ -63,8 +63,9 @@ def test_each_server_gets_its_share_of_the_memory_and_the_workload_says_interlea
     args = args_of("--interleave", "--mem-fraction", "0.7")
     assert flag(bench_serving.server_command("vllm", "py", Path("/m"), "CUSTOM", args, 1, share=2),
                 "--gpu-memory-utilization") == "0.35"
-    assert flag(bench_serving.server_command("sglang", "py", Path("/m"), "mla_backend", args, 1, share=4),
-                "--mem-fraction-static") == "0.175"
+    sglang = bench_serving.server_command("sglang", "py", Path("/m"), "mla_backend", args, 1, share=4)
+    assert flag(sglang, "--mem-fraction-static") == "0.175" and "--sleep-on-idle" in sglang   # no idle spinning
+    assert "--sleep-on-idle" not in bench_serving.server_command("sglang", "py", Path("/m"), "mla_backend", args, 1)
     assert bench_serving.workload(args)["interleave"] is True
     assert "interleave" not in bench_serving.workload(args_of())   # earlier results keep their key
 
