@@ -202,20 +202,21 @@ def engine_python(args: argparse.Namespace, engine: str) -> str | None:
 
 
 def server_command(engine: str, python: str, model: Path, backend: str, args: argparse.Namespace,
-                   port: int, share: int = 1) -> list[str]:
-    """The engine's serve command; `share` servers run at once (--interleave), each on its share of the memory."""
+                   port: int) -> list[str]:
+    """The engine's serve command; with --interleave each of the engine's servers gets its share of the memory."""
+    share = len(backends_of(args, engine)) if args.interleave else 1
     return e2e_common.engine_command(
         engine, python, model, backend, port, context_length=context_length(args), max_batch=max(args.concurrency),
         served_name=SERVED_NAME, tp=args.tp, mem_fraction=round(args.mem_fraction / share, 4), seed=args.seed,
         prefix_cache=not args.no_prefix_cache,
         extra=["--stream-interval", str(args.stream_interval), *kv_cache_args(engine, args),
-               *beside_args(engine, share), *shlex.split(getattr(args, f"{engine}_args"))])
+               *beside_args(engine, args), *shlex.split(getattr(args, f"{engine}_args"))])
 
 
-def beside_args(engine: str, share: int) -> list[str]:
+def beside_args(engine: str, args: argparse.Namespace) -> list[str]:
     """Servers sharing the host (--interleave): SGLang's scheduler spins a core while idle unless told to sleep
     (its `--sleep-on-idle`, waking on the next request); vLLM's engine core blocks on its input queue anyway."""
-    return ["--sleep-on-idle"] if engine == "sglang" and share > 1 else []
+    return ["--sleep-on-idle"] if engine == "sglang" and args.interleave else []
 
 
 def kv_cache_args(engine: str, args: argparse.Namespace) -> list[str]:
@@ -223,9 +224,9 @@ def kv_cache_args(engine: str, args: argparse.Namespace) -> list[str]:
 
 
 def start_server(engine: str, python: str, model: Path, backend: str, args: argparse.Namespace,
-                 log: Path, share: int = 1, beside_others: bool = False) -> e2e_common.Server:
+                 log: Path, beside_others: bool = False) -> e2e_common.Server:
     return e2e_common.start_engine_server(
-        engine, lambda port: server_command(engine, python, model, backend, args, port, share), log,
+        engine, lambda port: server_command(engine, python, model, backend, args, port), log,
         beside_others=beside_others)
 
 
@@ -247,10 +248,22 @@ def measure(client, batch: list[list[int]], args: argparse.Namespace) -> dict:
     """One (prompt length, concurrency) point: e2e_common.steady_decode (a warm-up round, then --repeats streamed
     rounds whose steady windows give the decode rate, the tokens asked for doubling up to --max-decode-tokens
     while a window is shorter than --min-window-tokens)."""
-    rate = e2e_common.steady_decode(str(client.base_url), SERVED_NAME, batch, args.decode_tokens,
-                                    warmup_tokens=args.warmup_tokens, repeats=args.repeats,
-                                    min_window_tokens=args.min_window_tokens, max_tokens_cap=args.max_decode_tokens)
-    return {"prompt_len": len(batch[0]), "concurrency": len(batch), **rate}
+    return measure_on({"": str(client.base_url)}, batch, args)[""]
+
+
+def measure_on(base_urls: dict[str, str], batch: list[list[int]], args: argparse.Namespace) -> dict[str, dict]:
+    """measure on one or more servers ({name: base_url}), their rounds interleaved
+    (e2e_common.steady_decode_together)."""
+    rates = e2e_common.steady_decode_together(base_urls, SERVED_NAME, batch, args.decode_tokens,
+                                              warmup_tokens=args.warmup_tokens, repeats=args.repeats,
+                                              min_window_tokens=args.min_window_tokens,
+                                              max_tokens_cap=args.max_decode_tokens)
+    return {name: {"prompt_len": len(batch[0]), "concurrency": len(batch), **rate} for name, rate in rates.items()}
+
+
+def point_line(point: dict) -> str:
+    return (f"prompt {point['prompt_len']:6d} x {point['concurrency']:3d}: {point['decode_tokens_per_s']:10.1f} "
+            f"decode tok/s, TPOT {point['tpot_ms']:.3f} ms")
 
 
 def run_backend(client, model: Path, args: argparse.Namespace) -> dict:
@@ -258,8 +271,7 @@ def run_backend(client, model: Path, args: argparse.Namespace) -> dict:
     measured = []
     for length, c in points(args):
         point = measure(client, prompts(vocab_size, special, length, c, args.seed), args)
-        print(f"    prompt {length:6d} x {c:3d}: {point['decode_tokens_per_s']:10.1f} decode tok/s, "
-              f"TPOT {point['tpot_ms']:.3f} ms", flush=True)
+        print(f"    {point_line(point)}", flush=True)
         measured.append(point)
     return {"points": measured}
 
@@ -269,7 +281,6 @@ def serve_together(engine: str, python: str, model: Path, args: argparse.Namespa
     """--interleave: every backend's server up at once, then each point measured on all of them with their rounds
     interleaved (e2e_common.steady_decode_together). A backend that does not start or fails a request goes to
     errors and the others go on; (results, errors) as e2e_common.serve_each returns them."""
-    backends = backends_of(args, engine)
     servers, startup, errors = {}, {}, {}
 
     def fail(backend: str, error: str) -> None:
@@ -277,10 +288,10 @@ def serve_together(engine: str, python: str, model: Path, args: argparse.Namespa
         print(f"[{engine}] {backend} FAILED: {errors[backend]}", flush=True)
 
     try:
-        for backend in backends:
+        for backend in backends_of(args, engine):
             try:
                 servers[backend] = start_server(engine, python, model, backend, args, workdir / f"server_{backend}.log",
-                                                share=len(backends), beside_others=bool(servers))
+                                                beside_others=bool(servers))
                 startup[backend] = servers[backend].wait(args.startup_timeout)
                 print(f"[{engine}] {backend}: up in {startup[backend]:.0f} s", flush=True)
             except Exception as exc:  # one backend failing must not hide the others' results
@@ -294,8 +305,7 @@ def serve_together(engine: str, python: str, model: Path, args: argparse.Namespa
             batch = prompts(vocab_size, special, length, c, args.seed)
             for backend, point in measure_together(servers, errors, batch, args, fail).items():
                 measured[backend].append(point)
-                print(f"    {backend} prompt {length:6d} x {c:3d}: {point['decode_tokens_per_s']:10.1f} decode tok/s, "
-                      f"TPOT {point['tpot_ms']:.3f} ms", flush=True)
+                print(f"    {backend} {point_line(point)}", flush=True)
         requests_s = time.monotonic() - t0
     finally:
         for server in servers.values():
@@ -311,20 +321,29 @@ def measure_together(servers: dict, errors: dict, batch: list[list[int]], args: 
     again without it."""
     while live := [backend for backend in servers if backend not in errors]:
         try:
-            rates = e2e_common.steady_decode_together(
-                {backend: servers[backend].base_url + "/v1/" for backend in live}, SERVED_NAME, batch,
-                args.decode_tokens, warmup_tokens=args.warmup_tokens, repeats=args.repeats,
-                min_window_tokens=args.min_window_tokens, max_tokens_cap=args.max_decode_tokens)
+            return measure_on({backend: servers[backend].base_url + "/v1/" for backend in live}, batch, args)
         except e2e_common.ServerFailed as exc:
             fail(exc.name, str(exc))
-            continue
         except e2e_common.NoDecodeWindow as exc:   # as served one at a time: the backends measured fail
             for backend in live:
                 fail(backend, f"{type(exc).__name__}: {exc}")
             return {}
-        return {backend: {"prompt_len": len(batch[0]), "concurrency": len(batch), **rate}
-                for backend, rate in rates.items()}
     return {}
+
+
+def engine_runs(engine: str, python: str, model: Path, args: argparse.Namespace, workdir: Path):
+    """(results, errors) of an engine's backends: one interleaved run (--interleave), or one backend at a time, so
+    that a finished backend's results are written before the next starts."""
+    if args.interleave:
+        yield serve_together(engine, python, model, args, workdir)
+        return
+    for backend in backends_of(args, engine):
+        yield e2e_common.serve_each(
+            (backend,), backend,
+            start=lambda b: start_server(engine, python, model, b, args, workdir / f"server_{b}.log"),
+            exercise=lambda client, b, _reference: run_backend(client, model, args),
+            inspect_log=lambda log: inspect_log(engine, log), done_file=lambda b: workdir / f"result_{b}.json",
+            label=f"{engine}", startup_timeout=args.startup_timeout)
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -477,10 +496,8 @@ def main(argv: list[str] | None = None) -> int:
         model = model_dir(args)
         for engine in args.engines:
             python = engine_python(args, engine) or f"<{engine}'s python>"
-            backends = backends_of(args, engine)
-            for backend in backends:
-                share = len(backends) if args.interleave else 1
-                print(shlex.join(server_command(engine, python, model, backend, args, 30000, share)))
+            for backend in backends_of(args, engine):
+                print(shlex.join(server_command(engine, python, model, backend, args, 30000)))
         print(json.dumps({"card": card, "context_length": context_length(args), **workload(args)}))
         return 0
     host = host_cpus.pin(args.cpus)   # before any server starts: they inherit it
@@ -504,21 +521,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         workdir = args.workdir / f"{engine}_{key}"
         workdir.mkdir(parents=True, exist_ok=True)
-        if args.interleave:
-            results, errors = serve_together(engine, python, model, args, workdir)
-            entry["results"].update({b: results[b] for b in backends if b in results})
-            entry["errors"].update(errors)
-            entry["ratios"] = ratios(entry, engine)
-            failed |= bool(errors)
-            write_results(args.out_dir, report)
-            continue
-        for backend in backends:  # one at a time, so a finished backend's results are written before the next
-            results, errors = e2e_common.serve_each(
-                (backend,), backend,
-                start=lambda b: start_server(engine, python, model, b, args, workdir / f"server_{b}.log"),
-                exercise=lambda client, b, _reference: run_backend(client, model, args),
-                inspect_log=lambda log: inspect_log(engine, log), done_file=lambda b: workdir / f"result_{b}.json",
-                label=f"{engine}", startup_timeout=args.startup_timeout)
+        for results, errors in engine_runs(engine, python, model, args, workdir):
             entry["results"].update(results)
             entry["errors"].update(errors)
             entry["ratios"] = ratios(entry, engine)

@@ -4,9 +4,9 @@ A decode step at one request is host-bound (the engine's Python scheduler, input
 longer than the GPU's work), so the core an engine's hot thread lands on sets the step time. On a shared or
 virtualised host the cores are not alike: some share a physical core with a busy neighbour or run throttled. The
 policy `auto` times a single-threaded Python loop on every core this process may use and pins this process to
-the cores within TOLERANCE of the fastest (at least MIN_CPUS of them, the fastest); engine servers started afterwards inherit the pinning, so every
-backend's server of one run sees the same cores. `all` leaves the affinity as it is; a list such as `0,3,5-7`
-pins to exactly those cores.
+the cores within TOLERANCE of the fastest (at least MIN_CPUS of them, the fastest); engine servers started
+afterwards inherit the pinning, so every backend's server of one run sees the same cores. `all` leaves the
+affinity as it is; a list such as `0,3,5-7` pins to exactly those cores.
 
     record = host_cpus.pin("auto")   # {"policy": "auto", "cpus": [...], "core_ms": {...}, "allowed": [...]}
 """

@@ -60,12 +60,13 @@ def test_a_failed_request_names_its_server(monkeypatch):
 
 
 def test_each_server_gets_its_share_of_the_memory_and_the_workload_says_interleaved():
-    args = args_of("--interleave", "--mem-fraction", "0.7")
-    assert flag(bench_serving.server_command("vllm", "py", Path("/m"), "CUSTOM", args, 1, share=2),
+    args = args_of("--interleave", "--mem-fraction", "0.7", "--vllm-backends", "CUSTOM,FLASHMLA")   # SGLang: 4
+    assert flag(bench_serving.server_command("vllm", "py", Path("/m"), "CUSTOM", args, 1),
                 "--gpu-memory-utilization") == "0.35"
-    sglang = bench_serving.server_command("sglang", "py", Path("/m"), "mla_backend", args, 1, share=4)
+    sglang = bench_serving.server_command("sglang", "py", Path("/m"), "mla_backend", args, 1)
     assert flag(sglang, "--mem-fraction-static") == "0.175" and "--sleep-on-idle" in sglang   # no idle spinning
-    assert "--sleep-on-idle" not in bench_serving.server_command("sglang", "py", Path("/m"), "mla_backend", args, 1)
+    alone = bench_serving.server_command("sglang", "py", Path("/m"), "mla_backend", args_of("--mem-fraction", "0.7"), 1)
+    assert flag(alone, "--mem-fraction-static") == "0.7" and "--sleep-on-idle" not in alone
     assert bench_serving.workload(args)["interleave"] is True
     assert "interleave" not in bench_serving.workload(args_of())   # earlier results keep their key
 
@@ -80,8 +81,10 @@ def test_a_dry_run_prints_the_shared_memory_fraction(capsys):
 def test_interleaved_servers_are_measured_together_and_a_failing_one_is_left_out(monkeypatch, tmp_path):
     started, visits = [], []
 
-    def fake_start(engine, python, model, backend, args, log, share=1, beside_others=False):
-        started.append((backend, share, beside_others))
+    def fake_start(engine, python, model, backend, args, log, beside_others=False):
+        command_share = args.mem_fraction / float(flag(bench_serving.server_command(engine, python, model, backend,
+                                                                                    args, 1), "--mem-fraction-static"))
+        started.append((backend, round(command_share), beside_others))
         command = lambda port: [sys.executable, str(FAKE), "--port", str(port), "--flavor", backend,  # noqa: E731
                                 *(["--fail"] if backend == "triton" else [])]
         return e2e_common.start_engine_server("sglang", command, log, beside_others=True)
