@@ -264,9 +264,10 @@ constexpr float kMaxSlackLog2 = 0.807f;
 
 // online_softmax with a vote across the warpgroup first: when no score exceeds its column's running max by more
 // than the slack (most blocks past a request's first few), every max stays P's base and nothing is rescaled, as
-// exact as the full path; otherwise the block maxima are agreed as there. Returns whether any column's max moved.
+// exact as the full path; otherwise the block maxima are agreed as there. Its caller rescales O^T by the factors
+// either way: a branch on the vote there cost ~5 us a kernel (PERF_NOTES.md, eighteenth session).
 template <int kCols, typename Storage>
-__device__ __forceinline__ bool online_softmax_voted(const DecodeParams& p, const Fragment& f, int block,
+__device__ __forceinline__ void online_softmax_voted(const DecodeParams& p, const Fragment& f, int block,
                                                      int block_parity, bool needs_mask, float (&s)[kCols / 2],
                                                      ColumnStats<kCols>& stats, Storage& smem,
                                                      float (&rescale)[kCols / 4]) {
@@ -288,7 +289,6 @@ __device__ __forceinline__ bool online_softmax_voted(const DecodeParams& p, cons
     }
   }
   exponentiate<kCols>(s, base, rescale, stats);
-  return moved;
 }
 
 // P^T into shared memory as the K-major B operand: column n's 64 probabilities form one 128-byte row.

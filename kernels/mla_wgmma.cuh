@@ -106,15 +106,11 @@ __device__ __forceinline__ void wgmma_rs(const uint32_t (&a)[4], uint64_t b, flo
   Op::fma(a[0], a[1], a[2], a[3], b, d[I]..., gmma::ScaleOut::One);
 }
 
-template <int N>
-__device__ __forceinline__ void fence_operands(float (&d)[N]) {
+// Accumulators (float) or A fragments (uint32_t) that a wgmma reads or writes.
+template <typename T, int N>
+__device__ __forceinline__ void fence_operands(T (&d)[N]) {
 #pragma unroll
   for (int i = 0; i < N; ++i) cute::warpgroup_fence_operand(d[i]);
-}
-template <int N>
-__device__ __forceinline__ void fence_operands(uint32_t (&a)[N]) {
-#pragma unroll
-  for (int i = 0; i < N; ++i) cute::warpgroup_fence_operand(a[i]);
 }
 
 }  // namespace mla
