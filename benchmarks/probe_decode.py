@@ -70,7 +70,8 @@ def with_parts(peer: MlaBackendPeer, parts: int) -> MlaBackendPeer:
         peer.ops._ensure_kernels(batch.q.device)   # the CUDA ops register with the extension
         meta, splits = torch.ops.mla_backend.tile_scheduler(
             batch.cache_seqlens, parts, tile_scheduler.split_overhead_for(batch.s_q * batch.h_q))
-        k_cache = (batch.k_cache_fp8 if fp8 else batch.k_cache).unsqueeze(-2)
+        k_cache = batch.k_cache_fp8 if fp8 else batch.k_cache
+        k_cache = k_cache.select(2, 0) if k_cache.dim() == 4 else k_cache   # the raw op takes [blocks, 64, 576]
         descale_k = batch.descale_k if fp8 else None
 
         def step():
