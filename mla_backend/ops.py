@@ -65,9 +65,16 @@ def _tile_scheduler_cpu(cache_seqlens, num_sm_parts, split_overhead):
     return tile_scheduler.tile_scheduler(cache_seqlens, num_sm_parts, split_overhead)
 
 
+def _check_raw_k_cache(k_cache: torch.Tensor) -> None:
+    """The raw op takes the 3-D view `decode` passes it, as the CUDA binding does (which refuses anything else)."""
+    if tuple(k_cache.shape[1:]) != (BLOCK_SIZE, HEAD_DIM) or k_cache.dim() != 3:
+        raise _bad("k_cache", f"[num_blocks, {BLOCK_SIZE}, {HEAD_DIM}] for the raw op", _describe(k_cache))
+
+
 @torch.library.impl(_lib, "decode_paged", "CPU")
 def _decode_paged_cpu(q, q_rope, k_cache, block_table, cache_seqlens, tile_scheduler_metadata, num_splits,
                       softmax_scale, causal, descale_k=None):
+    _check_raw_k_cache(k_cache)
     if q_rope is not None:
         q = torch.cat([q, q_rope], dim=-1)
     dtype = q.dtype
@@ -88,6 +95,7 @@ def _tile_scheduler_fake(cache_seqlens, num_sm_parts, split_overhead):
 @torch.library.register_fake("mla_backend::decode_paged")
 def _decode_paged_fake(q, q_rope, k_cache, block_table, cache_seqlens, tile_scheduler_metadata, num_splits,
                        softmax_scale, causal, descale_k=None):
+    _check_raw_k_cache(k_cache)
     b, s_q, h_q, _ = q.shape
     return q.new_empty(b, s_q, h_q, HEAD_DIM_V), q.new_empty(b, h_q, s_q, dtype=torch.float32)
 
