@@ -1,6 +1,7 @@
 """CPU tests of the benchmark's pure-Python parts: work formulas, configs and the issue grid, input sets and
 varlen seqlens, the reference check, the ceiling rule, the best peer and geomean, the results files, the
-supervisor's crash bookkeeping (with a fake child), the peer bundle and the vLLM import shim. The GPU timing
+supervisor's crash bookkeeping (with a fake child), the peer bundle, the vLLM import shim and the probe rounds'
+summary. The GPU timing
 itself runs on the box; here CPU stand-ins replace graph capture and timing."""
 
 import dataclasses
@@ -22,6 +23,7 @@ import bench_supervisor
 import peers
 import peers_bundle
 import probe_decode
+import probe_summary
 import wide_diagnostics
 
 from mla_backend.cli import bundle
@@ -464,6 +466,21 @@ def test_the_probe_runs_our_step_through_the_benchmarks_checks(cpu_harness, monk
     nbytes = bench.decode_bytes(sum(bench.make_seqlens(config)), 6, 2, 2, kv_bytes=1 if "fp8" in plan else 2)
     assert f"{bench.metrics(10.0, nbytes, 1)['gbps']:6.0f} GB/s" in line   # an fp8 cache counts 1 byte a value
 
+
+
+def test_the_probe_summary_averages_each_trees_rounds_and_leaves_out_failed_checks(tmp_path):
+    def log(tree, round_, lines):
+        (tmp_path / f"probe_{tree}_{round_}.log").write_text("NVIDIA H200 2.11.0+cu130\n" + "\n".join(lines) + "\n")
+
+    ok = "b128/s4096/h16/q1 {:8.1f} us   3618 GB/s   216 TFLOPS  rel 3.1e-02/3.1e-02 ok  [narrow 0.0-80.0]"
+    log("main", 1, [ok.format(85.0), "b32/s1024/h16/q1 21.8 us 937 GB/s 54 TFLOPS rel 9e-01/9e-01 CHECK FAILED x"])
+    log("main", 2, [ok.format(86.0)])
+    log("exp", 1, [ok.format(84.0)])
+    log("exp", 10, [ok.format(83.0)])   # rounds sort by number, not by name
+    table = probe_summary.collect(tmp_path, ["main", "exp"])
+    assert table == {"b128/s4096/h16/q1": {"main": [85.0, 86.0], "exp": [84.0, 83.0]}}
+    line = probe_summary.render(table, ["main", "exp"])
+    assert "main    85.5 (85.0 86.0)" in line and "exp    83.5 (84.0 83.0) 0.977x" in line
 
 def test_run_config_checks_every_peer_against_the_reference(cpu_harness):
     unavailable = _FakePeer("gone")
