@@ -459,7 +459,7 @@ class MlaBackendFp8Peer(MlaBackendPeer):
     def _prepare(self, batch):
         ops = self.ops
         k_cache = batch.k_cache_fp8.unsqueeze(-2)
-        meta, splits = ops.get_mla_metadata(batch.cache_seqlens, batch.s_q * batch.h_q, 1)
+        meta, splits = self.plan(batch)
 
         def step():
             return ops.mla_decode_with_kvcache(

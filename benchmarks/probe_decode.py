@@ -7,13 +7,14 @@ right after capture and after the timed replays, median of the replays), without
 start and end of each kernel in one profiled replay: with programmatic dependent launch the kernels overlap, and
 per-kernel totals hide which one is on the critical path.
 
-    python benchmarks/probe_decode.py [--configs b128/s4096/h16/q1,...] [--reps 100] [--plan scheduler|whole]
-                                      [--kv bf16|fp8] [--parts N]
+    python benchmarks/probe_decode.py [--configs b128/s4096/h16/q1,...] [--reps 100]
+                                      [--plan scheduler|whole|even] [--kv bf16|fp8] [--parts N]
 
-`--plan whole` measures a plan idea without writing it in CUDA: the ops take any plan tensors of the right shape,
-and this one never splits a request (part k takes requests [k*b/parts, (k+1)*b/parts)). `--parts N` runs the
-tile scheduler itself with N parts (CTAs) instead of one wave (ops.num_sm_parts): fewer splits a request and a
-shorter combine against fewer SMs reading.
+`--plan whole` and `--plan even` measure a plan idea without writing it in CUDA: the ops take any plan tensors of
+the right shape. `whole` never splits a request (part k takes requests [k*b/parts, (k+1)*b/parts)); `even` cuts
+every request into chunks of one length, one chunk a part (even_chunk_plan). `--parts N` runs the tile scheduler
+itself with N parts (CTAs) instead of one wave (ops.num_sm_parts): fewer splits a request and a shorter combine
+against fewer SMs reading.
 
 `--kv fp8` runs ours on the cache quantized to float8_e4m3fn with a power-of-two per-tensor scale: the bf16 inputs
 are first replaced by what the fp8 cache stands for (exact in bf16 with such a scale) and the query by the one the
@@ -36,6 +37,7 @@ sys.path[:0] = [str(BENCH_DIR), str(REPO)]
 import bench_decode as bench  # noqa: E402
 from peers import MlaBackendFp8Peer, MlaBackendPeer, with_keepalive  # noqa: E402
 
+from mla_backend.kernel_facts import BLOCK_SIZE  # noqa: E402
 from mla_backend.reference import quantize_query_rows  # noqa: E402
 
 DEFAULT_CONFIGS = ",".join(config.key for config in bench.issue_grid_configs() if not config.varlen)
@@ -50,12 +52,40 @@ def whole_request_plan(b: int, parts: int, device) -> tuple[torch.Tensor, torch.
     return sched.to(device), torch.arange(b + 1, dtype=torch.int32, device=device)
 
 
-class WholeRequestPlanPeer(MlaBackendPeer):
-    """Ours with whole_request_plan in place of the tile scheduler's plan."""
+def even_chunk_plan(seqlens: list[int], parts: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every request cut into chunks of L KV blocks (its last chunk shorter), each chunk a part of its own: one
+    piece, one prologue and one epilogue a CTA, where the tile scheduler's cost line can give a part the tail of
+    one request and the head of the next. L is the shortest length from ceil(total blocks / parts) up whose
+    chunks fit in `parts`; an empty request is one empty chunk. Needs b <= parts."""
+    blocks = [-(-max(s, 0) // BLOCK_SIZE) for s in seqlens]
+    b = len(blocks)
+    if b > parts:
+        raise ValueError(f"even_chunk_plan: {b} requests do not fit one a part in {parts} parts")
+    chunk = max(-(-sum(blocks) // parts), 1)
+    while sum(max(-(-n // chunk), 1) for n in blocks) > parts:
+        chunk += 1
+    sched = torch.zeros(parts, 8, dtype=torch.int32)
+    sched[:, 0], sched[:, 2] = b, b - 1   # empty parts
+    num_splits, part = [0], 0
+    for req, n in enumerate(blocks):
+        pieces = max(-(-n // chunk), 1)
+        for k in range(pieces):
+            sched[part, :5] = torch.tensor([req, k * chunk, req, min((k + 1) * chunk, n), k])
+            part += 1
+        num_splits.append(num_splits[-1] + pieces)
+    return sched.to(device), torch.tensor(num_splits, dtype=torch.int32, device=device)
 
-    def plan(self, batch):
-        return whole_request_plan(batch.b, self.ops.num_sm_parts(batch.s_q * batch.h_q, batch.q.device),
-                                  batch.q.device)
+
+PLANS = {
+    "whole": lambda batch, parts: whole_request_plan(batch.b, parts, batch.q.device),
+    "even": lambda batch, parts: even_chunk_plan(batch.cache_seqlens.tolist(), parts, batch.q.device),
+}
+
+
+def with_plan(peer: MlaBackendPeer, name: str) -> MlaBackendPeer:
+    """peer with PLANS[name] in place of the tile scheduler's plan (as many parts as ops.num_sm_parts)."""
+    peer.plan = lambda batch: PLANS[name](batch, peer.ops.num_sm_parts(batch.s_q * batch.h_q, batch.q.device))
+    return peer
 
 
 def with_parts(peer: MlaBackendPeer, parts: int) -> MlaBackendPeer:
@@ -139,21 +169,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", default=DEFAULT_CONFIGS)
     parser.add_argument("--reps", type=int, default=100)
-    parser.add_argument("--plan", choices=("scheduler", "whole"), default="scheduler",
-                        help="whole: an experiment plan that never splits a request")
+    parser.add_argument("--plan", choices=("scheduler", *PLANS), default="scheduler",
+                        help="whole: a plan that never splits a request; even: equal chunks, one a part")
     parser.add_argument("--kv", choices=("bf16", "fp8"), default="bf16",
                         help="fp8: the cache as float8_e4m3fn with descale_k (s_q * h_q <= 32 only)")
     parser.add_argument("--parts", type=int, help="the tile scheduler's plan with this many parts (CTAs)")
     args = parser.parse_args()
-    if args.kv == "fp8" and args.plan == "whole":
-        parser.error("--kv fp8 runs with the scheduler's plan only")
-    if args.parts is not None and (args.plan == "whole" or not 1 <= args.parts <= 1024):
+    if args.parts is not None and (args.plan != "scheduler" or not 1 <= args.parts <= 1024):
         parser.error("--parts: a part count in [1, 1024] with the scheduler's plan")
     props = torch.cuda.get_device_properties(0)
     print(props.name, torch.__version__, flush=True)
     l2_bytes = max(getattr(props, "L2_cache_size", 0), bench.L2_BYTES_FLOOR)
-    peer = (WholeRequestPlanPeer() if args.plan == "whole" else MlaBackendFp8Peer() if args.kv == "fp8"
-            else MlaBackendPeer())
+    peer = MlaBackendFp8Peer() if args.kv == "fp8" else MlaBackendPeer()
+    if args.plan != "scheduler":
+        peer = with_plan(peer, args.plan)
     if args.parts is not None:
         peer = with_parts(peer, args.parts)
     for config in bench.parse_configs(args.configs):

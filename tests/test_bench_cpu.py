@@ -29,6 +29,7 @@ import wide_diagnostics
 from mla_backend.cli import bundle
 from mla_backend.kernel_facts import current_gpu_is_hopper
 from mla_backend.reference import mla_decode_reference
+from mla_backend.tile_scheduler import part_pieces
 
 CEILINGS = {"copy_gbps": 4000.0, "matmul_tflops": 700.0, "copy": "copy of 2 GiB", "matmul": "8192^3 bf16",
             "statistic": "median of 10", "slack": 1.03}
@@ -451,12 +452,12 @@ def _slices(events):
     return [event[1:] for event in events if event[0] == "time"]
 
 
-@pytest.mark.parametrize("plan", ["scheduler", "whole", "fp8", "parts", "fp8-parts"])
+@pytest.mark.parametrize("plan", ["scheduler", "whole", "even", "fp8", "fp8-even", "parts", "fp8-parts"])
 def test_the_probe_runs_our_step_through_the_benchmarks_checks(cpu_harness, monkeypatch, plan):
     monkeypatch.setattr(probe_decode, "kernel_timeline", lambda graph: [("narrow", 0.9, 10.0)])
-    peer = {"scheduler": peers.MlaBackendPeer, "whole": probe_decode.WholeRequestPlanPeer,
-            "fp8": peers.MlaBackendFp8Peer, "parts": peers.MlaBackendPeer,
-            "fp8-parts": peers.MlaBackendFp8Peer}[plan]()
+    peer = peers.MlaBackendFp8Peer() if plan.startswith("fp8") else peers.MlaBackendPeer()
+    if plan.endswith(("whole", "even")):
+        peer = probe_decode.with_plan(peer, plan.rsplit("-", 1)[-1])
     if plan.endswith("parts"):   # --parts: a plan of 5 parts, not num_sm_parts' 132 (the public op refuses it)
         peer = probe_decode.with_parts(peer, 5)
     peer.us = 10.0   # what the fake graphs report
@@ -467,6 +468,30 @@ def test_the_probe_runs_our_step_through_the_benchmarks_checks(cpu_harness, monk
     assert f"{bench.metrics(10.0, nbytes, 1)['gbps']:6.0f} GB/s" in line   # an fp8 cache counts 1 byte a value
 
 
+
+
+@pytest.mark.parametrize("seqlens, parts, chunks", [
+    ([2048] * 64, 132, [2] * 64),            # b64/s2048: two chunks of 16 blocks a request, 128 parts busy
+    ([1024] * 32, 132, [4] * 32),            # b32/s1024: four of 4 blocks
+    ([4096] * 16, 66, [4] * 16),             # b16/s4096 at 128 heads (66 parts a query tile): four of 16
+    ([4096] * 128, 132, [1] * 128),          # b128/s4096: one a request (as the whole-request plan)
+    ([16384] * 64, 132, [2] * 64),           # b64/s16384: 125-block chunks would need 192 parts; 128 fit
+    ([0, 65, 700, 1], 8, [1, 1, 4, 1]),      # an empty request is one empty chunk; 3-block chunks fit
+])
+def test_the_even_chunk_plan_cuts_each_request_into_equal_chunks_one_a_part(seqlens, parts, chunks):
+    sched, num_splits = probe_decode.even_chunk_plan(seqlens, parts, torch.device("cpu"))
+    assert sched.shape == (parts, 8) and sched.dtype == num_splits.dtype == torch.int32
+    assert (num_splits[1:] - num_splits[:-1]).tolist() == chunks
+    pieces = [p for p in part_pieces(sched, seqlens) if p]
+    assert all(len(p) == 1 for p in pieces) and len(pieces) == sum(chunks) <= parts
+    assert (sched[len(pieces):, 0] == len(seqlens)).all()   # the rest empty
+    walked, earlier = {}, {}
+    for ((req, first, last),), entry in zip(pieces, sched.tolist()):
+        assert first == walked.get(req, 0) and entry[4] == earlier.get(req, 0)   # begin_split: earlier chunks
+        walked[req], earlier[req] = last, earlier.get(req, 0) + 1
+    assert [walked[r] for r in range(len(seqlens))] == [-(-s // 64) for s in seqlens]
+    lengths = {last - first for (req, first, last), in pieces if last - first and last < -(-seqlens[req] // 64)}
+    assert len(lengths) <= 1   # every chunk but a request's last has the same length
 
 def test_the_probe_summary_averages_each_trees_rounds_and_leaves_out_failed_checks(tmp_path):
     def log(tree, round_, lines):
