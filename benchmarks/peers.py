@@ -198,15 +198,20 @@ class MlaBackendPeer(Peer):
         SGLang's graph, before the first layer), so a layer's work is the decode and its combine."""
         return self.ops.get_mla_metadata(batch.cache_seqlens, batch.s_q * batch.h_q, 1)
 
+    def cache(self, batch):
+        """(k_cache, descale_k) this peer decodes from."""
+        return batch.k_cache, None
+
     def _prepare(self, batch):
         ops = self.ops
-        k_cache = batch.k_cache.unsqueeze(-2)
+        k_cache, descale_k = self.cache(batch)
+        k_cache = k_cache.unsqueeze(-2)
         meta, splits = self.plan(batch)
 
         def step():
             return ops.mla_decode_with_kvcache(
                 batch.q, k_cache, batch.block_table, batch.cache_seqlens, HEAD_DIM_V, meta, splits,
-                softmax_scale=batch.softmax_scale, causal=batch.causal)
+                softmax_scale=batch.softmax_scale, causal=batch.causal, descale_k=descale_k)
 
         return with_keepalive(step, batch, k_cache, meta, splits)
 
@@ -456,17 +461,8 @@ class MlaBackendFp8Peer(MlaBackendPeer):
     def unsupported_reason(self, batch):
         return fp8_cache_reason(batch)
 
-    def _prepare(self, batch):
-        ops = self.ops
-        k_cache = batch.k_cache_fp8.unsqueeze(-2)
-        meta, splits = self.plan(batch)
-
-        def step():
-            return ops.mla_decode_with_kvcache(
-                batch.q, k_cache, batch.block_table, batch.cache_seqlens, HEAD_DIM_V, meta, splits,
-                softmax_scale=batch.softmax_scale, causal=batch.causal, descale_k=batch.descale_k)
-
-        return with_keepalive(step, batch, k_cache, meta, splits)
+    def cache(self, batch):
+        return batch.k_cache_fp8, batch.descale_k
 
 
 class MlaBackendBf16BaselinePeer(MlaBackendPeer):
