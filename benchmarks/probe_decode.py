@@ -37,6 +37,7 @@ sys.path[:0] = [str(BENCH_DIR), str(REPO)]
 import bench_decode as bench  # noqa: E402
 from peers import MlaBackendFp8Peer, MlaBackendPeer, with_keepalive  # noqa: E402
 
+from mla_backend import tile_scheduler  # noqa: E402
 from mla_backend.kernel_facts import BLOCK_SIZE  # noqa: E402
 from mla_backend.reference import quantize_query_rows  # noqa: E402
 
@@ -64,8 +65,8 @@ def even_chunk_plan(seqlens: list[int], parts: int, device) -> tuple[torch.Tenso
     chunk = max(-(-sum(blocks) // parts), 1)
     while sum(max(-(-n // chunk), 1) for n in blocks) > parts:
         chunk += 1
-    sched = torch.zeros(parts, 8, dtype=torch.int32)
-    sched[:, 0], sched[:, 2] = b, b - 1   # empty parts
+    sched = torch.zeros(parts, tile_scheduler.SCHED_FIELDS, dtype=torch.int32)
+    sched[:, tile_scheduler.BEGIN_REQ], sched[:, tile_scheduler.END_REQ] = b, b - 1   # empty parts
     num_splits, part = [0], 0
     for req, n in enumerate(blocks):
         pieces = max(-(-n // chunk), 1)
@@ -92,17 +93,11 @@ def with_parts(peer: MlaBackendPeer, parts: int) -> MlaBackendPeer:
     """peer with the tile scheduler's plan for `parts` parts (CTAs), made as get_mla_metadata makes it, N aside.
     The step calls the registered op directly: the public op accepts only num_sm_parts' plan (it refuses a plan
     made for another row count), while the kernel runs whatever number of parts the plan has."""
-    from mla_backend import tile_scheduler
-
-    fp8 = isinstance(peer, MlaBackendFp8Peer)
-
     def prepare(batch):
         peer.ops._ensure_kernels(batch.q.device)   # the CUDA ops register with the extension
         meta, splits = torch.ops.mla_backend.tile_scheduler(
             batch.cache_seqlens, parts, tile_scheduler.split_overhead_for(batch.s_q * batch.h_q))
-        k_cache = batch.k_cache_fp8 if fp8 else batch.k_cache
-        k_cache = k_cache.select(2, 0) if k_cache.dim() == 4 else k_cache   # the raw op takes [blocks, 64, 576]
-        descale_k = batch.descale_k if fp8 else None
+        k_cache, descale_k = peer.cache(batch)   # [blocks, 64, 576], as the raw op takes it
 
         def step():
             return torch.ops.mla_backend.decode_paged(batch.q, None, k_cache, batch.block_table, batch.cache_seqlens,
