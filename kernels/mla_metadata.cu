@@ -1,8 +1,9 @@
 // Tile scheduler: splits the KV blocks of a batch over num_parts persistent CTAs (one per SM part).
 // Runs on the GPU with no host sync; its output shapes depend only on (b, num_parts), so a captured
 // CUDA graph can replay it with new seqlens. mla_backend/tile_scheduler.py mirrors it bit for bit and
-// explains the cost line it cuts. Every step is parallel (two block scans, then one binary search per
-// part), so the plan costs a few microseconds at any batch size.
+// explains the cost line it cuts and the equal chunks that replace it when they fit. Every step is parallel (two
+// block scans, one warp's binary search for the chunk, then one binary search per part), so the plan costs a few
+// microseconds at any batch size.
 #include <climits>
 
 #include <cub/block/block_scan.cuh>
@@ -79,6 +80,41 @@ __device__ void whole_request_plan(const MetadataParams& p, const CostLine& line
   }
 }
 
+// Equal-chunk mode's chunk length (tile_scheduler.equal_chunk), or 0 where the mode does not apply: the shortest
+// length from ceil(total / num_parts) up whose chunks fit in num_parts parts, if it is at most `unit`. One warp
+// runs it (b <= num_parts, so a few requests a lane): a binary search, the piece count falling as chunks grow.
+__device__ int equal_chunk(const MetadataParams& p, const int* blocks_before, int max_blocks, int unit) {
+  if (p.b > p.num_parts) return 0;
+  const int lane = threadIdx.x % 32;
+  auto pieces = [&](int chunk) {
+    int n = 0;
+    for (int i = lane; i < p.b; i += 32) n += (blocks_before[i + 1] - blocks_before[i] + chunk - 1) / chunk;
+    return __reduce_add_sync(0xffffffffu, n);
+  };
+  int lo = (blocks_before[p.b] + p.num_parts - 1) / p.num_parts, hi = min(max_blocks, unit);
+  if (lo > hi || pieces(hi) > p.num_parts) return 0;
+  while (lo < hi) {
+    const int mid = (lo + hi) / 2;
+    if (pieces(mid) <= p.num_parts) hi = mid; else lo = mid + 1;
+  }
+  return lo;
+}
+
+// Equal-chunk mode: request i's chunk k is part num_splits[i] + k, blocks [k * chunk, min((k + 1) * chunk, n)).
+__device__ void equal_chunk_plan(const MetadataParams& p, int chunk, MetadataScan::TempStorage& temp) {
+  auto chunks_of = [&](int req) { return (max(blocks_of(p, req), 1) + chunk - 1) / chunk; };
+  block_exclusive_scan(p.b, chunks_of, p.num_splits, temp);
+  for (int part = p.num_splits[p.b] + threadIdx.x; part < p.num_parts; part += kMetadataThreads) {
+    write_entry(p, part, p.b, 0, p.b - 1, 0, 0);
+  }
+  for (int req = threadIdx.x; req < p.b; req += kMetadataThreads) {
+    const int n = blocks_of(p, req), first_part = p.num_splits[req];
+    for (int k = 0; k < chunks_of(req); ++k) {
+      write_entry(p, first_part + k, req, k * chunk, req, min((k + 1) * chunk, n), k);
+    }
+  }
+}
+
 // Split mode: part k takes the blocks whose units fall in [k * unit, (k + 1) * unit).
 __device__ void split_plan(const MetadataParams& p, const CostLine& line, int unit, MetadataScan::TempStorage& temp) {
   const int total = line[p.b];
@@ -109,7 +145,7 @@ __device__ void split_plan(const MetadataParams& p, const CostLine& line, int un
 __global__ void __launch_bounds__(kMetadataThreads) get_metadata_kernel(MetadataParams p) {
   extern __shared__ int blocks_before[];   // [b + 1]
   __shared__ MetadataScan::TempStorage scan_storage;
-  __shared__ int min_blocks, max_blocks;
+  __shared__ int min_blocks, max_blocks, chunk;
   wait_for_previous_grid();   // seqlens may come from the kernel before this one
   allow_next_grid_launch();   // the decode kernel's prologue needs nothing from here
   if (threadIdx.x == 0) {
@@ -135,8 +171,18 @@ __global__ void __launch_bounds__(kMetadataThreads) get_metadata_kernel(Metadata
   // Uniform costs: splitting buys no balance, only partials and a combine (mla_backend/tile_scheduler.py).
   if (10 * (max_cost - min_cost) <= ideal_unit && 10 * max_cost <= 11 * ideal_unit) {
     whole_request_plan(p, line, max(ideal_unit, max_cost));
+    return;
+  }
+  const int unit = max(ideal_unit, line.overhead + 1);
+  if (threadIdx.x < 32) {
+    const int found = equal_chunk(p, blocks_before, max_blocks, unit);
+    if (threadIdx.x == 0) chunk = found;
+  }
+  __syncthreads();
+  if (chunk > 0) {
+    equal_chunk_plan(p, chunk, scan_storage);
   } else {
-    split_plan(p, line, max(ideal_unit, line.overhead + 1), scan_storage);
+    split_plan(p, line, unit, scan_storage);
   }
 }
 

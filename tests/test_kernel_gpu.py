@@ -174,11 +174,24 @@ def test_rope_columns_apart_give_the_same_bits_as_one_query(s_q, h_q):
 @pytest.mark.parametrize("b", [1, 5, 64, 128, 132, 1000, 4096])
 @pytest.mark.parametrize("rows", [1, 16, 64, 128, 256, 2048])
 def test_gpu_metadata_equals_python_mirror(b, rows):
-    from mla_backend import ops, tile_scheduler
-
     g = torch.Generator().manual_seed(b * rows)
     seqlens = torch.randint(0, 20000, (b,), generator=g, dtype=torch.int32)
     seqlens[torch.rand(b, generator=g) < 0.1] = 0
+    _check_gpu_metadata_equals_mirror(seqlens, rows)
+
+
+@pytest.mark.parametrize("seqlens,rows", [
+    ([2048] * 64, 32), ([4096] * 16, 128), ([1024] * 32, 128), ([32768], 16), ([640], 16), ([192, 640], 128),
+    ([0, 70000, 0, 65, 3000], 16), ([16384] * 64, 16), ([32768] + [64] * 63, 16),
+], ids=["b64_s2048_q2", "b16_h128", "b32_h128", "b1", "b1_short", "b2", "zeros_around_long", "cost_line", "one_long"])
+def test_gpu_metadata_equals_python_mirror_in_equal_chunk_mode(seqlens, rows):
+    """Batches of b <= parts, where the scheduler weighs equal chunks against the cost line (both outcomes)."""
+    _check_gpu_metadata_equals_mirror(torch.tensor(seqlens, dtype=torch.int32), rows)
+
+
+def _check_gpu_metadata_equals_mirror(seqlens, rows):
+    from mla_backend import ops, tile_scheduler
+
     meta, splits = ops.get_mla_metadata(seqlens.cuda(), rows, 1)
     parts = tile_scheduler.num_sm_parts(rows, torch.cuda.get_device_properties(0).multi_processor_count)
     want_meta, want_splits = tile_scheduler.tile_scheduler(seqlens, parts, tile_scheduler.split_overhead_for(rows))

@@ -5,7 +5,8 @@ and combine kernels rely on, and what these tests prove on hand-picked batches a
 every block is covered exactly once and in order, zero-length requests appear exactly once as an empty
 piece, ``num_splits`` counts the parts each request is spread over, ``begin_split`` indexes into that count,
 and the cut is balanced: each part covers at most ``unit = max(ceil(total_cost / num_parts), overhead + 1)``
-units of the cost line, every busy part but the last exactly that many.
+units of the cost line, every busy part but the last exactly that many; or, in equal-chunk mode, each part is one
+chunk of at most ``unit`` blocks, the shortest chunk whose pieces fit.
 """
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ from hypothesis import strategies as st
 
 from mla_backend import _build, kernel_facts
 from mla_backend.tile_scheduler import (BEGIN_BLOCK, BEGIN_REQ, BEGIN_SPLIT, BLOCK_SIZE, END_BLOCK, END_REQ,
-                                        NARROW_SPLIT_OVERHEAD, ROWS_PER_TILE, SCHED_FIELDS, SPLIT_OVERHEAD, is_uniform,
-                                        num_sm_parts, part_pieces, split_overhead_for, tile_scheduler)
+                                        NARROW_SPLIT_OVERHEAD, ROWS_PER_TILE, SCHED_FIELDS, SPLIT_OVERHEAD, chunks_of,
+                                        equal_chunk, is_uniform, num_sm_parts, part_pieces, split_overhead_for,
+                                        tile_scheduler)
 
 KERNELS = Path(__file__).resolve().parents[1] / "kernels"
 
@@ -171,6 +173,8 @@ def check_parts_are_balanced(seqlens, num_parts, pieces):
     Split mode: ceil(total / unit) parts are busy, so no part idles while another holds two parts' worth.
     Whole-request mode: one busy part per range in which some request starts (requests cheaper than a unit share
     a part: b=9 requests of 6-7 units on 6 parts of 10 units fill 5 of them).
+    Equal-chunk mode (b <= num_parts): every part one piece of at most ``chunk <= unit`` blocks, and no shorter
+    chunk's pieces fit in the parts.
     """
     overhead = _overhead(seqlens, num_parts)
     costs = [max(n, 1) + overhead for n in _blocks(seqlens)]
@@ -178,6 +182,14 @@ def check_parts_are_balanced(seqlens, num_parts, pieces):
     whole = is_uniform(costs, ideal)
     unit = max(ideal, max(costs)) if whole else _unit(seqlens, num_parts)
     busy = [part for part in pieces if part]
+    chunk = None if whole else equal_chunk(_blocks(seqlens), num_parts, unit)
+    if chunk is not None:
+        sizes = [max(n, 1) for n in _blocks(seqlens)]
+        assert chunk <= unit and len(seqlens) <= num_parts
+        assert chunk == math.ceil(sum(sizes) / num_parts) or sum(chunks_of(n, chunk - 1) for n in sizes) > num_parts
+        assert len(busy) == sum(chunks_of(n, chunk) for n in sizes) <= num_parts
+        assert all(len(part) == 1 and part[0][2] - part[0][1] <= chunk for part in busy), "a part is not one chunk"
+        return
     if whole:
         starts = [sum(costs[:i]) for i in range(len(costs))]
         assert len(busy) == len({start // unit for start in starts}), "busy parts != ranges where a request starts"
@@ -257,16 +269,34 @@ def test_plan_properties_hold_for_short_and_zero_length_batches(seqlens, num_par
 # --- individual properties, named -----------------------------------------------------------------------
 
 
-def test_long_single_request_is_split_into_unit_sized_pieces():
-    """b=1, 2048 blocks, 132 parts: total 2053 units, unit 16. Part 0 pays the request's 5 overhead units and
-    reads 11 blocks, parts 1..127 read 16, part 128 the last 5; the slowest part (16 blocks) is within one
-    block of the ideal 2048 / 132 = 15.5."""
+def test_long_single_request_is_cut_into_equal_chunks():
+    """b=1, 2048 blocks, 132 parts: the cost line's unit is 16 (2053 units), and 16-block chunks fit: 128 parts
+    of 16 blocks, within one block of the ideal 2048 / 132 = 15.5 (the cost line: 11, 127 x 16 and 5)."""
     seqlens, num_parts = [131072], 132
     _, num_splits, pieces = check_all_properties(seqlens, num_parts)
     busy = [part for part in pieces if part]
-    assert len(busy) == 129
-    assert [part[0][2] - part[0][1] for part in busy] == [11] + [16] * 127 + [5]
-    assert num_splits.tolist() == [0, 129]
+    assert [part[0][2] - part[0][1] for part in busy] == [16] * 128
+    assert num_splits.tolist() == [0, 128]
+
+
+def test_long_requests_that_fit_equal_chunks_get_one_piece_a_part():
+    """b64 x 2048 tokens on 132 parts (32 query rows): the cost line's unit is 17 units, so a part would hold
+    the tail of one request and the head of the next (two prologues, two partials); equal chunks of 16 blocks
+    give 128 parts one piece each (H200: 55.1 -> 52.5 us)."""
+    sched, num_splits, pieces = check_all_properties([2048] * 64, 132)
+    busy = [part for part in pieces if part]
+    assert busy == [[(r, k * 16, k * 16 + 16)] for r in range(64) for k in range(2)]
+    assert num_splits.tolist() == list(range(0, 129, 2))
+    assert sched[:128, BEGIN_SPLIT].tolist() == [0, 1] * 64 and (sched[128:, BEGIN_REQ] == 64).all()
+
+
+def test_equal_chunks_are_not_taken_where_they_exceed_the_cost_lines_unit():
+    """b64 x 16384 tokens: 128-block chunks (2 a request) against a unit of 126: the cost line keeps its 132
+    parts. A long request among many one-block ones: chunks would waste parts on the short ones."""
+    assert equal_chunk([256] * 64, 132, 126) is None
+    _, num_splits, _ = check_all_properties([16384] * 64, 132)
+    assert num_splits[-1].item() > 128
+    assert equal_chunk([512] + [1] * 63, 132, 6) is None
 
 
 def test_zero_length_request_appears_once_as_empty_piece():
@@ -280,11 +310,12 @@ def test_zero_length_request_appears_once_as_empty_piece():
 
 def test_b1_long_context_keeps_every_sm_busy():
     """b=1, 512 blocks, 132 parts: the natural unit is ceil(517 / 132) = 4, so the overhead drops to 3 and
-    129 parts read at most 4 blocks each (with the full overhead of 5, unit 6 would leave 46 SMs idle)."""
+    128 parts read 4 blocks each, one equal chunk a part (with the full overhead of 5, unit 6 would leave 46 SMs
+    idle)."""
     _, num_splits, pieces = check_all_properties([32768], 132)
     busy = [part for part in pieces if part]
-    assert len(busy) == 129 and max(part[0][2] - part[0][1] for part in busy) == 4
-    assert num_splits.tolist() == [0, 129]
+    assert len(busy) == 128 and max(part[0][2] - part[0][1] for part in busy) == 4
+    assert num_splits.tolist() == [0, 128]
 
 
 def test_uniform_batch_is_not_split():
@@ -314,11 +345,18 @@ def test_all_zero_batch_leaves_later_parts_empty_with_begin_req_b():
 
 def test_exact_plan_of_hand_computed_batches():
     """Pins the cut to values worked out by hand, so the GPU mirror has a fixed target."""
-    # One 10-block request over 2 parts: total 15, unit 8. Part 0 holds units 0-7: overhead 0-4, blocks 0-2;
-    # part 1 units 8-14: blocks 3-9.
+    # One 10-block request over 2 parts: total 15, unit 8; equal chunks of 5 blocks fit, 5 <= 8.
     sched, num_splits = tile_scheduler([640], 2)
-    assert sched[:, :5].tolist() == [[0, 0, 0, 3, 0], [0, 3, 0, 10, 1]]
+    assert sched[:, :5].tolist() == [[0, 0, 0, 5, 0], [0, 5, 0, 10, 1]]
     assert num_splits.tolist() == [0, 2]
+    # One 10-block request over 3 parts: the overhead drops to 4 (natural unit 5), unit 5; the shortest chunk
+    # whose pieces fit is ceil(10 / 3) = 4: 4, 4 and 2 blocks.
+    sched, num_splits = tile_scheduler([640], 3)
+    assert sched[:, :5].tolist() == [[0, 0, 0, 4, 0], [0, 4, 0, 8, 1], [0, 8, 0, 10, 2]]
+    # Requests of 3 and 10 blocks over 3 parts: unit 8, chunk ceil(13 / 3) = 5 (1 + 2 pieces).
+    sched, num_splits = tile_scheduler([192, 640], 3)
+    assert sched[:, :5].tolist() == [[0, 0, 0, 3, 0], [1, 0, 1, 5, 0], [1, 5, 1, 10, 1]]
+    assert num_splits.tolist() == [0, 1, 3]
     # Three zero-length requests over 4 parts: unit 6, one request (5 overhead units + its empty piece) each.
     sched, num_splits = tile_scheduler([0, 0, 0], 4)
     assert sched[:, :5].tolist() == [[0, 0, 0, 0, 0], [1, 0, 1, 0, 0], [2, 0, 2, 0, 0], [3, 0, 2, 0, 0]]
@@ -394,7 +432,7 @@ def test_split_overhead_is_smaller_for_narrow_queries():
 def test_the_op_uses_the_split_overhead_it_is_given():
     importlib.import_module("mla_backend.ops")   # registers torch.ops.mla_backend
 
-    seqlens = torch.tensor([4096] * 8 + [300] * 40, dtype=torch.int32)
+    seqlens = torch.tensor([4096] * 8 + [300] * 140, dtype=torch.int32)   # b > parts: the cost line
     for overhead in (3, 5):
         meta, splits = torch.ops.mla_backend.tile_scheduler(seqlens, 132, overhead)
         want_meta, want_splits = tile_scheduler(seqlens, 132, overhead)
