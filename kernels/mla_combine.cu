@@ -1,5 +1,5 @@
-// Merges the fp32 partial outputs of split requests by their LSE; requests that were not split were
-// written by the decode kernel directly and are skipped.
+// Merges the partial outputs of split requests (in the output's dtype, each normalized by its own sum) by their
+// fp32 LSE, in fp32; requests that were not split were written by the decode kernel directly and are skipped.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -27,15 +27,29 @@ __device__ __forceinline__ void store4<__half>(__half* dst, float4 v) {
   *reinterpret_cast<uint2*>(dst) = packed;
 }
 
+// Four consecutive partial values (8 bytes) as floats.
+__device__ __forceinline__ float4 load4(const __nv_bfloat16* src) {
+  const uint2 packed = *reinterpret_cast<const uint2*>(src);
+  const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&packed.x));
+  const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&packed.y));
+  return make_float4(lo.x, lo.y, hi.x, hi.y);
+}
+__device__ __forceinline__ float4 load4(const __half* src) {
+  const uint2 packed = *reinterpret_cast<const uint2*>(src);
+  const float2 lo = __half22float2(*reinterpret_cast<const __half2*>(&packed.x));
+  const float2 hi = __half22float2(*reinterpret_cast<const __half2*>(&packed.y));
+  return make_float4(lo.x, lo.y, hi.x, hi.y);
+}
+
 // Two shapes of CTA, picked on the host from how many splits a request can have:
 // - kSplitWarps = 8 (few requests, each possibly split over ~#SM parts): a CTA merges one row's
 //   128-column slice (blockIdx.z), its eight warps taking every eighth split, so ~#SM loads are in flight
 //   at once instead of one chain per row; the warps' sums meet in shared memory.
 // - kSplitWarps = 1 (many requests, few splits each): a CTA covers eight rows, a warp per row and all
-//   512 columns (four float4 per lane per split).
+//   512 columns (four 4-value vectors per lane per split).
 constexpr int kCombineThreads = 256;
 constexpr int kCombineWarps = kCombineThreads / 32;
-constexpr int kColumnSlice = 128;   // columns a warp covers per float4 vector: 32 lanes x 4
+constexpr int kColumnSlice = 128;   // columns a warp covers per 4-value vector: 32 lanes x 4
 
 // Running log2-sum-exp2 (max, sum of 2^(x - max)) of a stream of values; -inf values add nothing.
 __device__ __forceinline__ void merge_log_sum_exp(float& max, float& sum, float other_max, float other_sum) {
@@ -51,8 +65,8 @@ __device__ __forceinline__ void add_to_log_sum_exp(float& max, float& sum, float
 // One row's merge when all its splits fit one batch: every split's LSE and partial row are loaded at once, so the
 // merge costs one memory round trip after the decode kernel ends (the general path below costs one for the
 // LSEs, then one per batch of partial rows). acc: this lane's kVectors float4 of the merged row.
-template <int kBatch, int kVectors>
-__device__ __forceinline__ float merge_one_batch(const float* lse, const float* src, int num_splits, int rows,
+template <int kBatch, int kVectors, typename Element>
+__device__ __forceinline__ float merge_one_batch(const float* lse, const Element* src, int num_splits, int rows,
                                                  float4 (&acc)[kVectors]) {
   const int64_t split_stride = int64_t(rows) * kHeadDimV;
   float weight[kBatch];
@@ -63,7 +77,7 @@ __device__ __forceinline__ float merge_one_batch(const float* lse, const float* 
     weight[i] = lse[int64_t(s) * rows];
 #pragma unroll
     for (int v = 0; v < kVectors; ++v) {
-      x[i][v] = *reinterpret_cast<const float4*>(src + s * split_stride + v * kColumnSlice);
+      x[i][v] = load4(src + s * split_stride + v * kColumnSlice);
     }
   }
   float max_lse = -INFINITY, sum = 0.f;
@@ -91,7 +105,7 @@ __device__ __forceinline__ float merge_one_batch(const float* lse, const float* 
 // one memory round trip per split; with room it issues a whole batch of loads first.
 template <typename Element, int kSplitWarps>
 __global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const __grid_constant__ DecodeParams p) {
-  constexpr int kVectors = kSplitWarps == 1 ? kHeadDimV / kColumnSlice : 1;   // float4 per lane per split
+  constexpr int kVectors = kSplitWarps == 1 ? kHeadDimV / kColumnSlice : 1;   // 4-value vectors a lane a split
   constexpr int kBatch = kSplitWarps == 1 ? 4 : 8;                              // splits in flight per lane
   constexpr int kRowsPerCta = kCombineWarps / kSplitWarps;
   // The plan is read before the wait: the kernel that wrote it finished before the decode kernel passed its own
@@ -107,12 +121,13 @@ __global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const _
   const int column = blockIdx.z * kColumnSlice + lane * 4;
   wait_for_previous_grid();      // the decode kernel's partials
   const float* lse = p.lse_accum + int64_t(split_base) * p.rows + row;
+  const Element* partials =
+      static_cast<const Element*>(p.out_accum) + (int64_t(split_base) * p.rows + row) * kHeadDimV + column;
 
   if constexpr (kSplitWarps == 1) {
     if (num_splits <= kBatch) {
       float4 acc[kVectors];
-      const float total_lse = merge_one_batch<kBatch, kVectors>(
-          lse, p.out_accum + (int64_t(split_base) * p.rows + row) * kHeadDimV + column, num_splits, p.rows, acc);
+      const float total_lse = merge_one_batch<kBatch, kVectors>(lse, partials, num_splits, p.rows, acc);
       Element* dst = static_cast<Element*>(p.out) + (int64_t(req) * p.rows + row) * kHeadDimV + column;
 #pragma unroll
       for (int v = 0; v < kVectors; ++v) store4(dst + v * kColumnSlice, acc[v]);
@@ -146,7 +161,6 @@ __global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const _
 #pragma unroll
   for (int v = 0; v < kVectors; ++v) acc[v] = make_float4(0.f, 0.f, 0.f, 0.f);
   if (!empty) {
-    const float* src = p.out_accum + (int64_t(split_base) * p.rows + row) * kHeadDimV + column;
     const int64_t split_stride = int64_t(p.rows) * kHeadDimV;
     for (int base = split_warp; base < num_splits; base += kSplitWarps * kBatch) {
       float weight[kBatch];
@@ -157,7 +171,7 @@ __global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const _
         weight[i] = lse[int64_t(s) * p.rows];
 #pragma unroll
         for (int v = 0; v < kVectors; ++v) {
-          x[i][v] = *reinterpret_cast<const float4*>(src + s * split_stride + v * kColumnSlice);
+          x[i][v] = load4(partials + s * split_stride + v * kColumnSlice);
         }
       }
 #pragma unroll

@@ -12,7 +12,7 @@
 // threads for a single tile (memory-bound: as the swap-AB kernel, where cp.async beat one TMA lane).
 // P reaches warpgroup 1 through its stage's RoPE sub-tile, which Q K^T has finished reading. V rows past
 // seqlen are zeroed in shared memory so NaN in unused page slots never reaches O. A request split over
-// several parts writes fp32 partials + LSE that the combine kernel merges.
+// several parts writes partials (out's dtype) + LSE that the combine kernel merges.
 #pragma once
 
 #include <cstddef>
@@ -418,8 +418,8 @@ __device__ __forceinline__ void share_row_stats(const Fragment& f, RowStats& sta
   }
 }
 
-// Normalizes this warpgroup's 256 columns of O and writes them to out (or to the split's fp32 partial);
-// warpgroup 0 writes the LSE.
+// Normalizes this warpgroup's 256 columns of O and writes them to out (or to the split's partial); warpgroup 0
+// writes the LSE.
 template <typename Element>
 __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragment& f, int tile_row, int req,
                                              OutputSlot slot, const RowStats& stats, const float (&o)[128]) {
@@ -432,22 +432,17 @@ __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragme
     const float inv_sum = empty ? 0.f : 1.f / stats.sum[h];
     const float lse_log2 = stats.max[h] + __log2f(stats.sum[h]);
     const bool writes_lse = f.warpgroup == 0 && f.lane % 4 == 0;
+    Element* dst = output_rows<Element>(p, req, slot) + row * kHeadDimV + col_base;
+#pragma unroll
+    for (int j = 0; j < 32; ++j) {
+      *reinterpret_cast<uint32_t*>(dst + j * 8) =
+          GmmaOps<Element>::pack(o[j * 4 + h * 2] * inv_sum, o[j * 4 + h * 2 + 1] * inv_sum);
+    }
+    if (!writes_lse) continue;
     if (slot.is_split) {
-      float* dst = p.out_accum + (int64_t(slot.split_row) * p.rows + row) * kHeadDimV + col_base;
-#pragma unroll
-      for (int j = 0; j < 32; ++j) {
-        *reinterpret_cast<float2*>(dst + j * 8) =
-            make_float2(o[j * 4 + h * 2] * inv_sum, o[j * 4 + h * 2 + 1] * inv_sum);
-      }
-      if (writes_lse) p.lse_accum[int64_t(slot.split_row) * p.rows + row] = empty ? -INFINITY : lse_log2;
+      p.lse_accum[int64_t(slot.split_row) * p.rows + row] = empty ? -INFINITY : lse_log2;
     } else {
-      Element* dst = static_cast<Element*>(p.out) + (int64_t(req) * p.rows + row) * kHeadDimV + col_base;
-#pragma unroll
-      for (int j = 0; j < 32; ++j) {
-        *reinterpret_cast<uint32_t*>(dst + j * 8) =
-            GmmaOps<Element>::pack(o[j * 4 + h * 2] * inv_sum, o[j * 4 + h * 2 + 1] * inv_sum);
-      }
-      if (writes_lse) store_final_lse(p, req, row, empty, lse_log2);
+      store_final_lse(p, req, row, empty, lse_log2);
     }
   }
 }

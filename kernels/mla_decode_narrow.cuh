@@ -14,7 +14,7 @@
 // mbarrier through cp.async.mbarrier.arrive.noinc. A KV block costs ~4x fewer MMA cycles than with 64
 // query rows and stays well under its HBM time.
 // Pages past seqlen may hold NaN: masked scores become -inf and V rows past seqlen are zeroed in
-// shared memory before P.V. A split request writes fp32 partials + LSE for the combine kernel.
+// shared memory before P.V. A split request writes partials (out's dtype) + LSE for the combine kernel.
 #pragma once
 
 #include "mla_launch.h"
@@ -376,12 +376,12 @@ __device__ __forceinline__ void row_scales(const Fragment& f, const ColumnStats<
 }
 
 // O^T's tiles first_tile.. (64 output dims each), times each column's scale, written transposed to out (or to the
-// split's fp32 partial).
+// split's partial).
 template <typename Element, int kCols, int kTiles>
 __device__ __forceinline__ void store_output_tiles(const DecodeParams& p, const Fragment& f, int req, OutputSlot slot,
                                                    int first_tile, const float (&o)[kTiles][kCols / 2],
                                                    const float (&scale)[kCols / 4]) {
-  const int64_t row_base = int64_t(slot.is_split ? slot.split_row : req) * p.rows;
+  Element* const rows_out = output_rows<Element>(p, req, slot);
 #pragma unroll
   for (int d = 0; d < kTiles; ++d) {
 #pragma unroll
@@ -394,12 +394,7 @@ __device__ __forceinline__ void store_output_tiles(const DecodeParams& p, const 
         const int row = f.query_row(f.column(2 * j + which));
         const int dim = (first_tile + d) * 64 + (f.r0 & ~1) + 8 * h;
         if (row >= p.rows) continue;
-        const int64_t offset = (row_base + row) * kHeadDimV + dim;
-        if (slot.is_split) {
-          *reinterpret_cast<float2*>(p.out_accum + offset) = rows;
-        } else {
-          *reinterpret_cast<uint32_t*>(static_cast<Element*>(p.out) + offset) = GmmaOps<Element>::pack(rows.x, rows.y);
-        }
+        *reinterpret_cast<uint32_t*>(rows_out + row * kHeadDimV + dim) = GmmaOps<Element>::pack(rows.x, rows.y);
       }
     }
   }
@@ -423,7 +418,7 @@ __device__ __forceinline__ void store_lse(const DecodeParams& p, const Fragment&
   }
 }
 
-// Normalizes O^T (times output_scale) and writes it transposed to out (or to the split's fp32 partial),
+// Normalizes O^T (times output_scale) and writes it transposed to out (or to the split's partial),
 // with the LSE.
 template <typename Element, int kCols, typename Storage>
 __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragment& f, int req, OutputSlot slot,

@@ -116,12 +116,12 @@ struct RegisterV {
     for (int d = 0; d < kTiles; ++d) fence_operands(o[d]);
   }
 
-  // O^T times each column's scale, written to out (or the split's fp32 partial): each thread's kColumns consecutive
+  // O^T times each column's scale, written to out (or the split's partial): each thread's kColumns consecutive
   // output columns of its 4 query rows.
   template <typename Element>
   __device__ static void store_output_columns(const DecodeParams& p, const Fragment& f, int req, OutputSlot slot,
                                               int first, const Output& o, const float (&scale)[kCols / 4]) {
-    const int64_t row_base = int64_t(slot.is_split ? slot.split_row : req) * p.rows;
+    Element* const rows_out = output_rows<Element>(p, req, slot);
     const int first_dim = first_column_of_thread(f, first);
 #pragma unroll
     for (int c = 0; c < kCols / 4; ++c) {
@@ -130,19 +130,12 @@ struct RegisterV {
       float x[kColumns];   // output columns first_dim ..
 #pragma unroll
       for (int k = 0; k < kColumns; ++k) x[k] = o[k / 2][(c / 2) * 4 + (k % 2) * 2 + c % 2] * scale[c];
-      const int64_t offset = (row_base + row) * kHeadDimV + first_dim;
-      if (slot.is_split) {
-        float4* out = reinterpret_cast<float4*>(p.out_accum + offset);
+      uint4* out = reinterpret_cast<uint4*>(rows_out + row * kHeadDimV + first_dim);
 #pragma unroll
-        for (int k = 0; k < kColumns / 4; ++k) out[k] = make_float4(x[4 * k], x[4 * k + 1], x[4 * k + 2], x[4 * k + 3]);
-      } else {
-        uint4* out = reinterpret_cast<uint4*>(static_cast<Element*>(p.out) + offset);
-#pragma unroll
-        for (int k = 0; k < kColumns / 8; ++k) {
-          const float* y = x + 8 * k;
-          out[k] = make_uint4(GmmaOps<Element>::pack(y[0], y[1]), GmmaOps<Element>::pack(y[2], y[3]),
-                              GmmaOps<Element>::pack(y[4], y[5]), GmmaOps<Element>::pack(y[6], y[7]));
-        }
+      for (int k = 0; k < kColumns / 8; ++k) {
+        const float* y = x + 8 * k;
+        out[k] = make_uint4(GmmaOps<Element>::pack(y[0], y[1]), GmmaOps<Element>::pack(y[2], y[3]),
+                            GmmaOps<Element>::pack(y[4], y[5]), GmmaOps<Element>::pack(y[6], y[7]));
       }
     }
   }

@@ -54,7 +54,7 @@ struct DecodeParams {
   const int* num_splits;    // [b + 1]
   void* out;                // [b, s_q, h_q, 512] contiguous, dtype of q
   float* lse;               // [b, h_q, s_q] contiguous, natural log
-  float* out_accum;         // [b + num_parts, s_q * h_q, 512]: one row block per split
+  void* out_accum;          // [b + num_parts, s_q * h_q, 512], dtype of out: one row block per split
   float* lse_accum;         // [b + num_parts, s_q * h_q], log2 domain
   int b, s_q, h_q;
   int rows;                 // s_q * h_q

@@ -71,11 +71,19 @@ struct PageCopyLane {
   }
 };
 
-// Where a request's piece of output goes: straight to out/lse, or to its split's fp32 partial row.
+// Where a request's piece of output goes: straight to out/lse, or to its split's partial rows (out's dtype, LSE
+// fp32), which the combine merges.
 struct OutputSlot {
   bool is_split;
   int split_row;   // row block of out_accum / lse_accum when is_split
 };
+
+// Row 0 of the piece's output rows: request req's in out, or its split's in out_accum (same layout and dtype).
+template <typename Element>
+__device__ __forceinline__ Element* output_rows(const DecodeParams& p, int req, OutputSlot slot) {
+  return static_cast<Element*>(slot.is_split ? p.out_accum : p.out) +
+         int64_t(slot.is_split ? slot.split_row : req) * p.rows * kHeadDimV;
+}
 
 __device__ __forceinline__ OutputSlot output_slot(const DecodeParams& p, const SchedEntry& e, int req) {
   const int split_base = p.num_splits[req];

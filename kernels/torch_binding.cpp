@@ -55,7 +55,7 @@ std::tuple<at::Tensor, at::Tensor> decode_paged_cuda(const at::Tensor& q, const 
   const int64_t num_parts = tile_scheduler_metadata.size(0);
   at::Tensor out = at::empty({b, s_q, h_q, mla::kHeadDimV}, q.options());
   at::Tensor lse = at::empty({b, h_q, s_q}, q.options().dtype(at::kFloat));
-  at::Tensor out_accum = at::empty({b + num_parts, s_q * h_q, mla::kHeadDimV}, q.options().dtype(at::kFloat));
+  at::Tensor out_accum = at::empty({b + num_parts, s_q * h_q, mla::kHeadDimV}, q.options());
   at::Tensor lse_accum = at::empty({b + num_parts, s_q * h_q}, q.options().dtype(at::kFloat));
 
   mla::DecodeParams p{};
@@ -80,7 +80,7 @@ std::tuple<at::Tensor, at::Tensor> decode_paged_cuda(const at::Tensor& q, const 
   p.num_splits = num_splits.data_ptr<int>();
   p.out = out.data_ptr();
   p.lse = lse.data_ptr<float>();
-  p.out_accum = out_accum.data_ptr<float>();
+  p.out_accum = out_accum.data_ptr();
   p.lse_accum = lse_accum.data_ptr<float>();
   p.b = int(b);
   p.s_q = int(s_q);

@@ -13,7 +13,7 @@ work, and each part finds its range alone (a binary search over prefix sums), wh
 the plan in parallel in a few microseconds.
 
 Whole-request mode: when every request costs about one part's share (all costs within a tenth of the ideal
-``ceil(total / num_parts)`` of each other and of it), splitting buys no balance but costs fp32 partials and
+``ceil(total / num_parts)`` of each other and of it), splitting buys no balance but costs partials and
 a combine. Then ``unit = max(ideal, max cost)`` and part k takes, whole, the requests that start in its
 range: b128 x 4096 tokens on 132 parts runs 128 unsplit requests (4% faster on the H200 than 132 parts
 with nearly every request split in two).
@@ -38,7 +38,7 @@ import torch
 from mla_backend.kernel_facts import BLOCK_SIZE
 
 ROWS_PER_TILE = 64
-SPLIT_OVERHEAD = 5           # KV blocks a split costs (prologue, fp32 partial, its share of the combine)
+SPLIT_OVERHEAD = 5           # KV blocks a split costs (prologue, partial, its share of the combine)
 NARROW_SPLIT_OVERHEAD = 3    # ... with at most NARROW_SPLIT_ROWS query rows: a small partial (H200, PERF_NOTES)
 NARROW_SPLIT_ROWS = 32
 SCHED_FIELDS = 8
