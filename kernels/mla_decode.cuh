@@ -418,8 +418,8 @@ __device__ __forceinline__ void share_row_stats(const Fragment& f, RowStats& sta
   }
 }
 
-// Normalizes this warpgroup's 256 columns of O and writes them to out (or to the split's partial); warpgroup 0
-// writes the LSE.
+// Normalizes this warpgroup's 256 columns of O and writes them to out (or to the split's partial, fp32 above
+// kNarrowSplitRows rows); warpgroup 0 writes the LSE.
 template <typename Element>
 __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragment& f, int tile_row, int req,
                                              OutputSlot slot, const RowStats& stats, const float (&o)[128]) {
@@ -432,11 +432,20 @@ __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragme
     const float inv_sum = empty ? 0.f : 1.f / stats.sum[h];
     const float lse_log2 = stats.max[h] + __log2f(stats.sum[h]);
     const bool writes_lse = f.warpgroup == 0 && f.lane % 4 == 0;
-    Element* dst = output_rows<Element>(p, req, slot) + row * kHeadDimV + col_base;
+    if (slot.is_split && p.fp32_partials) {
+      float* dst = output_rows<float>(p, req, slot) + row * kHeadDimV + col_base;
 #pragma unroll
-    for (int j = 0; j < 32; ++j) {
-      *reinterpret_cast<uint32_t*>(dst + j * 8) =
-          GmmaOps<Element>::pack(o[j * 4 + h * 2] * inv_sum, o[j * 4 + h * 2 + 1] * inv_sum);
+      for (int j = 0; j < 32; ++j) {
+        *reinterpret_cast<float2*>(dst + j * 8) =
+            make_float2(o[j * 4 + h * 2] * inv_sum, o[j * 4 + h * 2 + 1] * inv_sum);
+      }
+    } else {
+      Element* dst = output_rows<Element>(p, req, slot) + row * kHeadDimV + col_base;
+#pragma unroll
+      for (int j = 0; j < 32; ++j) {
+        *reinterpret_cast<uint32_t*>(dst + j * 8) =
+            GmmaOps<Element>::pack(o[j * 4 + h * 2] * inv_sum, o[j * 4 + h * 2 + 1] * inv_sum);
+      }
     }
     if (!writes_lse) continue;
     if (slot.is_split) {
