@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 
 from mla_backend import _build, kernel_facts
 from mla_backend.tile_scheduler import (BEGIN_BLOCK, BEGIN_REQ, BEGIN_SPLIT, BLOCK_SIZE, END_BLOCK, END_REQ,
-                                        NARROW_SPLIT_OVERHEAD, NARROW_SPLIT_ROWS, ROWS_PER_TILE, SCHED_FIELDS, SPLIT_OVERHEAD, chunks_of,
-                                        equal_chunk, is_uniform, num_sm_parts, part_pieces, split_overhead_for,
-                                        tile_scheduler)
+                                        NARROW_SPLIT_OVERHEAD, NARROW_SPLIT_ROWS, ROWS_PER_TILE, SCHED_FIELDS,
+                                        SPLIT_OVERHEAD, chunks_of, equal_chunk, is_uniform, num_sm_parts, part_pieces,
+                                        split_overhead_for, tile_scheduler)
 
 KERNELS = Path(__file__).resolve().parents[1] / "kernels"
 
