@@ -54,27 +54,14 @@ def whole_request_plan(b: int, parts: int, device) -> tuple[torch.Tensor, torch.
 
 
 def even_chunk_plan(seqlens: list[int], parts: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every request cut into chunks of L KV blocks (its last chunk shorter), each chunk a part of its own: one
-    piece, one prologue and one epilogue a CTA, where the tile scheduler's cost line can give a part the tail of
-    one request and the head of the next. L is the shortest length from ceil(total blocks / parts) up whose
-    chunks fit in `parts`; an empty request is one empty chunk. Needs b <= parts."""
+    """The tile scheduler's equal-chunk plan with the shortest chunk that fits, taken whatever the cost line's unit
+    (the scheduler takes it only where that chunk is at most the unit). Needs b <= parts."""
     blocks = [-(-max(s, 0) // BLOCK_SIZE) for s in seqlens]
-    b = len(blocks)
-    if b > parts:
-        raise ValueError(f"even_chunk_plan: {b} requests do not fit one a part in {parts} parts")
-    chunk = max(-(-sum(blocks) // parts), 1)
-    while sum(max(-(-n // chunk), 1) for n in blocks) > parts:
-        chunk += 1
-    sched = torch.zeros(parts, tile_scheduler.SCHED_FIELDS, dtype=torch.int32)
-    sched[:, tile_scheduler.BEGIN_REQ], sched[:, tile_scheduler.END_REQ] = b, b - 1   # empty parts
-    num_splits, part = [0], 0
-    for req, n in enumerate(blocks):
-        pieces = max(-(-n // chunk), 1)
-        for k in range(pieces):
-            sched[part, :5] = torch.tensor([req, k * chunk, req, min((k + 1) * chunk, n), k])
-            part += 1
-        num_splits.append(num_splits[-1] + pieces)
-    return sched.to(device), torch.tensor(num_splits, dtype=torch.int32, device=device)
+    chunk = tile_scheduler.shortest_chunk(blocks, parts)
+    if chunk is None:
+        raise ValueError(f"even_chunk_plan: {len(blocks)} requests do not fit one a part in {parts} parts")
+    sched, num_splits = tile_scheduler.equal_chunk_plan(blocks, parts, chunk)
+    return sched.to(device), num_splits.to(device)
 
 
 PLANS = {

@@ -88,7 +88,7 @@ def tile_scheduler(cache_seqlens: Sequence[int] | torch.Tensor, num_parts: int,
     unit = max(ideal_unit, overhead + 1)
     chunk = equal_chunk(blocks, num_parts, unit)
     if chunk is not None:
-        return _equal_chunk_plan(blocks, num_parts, chunk)
+        return equal_chunk_plan(blocks, num_parts, chunk)
     return _split_plan(line, blocks, num_parts, overhead, unit)
 
 
@@ -98,12 +98,18 @@ def chunks_of(blocks: int, chunk: int) -> int:
 
 
 def equal_chunk(blocks: Sequence[int], num_parts: int, unit: int) -> int | None:
-    """Equal-chunk mode's chunk length, or None when the mode does not apply: the shortest length from
-    ceil(sum(max(n, 1)) / num_parts) up whose chunks fit in num_parts parts, if it is at most `unit`."""
+    """Equal-chunk mode's chunk length, or None when the mode does not apply: the shortest chunk that fits
+    (shortest_chunk), if it is at most `unit`."""
+    return shortest_chunk(blocks, num_parts, longest=unit)
+
+
+def shortest_chunk(blocks: Sequence[int], num_parts: int, longest: int | None = None) -> int | None:
+    """The shortest chunk length from ceil(sum(max(n, 1)) / num_parts) up to `longest` (default: the longest
+    request, where every request is one chunk) whose pieces fit in num_parts parts; None if none does."""
     if len(blocks) > num_parts:
         return None
     sizes = [max(n, 1) for n in blocks]
-    lo, hi = -(-sum(sizes) // num_parts), min(max(sizes), unit)
+    lo, hi = -(-sum(sizes) // num_parts), min(max(sizes), longest or max(sizes))
     if lo > hi or sum(chunks_of(n, hi) for n in sizes) > num_parts:
         return None
     while lo < hi:   # the piece count falls as the chunk grows: the shortest chunk that fits
@@ -134,7 +140,7 @@ def _whole_request_plan(line, blocks, num_parts, unit):
     return sched, torch.arange(b + 1, dtype=torch.int32)
 
 
-def _equal_chunk_plan(blocks, num_parts, chunk):
+def equal_chunk_plan(blocks: Sequence[int], num_parts: int, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Request i's chunk k is part num_splits[i] + k: blocks [k * chunk, min((k + 1) * chunk, blocks[i]))."""
     b = len(blocks)
     num_splits = torch.zeros(b + 1, dtype=torch.int32)
