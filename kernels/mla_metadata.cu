@@ -80,9 +80,10 @@ __device__ void whole_request_plan(const MetadataParams& p, const CostLine& line
   }
 }
 
-// Equal-chunk mode's chunk length (tile_scheduler.equal_chunk), or 0 where the mode does not apply: the shortest
-// length from ceil(total / num_parts) up whose chunks fit in num_parts parts, if it is at most `unit`. One warp
-// runs it (b <= num_parts, so a few requests a lane): a binary search, the piece count falling as chunks grow.
+// Equal-chunk mode's chunk length (tile_scheduler.shortest_chunk up to the unit), or 0 where the mode does not
+// apply: the shortest length from ceil(total / num_parts) up whose chunks fit in num_parts parts, if it is at most
+// `unit`. One warp runs it (b <= num_parts, so a few requests a lane): a binary search, the piece count falling as
+// chunks grow.
 __device__ int equal_chunk(const MetadataParams& p, const int* blocks_before, int max_blocks, int unit) {
   if (p.b > p.num_parts) return 0;
   const int lane = threadIdx.x % 32;

@@ -86,7 +86,7 @@ def tile_scheduler(cache_seqlens: Sequence[int] | torch.Tensor, num_parts: int,
     if is_uniform(costs, ideal_unit):
         return _whole_request_plan(line, blocks, num_parts, max(ideal_unit, max(costs)))
     unit = max(ideal_unit, overhead + 1)
-    chunk = equal_chunk(blocks, num_parts, unit)
+    chunk = shortest_chunk(blocks, num_parts, longest=unit)   # equal-chunk mode where one fits
     if chunk is not None:
         return equal_chunk_plan(blocks, num_parts, chunk)
     return _split_plan(line, blocks, num_parts, overhead, unit)
@@ -97,15 +97,10 @@ def chunks_of(blocks: int, chunk: int) -> int:
     return -(-max(blocks, 1) // chunk)
 
 
-def equal_chunk(blocks: Sequence[int], num_parts: int, unit: int) -> int | None:
-    """Equal-chunk mode's chunk length, or None when the mode does not apply: the shortest chunk that fits
-    (shortest_chunk), if it is at most `unit`."""
-    return shortest_chunk(blocks, num_parts, longest=unit)
-
-
 def shortest_chunk(blocks: Sequence[int], num_parts: int, longest: int | None = None) -> int | None:
     """The shortest chunk length from ceil(sum(max(n, 1)) / num_parts) up to `longest` (default: the longest
-    request, where every request is one chunk) whose pieces fit in num_parts parts; None if none does."""
+    request, where every request is one chunk) whose pieces fit in num_parts parts; None if none does. With
+    longest = the cost line's unit, equal-chunk mode's chunk length (None: the mode does not apply)."""
     if len(blocks) > num_parts:
         return None
     sizes = [max(n, 1) for n in blocks]
@@ -150,7 +145,7 @@ def equal_chunk_plan(blocks: Sequence[int], num_parts: int, chunk: int) -> tuple
         _empty_part(sched, part, b)
     for req, n in enumerate(blocks):
         first_part = int(num_splits[req])
-        for k in range(chunks_of(n, chunk)):
+        for k in range(int(num_splits[req + 1]) - first_part):
             sched[first_part + k, :5] = torch.tensor([req, k * chunk, req, min((k + 1) * chunk, n), k])
     return sched, num_splits
 

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from mla_backend import _build, kernel_facts
 from mla_backend.tile_scheduler import (BEGIN_BLOCK, BEGIN_REQ, BEGIN_SPLIT, BLOCK_SIZE, END_BLOCK, END_REQ,
                                         NARROW_SPLIT_OVERHEAD, NARROW_SPLIT_ROWS, ROWS_PER_TILE, SCHED_FIELDS,
-                                        SPLIT_OVERHEAD, chunks_of, equal_chunk, is_uniform, num_sm_parts, part_pieces,
-                                        split_overhead_for, tile_scheduler)
+                                        SPLIT_OVERHEAD, chunks_of, is_uniform, num_sm_parts, part_pieces,
+                                        shortest_chunk, split_overhead_for, tile_scheduler)
 
 KERNELS = Path(__file__).resolve().parents[1] / "kernels"
 
@@ -182,7 +182,7 @@ def check_parts_are_balanced(seqlens, num_parts, pieces):
     whole = is_uniform(costs, ideal)
     unit = max(ideal, max(costs)) if whole else _unit(seqlens, num_parts)
     busy = [part for part in pieces if part]
-    chunk = None if whole else equal_chunk(_blocks(seqlens), num_parts, unit)
+    chunk = None if whole else shortest_chunk(_blocks(seqlens), num_parts, longest=unit)
     if chunk is not None:
         sizes = [max(n, 1) for n in _blocks(seqlens)]
         assert chunk <= unit and len(seqlens) <= num_parts
@@ -293,10 +293,10 @@ def test_long_requests_that_fit_equal_chunks_get_one_piece_a_part():
 def test_equal_chunks_are_not_taken_where_they_exceed_the_cost_lines_unit():
     """b64 x 16384 tokens: 128-block chunks (2 a request) against a unit of 126: the cost line keeps its 132
     parts. A long request among many one-block ones: chunks would waste parts on the short ones."""
-    assert equal_chunk([256] * 64, 132, 126) is None
+    assert shortest_chunk([256] * 64, 132, longest=126) is None
     _, num_splits, _ = check_all_properties([16384] * 64, 132)
     assert num_splits[-1].item() > 128
-    assert equal_chunk([512] + [1] * 63, 132, 6) is None
+    assert shortest_chunk([512] + [1] * 63, 132, longest=6) is None
 
 
 def test_zero_length_request_appears_once_as_empty_piece():
