@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstddef>
+#include <type_traits>
 
 #include "mla_launch.h"
 #include "mla_params.h"
@@ -418,12 +419,45 @@ __device__ __forceinline__ void share_row_stats(const Fragment& f, RowStats& sta
   }
 }
 
-// Normalizes this warpgroup's 256 columns of O and writes them to out (or to the split's partial, fp32 above
-// kNarrowSplitRows rows); warpgroup 0 writes the LSE.
-template <typename Element>
+// Row h (of the fragment's two) of this warpgroup's 256 columns of O times inv_sum, as T, from dst (the row's
+// first column of the warpgroup). Each quad of lanes writes whole 32-byte sectors: the accumulator gives a quad 8
+// consecutive columns of a row, a whole sector in fp32 but half of one in 16 bits, so 16-bit values are first
+// exchanged within the quad (two shuffles) until each lane holds 4 consecutive columns of 16.
+template <typename T>
+__device__ __forceinline__ void store_row(T* dst, int quad, const float (&o)[128], int h, float inv_sum) {
+  if constexpr (std::is_same_v<T, float>) {
+#pragma unroll
+    for (int j = 0; j < 32; ++j) {
+      *reinterpret_cast<float2*>(dst + j * 8 + 2 * quad) =
+          make_float2(o[j * 4 + h * 2] * inv_sum, o[j * 4 + h * 2 + 1] * inv_sum);
+    }
+  } else {
+    // Lane q holds a = columns 2q, 2q+1 and b = 8+2q, 8+2q+1 of each 16; it ends with columns 4q..4q+3.
+    const bool high = quad & 2;                        // lanes 2 and 3 end with b's
+    const bool forwards = ((quad ^ (quad >> 1)) & 1) == 0;   // lanes 0 and 3 pass on what they received
+    const unsigned quad_lanes = 0xfu << (threadIdx.x % 32 - quad);   // a row's quad writes or skips it together
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+      const uint32_t a = GmmaOps<T>::pack(o[j * 8 + h * 2] * inv_sum, o[j * 8 + h * 2 + 1] * inv_sum);
+      const uint32_t b = GmmaOps<T>::pack(o[j * 8 + 4 + h * 2] * inv_sum, o[j * 8 + 4 + h * 2 + 1] * inv_sum);
+      const uint32_t keep = high ? b : a;
+      const uint32_t got = __shfl_xor_sync(quad_lanes, high ? a : b, 2);
+      const uint32_t got2 = __shfl_xor_sync(quad_lanes, forwards ? got : keep, 1);
+      const uint2 four = quad == 0 ? make_uint2(keep, got2)
+                         : quad == 1 ? make_uint2(got2, got)
+                         : quad == 2 ? make_uint2(got, got2)
+                                     : make_uint2(got2, keep);
+      *reinterpret_cast<uint2*>(dst + j * 16 + 4 * quad) = four;
+    }
+  }
+}
+
+// Normalizes this warpgroup's 256 columns of O and writes them to out, or to the split's partial as Partial
+// (uses_fp32_partials: out's dtype for one tile, fp32 for several); warpgroup 0 writes the LSE.
+template <typename Element, typename Partial>
 __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragment& f, int tile_row, int req,
                                              OutputSlot slot, const RowStats& stats, const float (&o)[128]) {
-  const int col_base = f.warpgroup * (kHeadDimV / kConsumerWarpgroups) + f.quad_col;
+  const int col_base = f.warpgroup * (kHeadDimV / kConsumerWarpgroups), quad = f.lane % 4;
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int row = tile_row + f.r0 + 8 * h;
@@ -432,20 +466,13 @@ __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragme
     const float inv_sum = empty ? 0.f : 1.f / stats.sum[h];
     const float lse_log2 = stats.max[h] + __log2f(stats.sum[h]);
     const bool writes_lse = f.warpgroup == 0 && f.lane % 4 == 0;
-    if (slot.is_split && p.fp32_partials) {
-      float* dst = output_rows<float>(p, req, slot) + row * kHeadDimV + col_base;
-#pragma unroll
-      for (int j = 0; j < 32; ++j) {
-        *reinterpret_cast<float2*>(dst + j * 8) =
-            make_float2(o[j * 4 + h * 2] * inv_sum, o[j * 4 + h * 2 + 1] * inv_sum);
-      }
+    const int64_t offset = int64_t(row) * kHeadDimV + col_base;
+    if constexpr (std::is_same_v<Partial, Element>) {
+      store_row(output_rows<Element>(p, req, slot) + offset, quad, o, h, inv_sum);
+    } else if (slot.is_split) {
+      store_row(output_rows<Partial>(p, req, slot) + offset, quad, o, h, inv_sum);
     } else {
-      Element* dst = output_rows<Element>(p, req, slot) + row * kHeadDimV + col_base;
-#pragma unroll
-      for (int j = 0; j < 32; ++j) {
-        *reinterpret_cast<uint32_t*>(dst + j * 8) =
-            GmmaOps<Element>::pack(o[j * 4 + h * 2] * inv_sum, o[j * 4 + h * 2 + 1] * inv_sum);
-      }
+      store_row(output_rows<Element>(p, req, slot) + offset, quad, o, h, inv_sum);
     }
     if (!writes_lse) continue;
     if (slot.is_split) {
@@ -492,7 +519,9 @@ __device__ __forceinline__ void consume_kv_blocks(const DecodeParams& p, const F
     }
     if (req == entry.end_req) allow_next_grid_launch();
     share_row_stats(f, stats, smem);
-    write_output<Element>(p, f, tile_row, req, slot, stats, o);
+    // The partials' type follows the instantiation (uses_fp32_partials), so the epilogue does not branch on it.
+    using Partial = std::conditional_t<kLoads == KvLoads::kTma, float, Element>;
+    write_output<Element, Partial>(p, f, tile_row, req, slot, stats, o);
     named_barrier_sync<kConsumerThreads>(kConsumers);   // the next request reuses the Q tile and row statistics
   }
 }
@@ -534,8 +563,8 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
 template <typename Element>
 cudaError_t launch_decode_wide(const DecodeParams& p, cudaStream_t stream) {
   const dim3 grid((p.rows + kRowsPerTile - 1) / kRowsPerTile, p.num_parts);
-  const auto kernel = grid.x == 1 ? wide::mla_decode_kernel<Element, wide::KvLoads::kCpAsync>
-                                  : wide::mla_decode_kernel<Element, wide::KvLoads::kTma>;
+  const auto kernel = decode_runs_several_tiles(p.rows) ? wide::mla_decode_kernel<Element, wide::KvLoads::kTma>
+                                                        : wide::mla_decode_kernel<Element, wide::KvLoads::kCpAsync>;
   return launch_with_pdl(kernel, grid, dim3(wide::kThreads), sizeof(wide::SharedStorage), stream, p);
 }
 

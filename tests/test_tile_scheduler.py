@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from mla_backend import _build, kernel_facts
 from mla_backend.tile_scheduler import (BEGIN_BLOCK, BEGIN_REQ, BEGIN_SPLIT, BLOCK_SIZE, END_BLOCK, END_REQ,
-                                        NARROW_SPLIT_OVERHEAD, NARROW_SPLIT_ROWS, ROWS_PER_TILE, SCHED_FIELDS,
+                                        NARROW_SPLIT_OVERHEAD, ROWS_PER_TILE, SCHED_FIELDS,
                                         SPLIT_OVERHEAD, chunks_of, is_uniform, num_sm_parts, part_pieces,
                                         shortest_chunk, split_overhead_for, tile_scheduler)
 
@@ -446,7 +446,6 @@ def test_python_mirror_constants_match_the_cuda_header():
     assert const("kBlockSize") == BLOCK_SIZE
     assert const("kRowsPerTile") == ROWS_PER_TILE
     assert const("kSchedFields") == SCHED_FIELDS
-    assert const("kNarrowSplitRows") == NARROW_SPLIT_ROWS   # 16-bit split partials up to there, fp32 above
     for name, value in (("kBeginReq", BEGIN_REQ), ("kBeginBlock", BEGIN_BLOCK), ("kEndReq", END_REQ),
                         ("kEndBlock", END_BLOCK), ("kBeginSplit", BEGIN_SPLIT)):
         match = re.search(rf"{name} = (\d+),", header)
