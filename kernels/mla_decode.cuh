@@ -419,35 +419,35 @@ __device__ __forceinline__ void share_row_stats(const Fragment& f, RowStats& sta
   }
 }
 
-// Row h (of the fragment's two) of this warpgroup's 256 columns of O times inv_sum, as T, from dst (the row's
-// first column of the warpgroup). Each quad of lanes writes whole 32-byte sectors: the accumulator gives a quad 8
-// consecutive columns of a row, a whole sector in fp32 but half of one in 16 bits, so 16-bit values are first
-// exchanged within the quad (two shuffles) until each lane holds 4 consecutive columns of 16.
+// Row h (of the fragment's two) of this warpgroup's 256 columns of O times inv_sum, as T, to dst (the row's first
+// column of the warpgroup) when valid. Each quad of lanes writes whole 32-byte sectors: the accumulator gives a quad
+// 8 consecutive columns of a row, a whole sector in fp32 but half of one in 16 bits, so 16-bit values are first
+// exchanged within the quad (two shuffles, which every lane takes part in) until each lane holds 4 consecutive
+// columns of 16.
 template <typename T>
-__device__ __forceinline__ void store_row(T* dst, int quad, const float (&o)[128], int h, float inv_sum) {
+__device__ __forceinline__ void store_row(T* dst, bool valid, int quad, const float (&o)[128], int h,
+                                          float inv_sum) {
   if constexpr (std::is_same_v<T, float>) {
+    if (!valid) return;
 #pragma unroll
     for (int j = 0; j < 32; ++j) {
       *reinterpret_cast<float2*>(dst + j * 8 + 2 * quad) =
           make_float2(o[j * 4 + h * 2] * inv_sum, o[j * 4 + h * 2 + 1] * inv_sum);
     }
   } else {
-    // Lane q holds a = columns 2q, 2q+1 and b = 8+2q, 8+2q+1 of each 16; it ends with columns 4q..4q+3.
-    const bool high = quad & 2;                        // lanes 2 and 3 end with b's
-    const bool forwards = ((quad ^ (quad >> 1)) & 1) == 0;   // lanes 0 and 3 pass on what they received
-    const unsigned quad_lanes = 0xfu << (threadIdx.x % 32 - quad);   // a row's quad writes or skips it together
+    // Lane q holds a = columns 2q, 2q+1 and b = 8+2q, 8+2q+1 of each 16; it ends with columns 4q..4q+3:
+    // lane 0 (a0, a1), lane 1 (a2, a3), lane 2 (b0, b1), lane 3 (b2, b3).
+    const bool odd = quad & 1, high = quad & 2;
+    const bool forwards = odd == high;   // lanes 0 and 3 pass on what they received
 #pragma unroll
     for (int j = 0; j < 16; ++j) {
       const uint32_t a = GmmaOps<T>::pack(o[j * 8 + h * 2] * inv_sum, o[j * 8 + h * 2 + 1] * inv_sum);
       const uint32_t b = GmmaOps<T>::pack(o[j * 8 + 4 + h * 2] * inv_sum, o[j * 8 + 4 + h * 2 + 1] * inv_sum);
       const uint32_t keep = high ? b : a;
-      const uint32_t got = __shfl_xor_sync(quad_lanes, high ? a : b, 2);
-      const uint32_t got2 = __shfl_xor_sync(quad_lanes, forwards ? got : keep, 1);
-      const uint2 four = quad == 0 ? make_uint2(keep, got2)
-                         : quad == 1 ? make_uint2(got2, got)
-                         : quad == 2 ? make_uint2(got, got2)
-                                     : make_uint2(got2, keep);
-      *reinterpret_cast<uint2*>(dst + j * 16 + 4 * quad) = four;
+      const uint32_t got = __shfl_xor_sync(0xffffffff, high ? a : b, 2);
+      const uint32_t got2 = __shfl_xor_sync(0xffffffff, forwards ? got : keep, 1);
+      const uint32_t x = odd ? got2 : (high ? got : keep), y = odd ? (high ? keep : got) : got2;
+      if (valid) *reinterpret_cast<uint2*>(dst + j * 16 + 4 * quad) = make_uint2(x, y);
     }
   }
 }
@@ -461,18 +461,18 @@ __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragme
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int row = tile_row + f.r0 + 8 * h;
-    if (row >= p.rows) continue;
+    const bool valid = row < p.rows;   // padding rows write nothing, but take part in store_row's shuffles
     const bool empty = stats.sum[h] == 0.f;
     const float inv_sum = empty ? 0.f : 1.f / stats.sum[h];
     const float lse_log2 = stats.max[h] + __log2f(stats.sum[h]);
-    const bool writes_lse = f.warpgroup == 0 && f.lane % 4 == 0;
-    const int64_t offset = int64_t(row) * kHeadDimV + col_base;
+    const bool writes_lse = valid && f.warpgroup == 0 && f.lane % 4 == 0;
+    const int64_t offset = int64_t(min(row, p.rows - 1)) * kHeadDimV + col_base;
     if constexpr (std::is_same_v<Partial, Element>) {
-      store_row(output_rows<Element>(p, req, slot) + offset, quad, o, h, inv_sum);
+      store_row(output_rows<Element>(p, req, slot) + offset, valid, quad, o, h, inv_sum);
     } else if (slot.is_split) {
-      store_row(output_rows<Partial>(p, req, slot) + offset, quad, o, h, inv_sum);
+      store_row(output_rows<Partial>(p, req, slot) + offset, valid, quad, o, h, inv_sum);
     } else {
-      store_row(output_rows<Element>(p, req, slot) + offset, quad, o, h, inv_sum);
+      store_row(output_rows<Element>(p, req, slot) + offset, valid, quad, o, h, inv_sum);
     }
     if (!writes_lse) continue;
     if (slot.is_split) {
