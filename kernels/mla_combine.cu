@@ -1,5 +1,5 @@
-// Merges the partial outputs of split requests (each normalized by its own sum; in the output's dtype, or fp32
-// where uses_fp32_partials) by their fp32 LSE, in fp32; requests that were not split were written by the decode
+// Merges the partial outputs of split requests (each normalized by its own sum, in the output's dtype) by their fp32
+// LSE, in fp32; requests that were not split were written by the decode
 // kernel directly and are skipped.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -35,7 +35,6 @@ __device__ __forceinline__ float4 load4(const __nv_bfloat16* src) {
   const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&packed.y));
   return make_float4(lo.x, lo.y, hi.x, hi.y);
 }
-__device__ __forceinline__ float4 load4(const float* src) { return *reinterpret_cast<const float4*>(src); }
 __device__ __forceinline__ float4 load4(const __half* src) {
   const uint2 packed = *reinterpret_cast<const uint2*>(src);
   const float2 lo = __half22float2(*reinterpret_cast<const __half2*>(&packed.x));
@@ -105,7 +104,7 @@ __device__ __forceinline__ float merge_one_batch(const float* lse, const Element
 
 // Min-blocks 1: with the default, ptxas capped registers for occupancy and interleaved each load with its use,
 // one memory round trip per split; with room it issues a whole batch of loads first.
-template <typename Element, typename Partial, int kSplitWarps>
+template <typename Element, int kSplitWarps>
 __global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const __grid_constant__ DecodeParams p) {
   constexpr int kVectors = kSplitWarps == 1 ? kHeadDimV / kColumnSlice : 1;   // 4-value vectors a lane a split
   constexpr int kBatch = kSplitWarps == 1 ? 4 : 8;                              // splits in flight per lane
@@ -123,8 +122,8 @@ __global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const _
   const int column = blockIdx.z * kColumnSlice + lane * 4;
   wait_for_previous_grid();      // the decode kernel's partials
   const float* lse = p.lse_accum + int64_t(split_base) * p.rows + row;
-  const Partial* partials =
-      static_cast<const Partial*>(p.out_accum) + (int64_t(split_base) * p.rows + row) * kHeadDimV + column;
+  const Element* partials =
+      static_cast<const Element*>(p.out_accum) + (int64_t(split_base) * p.rows + row) * kHeadDimV + column;
 
   if constexpr (kSplitWarps == 1) {
     if (num_splits <= kBatch) {
@@ -214,20 +213,14 @@ __global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const _
 // a request may have many splits: spread each row's splits over eight warps.
 constexpr int kWideSplitRequests = 16;
 
-template <typename Element, typename Partial>
+template <typename Element>
 cudaError_t launch_combine(const DecodeParams& p, cudaStream_t stream) {
   if (int64_t(p.b) * kWideSplitRequests <= p.num_parts) {
     const dim3 grid(p.b, p.rows, kHeadDimV / kColumnSlice);
-    return launch_with_pdl(mla_combine_kernel<Element, Partial, kCombineWarps>, grid, dim3(kCombineThreads), 0, stream,
-                           p);
+    return launch_with_pdl(mla_combine_kernel<Element, kCombineWarps>, grid, dim3(kCombineThreads), 0, stream, p);
   }
   const dim3 grid(p.b, (p.rows + kCombineWarps - 1) / kCombineWarps, 1);
-  return launch_with_pdl(mla_combine_kernel<Element, Partial, 1>, grid, dim3(kCombineThreads), 0, stream, p);
-}
-
-template <typename Element>
-cudaError_t launch_combine(const DecodeParams& p, cudaStream_t stream) {
-  return p.fp32_partials ? launch_combine<Element, float>(p, stream) : launch_combine<Element, Element>(p, stream);
+  return launch_with_pdl(mla_combine_kernel<Element, 1>, grid, dim3(kCombineThreads), 0, stream, p);
 }
 
 template cudaError_t launch_combine<__nv_bfloat16>(const DecodeParams&, cudaStream_t);

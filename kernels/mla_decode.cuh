@@ -16,7 +16,6 @@
 #pragma once
 
 #include <cstddef>
-#include <type_traits>
 
 #include "mla_launch.h"
 #include "mla_params.h"
@@ -419,42 +418,33 @@ __device__ __forceinline__ void share_row_stats(const Fragment& f, RowStats& sta
   }
 }
 
-// Row h (of the fragment's two) of this warpgroup's 256 columns of O times inv_sum, as T, to dst (the row's first
-// column of the warpgroup) when valid. Each quad of lanes writes whole 32-byte sectors: the accumulator gives a quad
-// 8 consecutive columns of a row, a whole sector in fp32 but half of one in 16 bits, so 16-bit values are first
-// exchanged within the quad (two shuffles, which every lane takes part in) until each lane holds 4 consecutive
-// columns of 16.
-template <typename T>
-__device__ __forceinline__ void store_row(T* dst, bool valid, int quad, const float (&o)[128], int h,
+// Row h (of the fragment's two) of this warpgroup's 256 columns of O times inv_sum, as Element, to dst (the row's
+// first column of the warpgroup) when valid. Each quad of lanes writes whole 32-byte sectors: the accumulator gives
+// a quad 8 consecutive columns of a row, half a sector in 16 bits, so the values are first exchanged within the quad
+// (two shuffles, which every lane takes part in) until each lane holds 4 consecutive columns of 16. Half-sector
+// stores made the partials of 64 and 128 rows slower than fp32 ones (PERF_NOTES.md, v55a and v58).
+template <typename Element>
+__device__ __forceinline__ void store_row(Element* dst, bool valid, int quad, const float (&o)[128], int h,
                                           float inv_sum) {
-  if constexpr (std::is_same_v<T, float>) {
-    if (!valid) return;
+  // Lane q holds a = columns 2q, 2q+1 and b = 8+2q, 8+2q+1 of each 16; it ends with columns 4q..4q+3:
+  // lane 0 (a0, a1), lane 1 (a2, a3), lane 2 (b0, b1), lane 3 (b2, b3).
+  const bool odd = quad & 1, high = quad & 2;
+  const bool forwards = odd == high;   // lanes 0 and 3 pass on what they received
 #pragma unroll
-    for (int j = 0; j < 32; ++j) {
-      *reinterpret_cast<float2*>(dst + j * 8 + 2 * quad) =
-          make_float2(o[j * 4 + h * 2] * inv_sum, o[j * 4 + h * 2 + 1] * inv_sum);
-    }
-  } else {
-    // Lane q holds a = columns 2q, 2q+1 and b = 8+2q, 8+2q+1 of each 16; it ends with columns 4q..4q+3:
-    // lane 0 (a0, a1), lane 1 (a2, a3), lane 2 (b0, b1), lane 3 (b2, b3).
-    const bool odd = quad & 1, high = quad & 2;
-    const bool forwards = odd == high;   // lanes 0 and 3 pass on what they received
-#pragma unroll
-    for (int j = 0; j < 16; ++j) {
-      const uint32_t a = GmmaOps<T>::pack(o[j * 8 + h * 2] * inv_sum, o[j * 8 + h * 2 + 1] * inv_sum);
-      const uint32_t b = GmmaOps<T>::pack(o[j * 8 + 4 + h * 2] * inv_sum, o[j * 8 + 4 + h * 2 + 1] * inv_sum);
-      const uint32_t keep = high ? b : a;
-      const uint32_t got = __shfl_xor_sync(0xffffffff, high ? a : b, 2);
-      const uint32_t got2 = __shfl_xor_sync(0xffffffff, forwards ? got : keep, 1);
-      const uint32_t x = odd ? got2 : (high ? got : keep), y = odd ? (high ? keep : got) : got2;
-      if (valid) *reinterpret_cast<uint2*>(dst + j * 16 + 4 * quad) = make_uint2(x, y);
-    }
+  for (int j = 0; j < 16; ++j) {
+    const uint32_t a = GmmaOps<Element>::pack(o[j * 8 + h * 2] * inv_sum, o[j * 8 + h * 2 + 1] * inv_sum);
+    const uint32_t b = GmmaOps<Element>::pack(o[j * 8 + 4 + h * 2] * inv_sum, o[j * 8 + 4 + h * 2 + 1] * inv_sum);
+    const uint32_t keep = high ? b : a;
+    const uint32_t got = __shfl_xor_sync(0xffffffff, high ? a : b, 2);
+    const uint32_t got2 = __shfl_xor_sync(0xffffffff, forwards ? got : keep, 1);
+    const uint32_t x = odd ? got2 : (high ? got : keep), y = odd ? (high ? keep : got) : got2;
+    if (valid) *reinterpret_cast<uint2*>(dst + j * 16 + 4 * quad) = make_uint2(x, y);
   }
 }
 
-// Normalizes this warpgroup's 256 columns of O and writes them to out, or to the split's partial as Partial
-// (uses_fp32_partials: out's dtype for one tile, fp32 for several); warpgroup 0 writes the LSE.
-template <typename Element, typename Partial>
+// Normalizes this warpgroup's 256 columns of O and writes them to out, or to the split's partial (out's dtype);
+// warpgroup 0 writes the LSE.
+template <typename Element>
 __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragment& f, int tile_row, int req,
                                              OutputSlot slot, const RowStats& stats, const float (&o)[128]) {
   const int col_base = f.warpgroup * (kHeadDimV / kConsumerWarpgroups), quad = f.lane % 4;
@@ -465,15 +455,9 @@ __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragme
     const bool empty = stats.sum[h] == 0.f;
     const float inv_sum = empty ? 0.f : 1.f / stats.sum[h];
     const float lse_log2 = stats.max[h] + __log2f(stats.sum[h]);
-    const bool writes_lse = valid && f.warpgroup == 0 && f.lane % 4 == 0;
+    const bool writes_lse = valid && f.warpgroup == 0 && quad == 0;
     const int64_t offset = int64_t(min(row, p.rows - 1)) * kHeadDimV + col_base;
-    if constexpr (std::is_same_v<Partial, Element>) {
-      store_row(output_rows<Element>(p, req, slot) + offset, valid, quad, o, h, inv_sum);
-    } else if (slot.is_split) {
-      store_row(output_rows<Partial>(p, req, slot) + offset, valid, quad, o, h, inv_sum);
-    } else {
-      store_row(output_rows<Element>(p, req, slot) + offset, valid, quad, o, h, inv_sum);
-    }
+    store_row(output_rows<Element>(p, req, slot) + offset, valid, quad, o, h, inv_sum);
     if (!writes_lse) continue;
     if (slot.is_split) {
       p.lse_accum[int64_t(slot.split_row) * p.rows + row] = empty ? -INFINITY : lse_log2;
@@ -519,9 +503,7 @@ __device__ __forceinline__ void consume_kv_blocks(const DecodeParams& p, const F
     }
     if (req == entry.end_req) allow_next_grid_launch();
     share_row_stats(f, stats, smem);
-    // The partials' type follows the instantiation (uses_fp32_partials), so the epilogue does not branch on it.
-    using Partial = std::conditional_t<kLoads == KvLoads::kTma, float, Element>;
-    write_output<Element, Partial>(p, f, tile_row, req, slot, stats, o);
+    write_output<Element>(p, f, tile_row, req, slot, stats, o);
     named_barrier_sync<kConsumerThreads>(kConsumers);   // the next request reuses the Q tile and row statistics
   }
 }
@@ -563,8 +545,8 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
 template <typename Element>
 cudaError_t launch_decode_wide(const DecodeParams& p, cudaStream_t stream) {
   const dim3 grid((p.rows + kRowsPerTile - 1) / kRowsPerTile, p.num_parts);
-  const auto kernel = decode_runs_several_tiles(p.rows) ? wide::mla_decode_kernel<Element, wide::KvLoads::kTma>
-                                                        : wide::mla_decode_kernel<Element, wide::KvLoads::kCpAsync>;
+  const auto kernel = grid.x == 1 ? wide::mla_decode_kernel<Element, wide::KvLoads::kCpAsync>
+                                  : wide::mla_decode_kernel<Element, wide::KvLoads::kTma>;
   return launch_with_pdl(kernel, grid, dim3(wide::kThreads), sizeof(wide::SharedStorage), stream, p);
 }
 

@@ -54,14 +54,13 @@ struct DecodeParams {
   const int* num_splits;    // [b + 1]
   void* out;                // [b, s_q, h_q, 512] contiguous, dtype of q
   float* lse;               // [b, h_q, s_q] contiguous, natural log
-  void* out_accum;          // [b + num_parts, s_q * h_q, 512], fp32 or out's dtype: one row block per split
+  void* out_accum;          // [b + num_parts, s_q * h_q, 512], out's dtype: one row block per split
   float* lse_accum;         // [b + num_parts, s_q * h_q], log2 domain
   int b, s_q, h_q;
   int rows;                 // s_q * h_q
   int num_parts;
   float scale_log2;         // softmax_scale * log2(e)
   bool causal;
-  bool fp32_partials;       // uses_fp32_partials(rows): out_accum in fp32 (else in out's dtype)
   const float* descale_k;   // [1], fp8 (e4m3) k_cache only: real K = descale_k * stored K; read on the device
 };
 
@@ -75,15 +74,7 @@ bool make_kv_tensor_map(DecodeParams& p, bool bf16);
 // One tile (rows <= kRowsPerTile) is memory-bound and loads by cp.async from a producer warpgroup too;
 // several tiles are compute-bound and load by TMA, whose producer is one thread (p.k_map).
 constexpr int kNarrowMaxRows = 16;
-// One 64-row tile (rows <= kRowsPerTile) runs the cp.async instantiation of the 64-row kernel; more rows run
-// several tiles, loaded by TMA.
-inline bool decode_runs_several_tiles(int rows) { return rows > kRowsPerTile; }
-// Split partials are written in out's dtype up to one tile (half the bytes for the decode kernel to write and the
-// combine to read: b32/s1024/h16 23.1 -> 21.2 us on the H200); the several-tile kernel writes them in fp32, which the
-// 128-head splits ran faster with (b1/s32768/h128 34.2 vs 37.4 us; PERF_NOTES.md, twentieth session). The choice
-// follows the kernel instantiation, so no kernel branches on it; the combine reads p.fp32_partials.
-inline bool uses_fp32_partials(int rows) { return decode_runs_several_tiles(rows); }
-inline bool decode_needs_tensor_map(const DecodeParams& p) { return decode_runs_several_tiles(p.rows); }
+inline bool decode_needs_tensor_map(const DecodeParams& p) { return p.rows > kRowsPerTile; }
 template <typename Element, int kCols>
 cudaError_t launch_decode_narrow(const DecodeParams& p, cudaStream_t stream);
 template <typename Element>
@@ -99,8 +90,6 @@ cudaError_t launch_decode_wide(const DecodeParams& p, cudaStream_t stream);
 // size), and up to 8 requests a CTA's blocks are mostly few.
 constexpr int kFp8MaxRows = 32;
 constexpr int kFp8ColumnSplitMaxBatch = 8;
-static_assert(kNarrowMaxRows <= kRowsPerTile && kFp8MaxRows <= kRowsPerTile,
-              "the swap-AB kernels write their split partials in out's dtype only");
 template <typename Element>
 cudaError_t launch_decode_narrow_fp8(const DecodeParams& p, cudaStream_t stream);
 template <typename Element>

@@ -55,9 +55,7 @@ std::tuple<at::Tensor, at::Tensor> decode_paged_cuda(const at::Tensor& q, const 
   const int64_t num_parts = tile_scheduler_metadata.size(0);
   at::Tensor out = at::empty({b, s_q, h_q, mla::kHeadDimV}, q.options());
   at::Tensor lse = at::empty({b, h_q, s_q}, q.options().dtype(at::kFloat));
-  const bool fp32_partials = mla::uses_fp32_partials(int(s_q * h_q));
-  at::Tensor out_accum = at::empty({b + num_parts, s_q * h_q, mla::kHeadDimV},
-                                   fp32_partials ? q.options().dtype(at::kFloat) : q.options());
+  at::Tensor out_accum = at::empty({b + num_parts, s_q * h_q, mla::kHeadDimV}, q.options());
   at::Tensor lse_accum = at::empty({b + num_parts, s_q * h_q}, q.options().dtype(at::kFloat));
 
   mla::DecodeParams p{};
@@ -91,7 +89,6 @@ std::tuple<at::Tensor, at::Tensor> decode_paged_cuda(const at::Tensor& q, const 
   p.num_parts = int(num_parts);
   p.scale_log2 = float(softmax_scale * M_LOG2E);
   p.causal = causal && s_q > 1;
-  p.fp32_partials = fp32_partials;
   p.descale_k = descale_k ? descale_k->data_ptr<float>() : nullptr;
 
   // The fp8 path is the swap-AB kernel only, which loads with plain loads: no tensor map.
