@@ -234,9 +234,16 @@ def test_cuda_graph_replay_with_new_seqlens_matches_eager(s_q, h_q):
         assert_matches(graph_out, graph_lse, *run_reference(static))
 
 
+# compute-sanitizer's words when it could not start the child at all (the child printed nothing): the tool failed,
+# not the kernel. The nvidia-cuda-sanitizer-api 13.0.85 wheel's copy does that on the H200 box, where the CUDA
+# toolkit's (2025.3.1 too) runs the same script.
+SANITIZER_DID_NOT_START = "Target application terminated before first instrumented API call"
+
+
 def find_compute_sanitizer() -> str | None:
-    """compute-sanitizer on PATH, in the CUDA toolkit, or from the nvidia-cuda-sanitizer-api wheel (nvidia/cu13/bin)."""
-    candidates = [shutil.which("compute-sanitizer"), "/usr/local/cuda/bin/compute-sanitizer"]
+    """compute-sanitizer of the CUDA toolkit, on PATH, or from the nvidia-cuda-sanitizer-api wheel (nvidia/cu13/bin),
+    in that order."""
+    candidates = ["/usr/local/cuda/bin/compute-sanitizer", shutil.which("compute-sanitizer")]
     try:
         import nvidia
         candidates += [os.path.join(path, "cu13", "bin", "compute-sanitizer") for path in nvidia.__path__]
@@ -263,7 +270,11 @@ def assert_memcheck_clean(cases: list[tuple[int, int, int, list[int]]], fp8: boo
     result = subprocess.run([sanitizer, "--tool", "memcheck", "--error-exitcode", "1", sys.executable, "-c", script],
                             capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)),
                             timeout=600)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    output = result.stdout[-4000:] + result.stderr[-4000:]
+    if SANITIZER_DID_NOT_START in result.stdout and "ERROR SUMMARY" not in result.stdout:
+        pytest.fail(f"{sanitizer} could not start the child process (no kernel ran, so nothing was checked); use "
+                    f"another compute-sanitizer, e.g. the CUDA toolkit's:\n{output}")
+    assert result.returncode == 0, output
     assert "ERROR SUMMARY: 0 errors" in result.stdout
 
 
