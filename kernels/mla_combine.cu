@@ -1,6 +1,5 @@
 // Merges the partial outputs of split requests (each normalized by its own sum, in the output's dtype) by their fp32
-// LSE, in fp32; requests that were not split were written by the decode
-// kernel directly and are skipped.
+// LSE, in fp32; requests that were not split were written by the decode kernel directly and are skipped.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 

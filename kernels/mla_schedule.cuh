@@ -78,8 +78,7 @@ struct OutputSlot {
   int split_row;   // row block of out_accum / lse_accum when is_split
 };
 
-// Row 0 of the piece's output rows: request req's in out, or its split's in out_accum (same layout; Element is
-// out's dtype, or float for fp32 partials).
+// Row 0 of the piece's output rows: request req's in out, or its split's in out_accum (same layout and dtype).
 template <typename Element>
 __device__ __forceinline__ Element* output_rows(const DecodeParams& p, int req, OutputSlot slot) {
   return static_cast<Element*>(slot.is_split ? p.out_accum : p.out) +
