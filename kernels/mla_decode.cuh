@@ -208,34 +208,47 @@ __device__ __forceinline__ void compute_scores(const SharedStorage& smem, uint32
   fence_operands(s);
 }
 
-// Scales and masks the block's scores, turns them into probabilities in place and returns each row's
-// rescale factor for O. Masked scores become -inf, which also discards NaN read from page slots past seqlen.
+// Masks the block's scores, turns them into probabilities in place and returns each row's rescale factor for O.
+// Masked scores become -inf, which also discards NaN read from page slots past seqlen. The softmax scale is
+// positive, so the max is taken on the raw scores and the scale goes into exp2's argument (one FFMA a score).
 __device__ __forceinline__ void online_softmax(const DecodeParams& p, const Fragment& f, int block, bool needs_mask,
                                                const int (&key_limit)[2], float (&s)[32], RowStats& stats,
                                                float (&rescale)[2]) {
+  if (needs_mask) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          if (block * kBlockSize + j * 8 + f.quad_col + e >= key_limit[h]) s[j * 4 + h * 2 + e] = -INFINITY;
+        }
+      }
+    }
+  }
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    float block_max = -INFINITY;
+    float partial_max[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};   // four chains: a shorter dependency
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
-        float& x = s[j * 4 + h * 2 + e];
-        x *= p.scale_log2;
-        if (needs_mask && block * kBlockSize + j * 8 + f.quad_col + e >= key_limit[h]) x = -INFINITY;
-        block_max = fmaxf(block_max, x);
+        float& m = partial_max[j % 2 * 2 + e];
+        m = fmaxf(m, s[j * 4 + h * 2 + e]);
       }
     }
+    float block_max = fmaxf(fmaxf(partial_max[0], partial_max[1]), fmaxf(partial_max[2], partial_max[3]));
     block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffff, block_max, 1));
     block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffff, block_max, 2));
-    const float base = fold_block_max(stats.max[h], block_max, rescale[h]);
+    const float base = fold_block_max(stats.max[h], block_max * p.scale_log2, rescale[h]);
     float sum = 0.f;
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         float& x = s[j * 4 + h * 2 + e];
-        x = exp2f(x - base);
+        // A quarter of the exponentials on the FMA pipe, which issues four times as fast as MUFU.EX2.
+        x = j >= 6 ? exp2_on_fma_pipe(fmaf(x, p.scale_log2, -base)) : exp2f(fmaf(x, p.scale_log2, -base));
         sum += x;
       }
     }
@@ -299,10 +312,11 @@ __device__ __forceinline__ uint64_t v_desc(uint32_t first_sub_tile, int t) {
   return desc_mn_major(first_sub_tile + t * 16 * 128);
 }
 
-// Warpgroup 0: O[:, 0:256] = O * rescale + P V[:, 0:256], P from registers.
+// Warpgroup 0: issues O[:, 0:256] = O * rescale + P V[:, 0:256], P from registers (read until the batch's
+// warpgroup_wait).
 template <typename Element>
-__device__ __forceinline__ void accumulate_v0(uint32_t kv, const uint32_t (&probs)[kTokenSteps][4],
-                                              const float (&rescale)[2], float (&o)[128]) {
+__device__ __forceinline__ void issue_v0(uint32_t kv, const uint32_t (&probs)[kTokenSteps][4],
+                                         const float (&rescale)[2], float (&o)[128]) {
   scale_rows(o, rescale[0], rescale[1]);
   fence_operands(o);
   cute::warpgroup_arrive();
@@ -311,8 +325,6 @@ __device__ __forceinline__ void accumulate_v0(uint32_t kv, const uint32_t (&prob
     wgmma_rs<typename GmmaOps<Element>::PV_RS>(probs[t], v_desc(kv, t), o, std::make_index_sequence<128>{});
   }
   cute::warpgroup_commit_batch();
-  cute::warpgroup_wait<0>();
-  fence_operands(o);
 }
 
 // Warpgroup 1: O[:, 256:512] = O * rescale + P V[:, 256:512], P and rescale from shared memory; v1 is the
@@ -364,16 +376,19 @@ __device__ __forceinline__ void process_block_warpgroup0(const DecodeParams& p, 
   online_softmax(p, f, b.block, needs_mask, key_limit, s, stats, rescale);
   uint32_t probs[kTokenSteps][4];
   pack_probs<Element>(s, probs);
-  // P goes over the RoPE sub-tile: every warp's Q K^T must have read it. Each stage has its own P (warpgroup 0
-  // may start the next block while warpgroup 1 still reads this one), freed with the stage by warpgroup 1.
+  // Every warp's Q K^T has read the stage: P may go over its RoPE sub-tile and its V tail rows may be zeroed. Each
+  // stage has its own P (warpgroup 0 may start the next block while warpgroup 1 still reads this one), freed with
+  // the stage by warpgroup 1.
   named_barrier_sync<kWarpgroupThreads>(kWarpgroup0);
+  if (b.valid_tokens < kBlockSize) zero_v_tail(b.kv, b.valid_tokens, kWarpgroup0);
+  issue_v0<Element>(b.kv, probs, rescale, o);
+  // P to warpgroup 1 while the tensor pipe multiplies this warpgroup's half.
   store_probs(f, probs, rescale, b.stage.index, smem);
   fence_async_proxy();
   named_barrier_sync<kWarpgroupThreads>(kWarpgroup0);
   if (threadIdx.x == 0) mbar_arrive(smem_addr(&smem.probs_ready[b.stage.index]));
-  if (b.valid_tokens < kBlockSize) zero_v_tail(b.kv, b.valid_tokens, kWarpgroup0);
-
-  accumulate_v0<Element>(b.kv, probs, rescale, o);
+  cute::warpgroup_wait<0>();
+  fence_operands(o);
   if (threadIdx.x == 0) mbar_arrive(smem_addr(&smem.empty[b.stage.index][kGroupV0]));
 }
 
