@@ -33,6 +33,10 @@ EDITS = {
              WG1_PV],
     # warpgroup 1's P V half off (warpgroup 0 alone on the tensor cores during its P V)
     "nopv1": [WG1_PV],
+    # no KV loads: the TMA producer arrives on each full barrier without copying (the stages keep what they held;
+    # the one-tile cp.async instantiation, h_q*s_q <= 64, still loads)
+    "noload": [("  mbar_arrive_expect_tx(full, group_sub_tiles(group) * kSubTileBytes);\n",
+                "  mbar_arrive_expect_tx(full, 0);\n  return;\n")],
 }
 
 
