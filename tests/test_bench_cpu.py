@@ -1,7 +1,7 @@
 """CPU tests of the benchmark's pure-Python parts: work formulas, configs and the issue grid, input sets and
 varlen seqlens, the reference check, the ceiling rule, the best peer and geomean, the results files, the
-supervisor's crash bookkeeping (with a fake child), the peer bundle, the vLLM import shim and the probe rounds'
-summary. The GPU timing
+supervisor's crash bookkeeping (with a fake child), the peer bundle, the vLLM import shim, the probe rounds'
+summary and the power probe's nvidia-smi parsing. The GPU timing
 itself runs on the box; here CPU stand-ins replace graph capture and timing."""
 
 import dataclasses
@@ -22,6 +22,7 @@ import bench_report
 import bench_supervisor
 import peers
 import peers_bundle
+import power_probe
 import probe_decode
 import probe_summary
 import wide_diagnostics
@@ -1098,6 +1099,27 @@ def test_every_wide_diagnostic_edit_matches_the_kernel_once():
     source = (Path(__file__).resolve().parent.parent / wide_diagnostics.F).read_text()
     for name in wide_diagnostics.EDITS:
         assert wide_diagnostics.edited(source, name) != source or not wide_diagnostics.EDITS[name]
+
+
+def test_power_probe_reads_nvidia_smi_lines_and_skips_the_rest():
+    sample = power_probe.parse_smi_line("2026/11/30 10:53:59.768, 1665, 209.81, 0x0000000000000004\n")
+    assert (sample.sm_mhz, sample.watts, sample.power_capped) == (1665, 209.81, True)
+    assert not power_probe.parse_smi_line("2026/11/30 10:54:00.260, 1980, 209.48, 0x0000000000000000").power_capped
+    for line in ("", "timestamp, clocks.current.sm [MHz], power.draw [W], clocks_event_reasons.active",
+                 "2026/11/30 10:54:00.260, [N/A], 209.48, 0x0"):
+        assert power_probe.parse_smi_line(line) is None
+
+
+def test_power_probe_summarizes_only_the_settled_part_of_a_window():
+    settle = power_probe.SETTLE_S
+    samples = [power_probe.Sample(100.0, 1665, 600.0, True),            # settling: left out
+               power_probe.Sample(100.0 + settle, 1980, 500.0, False),
+               power_probe.Sample(100.0 + settle + 1, 1800, 700.0, True),
+               power_probe.Sample(100.0 + settle + 2, 1980, 520.0, False),
+               power_probe.Sample(200.0, 345, 80.0, False)]             # after the window
+    window = power_probe.summarize_window(samples, 100.0, 100.0 + settle + 2)
+    assert window == {"samples": 3, "sm_mhz": 1980, "watts": 520.0, "power_capped": 1 / 3}
+    assert power_probe.summarize_window(samples, 300.0, 301.0) == {"samples": 0}
 
 
 # --- the fp8 KV cache grid (issue 12) ----------------------------------------------------------------------------
