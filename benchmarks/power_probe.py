@@ -22,8 +22,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import torch
+
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH_DIR), str(BENCH_DIR.parent)]
+
+import bench_decode as bench  # noqa: E402
+from peers import load_peers  # noqa: E402
 
 SMI_FIELDS = "timestamp,clocks.sm,power.draw,clocks_throttle_reasons.active"
 SMI_PERIOD_MS = 50
@@ -65,8 +70,6 @@ def summarize_window(samples: list[Sample], start: float, end: float) -> dict:
 def steady_replays(graphs: list, seconds: float) -> tuple[float, float, list[tuple[float, float]]]:
     """Replays the graphs in rotation for `seconds`; returns the window (host start, end) and, per chunk of
     CHUNK_REPLAYS, (host time at its end, µs per replay)."""
-    import torch
-
     chunks, start, i = [], time.time(), 0
     while time.time() - start < seconds:
         begin, finish = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -81,8 +84,6 @@ def steady_replays(graphs: list, seconds: float) -> tuple[float, float, list[tup
 
 
 def probe_peer(name: str, peer, batches, reference, seconds: float) -> dict:
-    import bench_decode as bench
-
     captured = bench.capture_steps(peer, batches)
     try:
         before = bench.replay_and_check(captured[0], reference, peer.lse_base2, bench.peer_tolerances(peer))
@@ -99,11 +100,6 @@ def probe_peer(name: str, peer, batches, reference, seconds: float) -> dict:
 
 
 def main() -> None:
-    import torch
-
-    import bench_decode as bench
-    from peers import load_peers
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--peers", help="the .peers parts folder or an extracted peer bundle")
     parser.add_argument("--configs", default="b132/s8192/h128/q2")

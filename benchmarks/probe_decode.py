@@ -38,7 +38,6 @@ import bench_decode as bench  # noqa: E402
 from peers import MlaBackendFp8Peer, MlaBackendPeer, with_keepalive  # noqa: E402
 
 from mla_backend import tile_scheduler  # noqa: E402
-from mla_backend.kernel_facts import BLOCK_SIZE  # noqa: E402
 from mla_backend.reference import quantize_query_rows  # noqa: E402
 
 DEFAULT_CONFIGS = ",".join(config.key for config in bench.issue_grid_configs() if not config.varlen)
@@ -56,7 +55,7 @@ def whole_request_plan(b: int, parts: int, device) -> tuple[torch.Tensor, torch.
 def even_chunk_plan(seqlens: list[int], parts: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     """The tile scheduler's equal-chunk plan with the shortest chunk that fits, taken whatever the cost line's unit
     (the scheduler takes it only where that chunk is at most the unit). Needs b <= parts."""
-    blocks = [-(-max(s, 0) // BLOCK_SIZE) for s in seqlens]
+    blocks = tile_scheduler.kv_blocks(seqlens)
     chunk = tile_scheduler.shortest_chunk(blocks, parts)
     if chunk is None:
         raise ValueError(f"even_chunk_plan: {len(blocks)} requests do not fit one a part in {parts} parts")

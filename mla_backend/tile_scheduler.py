@@ -60,6 +60,11 @@ def is_uniform(costs: Sequence[int], ideal_unit: int) -> bool:
     return 10 * (max(costs) - min(costs)) <= ideal_unit and 10 * max(costs) <= 11 * ideal_unit
 
 
+def kv_blocks(seqlens: Sequence[int]) -> list[int]:
+    """KV blocks (pages) of each request: ceil(seqlen / BLOCK_SIZE), a negative length counting as 0."""
+    return [(max(s, 0) + BLOCK_SIZE - 1) // BLOCK_SIZE for s in seqlens]
+
+
 def _as_list(cache_seqlens: Sequence[int] | torch.Tensor) -> list[int]:
     return [int(s) for s in (cache_seqlens.tolist() if isinstance(cache_seqlens, torch.Tensor) else cache_seqlens)]
 
@@ -74,7 +79,7 @@ def tile_scheduler(cache_seqlens: Sequence[int] | torch.Tensor, num_parts: int,
     """
     seqlens = _as_list(cache_seqlens)
     b = len(seqlens)
-    blocks = [(max(s, 0) + BLOCK_SIZE - 1) // BLOCK_SIZE for s in seqlens]
+    blocks = kv_blocks(seqlens)
     blocks_before = [0]                         # prefix sums of max(blocks, 1)
     for n in blocks:
         blocks_before.append(blocks_before[-1] + max(n, 1))
