@@ -3,6 +3,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <type_traits>
+
 #include "mla_launch.h"
 #include "mla_params.h"
 #include "mla_pipeline.cuh"
@@ -27,17 +29,33 @@ __device__ __forceinline__ void store4<__half>(__half* dst, float4 v) {
   *reinterpret_cast<uint2*>(dst) = packed;
 }
 
-// Four consecutive partial values (8 bytes) as floats.
-__device__ __forceinline__ float4 load4(const __nv_bfloat16* src) {
-  const uint2 packed = *reinterpret_cast<const uint2*>(src);
-  const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&packed.x));
-  const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&packed.y));
-  return make_float4(lo.x, lo.y, hi.x, hi.y);
+// Loads through the non-coherent path (the decode grid that wrote the data has completed), volatile so that the
+// compiler keeps each load where a batch issues it: it otherwise sinks loads to their first use, behind the LSE loop,
+// which costs one more memory round trip.
+__device__ __forceinline__ uint2 load_8_bytes(const void* src) {
+  uint2 v;
+  asm volatile("ld.global.nc.v2.u32 {%0, %1}, [%2];" : "=r"(v.x), "=r"(v.y) : "l"(src));
+  return v;
 }
-__device__ __forceinline__ float4 load4(const __half* src) {
-  const uint2 packed = *reinterpret_cast<const uint2*>(src);
-  const float2 lo = __half22float2(*reinterpret_cast<const __half2*>(&packed.x));
-  const float2 hi = __half22float2(*reinterpret_cast<const __half2*>(&packed.y));
+__device__ __forceinline__ float load_float(const float* src) {
+  float v;
+  asm volatile("ld.global.nc.f32 %0, [%1];" : "=f"(v) : "l"(src));
+  return v;
+}
+
+// Four consecutive partial values (8 bytes) as floats.
+template <typename Element>
+__device__ __forceinline__ float4 load4(const Element* src) {
+  using Pair = std::conditional_t<std::is_same_v<Element, __half>, __half2, __nv_bfloat162>;
+  const uint2 packed = load_8_bytes(src);
+  float2 lo, hi;
+  if constexpr (std::is_same_v<Element, __half>) {
+    lo = __half22float2(*reinterpret_cast<const Pair*>(&packed.x));
+    hi = __half22float2(*reinterpret_cast<const Pair*>(&packed.y));
+  } else {
+    lo = __bfloat1622float2(*reinterpret_cast<const Pair*>(&packed.x));
+    hi = __bfloat1622float2(*reinterpret_cast<const Pair*>(&packed.y));
+  }
   return make_float4(lo.x, lo.y, hi.x, hi.y);
 }
 
@@ -62,34 +80,28 @@ __device__ __forceinline__ void add_to_log_sum_exp(float& max, float& sum, float
   merge_log_sum_exp(max, sum, x, 1.f);
 }
 
-// One row's merge when all its splits fit one batch: every split's LSE and partial row are loaded at once, so the
-// merge costs one memory round trip after the decode kernel ends (the general path below costs one for the
-// LSEs, then one per batch of partial rows). acc: this lane's kVectors float4 of the merged row.
-template <int kBatch, int kVectors, typename Element>
-__device__ __forceinline__ float merge_one_batch(const float* lse, const Element* src, int num_splits, int rows,
-                                                 float4 (&acc)[kVectors]) {
-  const int64_t split_stride = int64_t(rows) * kHeadDimV;
-  float weight[kBatch];
-  float4 x[kBatch][kVectors];
+// This warp's partial rows base, base + kSplitWarps, ... (kBatch of them, indices clamped rather than predicated so
+// that every load is in flight at once; the extra ones get weight 0) and their LSEs.
+template <int kBatch, int kSplitWarps, int kVectors, typename Element>
+__device__ __forceinline__ void load_batch(const float* lse, const Element* partials, int base, int num_splits,
+                                           int rows, int64_t split_stride, float (&weight)[kBatch],
+                                           float4 (&x)[kBatch][kVectors]) {
 #pragma unroll
   for (int i = 0; i < kBatch; ++i) {
-    const int s = min(i, num_splits - 1);   // clamped, not predicated: every load in flight at once
-    weight[i] = lse[int64_t(s) * rows];
+    const int s = min(base + kSplitWarps * i, num_splits - 1);
+    weight[i] = load_float(lse + int64_t(s) * rows);
 #pragma unroll
-    for (int v = 0; v < kVectors; ++v) {
-      x[i][v] = load4(src + s * split_stride + v * kColumnSlice);
-    }
+    for (int v = 0; v < kVectors; ++v) x[i][v] = load4(partials + s * split_stride + v * kColumnSlice);
   }
-  float max_lse = -INFINITY, sum = 0.f;
-#pragma unroll
-  for (int i = 0; i < kBatch; ++i) add_to_log_sum_exp(max_lse, sum, i < num_splits ? weight[i] : -INFINITY);
-  const bool empty = max_lse == -INFINITY;
-  const float total_lse = empty ? 0.f : max_lse + __log2f(sum);
-#pragma unroll
-  for (int v = 0; v < kVectors; ++v) acc[v] = make_float4(0.f, 0.f, 0.f, 0.f);
+}
+
+// acc += each loaded partial row weighted by 2^(its LSE - the row's total LSE).
+template <int kBatch, int kSplitWarps, int kVectors>
+__device__ __forceinline__ void accumulate_batch(int base, int num_splits, float total_lse, const float (&lse)[kBatch],
+                                                 const float4 (&x)[kBatch][kVectors], float4 (&acc)[kVectors]) {
 #pragma unroll
   for (int i = 0; i < kBatch; ++i) {
-    const float w = i < num_splits && !empty ? exp2f(weight[i] - total_lse) : 0.f;
+    const float w = base + kSplitWarps * i < num_splits ? exp2f(lse[i] - total_lse) : 0.f;
 #pragma unroll
     for (int v = 0; v < kVectors; ++v) {
       acc[v].x += w * x[i][v].x;
@@ -98,15 +110,16 @@ __device__ __forceinline__ float merge_one_batch(const float* lse, const Element
       acc[v].w += w * x[i][v].w;
     }
   }
-  return empty ? -INFINITY : total_lse;
 }
+
 
 // Min-blocks 1: with the default, ptxas capped registers for occupancy and interleaved each load with its use,
 // one memory round trip per split; with room it issues a whole batch of loads first.
 template <typename Element, int kSplitWarps>
-__global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const __grid_constant__ DecodeParams p) {
+__global__ void __launch_bounds__(kCombineThreads, kSplitWarps == 1 ? 2 : 4) mla_combine_kernel(const __grid_constant__ DecodeParams p) {
   constexpr int kVectors = kSplitWarps == 1 ? kHeadDimV / kColumnSlice : 1;   // 4-value vectors a lane a split
-  constexpr int kBatch = kSplitWarps == 1 ? 4 : 8;                              // splits in flight per lane
+  constexpr int kBatch = kSplitWarps == 1 ? 4 : 8;                              // partial rows in flight per lane
+  constexpr int kLseBatch = 5;   // LSEs in flight per lane: 32 x 5 covers every split of a 132-SM Hopper
   constexpr int kRowsPerCta = kCombineWarps / kSplitWarps;
   // The plan is read before the wait: the kernel that wrote it finished before the decode kernel passed its own
   // wait, and the decode kernel lets this one launch only after that.
@@ -124,29 +137,33 @@ __global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const _
   const Element* partials =
       static_cast<const Element*>(p.out_accum) + (int64_t(split_base) * p.rows + row) * kHeadDimV + column;
 
-  if constexpr (kSplitWarps == 1) {
-    if (num_splits <= kBatch) {
-      float4 acc[kVectors];
-      const float total_lse = merge_one_batch<kBatch, kVectors>(lse, partials, num_splits, p.rows, acc);
-      Element* dst = static_cast<Element*>(p.out) + (int64_t(req) * p.rows + row) * kHeadDimV + column;
-#pragma unroll
-      for (int v = 0; v < kVectors; ++v) store4(dst + v * kColumnSlice, acc[v]);
-      if (lane == 0) store_final_lse(p, req, row, total_lse == -INFINITY, total_lse);
-      return;
-    }
-  }
-
-  // Every warp computes the row's log-sum-exp itself (one pass, online), so no cross-warp traffic comes
-  // before the main loop. Loads are issued kBatch at a time: a request may have ~#SM splits, and a loop
-  // that waited on each load would cost a memory round trip per split.
+  // Every warp computes the row's log-sum-exp itself (online), so no cross-warp traffic comes before the merge. With
+  // at most 32 x kLseBatch splits (always, with one part per SM) every split's LSE and this warp's first batch of
+  // partial rows are loaded at once, so the merge costs one memory round trip after the decode kernel ends (the
+  // LSEs only weight the rows). Indices are clamped rather than predicated (extra values dropped after), so that
+  // every load is in flight at once.
+  const int64_t split_stride = int64_t(p.rows) * kHeadDimV;
+  float weight[kBatch];
+  float4 x[kBatch][kVectors];
   float max_lse = -INFINITY, sum = 0.f;
-  for (int base = lane; base < num_splits; base += 32 * kBatch) {
-    // Indices clamped rather than predicated (extra values dropped after): all kBatch loads in flight at once.
-    float x[kBatch];
+  if (num_splits <= 32 * kLseBatch) {
+    float l[kLseBatch];
 #pragma unroll
-    for (int i = 0; i < kBatch; ++i) x[i] = lse[int64_t(min(base + 32 * i, num_splits - 1)) * p.rows];
+    for (int i = 0; i < kLseBatch; ++i) l[i] = load_float(lse + int64_t(min(lane + 32 * i, num_splits - 1)) * p.rows);
+    load_batch<kBatch, kSplitWarps>(lse, partials, split_warp, num_splits, p.rows, split_stride, weight, x);
 #pragma unroll
-    for (int i = 0; i < kBatch; ++i) add_to_log_sum_exp(max_lse, sum, base + 32 * i < num_splits ? x[i] : -INFINITY);
+    for (int i = 0; i < kLseBatch; ++i) add_to_log_sum_exp(max_lse, sum, lane + 32 * i < num_splits ? l[i] : -INFINITY);
+  } else {
+    for (int base = lane; base < num_splits; base += 32 * kLseBatch) {
+      float l[kLseBatch];
+#pragma unroll
+      for (int i = 0; i < kLseBatch; ++i) l[i] = lse[int64_t(min(base + 32 * i, num_splits - 1)) * p.rows];
+#pragma unroll
+      for (int i = 0; i < kLseBatch; ++i) {
+        add_to_log_sum_exp(max_lse, sum, base + 32 * i < num_splits ? l[i] : -INFINITY);
+      }
+    }
+    load_batch<kBatch, kSplitWarps>(lse, partials, split_warp, num_splits, p.rows, split_stride, weight, x);
   }
 #pragma unroll
   for (int offset = 16; offset > 0; offset /= 2) {
@@ -161,30 +178,10 @@ __global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const _
 #pragma unroll
   for (int v = 0; v < kVectors; ++v) acc[v] = make_float4(0.f, 0.f, 0.f, 0.f);
   if (!empty) {
-    const int64_t split_stride = int64_t(p.rows) * kHeadDimV;
-    for (int base = split_warp; base < num_splits; base += kSplitWarps * kBatch) {
-      float weight[kBatch];
-      float4 x[kBatch][kVectors];
-#pragma unroll
-      for (int i = 0; i < kBatch; ++i) {
-        const int s = min(base + kSplitWarps * i, num_splits - 1);
-        weight[i] = lse[int64_t(s) * p.rows];
-#pragma unroll
-        for (int v = 0; v < kVectors; ++v) {
-          x[i][v] = load4(partials + s * split_stride + v * kColumnSlice);
-        }
-      }
-#pragma unroll
-      for (int i = 0; i < kBatch; ++i) {
-        weight[i] = base + kSplitWarps * i < num_splits ? exp2f(weight[i] - total_lse) : 0.f;
-#pragma unroll
-        for (int v = 0; v < kVectors; ++v) {
-          acc[v].x += weight[i] * x[i][v].x;
-          acc[v].y += weight[i] * x[i][v].y;
-          acc[v].z += weight[i] * x[i][v].z;
-          acc[v].w += weight[i] * x[i][v].w;
-        }
-      }
+    accumulate_batch<kBatch, kSplitWarps>(split_warp, num_splits, total_lse, weight, x, acc);
+    for (int base = split_warp + kSplitWarps * kBatch; base < num_splits; base += kSplitWarps * kBatch) {
+      load_batch<kBatch, kSplitWarps>(lse, partials, base, num_splits, p.rows, split_stride, weight, x);
+      accumulate_batch<kBatch, kSplitWarps>(base, num_splits, total_lse, weight, x, acc);
     }
   }
   if constexpr (kSplitWarps > 1) {
