@@ -43,11 +43,11 @@ __device__ __forceinline__ float load_float(const float* src) {
   return v;
 }
 
-// Four consecutive partial values (8 bytes) as floats.
+// Four consecutive partial values (loaded as 8 bytes) as floats. Rows stay packed until their weight is applied:
+// a batch in flight then takes two registers a vector, not four.
 template <typename Element>
-__device__ __forceinline__ float4 load4(const Element* src) {
+__device__ __forceinline__ float4 unpack4(uint2 packed) {
   using Pair = std::conditional_t<std::is_same_v<Element, __half>, __half2, __nv_bfloat162>;
-  const uint2 packed = load_8_bytes(src);
   float2 lo, hi;
   if constexpr (std::is_same_v<Element, __half>) {
     lo = __half22float2(*reinterpret_cast<const Pair*>(&packed.x));
@@ -81,42 +81,54 @@ __device__ __forceinline__ void add_to_log_sum_exp(float& max, float& sum, float
 }
 
 // This warp's partial rows base, base + kSplitWarps, ... (kBatch of them, indices clamped rather than predicated so
-// that every load is in flight at once; the extra ones get weight 0) and their LSEs.
+// that every load is in flight at once; the extra ones get weight 0).
 template <int kBatch, int kSplitWarps, int kVectors, typename Element>
-__device__ __forceinline__ void load_batch(const float* lse, const Element* partials, int base, int num_splits,
-                                           int rows, int64_t split_stride, float (&weight)[kBatch],
-                                           float4 (&x)[kBatch][kVectors]) {
+__device__ __forceinline__ void load_rows(const Element* partials, int base, int num_splits, int64_t split_stride,
+                                          uint2 (&x)[kBatch][kVectors]) {
 #pragma unroll
   for (int i = 0; i < kBatch; ++i) {
     const int s = min(base + kSplitWarps * i, num_splits - 1);
-    weight[i] = load_float(lse + int64_t(s) * rows);
 #pragma unroll
-    for (int v = 0; v < kVectors; ++v) x[i][v] = load4(partials + s * split_stride + v * kColumnSlice);
+    for (int v = 0; v < kVectors; ++v) x[i][v] = load_8_bytes(partials + s * split_stride + v * kColumnSlice);
   }
 }
 
+// The LSEs of splits base + kStride i (the same clamping).
+template <int kBatch, int kStride>
+__device__ __forceinline__ void load_lses(const float* lse, int base, int num_splits, int rows, float (&l)[kBatch]) {
+#pragma unroll
+  for (int i = 0; i < kBatch; ++i) l[i] = load_float(lse + int64_t(min(base + kStride * i, num_splits - 1)) * rows);
+}
+
+// Folds the LSEs of splits base + 32 i (i < kBatch; the clamped extras dropped) into a running log-sum-exp.
+template <int kBatch>
+__device__ __forceinline__ void fold_lses(const float (&l)[kBatch], int base, int num_splits, float& max, float& sum) {
+#pragma unroll
+  for (int i = 0; i < kBatch; ++i) add_to_log_sum_exp(max, sum, base + 32 * i < num_splits ? l[i] : -INFINITY);
+}
+
 // acc += each loaded partial row weighted by 2^(its LSE - the row's total LSE).
-template <int kBatch, int kSplitWarps, int kVectors>
+template <typename Element, int kBatch, int kSplitWarps, int kVectors>
 __device__ __forceinline__ void accumulate_batch(int base, int num_splits, float total_lse, const float (&lse)[kBatch],
-                                                 const float4 (&x)[kBatch][kVectors], float4 (&acc)[kVectors]) {
+                                                 const uint2 (&x)[kBatch][kVectors], float4 (&acc)[kVectors]) {
 #pragma unroll
   for (int i = 0; i < kBatch; ++i) {
     const float w = base + kSplitWarps * i < num_splits ? exp2f(lse[i] - total_lse) : 0.f;
 #pragma unroll
     for (int v = 0; v < kVectors; ++v) {
-      acc[v].x += w * x[i][v].x;
-      acc[v].y += w * x[i][v].y;
-      acc[v].z += w * x[i][v].z;
-      acc[v].w += w * x[i][v].w;
+      const float4 y = unpack4<Element>(x[i][v]);
+      acc[v].x += w * y.x;
+      acc[v].y += w * y.y;
+      acc[v].z += w * y.z;
+      acc[v].w += w * y.w;
     }
   }
 }
 
-
 // Min-blocks 1: with the default, ptxas capped registers for occupancy and interleaved each load with its use,
 // one memory round trip per split; with room it issues a whole batch of loads first.
 template <typename Element, int kSplitWarps>
-__global__ void __launch_bounds__(kCombineThreads, kSplitWarps == 1 ? 2 : 4) mla_combine_kernel(const __grid_constant__ DecodeParams p) {
+__global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const __grid_constant__ DecodeParams p) {
   constexpr int kVectors = kSplitWarps == 1 ? kHeadDimV / kColumnSlice : 1;   // 4-value vectors a lane a split
   constexpr int kBatch = kSplitWarps == 1 ? 4 : 8;                              // partial rows in flight per lane
   constexpr int kLseBatch = 5;   // LSEs in flight per lane: 32 x 5 covers every split of a 132-SM Hopper
@@ -144,26 +156,28 @@ __global__ void __launch_bounds__(kCombineThreads, kSplitWarps == 1 ? 2 : 4) mla
   // every load is in flight at once.
   const int64_t split_stride = int64_t(p.rows) * kHeadDimV;
   float weight[kBatch];
-  float4 x[kBatch][kVectors];
+  uint2 x[kBatch][kVectors];
   float max_lse = -INFINITY, sum = 0.f;
   if (num_splits <= 32 * kLseBatch) {
     float l[kLseBatch];
+    load_lses<kLseBatch, 32>(lse, lane, num_splits, p.rows, l);
+    load_rows<kBatch, kSplitWarps>(partials, split_warp, num_splits, split_stride, x);
+    // The first batch's LSEs from the lanes that loaded them: split split_warp + kSplitWarps i is held by lane
+    // (split_warp + kSplitWarps i) % 32 in l[kSplitWarps i / 32] (kSplitWarps divides 32).
+    static_assert(32 % kSplitWarps == 0 && kSplitWarps * kBatch <= 32 * kLseBatch);
 #pragma unroll
-    for (int i = 0; i < kLseBatch; ++i) l[i] = load_float(lse + int64_t(min(lane + 32 * i, num_splits - 1)) * p.rows);
-    load_batch<kBatch, kSplitWarps>(lse, partials, split_warp, num_splits, p.rows, split_stride, weight, x);
-#pragma unroll
-    for (int i = 0; i < kLseBatch; ++i) add_to_log_sum_exp(max_lse, sum, lane + 32 * i < num_splits ? l[i] : -INFINITY);
+    for (int i = 0; i < kBatch; ++i) {
+      weight[i] = __shfl_sync(0xffffffff, l[kSplitWarps * i / 32], (split_warp + kSplitWarps * i) % 32);
+    }
+    fold_lses(l, lane, num_splits, max_lse, sum);
   } else {
     for (int base = lane; base < num_splits; base += 32 * kLseBatch) {
       float l[kLseBatch];
-#pragma unroll
-      for (int i = 0; i < kLseBatch; ++i) l[i] = lse[int64_t(min(base + 32 * i, num_splits - 1)) * p.rows];
-#pragma unroll
-      for (int i = 0; i < kLseBatch; ++i) {
-        add_to_log_sum_exp(max_lse, sum, base + 32 * i < num_splits ? l[i] : -INFINITY);
-      }
+      load_lses<kLseBatch, 32>(lse, base, num_splits, p.rows, l);
+      fold_lses(l, base, num_splits, max_lse, sum);
     }
-    load_batch<kBatch, kSplitWarps>(lse, partials, split_warp, num_splits, p.rows, split_stride, weight, x);
+    load_rows<kBatch, kSplitWarps>(partials, split_warp, num_splits, split_stride, x);
+    load_lses<kBatch, kSplitWarps>(lse, split_warp, num_splits, p.rows, weight);
   }
 #pragma unroll
   for (int offset = 16; offset > 0; offset /= 2) {
@@ -178,10 +192,11 @@ __global__ void __launch_bounds__(kCombineThreads, kSplitWarps == 1 ? 2 : 4) mla
 #pragma unroll
   for (int v = 0; v < kVectors; ++v) acc[v] = make_float4(0.f, 0.f, 0.f, 0.f);
   if (!empty) {
-    accumulate_batch<kBatch, kSplitWarps>(split_warp, num_splits, total_lse, weight, x, acc);
+    accumulate_batch<Element, kBatch, kSplitWarps>(split_warp, num_splits, total_lse, weight, x, acc);
     for (int base = split_warp + kSplitWarps * kBatch; base < num_splits; base += kSplitWarps * kBatch) {
-      load_batch<kBatch, kSplitWarps>(lse, partials, base, num_splits, p.rows, split_stride, weight, x);
-      accumulate_batch<kBatch, kSplitWarps>(base, num_splits, total_lse, weight, x, acc);
+      load_rows<kBatch, kSplitWarps>(partials, base, num_splits, split_stride, x);
+      load_lses<kBatch, kSplitWarps>(lse, base, num_splits, p.rows, weight);
+      accumulate_batch<Element, kBatch, kSplitWarps>(base, num_splits, total_lse, weight, x, acc);
     }
   }
   if constexpr (kSplitWarps > 1) {
