@@ -179,11 +179,18 @@ __global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const _
     load_rows<kBatch, kSplitWarps>(partials, split_warp, num_splits, split_stride, x);
     load_lses<kBatch, kSplitWarps>(lse, split_warp, num_splits, p.rows, weight);
   }
+  if (kSplitWarps == 1 && num_splits <= kBatch) {
+    // Every lane holds every split's LSE: each folds them itself, no exchange (a few requests split a few ways).
+    max_lse = -INFINITY, sum = 0.f;
 #pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2) {
-    const float other_max = __shfl_xor_sync(0xffffffff, max_lse, offset);
-    const float other_sum = __shfl_xor_sync(0xffffffff, sum, offset);
-    merge_log_sum_exp(max_lse, sum, other_max, other_sum);
+    for (int i = 0; i < kBatch; ++i) add_to_log_sum_exp(max_lse, sum, i < num_splits ? weight[i] : -INFINITY);
+  } else {
+#pragma unroll
+    for (int offset = 16; offset > 0; offset /= 2) {
+      const float other_max = __shfl_xor_sync(0xffffffff, max_lse, offset);
+      const float other_sum = __shfl_xor_sync(0xffffffff, sum, offset);
+      merge_log_sum_exp(max_lse, sum, other_max, other_sum);
+    }
   }
   const bool empty = max_lse == -INFINITY;
   const float total_lse = empty ? 0.f : max_lse + __log2f(sum);
