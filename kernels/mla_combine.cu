@@ -12,21 +12,20 @@
 
 namespace mla {
 
+// The two-value type of Element (bf16 or fp16).
 template <typename Element>
-__device__ __forceinline__ void store4(Element* dst, float4 v);
+using PairOf = std::conditional_t<std::is_same_v<Element, __half>, __half2, __nv_bfloat162>;
 
-template <>
-__device__ __forceinline__ void store4<__nv_bfloat16>(__nv_bfloat16* dst, float4 v) {
-  __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
-  uint2 packed = make_uint2(*reinterpret_cast<uint32_t*>(&lo), *reinterpret_cast<uint32_t*>(&hi));
-  *reinterpret_cast<uint2*>(dst) = packed;
-}
-
-template <>
-__device__ __forceinline__ void store4<__half>(__half* dst, float4 v) {
-  __half2 lo = __floats2half2_rn(v.x, v.y), hi = __floats2half2_rn(v.z, v.w);
-  uint2 packed = make_uint2(*reinterpret_cast<uint32_t*>(&lo), *reinterpret_cast<uint32_t*>(&hi));
-  *reinterpret_cast<uint2*>(dst) = packed;
+// Four floats as Element, stored as 8 bytes.
+template <typename Element>
+__device__ __forceinline__ void store4(Element* dst, float4 v) {
+  PairOf<Element> lo, hi;
+  if constexpr (std::is_same_v<Element, __half>) {
+    lo = __floats2half2_rn(v.x, v.y), hi = __floats2half2_rn(v.z, v.w);
+  } else {
+    lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+  }
+  *reinterpret_cast<uint2*>(dst) = make_uint2(*reinterpret_cast<uint32_t*>(&lo), *reinterpret_cast<uint32_t*>(&hi));
 }
 
 // Loads through the non-coherent path (the decode grid that wrote the data has completed), volatile so that the
@@ -47,14 +46,12 @@ __device__ __forceinline__ float load_float(const float* src) {
 // a batch in flight then takes two registers a vector, not four.
 template <typename Element>
 __device__ __forceinline__ float4 unpack4(uint2 packed) {
-  using Pair = std::conditional_t<std::is_same_v<Element, __half>, __half2, __nv_bfloat162>;
+  const auto& pairs = *reinterpret_cast<const PairOf<Element>(*)[2]>(&packed);
   float2 lo, hi;
   if constexpr (std::is_same_v<Element, __half>) {
-    lo = __half22float2(*reinterpret_cast<const Pair*>(&packed.x));
-    hi = __half22float2(*reinterpret_cast<const Pair*>(&packed.y));
+    lo = __half22float2(pairs[0]), hi = __half22float2(pairs[1]);
   } else {
-    lo = __bfloat1622float2(*reinterpret_cast<const Pair*>(&packed.x));
-    hi = __bfloat1622float2(*reinterpret_cast<const Pair*>(&packed.y));
+    lo = __bfloat1622float2(pairs[0]), hi = __bfloat1622float2(pairs[1]);
   }
   return make_float4(lo.x, lo.y, hi.x, hi.y);
 }
