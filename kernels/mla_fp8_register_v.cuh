@@ -142,8 +142,9 @@ struct RegisterV {
 };
 
 // Block `block` of the piece, the warpgroup's consumed-th: S^T from its raw stage and the block's V fragments of the
-// columns from first on, the stage released after both (raw_empty counts this warpgroup's warps); S^T through
-// softmax_block.
+// columns from first on, the stage released after both (raw_empty counts this warpgroup's warps); S^T through the
+// voted softmax_block (its caller rescales O^T unconditionally: a branch there cost ~5 µs, PERF_NOTES.md, eighteenth
+// session). The vote pays on long pieces and costs on short ones (PERF_NOTES.md, twenty-third session).
 template <typename RV, typename Stages, typename Rows>
 __device__ __forceinline__ void score_block_and_load_v(const DecodeParams& p, const Fragment& f, const Piece& piece,
                                                        int block, int consumed, Stages& smem, Rows& rows,
@@ -161,7 +162,7 @@ __device__ __forceinline__ void score_block_and_load_v(const DecodeParams& p, co
   __syncwarp();
   if (f.lane == 0) mbar_arrive(smem_addr(&smem.raw_empty[stage]));
   RV::transpose(words, v);
-  softmax_block(p, f, piece, block, consumed, rows, r, s, rescale);
+  softmax_block<true>(p, f, piece, block, consumed, rows, r, s, rescale);
 }
 
 }  // namespace narrow_fp8
