@@ -155,6 +155,9 @@ __global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const _
   float weight[kBatch];
   uint2 x[kBatch][kVectors];
   float max_lse = -INFINITY, sum = 0.f;
+  // A row split at most kBatch ways (one warp a row): every lane gets every split's LSE from the weight shuffles
+  // and folds them itself, no exchange.
+  const bool fold_in_each_lane = kSplitWarps == 1 && num_splits <= kBatch;
   if (num_splits <= 32 * kLseBatch) {
     float l[kLseBatch];
     load_lses<kLseBatch, 32>(lse, lane, num_splits, p.rows, l);
@@ -166,7 +169,7 @@ __global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const _
     for (int i = 0; i < kBatch; ++i) {
       weight[i] = __shfl_sync(0xffffffff, l[kSplitWarps * i / 32], (split_warp + kSplitWarps * i) % 32);
     }
-    fold_lses(l, lane, num_splits, max_lse, sum);
+    if (!fold_in_each_lane) fold_lses(l, lane, num_splits, max_lse, sum);
   } else {
     for (int base = lane; base < num_splits; base += 32 * kLseBatch) {
       float l[kLseBatch];
@@ -176,9 +179,7 @@ __global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const _
     load_rows<kBatch, kSplitWarps>(partials, split_warp, num_splits, split_stride, x);
     load_lses<kBatch, kSplitWarps>(lse, split_warp, num_splits, p.rows, weight);
   }
-  if (kSplitWarps == 1 && num_splits <= kBatch) {
-    // Every lane holds every split's LSE: each folds them itself, no exchange (a few requests split a few ways).
-    max_lse = -INFINITY, sum = 0.f;
+  if (fold_in_each_lane) {
 #pragma unroll
     for (int i = 0; i < kBatch; ++i) add_to_log_sum_exp(max_lse, sum, i < num_splits ? weight[i] : -INFINITY);
   } else {
