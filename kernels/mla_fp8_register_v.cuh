@@ -154,7 +154,7 @@ __device__ __forceinline__ void score_block_and_load_v(const DecodeParams& p, co
   mbar_wait(smem_addr(&smem.raw_full[stage]), parity);
   fence_async_proxy();   // cp.async (generic proxy) wrote the stage; wgmma reads it (async proxy)
   const uint32_t raw = smem_addr(smem.raw[stage]);
-  issue_scores(raw, rows, s);
+  issue_scores<true>(raw, rows, s);   // 240-register consumers: room for the descriptor bases
   typename RV::Words words;
   RV::load(raw, f, first, min(piece.seqlen - block * kBlockSize, kBlockSize), words);
   cute::warpgroup_wait<0>();

@@ -370,16 +370,27 @@ __device__ __forceinline__ void load_q(const DecodeParams& p, const Fragment& f,
 }
 
 // S^T = K8 Q8^T for the raw stage at shared address raw (unscaled), issued: s is ready after warpgroup_wait.
-template <typename Storage>
+
+// kDescriptorOffsets: each k-step's descriptors as the first ones plus a constant (the address field is the low 14
+// bits of byte address / 16, and no shared address reaches 2^18 bytes, so the add never carries): 6 instructions a
+// wgmma instead of 15, but the two 64-bit bases stay live, which made the 192-register 17-32-row kernel spill.
+template <bool kDescriptorOffsets = false, typename Storage>
 __device__ __forceinline__ void issue_scores(uint32_t raw, const Storage& smem, float (&s)[kCols / 2]) {
   const uint32_t q_base = smem_addr(smem.q);
+  const uint64_t raw_desc = desc_k_major(RawLayout::row(raw, 0, 0), RawLayout::kGroupBytes);
+  const uint64_t q_desc = desc_k_major(q_base);
   cute::warpgroup_arrive();
 #pragma unroll
   for (int k = 0; k < kRawKSteps; ++k) {
     const int sub_tile = k / 4, column_bytes = (k % 4) * 32;
-    wgmma_ss<KQ>(desc_k_major(RawLayout::row(raw, sub_tile, 0) + column_bytes, RawLayout::kGroupBytes),
-                 desc_k_major(q_base + sub_tile * kCols * 128 + column_bytes), s, k > 0,
-                 std::make_index_sequence<kCols / 2>{});
+    const int raw_offset = sub_tile * 1024 + column_bytes, q_offset = sub_tile * kCols * 128 + column_bytes;
+    if constexpr (kDescriptorOffsets) {
+      wgmma_ss<KQ>(raw_desc + (raw_offset >> 4), q_desc + (q_offset >> 4), s, k > 0,
+                   std::make_index_sequence<kCols / 2>{});
+    } else {
+      wgmma_ss<KQ>(desc_k_major(RawLayout::row(raw, 0, 0) + raw_offset, RawLayout::kGroupBytes),
+                   desc_k_major(q_base + q_offset), s, k > 0, std::make_index_sequence<kCols / 2>{});
+    }
   }
   cute::warpgroup_commit_batch();
 }
