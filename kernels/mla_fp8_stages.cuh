@@ -370,7 +370,6 @@ __device__ __forceinline__ void load_q(const DecodeParams& p, const Fragment& f,
 }
 
 // S^T = K8 Q8^T for the raw stage at shared address raw (unscaled), issued: s is ready after warpgroup_wait.
-
 // kDescriptorOffsets: each k-step's descriptors as the first ones plus a constant (the address field is the low 14
 // bits of byte address / 16, and no shared address reaches 2^18 bytes, so the add never carries): 6 instructions a
 // wgmma instead of 15, but the two 64-bit bases stay live, which made the 192-register 17-32-row kernel spill.
