@@ -97,11 +97,12 @@ __device__ __forceinline__ void load_lses(const float* lse, int base, int num_sp
   for (int i = 0; i < kBatch; ++i) l[i] = load_float(lse + int64_t(min(base + kStride * i, num_splits - 1)) * rows);
 }
 
-// Folds the LSEs of splits base + 32 i (i < kBatch; the clamped extras dropped) into a running log-sum-exp.
-template <int kBatch>
+// Folds the LSEs of splits base + kStride i, as load_lses loaded them (the clamped extras dropped), into a running
+// log-sum-exp.
+template <int kStride, int kBatch>
 __device__ __forceinline__ void fold_lses(const float (&l)[kBatch], int base, int num_splits, float& max, float& sum) {
 #pragma unroll
-  for (int i = 0; i < kBatch; ++i) add_to_log_sum_exp(max, sum, base + 32 * i < num_splits ? l[i] : -INFINITY);
+  for (int i = 0; i < kBatch; ++i) add_to_log_sum_exp(max, sum, base + kStride * i < num_splits ? l[i] : -INFINITY);
 }
 
 // acc += each loaded partial row weighted by 2^(its LSE - the row's total LSE).
@@ -169,19 +170,18 @@ __global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const _
     for (int i = 0; i < kBatch; ++i) {
       weight[i] = __shfl_sync(0xffffffff, l[kSplitWarps * i / 32], (split_warp + kSplitWarps * i) % 32);
     }
-    if (!fold_in_each_lane) fold_lses(l, lane, num_splits, max_lse, sum);
+    if (!fold_in_each_lane) fold_lses<32>(l, lane, num_splits, max_lse, sum);
   } else {
     for (int base = lane; base < num_splits; base += 32 * kLseBatch) {
       float l[kLseBatch];
       load_lses<kLseBatch, 32>(lse, base, num_splits, p.rows, l);
-      fold_lses(l, base, num_splits, max_lse, sum);
+      fold_lses<32>(l, base, num_splits, max_lse, sum);
     }
     load_rows<kBatch, kSplitWarps>(partials, split_warp, num_splits, split_stride, x);
     load_lses<kBatch, kSplitWarps>(lse, split_warp, num_splits, p.rows, weight);
   }
   if (fold_in_each_lane) {
-#pragma unroll
-    for (int i = 0; i < kBatch; ++i) add_to_log_sum_exp(max_lse, sum, i < num_splits ? weight[i] : -INFINITY);
+    fold_lses<1>(weight, 0, num_splits, max_lse, sum);   // one warp a row: weight[i] is split i's
   } else {
 #pragma unroll
     for (int offset = 16; offset > 0; offset /= 2) {
