@@ -13,23 +13,24 @@ from pathlib import Path
 LINE = re.compile(r"^(b\S+)\s+([\d.]+) us\b")
 
 
-def read_times(log: Path) -> dict[str, float]:
-    """{config: µs} from one probe_decode.py log; a config whose check failed is left out."""
+def read_times(log: Path, checked: bool = True) -> dict[str, float]:
+    """{config: µs} from one probe_decode.py log; when checked, a config whose check failed is left out."""
     times = {}
     for line in log.read_text(errors="replace").splitlines():
         match = LINE.match(line)
-        if match and " ok " in line:
+        if match and (" ok " in line or not checked):
             times[match.group(1)] = float(match.group(2))
     return times
 
 
 def collect(directory: Path, trees: list[str]) -> dict[str, dict[str, list[float]]]:
-    """{config: {tree: [µs per round, in round order]}} over every probe_<tree>_<round>.log."""
+    """{config: {tree: [µs per round, in round order]}} over every probe_<tree>_<round>.log. A tree named
+    *-nocheck is a diagnostic build whose outputs are wrong by design (probe_variants.sh): its failed checks count."""
     table: dict[str, dict[str, list[float]]] = {}
     for tree in trees:
         logs = sorted(directory.glob(f"probe_{tree}_*.log"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
         for log in logs:
-            for config, us in read_times(log).items():
+            for config, us in read_times(log, checked=not tree.endswith("-nocheck")).items():
                 table.setdefault(config, {}).setdefault(tree, []).append(us)
     return table
 

@@ -508,6 +508,15 @@ def test_the_probe_summary_averages_each_trees_rounds_and_leaves_out_failed_chec
     line = probe_summary.render(table, ["main", "exp"])
     assert "main    85.5 (85.0 86.0)" in line and "exp    83.5 (84.0 83.0) 0.977x" in line
 
+
+def test_the_probe_summary_keeps_diagnostic_trees_whose_outputs_are_wrong_by_design(tmp_path):
+    failed = "b128/s4096/h128/q1  {:8.1f} us   2722 GB/s   622 TFLOPS  rel nan/nan CHECK FAILED NaN in out  [wide 0-1]"
+    for tree, us in (("main", 248.0), ("main-noload-nocheck", 235.0)):
+        line = failed.format(us) if tree.endswith("-nocheck") else failed.format(us).replace("CHECK FAILED", "ok")
+        (tmp_path / f"probe_{tree}_1.log").write_text(line + "\n")
+    table = probe_summary.collect(tmp_path, ["main", "main-noload-nocheck"])
+    assert table == {"b128/s4096/h128/q1": {"main": [248.0], "main-noload-nocheck": [235.0]}}
+
 def test_run_config_checks_every_peer_against_the_reference(cpu_harness):
     unavailable = _FakePeer("gone")
     unavailable.error = "ImportError: nope"
