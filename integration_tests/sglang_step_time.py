@@ -9,9 +9,11 @@ driver's decode tokens/s (sglang_e2e.py) include both.
         [--batch-size 1 64] [--input-len 2000] [--output-len 256] [--out step_time.json] [--profile]
 
 Without --model it serves e2e_common's tiny checkpoint (made in --workdir). The prompts are random letters, one
-per line of a --prompt-filename file (one_batch's own synthetic ids are drawn below 10000, past the tiny model's
-258-token vocabulary: the embedding's out-of-range read surfaced as a CUBLAS error in the first prefill); with
-the tiny model's byte tokenizer a letter is a token, other tokenizers make the prompts shorter. --profile adds a
+per line of a --prompt-filename file; with the tiny model's byte tokenizer a letter is a token, other tokenizers
+make the prompts shorter. one_batch draws its own synthetic ids below 10000 for its warm-up whatever the prompt
+file says, past the tiny model's 258-token vocabulary: the embedding's out-of-range read surfaced as a CUBLAS error
+in the warm-up's prefill, for every backend (H200, SGLang 0.5.17). So the runner draws those ids below the
+checkpoint's vocab_size instead (RUN_ONE_BATCH). --profile adds a
 torch-profiler trace of the decode steps per backend (one_batch's --profile --profile-stage decode;
 SGLANG_TORCH_PROFILER_DIR says where), which shows the host time between graph replays.
 """
@@ -28,9 +30,24 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BACKENDS = ("flashmla", "triton", "mla_backend")
-# What launch_server does before it parses arguments (load_plugins), then SGLang's benchmark as `python -m` runs it.
-RUN_ONE_BATCH = ("import runpy, sys; from sglang.srt.plugins import load_plugins; load_plugins(); "
-                 "sys.argv[0] = 'one_batch'; runpy.run_module('sglang.benchmark.one_batch', run_name='__main__')")
+# What launch_server does before it parses arguments (load_plugins), then SGLang's benchmark as `python -m` runs it
+# (its cli_main), with its synthetic warm-up ids drawn below the vocabulary size given as the first argument.
+RUN_ONE_BATCH = """
+import sys
+import numpy as np
+from sglang.srt.plugins import load_plugins
+load_plugins()
+import sglang.benchmark.one_batch as one_batch
+vocab_size = int(sys.argv.pop(1))
+synthetic = one_batch.prepare_synthetic_inputs_for_latency_test
+def inputs_in_vocab(batch_size, input_len, custom_inputs=None):
+    if not custom_inputs:
+        custom_inputs = np.random.randint(0, vocab_size, (batch_size, input_len), dtype=np.int32).tolist()
+    return synthetic(batch_size, input_len, custom_inputs)
+one_batch.prepare_synthetic_inputs_for_latency_test = inputs_in_vocab
+sys.argv[0] = "one_batch"
+one_batch.cli_main()
+"""
 SERVER_ARGS = ("--page-size", "64", "--dtype", "bfloat16", "--context-length", "4096", "--mem-fraction-static", "0.4",
                "--disable-radix-cache", "--disable-prefill-cuda-graph")
 
@@ -42,8 +59,14 @@ def write_prompts(path: Path, count: int, length: int, seed: int = 0) -> Path:
     return path
 
 
+def vocab_size(model: Path) -> int:
+    """The checkpoint's vocab_size (config.json)."""
+    return int(json.loads((model / "config.json").read_text())["vocab_size"])
+
+
 def command(model: Path, backend: str, args: argparse.Namespace, result_file: Path, prompt_file: Path) -> list[str]:
-    cmd = [sys.executable, "-c", RUN_ONE_BATCH, "--model-path", str(model), "--attention-backend", backend,
+    cmd = [sys.executable, "-c", RUN_ONE_BATCH, str(vocab_size(model)), "--model-path", str(model),
+           "--attention-backend", backend,
            *SERVER_ARGS, "--prompt-filename", str(prompt_file),
            "--cuda-graph-max-bs-decode", str(max(args.batch_size)),
            "--batch-size", *map(str, args.batch_size), "--input-len", str(args.input_len),

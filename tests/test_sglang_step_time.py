@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import sglang_step_time
 
 
 def test_each_backend_runs_sglangs_one_batch_after_loading_the_plugins(tmp_path):
     args = argparse.Namespace(batch_size=[1, 64], input_len=2000, output_len=256, profile=True)
-    cmd = sglang_step_time.command(Path("/m"), "mla_backend", args, tmp_path / "r.jsonl", tmp_path / "p.txt")
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"vocab_size": 258}))
+    cmd = sglang_step_time.command(model, "mla_backend", args, tmp_path / "r.jsonl", tmp_path / "p.txt")
     code = cmd[2]
-    assert code.index("load_plugins()") < code.index("run_module('sglang.benchmark.one_batch'")
-    flags = cmd[3:]
+    assert code.index("load_plugins()") < code.index("import sglang.benchmark.one_batch") < code.index("cli_main()")
+    assert cmd[3] == "258"   # the warm-up's synthetic ids are drawn below it
+    flags = cmd[4:]
     assert flags[flags.index("--attention-backend") + 1] == "mla_backend"
     assert flags[flags.index("--page-size") + 1] == "64"
     assert flags[flags.index("--batch-size") + 1: flags.index("--batch-size") + 3] == ["1", "64"]
@@ -40,3 +43,34 @@ def test_results_are_read_and_compared_with_flashmla(tmp_path):
     assert summary["mla_backend"]["1"] == {"ms_per_step": 1.25, "tokens_per_s": 800.0, "ms_more_than_flashmla": 0.25}
     assert summary["mla_backend"]["64"]["ms_more_than_flashmla"] == -0.1
     assert summary["flashmla"]["64"]["tokens_per_s"] == 40000.0
+
+
+def test_the_runner_draws_one_batchs_synthetic_warm_up_ids_inside_the_vocabulary(tmp_path, monkeypatch):
+    """RUN_ONE_BATCH against stand-ins for SGLang's plugin loader and one_batch: the warm-up's ids (no custom inputs)
+    stay below the vocabulary size, custom inputs pass through, and the vocabulary argument is consumed."""
+    import sys
+    import types
+
+    seen = []
+    one_batch = types.ModuleType("sglang.benchmark.one_batch")
+    one_batch.prepare_synthetic_inputs_for_latency_test = lambda bs, il, custom=None: seen.append(custom)
+
+    def cli_main():
+        seen.append(list(sys.argv))
+        one_batch.prepare_synthetic_inputs_for_latency_test(4, 16)
+        one_batch.prepare_synthetic_inputs_for_latency_test(1, 2, [[7, 8]])
+
+    one_batch.cli_main = cli_main
+    plugins = types.ModuleType("sglang.srt.plugins")
+    plugins.load_plugins = lambda: None
+    for name, module in {"sglang": types.ModuleType("sglang"), "sglang.srt": types.ModuleType("sglang.srt"),
+                         "sglang.srt.plugins": plugins, "sglang.benchmark": types.ModuleType("sglang.benchmark"),
+                         "sglang.benchmark.one_batch": one_batch}.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    sys.modules["sglang.benchmark"].one_batch = one_batch
+    monkeypatch.setattr(sys, "argv", ["-c", "258", "--model-path", "/m"])
+    exec(sglang_step_time.RUN_ONE_BATCH, {})
+    argv, warm_up, custom = seen
+    assert argv == ["one_batch", "--model-path", "/m"]
+    assert len(warm_up) == 4 and all(len(row) == 16 and all(0 <= i < 258 for i in row) for row in warm_up)
+    assert custom == [[7, 8]]
