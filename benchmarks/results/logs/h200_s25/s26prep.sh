@@ -18,6 +18,7 @@ rm -rf .variants/trees/*
 mk main main-nocheck
 mk exp-v80c-seesaw-staggered V80C-nocheck
 mk exp-v80d-grouped-qk V80D
+mk exp-v80f-l2-prefetch V80F-nocheck
 mk main main-noload-nocheck && noload .variants/trees/main-noload-nocheck
 mk exp-v80c-seesaw-staggered V80C-noload-nocheck && noload .variants/trees/V80C-noload-nocheck
 mk exp-v80c-trace V80C-trace-nocheck
