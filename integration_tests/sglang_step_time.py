@@ -29,6 +29,9 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import e2e_common  # noqa: E402
+
 BACKENDS = ("flashmla", "triton", "mla_backend")
 # What launch_server does before it parses arguments (load_plugins), then SGLang's benchmark as `python -m` runs it
 # (its cli_main), with its synthetic warm-up ids drawn below the vocabulary size given as the first argument.
@@ -59,13 +62,9 @@ def write_prompts(path: Path, count: int, length: int, seed: int = 0) -> Path:
     return path
 
 
-def vocab_size(model: Path) -> int:
-    """The checkpoint's vocab_size (config.json)."""
-    return int(json.loads((model / "config.json").read_text())["vocab_size"])
-
-
 def command(model: Path, backend: str, args: argparse.Namespace, result_file: Path, prompt_file: Path) -> list[str]:
-    cmd = [sys.executable, "-c", RUN_ONE_BATCH, str(vocab_size(model)), "--model-path", str(model),
+    vocab_size, _ = e2e_common.vocabulary(model)
+    cmd = [sys.executable, "-c", RUN_ONE_BATCH, str(vocab_size), "--model-path", str(model),
            "--attention-backend", backend,
            *SERVER_ARGS, "--prompt-filename", str(prompt_file),
            "--cuda-graph-max-bs-decode", str(max(args.batch_size)),
@@ -114,10 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     model = args.model
     if model is None:
-        sys.path.insert(0, str(HERE))
-        from e2e_common import checkpoint
-
-        model = checkpoint(args.workdir / "tiny_lmhead02")
+        model = e2e_common.checkpoint(args.workdir / "tiny_lmhead02")
     prompt_file = write_prompts(args.workdir / "prompts.txt", max(args.batch_size), args.input_len)
     results, errors = {}, {}
     for backend in args.backends.split(","):

@@ -517,6 +517,7 @@ def test_the_probe_summary_keeps_diagnostic_trees_whose_outputs_are_wrong_by_des
     table = probe_summary.collect(tmp_path, ["main", "main-noload-nocheck"])
     assert table == {"b128/s4096/h128/q1": {"main": [248.0], "main-noload-nocheck": [235.0]}}
 
+
 def test_run_config_checks_every_peer_against_the_reference(cpu_harness):
     unavailable = _FakePeer("gone")
     unavailable.error = "ImportError: nope"

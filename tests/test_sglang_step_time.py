@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import types
 
 import sglang_step_time
 
@@ -48,9 +50,6 @@ def test_results_are_read_and_compared_with_flashmla(tmp_path):
 def test_the_runner_draws_one_batchs_synthetic_warm_up_ids_inside_the_vocabulary(tmp_path, monkeypatch):
     """RUN_ONE_BATCH against stand-ins for SGLang's plugin loader and one_batch: the warm-up's ids (no custom inputs)
     stay below the vocabulary size, custom inputs pass through, and the vocabulary argument is consumed."""
-    import sys
-    import types
-
     seen = []
     one_batch = types.ModuleType("sglang.benchmark.one_batch")
     one_batch.prepare_synthetic_inputs_for_latency_test = lambda bs, il, custom=None: seen.append(custom)
