@@ -145,6 +145,26 @@ def test_a_short_window_asks_for_more_tokens_and_the_fastest_round_counts(monkey
         bench_serving.measure(client, [[1]] * 2, args_of("--decode-tokens", "200", "--max-decode-tokens", "399"))
 
 
+def test_decode_speed_keeps_the_fastest_of_several_long_rounds_and_prints_them(monkeypatch, capsys):
+    asked = {}
+
+    def fake_steady_decode(base_url, model, prompts, max_tokens, **kwargs):
+        asked.update(prompts=len(prompts), max_tokens=max_tokens, **kwargs)
+        return {"decode_tokens_per_s": 120.0, "rounds_tokens_per_s": [100.0, 120.0, 90.0, 110.0, 105.0],
+                "max_tokens": max_tokens}
+
+    class Client:
+        base_url = "http://127.0.0.1:1"
+
+    monkeypatch.setattr(e2e_common, "steady_decode", fake_steady_decode)
+    assert e2e_common.decode_speed(Client(), 64) == 120.0
+    assert asked == {"prompts": 64, "max_tokens": e2e_common.SPEED_TOKENS, "repeats": e2e_common.SPEED_REPEATS,
+                     "max_tokens_cap": 4096 - e2e_common.SPEED_PROMPT_CHARS - 64}
+    assert "rounds [100, 120, 90, 110, 105] tok/s" in capsys.readouterr().out
+    e2e_common.decode_speed(Client(), 1, context_length=2600)   # a short context caps the tokens asked for
+    assert asked["max_tokens"] == 2600 - e2e_common.SPEED_PROMPT_CHARS - 64
+
+
 def test_a_batch_that_never_decodes_together_is_not_measured_and_says_why(monkeypatch):
     def fake_speed(client, batch):
         if batch == 64:
