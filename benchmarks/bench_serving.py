@@ -15,7 +15,7 @@ with 128 heads, whose attention alone is 1.5 ms at 580 TFLOP/s.)
 
     python benchmarks/bench_serving.py [--model DIR] [--engines sglang,vllm] [--prompt-lens 4096 16384 32768]
         [--concurrency 1 16 64] [--max-tokens-in-flight N] [--decode-tokens 256] [--stream-interval 8]
-        [--tp 1] [--kv-cache-dtype auto|fp8] [--num-heads N] [--cpus auto|all|0,3,5-7] [--interleave]
+        [--tp 1] [--kv-cache-dtype auto|fp8] [--num-heads N] [--num-layers N] [--cpus auto|all|0,3,5-7] [--interleave]
         [--card NAME] [--out-dir benchmarks/results]
         [--merge EARLIER.json] [--dry-run]
 
@@ -104,6 +104,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="query heads of the generated checkpoint (without --model): default 128, DeepSeek-V3 at "
                              f"TP 1; with --kv-cache-dtype fp8, {FP8_NUM_HEADS}: DeepSeek-V3 at TP 8 as one GPU sees "
                              "it, within the query rows our fp8 path serves")
+    parser.add_argument("--num-layers", type=int,
+                        help="layers of the generated checkpoint (without --model): default 12; more layers make "
+                             "each decode step longer on the GPU, so that the server's host work per step hides "
+                             "behind it (DeepSeek-V3 has 61)")
     parser.add_argument("--mem-fraction", type=float, default=0.7,
                         help="SGLang --mem-fraction-static / vLLM --gpu-memory-utilization (at 0.85 SGLang's "
                              "flashinfer prefill ran out of memory for its 6 GiB chunked-prefix buffer)")
@@ -134,6 +138,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.engines = engines
     if args.num_heads is not None and (args.model is not None or args.num_heads < 1):
         parser.error("--num-heads: a positive count, for the generated checkpoint (not with --model)")
+    if args.num_layers is not None and (args.model is not None or args.num_layers < 1):
+        parser.error("--num-layers: a positive count, for the generated checkpoint (not with --model)")
     for name in ("prompt_lens", "concurrency"):
         if any(v < 1 for v in getattr(args, name)):
             parser.error(f"--{name.replace('_', '-')} must be positive")
@@ -456,14 +462,23 @@ def num_heads(args: argparse.Namespace) -> int:
     return FP8_NUM_HEADS if args.kv_cache_dtype == "fp8" else serving_model.NUM_HEADS
 
 
+def num_layers(args: argparse.Namespace) -> int:
+    """The generated checkpoint's layers: --num-layers, else serving_model's 12."""
+    from mla_backend.models import serving_model
+
+    return serving_model.NUM_LAYERS if args.num_layers is None else args.num_layers
+
+
 def model_dir(args: argparse.Namespace) -> Path:
-    """--model, else where the generated checkpoint lives: serving_model's folder, -h<heads> unless 128 heads."""
+    """--model, else where the generated checkpoint lives: serving_model's folder, -h<heads> unless 128 heads and
+    -l<layers> unless serving_model's 12."""
     from mla_backend.models import serving_model
 
     if args.model is not None:
         return args.model
-    heads = num_heads(args)
-    return args.workdir / (serving_model.NAME + ("" if heads == serving_model.NUM_HEADS else f"-h{heads}"))
+    heads, layers = num_heads(args), num_layers(args)
+    return args.workdir / (serving_model.NAME + ("" if heads == serving_model.NUM_HEADS else f"-h{heads}")
+                           + ("" if layers == serving_model.NUM_LAYERS else f"-l{layers}"))
 
 
 def resolve_model(args: argparse.Namespace) -> Path:
@@ -471,7 +486,7 @@ def resolve_model(args: argparse.Namespace) -> Path:
         return args.model.resolve()
     from mla_backend.models import serving_model
 
-    return serving_model.ensure(model_dir(args), num_heads=num_heads(args)).resolve()
+    return serving_model.ensure(model_dir(args), num_heads=num_heads(args), num_layers=num_layers(args)).resolve()
 
 
 def earlier_engines(path: Path, report: dict, running: list[str]) -> dict:

@@ -267,6 +267,17 @@ def test_an_fp8_run_serves_deepseek_v3_at_tp8s_16_heads_a_gpu_beside_the_128_hea
     assert bench_serving.num_heads(args_of("--kv-cache-dtype", "fp8", "--num-heads", "32")) == 32
 
 
+def test_num_layers_names_its_own_checkpoint_and_is_refused_with_a_given_model(tmp_path, capsys):
+    deep = args_of("--workdir", str(tmp_path), "--num-layers", "61")
+    assert bench_serving.num_layers(deep) == 61
+    assert bench_serving.model_dir(deep) == tmp_path / "serving-deepseek-mla-l61"
+    assert bench_serving.num_layers(args_of("--workdir", str(tmp_path))) == serving_model.NUM_LAYERS
+    for bad in (["--num-layers", "0"], ["--num-layers", "4", "--model", str(tmp_path)]):
+        with pytest.raises(SystemExit):
+            args_of(*bad)
+        assert "--num-layers" in capsys.readouterr().err
+
+
 def test_a_dry_run_prints_the_commands_and_starts_nothing(capsys, tmp_path):
     assert bench_serving.main(["--dry-run", "--engines", "sglang", "--card", "x", "--workdir", str(tmp_path),
                                "--sglang-python", "py"]) == 0
