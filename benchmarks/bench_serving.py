@@ -105,9 +105,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              f"TP 1; with --kv-cache-dtype fp8, {FP8_NUM_HEADS}: DeepSeek-V3 at TP 8 as one GPU sees "
                              "it, within the query rows our fp8 path serves")
     parser.add_argument("--num-layers", type=int,
-                        help="layers of the generated checkpoint (without --model): default 12; more layers make "
-                             "each decode step longer on the GPU, so that the server's host work per step hides "
-                             "behind it (DeepSeek-V3 has 61)")
+                        help="layers of the generated checkpoint (without --model): default serving_model's 32, "
+                             "enough that a decode step's GPU work outlasts the server's host work per step "
+                             "(DeepSeek-V3 has 61)")
     parser.add_argument("--mem-fraction", type=float, default=0.7,
                         help="SGLang --mem-fraction-static / vLLM --gpu-memory-utilization (at 0.85 SGLang's "
                              "flashinfer prefill ran out of memory for its 6 GiB chunked-prefix buffer)")
@@ -463,7 +463,7 @@ def num_heads(args: argparse.Namespace) -> int:
 
 
 def num_layers(args: argparse.Namespace) -> int:
-    """The generated checkpoint's layers: --num-layers, else serving_model's 12."""
+    """The generated checkpoint's layers: --num-layers, else serving_model's (32)."""
     from mla_backend.models import serving_model
 
     return serving_model.NUM_LAYERS if args.num_layers is None else args.num_layers
@@ -471,7 +471,7 @@ def num_layers(args: argparse.Namespace) -> int:
 
 def model_dir(args: argparse.Namespace) -> Path:
     """--model, else where the generated checkpoint lives: serving_model's folder, -h<heads> unless 128 heads and
-    -l<layers> unless serving_model's 12."""
+    -l<layers> unless serving_model's layer count."""
     from mla_backend.models import serving_model
 
     if args.model is not None:

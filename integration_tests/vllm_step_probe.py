@@ -70,6 +70,7 @@ def add_probe_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mla_bench_serving"))
     parser.add_argument("--model", type=Path, help="checkpoint directory (default: bench_serving's, in --workdir)")
     parser.add_argument("--num-heads", type=int, help="query heads of the generated checkpoint (bench_serving's)")
+    parser.add_argument("--num-layers", type=int, help="layers of the generated checkpoint (bench_serving's)")
     parser.set_defaults(kv_cache_dtype="auto")   # bench_serving's checkpoint choice reads it; these tools serve bf16
     parser.add_argument("--cpus", default="auto", type=host_cpus.check_policy,
                         help="as bench_serving's --cpus: 'auto' (the host's fast cores), 'all' or a core list")

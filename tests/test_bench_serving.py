@@ -293,7 +293,7 @@ def test_the_serving_model_has_deepseek_v3s_attention_and_little_else():
     cfg = serving_model.config()
     assert (cfg["num_attention_heads"], cfg["kv_lora_rank"], cfg["qk_rope_head_dim"], cfg["qk_nope_head_dim"],
             cfg["v_head_dim"]) == (128, 512, 64, 128, 128)
-    assert cfg["q_lora_rank"] == 512 and cfg["num_hidden_layers"] == 12 and cfg["hidden_size"] == 512
+    assert cfg["q_lora_rank"] == 512 and cfg["num_hidden_layers"] == 32 and cfg["hidden_size"] == 512
     assert cfg["architectures"] == ["DeepseekV2ForCausalLM"] and cfg["rope_scaling"]["type"] == "yarn"
     assert cfg["vocab_size"] == 258 and cfg["first_k_dense_replace"] == 1
     sizes = serving_model.describe(cfg)

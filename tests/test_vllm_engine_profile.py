@@ -40,13 +40,13 @@ def test_arguments():
 
 
 def test_the_checkpoint_is_bench_serving_s_for_the_arguments_given():
-    # bench_serving.model_dir reads --num-heads and the cache dtype: the probe's arguments must carry both
+    # bench_serving.model_dir reads --num-heads, --num-layers and the cache dtype: the probe's arguments carry all
     from mla_backend.models import serving_model
 
     default = vep.parse_args(["--out", "o"])
     assert bench_serving.model_dir(default) == default.workdir / serving_model.NAME
-    narrow = vep.parse_args(["--out", "o", "--num-heads", "16"])
-    assert bench_serving.model_dir(narrow) == narrow.workdir / f"{serving_model.NAME}-h16"
+    narrow = vep.parse_args(["--out", "o", "--num-heads", "16", "--num-layers", "12"])
+    assert bench_serving.model_dir(narrow) == narrow.workdir / f"{serving_model.NAME}-h16-l12"
 
 
 def test_wrappers_time_each_phase_and_the_wait_on_a_returned_future():
