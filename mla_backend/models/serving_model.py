@@ -19,7 +19,8 @@ absorbed W_UK / W_UV of 128 heads are read every step. `describe()` gives these 
 
 32 layers by default: an engine's host work per decode step (scheduling, sampling, streaming: 1.4-3 ms on the H200
 box) then hides behind the step's GPU work (3-8 ms), so the decode rate measures the backend. At 12 layers (the
-default before) the same server's rounds differed by up to 32%; at 32 they agree within 3%.
+default before) one server's rounds differed by up to 32% (vLLM 0.26 on the H200); at 32 they agree within 3%
+(SGLang 0.5.17 on the H200, three backends served at once).
 
     from mla_backend.models import serving_model
     serving_model.generate(out_dir)                      # 32 layers, 128 heads, hidden 512 (~2.5 GB)
