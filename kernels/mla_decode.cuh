@@ -13,6 +13,9 @@
 // P reaches warpgroup 1 through its stage's RoPE sub-tile, which Q K^T has finished reading. V rows past
 // seqlen are zeroed in shared memory so NaN in unused page slots never reaches O. A request split over
 // several parts writes partials (out's dtype) + LSE that the combine kernel merges.
+// An fp8 (e4m3) k_cache with more query rows than the fp8 swap-AB kernels take runs here too: its producer copies
+// each group's e4m3 bytes by cp.async into the group's own shared memory and widens them in place into the 16-bit
+// layout the consumers read, times descale_k (rounded once, to Element).
 #pragma once
 
 #include <cstddef>
@@ -36,15 +39,26 @@ constexpr int kThreads = kConsumerThreads + kWarpgroupThreads;
 constexpr int kKSteps = kHeadDim / 16;                          // k-steps of S = Q K^T
 constexpr int kTokenSteps = kBlockSize / 16;                    // k-steps of O += P V
 
+// How a CTA's producer warpgroup loads KV (launch_decode_wide picks by the number of row tiles and the cache's
+// dtype).
+enum class KvLoads { kTma, kCpAsync, kCpAsyncFp8 };
+
 // setmaxnreg budgets: a consumer holds its 256 columns of O (128 floats) plus S and P; the producer only
-// issues TMA, so its registers go to the consumers.
-constexpr int kProducerRegisters = 24;
-constexpr int kConsumerRegisters = 240;
+// issues copies, so its registers go to the consumers. The fp8 producer holds a group's e4m3 bytes (32 registers)
+// while it widens them; its consumers need no more than ptxas gives every thread of the launch (168).
+template <KvLoads kLoads>
+constexpr int producer_registers() { return kLoads == KvLoads::kCpAsyncFp8 ? 80 : 24; }
+template <KvLoads kLoads>
+constexpr int consumer_registers() { return kLoads == KvLoads::kCpAsyncFp8 ? 208 : 240; }
 // setmaxnreg.inc waits until the CTA's pool has the registers, and the pool is what the launch allocated (168 a
 // thread at 384 threads): budgets above it hang the consumers (it did, in experiment v30).
 constexpr int kLaunchRegisters = 64 * 1024 / kThreads / 8 * 8;
-static_assert(kConsumerWarpgroups * kConsumerRegisters + kProducerRegisters <=
-                  (kConsumerWarpgroups + 1) * kLaunchRegisters,
+template <KvLoads kLoads>
+constexpr bool budgets_fit() {
+  return kConsumerWarpgroups * consumer_registers<kLoads>() + producer_registers<kLoads>() <=
+         (kConsumerWarpgroups + 1) * kLaunchRegisters;
+}
+static_assert(budgets_fit<KvLoads::kTma>() && budgets_fit<KvLoads::kCpAsync>() && budgets_fit<KvLoads::kCpAsyncFp8>(),
               "setmaxnreg budgets exceed the registers allocated at launch");
 
 // A KV stage is loaded and released in three groups of 64-column sub-tiles, each as soon as its
@@ -74,8 +88,8 @@ static_assert(offsetof(SharedStorage, kv) == kTileBytes && offsetof(SharedStorag
                   offsetof(SharedStorage, full) == offsetof(SharedStorage, rescale) + (kStages + 2) * kRowsPerTile * 4,
               "shared memory layout");
 
-// Named barriers of the consumer warpgroups (0 is __syncthreads).
-enum NamedBarrier : int { kRowStatsReady = 1, kWarpgroup0 = 2, kWarpgroup1 = 3, kConsumers = 4 };
+// Named barriers of the consumer warpgroups and of the fp8 producer (0 is __syncthreads).
+enum NamedBarrier : int { kRowStatsReady = 1, kWarpgroup0 = 2, kWarpgroup1 = 3, kConsumers = 4, kProducer = 5 };
 
 // The n-th KV block a CTA streams goes to stage n % kStages; the stage's mbarriers flip phase every use.
 struct Stage {
@@ -97,9 +111,6 @@ struct RowStats {
   float max[2] = {-INFINITY, -INFINITY};
   float sum[2] = {0.f, 0.f};   // warpgroup 0: this thread's share until share_row_stats
 };
-
-// How a CTA's producer warpgroup loads KV (launch_decode_wide picks by the number of row tiles).
-enum class KvLoads { kTma, kCpAsync };
 
 // ---------------------------------------------------------------------------------------------------
 // TMA producer: thread 0 of warpgroup 2 walks the part's (request, block) pairs.
@@ -138,7 +149,7 @@ __device__ __forceinline__ void produce_kv_blocks(const DecodeParams& p, const S
 // the four tokens of a thread share r % 8, so its destinations are one offset plus immediates.
 
 __device__ __forceinline__ void copy_kv_blocks(const DecodeParams& p, const SchedEntry& entry, SharedStorage& smem) {
-  const PageCopyLane lane(p, threadIdx.x - kProducerWarpgroup * kWarpgroupThreads);
+  const PageCopyLane<> lane(p, threadIdx.x - kProducerWarpgroup * kWarpgroupThreads);
   const uint32_t dst_offset = lane.token * 128 + ((lane.chunk ^ (lane.token % 8)) * 16);
   BlockCursor cursor{entry.begin_req, entry.begin_block};
   cursor.settle(p, entry);
@@ -173,6 +184,122 @@ __device__ __forceinline__ void copy_kv_blocks(const DecodeParams& p, const Sche
   for (int m = max(produced - kStages, 0); m < produced; ++m) {
     const Stage stage(m);
     for (int g = 0; g < kGroups; ++g) mbar_wait(smem_addr(&smem.full[stage.index][g]), stage.phase);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// fp8 producer (an e4m3 k_cache): every thread of warpgroup 2 copies its share of each group's e4m3 bytes by
+// cp.async into the group's own shared memory, which its readers have released. A group of n 64-column sub-tiles
+// spans n x 8 KB as Element; its e4m3 bytes (sub-tile k's 64 token rows of 64 bytes, unswizzled) go to the last
+// n x 4 KB of it. Once they land, the warpgroup widens them in place, times descale_k, into the swizzled Element
+// layout the other producers land, then arrives on the group's full barrier. Each thread reads all its e4m3 bytes of the group before
+// the warpgroup syncs and writes (an Element sub-tile overwrites e4m3 bytes that other threads read). Block n - 1 is
+// widened before the producer waits for block n's stage to be released (the consumers may be about to need n - 1);
+// only the first two blocks, whose stages start free, are copied before either is widened.
+
+constexpr int kFp8SubTileBytes = kSubTileBytes / 2;   // 64 tokens x 64 e4m3 values
+using Fp8Lane = PageCopyLane<1>;
+constexpr int kFp8Rows = kBlockSize / Fp8Lane::kTokenStride;   // token rows a lane copies per sub-tile (2)
+
+__device__ __forceinline__ uint32_t fp8_staging(uint32_t kv, int group) {
+  return kv + (group_first_sub_tile(group) * 2 + group_sub_tiles(group)) * kFp8SubTileBytes;
+}
+
+template <int kGroup>
+__device__ __forceinline__ void copy_fp8_group(const Fp8Lane& lane, const char* src, uint32_t src_bytes, uint32_t kv) {
+  const uint32_t staging = fp8_staging(kv, kGroup) + lane.token * 64 + lane.chunk * 16;
+#pragma unroll
+  for (int k = 0; k < group_sub_tiles(kGroup); ++k) {
+#pragma unroll
+    for (int r = 0; r < kFp8Rows; ++r) {
+      cp_async_16_zfill(staging + k * kFp8SubTileBytes + r * Fp8Lane::kTokenStride * 64,
+                        src + r * Fp8Lane::kTokenStride * lane.token_bytes + (group_first_sub_tile(kGroup) + k) * 64,
+                        src_bytes);
+    }
+  }
+  cp_async_commit_group();
+}
+
+// Sixteen e4m3 values (one chunk) times descale as 32 bytes of Element.
+template <typename Element>
+__device__ __forceinline__ void widen_chunk(const uint4& in, float descale, uint4& lo, uint4& hi) {
+  const auto pair = [descale](uint32_t four, int half) {
+    return GmmaOps<Element>::from_e4m3x2(static_cast<uint16_t>(four >> (16 * half)), descale);
+  };
+  lo = make_uint4(pair(in.x, 0), pair(in.x, 1), pair(in.y, 0), pair(in.y, 1));
+  hi = make_uint4(pair(in.z, 0), pair(in.z, 1), pair(in.w, 0), pair(in.w, 1));
+}
+
+// Widens group kGroup of the stage at kv (its copies have landed) and arrives on its full barrier.
+template <typename Element, int kGroup>
+__device__ __forceinline__ void widen_fp8_group(const Fp8Lane& lane, float descale, uint32_t kv, uint32_t full) {
+  constexpr int kChunks = group_sub_tiles(kGroup) * kFp8Rows;
+  const uint32_t staging = fp8_staging(kv, kGroup) + lane.token * 64 + lane.chunk * 16;
+  uint4 raw[kChunks];
+#pragma unroll
+  for (int i = 0; i < kChunks; ++i) {
+    raw[i] = load_shared_16(staging + (i / kFp8Rows) * kFp8SubTileBytes + (i % kFp8Rows) * Fp8Lane::kTokenStride * 64);
+  }
+  named_barrier_sync<kWarpgroupThreads>(kProducer);
+#pragma unroll
+  for (int i = 0; i < kChunks; ++i) {
+    const int sub_tile = group_first_sub_tile(kGroup) + i / kFp8Rows;
+    const int row = lane.token + (i % kFp8Rows) * Fp8Lane::kTokenStride;
+    // e4m3 chunk c of a row is Element chunks 2c and 2c + 1 of the 128-byte row, swizzled as a TMA box lands.
+    const uint32_t dst = kv + sub_tile * kSubTileBytes + row * 128;
+    uint4 lo, hi;
+    widen_chunk<Element>(raw[i], descale, lo, hi);
+    store_shared_16(dst + (((2 * lane.chunk) ^ (row % 8)) * 16), lo);
+    store_shared_16(dst + (((2 * lane.chunk + 1) ^ (row % 8)) * 16), hi);
+  }
+  mbar_arrive(full);
+}
+
+template <typename Element>
+__device__ __forceinline__ void widen_fp8_block(const Fp8Lane& lane, float descale, const Stage& stage,
+                                                SharedStorage& smem) {
+  const uint32_t kv = smem_addr(smem.kv[stage.index]);
+  widen_fp8_group<Element, kGroupV0>(lane, descale, kv, smem_addr(&smem.full[stage.index][kGroupV0]));
+  widen_fp8_group<Element, kGroupV1>(lane, descale, kv, smem_addr(&smem.full[stage.index][kGroupV1]));
+  widen_fp8_group<Element, kGroupRope>(lane, descale, kv, smem_addr(&smem.full[stage.index][kGroupRope]));
+}
+
+template <typename Element>
+__device__ __forceinline__ void copy_and_widen_fp8_blocks(const DecodeParams& p, const SchedEntry& entry,
+                                                          SharedStorage& smem) {
+  const Fp8Lane lane(p, threadIdx.x - kProducerWarpgroup * kWarpgroupThreads);
+  const float descale = *p.descale_k;   // on the device: a CUDA graph replays it from its tensor
+  BlockCursor cursor{entry.begin_req, entry.begin_block};
+  cursor.settle(p, entry);
+  int produced = 0;
+  for (; cursor.valid(entry); ++produced) {
+    const Stage stage(produced);
+    uint32_t src_bytes;
+    const char* const src = lane.source(p, cursor.page(p), src_bytes);
+    if (produced >= kStages) {
+      cp_async_wait_group<0>();   // the previous block's three groups
+      widen_fp8_block<Element>(lane, descale, Stage(produced - 1), smem);
+    }
+    const uint32_t kv = smem_addr(smem.kv[stage.index]);
+    const auto free = [&](int group) {
+      if (produced >= kStages) mbar_wait(smem_addr(&smem.empty[stage.index][group]), stage.phase ^ 1);
+    };
+    free(kGroupV0);
+    copy_fp8_group<kGroupV0>(lane, src, src_bytes, kv);
+    free(kGroupV1);
+    copy_fp8_group<kGroupV1>(lane, src, src_bytes, kv);
+    free(kGroupRope);
+    copy_fp8_group<kGroupRope>(lane, src, src_bytes, kv);
+    if (produced == kStages - 1) {   // both stages were free: the first blocks' copies went out together
+      cp_async_wait_group<kGroups>();
+      widen_fp8_block<Element>(lane, descale, Stage(produced - 1), smem);
+    }
+    ++cursor.block;
+    cursor.settle(p, entry);
+  }
+  if (produced > 0) {
+    cp_async_wait_group<0>();
+    widen_fp8_block<Element>(lane, descale, Stage(produced - 1), smem);
   }
 }
 
@@ -354,12 +481,12 @@ struct BlockStep {
   int valid_tokens;    // tokens before seqlen
 };
 
-// After a stage's full wait: cp.async wrote it through the generic proxy and wgmma reads it through the async
-// proxy; the wait makes the copies visible to this thread, the proxy fence orders them before its wgmmas
+// After a stage's full wait: cp.async (or the fp8 producer's widening stores) wrote it through the generic proxy
+// and wgmma reads it through the async proxy; the wait makes the copies visible to this thread, the proxy fence orders them before its wgmmas
 // (conservative, as in the swap-AB kernel). TMA writes through the async proxy itself: nothing to order.
 template <KvLoads kLoads>
 __device__ __forceinline__ void order_loads_before_wgmma() {
-  if constexpr (kLoads == KvLoads::kCpAsync) fence_async_proxy();
+  if constexpr (kLoads != KvLoads::kTma) fence_async_proxy();
 }
 
 // Warpgroup 0's share of a block: S = Q K^T, softmax, P to warpgroup 1, then its half of O.
@@ -544,15 +671,17 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
   const SchedEntry entry = SchedEntry::load(p.sched, blockIdx.y);
 
   if (f.warpgroup == kProducerWarpgroup) {
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegisters));
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(producer_registers<kLoads>()));
     if constexpr (kLoads == KvLoads::kTma) {
       if (threadIdx.x == kProducerWarpgroup * kWarpgroupThreads) produce_kv_blocks(p, entry, smem);
-    } else {
+    } else if constexpr (kLoads == KvLoads::kCpAsync) {
       copy_kv_blocks(p, entry, smem);
+    } else {
+      copy_and_widen_fp8_blocks<Element>(p, entry, smem);
     }
     return;
   }
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegisters));
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(consumer_registers<kLoads>()));
   consume_kv_blocks<Element, kLoads>(p, f, entry, smem);
 }
 
@@ -564,6 +693,13 @@ cudaError_t launch_decode_wide(const DecodeParams& p, cudaStream_t stream) {
   const auto kernel = grid.x == 1 ? wide::mla_decode_kernel<Element, wide::KvLoads::kCpAsync>
                                   : wide::mla_decode_kernel<Element, wide::KvLoads::kTma>;
   return launch_with_pdl(kernel, grid, dim3(wide::kThreads), sizeof(wide::SharedStorage), stream, p);
+}
+
+template <typename Element>
+cudaError_t launch_decode_wide_fp8(const DecodeParams& p, cudaStream_t stream) {
+  const dim3 grid((p.rows + kRowsPerTile - 1) / kRowsPerTile, p.num_parts);
+  return launch_with_pdl(wide::mla_decode_kernel<Element, wide::KvLoads::kCpAsyncFp8>, grid, dim3(wide::kThreads),
+                         sizeof(wide::SharedStorage), stream, p);
 }
 
 }  // namespace mla

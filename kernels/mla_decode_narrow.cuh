@@ -114,7 +114,7 @@ __device__ __forceinline__ float2 pair_rows(const Fragment& f, float c0_value, f
 
 template <int kCols>
 __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry, SharedStorage<kCols>& smem) {
-  const PageCopyLane lane(p, threadIdx.x - kWarpgroupThreads);
+  const PageCopyLane<> lane(p, threadIdx.x - kWarpgroupThreads);
   const uint32_t dst_offset = BlockLayout::row(0, 0, lane.token) + ((lane.chunk ^ (lane.token % 8)) * 16);
   BlockCursor cursor{entry.begin_req, entry.begin_block};
   cursor.settle(p, entry);

@@ -80,8 +80,9 @@ cudaError_t launch_decode_narrow(const DecodeParams& p, cudaStream_t stream);
 template <typename Element>
 cudaError_t launch_decode_wide(const DecodeParams& p, cudaStream_t stream);
 
-// An fp8 (e4m3) k_cache (p.descale_k set) with an Element query: the fp8 swap-AB kernels only (both products in
-// fp8), so s_q * h_q <= kFp8MaxRows (ops.py refuses more rows before a launch). mla_decode_narrow_fp8.cuh runs two
+// An fp8 (e4m3) k_cache (p.descale_k set) with an Element query: up to kFp8MaxRows query rows the fp8 swap-AB
+// kernels (both products in fp8); more rows the 64-row kernel, whose producer widens each block to Element in shared
+// memory (launch_decode_wide_fp8: both products in Element, exact). mla_decode_narrow_fp8.cuh runs two
 // consumer warpgroups split by query row (17-32 rows) or by block (up to 16 rows: every other block each);
 // mla_decode_narrow_fp8_split.cuh (16 rows) splits O^T between two by V's columns, which shortens each block's
 // chain: 1-6% faster than the block split where a CTA runs a few blocks (b1/s32768, b4/s4096, b8/s8192), 14-20%
@@ -94,6 +95,8 @@ template <typename Element>
 cudaError_t launch_decode_narrow_fp8(const DecodeParams& p, cudaStream_t stream);
 template <typename Element>
 cudaError_t launch_decode_narrow_fp8_split(const DecodeParams& p, cudaStream_t stream);
+template <typename Element>
+cudaError_t launch_decode_wide_fp8(const DecodeParams& p, cudaStream_t stream);
 inline bool fp8_column_split_pays(const DecodeParams& p) {
   return p.rows <= kNarrowMaxRows && p.b <= kFp8ColumnSplitMaxBatch;
 }
@@ -101,7 +104,7 @@ inline bool fp8_column_split_pays(const DecodeParams& p) {
 template <typename Element>
 cudaError_t launch_decode(const DecodeParams& p, cudaStream_t stream) {
   if (p.descale_k) {
-    if (p.rows > kFp8MaxRows) return cudaErrorInvalidValue;
+    if (p.rows > kFp8MaxRows) return launch_decode_wide_fp8<Element>(p, stream);
     return fp8_column_split_pays(p) ? launch_decode_narrow_fp8_split<Element>(p, stream)
                                     : launch_decode_narrow_fp8<Element>(p, stream);
   }

@@ -51,23 +51,26 @@ struct BlockCursor {
   }
 };
 
-// One producer thread's share of a 64-token page copied by 16-byte cp.async: chunk `chunk` (of 8) of the 128
-// bytes of every 64-column sub-tile, of tokens `token` + 16k (k < 4); eight consecutive threads read one token's
-// 128 contiguous bytes.
+// One producer thread's share of a 64-token page copied by 16-byte cp.async, for a cache of kBytes-byte values: a
+// 64-column sub-tile's token row is kChunks 16-byte chunks (8 in 16 bits, 4 in fp8); the lane copies chunk `chunk`
+// of tokens `token` + (128 / kChunks) k, and kChunks consecutive threads read one token's row contiguously.
+template <int kBytes = 2>
 struct PageCopyLane {
+  static constexpr int kChunks = 64 * kBytes / 16;
+  static constexpr int kTokenStride = 128 / kChunks;   // tokens between this lane's rows
   int chunk, token;
   int64_t token_bytes;
   const char* first;   // this lane's first chunk in page 0
   __device__ PageCopyLane(const DecodeParams& p, int tid)
-      : chunk(tid % 8), token(tid / 8), token_bytes(p.k_stride_token * 2),
-        first(static_cast<const char*>(p.k_cache) + (tid / 8) * token_bytes + (tid % 8) * 16) {}
+      : chunk(tid % kChunks), token(tid / kChunks), token_bytes(p.k_stride_token * kBytes),
+        first(static_cast<const char*>(p.k_cache) + (tid / kChunks) * token_bytes + (tid % kChunks) * 16) {}
   // This lane's first chunk in `page` and the bytes to read from each of its chunks. A page outside
   // [0, num_blocks) arrives as zeros (src-size 0 reads nothing), as TMA's out-of-bounds fill does; its address
   // falls back to page 0, so no far-off pointer is formed.
   __device__ const char* source(const DecodeParams& p, int page, uint32_t& src_bytes) const {
     const bool in_cache = static_cast<unsigned>(page) < static_cast<unsigned>(p.num_blocks);
     src_bytes = in_cache ? 16 : 0;
-    return first + (in_cache ? int64_t(page) * p.k_stride_block * 2 : 0);
+    return first + (in_cache ? int64_t(page) * p.k_stride_block * kBytes : 0);
   }
 };
 

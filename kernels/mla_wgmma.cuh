@@ -4,6 +4,7 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <cute/arch/mma_sm90_gmma.hpp>
 #include <utility>
 
@@ -61,6 +62,12 @@ template <> struct GmmaOps<__nv_bfloat16> {
     __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
     return *reinterpret_cast<uint32_t*>(&v);
   }
+  // Two e4m3 values (low byte first) times scale as a pair (through fp16, which holds every e4m3 value exactly,
+  // and fp32; NaN stays NaN).
+  __device__ static uint32_t from_e4m3x2(uint16_t two, float scale) {
+    const float2 v = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(two, __NV_E4M3)));
+    return pack(v.x * scale, v.y * scale);
+  }
 };
 
 template <> struct GmmaOps<__half> {
@@ -70,6 +77,10 @@ template <> struct GmmaOps<__half> {
   __device__ static uint32_t pack(float lo, float hi) {
     __half2 v = __floats2half2_rn(lo, hi);
     return *reinterpret_cast<uint32_t*>(&v);
+  }
+  __device__ static uint32_t from_e4m3x2(uint16_t two, float scale) {
+    const float2 v = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(two, __NV_E4M3)));
+    return pack(v.x * scale, v.y * scale);
   }
 };
 

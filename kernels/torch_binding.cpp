@@ -48,8 +48,6 @@ std::tuple<at::Tensor, at::Tensor> decode_paged_cuda(const at::Tensor& q, const 
   TORCH_CHECK(fp8_kv == descale_k.has_value(), "descale_k goes with a float8_e4m3fn k_cache, and only with one");
   TORCH_CHECK(!descale_k || (descale_k->is_cuda() && descale_k->device() == q.device() &&
                              descale_k->scalar_type() == at::kFloat && descale_k->numel() == 1), "bad descale_k");
-  TORCH_CHECK(!fp8_kv || q.size(1) * q.size(2) <= mla::kFp8MaxRows, "fp8 k_cache needs s_q * h_q <= ",
-              mla::kFp8MaxRows);
   const c10::cuda::CUDAGuard guard(q.device());
   const int64_t b = q.size(0), s_q = q.size(1), h_q = q.size(2);
   const int64_t num_parts = tile_scheduler_metadata.size(0);
@@ -91,7 +89,7 @@ std::tuple<at::Tensor, at::Tensor> decode_paged_cuda(const at::Tensor& q, const 
   p.causal = causal && s_q > 1;
   p.descale_k = descale_k ? descale_k->data_ptr<float>() : nullptr;
 
-  // The fp8 path is the swap-AB kernel only, which loads with plain loads: no tensor map.
+  // The fp8 kernels load with cp.async (the swap-AB ones and the 64-row one, which widens the bytes): no tensor map.
   TORCH_CHECK(fp8_kv || !mla::decode_needs_tensor_map(p) || mla::make_kv_tensor_map(p, q.scalar_type() == at::kBFloat16),
               "could not encode a TMA descriptor for k_cache (driver too old for cuTensorMapEncodeTiled?)");
   auto stream = c10::cuda::getCurrentCUDAStream();

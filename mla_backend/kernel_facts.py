@@ -15,10 +15,11 @@ BLOCK_SIZE = 64                      # tokens per KV-cache page
 MAX_H_Q = 128                        # query heads per request (per GPU)
 MAX_S_Q = 16                         # query tokens per request (1 + speculative draft tokens)
 MAX_BATCH = 16384                    # the scheduler keeps one int per request in shared memory
-FP8_MAX_ROWS = 32                    # s_q * h_q an fp8 (e4m3) k_cache takes: only the swap-AB kernel has the fp8
-                                     # path for now (kFp8MaxRows in mla_params.h). Its Q.K^T runs in fp8: each query
-                                     # row is scaled onto e4m3's range (448 / its max |value|) and rounded to e4m3
-                                     # first (reference.quantize_query_rows).
+FP8_MAX_ROWS = 32                    # s_q * h_q up to which an fp8 (e4m3) k_cache runs the fp8 swap-AB kernels
+                                     # (kFp8MaxRows in mla_params.h). Their Q.K^T runs in fp8: each query row is
+                                     # scaled onto e4m3's range (448 / its max |value|) and rounded to e4m3 first
+                                     # (reference.quantize_query_rows). More rows run the 64-row kernel, which widens
+                                     # the cache times descale_k to the query's dtype (reference.fp8_cache_operands).
 E4M3_MAX = 448.0                     # the largest finite float8_e4m3fn
 
 ARCH = "sm_90a"

@@ -13,9 +13,10 @@ Shapes and dtypes (FlashMLA-compatible, so switching is a change of import):
     k_cache                 [num_blocks, 64, 1, 576] or [num_blocks, 64, 576], dtype of q, last dim
                             contiguous, any stride(0) (layer-interleaved caches work). V = K[..., :512].
                             Or float8_e4m3fn (vLLM's --kv-cache-dtype fp8 layout, 576 bytes a token) with
-                            descale_k, for s_q * h_q <= 32 for now; float8_e5m2 is refused. Q.K^T runs in
-                            fp8: each query row is scaled to e4m3's range and rounded to e4m3 first
-                            (reference.quantize_query_rows; the CPU path does the same).
+                            descale_k; float8_e5m2 is refused. Up to s_q * h_q = 32 Q.K^T runs in fp8: each
+                            query row is scaled to e4m3's range and rounded to e4m3 first; above, the cache
+                            times descale_k is rounded to q's dtype and both products run in it
+                            (reference.fp8_cache_operands; the CPU path does the same).
     descale_k (keyword)     with an fp8 k_cache only: float32 [1] (or 0-dim) on q's device, K = descale_k * k_cache;
                             read on the device, so a CUDA graph replays with the tensor's current value.
     descale_q (keyword)     for an fp8 query (FlashMLA's fp8 path): not supported yet, must be None.
@@ -42,7 +43,7 @@ import torch
 
 from mla_backend import reference, tile_scheduler
 from mla_backend.kernel_facts import (  # noqa: F401 - re-exported: the contract's numbers, read as ops.X
-    BLOCK_SIZE, FP8_MAX_ROWS, HEAD_DIM, HEAD_DIM_V, MAX_BATCH, MAX_H_Q, MAX_S_Q, ROPE_DIM,
+    BLOCK_SIZE, HEAD_DIM, HEAD_DIM_V, MAX_BATCH, MAX_H_Q, MAX_S_Q, ROPE_DIM,
     is_hopper, not_hopper,
 )
 
@@ -79,8 +80,7 @@ def _decode_paged_cpu(q, q_rope, k_cache, block_table, cache_seqlens, tile_sched
         q = torch.cat([q, q_rope], dim=-1)
     dtype = q.dtype
     if descale_k is not None:
-        k_cache = reference.dequantize_kv(k_cache, descale_k)
-        q = reference.quantize_query_rows(q)
+        q, k_cache = reference.fp8_cache_operands(q, k_cache, descale_k)
     out, lse = reference.mla_decode_reference(q, k_cache, block_table, cache_seqlens, HEAD_DIM_V, softmax_scale,
                                               causal)
     return out.to(dtype), lse
@@ -241,12 +241,8 @@ def _check_query_dtype(q: torch.Tensor, k_cache, descale_q) -> None:
 
 
 def _check_cache_dtype(k_cache: torch.Tensor, q: torch.Tensor, descale_k, device: torch.device) -> None:
-    """An fp8 cache takes descale_k and at most FP8_MAX_ROWS query rows; a 16-bit one is q's dtype, no descale_k."""
+    """An fp8 cache takes descale_k; a 16-bit one is q's dtype, no descale_k."""
     if k_cache.dtype == FP8_KV_DTYPE:
-        rows = q.shape[1] * q.shape[2]
-        if rows > FP8_MAX_ROWS:
-            raise _bad("k_cache", f"a {q.dtype} cache for s_q * h_q = {rows} (an fp8 k_cache needs s_q * h_q <= "
-                       f"{FP8_MAX_ROWS} for now)", _describe(k_cache))
         _check_descale(descale_k, "descale_k", device)
         return
     if k_cache.dtype in OTHER_FP8_DTYPES:

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from mla_backend.kernel_facts import BLOCK_SIZE, E4M3_MAX, HEAD_DIM_V
+from mla_backend.kernel_facts import BLOCK_SIZE, E4M3_MAX, FP8_MAX_ROWS, HEAD_DIM_V
 
 
 def dequantize_kv(k_cache: torch.Tensor, descale_k: torch.Tensor | float) -> torch.Tensor:
@@ -24,6 +24,16 @@ def quantize_query_rows(q: torch.Tensor) -> torch.Tensor:
     amax = q.abs().amax(dim=-1, keepdim=True)
     scale = torch.where(amax > 0, E4M3_MAX / amax.clamp(*Q_AMAX_RANGE), torch.ones_like(amax))
     return (q * scale).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn).float() / scale
+
+
+def fp8_cache_operands(q: torch.Tensor, k_cache: torch.Tensor, descale_k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The query and cache (fp32) the kernels multiply on an fp8 (e4m3) cache. Up to FP8_MAX_ROWS query rows (s_q *
+    h_q) the fp8 swap-AB kernels: the query quantized per row (quantize_query_rows), the cache dequantized. More rows
+    the 64-row kernel: the query as given, the cache times descale_k rounded to the query's dtype."""
+    k = dequantize_kv(k_cache, descale_k)
+    if q.shape[1] * q.shape[2] <= FP8_MAX_ROWS:
+        return quantize_query_rows(q), k
+    return q.float(), k.to(q.dtype).float()
 
 
 def gather_kv(k_cache: torch.Tensor, block_table_row: torch.Tensor, seqlen: int) -> torch.Tensor:

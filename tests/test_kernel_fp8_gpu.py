@@ -1,8 +1,9 @@
 """The compiled kernel on an fp8 (float8_e4m3fn) KV cache with a per-tensor descale_k, on a Hopper GPU.
 
-The reference runs in fp32 on the dequantized cache (k_cache.float() * descale_k) and on the query as the kernel
-quantizes it (reference.quantize_query_rows: Q.K^T runs in fp8). The kernel holds the bf16 path's tolerances against
-it (assert_matches: out max abs 1e-2, cosine 1 - 1e-5), lse within 1e-3 relative (Hopper's fp8 wgmma accumulates
+The reference runs in fp32 on the operands the kernels multiply (reference.fp8_cache_operands): up to 32 query rows
+the dequantized cache (k_cache.float() * descale_k) and the query as the swap-AB kernels quantize it (their Q.K^T runs
+in fp8); above, the query as given and the cache times descale_k rounded to the query's dtype, which the 64-row
+kernel widens it to. The kernels hold the bf16 path's tolerances against it (assert_matches: out max abs 1e-2, cosine 1 - 1e-5), lse within 1e-3 relative (Hopper's fp8 wgmma accumulates
 with fewer mantissa bits than fp32). The quantization itself is measured apart, against the unquantized cache and query:
 FlashMLA's test data (std 0.1) within vLLM's fp8-cache tolerance (atol 0.15), and a cosine of 0.998 at std 0.1 and 1.
 """
@@ -26,6 +27,9 @@ FP8_LSE_REL_TOL = 1e-3   # fp8 wgmma's accumulator has fewer mantissa bits than 
 # column-split kernel at <= 16 rows, b 64 and 80 the row-split one
 ROWS = [(1, 1), (1, 3), (1, 16), (1, 17), (1, 32), (2, 1), (2, 3), (2, 16), (4, 3), (4, 8), (16, 2)]
 GRID = list(itertools.product([1, 2, 6, 64, 80], ROWS, [1, 20, 63, 64, 65, 140, 4096, "varlen"], [False, True]))
+# more rows: the 64-row kernel with the widening producer; one tile (33, 64 rows), several (120, 128, 256)
+WIDE_ROWS = [(1, 33), (1, 64), (3, 40), (1, 128), (2, 64), (16, 8), (2, 128)]
+WIDE_GRID = list(itertools.product([1, 6, 64], WIDE_ROWS, [1, 63, 64, 65, 140, 4096, "varlen"], [False, True]))
 
 
 def fp8_batch(b, s_q, h_q, seqlens, **kw):
@@ -34,10 +38,11 @@ def fp8_batch(b, s_q, h_q, seqlens, **kw):
 
 def run_fp8_reference(batch):
     """The fp32 reference on the dequantized cache, with the query the kernel multiplies K with."""
-    from mla_backend.reference import dequantize_kv, mla_decode_reference, quantize_query_rows
+    from mla_backend.reference import fp8_cache_operands, mla_decode_reference
 
-    return mla_decode_reference(quantize_query_rows(batch.q), dequantize_kv(batch.k_cache, batch.descale_k),
-                                batch.block_table, batch.cache_seqlens, 512, batch.softmax_scale, batch.causal)
+    q, k_cache = fp8_cache_operands(batch.q, batch.k_cache, batch.descale_k)
+    return mla_decode_reference(q, k_cache, batch.block_table, batch.cache_seqlens, 512, batch.softmax_scale,
+                                batch.causal)
 
 
 def assert_matches_fp8(out, lse, batch):
@@ -54,9 +59,19 @@ def test_fp8_cache_matches_fp32_reference_on_the_dequantized_cache(b, rows, seql
     assert_matches_fp8(*run_kernel(batch), batch)
 
 
+@pytest.mark.parametrize("b,rows,seqlen,causal", WIDE_GRID)
+def test_fp8_cache_beyond_32_rows_matches_fp32_reference(b, rows, seqlen, causal):
+    s_q, h_q = rows
+    if b >= 64 and seqlen == 4096 and s_q * h_q not in (64, 128):
+        pytest.skip("covered at b=6; keeps the grid within minutes")
+    g = torch.Generator().manual_seed(hash((b, s_q, h_q, str(seqlen), causal)) % 2**31)
+    batch = fp8_batch(b, s_q, h_q, draw_seqlens(b, seqlen, s_q, g), causal=causal, seed=b * 7 + h_q)
+    assert_matches_fp8(*run_kernel(batch), batch)
+
+
 @pytest.mark.parametrize("b,s_q,h_q,seqlen,causal", [
     (2, 1, 16, 140, False), (6, 2, 16, "varlen", True), (64, 4, 8, 65, True), (128, 1, 32, 1000, False),
-    (3, 1, 1, 4096, True),
+    (3, 1, 1, 4096, True), (6, 1, 128, 300, True), (64, 2, 64, "varlen", True),
 ])
 def test_fp8_cache_with_fp16_queries(b, s_q, h_q, seqlen, causal):
     g = torch.Generator().manual_seed(1)
@@ -69,6 +84,7 @@ def test_fp8_cache_with_fp16_queries(b, s_q, h_q, seqlen, causal):
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("b,s_q,h_q,seqlen", [
     (1, 1, 16, 32768), (4, 1, 16, 4096), (3, 2, 16, "varlen"), (2, 1, 32, 5000), (128, 1, 16, 4096),
+    (2, 1, 128, 5000), (16, 2, 64, "varlen"),
 ])
 def test_fp8_cache_unit_variance_inputs(b, s_q, h_q, seqlen, dtype):
     # std-1 q and K: the cache's codes span e4m3's whole range, the running max moves and rescales matter.
@@ -100,8 +116,9 @@ def test_fp8_quantization_error_against_the_unquantized_cache(std):
 
 
 @pytest.mark.parametrize("sign", [0x00, 0x80], ids=["nan_0x7f", "nan_0xff"])
-def test_fp8_nan_in_unused_pages_and_tails_never_reaches_output(sign):
-    batch = fp8_batch(5, 2, 16, [70, 1, 300, 64, 129], causal=True)
+@pytest.mark.parametrize("h_q", [16, 64])
+def test_fp8_nan_in_unused_pages_and_tails_never_reaches_output(sign, h_q):
+    batch = fp8_batch(5, 2, h_q, [70, 1, 300, 64, 129], causal=True)
     codes = batch.k_cache.view(torch.uint8)
     poisoned = codes == FP8_E4M3_NAN
     assert poisoned.any(), "the batch is not poisoned as the test assumes"
@@ -109,7 +126,7 @@ def test_fp8_nan_in_unused_pages_and_tails_never_reaches_output(sign):
     assert_matches_fp8(*run_kernel(batch), batch)
 
 
-@pytest.mark.parametrize("h_q,s_q", [(16, 1), (16, 2), (32, 1)])
+@pytest.mark.parametrize("h_q,s_q", [(16, 1), (16, 2), (32, 1), (64, 1), (128, 2)])
 def test_fp8_zero_length_requests_write_zeros_and_inf_lse(h_q, s_q):
     batch = batch_with_empty_requests(s_q, h_q, kv_dtype=FP8)
     out, lse = run_kernel(batch)
@@ -141,7 +158,7 @@ def test_fp8_one_long_request_split_over_every_sm():
     assert_matches_fp8(*run_kernel(batch), batch)
 
 
-@pytest.mark.parametrize("s_q,h_q", [(1, 16), (2, 16)])
+@pytest.mark.parametrize("s_q,h_q", [(1, 16), (2, 16), (1, 128)])
 def test_fp8_cuda_graph_reads_descale_k_on_replay(s_q, h_q):
     from mla_backend import ops
 
@@ -195,6 +212,7 @@ def test_fp8_cache_with_bf16_equivalent_values_agrees_with_the_bf16_path():
 
 def test_fp8_compute_sanitizer_memcheck_is_clean():
     # small batches run the column-split kernel at <= 16 rows; 72 requests (above kFp8ColumnSplitMaxBatch) the
-    # row-split one, as every 32-row batch does
+    # row-split one, as every 32-row batch does; 64 and 256 rows the 64-row kernel with the widening producer
     assert_memcheck_clean([(3, 1, 16, [0, 70, 200]), (2, 2, 16, [65, 1]), (4, 4, 3, [20, 0, 300, 64]),
-                           (2, 1, 32, [5000, 1]), (72, 1, 16, [0, 1, 63, 64, 65, 130, 700, 2] * 9)], fp8=True)
+                           (2, 1, 32, [5000, 1]), (72, 1, 16, [0, 1, 63, 64, 65, 130, 700, 2] * 9),
+                           (3, 1, 64, [0, 70, 200]), (2, 2, 128, [65, 1])], fp8=True)
