@@ -14,7 +14,7 @@ from mla_backend.kernel_facts import BLOCK_SIZE, FP8_MAX_ROWS, HEAD_DIM, MAX_H_Q
 
 # --kv-cache-dtype values the kernel reads. The 16-bit ones are the model's dtype. fp8 is e4m3 with one per-tensor
 # scale: vLLM's "fp8" (e4m3 on CUDA) and "fp8_e4m3", SGLang's fp8_e4m3 (which the engine hands over as the torch
-# dtype), read with descale_k for at most FP8_MAX_ROWS query rows per GPU (fp8_rows_reason).
+# dtype), read with descale_k; engines get it for at most FP8_MAX_ROWS query rows per GPU (fp8_rows_reason).
 FP8_KV_CACHE_DTYPE_NAMES = ("fp8", "fp8_e4m3")
 KV_CACHE_DTYPE_NAMES = ("auto", "float16", "bfloat16", *FP8_KV_CACHE_DTYPE_NAMES)
 _E5M2 = ("fp8_e5m2", torch.float8_e5m2)
@@ -27,7 +27,9 @@ def is_fp8_kv_cache(kv_cache_dtype: str | torch.dtype | None) -> bool:
 
 def fp8_rows_reason(num_q_heads: int, q_len: int, tp_flag: str, kv_off: str = "--kv-cache-dtype auto") -> str | None:
     """Why an fp8 KV cache cannot serve num_q_heads query heads per GPU at q_len query tokens per request (None
-    when it can): only the narrow kernel has the fp8 path, s_q * h_q <= FP8_MAX_ROWS. tp_flag is the engine's
+    when it can): s_q * h_q <= FP8_MAX_ROWS, the fp8 swap-AB kernels' rows. The op takes more rows (the 64-row
+    kernel widens the cache in shared memory), but decodes them slower than a bf16 cache (kernels/PERF_NOTES.md,
+    v82) and no engine has run it yet, so an engine is refused them for now. tp_flag is the engine's
     tensor-parallel flag (`--tensor-parallel-size`, `--tp-size`), kv_off the flag that gives a bf16/fp16 cache, both
     named in the advice."""
     rows = num_q_heads * q_len
