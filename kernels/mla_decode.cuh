@@ -192,9 +192,9 @@ __device__ __forceinline__ void copy_kv_blocks(const DecodeParams& p, const Sche
 // cp.async into the group's own shared memory, which its readers have released. A group of n 64-column sub-tiles
 // spans n x 8 KB as Element; its e4m3 bytes (sub-tile k's 64 token rows of 64 bytes, unswizzled) go to the last
 // n x 4 KB of it. Once they land, the warpgroup widens them in place, times descale_k, into the swizzled Element
-// layout the other producers land, then arrives on the group's full barrier. Each thread reads all its e4m3 bytes of the group before
-// the warpgroup syncs and writes (an Element sub-tile overwrites e4m3 bytes that other threads read). Block n - 1 is
-// widened before the producer waits for block n's stage to be released (the consumers may be about to need n - 1);
+// layout the other producers land, then arrives on the group's full barrier. Each thread reads all its e4m3 bytes of
+// the group before the warpgroup syncs and writes (an Element sub-tile overwrites e4m3 bytes that other threads
+// read). Block n - 1 is widened before the producer waits for block n's stage to be released (the consumers may be about to need n - 1);
 // only the first two blocks, whose stages start free, are copied before either is widened.
 
 constexpr int kFp8SubTileBytes = kSubTileBytes / 2;   // 64 tokens x 64 e4m3 values
@@ -482,8 +482,9 @@ struct BlockStep {
 };
 
 // After a stage's full wait: cp.async (or the fp8 producer's widening stores) wrote it through the generic proxy
-// and wgmma reads it through the async proxy; the wait makes the copies visible to this thread, the proxy fence orders them before its wgmmas
-// (conservative, as in the swap-AB kernel). TMA writes through the async proxy itself: nothing to order.
+// and wgmma reads it through the async proxy; the wait makes the copies visible to this thread, the proxy fence
+// orders them before its wgmmas (conservative, as in the swap-AB kernel). TMA writes through the async proxy
+// itself: nothing to order.
 template <KvLoads kLoads>
 __device__ __forceinline__ void order_loads_before_wgmma() {
   if constexpr (kLoads != KvLoads::kTma) fence_async_proxy();

@@ -26,7 +26,8 @@ def quantize_query_rows(q: torch.Tensor) -> torch.Tensor:
     return (q * scale).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn).float() / scale
 
 
-def fp8_cache_operands(q: torch.Tensor, k_cache: torch.Tensor, descale_k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def fp8_cache_operands(q: torch.Tensor, k_cache: torch.Tensor,
+                       descale_k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The query and cache (fp32) the kernels multiply on an fp8 (e4m3) cache. Up to FP8_MAX_ROWS query rows (s_q *
     h_q) the fp8 swap-AB kernels: the query quantized per row (quantize_query_rows), the cache dequantized. More rows
     the 64-row kernel: the query as given, the cache times descale_k rounded to the query's dtype."""

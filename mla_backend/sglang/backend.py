@@ -26,7 +26,7 @@ FlashMLA dispatch divides by the layer's k_scale on the way in. The cache theref
 descale_k is 1: a float32 [1] tensor of ones made once on the device (a CUDA graph reads it in place). Passing
 layer.k_scale instead, as FlashMLA's fp8 path does, would scale every key by it whenever a checkpoint carries a
 k_scale other than 1. The query stays in the model's bf16/fp16 (FlashMLA's path quantizes it with k_scale; ours
-does not). At most ops.FP8_MAX_ROWS query rows per GPU (heads x draft tokens + 1) for now: more is refused at
+does not). At most kernel_facts.FP8_MAX_ROWS query rows per GPU (heads x draft tokens + 1) for now: more is refused at
 construction, naming --tp-size and --kv-cache-dtype auto.
 """
 from __future__ import annotations
