@@ -82,7 +82,8 @@ cudaError_t launch_decode_wide(const DecodeParams& p, cudaStream_t stream);
 
 // An fp8 (e4m3) k_cache (p.descale_k set) with an Element query: up to kFp8MaxRows query rows the fp8 swap-AB
 // kernels (both products in fp8); more rows the 64-row kernel, whose producer widens each block to Element in shared
-// memory (launch_decode_wide_fp8: both products in Element, exact). mla_decode_narrow_fp8.cuh runs two
+// memory (launch_decode_wide_fp8: K times descale_k rounded once to Element, both products in Element; slower than
+// a 16-bit cache for now, PERF_NOTES.md v82). mla_decode_narrow_fp8.cuh runs two
 // consumer warpgroups split by query row (17-32 rows) or by block (up to 16 rows: every other block each);
 // mla_decode_narrow_fp8_split.cuh (16 rows) splits O^T between two by V's columns, which shortens each block's
 // chain: 1-6% faster than the block split where a CTA runs a few blocks (b1/s32768, b4/s4096, b8/s8192), 14-20%
