@@ -112,6 +112,12 @@ struct RowStats {
   float sum[2] = {0.f, 0.f};   // warpgroup 0: this thread's share until share_row_stats
 };
 
+// Every producer, before it refills group g of a stage with the part's n-th block (n = produced): waits until the
+// group's readers released the block before it there (the first kStages blocks find their stages free).
+__device__ __forceinline__ void wait_group_free(SharedStorage& smem, const Stage& stage, int produced, int group) {
+  if (produced >= kStages) mbar_wait(smem_addr(&smem.empty[stage.index][group]), stage.phase ^ 1);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // TMA producer: thread 0 of warpgroup 2 walks the part's (request, block) pairs.
 
@@ -133,7 +139,7 @@ __device__ __forceinline__ void produce_kv_blocks(const DecodeParams& p, const S
     const Stage stage(produced);
     const int page = cursor.page(p);
     for (int g = 0; g < kGroups; ++g) {
-      if (produced >= kStages) mbar_wait(smem_addr(&smem.empty[stage.index][g]), stage.phase ^ 1);
+      wait_group_free(smem, stage, produced, g);
       issue_kv_group(p, page, g, smem_addr(smem.kv[stage.index]), smem_addr(&smem.full[stage.index][g]));
     }
     ++cursor.block;
@@ -162,7 +168,7 @@ __device__ __forceinline__ void copy_kv_blocks(const DecodeParams& p, const Sche
     const uint32_t dst = smem_addr(smem.kv[stage.index]) + dst_offset;
 #pragma unroll
     for (int g = 0; g < kGroups; ++g) {
-      if (produced >= kStages) mbar_wait(smem_addr(&smem.empty[stage.index][g]), stage.phase ^ 1);
+      wait_group_free(smem, stage, produced, g);
 #pragma unroll
       for (int k = 0; k < kBlockSize / 16; ++k) {
 #pragma unroll
@@ -281,14 +287,11 @@ __device__ __forceinline__ void copy_and_widen_fp8_blocks(const DecodeParams& p,
       widen_fp8_block<Element>(lane, descale, Stage(produced - 1), smem);
     }
     const uint32_t kv = smem_addr(smem.kv[stage.index]);
-    const auto free = [&](int group) {
-      if (produced >= kStages) mbar_wait(smem_addr(&smem.empty[stage.index][group]), stage.phase ^ 1);
-    };
-    free(kGroupV0);
+    wait_group_free(smem, stage, produced, kGroupV0);
     copy_fp8_group<kGroupV0>(lane, src, src_bytes, kv);
-    free(kGroupV1);
+    wait_group_free(smem, stage, produced, kGroupV1);
     copy_fp8_group<kGroupV1>(lane, src, src_bytes, kv);
-    free(kGroupRope);
+    wait_group_free(smem, stage, produced, kGroupRope);
     copy_fp8_group<kGroupRope>(lane, src, src_bytes, kv);
     if (produced == kStages - 1) {   // both stages were free: the first blocks' copies went out together
       cp_async_wait_group<kGroups>();
