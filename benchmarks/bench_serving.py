@@ -26,9 +26,10 @@ Without --model it serves the attention-dominated DeepSeek-V3-shaped checkpoint 
 on its fp8 e4m3 cache, each engine's flag spelling), rewritten after each backend; the per-backend results and
 server logs stay in --workdir, and a run cut short resumes with the (engine, backend) pairs it has not finished for
 the same workload. An engine whose Python package is missing (or whose --<engine>-python is not given) is reported
-as skipped. Run it where nothing else uses the GPUs. The driver
-and its servers run on the host's fast cores (integration_tests/host_cpus.py): at one request a decode step is
-host-bound, and on the lent H200 box half the cores ran Python ~1.75x slower than the other half.
+as skipped. Run it where nothing else uses the GPUs. The
+servers run on the host's fast cores (integration_tests/host_cpus.py): at one request a decode step is host-bound,
+and on the lent H200 box half the cores ran Python ~1.75x slower than the other half. They start on every core and
+are pinned once up, since an engine's first start on a machine compiles kernels with a job per core.
 
 --interleave serves all of an engine's backends at once instead, each server with 1/n of --mem-fraction, and
 alternates each point's rounds between them (round r starts one server further), so that a host that slows down
@@ -282,8 +283,14 @@ def run_backend(client, model: Path, args: argparse.Namespace) -> dict:
     return {"points": measured}
 
 
-def serve_together(engine: str, python: str, model: Path, args: argparse.Namespace,
-                   workdir: Path) -> tuple[dict[str, dict], dict[str, str]]:
+def pin_server(host: dict, server: e2e_common.Server) -> None:
+    """A server that is up onto the chosen cores, with every thread and process it has started."""
+    if host["policy"] != "all":
+        host_cpus.pin_session(server.proc.pid, host["cpus"])
+
+
+def serve_together(engine: str, python: str, model: Path, args: argparse.Namespace, workdir: Path,
+                   host: dict) -> tuple[dict[str, dict], dict[str, str]]:
     """--interleave: every backend's server up at once, then each point measured on all of them with their rounds
     interleaved (e2e_common.steady_decode_together). A backend that does not start or fails a request goes to
     errors and the others go on; (results, errors) as e2e_common.serve_each returns them."""
@@ -299,6 +306,7 @@ def serve_together(engine: str, python: str, model: Path, args: argparse.Namespa
                 servers[backend] = start_server(engine, python, model, backend, args, workdir / f"server_{backend}.log",
                                                 beside_others=bool(servers))
                 startup[backend] = servers[backend].wait(args.startup_timeout)
+                pin_server(host, servers[backend])
                 print(f"[{engine}] {backend}: up in {startup[backend]:.0f} s", flush=True)
             except Exception as exc:  # one backend failing must not hide the others' results
                 fail(backend, f"{type(exc).__name__}: {exc}")
@@ -337,11 +345,11 @@ def measure_together(servers: dict, errors: dict, batch: list[list[int]], args: 
     return {}
 
 
-def engine_runs(engine: str, python: str, model: Path, args: argparse.Namespace, workdir: Path):
+def engine_runs(engine: str, python: str, model: Path, args: argparse.Namespace, workdir: Path, host: dict):
     """(results, errors) of an engine's backends: one interleaved run (--interleave), or one backend at a time, so
-    that a finished backend's results are written before the next starts."""
+    that a finished backend's results are written before the next starts. Each server is pinned once up."""
     if args.interleave:
-        yield serve_together(engine, python, model, args, workdir)
+        yield serve_together(engine, python, model, args, workdir, host)
         return
     for backend in backends_of(args, engine):
         yield e2e_common.serve_each(
@@ -349,7 +357,7 @@ def engine_runs(engine: str, python: str, model: Path, args: argparse.Namespace,
             start=lambda b: start_server(engine, python, model, b, args, workdir / f"server_{b}.log"),
             exercise=lambda client, b, _reference: run_backend(client, model, args),
             inspect_log=lambda log: inspect_log(engine, log), done_file=lambda b: workdir / f"result_{b}.json",
-            label=f"{engine}", startup_timeout=args.startup_timeout)
+            label=f"{engine}", startup_timeout=args.startup_timeout, on_up=lambda server: pin_server(host, server))
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -515,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(shlex.join(server_command(engine, python, model, backend, args, 30000)))
         print(json.dumps({"card": card, "context_length": context_length(args), **workload(args)}))
         return 0
-    host = host_cpus.pin(args.cpus)   # before any server starts: they inherit it
+    host = {**host_cpus.choose(args.cpus), "servers_only": True}
     print(f"host: {host_cpus.describe(host)}", flush=True)
     model = resolve_model(args)
     key = workload_key(args, model)
@@ -536,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         workdir = args.workdir / f"{engine}_{key}"
         workdir.mkdir(parents=True, exist_ok=True)
-        for results, errors in engine_runs(engine, python, model, args, workdir):
+        for results, errors in engine_runs(engine, python, model, args, workdir, host):
             entry["results"].update(results)
             entry["errors"].update(errors)
             entry["ratios"] = ratios(entry, engine)

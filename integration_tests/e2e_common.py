@@ -245,8 +245,10 @@ def health_ok(server: Server) -> bool:
 
 def serve_each(backends: tuple[str, ...], reference: str, start: Callable[[str], Server],
                exercise: Callable[..., dict], inspect_log: Callable[[str], dict], done_file: Callable[[str], Path],
-               label: str, startup_timeout: float = 600) -> tuple[dict[str, dict], dict[str, str]]:
-    """Each backend's server in turn, the reference first: started, exercised through the OpenAI client as
+               label: str, startup_timeout: float = 600,
+               on_up: Callable[[Server], None] | None = None) -> tuple[dict[str, dict], dict[str, str]]:
+    """Each backend's server in turn, the reference first: started, `on_up(server)` once it is up (if given),
+    exercised through the OpenAI client as
     `exercise(client, backend, reference_result or None)`, stopped, its log inspected. Returns (results,
     errors); a backend that fails is recorded in errors and the others still run. A result already in
     done_file(backend) is reused, so a run cut short (a per-call time limit) resumes with the backends it has not
@@ -267,6 +269,8 @@ def serve_each(backends: tuple[str, ...], reference: str, start: Callable[[str],
             continue
         try:
             startup = server.wait(startup_timeout)
+            if on_up is not None:
+                on_up(server)
             client = OpenAI(base_url=server.base_url + "/v1", api_key="none", timeout=600, max_retries=0)
             t0 = time.monotonic()
             result = exercise(client, backend, results.get(reference))

@@ -9,12 +9,17 @@ afterwards inherit the pinning, so every backend's server of one run sees the sa
 affinity as it is; a list such as `0,3,5-7` pins to exactly those cores.
 
     record = host_cpus.pin("auto")   # {"policy": "auto", "cpus": [...], "core_ms": {...}, "allowed": [...]}
+
+A server can also start on every core and be pinned once it is up (`choose`, then `pin_session`): an engine's first
+start on a machine compiles kernels with as many jobs as it has cores (SGLang 0.5.17's first server on the H200 box
+took 238 s pinned to 7 cores, 417 s pinned to 5), and the start is not what is measured.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import time
+from pathlib import Path
 
 POLICIES = ("auto", "all")
 TOLERANCE = 0.15          # a core counts as fast within 15% of the fastest core's loop time
@@ -83,22 +88,54 @@ def fast_cpus(times: dict[int, float], tolerance: float = TOLERANCE, minimum: in
     return sorted(ranked[:max(len(within), minimum)])
 
 
-def pin(policy: str) -> dict:
-    """Pins this process (and so every process it starts later) as `policy` says; returns what was done."""
+def choose(policy: str) -> dict:
+    """The cores `policy` picks, pinning nothing: {"policy", "allowed", "cpus"[, "core_ms"]}."""
     allowed = allowed_cpus()
     record: dict = {"policy": policy, "allowed": allowed}
     if policy == "all":
         return {**record, "cpus": allowed}
     if policy == "auto":
         record["core_ms"] = core_times_ms(allowed)
-        cpus = fast_cpus(record["core_ms"])
-    else:
-        cpus = parse_cpu_list(policy)
-        outside = sorted(set(cpus) - set(allowed))
-        if outside:
-            raise ValueError(f"--cpus: cores {outside} are not available to this process (allowed: {allowed})")
-    os.sched_setaffinity(0, cpus)
+        return {**record, "cpus": fast_cpus(record["core_ms"])}
+    cpus = parse_cpu_list(policy)
+    outside = sorted(set(cpus) - set(allowed))
+    if outside:
+        raise ValueError(f"--cpus: cores {outside} are not available to this process (allowed: {allowed})")
     return {**record, "cpus": cpus}
+
+
+def pin(policy: str) -> dict:
+    """Pins this process (and so every process it starts later) as `policy` says; returns what was done."""
+    record = choose(policy)
+    os.sched_setaffinity(0, record["cpus"])
+    return record
+
+
+def session_threads(session: int) -> list[int]:
+    """The thread ids of every process in session `session` (a process started with start_new_session=True heads
+    its own: the server, its workers and what they started), read from /proc."""
+    tids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()   # after "pid (comm)": state ppid pgrp session
+            if int(fields[3]) == session:
+                tids += [int(task.name) for task in (stat.parent / "task").iterdir()]
+        except (OSError, IndexError, ValueError):   # a process that exited meanwhile
+            continue
+    return tids
+
+
+def pin_session(session: int, cpus: list[int]) -> int:
+    """Moves every thread of session `session` onto `cpus` (threads and processes started later inherit it from
+    their parent); returns how many were moved."""
+    moved = 0
+    for tid in session_threads(session):
+        try:
+            os.sched_setaffinity(tid, cpus)
+            moved += 1
+        except (ProcessLookupError, PermissionError):   # exited meanwhile
+            continue
+    return moved
 
 
 def describe(record: dict) -> str:
@@ -106,6 +143,10 @@ def describe(record: dict) -> str:
     cpus = ",".join(map(str, record["cpus"]))
     if record["policy"] == "all":
         return f"driver and servers on every core this process may use ({cpus}), not pinned"
+    if record.get("servers_only"):   # bench_serving: the servers start on every core and are pinned once up
+        return describe({**record, "servers_only": False}).replace(
+            "driver and servers pinned to cores", "servers pinned to cores", 1).replace(
+            f"cores {cpus}", f"cores {cpus} once up (they start on every core; the driver is not pinned)", 1)
     if record["policy"] == "auto":
         times = record["core_ms"]
         slow = [ms for cpu, ms in times.items() if cpu not in record["cpus"]]

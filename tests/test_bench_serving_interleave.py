@@ -3,6 +3,7 @@ rounds alternating between them (e2e_common.steady_decode_together), a backend t
 the stand-in servers of tests/fake_engine_server.py."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 import bench_serving
 import e2e_common
+import host_cpus
 
 FAKE = Path(__file__).resolve().parent / "fake_engine_server.py"
 
@@ -101,8 +103,17 @@ def test_interleaved_servers_are_measured_together_and_a_failing_one_is_left_out
     args = args_of("--engines", "sglang", "--sglang-backends", "flashmla,triton,mla_backend", "--interleave",
                    "--prompt-lens", "8", "--concurrency", "2", "--warmup-tokens", "4", "--decode-tokens", "64",
                    "--min-window-tokens", "16", "--repeats", "2", "--startup-timeout", "60")
-    results, errors = bench_serving.serve_together("sglang", sys.executable, tmp_path, args, tmp_path)
+    pinned, real_pin = [], bench_serving.pin_server
+
+    def recording_pin(host, server):
+        real_pin(host, server)
+        pinned.append(sorted(os.sched_getaffinity(server.proc.pid)))
+
+    monkeypatch.setattr(bench_serving, "pin_server", recording_pin)
+    one_core = host_cpus.choose(str(host_cpus.allowed_cpus()[0]))
+    results, errors = bench_serving.serve_together("sglang", sys.executable, tmp_path, args, tmp_path, one_core)
     assert started == [("flashmla", 3, False), ("triton", 3, True), ("mla_backend", 3, True)]
+    assert pinned == [one_core["cpus"], one_core["cpus"]]          # each server once up; the failed one never
     assert set(errors) == {"triton"} and "did not come up" in errors["triton"]
     assert set(results) == {"flashmla", "mla_backend"}
     for backend, result in results.items():

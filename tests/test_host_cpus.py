@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -66,10 +67,46 @@ def test_all_leaves_the_affinity_and_a_list_pins_exactly_it():
         host_cpus.pin(str(max(allowed) + 1000))
 
 
+def test_choose_pins_nothing():
+    before = os.sched_getaffinity(0)
+    record = host_cpus.choose(str(host_cpus.allowed_cpus()[0]))
+    assert record["cpus"] == [host_cpus.allowed_cpus()[0]] and os.sched_getaffinity(0) == before
+
+
+SESSION = """
+import subprocess, sys, threading, time
+threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+print(child.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_pinning_a_session_moves_every_thread_of_every_process_in_it():
+    """As bench_serving pins a server that is up: its threads and the processes it started (workers)."""
+    core = host_cpus.allowed_cpus()[-1]
+    leader = subprocess.Popen([sys.executable, "-c", SESSION], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        worker = int(leader.stdout.readline())
+        threads = host_cpus.session_threads(leader.pid)
+        assert leader.pid in threads and worker in threads and len(threads) >= 3   # + the leader's sleeping thread
+        assert host_cpus.pin_session(leader.pid, [core]) == len(threads)
+        for tid in threads:
+            assert os.sched_getaffinity(tid) == {core}
+        assert os.getpid() not in threads          # the driver is not in the server's session
+    finally:
+        os.killpg(leader.pid, signal.SIGKILL)
+        leader.wait()
+
+
 def test_the_auto_line_names_the_slow_cores_times():
     record = {"policy": "auto", "allowed": [0, 1, 2], "cpus": [0, 2], "core_ms": {0: 24.1, 1: 42.7, 2: 25.0}}
     line = host_cpus.describe(record)
     assert "cores 0,2" in line and "2 of 3" in line and "least 4: 24 ms; the other 1 took 43-43 ms)" in line
+    servers = host_cpus.describe({**record, "servers_only": True})
+    assert servers.startswith("servers pinned to cores 0,2 once up (they start on every core; the driver is not "
+                              "pinned): the 2 of 3") and servers.endswith(line.split(": the", 1)[1])
 
 
 def test_the_serving_benchmark_takes_the_policy_into_its_workload_and_refuses_a_bad_one():
