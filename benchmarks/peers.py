@@ -40,6 +40,9 @@ once per step for all layers is done in `prepare` (not timed), for every peer th
   `kv_indices[kv_indptr[i] + t // 64]` only for tokens t < seqlen of request i, and takes the page and row
   strides of the ckv/kpe views of the 576-wide cache (1152-byte rows, the kpe view 1024 bytes in, both
   16-byte aligned); `plan()` checks its workspace sizes and raises when a batch does not fit.
+- `flashmla_sglang`: SGLang 0.5.17's `flashmla` backend: the FlashMLA built into sgl-kernel 0.4.5
+  (`sgl_kernel.flash_mla`), `get_mla_metadata` once per step in `prepare`, `flash_mla_with_kvcache` per layer.
+  Available where SGLang's environment is (the SGLang bundle's site), not the vLLM peer bundle.
 
 With an fp8 (e4m3) KV cache (`bench_decode.py --kv fp8`, s_q·h_q <= 32), the batch also carries the cache as
 float8_e4m3fn with its per-tensor `descale_k` (float32 [1]); `k_cache` is then what that cache stands for, in bf16.
@@ -55,6 +58,8 @@ The fp8 peers (`load_peers(..., kv="fp8")`, FP8_PEER_NAMES):
   ql_nope and q_pe it makes anyway); here q is quantized the same way (amax / 448, like the cache) in `prepare`,
   not timed. Its output carries that quantization error, so it is checked with a looser tolerance (see
   FP8_Q_OUT_REL_TOL).
+- `flashmla_sglang_fp8`: SGLang 0.5.17's `flashmla` with `--kv-cache-dtype fp8_e4m3`: sgl-kernel's dense fp8
+  FlashMLA, q quantized per tensor as for `flashmla_fp8`, with descale_q and descale_k.
 
 vLLM's own `vllm/__init__.py` imports the whole engine, so the bundle ships none of it: `install_vllm_shim`
 puts a bare `vllm` package (pointing at the bundle's `vllm/` folder) and tiny `vllm.logger`,
@@ -250,6 +255,41 @@ class FlashMLAPeer(Peer):
 
         step()
         return with_keepalive(step, batch, k_cache, sched_meta)
+
+
+class FlashMLASGLangPeer(Peer):
+    """SGLang 0.5.17's `flashmla` backend: FlashMLA as built into sgl-kernel (0.4.5), not vLLM's fork. Its
+    FlashMLABackend makes the schedule once per step (`get_mla_metadata`, in init_forward_metadata or before a
+    graph replay: here in `prepare`) and calls `flash_mla_with_kvcache` per layer with it. The per-layer
+    `seq_lens.to(torch.int32)` that backend also launches is left out: the kernel alone is compared."""
+
+    name = "flashmla_sglang"
+    label = "FlashMLA (SGLang 0.5.17 sgl_kernel.flash_mla)"
+
+    def __init__(self):
+        super().__init__()
+        importlib.import_module("sgl_kernel.flashmla_ops")   # sgl_kernel's wrapper defers the load error; show it
+        self.flash_mla = importlib.import_module("sgl_kernel.flash_mla")
+
+    def quantized(self, batch):
+        """(q, k_cache, descale_q, descale_k) this peer decodes from."""
+        return batch.q, batch.k_cache, None, None
+
+    def _prepare(self, batch):
+        flash_mla = self.flash_mla
+        q, k_cache, descale_q, descale_k = self.quantized(batch)
+        k_cache = k_cache.unsqueeze(-2)
+        meta, splits = flash_mla.get_mla_metadata(batch.cache_seqlens, batch.s_q * batch.h_q, 1,
+                                                  is_fp8_kvcache=descale_k is not None)
+
+        def step():
+            return flash_mla.flash_mla_with_kvcache(
+                q=q, k_cache=k_cache, block_table=batch.block_table, cache_seqlens=batch.cache_seqlens,
+                head_dim_v=HEAD_DIM_V, tile_scheduler_metadata=meta, num_splits=splits,
+                softmax_scale=batch.softmax_scale, causal=batch.causal, descale_q=descale_q, descale_k=descale_k)
+
+        return with_keepalive(step, batch, q, k_cache, meta, splits, *(t for t in (descale_q, descale_k)
+                                                                       if t is not None))
 
 
 def fa3_scheduler_buffer_size(b: int) -> int:
@@ -518,10 +558,29 @@ class FlashMLAFp8Peer(Peer):
         return with_keepalive(step, batch, q8, descale_q, k_cache, tile_scheduler_metadata, num_splits)
 
 
+class FlashMLASGLangFp8Peer(FlashMLASGLangPeer):
+    """SGLang 0.5.17's `flashmla` with --kv-cache-dtype fp8_e4m3: sgl_kernel's dense fp8 kernel, q quantized to e4m3
+    per tensor (SGLang's backend scales it by the layer's k_scale, else by one) with descale_q and descale_k."""
+
+    name = "flashmla_sglang_fp8"
+    label = "FlashMLA fp8 (SGLang 0.5.17 sgl_kernel.flash_mla dense fp8; q quantized per tensor)"
+    kv_bytes = 1
+    out_rel_tol = FP8_Q_OUT_REL_TOL
+    lse_abs_tol = FP8_Q_LSE_ABS_TOL
+
+    def unsupported_reason(self, batch):
+        return fp8_cache_reason(batch)
+
+    def quantized(self, batch):
+        q8, descale_q = quantize_q_fp8(batch.q)
+        return q8, batch.k_cache_fp8, descale_q, batch.descale_k
+
+
 PEER_CLASSES: tuple[type[Peer], ...] = (MlaBackendPeer, FlashMLAPeer, FA3MLAPeer, FA3MLADefaultPeer,
-                                         TritonMLAPeer, FlashInferMLAPeer)
+                                         TritonMLAPeer, FlashInferMLAPeer, FlashMLASGLangPeer)
 PEER_NAMES = tuple(cls.name for cls in PEER_CLASSES)
-FP8_PEER_CLASSES: tuple[type[Peer], ...] = (MlaBackendFp8Peer, MlaBackendBf16BaselinePeer, FlashMLAFp8Peer)
+FP8_PEER_CLASSES: tuple[type[Peer], ...] = (MlaBackendFp8Peer, MlaBackendBf16BaselinePeer, FlashMLAFp8Peer,
+                                             FlashMLASGLangFp8Peer)
 FP8_PEER_NAMES = tuple(cls.name for cls in FP8_PEER_CLASSES)
 ALL_PEER_NAMES = tuple(dict.fromkeys(PEER_NAMES + FP8_PEER_NAMES))
 # Our own other paths, timed for a ratio: never the best peer.

@@ -145,7 +145,7 @@ def test_cli_selection_and_varlen_modes():
 def test_peer_choices_include_both_fa3_modes():
     assert bench.parse_args(["--only", "fa3_mla", "fa3_mla_default"]).only == ["fa3_mla", "fa3_mla_default"]
     assert peers.PEER_NAMES == ("mla_backend", "flashmla", "fa3_mla", "fa3_mla_default", "triton_mla",
-                                "flashinfer_mla")
+                                "flashinfer_mla", "flashmla_sglang")
 
 
 # --- seqlens, input sets, check rows ----------------------------------------------------------------------
@@ -280,6 +280,50 @@ def test_our_peer_runs_on_cpu_and_passes_the_check():
     got_out, got_lse = step()
     check = bench.check_against_reference(got_out, got_lse, reference)
     assert check["passed"], check["problems"]
+
+
+def test_sglangs_flashmla_peer_plans_once_and_calls_sgl_kernel_as_sglangs_backend_does(monkeypatch):
+    """flashmla_sglang over a stand-in sgl_kernel whose two functions are ours on CPU: the schedule made once in
+    prepare with SGLang's arguments, then the legacy call per layer; it must pass the same check."""
+    import types
+
+    import mla_backend.ops as ops
+
+    calls = []
+
+    def get_mla_metadata(seqlens, rows, heads_k, is_fp8_kvcache=False):
+        calls.append(("plan", rows, heads_k, is_fp8_kvcache))
+        return ops.get_mla_metadata(seqlens, rows, heads_k)
+
+    def flash_mla_with_kvcache(q, k_cache, block_table, cache_seqlens, head_dim_v, tile_scheduler_metadata,
+                               num_splits, softmax_scale, causal, descale_q=None, descale_k=None):
+        calls.append(("decode", head_dim_v, descale_q, descale_k))
+        return ops.mla_decode_with_kvcache(q, k_cache, block_table, cache_seqlens, head_dim_v,
+                                           tile_scheduler_metadata, num_splits, softmax_scale=softmax_scale,
+                                           causal=causal)
+
+    package = types.ModuleType("sgl_kernel")
+    flash_mla = types.ModuleType("sgl_kernel.flash_mla")
+    flash_mla.get_mla_metadata, flash_mla.flash_mla_with_kvcache = get_mla_metadata, flash_mla_with_kvcache
+    for name, module in (("sgl_kernel", package), ("sgl_kernel.flash_mla", flash_mla),
+                         ("sgl_kernel.flashmla_ops", types.ModuleType("sgl_kernel.flashmla_ops"))):
+        monkeypatch.setitem(sys.modules, name, module)
+    batch, seqlens, out, lse, reference = _batch_and_reference("b5/s200/h4/q2/varlen")
+    peer = peers.load_peers(None, names=("flashmla_sglang",))["flashmla_sglang"]
+    assert peer.available, peer.error
+    step = peer.prepare(batch)
+    assert calls == [("plan", 2 * 4, 1, False)]
+    got_out, got_lse = step()
+    assert calls[1:] == [("decode", peers.HEAD_DIM_V, None, None)]
+    assert bench.check_against_reference(got_out, got_lse, reference)["passed"]
+    assert "fp8 cache" in peers.FlashMLASGLangFp8Peer.unsupported_reason(peer, batch)
+
+
+def test_sglangs_flashmla_peer_is_unavailable_without_sgl_kernel(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sgl_kernel", None)   # import fails, as where SGLang is not installed
+    for name, kv in (("flashmla_sglang", "bf16"), ("flashmla_sglang_fp8", "fp8")):
+        peer = peers.load_peers(None, names=(name,), kv=kv)[name]
+        assert not peer.available and "sgl_kernel" in peer.error
 
 
 # --- ceilings --------------------------------------------------------------------------------------------
@@ -1278,7 +1322,8 @@ def test_fp8_peers_refuse_a_bf16_batch_and_load_without_the_bundle(clean_vllm_mo
     with pytest.raises(peers.PeerUnavailable, match="fp8 cache"):
         peers.MlaBackendFp8Peer().prepare(batch)
     loaded = peers.load_peers(None, kv="fp8")
-    assert list(loaded) == ["mla_backend", "mla_backend_bf16", "flashmla_fp8"] == list(peers.FP8_PEER_NAMES)
+    assert list(loaded) == ["mla_backend", "mla_backend_bf16", "flashmla_fp8", "flashmla_sglang_fp8"] == list(
+        peers.FP8_PEER_NAMES)
     assert loaded["mla_backend"].available and loaded["mla_backend"].kv_bytes == 1
     assert loaded["mla_backend_bf16"].available and loaded["mla_backend_bf16"].kv_bytes == 2
     assert not loaded["flashmla_fp8"].available and "no peer bundle" in loaded["flashmla_fp8"].error
@@ -1381,7 +1426,7 @@ def test_fp8_results_files_markdown_table_and_cli(tmp_path):
     assert "| b128/s4096/h16/q1 | 80.0 |" in md and "1.87x (≥ 1.8x: met)" in md and "1.50x (≥ 1.2x: met)" in md
     assert "1.76x (≥ 1.8x: **missed**)" in md and "— (≥ 1.2x: not measured)" in md and "| n/a |" in md
     assert "Targets met: 2 of 5." in md and "KV quantized to float8_e4m3fn" in md
-    assert "`flashmla_fp8`: q quantized to e4m3 as well" in md and f"≤ {peers.FP8_Q_OUT_REL_TOL}" in md
+    assert "`flashmla_fp8`, `flashmla_sglang_fp8`: q quantized to e4m3 as well" in md and f"≤ {peers.FP8_Q_OUT_REL_TOL}" in md
     assert bench.target_lines(loaded["results"])[0] == "fp8 targets met: 2 of 5"
     assert any("MISSED" in line for line in bench.target_lines(loaded["results"]))
     table = cli_bench.format_table(loaded)

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# s28b (prepared in the twenty-seventh session, not yet run): SGLang serving on the 32-layer checkpoint, the three
+# contested cells only (4096 x 16, 4096 x 64, 16384 x 16), ours, flashmla and flashinfer at once, 4 rounds each, to
+# settle 4096 x 64 against flashmla (0.995x in two rounds). Servers start on every core and are pinned once up
+# (04bafa8). Carry .variants and .bundle-sglang; ~450 s expected on a fresh machine (first server's JIT ~150-240 s).
+SERVING_ARGS="--interleave --mem-fraction 0.45 --repeats 4 --prompt-lens 4096 16384 --concurrency 16 64 \
+--sglang-backends mla_backend,flashmla,flashinfer" STAGE_TIMEOUT=540 timeout -s KILL 585 bash .variants/sg.sh \
+    serving-sglang; echo "rc=$?"
