@@ -12,6 +12,10 @@
 #   that engine with our backend). kernel: tests -m gpu (with whichever engine the bundle holds). Logs and JSON go
 #   to OUT_DIR. MLA_E2E_KV_CACHE_DTYPE=fp8 (vLLM stages) or fp8_e4m3 (sglang-tp*) runs the e2e on an fp8 KV cache,
 #   every backend alike (its results are kept apart: test ids and file names end in -fp8 / _fp8...).
+# Compile caches: a machine's first SGLang server compiles FlashInfer's prefill (~2 min) and torch inductor's and
+# Triton's kernels (~1 min). They are kept under $JIT_CACHE (default /tmp/jit-cache), restored first from the
+# pieces in $JIT_CACHE_IN (jit-cache.tgz.part-*) if that folder is given and the cache is empty, and packed into
+# 15 MiB pieces in $JIT_CACHE_OUT after the stages if that is given.
 set -uo pipefail
 PARTS=$1 OUT=$2
 shift 2
@@ -24,6 +28,14 @@ fi
 source "$SITE/activate.sh"
 export PYTHONPATH=$PWD:$PYTHONPATH CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+JIT_CACHE=${JIT_CACHE:-/tmp/jit-cache}
+export FLASHINFER_WORKSPACE_BASE=$JIT_CACHE/flashinfer TRITON_CACHE_DIR=$JIT_CACHE/triton \
+    TORCHINDUCTOR_CACHE_DIR=$JIT_CACHE/inductor
+if [ -n "${JIT_CACHE_IN:-}" ] && [ ! -d "$JIT_CACHE" ] && ls "$JIT_CACHE_IN"/jit-cache.tgz.part-* >/dev/null 2>&1; then
+    mkdir -p "$JIT_CACHE" && cat "$JIT_CACHE_IN"/jit-cache.tgz.part-* | tar -xz -C "$JIT_CACHE" \
+        && echo "compile caches restored from $JIT_CACHE_IN ($(du -sh "$JIT_CACHE" | cut -f1))" | tee -a "$OUT/env.log"
+fi
+mkdir -p "$JIT_CACHE"
 python3 - <<'PY' 2>&1 | tee -a "$OUT/env.log"
 import importlib.metadata as md, torch
 engines = {}
@@ -77,5 +89,10 @@ for stage in "$@"; do
     *) echo "unknown stage $stage" >&2; rc=2 ;;
     esac
 done
+if [ -n "${JIT_CACHE_OUT:-}" ]; then
+    mkdir -p "$JIT_CACHE_OUT" && rm -f "$JIT_CACHE_OUT"/jit-cache.tgz.part-*
+    tar -cz -C "$JIT_CACHE" . | split -b 15m -d -a 2 - "$JIT_CACHE_OUT/jit-cache.tgz.part-"
+    echo "compile caches packed: $(du -sh "$JIT_CACHE" | cut -f1) -> $(cat "$JIT_CACHE_OUT"/jit-cache.tgz.part-* | wc -c) bytes"
+fi
 find "$OUT" -name '*.log' -newer "$OUT/env.log" -exec tail -n 3 {} \; 2>/dev/null | tail -n 40
 exit $rc
