@@ -488,18 +488,24 @@ def quantize_q_fp8(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return quantize_kv_fp8(q)
 
 
-class MlaBackendFp8Peer(MlaBackendPeer):
-    """Ours on the fp8 cache: bf16 q, float8_e4m3fn k_cache, descale_k. The kernel quantizes q per row to e4m3
-    for an fp8 Q.K^T (ops' docstring), so it is held to the fp8-q tolerances as flashmla_fp8."""
+class OnFp8CacheQuantizedQ:
+    """A peer on the batch's fp8 cache whose Q.K^T also runs on a query rounded to e4m3: 1 byte a cached value,
+    held to the fp8-q tolerances (FP8_Q_OUT_REL_TOL), and only where the batch has an fp8 cache."""
 
-    name = "mla_backend"
-    label = "ours (mla_backend, fp8 e4m3 KV cache, descale_k)"
     kv_bytes = 1
     out_rel_tol = FP8_Q_OUT_REL_TOL
     lse_abs_tol = FP8_Q_LSE_ABS_TOL
 
     def unsupported_reason(self, batch):
         return fp8_cache_reason(batch)
+
+
+class MlaBackendFp8Peer(OnFp8CacheQuantizedQ, MlaBackendPeer):
+    """Ours on the fp8 cache: bf16 q, float8_e4m3fn k_cache, descale_k. The kernel quantizes q per row to e4m3
+    for an fp8 Q.K^T (ops' docstring), so it is held to the fp8-q tolerances as flashmla_fp8."""
+
+    name = "mla_backend"
+    label = "ours (mla_backend, fp8 e4m3 KV cache, descale_k)"
 
     def cache(self, batch):
         return batch.k_cache_fp8, batch.descale_k
@@ -512,15 +518,12 @@ class MlaBackendBf16BaselinePeer(MlaBackendPeer):
     label = "ours bf16 (mla_backend on the dequantized cache in bf16: the fp8 speedup's baseline)"
 
 
-class FlashMLAFp8Peer(Peer):
+class FlashMLAFp8Peer(OnFp8CacheQuantizedQ, Peer):
     """vLLM 0.26 FLASHMLA with --kv-cache-dtype fp8: the dense fp8 kernel of `_flashmla_extension_C`."""
 
     name = "flashmla_fp8"
     label = ("FlashMLA fp8 (vLLM 0.26 _flashmla_extension_C dense fp8; q quantized per tensor, descale_q and "
              "descale_k)")
-    kv_bytes = 1
-    out_rel_tol = FP8_Q_OUT_REL_TOL
-    lse_abs_tol = FP8_Q_LSE_ABS_TOL
 
     def __init__(self):
         super().__init__()
@@ -534,9 +537,6 @@ class FlashMLAFp8Peer(Peer):
             if not hasattr(flashmla, function):
                 raise PeerUnavailable(f"vllm.v1.attention.ops.flashmla has no {function}")
         self.flashmla = flashmla
-
-    def unsupported_reason(self, batch):
-        return fp8_cache_reason(batch)
 
     def _prepare(self, batch):
         flashmla = self.flashmla
@@ -558,18 +558,12 @@ class FlashMLAFp8Peer(Peer):
         return with_keepalive(step, batch, q8, descale_q, k_cache, tile_scheduler_metadata, num_splits)
 
 
-class FlashMLASGLangFp8Peer(FlashMLASGLangPeer):
+class FlashMLASGLangFp8Peer(OnFp8CacheQuantizedQ, FlashMLASGLangPeer):
     """SGLang 0.5.17's `flashmla` with --kv-cache-dtype fp8_e4m3: sgl_kernel's dense fp8 kernel, q quantized to e4m3
     per tensor (SGLang's backend scales it by the layer's k_scale, else by one) with descale_q and descale_k."""
 
     name = "flashmla_sglang_fp8"
     label = "FlashMLA fp8 (SGLang 0.5.17 sgl_kernel.flash_mla dense fp8; q quantized per tensor)"
-    kv_bytes = 1
-    out_rel_tol = FP8_Q_OUT_REL_TOL
-    lse_abs_tol = FP8_Q_LSE_ABS_TOL
-
-    def unsupported_reason(self, batch):
-        return fp8_cache_reason(batch)
 
     def quantized(self, batch):
         q8, descale_q = quantize_q_fp8(batch.q)
