@@ -285,8 +285,7 @@ def run_backend(client, model: Path, args: argparse.Namespace) -> dict:
 
 def pin_server(host: dict, server: e2e_common.Server) -> None:
     """A server that is up onto the chosen cores, with every thread and process it has started."""
-    if host["policy"] != "all":
-        host_cpus.pin_session(server.proc.pid, host["cpus"])
+    host_cpus.pin_started(host, server.proc.pid)
 
 
 def serve_together(engine: str, python: str, model: Path, args: argparse.Namespace, workdir: Path,

@@ -562,9 +562,11 @@ LOGPROB_MAX_FLOOR = 0.1     # logits here are ~3 in size; a wrong scale, page or
 LOGPROB_MEAN_FLOOR = 0.01
 
 
-def run_for_test(run: Callable[[Path], dict], name: str, tp: int, tmp_path_factory) -> dict:
-    """A pytest fixture's body: skip without `tp` GPUs, run the driver in a folder kept under $MLA_E2E_RESULTS/name
-    (else a temporary one) with its results.json, print the brief summary and return the summary."""
+def run_for_test(run: Callable[[Path, Callable[[Server], None]], dict], name: str, tp: int,
+                 tmp_path_factory) -> dict:
+    """A pytest fixture's body: skip without `tp` GPUs, run the driver as `run(workdir, on_up)` in a folder kept
+    under $MLA_E2E_RESULTS/name (else a temporary one) with its results.json, print the brief summary and return
+    the summary."""
     import pytest
     import torch
 
@@ -572,11 +574,11 @@ def run_for_test(run: Callable[[Path], dict], name: str, tp: int, tmp_path_facto
         pytest.skip(f"tensor parallel {tp} needs {tp} GPUs, this machine has {torch.cuda.device_count()}")
     keep = os.environ.get("MLA_E2E_RESULTS")
     workdir = Path(keep) / name if keep else tmp_path_factory.mktemp(name)
-    # Decode tokens/s at batch 1 is host-bound: the servers (started by `run`, inheriting this) run on the host's
-    # fast cores, as bench_serving's (MLA_E2E_CPUS: auto, all or a core list).
-    host = host_cpus.pin(os.environ.get("MLA_E2E_CPUS", "auto"))
+    # Decode tokens/s at batch 1 is host-bound: each server runs on the host's fast cores once it is up (it starts
+    # on every core: a first start compiles kernels), as bench_serving's (MLA_E2E_CPUS: auto, all or a core list).
+    host = {**host_cpus.choose(os.environ.get("MLA_E2E_CPUS", "auto")), "servers_only": True}
     print(f"[{name}] host: {host_cpus.describe(host)}", flush=True)
-    results = {**run(workdir), "host": host}
+    results = {**run(workdir, lambda server: host_cpus.pin_started(host, server.proc.pid)), "host": host}
     (workdir / "results.json").write_text(json.dumps(results))
     print(f"\n[{name}] " + json.dumps(brief(results["summary"]), indent=1))
     return results["summary"]

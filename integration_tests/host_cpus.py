@@ -3,16 +3,17 @@
 A decode step at one request is host-bound (the engine's Python scheduler, input preparation and sampling take
 longer than the GPU's work), so the core an engine's hot thread lands on sets the step time. On a shared or
 virtualised host the cores are not alike: some share a physical core with a busy neighbour or run throttled. The
-policy `auto` times a single-threaded Python loop on every core this process may use and pins this process to
-the cores within TOLERANCE of the fastest (at least MIN_CPUS of them, the fastest); engine servers started
-afterwards inherit the pinning, so every backend's server of one run sees the same cores. `all` leaves the
-affinity as it is; a list such as `0,3,5-7` pins to exactly those cores.
+policy `auto` times a single-threaded Python loop on every core this process may use and picks the cores within
+TOLERANCE of the fastest (at least MIN_CPUS of them, the fastest), so every backend's server of one run sees the
+same cores. `all` leaves the affinity as it is; a list such as `0,3,5-7` picks exactly those cores.
 
-    record = host_cpus.pin("auto")   # {"policy": "auto", "cpus": [...], "core_ms": {...}, "allowed": [...]}
+    record = host_cpus.choose("auto")   # {"policy": "auto", "cpus": [...], "core_ms": {...}, "allowed": [...]}
+    host_cpus.pin_started(record, server.proc.pid)   # once the server is up: its whole session onto the cores
 
-A server can also start on every core and be pinned once it is up (`choose`, then `pin_session`): an engine's first
-start on a machine compiles kernels with as many jobs as it has cores (SGLang 0.5.17's first server on the H200 box
-took 238 s pinned to 7 cores, 417 s pinned to 5), and the start is not what is measured.
+The servers (bench_serving, the e2e drivers) start on every core and are pinned once up: an engine's first start on
+a machine compiles kernels with as many jobs as it has cores (SGLang 0.5.17's first server on the H200 box took
+238 s pinned to 7 cores, 417 s pinned to 5), and the start is not what is measured. `pin` pins this process instead,
+and so every process it starts later (the in-process vLLM probes).
 """
 from __future__ import annotations
 
@@ -136,6 +137,13 @@ def pin_session(session: int, cpus: list[int]) -> int:
         except (ProcessLookupError, PermissionError):   # exited meanwhile
             continue
     return moved
+
+
+def pin_started(record: dict, session: int) -> None:
+    """A server that is up onto the record's cores (choose's), with every thread and process of its session; nothing
+    for the policy `all`."""
+    if record["policy"] != "all":
+        pin_session(session, record["cpus"])
 
 
 def describe(record: dict) -> str:

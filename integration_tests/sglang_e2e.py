@@ -122,7 +122,7 @@ def run_backend(client, reference: dict | None, log: Path) -> dict:
     return result
 
 
-def run(tp: int, workdir: Path, backends=BACKENDS) -> dict:
+def run(tp: int, workdir: Path, backends=BACKENDS, on_up=None) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     model = checkpoint(workdir / "tiny_lmhead02")
     kv = kv_cache_dtype()
@@ -133,7 +133,7 @@ def run(tp: int, workdir: Path, backends=BACKENDS) -> dict:
         exercise=lambda client, backend, reference: run_backend(
             client, reference, workdir / f"forced_logprobs_{backend}_{tag}.jsonl"),
         inspect_log=inspect_log, done_file=lambda b: workdir / f"result_{b}_{tag}.json",
-        label=f"sglang tp{tp} kv {kv}")
+        label=f"sglang tp{tp} kv {kv}", on_up=on_up)
     results = {"tp": tp, "kv_cache_dtype": kv, "backends": backends, "errors": errors}
     results["summary"] = summarize(results)
     return results

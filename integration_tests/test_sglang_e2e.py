@@ -31,8 +31,8 @@ KV = sglang_e2e.kv_tag(sglang_e2e.kv_cache_dtype()).replace("_", "-", 1)
 @pytest.fixture(scope="module", params=[1, 2], ids=lambda tp: f"tp{tp}{KV}")
 def e2e(request, tmp_path_factory):
     tp = request.param
-    return e2e_common.run_for_test(lambda workdir: sglang_e2e.run(tp, workdir), f"sglang-tp{tp}{KV}", tp,
-                                   tmp_path_factory)
+    return e2e_common.run_for_test(lambda workdir, on_up: sglang_e2e.run(tp, workdir, on_up=on_up),
+                                   f"sglang-tp{tp}{KV}", tp, tmp_path_factory)
 
 
 def test_every_backend_served(e2e):

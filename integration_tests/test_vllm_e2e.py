@@ -35,8 +35,8 @@ KV = vllm_e2e.kv_tag(vllm_e2e.kv_cache_dtype()).replace("_", "-")
 @pytest.fixture(scope="module", params=RUNS, ids=lambda run: f"tp{run[0]}-{run[1]}{KV}")
 def e2e(request, tmp_path_factory):
     tp, mode = request.param
-    return e2e_common.run_for_test(lambda workdir: vllm_e2e.run(tp, workdir, mode), f"tp{tp}-{mode}{KV}", tp,
-                                   tmp_path_factory)
+    return e2e_common.run_for_test(lambda workdir, on_up: vllm_e2e.run(tp, workdir, mode, on_up=on_up),
+                                   f"tp{tp}-{mode}{KV}", tp, tmp_path_factory)
 
 
 def test_every_backend_served(e2e):

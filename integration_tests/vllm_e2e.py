@@ -104,7 +104,7 @@ def run_backend(client, mode: str, reference: dict | None) -> dict:
     return result
 
 
-def run(tp: int, workdir: Path, mode: str = "default", backends=BACKENDS) -> dict:
+def run(tp: int, workdir: Path, mode: str = "default", backends=BACKENDS, on_up=None) -> dict:
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -117,7 +117,7 @@ def run(tp: int, workdir: Path, mode: str = "default", backends=BACKENDS) -> dic
                                      FORCED_ARGS if mode == "forced" else ()),
         exercise=lambda client, backend, reference: run_backend(client, mode, reference),
         inspect_log=inspect_log, done_file=lambda b: workdir / f"result_{b}_{tag}.json",
-        label=f"tp{tp} {mode} kv {kv}", startup_timeout=400)
+        label=f"tp{tp} {mode} kv {kv}", startup_timeout=400, on_up=on_up)
     results = {"tp": tp, "mode": mode, "kv_cache_dtype": kv, "backends": backends, "errors": errors}
     results["summary"] = summarize(results)
     return results
