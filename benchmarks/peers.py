@@ -44,7 +44,7 @@ once per step for all layers is done in `prepare` (not timed), for every peer th
   (`sgl_kernel.flash_mla`), `get_mla_metadata` once per step in `prepare`, `flash_mla_with_kvcache` per layer.
   Available where SGLang's environment is (the SGLang bundle's site), not the vLLM peer bundle.
 
-With an fp8 (e4m3) KV cache (`bench_decode.py --kv fp8`, s_q·h_q <= 32), the batch also carries the cache as
+With an fp8 (e4m3) KV cache (`bench_decode.py --kv fp8`), the batch also carries the cache as
 float8_e4m3fn with its per-tensor `descale_k` (float32 [1]); `k_cache` is then what that cache stands for, in bf16.
 The fp8 peers (`load_peers(..., kv="fp8")`, FP8_PEER_NAMES):
 
