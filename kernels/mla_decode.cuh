@@ -230,7 +230,7 @@ __device__ __forceinline__ void copy_fp8_group(const Fp8Lane& lane, const char* 
 template <typename Element>
 __device__ __forceinline__ void widen_chunk(const uint4& in, float descale, uint4& lo, uint4& hi) {
   const auto pair = [descale](uint32_t four, int half) {
-    return GmmaOps<Element>::from_e4m3x2(static_cast<uint16_t>(four >> (16 * half)), descale);
+    return e4m3x2_to<Element>(static_cast<uint16_t>(four >> (16 * half)), descale);
   };
   lo = make_uint4(pair(in.x, 0), pair(in.x, 1), pair(in.y, 0), pair(in.y, 1));
   hi = make_uint4(pair(in.z, 0), pair(in.z, 1), pair(in.w, 0), pair(in.w, 1));

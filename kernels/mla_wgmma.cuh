@@ -62,12 +62,6 @@ template <> struct GmmaOps<__nv_bfloat16> {
     __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
     return *reinterpret_cast<uint32_t*>(&v);
   }
-  // Two e4m3 values (low byte first) times scale as a pair (through fp16, which holds every e4m3 value exactly,
-  // and fp32; NaN stays NaN).
-  __device__ static uint32_t from_e4m3x2(uint16_t two, float scale) {
-    const float2 v = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(two, __NV_E4M3)));
-    return pack(v.x * scale, v.y * scale);
-  }
 };
 
 template <> struct GmmaOps<__half> {
@@ -78,11 +72,15 @@ template <> struct GmmaOps<__half> {
     __half2 v = __floats2half2_rn(lo, hi);
     return *reinterpret_cast<uint32_t*>(&v);
   }
-  __device__ static uint32_t from_e4m3x2(uint16_t two, float scale) {
-    const float2 v = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(two, __NV_E4M3)));
-    return pack(v.x * scale, v.y * scale);
-  }
 };
+
+// Two e4m3 values (low byte first) times scale as an Element pair (through fp16, which holds every e4m3 value
+// exactly, and fp32; NaN stays NaN).
+template <typename Element>
+__device__ __forceinline__ uint32_t e4m3x2_to(uint16_t two, float scale) {
+  const float2 v = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(two, __NV_E4M3)));
+  return GmmaOps<Element>::pack(v.x * scale, v.y * scale);
+}
 
 // Swap-AB atoms for few query rows (N = 16 or 32 of them; the 64 KV tokens are M):
 //   KQ: S^T = K Q^T, both operands K-major (rows of 576 contiguous elements);
