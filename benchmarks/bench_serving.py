@@ -283,11 +283,6 @@ def run_backend(client, model: Path, args: argparse.Namespace) -> dict:
     return {"points": measured}
 
 
-def pin_server(host: dict, server: e2e_common.Server) -> None:
-    """A server that is up onto the chosen cores, with every thread and process it has started."""
-    host_cpus.pin_started(host, server.proc.pid)
-
-
 def serve_together(engine: str, python: str, model: Path, args: argparse.Namespace, workdir: Path,
                    host: dict) -> tuple[dict[str, dict], dict[str, str]]:
     """--interleave: every backend's server up at once, then each point measured on all of them with their rounds
@@ -305,7 +300,7 @@ def serve_together(engine: str, python: str, model: Path, args: argparse.Namespa
                 servers[backend] = start_server(engine, python, model, backend, args, workdir / f"server_{backend}.log",
                                                 beside_others=bool(servers))
                 startup[backend] = servers[backend].wait(args.startup_timeout)
-                pin_server(host, servers[backend])
+                servers[backend].pin(host)
                 print(f"[{engine}] {backend}: up in {startup[backend]:.0f} s", flush=True)
             except Exception as exc:  # one backend failing must not hide the others' results
                 fail(backend, f"{type(exc).__name__}: {exc}")
@@ -356,7 +351,7 @@ def engine_runs(engine: str, python: str, model: Path, args: argparse.Namespace,
             start=lambda b: start_server(engine, python, model, b, args, workdir / f"server_{b}.log"),
             exercise=lambda client, b, _reference: run_backend(client, model, args),
             inspect_log=lambda log: inspect_log(engine, log), done_file=lambda b: workdir / f"result_{b}.json",
-            label=f"{engine}", startup_timeout=args.startup_timeout, on_up=lambda server: pin_server(host, server))
+            label=f"{engine}", startup_timeout=args.startup_timeout, on_up=lambda server: server.pin(host))
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -522,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(shlex.join(server_command(engine, python, model, backend, args, 30000)))
         print(json.dumps({"card": card, "context_length": context_length(args), **workload(args)}))
         return 0
-    host = {**host_cpus.choose(args.cpus), "servers_only": True}
+    host = host_cpus.choose(args.cpus)
     print(f"host: {host_cpus.describe(host)}", flush=True)
     model = resolve_model(args)
     key = workload_key(args, model)

@@ -90,6 +90,10 @@ class Server:
         self.stop()
         raise RuntimeError(f"the server did not come up ({self.log_path}):\n{self.log_path.read_text()[-6000:]}")
 
+    def pin(self, cores: dict) -> None:
+        """Once up: every thread and process of this server onto host_cpus.choose's cores (`cores`)."""
+        host_cpus.pin_started(cores, self.proc.pid)
+
     def stop(self) -> None:
         """Ctrl-C to the whole group (TP workers included), then harder; waits until the main process is gone."""
         for sig, grace in ((signal.SIGINT, 60), (signal.SIGTERM, 30), (signal.SIGKILL, 30)):
@@ -576,9 +580,9 @@ def run_for_test(run: Callable[[Path, Callable[[Server], None]], dict], name: st
     workdir = Path(keep) / name if keep else tmp_path_factory.mktemp(name)
     # Decode tokens/s at batch 1 is host-bound: each server runs on the host's fast cores once it is up (it starts
     # on every core: a first start compiles kernels), as bench_serving's (MLA_E2E_CPUS: auto, all or a core list).
-    host = {**host_cpus.choose(os.environ.get("MLA_E2E_CPUS", "auto")), "servers_only": True}
+    host = host_cpus.choose(os.environ.get("MLA_E2E_CPUS", "auto"))
     print(f"[{name}] host: {host_cpus.describe(host)}", flush=True)
-    results = {**run(workdir, lambda server: host_cpus.pin_started(host, server.proc.pid)), "host": host}
+    results = {**run(workdir, lambda server: server.pin(host)), "host": host}
     (workdir / "results.json").write_text(json.dumps(results))
     print(f"\n[{name}] " + json.dumps(brief(results["summary"]), indent=1))
     return results["summary"]

@@ -90,9 +90,10 @@ def fast_cpus(times: dict[int, float], tolerance: float = TOLERANCE, minimum: in
 
 
 def choose(policy: str) -> dict:
-    """The cores `policy` picks, pinning nothing: {"policy", "allowed", "cpus"[, "core_ms"]}."""
+    """The cores `policy` picks, pinning nothing: {"policy", "allowed", "cpus"[, "core_ms"], "servers_only"}; the
+    servers go onto them once up (pin_started), the driver stays where it is."""
     allowed = allowed_cpus()
-    record: dict = {"policy": policy, "allowed": allowed}
+    record: dict = {"policy": policy, "allowed": allowed, "servers_only": True}
     if policy == "all":
         return {**record, "cpus": allowed}
     if policy == "auto":
@@ -107,7 +108,7 @@ def choose(policy: str) -> dict:
 
 def pin(policy: str) -> dict:
     """Pins this process (and so every process it starts later) as `policy` says; returns what was done."""
-    record = choose(policy)
+    record = {**choose(policy), "servers_only": False}
     os.sched_setaffinity(0, record["cpus"])
     return record
 
@@ -151,15 +152,14 @@ def describe(record: dict) -> str:
     cpus = ",".join(map(str, record["cpus"]))
     if record["policy"] == "all":
         return f"driver and servers on every core this process may use ({cpus}), not pinned"
-    if record.get("servers_only"):   # bench_serving: the servers start on every core and are pinned once up
-        return describe({**record, "servers_only": False}).replace(
-            "driver and servers pinned to cores", "servers pinned to cores", 1).replace(
-            f"cores {cpus}", f"cores {cpus} once up (they start on every core; the driver is not pinned)", 1)
+    # Records written before "servers_only" existed come from pin().
+    pinned = (f"servers pinned to cores {cpus} once up (they start on every core; the driver is not pinned)"
+              if record.get("servers_only") else f"driver and servers pinned to cores {cpus}")
     if record["policy"] == "auto":
         times = record["core_ms"]
         slow = [ms for cpu, ms in times.items() if cpu not in record["cpus"]]
         slower = f"; the other {len(slow)} took {min(slow):.0f}-{max(slow):.0f} ms" if slow else ""
-        return (f"driver and servers pinned to cores {cpus}: the {len(record['cpus'])} of {len(times)} whose "
+        return (f"{pinned}: the {len(record['cpus'])} of {len(times)} whose "
                 f"single-thread Python loop ran fastest (within {TOLERANCE:.0%} of the fastest, at least "
                 f"{MIN_CPUS}: {min(times.values()):.0f} ms{slower})")
-    return f"driver and servers pinned to cores {cpus} (--cpus)"
+    return f"{pinned} (--cpus)"

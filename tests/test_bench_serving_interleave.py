@@ -103,13 +103,13 @@ def test_interleaved_servers_are_measured_together_and_a_failing_one_is_left_out
     args = args_of("--engines", "sglang", "--sglang-backends", "flashmla,triton,mla_backend", "--interleave",
                    "--prompt-lens", "8", "--concurrency", "2", "--warmup-tokens", "4", "--decode-tokens", "64",
                    "--min-window-tokens", "16", "--repeats", "2", "--startup-timeout", "60")
-    pinned, real_pin = [], bench_serving.pin_server
+    pinned, real_pin = [], e2e_common.Server.pin
 
-    def recording_pin(host, server):
-        real_pin(host, server)
+    def recording_pin(server, cores):
+        real_pin(server, cores)
         pinned.append(sorted(os.sched_getaffinity(server.proc.pid)))
 
-    monkeypatch.setattr(bench_serving, "pin_server", recording_pin)
+    monkeypatch.setattr(e2e_common.Server, "pin", recording_pin)
     one_core = host_cpus.choose(str(host_cpus.allowed_cpus()[0]))
     results, errors = bench_serving.serve_together("sglang", sys.executable, tmp_path, args, tmp_path, one_core)
     assert started == [("flashmla", 3, False), ("triton", 3, True), ("mla_backend", 3, True)]

@@ -71,6 +71,8 @@ def test_choose_pins_nothing():
     before = os.sched_getaffinity(0)
     record = host_cpus.choose(str(host_cpus.allowed_cpus()[0]))
     assert record["cpus"] == [host_cpus.allowed_cpus()[0]] and os.sched_getaffinity(0) == before
+    assert host_cpus.describe(record).startswith("servers pinned to cores")   # once up, by pin_started
+    assert host_cpus.describe(host_cpus.pin("all")).startswith("driver and servers")
 
 
 SESSION = """
@@ -104,7 +106,7 @@ def test_the_auto_line_names_the_slow_cores_times():
     record = {"policy": "auto", "allowed": [0, 1, 2], "cpus": [0, 2], "core_ms": {0: 24.1, 1: 42.7, 2: 25.0}}
     line = host_cpus.describe(record)
     assert "cores 0,2" in line and "2 of 3" in line and "least 4: 24 ms; the other 1 took 43-43 ms)" in line
-    servers = host_cpus.describe({**record, "servers_only": True})
+    servers = host_cpus.describe({**record, "servers_only": True})   # choose's record
     assert servers.startswith("servers pinned to cores 0,2 once up (they start on every core; the driver is not "
                               "pinned): the 2 of 3") and servers.endswith(line.split(": the", 1)[1])
 
