@@ -288,8 +288,7 @@ class FlashMLASGLangPeer(Peer):
                 head_dim_v=HEAD_DIM_V, tile_scheduler_metadata=meta, num_splits=splits,
                 softmax_scale=batch.softmax_scale, causal=batch.causal, descale_q=descale_q, descale_k=descale_k)
 
-        return with_keepalive(step, batch, q, k_cache, meta, splits, *(t for t in (descale_q, descale_k)
-                                                                       if t is not None))
+        return with_keepalive(step, batch, q, k_cache, meta, splits, descale_q)   # descale_k is the batch's
 
 
 def fa3_scheduler_buffer_size(b: int) -> int:
