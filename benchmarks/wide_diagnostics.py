@@ -20,7 +20,7 @@ WG1_PV = ("""    wgmma_ss<typename GmmaOps<Element>::PV_SS>(desc_k_major(probs +
 EDITS = {
     "main": [],   # the baseline, built and probed the same way
     # softmax off: P = raw scores, rescale 1
-    "nosoftmax": [("  online_softmax(p, f, b.block, needs_mask, key_limit, s, stats, rescale);\n",
+    "nosoftmax": [("  online_softmax<kLoads>(p, descale, f, b.block, needs_mask, key_limit, s, stats, rescale);\n",
                    "  rescale[0] = rescale[1] = 1.f;\n")],
     # Q K^T's 36 wgmmas off (S keeps whatever it held)
     "noqk": [("""    wgmma_ss<typename GmmaOps<Element>::QK>(desc_k_major(q + offset), desc_k_major(kv + offset), s, k > 0,

@@ -15,7 +15,8 @@
 // several parts writes partials (out's dtype) + LSE that the combine kernel merges.
 // An fp8 (e4m3) k_cache with more query rows than the fp8 swap-AB kernels take runs here too: its producer copies
 // each group's e4m3 bytes by cp.async into the group's own shared memory and widens them in place into the 16-bit
-// layout the consumers read, times descale_k (rounded once, to Element).
+// layout the consumers read. Every e4m3 value is a bf16 and an fp16 value, so the widening is exact and descale_k is
+// applied in fp32 by the consumers: to the scores' scale and to O's normalization (kv_descale).
 #pragma once
 
 #include <cstddef>
@@ -197,7 +198,7 @@ __device__ __forceinline__ void copy_kv_blocks(const DecodeParams& p, const Sche
 // fp8 producer (an e4m3 k_cache): every thread of warpgroup 2 copies its share of each group's e4m3 bytes by
 // cp.async into the group's own shared memory, which its readers have released. A group of n 64-column sub-tiles
 // spans n x 8 KB as Element; its e4m3 bytes (sub-tile k's 64 token rows of 64 bytes, unswizzled) go to the last
-// n x 4 KB of it. Once they land, the warpgroup widens them in place, times descale_k, into the swizzled Element
+// n x 4 KB of it. Once they land, the warpgroup widens them in place (exactly, unscaled) into the swizzled Element
 // layout the other producers land, then arrives on the group's full barrier. Each thread reads all its e4m3 bytes of
 // the group before the warpgroup syncs and writes (an Element sub-tile overwrites e4m3 bytes that other threads
 // read). Block n - 1 is widened before the producer waits for block n's stage to be released (the consumers may be about to need n - 1);
@@ -226,11 +227,11 @@ __device__ __forceinline__ void copy_fp8_group(const Fp8Lane& lane, const char* 
   cp_async_commit_group();
 }
 
-// Sixteen e4m3 values (one chunk) times descale as 32 bytes of Element.
+// Sixteen e4m3 values (one chunk) as 32 bytes of Element.
 template <typename Element>
-__device__ __forceinline__ void widen_chunk(const uint4& in, float descale, uint4& lo, uint4& hi) {
-  const auto pair = [descale](uint32_t four, int half) {
-    return e4m3x2_to<Element>(static_cast<uint16_t>(four >> (16 * half)), descale);
+__device__ __forceinline__ void widen_chunk(const uint4& in, uint4& lo, uint4& hi) {
+  const auto pair = [](uint32_t four, int half) {
+    return e4m3x2_to<Element>(static_cast<uint16_t>(four >> (16 * half)));
   };
   lo = make_uint4(pair(in.x, 0), pair(in.x, 1), pair(in.y, 0), pair(in.y, 1));
   hi = make_uint4(pair(in.z, 0), pair(in.z, 1), pair(in.w, 0), pair(in.w, 1));
@@ -238,7 +239,7 @@ __device__ __forceinline__ void widen_chunk(const uint4& in, float descale, uint
 
 // Widens group kGroup of the stage at kv (its copies have landed) and arrives on its full barrier.
 template <typename Element, int kGroup>
-__device__ __forceinline__ void widen_fp8_group(const Fp8Lane& lane, float descale, uint32_t kv, uint32_t full) {
+__device__ __forceinline__ void widen_fp8_group(const Fp8Lane& lane, uint32_t kv, uint32_t full) {
   constexpr int kChunks = group_sub_tiles(kGroup) * kFp8Rows;
   const uint32_t staging = fp8_staging(kv, kGroup) + lane.token * 64 + lane.chunk * 16;
   uint4 raw[kChunks];
@@ -254,7 +255,7 @@ __device__ __forceinline__ void widen_fp8_group(const Fp8Lane& lane, float desca
     // e4m3 chunk c of a row is Element chunks 2c and 2c + 1 of the 128-byte row, swizzled as a TMA box lands.
     const uint32_t dst = kv + sub_tile * kSubTileBytes + row * 128;
     uint4 lo, hi;
-    widen_chunk<Element>(raw[i], descale, lo, hi);
+    widen_chunk<Element>(raw[i], lo, hi);
     store_shared_16(dst + (((2 * lane.chunk) ^ (row % 8)) * 16), lo);
     store_shared_16(dst + (((2 * lane.chunk + 1) ^ (row % 8)) * 16), hi);
   }
@@ -262,19 +263,17 @@ __device__ __forceinline__ void widen_fp8_group(const Fp8Lane& lane, float desca
 }
 
 template <typename Element>
-__device__ __forceinline__ void widen_fp8_block(const Fp8Lane& lane, float descale, const Stage& stage,
-                                                SharedStorage& smem) {
+__device__ __forceinline__ void widen_fp8_block(const Fp8Lane& lane, const Stage& stage, SharedStorage& smem) {
   const uint32_t kv = smem_addr(smem.kv[stage.index]);
-  widen_fp8_group<Element, kGroupV0>(lane, descale, kv, smem_addr(&smem.full[stage.index][kGroupV0]));
-  widen_fp8_group<Element, kGroupV1>(lane, descale, kv, smem_addr(&smem.full[stage.index][kGroupV1]));
-  widen_fp8_group<Element, kGroupRope>(lane, descale, kv, smem_addr(&smem.full[stage.index][kGroupRope]));
+  widen_fp8_group<Element, kGroupV0>(lane, kv, smem_addr(&smem.full[stage.index][kGroupV0]));
+  widen_fp8_group<Element, kGroupV1>(lane, kv, smem_addr(&smem.full[stage.index][kGroupV1]));
+  widen_fp8_group<Element, kGroupRope>(lane, kv, smem_addr(&smem.full[stage.index][kGroupRope]));
 }
 
 template <typename Element>
 __device__ __forceinline__ void copy_and_widen_fp8_blocks(const DecodeParams& p, const SchedEntry& entry,
                                                           SharedStorage& smem) {
   const Fp8Lane lane(p, threadIdx.x - kProducerWarpgroup * kWarpgroupThreads);
-  const float descale = *p.descale_k;   // on the device: a CUDA graph replays it from its tensor
   BlockCursor cursor{entry.begin_req, entry.begin_block};
   cursor.settle(p, entry);
   int produced = 0;
@@ -284,7 +283,7 @@ __device__ __forceinline__ void copy_and_widen_fp8_blocks(const DecodeParams& p,
     const char* const src = lane.source(p, cursor.page(p), src_bytes);
     if (produced >= kStages) {
       cp_async_wait_group<0>();   // the previous block's three groups
-      widen_fp8_block<Element>(lane, descale, Stage(produced - 1), smem);
+      widen_fp8_block<Element>(lane, Stage(produced - 1), smem);
     }
     const uint32_t kv = smem_addr(smem.kv[stage.index]);
     wait_group_free(smem, stage, produced, kGroupV0);
@@ -295,14 +294,14 @@ __device__ __forceinline__ void copy_and_widen_fp8_blocks(const DecodeParams& p,
     copy_fp8_group<kGroupRope>(lane, src, src_bytes, kv);
     if (produced == kStages - 1) {   // both stages were free: the first blocks' copies went out together
       cp_async_wait_group<kGroups>();
-      widen_fp8_block<Element>(lane, descale, Stage(produced - 1), smem);
+      widen_fp8_block<Element>(lane, Stage(produced - 1), smem);
     }
     ++cursor.block;
     cursor.settle(p, entry);
   }
   if (produced > 0) {
     cp_async_wait_group<0>();
-    widen_fp8_block<Element>(lane, descale, Stage(produced - 1), smem);
+    widen_fp8_block<Element>(lane, Stage(produced - 1), smem);
   }
 }
 
@@ -338,12 +337,34 @@ __device__ __forceinline__ void compute_scores(const SharedStorage& smem, uint32
   fence_operands(s);
 }
 
+// An fp8 cache's descale_k (read on the device: a CUDA graph replays it from its tensor; 1 for a 16-bit cache). Its
+// producer widens the stored values unscaled, so the consumers apply it in fp32: to the scores' scale and to O.
+template <KvLoads kLoads>
+__device__ __forceinline__ float kv_descale(const DecodeParams& p) {
+  if constexpr (kLoads == KvLoads::kCpAsyncFp8) {
+    return *p.descale_k;
+  } else {
+    return 1.f;
+  }
+}
+
+template <KvLoads kLoads>
+__device__ __forceinline__ float scores_scale_log2(const DecodeParams& p, float descale) {
+  if constexpr (kLoads == KvLoads::kCpAsyncFp8) {
+    return p.scale_log2 * descale;
+  } else {
+    return p.scale_log2;
+  }
+}
+
 // Masks the block's scores, turns them into probabilities in place and returns each row's rescale factor for O.
 // Masked scores become -inf, which also discards NaN read from page slots past seqlen. The softmax scale is
 // positive, so the max is taken on the raw scores and the scale goes into exp2's argument (one FFMA a score).
-__device__ __forceinline__ void online_softmax(const DecodeParams& p, const Fragment& f, int block, bool needs_mask,
-                                               const int (&key_limit)[2], float (&s)[32], RowStats& stats,
-                                               float (&rescale)[2]) {
+template <KvLoads kLoads>
+__device__ __forceinline__ void online_softmax(const DecodeParams& p, float descale, const Fragment& f, int block,
+                                               bool needs_mask, const int (&key_limit)[2], float (&s)[32],
+                                               RowStats& stats, float (&rescale)[2]) {
+  const float scale_log2 = scores_scale_log2<kLoads>(p, descale);
   if (needs_mask) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
@@ -370,14 +391,14 @@ __device__ __forceinline__ void online_softmax(const DecodeParams& p, const Frag
     float block_max = fmaxf(fmaxf(partial_max[0], partial_max[1]), fmaxf(partial_max[2], partial_max[3]));
     block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffff, block_max, 1));
     block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffff, block_max, 2));
-    const float base = fold_block_max(stats.max[h], block_max * p.scale_log2, rescale[h]);
+    const float base = fold_block_max(stats.max[h], block_max * scale_log2, rescale[h]);
     float sum = 0.f;
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         float& x = s[j * 4 + h * 2 + e];
-        const float exponent = fmaf(x, p.scale_log2, -base);
+        const float exponent = fmaf(x, scale_log2, -base);
         // A quarter of the exponentials on the FMA pipe, which issues four times as fast as MUFU.EX2.
         x = j >= 6 ? exp2_on_fma_pipe(exponent) : exp2f(exponent);
         sum += x;
@@ -495,9 +516,10 @@ __device__ __forceinline__ void order_loads_before_wgmma() {
 
 // Warpgroup 0's share of a block: S = Q K^T, softmax, P to warpgroup 1, then its half of O.
 template <typename Element, KvLoads kLoads>
-__device__ __forceinline__ void process_block_warpgroup0(const DecodeParams& p, const Fragment& f, const BlockStep& b,
-                                                        bool needs_mask, const int (&key_limit)[2], RowStats& stats,
-                                                        float (&o)[128], float (&s)[32], SharedStorage& smem) {
+__device__ __forceinline__ void process_block_warpgroup0(const DecodeParams& p, float descale, const Fragment& f,
+                                                        const BlockStep& b, bool needs_mask, const int (&key_limit)[2],
+                                                        RowStats& stats, float (&o)[128], float (&s)[32],
+                                                        SharedStorage& smem) {
   // The whole block has landed before its first wgmma (waiting per group of sub-tiles measured no faster).
   for (int g = 0; g < kGroups; ++g) mbar_wait(smem_addr(&smem.full[b.stage.index][g]), b.stage.phase);
   order_loads_before_wgmma<kLoads>();
@@ -505,7 +527,7 @@ __device__ __forceinline__ void process_block_warpgroup0(const DecodeParams& p, 
   if (threadIdx.x == 0) mbar_arrive(smem_addr(&smem.empty[b.stage.index][kGroupV1]));
 
   float rescale[2];
-  online_softmax(p, f, b.block, needs_mask, key_limit, s, stats, rescale);
+  online_softmax<kLoads>(p, descale, f, b.block, needs_mask, key_limit, s, stats, rescale);
   uint32_t probs[kTokenSteps][4];
   pack_probs<Element>(s, probs);
   // Every warp's Q K^T has read the stage: P may go over its RoPE sub-tile and its V tail rows may be zeroed. Each
@@ -591,16 +613,18 @@ __device__ __forceinline__ void store_row(Element* dst, bool valid, int quad, co
 
 // Normalizes this warpgroup's 256 columns of O and writes them to out, or to the split's partial (out's dtype);
 // warpgroup 0 writes the LSE.
-template <typename Element>
+template <typename Element, KvLoads kLoads>
 __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragment& f, int tile_row, int req,
-                                             OutputSlot slot, const RowStats& stats, const float (&o)[128]) {
+                                             OutputSlot slot, const RowStats& stats, const float (&o)[128],
+                                             float descale) {
   const int col_base = f.warpgroup * (kHeadDimV / kConsumerWarpgroups), quad = f.lane % 4;
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int row = tile_row + f.r0 + 8 * h;
     const bool valid = row < p.rows;   // padding rows write nothing, but take part in store_row's shuffles
     const bool empty = stats.sum[h] == 0.f;
-    const float inv_sum = empty ? 0.f : 1.f / stats.sum[h];
+    float inv_sum = empty ? 0.f : 1.f / stats.sum[h];
+    if constexpr (kLoads == KvLoads::kCpAsyncFp8) inv_sum *= descale;
     const float lse_log2 = stats.max[h] + __log2f(stats.sum[h]);
     const bool writes_lse = valid && f.warpgroup == 0 && quad == 0;
     const int64_t offset = int64_t(min(row, p.rows - 1)) * kHeadDimV + col_base;
@@ -618,6 +642,7 @@ template <typename Element, KvLoads kLoads>
 __device__ __forceinline__ void consume_kv_blocks(const DecodeParams& p, const Fragment& f, const SchedEntry& entry,
                                                   SharedStorage& smem) {
   const int tile_row = blockIdx.x * kRowsPerTile;
+  const float descale = kv_descale<kLoads>(p);
   int consumed = 0;   // blocks this CTA has processed: picks the stage and the mbarrier phase
   for (int req = entry.begin_req; req <= entry.end_req; ++req) {
     const Piece piece = piece_of(p, entry, req);
@@ -643,14 +668,14 @@ __device__ __forceinline__ void consume_kv_blocks(const DecodeParams& p, const F
                         min(piece.seqlen - block * kBlockSize, kBlockSize)};
       if (f.warpgroup == 0) {
         const bool needs_mask = (block + 1) * kBlockSize > unmasked_keys;
-        process_block_warpgroup0<Element, kLoads>(p, f, b, needs_mask, row_key_limit, stats, o, s, smem);
+        process_block_warpgroup0<Element, kLoads>(p, descale, f, b, needs_mask, row_key_limit, stats, o, s, smem);
       } else {
         process_block_warpgroup1<Element, kLoads>(f, b, o, smem);
       }
     }
     if (req == entry.end_req) allow_next_grid_launch();
     share_row_stats(f, stats, smem);
-    write_output<Element>(p, f, tile_row, req, slot, stats, o);
+    write_output<Element, kLoads>(p, f, tile_row, req, slot, stats, o, descale);
     named_barrier_sync<kConsumerThreads>(kConsumers);   // the next request reuses the Q tile and row statistics
   }
 }

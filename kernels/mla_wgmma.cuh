@@ -6,6 +6,7 @@
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 #include <cute/arch/mma_sm90_gmma.hpp>
+#include <type_traits>
 #include <utility>
 
 namespace mla {
@@ -74,12 +75,17 @@ template <> struct GmmaOps<__half> {
   }
 };
 
-// Two e4m3 values (low byte first) times scale as an Element pair (through fp16, which holds every e4m3 value
-// exactly, and fp32; NaN stays NaN).
+// Two e4m3 values (low byte first) as an Element pair, exactly: every e4m3 value is an fp16 and a bf16 value (bf16
+// through fp32); NaN stays NaN.
 template <typename Element>
-__device__ __forceinline__ uint32_t e4m3x2_to(uint16_t two, float scale) {
-  const float2 v = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(two, __NV_E4M3)));
-  return GmmaOps<Element>::pack(v.x * scale, v.y * scale);
+__device__ __forceinline__ uint32_t e4m3x2_to(uint16_t two) {
+  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(two, __NV_E4M3);
+  if constexpr (std::is_same_v<Element, __half>) {
+    return static_cast<uint32_t>(h.x) | (static_cast<uint32_t>(h.y) << 16);   // one conversion
+  } else {
+    const float2 v = __half22float2(__half2(h));
+    return GmmaOps<Element>::pack(v.x, v.y);
+  }
 }
 
 // Swap-AB atoms for few query rows (N = 16 or 32 of them; the 64 KV tokens are M):

@@ -19,7 +19,8 @@ FP8_MAX_ROWS = 32                    # s_q * h_q up to which an fp8 (e4m3) k_cac
                                      # (kFp8MaxRows in mla_params.h). Their Q.K^T runs in fp8: each query row is
                                      # scaled onto e4m3's range (448 / its max |value|) and rounded to e4m3 first
                                      # (reference.quantize_query_rows). More rows run the 64-row kernel, which widens
-                                     # the cache times descale_k to the query's dtype (reference.fp8_cache_operands).
+                                     # the cache's values exactly to the query's dtype and applies descale_k in fp32
+                                     # (reference.fp8_cache_operands).
 E4M3_MAX = 448.0                     # the largest finite float8_e4m3fn
 
 ARCH = "sm_90a"

@@ -14,9 +14,9 @@ Shapes and dtypes (FlashMLA-compatible, so switching is a change of import):
                             contiguous, any stride(0) (layer-interleaved caches work). V = K[..., :512].
                             Or float8_e4m3fn (vLLM's --kv-cache-dtype fp8 layout, 576 bytes a token) with
                             descale_k; float8_e5m2 is refused. Up to s_q * h_q = 32 Q.K^T runs in fp8: each
-                            query row is scaled to e4m3's range and rounded to e4m3 first; above, the cache
-                            times descale_k is rounded to q's dtype and both products run in it
-                            (reference.fp8_cache_operands; the CPU path does the same).
+                            query row is scaled to e4m3's range and rounded to e4m3 first; above, the cache's
+                            values run in q's dtype (exactly: it holds every e4m3 value) and descale_k is applied
+                            in fp32 (reference.fp8_cache_operands; the CPU path does the same).
     descale_k (keyword)     with an fp8 k_cache only: float32 [1] (or 0-dim) on q's device, K = descale_k * k_cache;
                             read on the device, so a CUDA graph replays with the tensor's current value.
     descale_q (keyword)     for an fp8 query (FlashMLA's fp8 path): not supported yet, must be None.

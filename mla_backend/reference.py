@@ -30,11 +30,12 @@ def fp8_cache_operands(q: torch.Tensor, k_cache: torch.Tensor,
                        descale_k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The query and cache (fp32) the kernels multiply on an fp8 (e4m3) cache. Up to FP8_MAX_ROWS query rows (s_q *
     h_q) the fp8 swap-AB kernels: the query quantized per row (quantize_query_rows), the cache dequantized. More rows
-    the 64-row kernel: the query as given, the cache times descale_k rounded to the query's dtype."""
+    the 64-row kernel: the query as given and the cache dequantized (it widens the e4m3 values exactly and applies
+    descale_k in fp32, to the scores and to O)."""
     k = dequantize_kv(k_cache, descale_k)
     if q.shape[1] * q.shape[2] <= FP8_MAX_ROWS:
         return quantize_query_rows(q), k
-    return q.float(), k.to(q.dtype).float()
+    return q.float(), k
 
 
 def gather_kv(k_cache: torch.Tensor, block_table_row: torch.Tensor, seqlen: int) -> torch.Tensor:

@@ -2,8 +2,8 @@
 
 The reference runs in fp32 on the operands the kernels multiply (reference.fp8_cache_operands): up to 32 query rows
 the dequantized cache (k_cache.float() * descale_k) and the query as the swap-AB kernels quantize it (their Q.K^T runs
-in fp8); above, the query as given and the cache times descale_k rounded to the query's dtype, which the 64-row
-kernel widens it to. The kernels hold the bf16 path's tolerances against it (assert_matches: out max abs 1e-2,
+in fp8); above, the query as given and the dequantized cache (the 64-row kernel widens the e4m3 values exactly and
+applies descale_k in fp32). The kernels hold the bf16 path's tolerances against it (assert_matches: out max abs 1e-2,
 cosine 1 - 1e-5), lse within 1e-3 relative (Hopper's fp8 wgmma accumulates with fewer mantissa bits than fp32). The quantization itself is measured apart, against the unquantized cache and query:
 FlashMLA's test data (std 0.1) within vLLM's fp8-cache tolerance (atol 0.15), and a cosine of 0.998 at std 0.1 and 1.
 """
