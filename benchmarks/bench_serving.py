@@ -18,6 +18,7 @@ with 128 heads, whose attention alone is 1.5 ms at 580 TFLOP/s.)
         [--tp 1] [--kv-cache-dtype auto|fp8] [--num-heads N] [--num-layers N] [--cpus auto|all|0,3,5-7] [--interleave]
         [--card NAME] [--out-dir benchmarks/results]
         [--merge EARLIER.json] [--dry-run]
+    python benchmarks/bench_serving.py --render RESULTS.json ...   (the .md again from the JSON)
 
 Without --model it serves the attention-dominated DeepSeek-V3-shaped checkpoint of mla_backend/models/serving_model.py
 (generated into --workdir the first time): 128 query heads (DeepSeek-V3 at TP 1), or 16 with --kv-cache-dtype fp8
@@ -45,6 +46,7 @@ import importlib.util
 import json
 import random
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -95,7 +97,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="--decode-tokens doubles up to this while the steady window is too short")
     parser.add_argument("--min-window-tokens", type=int, default=128,
                         help="tokens each request must decode while all of the point's requests decode together")
-    parser.add_argument("--repeats", type=int, default=2, help="measured rounds per point, the fastest kept")
+    parser.add_argument("--repeats", type=int, default=2, help="measured rounds per point, their median kept")
     parser.add_argument("--stream-interval", type=int, default=8,
                         help="the engines' --stream-interval (tokens per streamed chunk), the same for every backend")
     parser.add_argument("--tp", type=int, default=1, help="tensor parallel size")
@@ -131,6 +133,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--merge", type=Path, help="an earlier results JSON of the same workload (e.g. the other "
                         "engine's, run from another environment): its engines not run now are kept in the report")
     parser.add_argument("--dry-run", action="store_true", help="print the server commands and the workload only")
+    parser.add_argument("--render", type=Path, nargs="+", metavar="JSON",
+                        help="rewrite the .md next to each results JSON from its rounds (no server, no GPU)")
     args = parser.parse_args(argv)
     engines = [e for e in args.engines.split(",") if e]
     unknown = [e for e in engines if e not in ENGINES]
@@ -269,8 +273,8 @@ def measure_on(base_urls: dict[str, str], batch: list[list[int]], args: argparse
 
 
 def point_line(point: dict) -> str:
-    return (f"prompt {point['prompt_len']:6d} x {point['concurrency']:3d}: {point['decode_tokens_per_s']:10.1f} "
-            f"decode tok/s, TPOT {point['tpot_ms']:.3f} ms")
+    return (f"prompt {point['prompt_len']:6d} x {point['concurrency']:3d}: {decode_rate(point):10.1f} "
+            f"decode tok/s, TPOT {tpot_ms(point):.3f} ms")
 
 
 def run_backend(client, model: Path, args: argparse.Namespace) -> dict:
@@ -370,6 +374,19 @@ def versions(python: str | None, engine: str) -> str | None:
     return done.stdout.strip() or None
 
 
+def decode_rate(point: dict) -> float:
+    """A point's decode tokens/s: the median of its rounds (e2e_common.median_round). Files written before
+    2026-11-30 stored the fastest round in decode_tokens_per_s; their rounds are read again, so every results file
+    reads the same statistic."""
+    rounds = point.get("rounds_tokens_per_s")
+    return statistics.median(rounds) if rounds else point["decode_tokens_per_s"]
+
+
+def tpot_ms(point: dict) -> float:
+    """Time per output token at decode_rate: c requests / decode tokens/s."""
+    return 1e3 * point["concurrency"] / decode_rate(point)
+
+
 def points_by_key(result: dict) -> dict[tuple[int, int], dict]:
     """A backend's measured points by (prompt length, concurrency)."""
     return {(p["prompt_len"], p["concurrency"]): p for p in result["points"]}
@@ -378,7 +395,7 @@ def points_by_key(result: dict) -> dict[tuple[int, int], dict]:
 def best_builtin(by_backend: dict[str, dict], ours: str, key: tuple[int, int]) -> tuple[str, dict] | None:
     """(name, point) of the engine's fastest built-in backend at this point, or None if none was measured."""
     theirs = [(b, points[key]) for b, points in by_backend.items() if b != ours and key in points]
-    return max(theirs, key=lambda item: item[1]["decode_tokens_per_s"], default=None)
+    return max(theirs, key=lambda item: decode_rate(item[1]), default=None)
 
 
 def ratios(entry: dict, engine: str) -> dict[str, dict]:
@@ -390,7 +407,7 @@ def ratios(entry: dict, engine: str) -> dict[str, dict]:
         best = best_builtin(by_backend, ours, key)
         if best is not None:
             out[f"{key[0]}x{key[1]}"] = {"best_builtin": best[0], "ratio": round(
-                mine["decode_tokens_per_s"] / best[1]["decode_tokens_per_s"], 3)}
+                decode_rate(mine) / decode_rate(best[1]), 3)}
     return out
 
 
@@ -406,8 +423,8 @@ def render_markdown(report: dict) -> str:
                                      if kv == "fp8" else ""), "",
              f"c requests with the same random token-id prompt length at once, greedy, ignore_eos, streamed; decode "
              f"tokens/s = the c requests' token rates while all of them decode together (from the last one's first "
-             f"token to the first one's last), the fastest of {report['workload']['repeats']} rounds; TPOT = c / "
-             f"decode tokens/s (prefix cache {'on' if report['workload']['prefix_cache'] else 'off'}, stream "
+             f"token to the first one's last), the median of {report['workload']['repeats']} rounds (every round is in "
+             f"the JSON); TPOT = c / decode tokens/s (prefix cache {'on' if report['workload']['prefix_cache'] else 'off'}, stream "
              f"interval {report['workload']['stream_interval']})."
              + (" All of an engine's backends were served at once, each with 1/n of the memory fraction, and each "
                 "point's rounds alternated between them." if report["workload"].get("interleave") else "")
@@ -428,7 +445,7 @@ def render_markdown(report: dict) -> str:
             row = [str(key[0]), str(key[1])]
             for b in backends:
                 p = by_backend.get(b, {}).get(key)
-                row.append(f"{p['decode_tokens_per_s']:.0f} ({p['tpot_ms']:.2f})" if p else "—")
+                row.append(f"{decode_rate(p):.0f} ({tpot_ms(p):.2f})" if p else "—")
             r = cell_ratios.get(f"{key[0]}x{key[1]}")
             row.append(f"{r['ratio']:.2f}x (`{r['best_builtin']}`)" if r else "—")
             lines.append("| " + " | ".join(row) + " |")
@@ -502,8 +519,22 @@ def earlier_engines(path: Path, report: dict, running: list[str]) -> dict:
     return {e: entry for e, entry in earlier["engines"].items() if e not in running}
 
 
+def render_files(paths: list[Path]) -> list[Path]:
+    """Each results JSON's .md rewritten beside it (render_markdown); returns the .md paths."""
+    written = []
+    for path in paths:
+        md = path.with_suffix(".md")
+        md.write_text(render_markdown(json.loads(path.read_text())) + "\n")
+        written.append(md)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        for md in render_files(args.render):
+            print(f"written: {md}")
+        return 0
     args.workdir.mkdir(parents=True, exist_ok=True)
     device_name = gpu_name()
     from mla_backend.cli.bench import card_slug

@@ -46,11 +46,12 @@ def plot(report: dict, png: Path) -> Path:
         others = iter(PALETTE * len(backends))
         for j, backend in enumerate(backends):
             xs = [i + (j - (len(backends) - 1) / 2) * width for i in range(len(keys))]
-            values = [by_backend[backend].get(key, {}).get("decode_tokens_per_s") or 0 for key in keys]
+            values = [bench_serving.decode_rate(by_backend[backend][key]) if key in by_backend[backend] else 0
+                      for key in keys]
             mine = backend == ours
             ax.bar(xs, values, width, label=backend, color=OURS_COLOR if mine else next(others),
                    edgecolor="black" if mine else "none", linewidth=0.6)
-        rates = [p["decode_tokens_per_s"] for points in by_backend.values() for p in points.values()]
+        rates = [bench_serving.decode_rate(p) for points in by_backend.values() for p in points.values()]
         top = max(rates, default=1)
         for i, key in enumerate(keys):
             ratio = cell_ratios.get(f"{key[0]}x{key[1]}")

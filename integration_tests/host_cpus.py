@@ -157,7 +157,7 @@ def describe(record: dict) -> str:
               if record.get("servers_only") else f"driver and servers pinned to cores {cpus}")
     if record["policy"] == "auto":
         times = record["core_ms"]
-        slow = [ms for cpu, ms in times.items() if cpu not in record["cpus"]]
+        slow = [ms for cpu, ms in times.items() if int(cpu) not in record["cpus"]]   # str keys once read from JSON
         slower = f"; the other {len(slow)} took {min(slow):.0f}-{max(slow):.0f} ms" if slow else ""
         return (f"{pinned}: the {len(record['cpus'])} of {len(times)} whose "
                 f"single-thread Python loop ran fastest (within {TOLERANCE:.0%} of the fastest, at least "

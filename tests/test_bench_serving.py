@@ -123,7 +123,7 @@ def test_no_rate_without_a_common_decode_window():
     assert e2e_common.decode_rate(0.0, [trace(0.0, 0.002, 100), trace(1.0, 0.002, 100)]) is None
 
 
-def test_a_short_window_asks_for_more_tokens_and_the_fastest_round_counts(monkeypatch):
+def test_a_short_window_asks_for_more_tokens_and_the_median_round_counts(monkeypatch):
     asked = []
 
     def fake_round(base_url, model, batch, max_tokens):
@@ -137,7 +137,9 @@ def test_a_short_window_asks_for_more_tokens_and_the_fastest_round_counts(monkey
     client = type("Client", (), {"base_url": "http://h/v1/"})()
     point = bench_serving.measure(client, [[1] * 10] * 2, args_of("--decode-tokens", "200"))
     assert asked == [16, 200, 200, 400, 400]   # after 0.3 s of stagger, 200 tokens at 2 ms leave a 49-token window
-    assert point["max_tokens"] == 400 and point["decode_tokens_per_s"] == pytest.approx(1000.0)
+    # the two 400-token rounds read 800 and 1000 tok/s: their median
+    assert point["max_tokens"] == 400 and point["decode_tokens_per_s"] == pytest.approx(900.0)
+    assert point["tpot_ms"] == pytest.approx(1e3 * 2 / 900.0)
     assert point["prompt_len"] == 10 and point["concurrency"] == 2
     assert point["warmup_s"] == pytest.approx(1.5, abs=0.5)
     with pytest.raises(RuntimeError, match="no window of 128 tokens"):
@@ -145,24 +147,34 @@ def test_a_short_window_asks_for_more_tokens_and_the_fastest_round_counts(monkey
         bench_serving.measure(client, [[1]] * 2, args_of("--decode-tokens", "200", "--max-decode-tokens", "399"))
 
 
-def test_decode_speed_keeps_the_fastest_of_several_long_rounds_and_prints_them(monkeypatch, capsys):
+def test_decode_speed_reads_several_long_rounds_and_prints_them(monkeypatch, capsys):
     asked = {}
 
     def fake_steady_decode(base_url, model, prompts, max_tokens, **kwargs):
         asked.update(prompts=len(prompts), max_tokens=max_tokens, **kwargs)
-        return {"decode_tokens_per_s": 120.0, "rounds_tokens_per_s": [100.0, 120.0, 90.0, 110.0, 105.0],
+        return {"decode_tokens_per_s": 105.0, "rounds_tokens_per_s": [100.0, 120.0, 90.0, 110.0, 105.0],
                 "max_tokens": max_tokens}
 
     class Client:
         base_url = "http://127.0.0.1:1"
 
     monkeypatch.setattr(e2e_common, "steady_decode", fake_steady_decode)
-    assert e2e_common.decode_speed(Client(), 64) == 120.0
+    assert e2e_common.decode_speed(Client(), 64) == 105.0
     assert asked == {"prompts": 64, "max_tokens": e2e_common.SPEED_TOKENS, "repeats": e2e_common.SPEED_REPEATS,
                      "max_tokens_cap": 4096 - e2e_common.SPEED_PROMPT_CHARS - 64}
     assert "rounds [100, 120, 90, 110, 105] tok/s" in capsys.readouterr().out
     e2e_common.decode_speed(Client(), 1, context_length=2600)   # a short context caps the tokens asked for
     assert asked["max_tokens"] == 2600 - e2e_common.SPEED_PROMPT_CHARS - 64
+
+
+def test_the_median_round_counts_not_an_outlier_and_keeps_the_nearest_rounds_window():
+    rounds = [{"decode_tokens_per_s": r, "tpot_ms": 1e3 * 64 / r, "window_s": w}
+              for r, w in ((7992.0, 1.0), (7910.0, 2.0), (7967.0, 3.0), (9130.0, 4.0))]
+    point = e2e_common.median_round(rounds)
+    assert point["decode_tokens_per_s"] == pytest.approx((7967.0 + 7992.0) / 2)   # 9130 is not kept
+    assert point["tpot_ms"] == pytest.approx(1e3 * 64 / point["decode_tokens_per_s"])
+    assert point["window_s"] in (1.0, 3.0)
+    assert e2e_common.median_round(rounds[:3])["decode_tokens_per_s"] == 7967.0
 
 
 def test_a_batch_that_never_decodes_together_is_not_measured_and_says_why(monkeypatch):
@@ -246,6 +258,23 @@ def test_results_are_written_as_json_and_a_table(tmp_path):
     assert "| prompt | c | `flashmla` | `triton` | `triton_ok` | `mla_backend` | `mla_backend` / best built-in |" in md
     assert "| 4096 | 1 | 1000 (1.00) | — | 1500 (0.67) | 1200 (0.83) | 0.80x (`triton_ok`) |" in md
     assert "`triton` failed: RuntimeError: did not come up" in md and "Skipped: vllm is not installed" in md
+
+
+def test_a_point_reads_the_median_of_its_rounds_and_older_files_render_again_from_theirs(tmp_path):
+    # a file written before the median: decode_tokens_per_s held the fastest round
+    old = {"prompt_len": 4096, "concurrency": 64, "decode_tokens_per_s": 9130.0, "tpot_ms": 7.01,
+           "rounds_tokens_per_s": [7992.0, 7910.0, 7967.0, 9130.0]}
+    ref = {"prompt_len": 4096, "concurrency": 64, "decode_tokens_per_s": 7920.0, "tpot_ms": 8.08,
+           "rounds_tokens_per_s": [7897.0, 7913.0, 7853.0, 7920.0]}
+    assert bench_serving.decode_rate(old) == pytest.approx(7979.5)
+    assert bench_serving.tpot_ms(old) == pytest.approx(1e3 * 64 / 7979.5)
+    assert bench_serving.decode_rate({"decode_tokens_per_s": 5.0, "concurrency": 1}) == 5.0   # no rounds kept
+    json_path, md_path = bench_serving.write_results(tmp_path, report_with([old], [ref]))
+    md_path.unlink()
+    assert bench_serving.main(["--render", str(json_path)]) == 0
+    md = md_path.read_text()
+    assert "the median of 2 rounds" in md
+    assert "| 4096 | 64 | 7905 (8.10) | — | 7980 (8.02) | 1.01x (`flashmla`) |" in md
 
 
 def test_the_card_comes_from_the_device_name():

@@ -30,7 +30,7 @@ def steady(step: float, tokens: int) -> tuple[float, list]:
     return 0.0, [[(n * step, n) for n in range(1, tokens + 1)], [(0.01 + n * step, n) for n in range(1, tokens + 1)]]
 
 
-def test_rounds_visit_every_server_starting_one_further_each_round_and_each_keeps_its_fastest(monkeypatch):
+def test_rounds_visit_every_server_starting_one_further_each_round_and_each_keeps_its_median(monkeypatch):
     visits = []
     steps = {"a": [0.002, 0.001, 0.003], "b": [0.004, 0.002, 0.002], "c": [0.001, 0.001, 0.001]}
 
@@ -44,7 +44,7 @@ def test_rounds_visit_every_server_starting_one_further_each_round_and_each_keep
     rates = e2e_common.steady_decode_together({"a": "a", "b": "b", "c": "c"}, "m", [[1], [2]], 100,
                                               warmup_tokens=4, repeats=3, min_window_tokens=16)
     assert [u for u, _ in visits] == ["a", "b", "c", "a", "b", "c", "b", "c", "a", "c", "a", "b"]
-    assert rates["a"]["decode_tokens_per_s"] == pytest.approx(2 / 0.001)
+    assert rates["a"]["decode_tokens_per_s"] == pytest.approx(2 / 0.002)   # the median of 1000, 2000 and 667
     assert rates["b"]["rounds_tokens_per_s"] == pytest.approx([2 / 0.004, 2 / 0.002, 2 / 0.002])
     assert all(r["max_tokens"] == 100 for r in rates.values())
 

@@ -2,6 +2,7 @@
 (and the processes it starts) and putting it back, and the line the serving results carry."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -109,6 +110,7 @@ def test_the_auto_line_names_the_slow_cores_times():
     servers = host_cpus.describe({**record, "servers_only": True})   # choose's record
     assert servers.startswith("servers pinned to cores 0,2 once up (they start on every core; the driver is not "
                               "pinned): the 2 of 3") and servers.endswith(line.split(": the", 1)[1])
+    assert host_cpus.describe(json.loads(json.dumps(record))) == line   # a results file's record: str core keys
 
 
 def test_the_serving_benchmark_takes_the_policy_into_its_workload_and_refuses_a_bad_one():

@@ -5,15 +5,10 @@
 # (693 vs 630 TFLOPS at b32/s8192/h128/q2); the grid's b128 h128 rows and b132 have not met it. Predicted (PERF_NOTES):
 # those three rows at 0.90-0.95x, the memory-bound and small-batch rows unchanged in rank. Two calls back to back
 # (.bundle-sglang + .peers + the tree are over the 64 MiB carry limit):
-#   bash benchmarks/results/logs/h200_s28/s29a.sh unpack    (carry .bundle-sglang)
-#   bash benchmarks/results/logs/h200_s28/s29a.sh bench     (carry .peers; ~5 min)
+#   bash benchmarks/results/logs/h200_s27/s28a.sh unpack    (carry .bundle-sglang: SGLang's site in /tmp)
+#   bash benchmarks/results/logs/h200_s28/s29a.sh           (carry .peers; ~5 min)
 set -uo pipefail
-SITE=/tmp/site-.bundle-sglang
-if [ "$1" = unpack ]; then
-    python3 -m mla_backend.cli.bundle unpack .bundle-sglang --target $SITE > "$OUT/unpack.log" 2>&1; echo "unpack rc=$?"
-    exit 0
-fi
-source $SITE/activate.sh
+source /tmp/site-.bundle-sglang/activate.sh
 export PYTHONPATH=$PWD:$PYTHONPATH
 timeout -s KILL 540 python3 benchmarks/bench_decode.py --issue-grid --peers .peers --only mla_backend flashmla \
     flashmla_sglang fa3_mla fa3_mla_default flashinfer_mla --card h200_issue_grid_sglang --commit "$(git rev-parse --short HEAD)" \

@@ -3,12 +3,5 @@
 # session).
 set -euo pipefail
 cd "$(dirname "$0")/../../../.."
-mk() { rm -rf ".variants/trees/$2"; mkdir -p ".variants/trees/$2"
-       git archive "$1" mla_backend kernels $(git ls-files ':(glob)benchmarks/*.py' ':(glob)benchmarks/*.sh') tests \
-           pyproject.toml | tar -x -C ".variants/trees/$2"; }
-rm -rf .variants/trees/*
-mk main main
-mk exp-v83a-combine-all-columns V83A
-mk exp-v83c-combine-batch-8 V83C
-mk exp-v83ac-combine V83AC
-ls .variants/trees
+bash benchmarks/variant_trees.sh .variants/trees main:main exp-v83a-combine-all-columns:V83A \
+    exp-v83c-combine-batch-8:V83C exp-v83ac-combine:V83AC
