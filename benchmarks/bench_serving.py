@@ -424,8 +424,9 @@ def render_markdown(report: dict) -> str:
              f"c requests with the same random token-id prompt length at once, greedy, ignore_eos, streamed; decode "
              f"tokens/s = the c requests' token rates while all of them decode together (from the last one's first "
              f"token to the first one's last), the median of {report['workload']['repeats']} rounds (every round is in "
-             f"the JSON); TPOT = c / decode tokens/s (prefix cache {'on' if report['workload']['prefix_cache'] else 'off'}, stream "
-             f"interval {report['workload']['stream_interval']})."
+             f"the JSON); TPOT = c / decode tokens/s (prefix cache "
+             f"{'on' if report['workload']['prefix_cache'] else 'off'}, stream interval "
+             f"{report['workload']['stream_interval']})."
              + (" All of an engine's backends were served at once, each with 1/n of the memory fraction, and each "
                 "point's rounds alternated between them." if report["workload"].get("interleave") else "")
              + " Written by benchmarks/bench_serving.py; do not edit by hand.", ""]

@@ -7,12 +7,6 @@
 # at b8/s1024/h128/q1 (8 splits, the one-warp shape); sgl-kernel's FlashMLA takes 18.9-19.7 us on those shapes, ours
 # 23.4-24.4. Predicted (PERF_NOTES): v83a -5..-6 us on the three 16-split shapes, +-0.5 at b1/s32768/h16 and
 # b4/s4096/h16, -0..-1 at b8/s8192/h16; v83c -0.5..-1 us at b8/s1024/h128/q1, nothing where splits <= 4. Local first: s29prep.sh. Carry .variants. ~6 min.
-set -uo pipefail
-python3 -m pip install -q --no-deps --target /tmp/devsite .variants/wheels/nvidia_cutlass*.whl >"$OUT/pip.log" 2>&1
-export PYTHONPATH=/tmp/devsite:$PWD
 C=b8/s1024/h64/q1,b8/s1024/h16/q4,b1/s1024/h128/q4,b8/s1024/h128/q1,b1/s32768/h16/q1,b4/s4096/h16/q1,\
 b8/s8192/h16/q1,b32/s1024/h16/q1,b1/s32768/h128/q1,b16/s4096/h128/q1
-T=.variants/trees
-PROBE_TEST_TIMEOUT=150 PROBE_TIMEOUT=60 ROUNDS=2 timeout -s KILL 520 bash benchmarks/probe_variants.sh "$OUT/p" "$C" \
-    $T/main $T/V83A $T/V83C $T/V83AC > "$OUT/p.log" 2>&1
-echo "probe rc=$?"; grep -E "tests rc|FAILED" "$OUT/p.log" | head -8; tail -n 11 "$OUT/p.log"
+bash benchmarks/results/logs/h200_s28/s29probe.sh "$C" main V83A V83C V83AC

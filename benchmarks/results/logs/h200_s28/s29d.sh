@@ -6,12 +6,6 @@
 # takes 18.9 us. Predicted (PERF_NOTES): V84M4 at b8/s1024/h64/q1, b8/s1024/h16/q4 and b1/s1024/h128/q4 23.4-24.4 ->
 # ~15-17 us; b1/s4096/h128 (16 parts of 4 blocks instead of 64 of 1) the risk: 17.5 -> 16-20; nothing from b16/s4096 up.
 # Local first: s29dprep.sh. Carry .variants. ~6 min.
-set -uo pipefail
-python3 -m pip install -q --no-deps --target /tmp/devsite .variants/wheels/nvidia_cutlass*.whl >"$OUT/pip.log" 2>&1
-export PYTHONPATH=/tmp/devsite:$PWD
 C=b8/s1024/h64/q1,b8/s1024/h16/q4,b1/s1024/h128/q4,b8/s1024/h128/q1,b1/s4096/h128/q1,b1/s2048/h128/q1,\
 b16/s1024/h128/q1,b4/s4096/h64/q1,b16/s4096/h128/q1,b1/s32768/h128/q1
-T=.variants/trees
-PROBE_TEST_TIMEOUT=150 PROBE_TIMEOUT=60 ROUNDS=2 timeout -s KILL 520 bash benchmarks/probe_variants.sh "$OUT/p" "$C" \
-    $T/main $T/V84M2 $T/V84M4 $T/V84M8 > "$OUT/p.log" 2>&1
-echo "probe rc=$?"; grep -E "tests rc|FAILED" "$OUT/p.log" | head -8; tail -n 11 "$OUT/p.log"
+bash benchmarks/results/logs/h200_s28/s29probe.sh "$C" main V84M2 V84M4 V84M8
