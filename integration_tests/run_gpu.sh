@@ -22,6 +22,12 @@ shift 2
 SITE=${SITE:-/tmp/site-$(basename "$PARTS")}
 mkdir -p "$OUT"
 cd "$(dirname "$0")/.."
+# The drivers start each server in a session of its own, so a call cut short by its time limit (timeout -s KILL)
+# leaves its servers running on the warm machine, holding the GPU: the next call's servers would find it full.
+if pkill -9 -f 'sglang\.launch_server|sglang::|vllm serve|vllm\.entrypoints|VLLM::' 2>/dev/null; then
+    echo "stopped the servers an earlier call left running" | tee "$OUT/leftovers.log"
+    sleep 10
+fi
 if [ ! -f "$SITE/activate.sh" ]; then
     python3 -m mla_backend.cli.bundle unpack "$PARTS" --target "$SITE" 2>&1 | tee "$OUT/unpack.log" || exit 1
 fi
