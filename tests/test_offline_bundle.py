@@ -62,6 +62,14 @@ def test_build_then_unpack_gives_the_slimmed_site_and_an_activate_script(recipe,
     assert f'export PYTHONPATH="{site}${{PYTHONPATH:+:$PYTHONPATH}}"' in text and "export SOME_FLAG=0" in text
 
 
+def test_unpacked_files_keep_the_archives_fixed_mtime(recipe, tmp_path):
+    """Not the time of extraction: a compile cache made from the same bundle elsewhere stays newer than them."""
+    build(recipe, tmp_path / "out")
+    bundle.unpack(tmp_path / "out", tmp_path / "site")
+    files = [p for p in (tmp_path / "site").rglob("*") if p.is_file() and p.name != "activate.sh"]
+    assert files and {p.stat().st_mtime for p in files} == {0}
+
+
 def test_the_copied_unpacker_works_without_mla_backend(recipe, tmp_path):
     build(recipe, tmp_path / "out")
     unpacker = tmp_path / "out" / bundle.UNPACKER

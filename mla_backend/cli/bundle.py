@@ -381,8 +381,13 @@ def extract(src: Path, target: Path) -> dict:
             if not (member.isfile() or member.isdir()) or member.name.startswith("/") or ".." in member.name.split("/"):
                 raise BundleError(f"{src}: refusing the archive member {member.name}")
             tar.extract(member, target, set_attrs=False, **_SAFE_EXTRACT)
-            if member.isfile() and member.mode & 0o111:
-                (target / member.name).chmod(0o755)
+            if member.isfile():
+                if member.mode & 0o111:
+                    (target / member.name).chmod(0o755)
+                # The archive's fixed mtime, not the time of extraction: a JIT compile cache made from the same
+                # bundle on another machine (FlashInfer's ninja builds) must stay newer than the sources it was
+                # built from, or every fresh machine recompiles it.
+                os.utime(target / member.name, (member.mtime, member.mtime))
     if stream.digest.hexdigest() != whole:
         raise BundleError(f"{src}: the joined parts do not match {ARCHIVE}'s sha256 in {SUMS}")
     return json.loads((target / MANIFEST).read_text())
