@@ -36,7 +36,9 @@ are pinned once up, since an engine's first start on a machine compiles kernels 
 alternates each point's rounds between them (round r starts one server further), so that a host that slows down
 or speeds up during the run does so for every backend alike: served one after another, the same backend's
 decode rate moved by up to 20% between two servers of one hour and by up to 32% between rounds of one server
-(H200, vLLM 0.26). Nothing of an interleaved run is resumed: a run cut short starts over.
+(H200, vLLM 0.26). An interleaved run cut short resumes with the points it has not finished: each point is kept in
+--workdir as soon as it is measured on every server, and a rerun of the same workload starts the servers again and
+measures only the rest.
 """
 from __future__ import annotations
 
@@ -291,13 +293,22 @@ def serve_together(engine: str, python: str, model: Path, args: argparse.Namespa
                    host: dict) -> tuple[dict[str, dict], dict[str, str]]:
     """--interleave: every backend's server up at once, then each point measured on all of them with their rounds
     interleaved (e2e_common.steady_decode_together). A backend that does not start or fails a request goes to
-    errors and the others go on; (results, errors) as e2e_common.serve_each returns them."""
+    errors and the others go on; (results, errors) as e2e_common.serve_each returns them. Each measured point is
+    kept in workdir (InterleavedPoints), so a run cut short resumes with the points it has not finished."""
     servers, startup, errors = {}, {}, {}
+    kept = InterleavedPoints(workdir / "interleaved_points.json")
+    todo = [point for point in points(args) if not kept.has(point)]
 
     def fail(backend: str, error: str) -> None:
         errors[backend] = error[-4000:]
         print(f"[{engine}] {backend} FAILED: {errors[backend]}", flush=True)
 
+    if not todo:
+        print(f"[{engine}] every point was measured by an earlier run ({kept.path})", flush=True)
+        return kept.results(backends_of(args, engine), points(args), errors), errors
+    if len(todo) < len(points(args)):
+        print(f"[{engine}] resuming: {len(points(args)) - len(todo)} points from an earlier run ({kept.path})",
+              flush=True)
     try:
         for backend in backends_of(args, engine):
             try:
@@ -310,21 +321,65 @@ def serve_together(engine: str, python: str, model: Path, args: argparse.Namespa
                 fail(backend, f"{type(exc).__name__}: {exc}")
                 if backend in servers:
                     servers.pop(backend).stop()
+        kept.add_servers(startup, {b: inspect_log(engine, server.log_path.read_text()) for b, server in servers.items()})
         vocab_size, special = e2e_common.vocabulary(model)
-        measured = {backend: [] for backend in servers}
         t0 = time.monotonic()
-        for length, c in points(args):
+        for length, c in todo:
             batch = prompts(vocab_size, special, length, c, args.seed)
-            for backend, point in measure_together(servers, errors, batch, args, fail).items():
-                measured[backend].append(point)
+            measured = measure_together(servers, errors, batch, args, fail)
+            for backend, point in measured.items():
                 print(f"    {backend} {point_line(point)}", flush=True)
-        requests_s = time.monotonic() - t0
+            if measured:
+                kept.add((length, c), measured, time.monotonic() - t0)
+                t0 = time.monotonic()
     finally:
         for server in servers.values():
             server.stop()
-    return {backend: {"points": measured[backend], "startup_s": startup[backend], "requests_s": requests_s,
-                      **inspect_log(engine, server.log_path.read_text())}
-            for backend, server in servers.items() if backend not in errors}, errors
+    return kept.results(backends_of(args, engine), points(args), errors), errors
+
+
+class InterleavedPoints:
+    """An interleaved run's measured points, kept in a JSON file as each is measured: {"points": {"<prompt>x<c>":
+    {backend: point}}, "startup_s": {backend: s}, "requests_s": s, "logs": {backend: inspect_log's}}."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.data = json.loads(path.read_text()) if path.is_file() else \
+            {"points": {}, "startup_s": {}, "requests_s": 0.0, "logs": {}}
+
+    @staticmethod
+    def key(point: tuple[int, int]) -> str:
+        return f"{point[0]}x{point[1]}"
+
+    def has(self, point: tuple[int, int]) -> bool:
+        return self.key(point) in self.data["points"]
+
+    def add(self, point: tuple[int, int], measured: dict[str, dict], requests_s: float) -> None:
+        """A point measured ({backend: point}) and the seconds its requests took (added up over the runs)."""
+        self.data["points"][self.key(point)] = measured
+        self.data["requests_s"] += requests_s
+        self.save()
+
+    def add_servers(self, startup: dict[str, float], logs: dict[str, dict]) -> None:
+        """The servers of this run, once up: their start times and what their logs say (the latest run's)."""
+        self.data["startup_s"].update(startup)
+        self.data["logs"].update(logs)
+        self.save()
+
+    def save(self) -> None:
+        self.path.write_text(json.dumps(self.data, indent=1) + "\n")
+
+    def results(self, backends, order: list[tuple[int, int]], errors: dict[str, str]) -> dict[str, dict]:
+        """Per backend not failed in this run, its kept points in `order` (a backend that failed in an earlier
+        run has none from that run's points)."""
+        out = {}
+        for backend in backends:
+            measured = [self.data["points"][self.key(p)][backend] for p in order
+                        if backend in self.data["points"].get(self.key(p), {})]
+            if measured and backend not in errors:
+                out[backend] = {"points": measured, "startup_s": self.data["startup_s"].get(backend),
+                                "requests_s": self.data["requests_s"], **self.data["logs"].get(backend, {})}
+        return out
 
 
 def measure_together(servers: dict, errors: dict, batch: list[list[int]], args: argparse.Namespace,

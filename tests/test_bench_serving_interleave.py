@@ -123,3 +123,52 @@ def test_interleaved_servers_are_measured_together_and_a_failing_one_is_left_out
     hosts = [url.split("/v1/")[0] for url in visits]
     first, second = hosts[0], hosts[1]
     assert first != second and hosts == [first, second, first, second, second, first]   # warm-ups, then rotated
+
+
+def kept_point(length: int, c: int, rate: float) -> dict:
+    return {"prompt_len": length, "concurrency": c, "decode_tokens_per_s": rate, "rounds_tokens_per_s": [rate]}
+
+
+def test_an_interleaved_run_cut_short_resumes_with_the_points_it_had_not_finished(monkeypatch, tmp_path):
+    """The earlier run kept 8 x 2 for both servers; this one starts them again and measures only 16 x 2."""
+    started, measured_lengths = [], []
+
+    def fake_start(engine, python, model, backend, args, log, beside_others=False):
+        started.append(backend)
+        command = lambda port: [sys.executable, str(FAKE), "--port", str(port), "--flavor", backend]  # noqa: E731
+        return e2e_common.start_engine_server("sglang", command, log, beside_others=True)
+
+    real_round = e2e_common.stream_round
+
+    def recording_round(base_url, model, batch, max_tokens):
+        measured_lengths.append(len(batch[0]))
+        return real_round(base_url, model, batch, max_tokens)
+
+    monkeypatch.setattr(bench_serving, "start_server", fake_start)
+    monkeypatch.setattr(e2e_common, "stream_round", recording_round)
+    monkeypatch.setattr(e2e_common, "vocabulary", lambda model: (100, set()))
+    monkeypatch.setattr(e2e_common.Server, "pin", lambda server, cores: None)
+    args = args_of("--engines", "sglang", "--sglang-backends", "flashmla,mla_backend", "--interleave",
+                   "--prompt-lens", "8", "16", "--concurrency", "2", "--warmup-tokens", "4", "--decode-tokens", "64",
+                   "--min-window-tokens", "16", "--repeats", "2", "--startup-timeout", "60")
+    kept = bench_serving.InterleavedPoints(tmp_path / "interleaved_points.json")
+    kept.add((8, 2), {"flashmla": kept_point(8, 2, 100.0), "mla_backend": kept_point(8, 2, 120.0)}, 3.0)
+    results, errors = bench_serving.serve_together("sglang", sys.executable, tmp_path, args, tmp_path, {})
+    assert started == ["flashmla", "mla_backend"] and errors == {}
+    assert set(measured_lengths) == {16}                                # 8 x 2 was not measured again
+    for backend, rate in (("flashmla", 100.0), ("mla_backend", 120.0)):
+        first, second = results[backend]["points"]
+        assert first == kept_point(8, 2, rate) and (second["prompt_len"], second["concurrency"]) == (16, 2)
+        assert results[backend]["startup_s"] >= 0 and results[backend]["requests_s"] > 3.0
+    again = bench_serving.InterleavedPoints(tmp_path / "interleaved_points.json")
+    assert again.has((8, 2)) and again.has((16, 2))
+
+
+def test_an_interleaved_run_whose_points_are_all_kept_starts_no_server(monkeypatch, tmp_path):
+    monkeypatch.setattr(bench_serving, "start_server", lambda *a, **k: pytest.fail("a server was started"))
+    args = args_of("--engines", "sglang", "--sglang-backends", "flashmla,mla_backend", "--interleave",
+                   "--prompt-lens", "8", "--concurrency", "2")
+    kept = bench_serving.InterleavedPoints(tmp_path / "interleaved_points.json")
+    kept.add((8, 2), {"flashmla": kept_point(8, 2, 100.0), "mla_backend": kept_point(8, 2, 120.0)}, 3.0)
+    results, errors = bench_serving.serve_together("sglang", sys.executable, tmp_path, args, tmp_path, {})
+    assert errors == {} and results["mla_backend"]["points"] == [kept_point(8, 2, 120.0)]
