@@ -16,8 +16,8 @@
 # Triton's kernels (~1 min). They are kept under $JIT_CACHE (default /tmp/jit-cache), restored first from the
 # pieces in $JIT_CACHE_IN (jit-cache.tgz.part-*) if that folder is given and the cache is empty, and packed into
 # 15 MiB pieces in $JIT_CACHE_OUT after the stages if that is given. The unpack keeps the archive's fixed mtime on
-# every file, so that a restored FlashInfer build stays newer than its sources (ninja rebuilt it while the unpack
-# stamped files with the time of extraction).
+# every file, so that a restored FlashInfer build stays newer than its sources for ninja (while the unpack stamped
+# files with the time of extraction, a restored cache did not shorten a first start).
 set -uo pipefail
 PARTS=$1 OUT=$2
 shift 2
