@@ -3,6 +3,7 @@
     make_batch(b, s_q, h_q, seqlens, causal=True, device="cuda", seed=0)                   # the tests' poisoned batch
     make_batch(b, s_q, h_q, seqlens, std=1.0, extra_blocks=0, poison=False, causal=True)   # the benchmarks'
     make_batch(b, s_q, h_q, seqlens, kv_dtype=torch.float8_e4m3fn)                        # an fp8 cache + descale_k
+    latent, rope = split_query(batch.q)              # q's two parts laid out as engines hand them over
 
 Pages are randomly permuted. Poisoned (the default, shaped like the worst a caller may send): unused pages and the
 tail of each request's last page hold NaN and unused block_table entries an index far outside the cache, so a
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mla_backend.kernel_facts import BLOCK_SIZE, E4M3_MAX, HEAD_DIM
+from mla_backend.kernel_facts import BLOCK_SIZE, E4M3_MAX, HEAD_DIM, HEAD_DIM_V
 
 UNUSED_TABLE_ENTRY = 2147480000   # any read through it would fault
 FP8_E4M3_NAN = 0x7F               # float8_e4m3fn NaN (0xFF with the sign bit)
@@ -96,3 +97,13 @@ def make_batch(b: int, s_q: int, h_q: int, seqlens: list[int], dtype=torch.bfloa
         raise ValueError(f"kv_dtype: expected None, {dtype} or torch.float8_e4m3fn, got {kv_dtype}")
     return DecodeBatch(q.to(dtype), keys.to(dtype) if descale_k is None else keys, block_table,
                        lens.to(torch.int32), softmax_scale=192 ** -0.5, causal=causal, descale_k=descale_k)
+
+
+def split_query(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """q [..., h_q, 576] as its latent and RoPE parts, laid out as vLLM and SGLang hand them to a backend: the 512
+    latent columns a head-major bmm output viewed token-major (heads the slowest dimension in memory), the 64 RoPE
+    columns a view into the wider q projection (its last 64 of 192 columns). The same values as q."""
+    latent = q[..., :HEAD_DIM_V].movedim(-2, 0).contiguous().movedim(0, -2)
+    projection = torch.randn(*q.shape[:-1], 192, dtype=q.dtype, device=q.device)
+    projection[..., 128:] = q[..., HEAD_DIM_V:]
+    return latent, projection[..., 128:]

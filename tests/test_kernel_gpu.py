@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import requires_hopper
-from mla_backend.testing import draw_seqlens, make_batch
+from mla_backend.testing import draw_seqlens, make_batch, split_query
 
 pytestmark = [pytest.mark.gpu, requires_hopper]
 
@@ -160,14 +160,11 @@ def test_rope_columns_apart_give_the_same_bits_as_one_query(s_q, h_q):
     from mla_backend import ops
 
     batch = make_batch(5, s_q, h_q, [70, 0, 300, 64, 1029], causal=True)
-    # as vLLM holds them: q_pe a view into the q projection's rows, the latent part a transposed bmm output
-    projection = torch.randn(5, s_q, h_q, 192, dtype=batch.q.dtype, device="cuda")
-    projection[..., 128:] = batch.q[..., 512:]
-    latent = batch.q[..., :512].permute(2, 0, 1, 3).contiguous().permute(1, 2, 0, 3)
+    latent, rope = split_query(batch.q)   # as vLLM holds them
     meta, splits = ops.get_mla_metadata(batch.cache_seqlens, s_q * h_q, 1)
     args = (batch.k_cache, batch.block_table, batch.cache_seqlens, 512, meta, splits, batch.softmax_scale, True)
     whole = ops.mla_decode_with_kvcache(batch.q, *args)
-    split = ops.mla_decode_with_kvcache(latent, *args, q_rope=projection[..., 128:])
+    split = ops.mla_decode_with_kvcache(latent, *args, q_rope=rope)
     assert torch.equal(split[0], whole[0]) and torch.equal(split[1], whole[1])
 
 

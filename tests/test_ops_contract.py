@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mla_backend import ops, reference
-from mla_backend.testing import make_batch
+from mla_backend.testing import make_batch, split_query
 
 
 def batch(b=3, s_q=2, h_q=4, seqlens=(0, 70, 130), **kw):
@@ -35,11 +35,8 @@ def test_cpu_path_equals_reference_and_keeps_q_dtype():
 
 def test_rope_columns_apart_equal_one_concatenated_query():
     x = batch()
-    # as an engine holds them: q_rope a view into a wider projection, the latent part a transposed bmm output
-    projection = torch.randn(3, 2, 4, 192, dtype=x.q.dtype)
-    projection[..., 128:] = x.q[..., 512:]
-    latent = x.q[..., :512].permute(2, 0, 1, 3).contiguous().permute(1, 2, 0, 3)
-    split = ops.mla_decode_with_kvcache(**decode_args(x, q=latent, q_rope=projection[..., 128:]))
+    latent, rope = split_query(x.q)   # as an engine holds them
+    split = ops.mla_decode_with_kvcache(**decode_args(x, q=latent, q_rope=rope))
     whole = ops.mla_decode_with_kvcache(**decode_args(x))
     assert torch.equal(split[0], whole[0]) and torch.equal(split[1], whole[1])
 
