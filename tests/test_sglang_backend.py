@@ -52,6 +52,9 @@ class KVPool:
         loc = getattr(loc, "loc", loc)  # SGLang >= 0.5.18 wraps out_cache_loc in a KVWriteLoc
         self.kv[loc] = k.view(-1, 1, ops.HEAD_DIM)
 
+    def set_mla_kv_buffer(self, layer, loc, k_nope, k_rope):
+        self.set_kv_buffer(layer, loc, joined_k(k_nope, k_rope), None)
+
 
 class FP8KVPool:
     """SGLang's MLA token pool with --kv-cache-dtype fp8_e4m3 (MLATokenToKVPool, 0.5.17 and 0.5.23): uint8 storage,
@@ -70,6 +73,14 @@ class FP8KVPool:
     def set_kv_buffer(self, layer, loc, k, v):
         loc = getattr(loc, "loc", loc)
         self.store[loc] = k.to(torch.float8_e4m3fn).view(torch.uint8).view(-1, 1, ops.HEAD_DIM)
+
+    def set_mla_kv_buffer(self, layer, loc, k_nope, k_rope):
+        self.set_kv_buffer(layer, loc, joined_k(k_nope, k_rope), None)
+
+
+def joined_k(k_nope: torch.Tensor, k_rope: torch.Tensor) -> torch.Tensor:
+    """What SGLang's set_mla_kv_buffer stores for a token: its 512 latent columns, then its 64 RoPE columns."""
+    return torch.cat([k_nope.view(-1, 1, 512), k_rope.view(-1, 1, ops.ROPE_DIM)], dim=-1)
 
 
 def fake_parent_init(self, model_runner, skip_prefill=False, kv_indptr_buf=None, kv_last_page_len_buf=None):
@@ -114,8 +125,8 @@ def batch(mode: str, seq_lens: list[int], rows: torch.Tensor):
                            out_cache_loc=None, out_cache_loc_is_physical=False)
 
 
-LAYER = SimpleNamespace(tp_q_head_num=HEADS, head_dim=ops.HEAD_DIM, v_head_dim=512, scaling=SCALE, layer_id=0,
-                        k_scale=None, k_scale_float=None)
+LAYER = SimpleNamespace(tp_q_head_num=HEADS, tp_k_head_num=1, tp_v_head_num=1, head_dim=ops.HEAD_DIM, v_head_dim=512,
+                        scaling=SCALE, layer_id=0, k_scale=None, k_scale_float=None)
 
 
 class GraphRunner:
@@ -391,3 +402,62 @@ def test_a_draft_extend_step_says_what_to_do(make_backend):
     backend = make_backend(model_runner(req_to_token, kv))
     with pytest.raises(NotImplementedError, match="speculative-draft-attention-backend"):
         backend.init_forward_metadata(batch("draft_extend", [10], rows))
+
+
+def split_query(q: torch.Tensor, heads: int = HEADS) -> tuple[torch.Tensor, torch.Tensor]:
+    """q [tokens, heads * 576] as DeepSeek's absorbed path hands it to a backend on its FORWARD_ABSORB_CORE list:
+    the latent part a transposed bmm output ([heads, tokens, 512] viewed [tokens, heads, 512]), the RoPE part a view
+    into the wider q_b_proj output ([tokens, heads, 192], its last 64 columns)."""
+    tokens = q.shape[0]
+    q = q.view(tokens, heads, ops.HEAD_DIM)
+    latent = q[..., :512].transpose(0, 1).contiguous().transpose(0, 1)
+    projection = torch.zeros(tokens, heads, 192, dtype=q.dtype)
+    projection[..., 128:] = q[..., 512:]
+    return latent, projection[..., 128:]
+
+
+@pytest.mark.parametrize("mode,q_len,kv_dtype", [("decode", 1, BF16), ("verify", 3, BF16), ("decode", 1, FP8)])
+def test_the_absorbed_paths_split_query_and_key_give_what_the_joined_ones_give(make_backend, mode, q_len, kv_dtype):
+    """The new token (written through set_mla_kv_buffer) and the query in two parts, nothing concatenated: the same
+    output as the joined call, and the token stored as set_kv_buffer would have stored it."""
+    cached = [1, 65, 200]
+    seq_lens = [n - (q_len if mode == "verify" else 0) for n in cached]
+    outs, stored = [], []
+    for split in (False, True):
+        kv, req_to_token, rows = sglang_pool(cached, 64, max_context_len=512, pool_rows=4, seed=7)
+        backend = make_backend(model_runner(req_to_token, kv, num_draft_tokens=q_len if mode == "verify" else None,
+                                            kv_cache_dtype=kv_dtype))
+        fb = batch(mode, seq_lens, rows)
+        last_slots = torch.stack([req_to_token[row, n - 1] for row, n in zip(rows.tolist(), cached)]).long()
+        fb.out_cache_loc = last_slots
+        backend.init_forward_metadata(fb)
+        q = torch.randn(len(cached) * q_len, HEADS * ops.HEAD_DIM, generator=torch.Generator().manual_seed(1)).bfloat16()
+        new_k = torch.randn(len(cached), 1, ops.HEAD_DIM, generator=torch.Generator().manual_seed(2)).bfloat16()
+        forward = backend.forward_decode if mode == "decode" else backend.forward_extend
+        if split:
+            latent, rope = split_query(q)
+            k_nope = new_k[..., :512]
+            out = forward(latent, k_nope, k_nope, LAYER, fb, q_rope=rope, k_rope=new_k[..., 512:])
+        else:
+            out = forward(q, new_k, new_k[..., :512], LAYER, fb)
+        outs.append(out)
+        stored.append(backend.token_to_kv_pool.kv[last_slots].float())
+    assert outs[1].shape == (len(cached) * q_len, HEADS * 512)
+    torch.testing.assert_close(outs[1], outs[0], rtol=0, atol=0)
+    assert torch.equal(stored[1], stored[0])
+
+
+def test_a_prefill_given_the_rope_columns_apart_hands_the_parent_them_joined(make_backend, monkeypatch):
+    kv, req_to_token, rows = sglang_pool([10], 64, max_context_len=128, pool_rows=2, seed=0)
+    backend = make_backend(model_runner(req_to_token, kv))
+    seen = {}
+    monkeypatch.setattr(flashmla_backend.FlashMLABackend, "forward_extend",
+                        lambda self, q, k, v, layer, fb, save_kv_cache=True: seen.update(q=q, k=k, v=v) or "parent")
+    q = torch.randn(5, HEADS * ops.HEAD_DIM).bfloat16()
+    k = torch.randn(5, 1, ops.HEAD_DIM).bfloat16()
+    latent, rope = split_query(q)
+    out = backend.forward_extend(latent, k[..., :512], k[..., :512], LAYER, batch("extend", [10], rows),
+                                 q_rope=rope, k_rope=k[..., 512:])
+    assert out == "parent"
+    assert torch.equal(seen["q"], q.view(5, HEADS, ops.HEAD_DIM))
+    assert torch.equal(seen["k"], k) and torch.equal(seen["v"], k[..., :512])

@@ -68,6 +68,23 @@ def test_the_factory_is_registered_and_registers_the_deepseek_handler(loaded, mo
     assert AttentionBackendRegistry.get_handler(NAME) is handle_attention_flashmla
 
 
+def test_deepseeks_absorbed_path_hands_our_backend_the_rope_columns_apart(loaded, monkeypatch):
+    from sglang.srt.models.deepseek_common import utils as deepseek_utils
+    from sglang.srt.models.deepseek_common.attention_forward_methods import forward_mla
+
+    from mla_backend.sglang import backend
+
+    monkeypatch.setattr(deepseek_utils, "FORWARD_ABSORB_CORE_ATTENTION_BACKENDS",
+                        [n for n in deepseek_utils.FORWARD_ABSORB_CORE_ATTENTION_BACKENDS if n != NAME])
+    monkeypatch.setattr(forward_mla, "FORWARD_ABSORB_CORE_ATTENTION_BACKENDS",
+                        deepseek_utils.FORWARD_ABSORB_CORE_ATTENTION_BACKENDS)
+    monkeypatch.setattr(backend, "MLABackend", lambda runner: runner)
+    plugin.create_backend("runner")
+    plugin.create_backend("runner")
+    # forward_mla.forward_absorb_core reads the list it imported: the same object, now naming us once
+    assert forward_mla.FORWARD_ABSORB_CORE_ATTENTION_BACKENDS.count(NAME) == 1
+
+
 def test_registering_again_changes_nothing(loaded):
     from sglang.srt.server_args import ATTENTION_BACKEND_CHOICES, CHUNKED_PREFIX_CACHE_SUPPORTED_ATTENTION_BACKENDS
 

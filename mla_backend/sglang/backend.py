@@ -3,7 +3,10 @@
 Prefill (EXTEND) stays SGLang's own MLA prefill, inherited through FlashMLABackend from the FlashInfer MLA backend,
 and DeepSeek's attention dispatch is FlashMLA's (plugin.py registers its handler for our name): the one thing
 that changes is the kernel that reads the paged latent cache. SGLang has already absorbed W_UK into q (512 latent
-+ 64 RoPE columns) and applies W_UV to what forward_decode returns.
++ 64 RoPE columns) and applies W_UV to what forward_decode returns. DeepSeek's absorbed path hands those columns
+apart (q, q_rope; k, k_rope), as it does to FlashInfer (plugin.py lists our name with it): decode passes both parts
+of q to the kernel and writes k with the pool's set_mla_kv_buffer; a prefill that gets them joins them for the
+parent.
 
 A step's metadata, shared by every layer: SGLang's req_to_token rows turned into our block table (pages.py), its
 seq lens into the kernel's key counts, and our tile-scheduler plan, all computed on the GPU with static shapes and
@@ -197,19 +200,32 @@ class MLABackend(FlashMLABackend):
 
     # ------------------------------------------------------------------------------------------- forward
 
-    def forward_decode(self, q, k, v, layer, forward_batch, save_kv_cache: bool = True):
-        return self._decode(q, k, v, layer, forward_batch, save_kv_cache)
+    def forward_decode(self, q, k, v, layer, forward_batch, save_kv_cache: bool = True, q_rope=None, k_rope=None):
+        return self._decode(q, k, v, layer, forward_batch, save_kv_cache, q_rope, k_rope)
 
-    def forward_extend(self, q, k, v, layer, forward_batch, save_kv_cache: bool = True):
+    def forward_extend(self, q, k, v, layer, forward_batch, save_kv_cache: bool = True, q_rope=None, k_rope=None):
         if self._is_decode_like(forward_batch.forward_mode):
-            return self._decode(q, k, v, layer, forward_batch, save_kv_cache)
+            return self._decode(q, k, v, layer, forward_batch, save_kv_cache, q_rope, k_rope)
+        if q_rope is not None:  # FlashMLA's prefill (our parent's) takes the RoPE columns joined
+            q = torch.cat([q.view(-1, layer.tp_q_head_num, layer.v_head_dim),
+                           q_rope.view(-1, layer.tp_q_head_num, ops.ROPE_DIM)], dim=-1)
+            if k is not None:
+                k = torch.cat([k.view(-1, layer.tp_k_head_num, layer.v_head_dim),
+                               k_rope.view(-1, layer.tp_k_head_num, ops.ROPE_DIM)], dim=-1)
+                v = v.view(-1, layer.tp_v_head_num, layer.v_head_dim)
         return super().forward_extend(q, k, v, layer, forward_batch, save_kv_cache)
 
-    def _decode(self, q, k, v, layer, forward_batch, save_kv_cache: bool) -> torch.Tensor:
-        """Returns [bs * q_len, heads * 512]: attention over the latent cache, before W_UV."""
+    def _decode(self, q, k, v, layer, forward_batch, save_kv_cache: bool, q_rope=None, k_rope=None) -> torch.Tensor:
+        """Returns [bs * q_len, heads * 512]: attention over the latent cache, before W_UV. With q_rope / k_rope
+        (DeepSeek's absorbed path for a backend in its FORWARD_ABSORB_CORE list, plugin.py) q and k are the 512
+        latent columns only: the new token is written by the pool's set_mla_kv_buffer and the kernel reads q's
+        two parts where they are, so nothing is concatenated."""
         if k is not None and save_kv_cache:
             loc = _write_loc(forward_batch) if _write_loc is not None else forward_batch.out_cache_loc
-            self.token_to_kv_pool.set_kv_buffer(layer, loc, k, v)
+            if k_rope is not None:
+                self.token_to_kv_pool.set_mla_kv_buffer(layer, loc, k, k_rope)
+            else:
+                self.token_to_kv_pool.set_kv_buffer(layer, loc, k, v)
         bs, heads = forward_batch.batch_size, layer.tp_q_head_num
         if bs == 0:
             return q.new_empty(0, heads * layer.v_head_dim)
@@ -217,10 +233,13 @@ class MLABackend(FlashMLABackend):
         k_cache = self.token_to_kv_pool.get_key_buffer(layer.layer_id)
         if k_cache.dtype == torch.uint8 and self._descale_k is not None:  # the pool's storage dtype, if not viewed
             k_cache = k_cache.view(ops.FP8_KV_DTYPE)
+        if q_rope is not None:
+            q, q_rope = q.view(bs, -1, heads, layer.v_head_dim), q_rope.view(bs, -1, heads, ops.ROPE_DIM)
+        else:
+            q = q.view(bs, -1, heads, layer.head_dim)
         out, _ = ops.mla_decode_with_kvcache(
-            q.view(bs, -1, heads, layer.head_dim), k_cache.view(-1, ops.BLOCK_SIZE, 1, self.kv_cache_dim),
+            q, k_cache.view(-1, ops.BLOCK_SIZE, 1, self.kv_cache_dim),
             metadata.block_table, metadata.cache_seqlens, self.kv_lora_rank,
             metadata.tile_scheduler_metadata, metadata.num_splits, softmax_scale=layer.scaling, causal=True,
-            descale_k=self._descale_k, check_values=False)
+            q_rope=q_rope, descale_k=self._descale_k, check_values=False)
         return out.view(-1, heads * layer.v_head_dim)
-

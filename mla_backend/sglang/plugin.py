@@ -31,13 +31,19 @@ logger = logging.getLogger(__name__)
 
 
 def register_deepseek_handler() -> None:
-    """DeepSeek's attention dispatch for our name is FlashMLA's (our prefill is FlashMLA's); idempotent."""
+    """DeepSeek's attention dispatch for our name is FlashMLA's (our prefill is FlashMLA's), and its absorbed MLA
+    hands us q and k with their RoPE columns apart, as it does FlashInfer: the kernel reads q's two parts where they
+    are and the pool writes k's in one kernel, where FlashMLA's dispatch would concatenate both (two more kernels a
+    layer). Idempotent."""
+    from sglang.srt.models.deepseek_common import utils as deepseek_utils
     from sglang.srt.models.deepseek_common.attention_backend_handler import (
         AttentionBackendRegistry,
         handle_attention_flashmla,
     )
 
     AttentionBackendRegistry.register(BACKEND_NAME, handle_attention_flashmla)
+    if BACKEND_NAME not in deepseek_utils.FORWARD_ABSORB_CORE_ATTENTION_BACKENDS:
+        deepseek_utils.FORWARD_ABSORB_CORE_ATTENTION_BACKENDS.append(BACKEND_NAME)
 
 
 def create_backend(model_runner):
