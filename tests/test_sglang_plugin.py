@@ -85,6 +85,17 @@ def test_deepseeks_absorbed_path_hands_our_backend_the_rope_columns_apart(loaded
     assert forward_mla.FORWARD_ABSORB_CORE_ATTENTION_BACKENDS.count(NAME) == 1
 
 
+def test_without_deepseeks_list_the_backend_is_built_and_the_cost_logged(loaded, monkeypatch, caplog):
+    from sglang.srt.models.deepseek_common import utils as deepseek_utils
+
+    from mla_backend.sglang import backend
+
+    monkeypatch.delattr(deepseek_utils, "FORWARD_ABSORB_CORE_ATTENTION_BACKENDS")
+    monkeypatch.setattr(backend, "MLABackend", lambda runner: ("built", runner))
+    assert plugin.create_backend("runner") == ("built", "runner")
+    assert any("concatenate q and k" in r.getMessage() for r in caplog.records if r.name == plugin.logger.name)
+
+
 def test_registering_again_changes_nothing(loaded):
     from sglang.srt.server_args import ATTENTION_BACKEND_CHOICES, CHUNKED_PREFIX_CACHE_SUPPORTED_ATTENTION_BACKENDS
 

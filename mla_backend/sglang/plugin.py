@@ -34,7 +34,8 @@ def register_deepseek_handler() -> None:
     """DeepSeek's attention dispatch for our name is FlashMLA's (our prefill is FlashMLA's), and its absorbed MLA
     hands us q and k with their RoPE columns apart, as it does FlashInfer: the kernel reads q's two parts where they
     are and the pool writes k's in one kernel, where FlashMLA's dispatch would concatenate both (two more kernels a
-    layer). Idempotent."""
+    layer). The backend takes either form, so an SGLang without that list only costs the concatenations (logged).
+    Idempotent."""
     from sglang.srt.models.deepseek_common import utils as deepseek_utils
     from sglang.srt.models.deepseek_common.attention_backend_handler import (
         AttentionBackendRegistry,
@@ -42,8 +43,12 @@ def register_deepseek_handler() -> None:
     )
 
     AttentionBackendRegistry.register(BACKEND_NAME, handle_attention_flashmla)
-    if BACKEND_NAME not in deepseek_utils.FORWARD_ABSORB_CORE_ATTENTION_BACKENDS:
-        deepseek_utils.FORWARD_ABSORB_CORE_ATTENTION_BACKENDS.append(BACKEND_NAME)
+    apart = getattr(deepseek_utils, "FORWARD_ABSORB_CORE_ATTENTION_BACKENDS", None)
+    if not isinstance(apart, list):
+        logger.warning("mla_backend: this SGLang has no deepseek_common.utils.FORWARD_ABSORB_CORE_ATTENTION_BACKENDS "
+                       "list; DeepSeek's dispatch will concatenate q and k for our backend every layer")
+    elif BACKEND_NAME not in apart:
+        apart.append(BACKEND_NAME)
 
 
 def create_backend(model_runner):
