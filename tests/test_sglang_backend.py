@@ -19,6 +19,7 @@ except (ImportError, OSError) as exc:  # its FlashMLA kernel library links libcu
 
 from mla_backend import ops, reference
 from mla_backend.sglang import backend as ours
+from mla_backend.testing import split_query
 from test_sglang_pages import dense_reference, sglang_pool
 
 HEADS = 16
@@ -404,16 +405,10 @@ def test_a_draft_extend_step_says_what_to_do(make_backend):
         backend.init_forward_metadata(batch("draft_extend", [10], rows))
 
 
-def split_query(q: torch.Tensor, heads: int = HEADS) -> tuple[torch.Tensor, torch.Tensor]:
-    """q [tokens, heads * 576] as DeepSeek's absorbed path hands it to a backend on its FORWARD_ABSORB_CORE list:
-    the latent part a transposed bmm output ([heads, tokens, 512] viewed [tokens, heads, 512]), the RoPE part a view
-    into the wider q_b_proj output ([tokens, heads, 192], its last 64 columns)."""
-    tokens = q.shape[0]
-    q = q.view(tokens, heads, ops.HEAD_DIM)
-    latent = q[..., :512].transpose(0, 1).contiguous().transpose(0, 1)
-    projection = torch.zeros(tokens, heads, 192, dtype=q.dtype)
-    projection[..., 128:] = q[..., 512:]
-    return latent, projection[..., 128:]
+def engine_split(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """q [tokens, HEADS * 576] as DeepSeek's absorbed path hands it to a backend on its FORWARD_ABSORB_CORE list
+    (testing.split_query: a transposed bmm output and a view into the q_b_proj output)."""
+    return split_query(q.view(q.shape[0], HEADS, ops.HEAD_DIM))
 
 
 @pytest.mark.parametrize("mode,q_len,kv_dtype", [("decode", 1, BF16), ("verify", 3, BF16), ("decode", 1, FP8)])
@@ -435,7 +430,7 @@ def test_the_absorbed_paths_split_query_and_key_give_what_the_joined_ones_give(m
         new_k = torch.randn(len(cached), 1, ops.HEAD_DIM, generator=torch.Generator().manual_seed(2)).bfloat16()
         forward = backend.forward_decode if mode == "decode" else backend.forward_extend
         if split:
-            latent, rope = split_query(q)
+            latent, rope = engine_split(q)
             k_nope = new_k[..., :512]
             out = forward(latent, k_nope, k_nope, LAYER, fb, q_rope=rope, k_rope=new_k[..., 512:])
         else:
@@ -455,7 +450,7 @@ def test_a_prefill_given_the_rope_columns_apart_hands_the_parent_them_joined(mak
                         lambda self, q, k, v, layer, fb, save_kv_cache=True: seen.update(q=q, k=k, v=v) or "parent")
     q = torch.randn(5, HEADS * ops.HEAD_DIM).bfloat16()
     k = torch.randn(5, 1, ops.HEAD_DIM).bfloat16()
-    latent, rope = split_query(q)
+    latent, rope = engine_split(q)
     out = backend.forward_extend(latent, k[..., :512], k[..., :512], LAYER, batch("extend", [10], rows),
                                  q_rope=rope, k_rope=k[..., 512:])
     assert out == "parent"
