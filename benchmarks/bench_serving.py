@@ -291,10 +291,17 @@ def run_backend(client, model: Path, args: argparse.Namespace) -> dict:
 
 def serve_together(engine: str, python: str, model: Path, args: argparse.Namespace, workdir: Path,
                    host: dict) -> tuple[dict[str, dict], dict[str, str]]:
+    """--interleave, run to the end: the (results, errors) of interleaved_runs' last report."""
+    *_, last = interleaved_runs(engine, python, model, args, workdir, host)
+    return last
+
+
+def interleaved_runs(engine: str, python: str, model: Path, args: argparse.Namespace, workdir: Path, host: dict):
     """--interleave: every backend's server up at once, then each point measured on all of them with their rounds
     interleaved (e2e_common.steady_decode_together). A backend that does not start or fails a request goes to
-    errors and the others go on; (results, errors) as e2e_common.serve_each returns them. Each measured point is
-    kept in workdir (InterleavedPoints), so a run cut short resumes with the points it has not finished."""
+    errors (with its server's last output) and the others go on. Yields (results, errors) as e2e_common.serve_each
+    returns them after each point, so that a run cut short has written what it measured; each point is also kept
+    in workdir (InterleavedPoints), so the run resumes with the points it has not finished."""
     servers, startup, errors = {}, {}, {}
     kept = InterleavedPoints(workdir / "interleaved_points.json")
     todo = [point for point in points(args) if not kept.has(point)]
@@ -303,9 +310,13 @@ def serve_together(engine: str, python: str, model: Path, args: argparse.Namespa
         errors[backend] = error[-4000:]
         print(f"[{engine}] {backend} FAILED: {errors[backend]}", flush=True)
 
+    def report() -> tuple[dict[str, dict], dict[str, str]]:
+        return kept.results(backends_of(args, engine), points(args)), dict(errors)
+
     if not todo:
         print(f"[{engine}] every point was measured by an earlier run ({kept.path})", flush=True)
-        return kept.results(backends_of(args, engine), points(args), errors), errors
+        yield report()
+        return
     if len(todo) < len(points(args)):
         print(f"[{engine}] resuming: {len(points(args)) - len(todo)} points from an earlier run ({kept.path})",
               flush=True)
@@ -332,10 +343,10 @@ def serve_together(engine: str, python: str, model: Path, args: argparse.Namespa
             if measured:
                 kept.add((length, c), measured, time.monotonic() - t0)
                 t0 = time.monotonic()
+            yield report()
     finally:
         for server in servers.values():
             server.stop()
-    return kept.results(backends_of(args, engine), points(args), errors), errors
 
 
 class InterleavedPoints:
@@ -369,14 +380,14 @@ class InterleavedPoints:
     def save(self) -> None:
         self.path.write_text(json.dumps(self.data, indent=1) + "\n")
 
-    def results(self, backends, order: list[tuple[int, int]], errors: dict[str, str]) -> dict[str, dict]:
-        """Per backend not failed in this run, its kept points in `order` (a backend that failed in an earlier
-        run has none from that run's points)."""
+    def results(self, backends, order: list[tuple[int, int]]) -> dict[str, dict]:
+        """Per backend, its kept points in `order`: those it was measured at, also where it failed later (a
+        failed server measures no further point; the error is reported beside the results)."""
         out = {}
         for backend in backends:
             measured = [self.data["points"][self.key(p)][backend] for p in order
                         if backend in self.data["points"].get(self.key(p), {})]
-            if measured and backend not in errors:
+            if measured:
                 out[backend] = {"points": measured, "startup_s": self.data["startup_s"].get(backend),
                                 "requests_s": self.data["requests_s"], **self.data["logs"].get(backend, {})}
         return out
@@ -389,8 +400,8 @@ def measure_together(servers: dict, errors: dict, batch: list[list[int]], args: 
     while live := [backend for backend in servers if backend not in errors]:
         try:
             return measure_on({backend: servers[backend].base_url + "/v1/" for backend in live}, batch, args)
-        except e2e_common.ServerFailed as exc:
-            fail(exc.name, str(exc))
+        except e2e_common.ServerFailed as exc:   # its output's end says why (a crash's traceback, an OOM)
+            fail(exc.name, f"{exc}\n[{exc.name}'s last output]\n{servers[exc.name].log_tail(3000)}")
         except e2e_common.NoDecodeWindow as exc:   # as served one at a time: the backends measured fail
             for backend in live:
                 fail(backend, f"{type(exc).__name__}: {exc}")
@@ -399,10 +410,10 @@ def measure_together(servers: dict, errors: dict, batch: list[list[int]], args: 
 
 
 def engine_runs(engine: str, python: str, model: Path, args: argparse.Namespace, workdir: Path, host: dict):
-    """(results, errors) of an engine's backends: one interleaved run (--interleave), or one backend at a time, so
-    that a finished backend's results are written before the next starts. Each server is pinned once up."""
+    """(results, errors) of an engine's backends, each time there is more to write: after each point of an
+    interleaved run (--interleave), or after each backend served one at a time. Each server is pinned once up."""
     if args.interleave:
-        yield serve_together(engine, python, model, args, workdir, host)
+        yield from interleaved_runs(engine, python, model, args, workdir, host)
         return
     for backend in backends_of(args, engine):
         yield e2e_common.serve_each(

@@ -88,7 +88,11 @@ class Server:
                 return time.monotonic() - t0
             time.sleep(1)
         self.stop()
-        raise RuntimeError(f"the server did not come up ({self.log_path}):\n{self.log_path.read_text()[-6000:]}")
+        raise RuntimeError(f"the server did not come up ({self.log_path}):\n{self.log_tail(6000)}")
+
+    def log_tail(self, chars: int) -> str:
+        """The last `chars` characters of the server's output (why it died, when it did)."""
+        return self.log_path.read_text(errors="replace")[-chars:]
 
     def pin(self, cores: dict) -> None:
         """Once up: every thread and process of this server onto host_cpus.choose's cores (`cores`)."""

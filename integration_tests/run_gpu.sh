@@ -82,9 +82,11 @@ for stage in "$@"; do
             --backends "${STEP_BACKENDS:-flashmla,mla_backend}" --out "$OUT/sglang_step_time.json" \
             >"$OUT/sglang_step_time.log" 2>&1 || rc=1 ;;
     serving-*)
-        # Its workdir is in /tmp too: a run cut short resumes in the next call with the backends it finished.
+        # Its workdir is in /tmp too: a run cut short has written each point it measured, and resumes in the next
+        # call with the points it has not finished.
         timeout "${STAGE_TIMEOUT:-560}" python3 benchmarks/bench_serving.py --engines "${stage#serving-}" \
             --max-tokens-in-flight 262144 --out-dir "$OUT/serving" ${SERVING_ARGS:-} >"$OUT/$stage.log" 2>&1 || rc=1
+        mkdir -p "$OUT/serving"   # a run stopped before its first point wrote nothing there
         for log in /tmp/mla_bench_serving/*/server_*.log; do
             [ -f "$log" ] && { grep -v "Capturing batches" "$log" | head -n 120; echo "[...]"; tail -n 60 "$log"; } \
                 >"$OUT/serving/$(basename "$(dirname "$log")")_$(basename "$log")"

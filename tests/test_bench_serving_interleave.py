@@ -172,3 +172,40 @@ def test_an_interleaved_run_whose_points_are_all_kept_starts_no_server(monkeypat
     kept.add((8, 2), {"flashmla": kept_point(8, 2, 100.0), "mla_backend": kept_point(8, 2, 120.0)}, 3.0)
     results, errors = bench_serving.serve_together("sglang", sys.executable, tmp_path, args, tmp_path, {})
     assert errors == {} and results["mla_backend"]["points"] == [kept_point(8, 2, 120.0)]
+
+
+def test_a_server_that_dies_at_a_later_point_keeps_its_earlier_points_and_reports_after_each_point(monkeypatch,
+                                                                                                   tmp_path):
+    """As SGLang's flashinfer server did on the H200 (a 64 x 4096-token point, four servers sharing the GPU): its
+    4096-token points stay in the results, its error carries the end of its server's output, and every point's
+    results are reported as soon as it is measured (a run cut short has written them)."""
+    urls = {}
+
+    def fake_start(engine, python, model, backend, args, log, beside_others=False):
+        command = lambda port: [sys.executable, str(FAKE), "--port", str(port), "--flavor", backend]  # noqa: E731
+        server = e2e_common.start_engine_server("sglang", command, log, beside_others=True)
+        urls[server.base_url + "/v1/"] = backend
+        return server
+
+    real_round = e2e_common.stream_round
+
+    def dying_round(base_url, model, batch, max_tokens):
+        if urls[base_url] == "flashinfer" and len(batch[0]) == 16:
+            raise ConnectionError("Server disconnected without sending a response.")
+        return real_round(base_url, model, batch, max_tokens)
+
+    monkeypatch.setattr(bench_serving, "start_server", fake_start)
+    monkeypatch.setattr(e2e_common, "stream_round", dying_round)
+    monkeypatch.setattr(e2e_common, "vocabulary", lambda model: (100, set()))
+    monkeypatch.setattr(e2e_common.Server, "pin", lambda server, cores: None)
+    args = args_of("--engines", "sglang", "--sglang-backends", "mla_backend,flashinfer", "--interleave",
+                   "--prompt-lens", "8", "16", "--concurrency", "2", "--warmup-tokens", "4", "--decode-tokens", "64",
+                   "--min-window-tokens", "16", "--repeats", "2", "--startup-timeout", "60")
+    reports = list(bench_serving.engine_runs("sglang", sys.executable, tmp_path, args, tmp_path, {}))
+    assert len(reports) == 2                                            # one per point
+    (first, first_errors), (last, errors) = reports
+    assert first_errors == {} and all(len(first[b]["points"]) == 1 for b in ("mla_backend", "flashinfer"))
+    assert set(errors) == {"flashinfer"} and "ConnectionError: Server disconnected" in errors["flashinfer"]
+    assert "flashinfer's last output" in errors["flashinfer"] and "--flavor flashinfer" in errors["flashinfer"]
+    assert [p["prompt_len"] for p in last["flashinfer"]["points"]] == [8]
+    assert [p["prompt_len"] for p in last["mla_backend"]["points"]] == [8, 16]
