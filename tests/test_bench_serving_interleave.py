@@ -129,32 +129,42 @@ def kept_point(length: int, c: int, rate: float) -> dict:
     return {"prompt_len": length, "concurrency": c, "decode_tokens_per_s": rate, "rounds_tokens_per_s": [rate]}
 
 
-def test_an_interleaved_run_cut_short_resumes_with_the_points_it_had_not_finished(monkeypatch, tmp_path):
-    """The earlier run kept 8 x 2 for both servers; this one starts them again and measures only 16 x 2."""
-    started, measured_lengths = [], []
+def two_point_run(monkeypatch, backends: str, on_round):
+    """An interleaved run of the stand-in servers of `backends` over two points (8 x 2, 16 x 2): (its args, {base
+    URL: backend} in the order started); on_round(backend, batch) is called before each round (it may raise)."""
+    urls = {}
 
     def fake_start(engine, python, model, backend, args, log, beside_others=False):
-        started.append(backend)
         command = lambda port: [sys.executable, str(FAKE), "--port", str(port), "--flavor", backend]  # noqa: E731
-        return e2e_common.start_engine_server("sglang", command, log, beside_others=True)
+        server = e2e_common.start_engine_server("sglang", command, log, beside_others=True)
+        urls[server.base_url + "/v1/"] = backend
+        return server
 
     real_round = e2e_common.stream_round
 
-    def recording_round(base_url, model, batch, max_tokens):
-        measured_lengths.append(len(batch[0]))
+    def watched_round(base_url, model, batch, max_tokens):
+        on_round(urls[base_url], batch)
         return real_round(base_url, model, batch, max_tokens)
 
     monkeypatch.setattr(bench_serving, "start_server", fake_start)
-    monkeypatch.setattr(e2e_common, "stream_round", recording_round)
+    monkeypatch.setattr(e2e_common, "stream_round", watched_round)
     monkeypatch.setattr(e2e_common, "vocabulary", lambda model: (100, set()))
     monkeypatch.setattr(e2e_common.Server, "pin", lambda server, cores: None)
-    args = args_of("--engines", "sglang", "--sglang-backends", "flashmla,mla_backend", "--interleave",
-                   "--prompt-lens", "8", "16", "--concurrency", "2", "--warmup-tokens", "4", "--decode-tokens", "64",
-                   "--min-window-tokens", "16", "--repeats", "2", "--startup-timeout", "60")
+    args = args_of("--engines", "sglang", "--sglang-backends", backends, "--interleave", "--prompt-lens", "8", "16",
+                   "--concurrency", "2", "--warmup-tokens", "4", "--decode-tokens", "64", "--min-window-tokens", "16",
+                   "--repeats", "2", "--startup-timeout", "60")
+    return args, urls
+
+
+def test_an_interleaved_run_cut_short_resumes_with_the_points_it_had_not_finished(monkeypatch, tmp_path):
+    """The earlier run kept 8 x 2 for both servers; this one starts them again and measures only 16 x 2."""
+    measured_lengths = []
+    args, urls = two_point_run(monkeypatch, "flashmla,mla_backend",
+                               lambda backend, batch: measured_lengths.append(len(batch[0])))
     kept = bench_serving.InterleavedPoints(tmp_path / "interleaved_points.json")
     kept.add((8, 2), {"flashmla": kept_point(8, 2, 100.0), "mla_backend": kept_point(8, 2, 120.0)}, 3.0)
     results, errors = bench_serving.serve_together("sglang", sys.executable, tmp_path, args, tmp_path, {})
-    assert started == ["flashmla", "mla_backend"] and errors == {}
+    assert list(urls.values()) == ["flashmla", "mla_backend"] and errors == {}   # both started again
     assert set(measured_lengths) == {16}                                # 8 x 2 was not measured again
     for backend, rate in (("flashmla", 100.0), ("mla_backend", 120.0)):
         first, second = results[backend]["points"]
@@ -176,31 +186,14 @@ def test_an_interleaved_run_whose_points_are_all_kept_starts_no_server(monkeypat
 
 def test_a_server_that_dies_at_a_later_point_keeps_its_earlier_points_and_reports_after_each_point(monkeypatch,
                                                                                                    tmp_path):
-    """As SGLang's flashinfer server did on the H200 (a 64 x 4096-token point, four servers sharing the GPU): its
-    4096-token points stay in the results, its error carries the end of its server's output, and every point's
-    results are reported as soon as it is measured (a run cut short has written them)."""
-    urls = {}
-
-    def fake_start(engine, python, model, backend, args, log, beside_others=False):
-        command = lambda port: [sys.executable, str(FAKE), "--port", str(port), "--flavor", backend]  # noqa: E731
-        server = e2e_common.start_engine_server("sglang", command, log, beside_others=True)
-        urls[server.base_url + "/v1/"] = backend
-        return server
-
-    real_round = e2e_common.stream_round
-
-    def dying_round(base_url, model, batch, max_tokens):
-        if urls[base_url] == "flashinfer" and len(batch[0]) == 16:
+    """A server that dies at the second point, as SGLang's flashinfer server did on the H200 (at 64 x 4096 tokens,
+    four servers sharing the GPU): its first point stays in the results, its error carries the end of its server's
+    output, and each point's results are reported as soon as it is measured (a run cut short has written them)."""
+    def dying(backend, batch):
+        if backend == "flashinfer" and len(batch[0]) == 16:
             raise ConnectionError("Server disconnected without sending a response.")
-        return real_round(base_url, model, batch, max_tokens)
 
-    monkeypatch.setattr(bench_serving, "start_server", fake_start)
-    monkeypatch.setattr(e2e_common, "stream_round", dying_round)
-    monkeypatch.setattr(e2e_common, "vocabulary", lambda model: (100, set()))
-    monkeypatch.setattr(e2e_common.Server, "pin", lambda server, cores: None)
-    args = args_of("--engines", "sglang", "--sglang-backends", "mla_backend,flashinfer", "--interleave",
-                   "--prompt-lens", "8", "16", "--concurrency", "2", "--warmup-tokens", "4", "--decode-tokens", "64",
-                   "--min-window-tokens", "16", "--repeats", "2", "--startup-timeout", "60")
+    args, _ = two_point_run(monkeypatch, "mla_backend,flashinfer", dying)
     reports = list(bench_serving.engine_runs("sglang", sys.executable, tmp_path, args, tmp_path, {}))
     assert len(reports) == 2                                            # one per point
     (first, first_errors), (last, errors) = reports
