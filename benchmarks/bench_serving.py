@@ -289,13 +289,6 @@ def run_backend(client, model: Path, args: argparse.Namespace) -> dict:
     return {"points": measured}
 
 
-def serve_together(engine: str, python: str, model: Path, args: argparse.Namespace, workdir: Path,
-                   host: dict) -> tuple[dict[str, dict], dict[str, str]]:
-    """--interleave, run to the end: the (results, errors) of interleaved_runs' last report."""
-    *_, last = interleaved_runs(engine, python, model, args, workdir, host)
-    return last
-
-
 def interleaved_runs(engine: str, python: str, model: Path, args: argparse.Namespace, workdir: Path, host: dict):
     """--interleave: every backend's server up at once, then each point measured on all of them with their rounds
     interleaved (e2e_common.steady_decode_together). A backend that does not start or fails a request goes to
@@ -332,7 +325,8 @@ def interleaved_runs(engine: str, python: str, model: Path, args: argparse.Names
                 fail(backend, f"{type(exc).__name__}: {exc}")
                 if backend in servers:
                     servers.pop(backend).stop()
-        kept.add_servers(startup, {b: inspect_log(engine, server.log_path.read_text()) for b, server in servers.items()})
+        kept.add_servers(startup, {backend: inspect_log(engine, server.log_path.read_text())
+                                   for backend, server in servers.items()})
         vocab_size, special = e2e_common.vocabulary(model)
         t0 = time.monotonic()
         for length, c in todo:

@@ -111,7 +111,7 @@ def test_interleaved_servers_are_measured_together_and_a_failing_one_is_left_out
 
     monkeypatch.setattr(e2e_common.Server, "pin", recording_pin)
     one_core = host_cpus.choose(str(host_cpus.allowed_cpus()[0]))
-    results, errors = bench_serving.serve_together("sglang", sys.executable, tmp_path, args, tmp_path, one_core)
+    *_, (results, errors) = bench_serving.interleaved_runs("sglang", sys.executable, tmp_path, args, tmp_path, one_core)
     assert started == [("flashmla", 3, False), ("triton", 3, True), ("mla_backend", 3, True)]
     assert pinned == [one_core["cpus"], one_core["cpus"]]          # each server once up; the failed one never
     assert set(errors) == {"triton"} and "did not come up" in errors["triton"]
@@ -163,7 +163,7 @@ def test_an_interleaved_run_cut_short_resumes_with_the_points_it_had_not_finishe
                                lambda backend, batch: measured_lengths.append(len(batch[0])))
     kept = bench_serving.InterleavedPoints(tmp_path / "interleaved_points.json")
     kept.add((8, 2), {"flashmla": kept_point(8, 2, 100.0), "mla_backend": kept_point(8, 2, 120.0)}, 3.0)
-    results, errors = bench_serving.serve_together("sglang", sys.executable, tmp_path, args, tmp_path, {})
+    *_, (results, errors) = bench_serving.interleaved_runs("sglang", sys.executable, tmp_path, args, tmp_path, {})
     assert list(urls.values()) == ["flashmla", "mla_backend"] and errors == {}   # both started again
     assert set(measured_lengths) == {16}                                # 8 x 2 was not measured again
     for backend, rate in (("flashmla", 100.0), ("mla_backend", 120.0)):
@@ -180,7 +180,7 @@ def test_an_interleaved_run_whose_points_are_all_kept_starts_no_server(monkeypat
                    "--prompt-lens", "8", "--concurrency", "2")
     kept = bench_serving.InterleavedPoints(tmp_path / "interleaved_points.json")
     kept.add((8, 2), {"flashmla": kept_point(8, 2, 100.0), "mla_backend": kept_point(8, 2, 120.0)}, 3.0)
-    results, errors = bench_serving.serve_together("sglang", sys.executable, tmp_path, args, tmp_path, {})
+    *_, (results, errors) = bench_serving.interleaved_runs("sglang", sys.executable, tmp_path, args, tmp_path, {})
     assert errors == {} and results["mla_backend"]["points"] == [kept_point(8, 2, 120.0)]
 
 

@@ -75,8 +75,7 @@ class FP8KVPool:
         loc = getattr(loc, "loc", loc)
         self.store[loc] = k.to(torch.float8_e4m3fn).view(torch.uint8).view(-1, 1, ops.HEAD_DIM)
 
-    def set_mla_kv_buffer(self, layer, loc, k_nope, k_rope):
-        self.set_kv_buffer(layer, loc, joined_k(k_nope, k_rope), None)
+    set_mla_kv_buffer = KVPool.set_mla_kv_buffer   # joins the parts, then this pool's set_kv_buffer
 
 
 def joined_k(k_nope: torch.Tensor, k_rope: torch.Tensor) -> torch.Tensor:
