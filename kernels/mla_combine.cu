@@ -57,9 +57,11 @@ __device__ __forceinline__ float4 unpack4(uint2 packed) {
 }
 
 // Two shapes of CTA, picked on the host from how many splits a request can have:
-// - kSplitWarps = 8 (few requests, each possibly split over ~#SM parts): a CTA merges one row's
-//   128-column slice (blockIdx.z), its eight warps taking every eighth split, so ~#SM loads are in flight
-//   at once instead of one chain per row; the warps' sums meet in shared memory.
+// - kSplitWarps = 8 (few requests, each possibly split over ~#SM parts): a CTA merges one row's 128-column slice
+//   (blockIdx.z; kVectors = 1) or, with rows enough to fill the GPU (kWholeRowMinRows), the whole row (kVectors =
+//   4: a quarter of the CTAs, each doing its launch, plan read and LSE pass once for 512 columns), its eight warps
+//   taking every eighth split, so ~#SM loads are in flight at once instead of one chain per row; the warps' sums
+//   meet in shared memory.
 // - kSplitWarps = 1 (many requests, few splits each): a CTA covers eight rows, a warp per row and all
 //   512 columns (four 4-value vectors per lane per split).
 constexpr int kCombineThreads = 256;
@@ -125,9 +127,9 @@ __device__ __forceinline__ void accumulate_batch(int base, int num_splits, float
 
 // Min-blocks 1: with the default, ptxas capped registers for occupancy and interleaved each load with its use,
 // one memory round trip per split; with room it issues a whole batch of loads first.
-template <typename Element, int kSplitWarps>
+template <typename Element, int kSplitWarps, int kVectors>   // kVectors: 4-value vectors a lane a split
 __global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const __grid_constant__ DecodeParams p) {
-  constexpr int kVectors = kSplitWarps == 1 ? kHeadDimV / kColumnSlice : 1;   // 4-value vectors a lane a split
+  static_assert(kVectors == kHeadDimV / kColumnSlice || (kVectors == 1 && kSplitWarps > 1));
   constexpr int kBatch = kSplitWarps == 1 ? 4 : 8;                              // partial rows in flight per lane
   constexpr int kLseBatch = 5;   // LSEs in flight per lane: 32 x 5 covers every split of a 132-SM Hopper
   constexpr int kRowsPerCta = kCombineWarps / kSplitWarps;
@@ -141,7 +143,7 @@ __global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const _
   const int row = blockIdx.y * kRowsPerCta + warp / kSplitWarps;
   if (row >= p.rows) return;     // with kSplitWarps = 8 the whole CTA shares one row
   const int split_warp = warp % kSplitWarps;
-  const int column = blockIdx.z * kColumnSlice + lane * 4;
+  const int column = (kVectors == 1 ? blockIdx.z * kColumnSlice : 0) + lane * 4;
   wait_for_previous_grid();      // the decode kernel's partials
   const float* lse = p.lse_accum + int64_t(split_base) * p.rows + row;
   const Element* partials =
@@ -205,18 +207,22 @@ __global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const _
     }
   }
   if constexpr (kSplitWarps > 1) {
-    static_assert(kVectors == 1 && kRowsPerCta == 1);
-    __shared__ float4 partial[kCombineWarps][32];
-    partial[warp][lane] = acc[0];
+    static_assert(kRowsPerCta == 1);
+    __shared__ float4 partial[kCombineWarps][kVectors][32];
+#pragma unroll
+    for (int v = 0; v < kVectors; ++v) partial[warp][v][lane] = acc[v];
     __syncthreads();
     if (warp != 0) return;
 #pragma unroll
     for (int w = 1; w < kCombineWarps; ++w) {
-      const float4 x = partial[w][lane];
-      acc[0].x += x.x;
-      acc[0].y += x.y;
-      acc[0].z += x.z;
-      acc[0].w += x.w;
+#pragma unroll
+      for (int v = 0; v < kVectors; ++v) {
+        const float4 x = partial[w][v][lane];
+        acc[v].x += x.x;
+        acc[v].y += x.y;
+        acc[v].z += x.z;
+        acc[v].w += x.w;
+      }
     }
   }
   Element* dst = static_cast<Element*>(p.out) + (int64_t(req) * p.rows + row) * kHeadDimV + column;
@@ -228,15 +234,25 @@ __global__ void __launch_bounds__(kCombineThreads, 1) mla_combine_kernel(const _
 // A request is split over at most num_parts parts. With fewer than kWideSplitRequests requests per part
 // a request may have many splits: spread each row's splits over eight warps.
 constexpr int kWideSplitRequests = 16;
+// From this many rows (b x rows; two CTAs an SM of a 132-SM Hopper) the eight-warp CTAs merge whole rows: measured
+// on the H200 (twenty-ninth session, v83a), whole rows took 16% off at 512 rows (b8/s1024/h64, 16 splits) and 9% at
+// 256 (b4/s4096/h64), while at 16-128 rows with 64-132 splits the four times more CTAs of column slices were 1-2%
+// faster.
+constexpr int kWholeRowMinRows = 256;
 
 template <typename Element>
 cudaError_t launch_combine(const DecodeParams& p, cudaStream_t stream) {
+  constexpr int kAllVectors = kHeadDimV / kColumnSlice;
   if (int64_t(p.b) * kWideSplitRequests <= p.num_parts) {
-    const dim3 grid(p.b, p.rows, kHeadDimV / kColumnSlice);
-    return launch_with_pdl(mla_combine_kernel<Element, kCombineWarps>, grid, dim3(kCombineThreads), 0, stream, p);
+    if (int64_t(p.b) * p.rows >= kWholeRowMinRows) {
+      return launch_with_pdl(mla_combine_kernel<Element, kCombineWarps, kAllVectors>, dim3(p.b, p.rows, 1),
+                             dim3(kCombineThreads), 0, stream, p);
+    }
+    return launch_with_pdl(mla_combine_kernel<Element, kCombineWarps, 1>, dim3(p.b, p.rows, kAllVectors),
+                           dim3(kCombineThreads), 0, stream, p);
   }
   const dim3 grid(p.b, (p.rows + kCombineWarps - 1) / kCombineWarps, 1);
-  return launch_with_pdl(mla_combine_kernel<Element, 1>, grid, dim3(kCombineThreads), 0, stream, p);
+  return launch_with_pdl(mla_combine_kernel<Element, 1, kAllVectors>, grid, dim3(kCombineThreads), 0, stream, p);
 }
 
 template cudaError_t launch_combine<__nv_bfloat16>(const DecodeParams&, cudaStream_t);

@@ -276,5 +276,6 @@ def assert_memcheck_clean(cases: list[tuple[int, int, int, list[int]]], fp8: boo
 
 
 def test_compute_sanitizer_memcheck_is_clean():
+    # (2, 1, 128, [3000, 0]): a split request with b x rows = 256, the combine's whole-row eight-warp CTAs
     assert_memcheck_clean([(3, 1, 16, [0, 70, 200]), (3, 1, 24, [0, 70, 200]), (2, 2, 128, [65, 1]),
-                           (4, 4, 3, [20, 0, 300, 64])])
+                           (4, 4, 3, [20, 0, 300, 64]), (2, 1, 128, [3000, 0])])
