@@ -86,6 +86,7 @@ if str(REPO_ROOT) not in sys.path:
 
 import bench_ceilings  # noqa: E402
 import bench_supervisor  # noqa: E402
+from provenance import git_commit  # noqa: E402
 from bench_report import (  # noqa: E402
     SCHEMA, finish_doc, fp8_targets, refresh_record, render_markdown, summarize, write_results,
 )
@@ -424,17 +425,6 @@ def protocol_info(reps: int, kv: str = "bf16") -> dict:
 
 # ----------------------------------------------------------------------------------------------------
 # GPU side: inputs, reference, capture, timing
-
-
-def git_commit() -> str:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def driver_version() -> str:

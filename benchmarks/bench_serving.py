@@ -16,7 +16,7 @@ with 128 heads, whose attention alone is 1.5 ms at 580 TFLOP/s.)
     python benchmarks/bench_serving.py [--model DIR] [--engines sglang,vllm] [--prompt-lens 4096 16384 32768]
         [--concurrency 1 16 64] [--max-tokens-in-flight N] [--decode-tokens 256] [--stream-interval 8]
         [--tp 1] [--kv-cache-dtype auto|fp8] [--num-heads N] [--num-layers N] [--cpus auto|all|0,3,5-7] [--interleave]
-        [--card NAME] [--out-dir benchmarks/results]
+        [--card NAME] [--commit SHA] [--out-dir benchmarks/results]
         [--merge EARLIER.json] [--dry-run]
     python benchmarks/bench_serving.py --render RESULTS.json ...   (the .md again from the JSON)
 
@@ -60,6 +60,7 @@ sys.path.insert(0, str(ROOT / "integration_tests"))
 sys.path.insert(0, str(ROOT))
 import e2e_common  # noqa: E402
 import host_cpus  # noqa: E402
+from provenance import git_commit  # noqa: E402
 
 from mla_backend.cli import doctor  # noqa: E402
 
@@ -124,6 +125,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--vllm-args", default="", help="more `vllm serve` arguments")
     parser.add_argument("--startup-timeout", type=float, default=1200)
     parser.add_argument("--card", help="results file name part (default: from nvidia-smi, e.g. h200)")
+    parser.add_argument("--commit", help="this repository's commit to record (default: git rev-parse HEAD; give it "
+                        "where the tree is a copy without .git)")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mla_bench_serving"))
     parser.add_argument("--seed", type=int, default=0)
@@ -426,10 +429,11 @@ def gpu_name() -> str:
     return (doctor.nvidia_smi().get("gpus") or [{}])[0].get("name", "unknown GPU")
 
 
-def versions(python: str | None, engine: str) -> str | None:
+def versions(python: str | None, package: str) -> str | None:
+    """`package`'s version in the environment of `python` (an engine, or the torch it runs on)."""
     if python is None:
         return None
-    code = f"import importlib.metadata as m; print(m.version({engine!r}))"
+    code = f"import importlib.metadata as m; print(m.version({package!r}))"
     done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
     return done.stdout.strip() or None
 
@@ -477,7 +481,7 @@ def render_markdown(report: dict) -> str:
     kv = report["workload"].get("kv_cache_dtype", "auto")
     lines = [f"# Serving benchmark: {report['card']}" + (", fp8 KV cache" if kv == "fp8" else ""), "",
              f"{report['device_name']}, tensor parallel {report['workload']['tp']}; model `{report['model']}`; "
-             f"{report['date']}." + (" Every backend on its engine's fp8 (e4m3) KV cache (`--kv-cache-dtype "
+             + (f"commit {report['commit']}; " if "commit" in report else "") + f"{report['date']}." + (" Every backend on its engine's fp8 (e4m3) KV cache (`--kv-cache-dtype "
                                      f"{FP8_KV_FLAG['vllm']}` in vLLM, `{FP8_KV_FLAG['sglang']}` in SGLang); a "
                                      "backend without an fp8 path fails at startup and is listed so."
                                      if kv == "fp8" else ""), "",
@@ -493,7 +497,8 @@ def render_markdown(report: dict) -> str:
     if "host" in report:
         lines += [f"Host: {host_cpus.describe(report['host'])}.", ""]
     for engine, entry in report["engines"].items():
-        lines += [f"## {engine} {entry.get('version') or ''}".rstrip(), ""]
+        torch_version = f" (torch {entry['torch']})" if entry.get("torch") else ""
+        lines += [f"## {engine} {entry.get('version') or ''}".rstrip() + torch_version, ""]
         if entry.get("skipped"):
             lines += [f"Skipped: {entry['skipped']}", ""]
             continue
@@ -615,7 +620,8 @@ def main(argv: list[str] | None = None) -> int:
     key = workload_key(args, model)
     report = {"card": card, "device_name": device_name, "model": str(model),
               "model_fingerprint": model_fingerprint(model), "workload": workload(args), "host": host,
-              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "engines": {}}
+              "commit": args.commit or git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "engines": {}}
     if args.merge is not None:
         report["engines"].update(earlier_engines(args.merge, report, args.engines))
     failed = False
@@ -623,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
         backends = backends_of(args, engine)
         python = engine_python(args, engine)
         entry = report["engines"][engine] = {"backends": list(backends), "version": versions(python, engine),
-                                             "results": {}, "errors": {}}
+                                             "torch": versions(python, "torch"), "results": {}, "errors": {}}
         if python is None:
             entry["skipped"] = f"{engine} is not installed in {sys.executable}; pass --{engine}-python"
             print(f"[{engine}] {entry['skipped']}", flush=True)

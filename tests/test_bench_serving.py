@@ -277,6 +277,18 @@ def test_a_point_reads_the_median_of_its_rounds_and_older_files_render_again_fro
     assert "| 4096 | 64 | 7905 (8.10) | — | 7980 (8.02) | 1.01x (`flashmla`) |" in md
 
 
+def test_a_results_file_names_the_commit_and_each_engines_torch_and_older_files_render_without_them(tmp_path):
+    report = report_with([], [])
+    report["commit"] = "91815a0"
+    report["engines"]["sglang"]["torch"] = "2.11.0+cu130"
+    md = bench_serving.render_markdown(report)
+    assert "model `/m`; commit 91815a0; 2026-11-29T00:00:00+00:00." in md
+    assert "## sglang 0.5.17 (torch 2.11.0+cu130)" in md and "## vllm\n" in md
+    older = bench_serving.render_markdown(report_with([], []))
+    assert "model `/m`; 2026-11-29T00:00:00+00:00." in older and "## sglang 0.5.17\n" in older
+    assert args_of("--commit", "abc1234").commit == "abc1234" and args_of().commit is None
+
+
 def test_the_card_comes_from_the_device_name():
     from mla_backend.cli.bench import card_slug
 
@@ -389,7 +401,7 @@ def test_the_other_engines_earlier_results_are_merged_only_under_the_same_worklo
         bench_serving.earlier_engines(tmp_path / "e.json", another_checkpoint, ["vllm"])
 
 
-def test_a_results_file_is_plotted_with_one_panel_per_measured_engine(tmp_path):
+def test_results_files_are_plotted_with_one_panel_per_file_and_measured_engine(tmp_path):
     pytest.importorskip("matplotlib")
     import plot_serving
 
@@ -398,8 +410,13 @@ def test_a_results_file_is_plotted_with_one_panel_per_measured_engine(tmp_path):
 
     report = report_with([point(1200.0, 1), point(3000.0, 16)], [point(1000.0, 1), point(4000.0, 16)])
     assert [engine for engine, _ in plot_serving.measured_engines(report)] == ["sglang"]
-    png = plot_serving.plot(report, tmp_path / "serving.png")
+    png = plot_serving.plot([report], tmp_path / "serving.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    paths = [tmp_path / "a.json", tmp_path / "b.json"]
+    for path in paths:
+        path.write_text(json.dumps(report))
+    assert plot_serving.main([*map(str, paths), "--png", str(tmp_path / "two.png")]) == 0
+    assert (tmp_path / "two.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report["engines"]["sglang"]["results"] = {}
     with pytest.raises(ValueError, match="no engine"):
-        plot_serving.plot(report, tmp_path / "none.png")
+        plot_serving.plot([report], tmp_path / "none.png")
