@@ -8,8 +8,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def git_commit() -> str:
-    """HEAD of the checkout, "-dirty" when tracked files differ from it; "unknown" outside a git checkout (a copied
-    tree, as on the lent GPU machines: there the scripts take --commit)."""
+    """HEAD of the checkout, "-dirty" when tracked files differ from it; "unknown" outside a git checkout (e.g. an
+    unpacked source archive: the benchmarks take --commit for that)."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
                                 check=True).stdout.strip()
