@@ -479,12 +479,13 @@ def render_markdown(report: dict) -> str:
     """The results as tables: per engine, decode tokens/s (TPOT ms) per (prompt length, concurrency) and backend,
     and ours over the fastest built-in backend at each point."""
     kv = report["workload"].get("kv_cache_dtype", "auto")
+    commit = f"commit {report['commit']}; " if "commit" in report else ""   # files before 2026-12-01 have none
     lines = [f"# Serving benchmark: {report['card']}" + (", fp8 KV cache" if kv == "fp8" else ""), "",
              f"{report['device_name']}, tensor parallel {report['workload']['tp']}; model `{report['model']}`; "
-             + (f"commit {report['commit']}; " if "commit" in report else "") + f"{report['date']}." + (" Every backend on its engine's fp8 (e4m3) KV cache (`--kv-cache-dtype "
-                                     f"{FP8_KV_FLAG['vllm']}` in vLLM, `{FP8_KV_FLAG['sglang']}` in SGLang); a "
-                                     "backend without an fp8 path fails at startup and is listed so."
-                                     if kv == "fp8" else ""), "",
+             f"{commit}{report['date']}." + (" Every backend on its engine's fp8 (e4m3) KV cache (`--kv-cache-dtype "
+                                             f"{FP8_KV_FLAG['vllm']}` in vLLM, `{FP8_KV_FLAG['sglang']}` in SGLang); "
+                                             "a backend without an fp8 path fails at startup and is listed so."
+                                             if kv == "fp8" else ""), "",
              f"c requests with the same random token-id prompt length at once, greedy, ignore_eos, streamed; decode "
              f"tokens/s = the c requests' token rates while all of them decode together (from the last one's first "
              f"token to the first one's last), the median of {report['workload']['repeats']} rounds (every round is in "
