@@ -109,7 +109,7 @@ ENGINES = {
         plugins_env="VLLM_PLUGINS",
         optional=False,
         releases=(
-            Release("0.26", "H100, TP 1 and 2", "served with CUDA graphs vs FLASHMLA/TRITON_MLA",
+            Release("0.26", "H100, TP 1 and 2; H200, TP 1", "served with CUDA graphs vs FLASHMLA/TRITON_MLA",
                     "vllm==0.26.0", bundle="vllm-0.26.0"),
             Release("0.33", CPU_ONLY, "plugin, backend classes, configs", "vllm==0.33.0"),
         ),

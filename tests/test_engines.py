@@ -88,7 +88,7 @@ def test_the_unverified_warning_says_what_happens_how_to_pin_and_how_to_opt_out(
 
 
 def test_verified_lists_name_where():
-    assert ENGINES["vllm"].verified_list() == "0.26.x (H100, TP 1 and 2), 0.33.x (CPU CI)"
+    assert ENGINES["vllm"].verified_list() == "0.26.x (H100, TP 1 and 2; H200, TP 1), 0.33.x (CPU CI)"
     assert ENGINES["sglang"].verified_list() == "0.5.17 (H200, TP 1), 0.5.23 (CPU CI)"
 
 

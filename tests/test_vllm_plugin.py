@@ -97,7 +97,7 @@ def test_an_unverified_vllm_keeps_working_without_custom(custom_unregistered, mo
     assert AttentionBackendEnum.TRITON_MLA.get_class().get_name() == "TRITON_MLA"
     assert AttentionBackendEnum.FLASHMLA.get_class().get_name() == "FLASHMLA"
     (warning,) = warnings_of(caplog)
-    assert "this is vLLM 0.34.0" in warning and "0.26.x (H100, TP 1 and 2), 0.33.x (CPU CI)" in warning
+    assert "this is vLLM 0.34.0" in warning and "0.26.x (H100, TP 1 and 2; H200, TP 1), 0.33.x (CPU CI)" in warning
     assert "pip install vllm==0.26.0" in warning and "VLLM_PLUGINS" in warning
     # Asking for CUSTOM anyway gives vLLM's own error; the warning above, in the same process's log, says why.
     with pytest.raises(ValueError, match="Backend CUSTOM must be registered before use"):
