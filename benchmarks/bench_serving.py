@@ -429,13 +429,21 @@ def gpu_name() -> str:
     return (doctor.nvidia_smi().get("gpus") or [{}])[0].get("name", "unknown GPU")
 
 
-def versions(python: str | None, package: str) -> str | None:
-    """`package`'s version in the environment of `python` (an engine, or the torch it runs on)."""
+def versions(python: str | None, *packages: str) -> dict[str, str | None]:
+    """Each package's version in the environment of `python` (an engine and the torch it runs on), from one
+    interpreter start; None for a package that is not installed there, or for all without `python`."""
     if python is None:
-        return None
-    code = f"import importlib.metadata as m; print(m.version({package!r}))"
-    done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
-    return done.stdout.strip() or None
+        return dict.fromkeys(packages)
+    code = ("import importlib.metadata as m, json, sys\n"
+            "def version(name):\n"
+            "    try:\n        return m.version(name)\n"
+            "    except m.PackageNotFoundError:\n        return None\n"
+            "print(json.dumps({name: version(name) for name in sys.argv[1:]}))")
+    done = subprocess.run([python, "-c", code, *packages], capture_output=True, text=True, timeout=120)
+    try:
+        return json.loads(done.stdout)
+    except json.JSONDecodeError:
+        return dict.fromkeys(packages)
 
 
 def decode_rate(point: dict) -> float:
@@ -629,8 +637,9 @@ def main(argv: list[str] | None = None) -> int:
     for engine in args.engines:
         backends = backends_of(args, engine)
         python = engine_python(args, engine)
-        entry = report["engines"][engine] = {"backends": list(backends), "version": versions(python, engine),
-                                             "torch": versions(python, "torch"), "results": {}, "errors": {}}
+        found = versions(python, engine, "torch")
+        entry = report["engines"][engine] = {"backends": list(backends), "version": found[engine],
+                                             "torch": found["torch"], "results": {}, "errors": {}}
         if python is None:
             entry["skipped"] = f"{engine} is not installed in {sys.executable}; pass --{engine}-python"
             print(f"[{engine}] {entry['skipped']}", flush=True)
