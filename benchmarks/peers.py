@@ -201,7 +201,8 @@ class MlaBackendPeer(Peer):
     def plan(self, batch):
         """The step's plan. Made once per engine step for all layers (vLLM's metadata builder, before the graph;
         SGLang's graph, before the first layer), so a layer's work is the decode and its combine."""
-        return self.ops.get_mla_metadata(batch.cache_seqlens, batch.s_q * batch.h_q, 1)
+        is_fp8 = self.cache(batch)[1] is not None
+        return self.ops.get_mla_metadata(batch.cache_seqlens, batch.s_q * batch.h_q, 1, is_fp8_kvcache=is_fp8)
 
     def cache(self, batch):
         """(k_cache, descale_k) this peer decodes from."""

@@ -9,7 +9,9 @@
 //
 // Up to 16 rows (Split::kBlocks, 384 threads): the two consumer warpgroups take every other block of the CTA's
 // sequence, each with its own online softmax over all 16 rows; a request's two partial states are merged through
-// shared memory at its end (warpgroup 1 hands its O^T and statistics to warpgroup 0, which writes the output). One
+// shared memory at its end (warpgroup 1 hands its O^T and statistics to warpgroup 0, which writes the output).
+// 17-32 rows in "row halves" (a plan made for them, DecodeParams::row_halves) run this kernel twice a part: CTA
+// (h, part) on rows 16h..16h+15, both reading the same blocks (the second read mostly from L2). One
 // warpgroup's chain a block (Q.K^T, softmax, P, P.V: ~3,000 cycles) is longer than the block's HBM time (~2,000).
 // There is no Vt stage: each consumer reads its block's V from the raw stage into registers, transposed there into
 // P.V's A operand (the register-V layout below), and P.V accumulates straight into O^T, left running until the
@@ -226,8 +228,11 @@ __device__ void consume_kv_blocks(const DecodeParams& p, const Fragment& f, cons
   if (kSplit == Split::kBlocks && f.group == 1 && handed_before) named_barrier_sync<kConsumerThreads>(kExchangeFree);
 }
 
-template <typename Element, Split kSplit>
+// kRowHalves (Split::kBlocks only): the CTA takes the 16 rows from 16 * blockIdx.x on; a separate instantiation, so
+// that the 16-row kernel's machine code stays its own.
+template <typename Element, Split kSplit, bool kRowHalves = false>
 __global__ void __launch_bounds__(kThreads, 1) mla_decode_narrow_fp8_kernel(const __grid_constant__ DecodeParams p) {
+  static_assert(!kRowHalves || kSplit == Split::kBlocks, "row halves run the block split");
   extern __shared__ __align__(1024) char smem_bytes[];
   auto& smem = *reinterpret_cast<SharedStorage<kSplit>*>(smem_bytes);
   if (threadIdx.x == 0) {
@@ -254,15 +259,18 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_narrow_fp8_kernel(cons
   }
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegisters<kSplit>));
   const int group = threadIdx.x / kWarpgroupThreads;
-  consume_kv_blocks<Element>(p, Fragment(group, kSplit == Split::kRows ? group * kCols : 0),
-                             SchedEntry::load(p.sched, blockIdx.y), smem);
+  const int first_row = kSplit == Split::kRows ? group * kCols : kRowHalves ? blockIdx.x * kCols : 0;
+  consume_kv_blocks<Element>(p, Fragment(group, first_row), SchedEntry::load(p.sched, blockIdx.y), smem);
 }
 
-template <typename Element, Split kSplit>
+// Grid (row tiles, parts): the two CTAs of a part neighbours in launch order (so they read its blocks at about the
+// same time, the second from L2).
+template <typename Element, Split kSplit, bool kRowHalves = false>
 cudaError_t launch(const DecodeParams& p, cudaStream_t stream) {
   static_assert(sizeof(SharedStorage<kSplit>) <= 227 * 1024, "shared memory over the sm_90 limit");
-  return launch_with_pdl(mla_decode_narrow_fp8_kernel<Element, kSplit>, dim3(1, p.num_parts), dim3(kThreads),
-                         sizeof(SharedStorage<kSplit>), stream, p);
+  const int row_tiles = kRowHalves ? (p.rows + kCols - 1) / kCols : 1;
+  return launch_with_pdl(mla_decode_narrow_fp8_kernel<Element, kSplit, kRowHalves>, dim3(row_tiles, p.num_parts),
+                         dim3(kThreads), sizeof(SharedStorage<kSplit>), stream, p);
 }
 
 }  // namespace row_split
@@ -272,6 +280,7 @@ template <typename Element>
 cudaError_t launch_decode_narrow_fp8(const DecodeParams& p, cudaStream_t stream) {
   using narrow_fp8::row_split::Split;
   if (p.rows <= narrow_fp8::kCols) return narrow_fp8::row_split::launch<Element, Split::kBlocks>(p, stream);
+  if (p.row_halves) return narrow_fp8::row_split::launch<Element, Split::kBlocks, true>(p, stream);
   return narrow_fp8::row_split::launch<Element, Split::kRows>(p, stream);
 }
 

@@ -62,6 +62,9 @@ struct DecodeParams {
   float scale_log2;         // softmax_scale * log2(e)
   bool causal;
   const float* descale_k;   // [1], fp8 (e4m3) k_cache only: real K = descale_k * stored K; read on the device
+  // fp8 k_cache, 17-32 rows: the plan was made for row halves (half the parts, mla_backend/tile_scheduler.py:
+  // takes_row_halves), each part run by two 16-row CTAs of the block split (mla_decode_narrow_fp8.cuh).
+  bool row_halves;
 };
 
 // Every launcher returns the first CUDA error of its host calls (the binding raises it).
@@ -84,7 +87,8 @@ cudaError_t launch_decode_wide(const DecodeParams& p, cudaStream_t stream);
 // kernels (both products in fp8); more rows the 64-row kernel, whose producer widens each block to Element in shared
 // memory (launch_decode_wide_fp8: K times descale_k rounded once to Element, both products in Element; slower than
 // a 16-bit cache for now, PERF_NOTES.md v82). mla_decode_narrow_fp8.cuh runs two
-// consumer warpgroups split by query row (17-32 rows) or by block (up to 16 rows: every other block each);
+// consumer warpgroups split by query row (17-32 rows) or by block (up to 16 rows: every other block each; 17-32 rows
+// too when the plan was made for row halves, p.row_halves: two such CTAs a part, 16 rows each);
 // mla_decode_narrow_fp8_split.cuh (16 rows) splits O^T between two by V's columns, which shortens each block's
 // chain: 1-6% faster than the block split where a CTA runs a few blocks (b1/s32768, b4/s4096, b8/s8192), 14-20%
 // slower from ~30 blocks a CTA on (b64/s4096, b32/s16384, b64/s16384; PERF_NOTES.md, v53). The blocks a CTA runs

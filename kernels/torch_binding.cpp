@@ -36,7 +36,8 @@ std::tuple<at::Tensor, at::Tensor> decode_paged_cuda(const at::Tensor& q, const 
                                                      const at::Tensor& block_table, const at::Tensor& cache_seqlens,
                                                      const at::Tensor& tile_scheduler_metadata,
                                                      const at::Tensor& num_splits, double softmax_scale, bool causal,
-                                                     const std::optional<at::Tensor>& descale_k) {
+                                                     const std::optional<at::Tensor>& descale_k,
+                                                     bool row_halves) {
   TORCH_CHECK(q.is_cuda() && q.dim() == 4 && q.stride(3) == 1 &&
               q.size(3) == (q_rope ? mla::kHeadDimV : mla::kHeadDim), "bad q");
   TORCH_CHECK(!q_rope || (q_rope->is_cuda() && q_rope->dim() == 4 && q_rope->stride(3) == 1 &&
@@ -50,6 +51,8 @@ std::tuple<at::Tensor, at::Tensor> decode_paged_cuda(const at::Tensor& q, const 
                              descale_k->scalar_type() == at::kFloat && descale_k->numel() == 1), "bad descale_k");
   const c10::cuda::CUDAGuard guard(q.device());
   const int64_t b = q.size(0), s_q = q.size(1), h_q = q.size(2);
+  TORCH_CHECK(!row_halves || (fp8_kv && s_q * h_q > mla::kNarrowMaxRows && s_q * h_q <= mla::kFp8MaxRows),
+              "row_halves goes with a float8_e4m3fn k_cache and 17-32 query rows");
   const int64_t num_parts = tile_scheduler_metadata.size(0);
   at::Tensor out = at::empty({b, s_q, h_q, mla::kHeadDimV}, q.options());
   at::Tensor lse = at::empty({b, h_q, s_q}, q.options().dtype(at::kFloat));
@@ -88,6 +91,7 @@ std::tuple<at::Tensor, at::Tensor> decode_paged_cuda(const at::Tensor& q, const 
   p.scale_log2 = float(softmax_scale * M_LOG2E);
   p.causal = causal && s_q > 1;
   p.descale_k = descale_k ? descale_k->data_ptr<float>() : nullptr;
+  p.row_halves = row_halves;
 
   // The fp8 kernels load with cp.async (the swap-AB ones and the 64-row one, which widens the bytes): no tensor map.
   TORCH_CHECK(fp8_kv || !mla::decode_needs_tensor_map(p) || mla::make_kv_tensor_map(p, q.scalar_type() == at::kBFloat16),

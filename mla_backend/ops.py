@@ -23,7 +23,10 @@ Shapes and dtypes (FlashMLA-compatible, so switching is a change of import):
     block_table             int32 [b, max_blocks]; entries past a request's last page are never read.
     cache_seqlens           int32 [b]; 0 is allowed (out = 0, lse = +inf).
     tile_scheduler_metadata int32 [num_sm_parts, 8], num_splits int32 [b + 1]: from get_mla_metadata,
-                            computed on the GPU without a host sync; valid for every layer of one step.
+                            computed on the GPU without a host sync; valid for every layer of one step. With
+                            an fp8 k_cache pass is_fp8_kvcache=True (FlashMLA's keyword): 17-32 query rows of
+                            small batches then get a plan for half the parts that runs faster there
+                            (tile_scheduler.takes_row_halves); a plan made without it is taken too.
     out                     [b, s_q, h_q, 512] in q's dtype.
     lse                     float32 [b, h_q, s_q], natural log; +inf for rows that see no key.
     causal                  with s_q > 1, bottom-right aligned: query i sees keys [0, seqlen - (s_q-1-i)).
@@ -56,8 +59,8 @@ _lib = torch.library.Library("mla_backend", "DEF")
 _lib.define("tile_scheduler(Tensor cache_seqlens, int num_sm_parts, int split_overhead) -> (Tensor, Tensor)")
 _lib.define(
     "decode_paged(Tensor q, Tensor? q_rope, Tensor k_cache, Tensor block_table, Tensor cache_seqlens, "
-    "Tensor tile_scheduler_metadata, Tensor num_splits, float softmax_scale, bool causal, Tensor? descale_k=None) "
-    "-> (Tensor, Tensor)"
+    "Tensor tile_scheduler_metadata, Tensor num_splits, float softmax_scale, bool causal, Tensor? descale_k=None, "
+    "bool row_halves=False) -> (Tensor, Tensor)"
 )
 
 
@@ -74,7 +77,7 @@ def _check_raw_k_cache(k_cache: torch.Tensor) -> None:
 
 @torch.library.impl(_lib, "decode_paged", "CPU")
 def _decode_paged_cpu(q, q_rope, k_cache, block_table, cache_seqlens, tile_scheduler_metadata, num_splits,
-                      softmax_scale, causal, descale_k=None):
+                      softmax_scale, causal, descale_k=None, row_halves=False):
     _check_raw_k_cache(k_cache)
     if q_rope is not None:
         q = torch.cat([q, q_rope], dim=-1)
@@ -94,7 +97,7 @@ def _tile_scheduler_fake(cache_seqlens, num_sm_parts, split_overhead):
 
 @torch.library.register_fake("mla_backend::decode_paged")
 def _decode_paged_fake(q, q_rope, k_cache, block_table, cache_seqlens, tile_scheduler_metadata, num_splits,
-                       softmax_scale, causal, descale_k=None):
+                       softmax_scale, causal, descale_k=None, row_halves=False):
     _check_raw_k_cache(k_cache)
     b, s_q, h_q, _ = q.shape
     return q.new_empty(b, s_q, h_q, HEAD_DIM_V), q.new_empty(b, h_q, s_q, dtype=torch.float32)
@@ -107,9 +110,12 @@ def _num_sms(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count
 
 
-def num_sm_parts(num_q_rows: int, device: torch.device) -> int:
-    """Rows of tile_scheduler_metadata for s_q * h_q = num_q_rows on this device (what engines size buffers by)."""
-    return tile_scheduler.num_sm_parts(num_q_rows, _num_sms(torch.device(device)))
+def num_sm_parts(num_q_rows: int, device: torch.device, is_fp8_kvcache: bool = False, batch: int = 0) -> int:
+    """Rows of the tile_scheduler_metadata that get_mla_metadata makes for s_q * h_q = num_q_rows on this device
+    (with is_fp8_kvcache, for `batch` requests: a plan for row halves has half the parts). What engines size buffers
+    by: the most is without is_fp8_kvcache."""
+    row_halves = is_fp8_kvcache and tile_scheduler.takes_row_halves(num_q_rows, batch)
+    return tile_scheduler.num_sm_parts(num_q_rows, _num_sms(torch.device(device)), row_halves)
 
 
 def _ensure_kernels(device: torch.device) -> None:
@@ -184,13 +190,15 @@ def _runtime_checks_enabled(check_values: bool) -> bool:
     return not (torch.cuda.is_available() and torch.cuda.is_current_stream_capturing())
 
 
-def get_mla_metadata(cache_seqlens: torch.Tensor, num_heads_per_head_k: int,
-                     num_heads_k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def get_mla_metadata(cache_seqlens: torch.Tensor, num_heads_per_head_k: int, num_heads_k: int,
+                     is_fp8_kvcache: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The plan for one decode step, made by the tile scheduler and shared by all layers of that step.
 
-    cache_seqlens: int32 [b]; num_heads_per_head_k: s_q * h_q // h_kv; num_heads_k: h_kv (must be 1).
-    Returns (tile_scheduler_metadata int32 [num_sm_parts, 8], num_splits int32 [b + 1]), where
-    num_sm_parts depends only on (s_q * h_q, number of SMs), so a CUDA graph can capture the call.
+    cache_seqlens: int32 [b]; num_heads_per_head_k: s_q * h_q // h_kv; num_heads_k: h_kv (must be 1);
+    is_fp8_kvcache: whether the plan is for a float8_e4m3fn k_cache (17-32 rows of small batches get a plan for row
+    halves, tile_scheduler.takes_row_halves). Returns (tile_scheduler_metadata int32 [num_sm_parts, 8], num_splits
+    int32 [b + 1]), where num_sm_parts depends only on (s_q * h_q, b, is_fp8_kvcache, number of SMs), so a CUDA
+    graph can capture the call.
     """
     _check_int32_vector(cache_seqlens, "cache_seqlens")
     b = cache_seqlens.shape[0]
@@ -201,9 +209,11 @@ def get_mla_metadata(cache_seqlens: torch.Tensor, num_heads_per_head_k: int,
     if not (_is_int(num_heads_per_head_k) and 1 <= num_heads_per_head_k <= MAX_S_Q * MAX_H_Q):
         raise _bad("num_heads_per_head_k", f"s_q * h_q as a Python int in [1, {MAX_S_Q * MAX_H_Q}]",
                    _describe(num_heads_per_head_k))
+    if not isinstance(is_fp8_kvcache, bool):
+        raise _bad("is_fp8_kvcache", "a Python bool", _describe(is_fp8_kvcache))
     _check_hopper(cache_seqlens.device)
     _ensure_kernels(cache_seqlens.device)
-    parts = num_sm_parts(num_heads_per_head_k, cache_seqlens.device)
+    parts = num_sm_parts(num_heads_per_head_k, cache_seqlens.device, is_fp8_kvcache, b)
     return torch.ops.mla_backend.tile_scheduler(cache_seqlens, parts,
                                                 tile_scheduler.split_overhead_for(num_heads_per_head_k))
 
@@ -313,13 +323,14 @@ def _check_decode_inputs(q, q_rope, k_cache, block_table, cache_seqlens, head_di
     if not (_is_int(head_dim_v) and head_dim_v == HEAD_DIM_V):
         raise _bad("head_dim_v", f"{HEAD_DIM_V} as a Python int", _describe(head_dim_v))
 
-    parts = num_sm_parts(s_q * h_q, device)
-    meta = tile_scheduler_metadata
-    if not (isinstance(meta, torch.Tensor) and meta.dtype == torch.int32
-            and meta.shape == (parts, tile_scheduler.SCHED_FIELDS) and meta.is_contiguous()):
-        raise _bad("tile_scheduler_metadata",
-                   f"a contiguous int32 tensor of shape ({parts}, {tile_scheduler.SCHED_FIELDS}) "
-                   f"from get_mla_metadata(cache_seqlens, {s_q * h_q}, 1)", _describe(meta))
+    meta, fields = tile_scheduler_metadata, tile_scheduler.SCHED_FIELDS
+    parts, halves_parts = _plan_parts(s_q * h_q, k_cache, device)
+    if not (isinstance(meta, torch.Tensor) and meta.dtype == torch.int32 and meta.dim() == 2
+            and meta.shape[0] in (parts, halves_parts) and meta.shape[1] == fields and meta.is_contiguous()):
+        made_by = f"shape ({parts}, {fields}) from get_mla_metadata(cache_seqlens, {s_q * h_q}, 1)"
+        if halves_parts != parts:
+            made_by += f" or ({halves_parts}, {fields}) from the same with is_fp8_kvcache=True"
+        raise _bad("tile_scheduler_metadata", f"a contiguous int32 tensor of {made_by}", _describe(meta))
     _check_same_device(meta, "tile_scheduler_metadata", device)
     _check_int32_vector(num_splits, "num_splits", b + 1)
     _check_same_device(num_splits, "num_splits", device)
@@ -388,8 +399,20 @@ def mla_decode_with_kvcache(
     _check_hopper(q.device)
     _ensure_kernels(q.device)
     scale = float(softmax_scale) if softmax_scale is not None else HEAD_DIM ** -0.5
+    parts, halves_parts = _plan_parts(q.shape[1] * q.shape[2], k_cache, q.device)
+    row_halves = tile_scheduler_metadata.shape[0] == halves_parts != parts   # the plan's part count says which
     return torch.ops.mla_backend.decode_paged(q, q_rope, k_cache, block_table, cache_seqlens,
-                                              tile_scheduler_metadata, num_splits, scale, causal, descale_k)
+                                              tile_scheduler_metadata, num_splits, scale, causal, descale_k,
+                                              row_halves)
+
+
+def _plan_parts(num_q_rows: int, k_cache: torch.Tensor, device: torch.device) -> tuple[int, int]:
+    """The part counts of the plans the op takes for this cache: (one CTA a part, row halves); the same twice where
+    there are no row halves (a 16-bit cache, other row counts)."""
+    parts = num_sm_parts(num_q_rows, device)
+    if k_cache.dtype == FP8_KV_DTYPE and tile_scheduler.splits_into_row_halves(num_q_rows):
+        return parts, tile_scheduler.num_sm_parts(num_q_rows, _num_sms(device), row_halves=True)
+    return parts, parts
 
 
 flash_mla_with_kvcache = mla_decode_with_kvcache

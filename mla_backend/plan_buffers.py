@@ -12,11 +12,17 @@ from mla_backend import ops, tile_scheduler
 
 
 class PlanBuffers:
-    def __init__(self, num_q_heads: int, q_lens: tuple[int, ...], max_batch: int, device: torch.device):
-        self.rows = {q_len: ops.num_sm_parts(q_len * num_q_heads, device) for q_len in q_lens}  # plan rows
-        self.tile_scheduler_metadata = torch.zeros((max(self.rows.values()), tile_scheduler.SCHED_FIELDS),
-                                                   dtype=torch.int32, device=device)
+    def __init__(self, num_q_heads: int, q_lens: tuple[int, ...], max_batch: int, device: torch.device,
+                 is_fp8_kvcache: bool = False):
+        self.num_q_heads, self.device, self.is_fp8_kvcache = num_q_heads, device, is_fp8_kvcache
+        most_parts = max(ops.num_sm_parts(q_len * num_q_heads, device) for q_len in q_lens)
+        self.tile_scheduler_metadata = torch.zeros((most_parts, tile_scheduler.SCHED_FIELDS), dtype=torch.int32,
+                                                   device=device)
         self.num_splits = torch.zeros(max_batch + 1, dtype=torch.int32, device=device)
+
+    def parts(self, q_len: int, batch: int) -> int:
+        """Rows of the plan that get_mla_metadata makes for a step of `batch` requests of q_len query tokens."""
+        return ops.num_sm_parts(q_len * self.num_q_heads, self.device, self.is_fp8_kvcache, batch)
 
     def hold(self, tile_scheduler_metadata: torch.Tensor, num_splits: torch.Tensor
              ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,7 +20,7 @@ def run_kernel(batch):
     from mla_backend import ops
 
     b, s_q, h_q, _ = batch.q.shape
-    meta, splits = ops.get_mla_metadata(batch.cache_seqlens, s_q * h_q, 1)
+    meta, splits = ops.get_mla_metadata(batch.cache_seqlens, s_q * h_q, 1, is_fp8_kvcache=batch.descale_k is not None)
     poison_allocator()
     return ops.mla_decode_with_kvcache(batch.q, batch.k_cache, batch.block_table, batch.cache_seqlens, 512, meta,
                                        splits, softmax_scale=batch.softmax_scale, causal=batch.causal,
@@ -259,7 +259,7 @@ def assert_memcheck_clean(cases: list[tuple[int, int, int, list[int]]], fp8: boo
         "import torch; from mla_backend.testing import make_batch; from mla_backend import ops\n"
         f"for b, s_q, h_q, lens in {cases!r}:\n"
         f"    x = make_batch(b, s_q, h_q, lens, causal=True, kv_dtype=torch.float8_e4m3fn if {fp8} else None)\n"
-        "    m, s = ops.get_mla_metadata(x.cache_seqlens, s_q * h_q, 1)\n"
+        f"    m, s = ops.get_mla_metadata(x.cache_seqlens, s_q * h_q, 1, is_fp8_kvcache={fp8})\n"
         "    ops.mla_decode_with_kvcache(x.q, x.k_cache, x.block_table, x.cache_seqlens, 512, m, s, causal=True,\n"
         "                                descale_k=x.descale_k)\n"
         "torch.cuda.synchronize()\n"

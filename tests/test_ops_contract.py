@@ -296,6 +296,32 @@ def test_bad_fp8_scale_is_refused_by_name(override, argument, says):
         ops.mla_decode_with_kvcache(**decode_args(x), **override)
 
 
+def test_fp8_plans_for_17_to_32_rows_of_small_batches_take_half_the_parts():
+    seqlens = torch.tensor([0, 5, 9000], dtype=torch.int32)
+    halves, _ = ops.get_mla_metadata(seqlens, 32, 1, is_fp8_kvcache=True)
+    assert halves.shape == (ops.DEFAULT_NUM_SMS // 2, 8)
+    for rows, lens in ((16, seqlens), (33, seqlens), (32, torch.zeros(17, dtype=torch.int32))):
+        assert ops.get_mla_metadata(lens, rows, 1, is_fp8_kvcache=True)[0].shape == \
+            ops.get_mla_metadata(lens, rows, 1)[0].shape
+    with pytest.raises(ValueError, match="^is_fp8_kvcache: expected a Python bool"):
+        ops.get_mla_metadata(seqlens, 32, 1, is_fp8_kvcache=1)
+
+
+def test_an_fp8_cache_takes_both_plans_of_17_to_32_rows_and_a_16_bit_cache_only_its_own():
+    x = fp8_batch(s_q=2, h_q=16)
+    halves = ops.get_mla_metadata(x.cache_seqlens, 32, 1, is_fp8_kvcache=True)
+    args = decode_args(x, descale_k=x.descale_k)
+    whole = ops.mla_decode_with_kvcache(**args)
+    halved = ops.mla_decode_with_kvcache(**dict(args, tile_scheduler_metadata=halves[0], num_splits=halves[1]))
+    assert torch.equal(whole[0], halved[0]) and torch.equal(whole[1], halved[1])
+    y = batch(s_q=2, h_q=16)
+    with pytest.raises(ValueError, match=r"^tile_scheduler_metadata: expected .*shape \(132, 8\) from get_mla_metadata"
+                                         r"\(cache_seqlens, 32, 1\), got"):
+        ops.mla_decode_with_kvcache(**decode_args(y, tile_scheduler_metadata=halves[0]))
+    with pytest.raises(ValueError, match=r"or \(66, 8\) from the same with is_fp8_kvcache=True"):
+        ops.mla_decode_with_kvcache(**dict(args, tile_scheduler_metadata=halves[0][:33]))
+
+
 def test_fp8_query_is_refused_as_not_yet_supported():
     x = fp8_batch()
     with pytest.raises(ValueError, match="^q: expected dtype torch.bfloat16 or torch.float16 .*not supported yet"):

@@ -23,9 +23,10 @@ from hypothesis import strategies as st
 
 from mla_backend import _build, kernel_facts
 from mla_backend.tile_scheduler import (BEGIN_BLOCK, BEGIN_REQ, BEGIN_SPLIT, BLOCK_SIZE, END_BLOCK, END_REQ,
-                                        NARROW_SPLIT_OVERHEAD, ROWS_PER_TILE, SCHED_FIELDS,
-                                        SPLIT_OVERHEAD, chunks_of, is_uniform, num_sm_parts, part_pieces,
-                                        shortest_chunk, split_overhead_for, tile_scheduler)
+                                        FP8_ROW_HALVES_MAX_BATCH, NARROW_ROWS, NARROW_SPLIT_OVERHEAD,
+                                        ROWS_PER_TILE, SCHED_FIELDS, SPLIT_OVERHEAD, chunks_of, is_uniform,
+                                        num_sm_parts, part_pieces, shortest_chunk, split_overhead_for,
+                                        takes_row_halves, tile_scheduler)
 
 KERNELS = Path(__file__).resolve().parents[1] / "kernels"
 
@@ -399,6 +400,19 @@ def test_num_sm_parts_fills_one_wave(rows, num_sms, expected):
     assert num_sm_parts(rows, num_sms) == max(num_sms // math.ceil(rows / 64), 1)
 
 
+@pytest.mark.parametrize("rows,num_sms,expected", [(17, 132, 66), (32, 132, 66), (24, 78, 39), (32, 1, 1)])
+def test_row_halves_plans_take_half_the_parts(rows, num_sms, expected):
+    """Two 16-row CTAs a part: the plan for row halves has half the parts, so both CTAs still fit in one wave."""
+    assert num_sm_parts(rows, num_sms, row_halves=True) == expected
+    assert num_sm_parts(rows, num_sms, row_halves=False) == num_sms
+
+
+def test_row_halves_are_taken_for_17_to_32_rows_of_small_batches():
+    taken = [(rows, b) for rows in (1, 16, 17, 32, 33, 64) for b in (1, 16, 17, 128) if takes_row_halves(rows, b)]
+    assert taken == [(17, 1), (17, 16), (32, 1), (32, 16)]
+    assert FP8_ROW_HALVES_MAX_BATCH == 16
+
+
 def const(name, file="mla_params.h"):
     """The value of `constexpr int name = N;` (or `= A / B;`) in kernels/<file>."""
     match = re.search(rf"constexpr int {name} = (\d+)(?: / (\d+))?;", (KERNELS / file).read_text())
@@ -445,6 +459,7 @@ def test_python_mirror_constants_match_the_cuda_header():
     header = (KERNELS / "mla_params.h").read_text()
     assert const("kBlockSize") == BLOCK_SIZE
     assert const("kRowsPerTile") == ROWS_PER_TILE
+    assert const("kNarrowMaxRows") == NARROW_ROWS == const("kCols", "mla_fp8_stages.cuh")   # a row half's rows
     assert const("kSchedFields") == SCHED_FIELDS
     for name, value in (("kBeginReq", BEGIN_REQ), ("kBeginBlock", BEGIN_BLOCK), ("kEndReq", END_REQ),
                         ("kEndBlock", END_BLOCK), ("kBeginSplit", BEGIN_SPLIT)):

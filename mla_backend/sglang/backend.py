@@ -78,7 +78,7 @@ class GraphBuffers:
         if metadata is None:
             metadata = self.views[(bs, q_len)] = DecodeMetadata(
                 self.block_table[:bs], self.cache_seqlens[:bs],
-                self.plan.tile_scheduler_metadata[: self.plan.rows[q_len]], self.plan.num_splits[: bs + 1])
+                self.plan.tile_scheduler_metadata[: self.plan.parts(q_len, bs)], self.plan.num_splits[: bs + 1])
         return metadata
 
 
@@ -159,8 +159,13 @@ class MLABackend(FlashMLABackend):
     def _allocate_graph_buffers(self, max_bs: int) -> GraphBuffers:
         int32 = dict(dtype=torch.int32, device=self.device)
         q_lens = (1, self.num_draft_tokens or 1)
+        plan = PlanBuffers(self.num_q_heads, q_lens, max_bs, self.device, self._fp8_cache)
         return GraphBuffers(torch.zeros((max_bs, pages.num_blocks(self.req_to_token)), **int32),
-                            torch.zeros(max_bs, **int32), PlanBuffers(self.num_q_heads, q_lens, max_bs, self.device))
+                            torch.zeros(max_bs, **int32), plan)
+
+    @property
+    def _fp8_cache(self) -> bool:
+        return self._descale_k is not None
 
     def _is_decode_like(self, forward_mode) -> bool:
         if forward_mode.is_draft_extend_v2():
@@ -184,7 +189,8 @@ class MLABackend(FlashMLABackend):
             return None
         cache_seqlens = self._write_cache_seqlens(forward_batch, torch.empty(bs, dtype=torch.int32,
                                                                               device=forward_batch.seq_lens.device))
-        plan, num_splits = ops.get_mla_metadata(cache_seqlens, self._q_len(forward_batch) * self.num_q_heads, 1)
+        plan, num_splits = ops.get_mla_metadata(cache_seqlens, self._q_len(forward_batch) * self.num_q_heads, 1,
+                                                self._fp8_cache)
         block_table = pages.block_table(self.req_to_token, forward_batch.req_pool_indices[:bs])
         return DecodeMetadata(block_table, cache_seqlens, plan, num_splits)
 
@@ -195,7 +201,8 @@ class MLABackend(FlashMLABackend):
         metadata = buffers.view(bs, q_len)
         pages.block_table(self.req_to_token, forward_batch.req_pool_indices[:bs], out=metadata.block_table)
         self._write_cache_seqlens(forward_batch, metadata.cache_seqlens)
-        buffers.plan.hold(*ops.get_mla_metadata(metadata.cache_seqlens, q_len * self.num_q_heads, 1))
+        buffers.plan.hold(*ops.get_mla_metadata(metadata.cache_seqlens, q_len * self.num_q_heads, 1,
+                                                buffers.plan.is_fp8_kvcache))
         return metadata
 
     # ------------------------------------------------------------------------------------------- forward

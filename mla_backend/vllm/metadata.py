@@ -50,14 +50,16 @@ class MLABackendMetadataBuilder(MLACommonMetadataBuilder[MLABackendMetadata]):
                              f"{self.reorder_batch_threshold - 1} speculative tokens are too many")
         # The impl checked the heads against the speculative tokens; this is the decode length vLLM settled on.
         cache_dtype = getattr(kv_cache_spec, "cache_dtype_str", None) or vllm_config.cache_config.cache_dtype
-        fp8_rows = is_fp8_kv_cache(cache_dtype) and fp8_rows_reason(self.num_heads, self.reorder_batch_threshold,
-                                                                      "--tensor-parallel-size")
+        self.fp8_cache = is_fp8_kv_cache(cache_dtype)
+        fp8_rows = self.fp8_cache and fp8_rows_reason(self.num_heads, self.reorder_batch_threshold,
+                                                      "--tensor-parallel-size")
         if fp8_rows:
             raise ValueError(refusal([fp8_rows]))
         self.plan_buffers = None
         if self.compilation_config.cudagraph_mode.has_full_cudagraphs():
             # q_len 1 gives the most SM parts of any uniform query length.
-            self.plan_buffers = PlanBuffers(self.num_heads, (1,), vllm_config.scheduler_config.max_num_seqs, device)
+            self.plan_buffers = PlanBuffers(self.num_heads, (1,), vllm_config.scheduler_config.max_num_seqs, device,
+                                            self.fp8_cache)
 
     def _build_decode(self, block_table_tensor: torch.Tensor, seq_lens_device: torch.Tensor, max_seq_len: int,
                       query_start_loc_cpu: torch.Tensor, query_start_loc_device: torch.Tensor,
@@ -66,7 +68,8 @@ class MLABackendMetadataBuilder(MLACommonMetadataBuilder[MLABackendMetadata]):
         # max_query_len (passed by 0.33 only) is capped by the reorder threshold, not the decodes' own length,
         # so the uniform length is read from the decodes' query_start_loc, which lives on the host.
         q_len = int((query_start_loc_cpu[1:] - query_start_loc_cpu[:-1]).max())
-        tile_scheduler_metadata, num_splits = ops.get_mla_metadata(seq_lens_device, q_len * self.num_heads, 1)
+        tile_scheduler_metadata, num_splits = ops.get_mla_metadata(seq_lens_device, q_len * self.num_heads, 1,
+                                                                   self.fp8_cache)
         if self.plan_buffers is not None:
             tile_scheduler_metadata, num_splits = self.plan_buffers.hold(tile_scheduler_metadata, num_splits)
         return MLABackendDecodeMetadata(
