@@ -158,9 +158,8 @@ __device__ __forceinline__ void produce_kv_blocks(const DecodeParams& p, const S
 __device__ __forceinline__ void copy_kv_blocks(const DecodeParams& p, const SchedEntry& entry, SharedStorage& smem) {
   const PageCopyLane<> lane(p, threadIdx.x - kProducerWarpgroup * kWarpgroupThreads);
   const uint32_t dst_offset = lane.token * 128 + ((lane.chunk ^ (lane.token % 8)) * 16);
-  BlockCursor cursor{entry.begin_req, entry.begin_block};
-  cursor.settle(p, entry);
-  int page = cursor.valid(entry) ? cursor.page(p) : 0;
+  BlockCursor cursor;
+  int page = cursor.begin(p, entry);
   int produced = 0;
   for (; cursor.valid(entry); ++produced) {
     const Stage stage(produced);

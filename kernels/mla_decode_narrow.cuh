@@ -116,9 +116,8 @@ template <int kCols>
 __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry, SharedStorage<kCols>& smem) {
   const PageCopyLane<> lane(p, threadIdx.x - kWarpgroupThreads);
   const uint32_t dst_offset = BlockLayout::row(0, 0, lane.token) + ((lane.chunk ^ (lane.token % 8)) * 16);
-  BlockCursor cursor{entry.begin_req, entry.begin_block};
-  cursor.settle(p, entry);
-  int page = cursor.valid(entry) ? cursor.page(p) : 0;
+  BlockCursor cursor;
+  int page = cursor.begin(p, entry);
   int n = 0;
   for (; cursor.valid(entry); ++n) {
     const int stage = n % kStages;
@@ -450,7 +449,7 @@ __device__ void consume_kv_blocks(const DecodeParams& p, const SchedEntry& entry
 #pragma unroll
       for (int i = 0; i < kCols / 2; ++i) o[d][i] = 0.f;
     }
-    if (piece.num_blocks() > 0) load_q(p, req, smem);
+    load_q(p, req, smem);   // even for a piece without blocks: so the loads need not wait for the request's length
 
     for (int block = piece.first; block < piece.last; ++block, ++consumed) {
       const int stage = consumed % kStages;

@@ -257,10 +257,9 @@ __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry
   constexpr int kTransposeLag = Storage::kTransposeLag;
   const CopyLane lane(p, tid);
   const TransposeLane transpose(tid);
-  BlockCursor cursor{entry.begin_req, entry.begin_block};
-  cursor.settle(p, entry);
-  int page = 0, valid = 0;
-  if (cursor.valid(entry)) page = cursor.page(p), valid = valid_tokens_of(p, cursor);
+  BlockCursor cursor;
+  int page = cursor.begin(p, entry), valid = 0;
+  if (cursor.valid(entry)) valid = valid_tokens_of(p, cursor);
   int valid_lag[kTransposeLag] = {};   // valid tokens of the blocks still to transpose, oldest first
   for (int n = 0;; ++n) {
     if (!cursor.valid(entry)) {   // the last blocks' transposes
@@ -290,12 +289,14 @@ template <typename Storage>
 __device__ void copy_kv_blocks(const DecodeParams& p, const SchedEntry& entry, Storage& smem, int tid) {
   constexpr int kRawStages = Storage::kRawStages;
   const CopyLane lane(p, tid);
-  BlockCursor cursor{entry.begin_req, entry.begin_block};
+  BlockCursor cursor;
+  int page = cursor.begin(p, entry);
   int n = 0;
-  for (cursor.settle(p, entry); cursor.valid(entry); ++n) {
-    copy_block(p, lane, smem, n, cursor.page(p));
+  for (; cursor.valid(entry); ++n) {
+    copy_block(p, lane, smem, n, page);
     ++cursor.block;
     cursor.settle(p, entry);
+    if (cursor.valid(entry)) page = cursor.page(p);   // read while the copies are in flight
   }
   for (int m = max(n - kRawStages, 0); m < n; ++m) {
     mbar_wait(smem_addr(&smem.raw_full[m % kRawStages]), (m / kRawStages) & 1);
@@ -494,7 +495,7 @@ __device__ __forceinline__ void start_request(const DecodeParams& p, const Fragm
     r.stats.sum[c] = 0.f;
     r.stats.key_limit[c] = key_limit(p, piece.seqlen, f.query_row(f.column(c)));
   }
-  if (piece.num_blocks() > 0) load_q<Element>(p, f, req, rows);
+  load_q<Element>(p, f, req, rows);   // even for a piece without blocks: so the loads need not wait for its length
 #pragma unroll
   for (int c = 0; c < kCols / 4; ++c) r.column_scale[c] = descale * rows.q_inv_scale[f.column(c)];
 }

@@ -39,6 +39,19 @@ __device__ __forceinline__ Piece piece_of(const DecodeParams& p, const SchedEntr
 // Walks the part's (request, block) pairs in the order the consumers process them.
 struct BlockCursor {
   int req, block;
+  // At the part's first valid pair; returns its page (0 for a part with none). The page is read from the table
+  // alongside settle's read of the first request's length, not after it (a guess at the entry's own first block,
+  // which settle leaves in place unless that request has no blocks there): one dependent global load fewer before
+  // the part's first copy.
+  __device__ int begin(const DecodeParams& p, const SchedEntry& e) {
+    req = e.begin_req, block = e.begin_block;
+    const int guess = e.begin_req < p.b ? p.block_table[int64_t(e.begin_req) * p.block_table_stride +
+                                                        min(e.begin_block, p.max_blocks - 1)]
+                                        : 0;   // an empty part's begin_req is b
+    settle(p, e);
+    if (!valid(e)) return 0;
+    return req == e.begin_req && block == e.begin_block ? guess : page(p);
+  }
   __device__ void settle(const DecodeParams& p, const SchedEntry& e) {
     while (req <= e.end_req && block >= piece_of(p, e, req).last) {
       ++req;
