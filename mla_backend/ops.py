@@ -267,8 +267,9 @@ def _check_cache_dtype(k_cache: torch.Tensor, q: torch.Tensor, descale_k, device
 
 def _check_decode_inputs(q, q_rope, k_cache, block_table, cache_seqlens, head_dim_v, tile_scheduler_metadata,
                          num_splits, softmax_scale, causal, check_values, descale_q=None,
-                         descale_k=None) -> torch.Tensor:
-    """Validates the contract and returns k_cache as a 3-D [num_blocks, 64, 576] view."""
+                         descale_k=None) -> tuple[torch.Tensor, bool]:
+    """Validates the contract; returns k_cache as a 3-D [num_blocks, 64, 576] view, and whether the plan was made
+    for row halves (its part count says which)."""
     _check_tensor(q, "q")
     _check_query_dtype(q, k_cache, descale_q)
     q_cols = HEAD_DIM if q_rope is None else HEAD_DIM_V
@@ -343,7 +344,7 @@ def _check_decode_inputs(q, q_rope, k_cache, block_table, cache_seqlens, head_di
 
     if _runtime_checks_enabled(check_values):
         _check_values(k_cache, block_table, cache_seqlens, descale_k)
-    return k_cache
+    return k_cache, meta.shape[0] == halves_parts != parts
 
 
 def _check_values(k_cache: torch.Tensor, block_table: torch.Tensor, cache_seqlens: torch.Tensor,
@@ -393,14 +394,12 @@ def mla_decode_with_kvcache(
     check_values=False skips the checks that read cache_seqlens and block_table (one host sync), for engines
     that build them consistently; the kernel never reads outside block_table rows or k_cache either way.
     """
-    k_cache = _check_decode_inputs(q, q_rope, k_cache, block_table, cache_seqlens, head_dim_v,
-                                   tile_scheduler_metadata, num_splits, softmax_scale, causal, check_values,
-                                   descale_q, descale_k)
+    k_cache, row_halves = _check_decode_inputs(q, q_rope, k_cache, block_table, cache_seqlens, head_dim_v,
+                                               tile_scheduler_metadata, num_splits, softmax_scale, causal,
+                                               check_values, descale_q, descale_k)
     _check_hopper(q.device)
     _ensure_kernels(q.device)
     scale = float(softmax_scale) if softmax_scale is not None else HEAD_DIM ** -0.5
-    parts, halves_parts = _plan_parts(q.shape[1] * q.shape[2], k_cache, q.device)
-    row_halves = tile_scheduler_metadata.shape[0] == halves_parts != parts   # the plan's part count says which
     return torch.ops.mla_backend.decode_paged(q, q_rope, k_cache, block_table, cache_seqlens,
                                               tile_scheduler_metadata, num_splits, scale, causal, descale_k,
                                               row_halves)

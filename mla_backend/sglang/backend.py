@@ -202,7 +202,7 @@ class MLABackend(FlashMLABackend):
         pages.block_table(self.req_to_token, forward_batch.req_pool_indices[:bs], out=metadata.block_table)
         self._write_cache_seqlens(forward_batch, metadata.cache_seqlens)
         buffers.plan.hold(*ops.get_mla_metadata(metadata.cache_seqlens, q_len * self.num_q_heads, 1,
-                                                buffers.plan.is_fp8_kvcache))
+                                                self._fp8_cache))
         return metadata
 
     # ------------------------------------------------------------------------------------------- forward
