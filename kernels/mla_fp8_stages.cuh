@@ -271,6 +271,9 @@ __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry
       break;
     }
     copy_block(p, lane, smem, n, page);
+    // The part's first block alone in flight until it lands: every CTA asks for its first block first, so the first
+    // blocks of all parts share the copy rate instead of queuing with the second and third (s34j's trace).
+    if (n == 0) mbar_wait(smem_addr(&smem.raw_full[0]), 0);
     const int valid_n = valid;
     ++cursor.block;
     cursor.settle(p, entry);
@@ -294,6 +297,7 @@ __device__ void copy_kv_blocks(const DecodeParams& p, const SchedEntry& entry, S
   int n = 0;
   for (; cursor.valid(entry); ++n) {
     copy_block(p, lane, smem, n, page);
+    if (n == 0) mbar_wait(smem_addr(&smem.raw_full[0]), 0);   // as produce_kv_blocks: the first block first
     ++cursor.block;
     cursor.settle(p, entry);
     if (cursor.valid(entry)) page = cursor.page(p);   // read while the copies are in flight
