@@ -143,6 +143,9 @@ __device__ __forceinline__ void produce_kv_blocks(const DecodeParams& p, const S
       wait_group_free(smem, stage, produced, g);
       issue_kv_group(p, page, g, smem_addr(smem.kv[stage.index]), smem_addr(&smem.full[stage.index][g]));
     }
+    if (produced == 0) {   // the first block alone in flight, as the fp8 producers
+      for (int g = 0; g < kGroups; ++g) mbar_wait(smem_addr(&smem.full[0][g]), 0);
+    }
     ++cursor.block;
     cursor.settle(p, entry);
   }
@@ -180,6 +183,9 @@ __device__ __forceinline__ void copy_kv_blocks(const DecodeParams& p, const Sche
       // full[stage][g] expects one arrival per producer thread; each lands once this thread's copies so far
       // have, those of group g among them.
       cp_async_mbar_arrive_noinc(smem_addr(&smem.full[stage.index][g]));
+    }
+    if (produced == 0) {   // the first block alone in flight, as the fp8 producers
+      for (int g = 0; g < kGroups; ++g) mbar_wait(smem_addr(&smem.full[0][g]), 0);
     }
     ++cursor.block;
     cursor.settle(p, entry);

@@ -135,6 +135,7 @@ __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry
     }
     // full[stage] expects kProducerThreads arrivals; each lands once this thread's copies have.
     cp_async_mbar_arrive_noinc(smem_addr(&smem.full[stage]));
+    if (n == 0) mbar_wait(smem_addr(&smem.full[0]), 0);   // the first block alone in flight, as the fp8 producers
     ++cursor.block;
     cursor.settle(p, entry);
     if (cursor.valid(entry)) page = cursor.page(p);   // read while the copies are in flight
