@@ -134,20 +134,18 @@ __device__ __forceinline__ void issue_kv_group(const DecodeParams& p, int page, 
 __device__ __forceinline__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry,
                                                   SharedStorage& smem) {
   tma_prefetch_descriptor(&p.k_map);
-  BlockCursor cursor{entry.begin_req, entry.begin_block};
-  cursor.settle(p, entry);
+  BlockCursor cursor;
+  int page = cursor.begin(p, entry);
   for (int produced = 0; cursor.valid(entry); ++produced) {
     const Stage stage(produced);
-    const int page = cursor.page(p);
     for (int g = 0; g < kGroups; ++g) {
       wait_group_free(smem, stage, produced, g);
       issue_kv_group(p, page, g, smem_addr(smem.kv[stage.index]), smem_addr(&smem.full[stage.index][g]));
     }
-    if (produced == 0) {   // the first block alone in flight, as the fp8 producers
+    page = cursor.next(p, entry);
+    if (produced == 0) {   // the first block alone in flight (PERF_NOTES.md, v98)
       for (int g = 0; g < kGroups; ++g) mbar_wait(smem_addr(&smem.full[0][g]), 0);
     }
-    ++cursor.block;
-    cursor.settle(p, entry);
   }
 }
 
@@ -184,12 +182,10 @@ __device__ __forceinline__ void copy_kv_blocks(const DecodeParams& p, const Sche
       // have, those of group g among them.
       cp_async_mbar_arrive_noinc(smem_addr(&smem.full[stage.index][g]));
     }
-    if (produced == 0) {   // the first block alone in flight, as the fp8 producers
+    page = cursor.next(p, entry);
+    if (produced == 0) {   // the first block alone in flight (PERF_NOTES.md, v98)
       for (int g = 0; g < kGroups; ++g) mbar_wait(smem_addr(&smem.full[0][g]), 0);
     }
-    ++cursor.block;
-    cursor.settle(p, entry);
-    if (cursor.valid(entry)) page = cursor.page(p);   // read while the copies are in flight
   }
   // Exit only after this thread's copies and their arrivals are done: wait for the last blocks' full
   // phases (none can complete again: no further arrivals come).
@@ -279,13 +275,13 @@ template <typename Element>
 __device__ __forceinline__ void copy_and_widen_fp8_blocks(const DecodeParams& p, const SchedEntry& entry,
                                                           SharedStorage& smem) {
   const Fp8Lane lane(p, threadIdx.x - kProducerWarpgroup * kWarpgroupThreads);
-  BlockCursor cursor{entry.begin_req, entry.begin_block};
-  cursor.settle(p, entry);
+  BlockCursor cursor;
+  int page = cursor.begin(p, entry);
   int produced = 0;
   for (; cursor.valid(entry); ++produced) {
     const Stage stage(produced);
     uint32_t src_bytes;
-    const char* const src = lane.source(p, cursor.page(p), src_bytes);
+    const char* const src = lane.source(p, page, src_bytes);
     if (produced >= kStages) {
       cp_async_wait_group<0>();   // the previous block's three groups
       widen_fp8_block<Element>(lane, Stage(produced - 1), smem);
@@ -301,8 +297,7 @@ __device__ __forceinline__ void copy_and_widen_fp8_blocks(const DecodeParams& p,
       cp_async_wait_group<kGroups>();
       widen_fp8_block<Element>(lane, Stage(produced - 1), smem);
     }
-    ++cursor.block;
-    cursor.settle(p, entry);
+    page = cursor.next(p, entry);
   }
   if (produced > 0) {
     cp_async_wait_group<0>();

@@ -135,10 +135,8 @@ __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry
     }
     // full[stage] expects kProducerThreads arrivals; each lands once this thread's copies have.
     cp_async_mbar_arrive_noinc(smem_addr(&smem.full[stage]));
-    if (n == 0) mbar_wait(smem_addr(&smem.full[0]), 0);   // the first block alone in flight, as the fp8 producers
-    ++cursor.block;
-    cursor.settle(p, entry);
-    if (cursor.valid(entry)) page = cursor.page(p);   // read while the copies are in flight
+    page = cursor.next(p, entry);
+    if (n == 0) mbar_wait(smem_addr(&smem.full[0]), 0);   // the first block alone in flight (PERF_NOTES.md, v98)
   }
   // Exit only after this thread's copies and their arrivals are done: wait for the last blocks' full
   // phases (none can complete again: no further arrivals come).

@@ -52,6 +52,13 @@ struct BlockCursor {
     if (!valid(e)) return 0;
     return req == e.begin_req && block == e.begin_block ? guess : page(p);
   }
+  // To the part's next valid pair; returns its page (0 past the part's last). Producers call it right after issuing
+  // a block's copies, so the block table is read while they are in flight.
+  __device__ int next(const DecodeParams& p, const SchedEntry& e) {
+    ++block;
+    settle(p, e);
+    return valid(e) ? page(p) : 0;
+  }
   __device__ void settle(const DecodeParams& p, const SchedEntry& e) {
     while (req <= e.end_req && block >= piece_of(p, e, req).last) {
       ++req;
