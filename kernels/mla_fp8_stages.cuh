@@ -271,12 +271,13 @@ __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry
       break;
     }
     copy_block(p, lane, smem, n, page);
+    // The part's first block alone in flight until it lands: all parts' first blocks then share the copy rate
+    // instead of queuing behind every part's next ones (kernels/PERF_NOTES.md, v98). In both fp8 producers the next
+    // page is read after this wait: read before it, as the 16-bit producers do, lost up to 2% (v100a).
+    if (n == 0) mbar_wait(smem_addr(&smem.raw_full[0]), 0);
     const int valid_n = valid;
     page = cursor.next(p, entry);
     if (cursor.valid(entry)) valid = valid_tokens_of(p, cursor);
-    // The part's first block alone in flight until it lands: all parts' first blocks then share the copy rate
-    // instead of queuing behind every part's next ones (kernels/PERF_NOTES.md, v98).
-    if (n == 0) mbar_wait(smem_addr(&smem.raw_full[0]), 0);
     if (n >= kTransposeLag) transpose_block(transpose, smem, n - kTransposeLag, valid_lag[0]);
 #pragma unroll
     for (int k = 0; k + 1 < kTransposeLag; ++k) valid_lag[k] = valid_lag[k + 1];
@@ -296,8 +297,8 @@ __device__ void copy_kv_blocks(const DecodeParams& p, const SchedEntry& entry, S
   int n = 0;
   for (; cursor.valid(entry); ++n) {
     copy_block(p, lane, smem, n, page);
+    if (n == 0) mbar_wait(smem_addr(&smem.raw_full[0]), 0);   // the first block alone in flight (v98, v100a)
     page = cursor.next(p, entry);
-    if (n == 0) mbar_wait(smem_addr(&smem.raw_full[0]), 0);   // the first block alone in flight (v98)
   }
   for (int m = max(n - kRawStages, 0); m < n; ++m) {
     mbar_wait(smem_addr(&smem.raw_full[m % kRawStages]), (m / kRawStages) & 1);
