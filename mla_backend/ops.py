@@ -110,10 +110,13 @@ def _num_sms(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count
 
 
-def num_sm_parts(num_q_rows: int, device: torch.device, is_fp8_kvcache: bool = False, batch: int = 0) -> int:
+def num_sm_parts(num_q_rows: int, device: torch.device, is_fp8_kvcache: bool = False,
+                 batch: int | None = None) -> int:
     """Rows of the tile_scheduler_metadata that get_mla_metadata makes for s_q * h_q = num_q_rows on this device
-    (with is_fp8_kvcache, for `batch` requests: a plan for row halves has half the parts). What engines size buffers
-    by: the most is without is_fp8_kvcache."""
+    (with is_fp8_kvcache, for `batch` requests, which it then needs: a plan for row halves has half the parts). What
+    engines size buffers by: the most is without is_fp8_kvcache."""
+    if is_fp8_kvcache and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 0):
+        raise _bad("batch", "the number of requests (an int >= 0) when is_fp8_kvcache is True", _describe(batch))
     row_halves = is_fp8_kvcache and tile_scheduler.takes_row_halves(num_q_rows, batch)
     return tile_scheduler.num_sm_parts(num_q_rows, _num_sms(torch.device(device)), row_halves)
 

@@ -307,6 +307,15 @@ def test_fp8_plans_for_17_to_32_rows_of_small_batches_take_half_the_parts():
         ops.get_mla_metadata(seqlens, 32, 1, is_fp8_kvcache=1)
 
 
+def test_num_sm_parts_needs_the_batch_with_is_fp8_kvcache():
+    cpu = torch.device("cpu")
+    assert ops.num_sm_parts(32, cpu) == ops.num_sm_parts(32, cpu, is_fp8_kvcache=True, batch=17)
+    assert ops.num_sm_parts(32, cpu, is_fp8_kvcache=True, batch=4) == ops.num_sm_parts(32, cpu) // 2
+    for batch in (None, True, -1, 4.0):
+        with pytest.raises(ValueError, match="^batch: expected the number of requests"):
+            ops.num_sm_parts(32, cpu, is_fp8_kvcache=True, batch=batch)
+
+
 def test_an_fp8_cache_takes_both_plans_of_17_to_32_rows_and_a_16_bit_cache_only_its_own():
     x = fp8_batch(s_q=2, h_q=16)
     halves = ops.get_mla_metadata(x.cache_seqlens, 32, 1, is_fp8_kvcache=True)
