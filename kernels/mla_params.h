@@ -90,12 +90,12 @@ cudaError_t launch_decode_wide(const DecodeParams& p, cudaStream_t stream);
 // consumer warpgroups split by query row (17-32 rows) or by block (up to 16 rows: every other block each; 17-32 rows
 // too when the plan was made for row halves, p.row_halves: two such CTAs a part, 16 rows each);
 // mla_decode_narrow_fp8_split.cuh (16 rows) splits O^T between two by V's columns, which shortens each block's
-// chain: 1-6% faster than the block split where a CTA runs a few blocks (b1/s32768, b4/s4096, b8/s8192), 14-20%
-// slower from ~30 blocks a CTA on (b64/s4096, b32/s16384, b64/s16384; PERF_NOTES.md, v53). The blocks a CTA runs
-// are known on the device only; the batch size stands in for them (graph-safe: engines capture a graph per batch
-// size), and up to 8 requests a CTA's blocks are mostly few.
+// chain: since each part's first block is copied alone first (v98) it is faster than the block split only for one
+// request (b1/s32768 3.5%, b1/s4096 5.7%), and 2.5-20% slower from two requests on (b2/s16384 3%, b4/s4096 2.5%,
+// b8/s8192 12.5%, b8/s32768 20%; PERF_NOTES.md, s35g). The blocks a CTA runs are known on the device only; the batch
+// size stands in for them (graph-safe: engines capture a graph per batch size).
 constexpr int kFp8MaxRows = 32;
-constexpr int kFp8ColumnSplitMaxBatch = 8;
+constexpr int kFp8ColumnSplitMaxBatch = 1;
 template <typename Element>
 cudaError_t launch_decode_narrow_fp8(const DecodeParams& p, cudaStream_t stream);
 template <typename Element>

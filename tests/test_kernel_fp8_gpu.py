@@ -23,9 +23,9 @@ pytestmark = [pytest.mark.gpu, requires_hopper]
 
 FP8 = torch.float8_e4m3fn
 FP8_LSE_REL_TOL = 1e-3   # fp8 wgmma's accumulator has fewer mantissa bits than fp32
-# every (s_q, h_q) of s_q * h_q <= 32 that the fp8 kernels see, edge counts included; b 1, 2 and 6 run the
-# column-split kernel at <= 16 rows and row halves at 17-32 (run_kernel passes is_fp8_kvcache), b 64 and 80 the
-# row-split kernel
+# every (s_q, h_q) of s_q * h_q <= 32 that the fp8 kernels see, edge counts included; b 1 runs the column-split
+# kernel at <= 16 rows, b 2 to 80 the block split; b 1, 2 and 6 run row halves at 17-32 (run_kernel passes
+# is_fp8_kvcache), b 64 and 80 the row-split kernel
 ROWS = [(1, 1), (1, 3), (1, 16), (1, 17), (1, 32), (2, 1), (2, 3), (2, 16), (4, 3), (4, 8), (16, 2)]
 GRID = list(itertools.product([1, 2, 6, 64, 80], ROWS, [1, 20, 63, 64, 65, 140, 4096, "varlen"], [False, True]))
 # more rows: the 64-row kernel with the widening producer; one tile (33, 64 rows), several (120, 128, 256)
@@ -220,10 +220,11 @@ def test_fp8_row_halves_and_row_split_plans_both_match_the_reference(b, s_q, h_q
 
 
 def test_fp8_compute_sanitizer_memcheck_is_clean():
-    # small batches run the column-split kernel at <= 16 rows and row halves at 17-32 (32, 24 and 2 x 12 rows);
-    # 72 requests (above kFp8ColumnSplitMaxBatch) the block split at 16 rows, 24 the row split at 32 rows; 64 and
-    # 256 rows the 64-row kernel with the widening producer
-    assert_memcheck_clean([(3, 1, 16, [0, 70, 200]), (2, 2, 16, [65, 1]), (4, 4, 3, [20, 0, 300, 64]),
+    # one request runs the column-split kernel at <= 16 rows, more the block split; small batches run row halves at
+    # 17-32 (32, 24 and 2 x 12 rows), 24 requests the row split at 32 rows; 64 and 256 rows the 64-row kernel with
+    # the widening producer
+    assert_memcheck_clean([(1, 1, 16, [3000]), (1, 4, 3, [300]), (3, 1, 16, [0, 70, 200]), (2, 2, 16, [65, 1]),
+                           (4, 4, 3, [20, 0, 300, 64]),
                            (2, 1, 32, [5000, 1]), (3, 1, 24, [0, 70, 4000]), (5, 2, 12, [1, 0, 64, 65, 3000]),
                            (24, 1, 32, [0, 1, 63, 64, 65, 130, 700, 2] * 3),
                            (72, 1, 16, [0, 1, 63, 64, 65, 130, 700, 2] * 9),
