@@ -3,7 +3,8 @@
 // warpgroup 1 takes dims 256-511 with warpgroup 0's P (two P buffers, so warpgroup 0 goes on to the next block's
 // Q.K^T while warpgroup 1 multiplies this one). A block's chain in warpgroup 0 holds half of P.V, which pays where
 // a CTA runs few blocks (small batches: the chain's latency is the time); where it runs many, the one-warpgroup
-// kernel (mla_decode_narrow_fp8.cuh) moves more blocks a second (kernels/PERF_NOTES.md, v42). The stages, the
+// kernel (mla_decode_narrow_fp8.cuh) moves more blocks a second (kernels/PERF_NOTES.md, v42). Since each part's first
+// block is copied alone (v98) this kernel is the faster one for a single request only (mla_params.h). The stages, the
 // producer and the products are mla_fp8_stages.cuh's.
 //
 // Barrier counts: raw_empty takes the 4 producer warps and warpgroup 0's 4 warps (after Q.K^T), vt_empty the 8
