@@ -119,6 +119,13 @@ __device__ __forceinline__ void wait_group_free(SharedStorage& smem, const Stage
   if (produced >= kStages) mbar_wait(smem_addr(&smem.empty[stage.index][group]), stage.phase ^ 1);
 }
 
+// Every producer, after issuing the part's first block: waits until all of its groups landed before it issues the
+// second, so the first blocks of all CTAs share the copy rate instead of queuing behind their next ones
+// (kernels/PERF_NOTES.md, v98).
+__device__ __forceinline__ void wait_first_block(SharedStorage& smem) {
+  for (int g = 0; g < kGroups; ++g) mbar_wait(smem_addr(&smem.full[0][g]), 0);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // TMA producer: thread 0 of warpgroup 2 walks the part's (request, block) pairs.
 
@@ -143,9 +150,7 @@ __device__ __forceinline__ void produce_kv_blocks(const DecodeParams& p, const S
       issue_kv_group(p, page, g, smem_addr(smem.kv[stage.index]), smem_addr(&smem.full[stage.index][g]));
     }
     page = cursor.next(p, entry);
-    if (produced == 0) {   // the first block alone in flight (PERF_NOTES.md, v98)
-      for (int g = 0; g < kGroups; ++g) mbar_wait(smem_addr(&smem.full[0][g]), 0);
-    }
+    if (produced == 0) wait_first_block(smem);
   }
 }
 
@@ -183,9 +188,7 @@ __device__ __forceinline__ void copy_kv_blocks(const DecodeParams& p, const Sche
       cp_async_mbar_arrive_noinc(smem_addr(&smem.full[stage.index][g]));
     }
     page = cursor.next(p, entry);
-    if (produced == 0) {   // the first block alone in flight (PERF_NOTES.md, v98)
-      for (int g = 0; g < kGroups; ++g) mbar_wait(smem_addr(&smem.full[0][g]), 0);
-    }
+    if (produced == 0) wait_first_block(smem);
   }
   // Exit only after this thread's copies and their arrivals are done: wait for the last blocks' full
   // phases (none can complete again: no further arrivals come).
