@@ -24,8 +24,8 @@ pytestmark = [pytest.mark.gpu, requires_hopper]
 FP8 = torch.float8_e4m3fn
 FP8_LSE_REL_TOL = 1e-3   # fp8 wgmma's accumulator has fewer mantissa bits than fp32
 # every (s_q, h_q) of s_q * h_q <= 32 that the fp8 kernels see, edge counts included; b 1 runs the column-split
-# kernel at <= 16 rows, b 2 to 80 the block split; b 1, 2 and 6 run row halves at 17-32 (run_kernel passes
-# is_fp8_kvcache), b 64 and 80 the row-split kernel
+# kernel at <= 16 rows, b 2 to 80 the block split; b 1 to 64 run row halves at 17-32 (run_kernel passes
+# is_fp8_kvcache), b 80 the row-split kernel
 ROWS = [(1, 1), (1, 3), (1, 16), (1, 17), (1, 32), (2, 1), (2, 3), (2, 16), (4, 3), (4, 8), (16, 2)]
 GRID = list(itertools.product([1, 2, 6, 64, 80], ROWS, [1, 20, 63, 64, 65, 140, 4096, "varlen"], [False, True]))
 # more rows: the 64-row kernel with the widening producer; one tile (33, 64 rows), several (120, 128, 256)
@@ -157,7 +157,7 @@ def test_fp8_cuda_graph_reads_descale_k_on_replay(b, s_q, h_q):
     g = torch.Generator().manual_seed(3)
     static = fp8_batch(b, s_q, h_q, [int(x) for x in torch.randint(1, max_len, (b,), generator=g)], causal=True)
 
-    def step():   # b 8 x 32 rows: a plan for row halves
+    def step():   # b 8 and 32 x 32 rows: plans for row halves
         meta, splits = ops.get_mla_metadata(static.cache_seqlens, s_q * h_q, 1, is_fp8_kvcache=True)
         return ops.mla_decode_with_kvcache(static.q, static.k_cache, static.block_table, static.cache_seqlens, 512,
                                            meta, splits, softmax_scale=static.softmax_scale, causal=True,
@@ -201,7 +201,8 @@ def test_fp8_cache_with_bf16_equivalent_values_agrees_with_the_bf16_path():
     assert lse_rel <= FP8_LSE_REL_TOL + 1e-4, f"lse rel diff {lse_rel}"
 
 
-@pytest.mark.parametrize("b,s_q,h_q,seqlen", [(4, 1, 32, 4096), (9, 2, 16, "varlen"), (16, 1, 20, 700)])
+@pytest.mark.parametrize("b,s_q,h_q,seqlen", [(4, 1, 32, 4096), (9, 2, 16, "varlen"), (16, 1, 20, 700),
+                                              (64, 2, 16, "varlen")])
 def test_fp8_row_halves_and_row_split_plans_both_match_the_reference(b, s_q, h_q, seqlen):
     # get_mla_metadata(..., is_fp8_kvcache=True) plans these for row halves; a plan made without it runs the row split
     from mla_backend import ops
@@ -221,11 +222,11 @@ def test_fp8_row_halves_and_row_split_plans_both_match_the_reference(b, s_q, h_q
 
 def test_fp8_compute_sanitizer_memcheck_is_clean():
     # one request runs the column-split kernel at <= 16 rows, more the block split; small batches run row halves at
-    # 17-32 (32, 24 and 2 x 12 rows), 24 requests the row split at 32 rows; 64 and 256 rows the 64-row kernel with
+    # 17-32 (32, 24 and 2 x 12 rows), 72 requests the row split at 32 rows; 64 and 256 rows the 64-row kernel with
     # the widening producer
     assert_memcheck_clean([(1, 1, 16, [3000]), (1, 4, 3, [300]), (3, 1, 16, [0, 70, 200]), (2, 2, 16, [65, 1]),
                            (4, 4, 3, [20, 0, 300, 64]),
                            (2, 1, 32, [5000, 1]), (3, 1, 24, [0, 70, 4000]), (5, 2, 12, [1, 0, 64, 65, 3000]),
-                           (24, 1, 32, [0, 1, 63, 64, 65, 130, 700, 2] * 3),
+                           (72, 1, 32, [0, 1, 63, 64, 65, 130, 700, 2] * 9),
                            (72, 1, 16, [0, 1, 63, 64, 65, 130, 700, 2] * 9),
                            (3, 1, 64, [0, 70, 200]), (2, 2, 128, [65, 1])], fp8=True)

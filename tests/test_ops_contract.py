@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from mla_backend import ops, reference
+from mla_backend import ops, reference, tile_scheduler
 from mla_backend.testing import make_batch, split_query
 
 
@@ -300,7 +300,8 @@ def test_fp8_plans_for_17_to_32_rows_of_small_batches_take_half_the_parts():
     seqlens = torch.tensor([0, 5, 9000], dtype=torch.int32)
     halves, _ = ops.get_mla_metadata(seqlens, 32, 1, is_fp8_kvcache=True)
     assert halves.shape == (ops.DEFAULT_NUM_SMS // 2, 8)
-    for rows, lens in ((16, seqlens), (33, seqlens), (32, torch.zeros(17, dtype=torch.int32))):
+    past_the_limit = torch.zeros(tile_scheduler.FP8_ROW_HALVES_MAX_BATCH + 1, dtype=torch.int32)
+    for rows, lens in ((16, seqlens), (33, seqlens), (32, past_the_limit)):
         assert ops.get_mla_metadata(lens, rows, 1, is_fp8_kvcache=True)[0].shape == \
             ops.get_mla_metadata(lens, rows, 1)[0].shape
     with pytest.raises(ValueError, match="^is_fp8_kvcache: expected a Python bool"):
@@ -309,7 +310,8 @@ def test_fp8_plans_for_17_to_32_rows_of_small_batches_take_half_the_parts():
 
 def test_num_sm_parts_needs_the_batch_with_is_fp8_kvcache():
     cpu = torch.device("cpu")
-    assert ops.num_sm_parts(32, cpu) == ops.num_sm_parts(32, cpu, is_fp8_kvcache=True, batch=17)
+    past_the_limit = tile_scheduler.FP8_ROW_HALVES_MAX_BATCH + 1
+    assert ops.num_sm_parts(32, cpu) == ops.num_sm_parts(32, cpu, is_fp8_kvcache=True, batch=past_the_limit)
     assert ops.num_sm_parts(32, cpu, is_fp8_kvcache=True, batch=4) == ops.num_sm_parts(32, cpu) // 2
     for batch in (None, True, -1, 4.0):
         with pytest.raises(ValueError, match="^batch: expected the number of requests"):
