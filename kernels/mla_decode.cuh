@@ -567,7 +567,8 @@ __device__ __forceinline__ void process_block_warpgroup1(const Fragment& f, cons
 }
 
 // Warpgroup 0 owns the softmax statistics: it completes the row sums and hands them to warpgroup 1.
-__device__ __forceinline__ void share_row_stats(const Fragment& f, RowStats& stats, SharedStorage& smem) {
+template <typename Storage>   // any storage with row_sum and row_max of kRowsPerTile floats
+__device__ __forceinline__ void share_row_stats(const Fragment& f, RowStats& stats, Storage& smem) {
   if (f.warpgroup == 0) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {

@@ -196,10 +196,15 @@ __device__ __forceinline__ void transpose_4x4(uint32_t x0, uint32_t x1, uint32_t
   out[3] = __byte_perm(t1, t3, odd_sel);
 }
 
+// The token order within each 16-token chunk of a Vt row: natural, or (kWideP) the order in which the 64-row fp8
+// kernel's P accumulators are P.V's A registers (mla_decode_wide_fp8.cuh): k position 4w + e holds token
+// 2w + e % 2 + 8 (e / 2).
+enum class VtOrder { kNatural, kWideP };
+
 // Block m's V, transposed from its raw stage into Vt stage m % kVtStages once all of its copies have landed and
 // the consumers are done with that Vt stage. Tokens from valid_tokens on are written as zeros: 0 * NaN would
 // poison P.V (unused page tails may hold anything).
-template <typename Storage>
+template <VtOrder kOrder = VtOrder::kNatural, typename Storage>
 __device__ __forceinline__ void transpose_block(const TransposeLane& lane, Storage& smem, int m, int valid_tokens) {
   constexpr int kRawStages = Storage::kRawStages, kVtStages = Storage::kVtStages;
   const int vt_stage = m % kVtStages;
@@ -229,12 +234,13 @@ __device__ __forceinline__ void transpose_block(const TransposeLane& lane, Stora
   const uint32_t even_sel = swap ? 0x7632 : 0x5410, odd_sel = swap ? 0x5410 : 0x7632;
   uint32_t columns[16][4];   // [column ^ swap][4 tokens each]
 #pragma unroll
-  for (int quad = 0; quad < 4; ++quad) {        // tokens 4 quad ..
+  for (int quad = 0; quad < 4; ++quad) {        // tokens 4 quad .. (kWideP: 2 quad, + 1, + 8, + 9)
+    constexpr bool kNatural = kOrder == VtOrder::kNatural;
+    const int t0 = kNatural ? 4 * quad : 2 * quad, t2 = kNatural ? t0 + 2 : t0 + 8;
 #pragma unroll
     for (int word = 0; word < 4; ++word) {      // columns 4 word ..
       uint32_t out[4];
-      transpose_4x4(rows[4 * quad][word], rows[4 * quad + 1][word], rows[4 * quad + 2][word], rows[4 * quad + 3][word],
-                    even_sel, odd_sel, out);
+      transpose_4x4(rows[t0][word], rows[t0 + 1][word], rows[t2][word], rows[t2 + 1][word], even_sel, odd_sel, out);
 #pragma unroll
       for (int k = 0; k < 4; ++k) columns[4 * word + k][quad] = out[k];
     }
@@ -252,7 +258,7 @@ __device__ __forceinline__ int valid_tokens_of(const DecodeParams& p, const Bloc
   return min(max(p.seqlens[cursor.req], 0) - cursor.block * kBlockSize, kBlockSize);
 }
 
-template <typename Storage>
+template <VtOrder kOrder = VtOrder::kNatural, typename Storage>
 __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry, Storage& smem, int tid) {
   constexpr int kTransposeLag = Storage::kTransposeLag;
   const CopyLane lane(p, tid);
@@ -266,7 +272,7 @@ __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry
 #pragma unroll
       for (int k = 0; k < kTransposeLag; ++k) {
         const int m = n - kTransposeLag + k;
-        if (m >= 0) transpose_block(transpose, smem, m, valid_lag[k]);
+        if (m >= 0) transpose_block<kOrder>(transpose, smem, m, valid_lag[k]);
       }
       break;
     }
@@ -278,7 +284,7 @@ __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry
     const int valid_n = valid;
     page = cursor.next(p, entry);
     if (cursor.valid(entry)) valid = valid_tokens_of(p, cursor);
-    if (n >= kTransposeLag) transpose_block(transpose, smem, n - kTransposeLag, valid_lag[0]);
+    if (n >= kTransposeLag) transpose_block<kOrder>(transpose, smem, n - kTransposeLag, valid_lag[0]);
 #pragma unroll
     for (int k = 0; k + 1 < kTransposeLag; ++k) valid_lag[k] = valid_lag[k + 1];
     valid_lag[kTransposeLag - 1] = valid_n;

@@ -102,6 +102,10 @@ template <typename Element>
 cudaError_t launch_decode_narrow_fp8_split(const DecodeParams& p, cudaStream_t stream);
 template <typename Element>
 cudaError_t launch_decode_wide_fp8(const DecodeParams& p, cudaStream_t stream);
+// Experiment v105 (mla_decode_wide_fp8.cuh): 17 or more rows on fp8 wgmma with the rows in M, one 64-row tile a
+// CTA, except where the plan was made for row halves.
+template <typename Element>
+cudaError_t launch_decode_wide_fp8_qgmma(const DecodeParams& p, cudaStream_t stream);
 inline bool fp8_column_split_pays(const DecodeParams& p) {
   return p.rows <= kNarrowMaxRows && p.b <= kFp8ColumnSplitMaxBatch;
 }
@@ -109,6 +113,7 @@ inline bool fp8_column_split_pays(const DecodeParams& p) {
 template <typename Element>
 cudaError_t launch_decode(const DecodeParams& p, cudaStream_t stream) {
   if (p.descale_k) {
+    if (p.rows > kNarrowMaxRows && !p.row_halves) return launch_decode_wide_fp8_qgmma<Element>(p, stream);
     if (p.rows > kFp8MaxRows) return launch_decode_wide_fp8<Element>(p, stream);
     return fp8_column_split_pays(p) ? launch_decode_narrow_fp8_split<Element>(p, stream)
                                     : launch_decode_narrow_fp8<Element>(p, stream);

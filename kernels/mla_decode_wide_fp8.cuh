@@ -1,0 +1,320 @@
+// Decode on an fp8 (e4m3) KV cache with the query rows in wgmma's M (experiment v105): one 64-row tile a CTA, as the
+// 16-bit 64-row kernel (mla_decode.cuh), but Q.K^T and P.V on fp8 wgmma, so that 17-32 rows (padded to 64) pay
+// Q.K^T once a block instead of once per 16 rows (the swap-AB kernels' N is the rows: an SS wgmma costs ~32 cycles
+// whatever its N up to 32, PERF_NOTES.md v30), and more than 32 rows skip the 64-row kernel's widening to 16 bits.
+//
+//   warpgroup 0: S [64 x 64] = Q8 [64 x 576] . K8^T       18 wgmma m64n64k32 e4m3, SS: Q8 quantized per row on
+//                                                           load, K8 straight from the raw stage
+//                -> scale (descale_k / q_scale of the row) -> mask -> online softmax -> P (fp32)
+//                -> P8 as two e4m3 parts (high = e4m3(256 p), low = e4m3(256 p - high)) in registers
+//                O[:, 0:256] = O * rescale + P8 . V8[:, 0:256]     RS m64n256k32, both parts, V8 from the Vt stage
+//   warpgroup 1: O[:, 256:512] the same, P8's registers handed over through shared memory thread by thread
+//   warpgroup 2: copies each block into a raw stage and transposes its V into a Vt stage (mla_fp8_stages.cuh)
+//
+// fp8 wgmma takes B K-major, so P.V reads V8 as the Vt stage's rows (a V column's 64 tokens). P's A registers are
+// its accumulator fragment packed as it lies: a thread holds tokens 8j + 2q, 8j + 2q + 1 of S (q = lane % 4), and A
+// register r of k-step t holds k positions 4q..4q+3 (r = 0, 1) or 16 + 4q.. (r = 2, 3); the producer writes each Vt
+// row in the matching order (VtOrder::kWideP), so no shuffle is needed.
+// O = descale_k / 2^8 * sum P8 . V8 / row sum; lse from the fp32 probabilities.
+#pragma once
+
+#include "mla_decode.cuh"
+#include "mla_fp8_stages.cuh"
+
+namespace mla {
+namespace wide_fp8 {
+
+using narrow_fp8::RawLayout;
+using narrow_fp8::StageRing;
+using narrow_fp8::VtLayout;
+using wide::Fragment;
+using wide::RowStats;
+
+constexpr int kConsumerWarpgroups = 2;
+constexpr int kConsumerThreads = kConsumerWarpgroups * kWarpgroupThreads;
+constexpr int kThreads = kConsumerThreads + kWarpgroupThreads;
+constexpr int kPvKSteps = kBlockSize / 32;   // k32 steps of P.V over a block's tokens
+constexpr int kParts = 2;                    // P8's high and low parts
+constexpr int kProbWords = kParts * kPvKSteps * 4;   // a thread's A registers of P8
+// setmaxnreg: the transposing producer holds 16 x 16 bytes a thread (PERF_NOTES.md, v42: slower below ~150 there,
+// here the consumers need more); a consumer holds O (128), S (32) and P8 (16).
+constexpr int kLaunchRegisters = 64 * 1024 / kThreads / 8 * 8;   // 168
+constexpr int kConsumerRegisters = 200;
+constexpr int kProducerRegisters = 104;
+static_assert(kProducerRegisters + kConsumerWarpgroups * kConsumerRegisters <= 3 * kLaunchRegisters,
+              "setmaxnreg budgets exceed the registers allocated at launch");
+
+using QK = gmma::MMA_64x64x32_F32E4M3E4M3_SS_TN<>;
+using PV = gmma::MMA_64x256x32_F32E4M3E4M3_RS_TN<>;
+
+// The hand-over of a block's P8 and rescale factors from warpgroup 0 to warpgroup 1: thread i of warpgroup 1 holds
+// the same fragment rows as thread i of warpgroup 0, so word w of thread i is all it reads ([w][i]: no conflicts).
+struct ProbsExchange {
+  uint32_t words[kProbWords + 2][kWarpgroupThreads];   // P8's A registers, then the two rows' rescale factors
+};
+
+struct SharedStorage : StageRing<2, 2> {
+  alignas(1024) char q[RawLayout::kStageBytes];   // Q8: 64 rows x 576 e4m3 in the raw stages' layout
+  ProbsExchange probs[2];                          // by block parity
+  uint64_t probs_full[2], probs_empty[2];          // mbarriers: 4 warps each
+  float q_inv_scale[kRowsPerTile];                 // 1 / q_scale of each row
+  float row_sum[kRowsPerTile], row_max[kRowsPerTile];   // wide::share_row_stats
+};
+static_assert(sizeof(SharedStorage) <= 227 * 1024, "shared memory over the sm_90 limit");
+
+// The tile's query rows of request req, quantized row by row (q_scale = 448 / max |q_row|) into smem.q by both
+// consumer warpgroups: 32 rows a pass, eight threads a row, each converting 9 of its 72 16-byte chunks. Rows past
+// p.rows are zeros with scale 1.
+template <typename Element>
+__device__ __forceinline__ void load_q(const DecodeParams& p, int req, int tile_row, SharedStorage& smem) {
+  constexpr int kLanesPerRow = 8, kChunksPerLane = kQChunksPerRow / kLanesPerRow;
+  constexpr int kRowsPerPass = kConsumerThreads / kLanesPerRow;
+  const int part = threadIdx.x % kLanesPerRow;
+  const uint32_t q_base = smem_addr(smem.q);
+#pragma unroll 1
+  for (int first = 0; first < kRowsPerTile; first += kRowsPerPass) {
+    const int row = first + threadIdx.x / kLanesPerRow;
+    const bool real = tile_row + row < p.rows;
+    uint32_t raw[kChunksPerLane][4];
+    float amax = 0.f;
+#pragma unroll
+    for (int i = 0; i < kChunksPerLane; ++i) {
+      const uint4 chunk = real ? *reinterpret_cast<const uint4*>(q_chunk(p, req, tile_row + row, part + kLanesPerRow * i))
+                               : make_uint4(0, 0, 0, 0);
+      raw[i][0] = chunk.x, raw[i][1] = chunk.y, raw[i][2] = chunk.z, raw[i][3] = chunk.w;
+#pragma unroll
+      for (int w = 0; w < 4; ++w) {
+        const float2 v = narrow_fp8::unpack_pair<Element>(raw[i][w]);
+        amax = fmaxf(amax, fmaxf(fabsf(v.x), fabsf(v.y)));
+      }
+    }
+#pragma unroll
+    for (int lanes = 1; lanes < kLanesPerRow; lanes *= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffff, amax, lanes));
+    const float scale = amax > 0.f ? narrow_fp8::kE4M3Max /
+                                         fminf(fmaxf(amax, narrow_fp8::kQAmaxMin), narrow_fp8::kQAmaxMax)
+                                   : 1.f;
+#pragma unroll
+    for (int i = 0; i < kChunksPerLane; ++i) {
+      const int chunk = part + kLanesPerRow * i;   // columns 8 chunk .. 8 chunk + 7: 8 bytes of e4m3
+      uint32_t packed[2];
+#pragma unroll
+      for (int w = 0; w < 2; ++w) {
+        const float2 a = narrow_fp8::unpack_pair<Element>(raw[i][2 * w]);
+        const float2 b = narrow_fp8::unpack_pair<Element>(raw[i][2 * w + 1]);
+        packed[w] = narrow_fp8::e4m3x2(a.x * scale, a.y * scale) | (narrow_fp8::e4m3x2(b.x * scale, b.y * scale) << 16);
+      }
+      const int column_byte = chunk * 8, sub_tile = column_byte / narrow_fp8::kRawSubTileColumns;
+      const int byte_in_row = column_byte % narrow_fp8::kRawSubTileColumns;
+      const uint32_t at = RawLayout::row(q_base, sub_tile, row) + (((byte_in_row / 16) ^ (row % 8)) * 16) +
+                          byte_in_row % 16;
+      asm volatile("st.shared.v2.u32 [%0], {%1, %2};" ::"r"(at), "r"(packed[0]), "r"(packed[1]) : "memory");
+    }
+    if (part == 0) smem.q_inv_scale[row] = 1.f / scale;
+  }
+  fence_async_proxy();
+  named_barrier_sync<kConsumerThreads>(wide::kConsumers);
+}
+
+// S = Q8 K8^T for the raw stage at shared address raw (unscaled), waited for: the wait also retires this
+// warpgroup's P.V of the block before.
+__device__ __forceinline__ void compute_scores(uint32_t raw, const SharedStorage& smem, float (&s)[32]) {
+  const uint32_t q = smem_addr(smem.q);
+  cute::warpgroup_arrive();
+#pragma unroll
+  for (int k = 0; k < narrow_fp8::kRawKSteps; ++k) {
+    const int offset = (k / 4) * 1024 + (k % 4) * 32;   // sub-tile k / 4, 32 columns a k-step
+    wgmma_ss<QK>(desc_k_major(q + offset, RawLayout::kGroupBytes), desc_k_major(raw + offset, RawLayout::kGroupBytes),
+                 s, k > 0, std::make_index_sequence<32>{});
+  }
+  cute::warpgroup_commit_batch();
+  cute::warpgroup_wait<0>();
+  fence_operands(s);
+}
+
+// Four e4m3 values, the first in the low byte.
+__device__ __forceinline__ uint32_t e4m3x4(float a, float b, float c, float d) {
+  return narrow_fp8::e4m3x2(a, b) | (narrow_fp8::e4m3x2(c, d) << 16);
+}
+
+// P (fp32, the accumulator fragment) as P8's A registers: probs[part][t][r] for k-step t (tokens 32t..32t+31).
+// Register r holds row r0 + 8 (r % 2) at k positions 4q + 16 (r / 2) + e, which are S's columns
+// 32t + 8 (2 (r / 2) + e / 2) + 2q + e % 2: s[16t + 8 (r / 2) + 4 (e / 2) + 2 (r % 2) + e % 2].
+__device__ __forceinline__ void pack_probs(const float (&s)[32], uint32_t (&probs)[kParts][kPvKSteps][4]) {
+#pragma unroll
+  for (int t = 0; t < kPvKSteps; ++t) {
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      float x[4], low[4];
+#pragma unroll
+      for (int e = 0; e < 4; ++e) x[e] = s[16 * t + 8 * (r / 2) + 4 * (e / 2) + 2 * (r % 2) + e % 2] * narrow_fp8::kProbScale;
+      const uint32_t high = e4m3x4(x[0], x[1], x[2], x[3]);
+#pragma unroll
+      for (int e = 0; e < 4; e += 2) {
+        const float2 h = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(
+            static_cast<__nv_fp8x2_storage_t>(high >> (8 * e)), __NV_E4M3)));
+        low[e] = x[e] - h.x;
+        low[e + 1] = x[e + 1] - h.y;
+      }
+      probs[0][t][r] = high;
+      probs[1][t][r] = e4m3x4(low[0], low[1], low[2], low[3]);
+    }
+  }
+}
+
+// O += P8 . V8 for this warpgroup's 256 columns of the Vt stage at shared address vt: both parts, issued.
+__device__ __forceinline__ void issue_products(uint32_t vt, int warpgroup, const uint32_t (&probs)[kParts][kPvKSteps][4],
+                                               float (&o)[128]) {
+  const uint32_t columns = vt + warpgroup * (kHeadDimV / kConsumerWarpgroups) * VtLayout::kRowBytes;
+  cute::warpgroup_arrive();
+#pragma unroll
+  for (int part = 0; part < kParts; ++part) {
+#pragma unroll
+    for (int t = 0; t < kPvKSteps; ++t) {
+      wgmma_rs<PV>(probs[part][t], narrow_fp8::desc_k_major_sw64(columns + t * 32), o, std::make_index_sequence<128>{});
+    }
+  }
+  cute::warpgroup_commit_batch();
+}
+
+// After __syncwarp, lane 0 of each warp arrives on an mbarrier that counts the warpgroup's four warps.
+__device__ __forceinline__ void warp_arrive(const Fragment& f, uint64_t& barrier) {
+  __syncwarp();
+  if (f.lane == 0) mbar_arrive(smem_addr(&barrier));
+}
+
+// One KV block as the consumers see it: the CTA's consumed-th, block `block` of its request.
+struct BlockStep {
+  int block, stage, phase, buffer;   // both rings have two stages; P's hand-over two buffers
+  __device__ BlockStep(int block_, int consumed)
+      : block(block_), stage(consumed % 2), phase((consumed / 2) & 1), buffer(consumed % 2) {}
+};
+
+// O = O * rescale + P8 . V8 for this warpgroup's columns of the block's Vt stage, waited for; the stage released.
+__device__ __forceinline__ void accumulate_block(const Fragment& f, const BlockStep& b,
+                                                 const uint32_t (&probs)[kParts][kPvKSteps][4],
+                                                 const float (&rescale)[2], SharedStorage& smem, float (&o)[128]) {
+  wide::scale_rows(o, rescale[0], rescale[1]);
+  fence_operands(o);
+  mbar_wait(smem_addr(&smem.vt_full[b.stage]), b.phase);
+  fence_async_proxy();   // the producer's transposing stores (generic proxy) before wgmma reads them
+  issue_products(smem_addr(smem.vt[b.stage]), f.warpgroup, probs, o);
+  cute::warpgroup_wait<0>();
+  fence_operands(o);
+  warp_arrive(f, smem.vt_empty[b.stage]);
+}
+
+// Warpgroup 0's share of a block: S, the softmax, P8 for both warpgroups, its half of O.
+__device__ __forceinline__ void process_block_warpgroup0(const DecodeParams& p, const Fragment& f, const BlockStep& b,
+                                                        bool needs_mask, const int (&key_limit)[2],
+                                                        const float (&row_scale)[2], RowStats& stats, float (&s)[32],
+                                                        SharedStorage& smem, float (&o)[128]) {
+  mbar_wait(smem_addr(&smem.raw_full[b.stage]), b.phase);
+  fence_async_proxy();   // cp.async (generic proxy) wrote the stage; wgmma reads it (async proxy)
+  compute_scores(smem_addr(smem.raw[b.stage]), smem, s);
+  warp_arrive(f, smem.raw_empty[b.stage]);
+#pragma unroll
+  for (int j = 0; j < 32; ++j) s[j] *= row_scale[(j / 2) % 2];   // element j is row r0 + 8 ((j / 2) % 2)
+  float rescale[2];
+  wide::online_softmax<wide::KvLoads::kCpAsync>(p, 1.f, f, b.block, needs_mask, key_limit, s, stats, rescale);
+  uint32_t probs[kParts][kPvKSteps][4];
+  pack_probs(s, probs);
+  const int tid = threadIdx.x % kWarpgroupThreads;
+  mbar_wait(smem_addr(&smem.probs_empty[b.buffer]), b.phase ^ 1);   // the first use of a buffer finds it free
+  ProbsExchange& out = smem.probs[b.buffer];
+#pragma unroll
+  for (int w = 0; w < kProbWords; ++w) out.words[w][tid] = probs[w / 8][(w / 4) % 2][w % 4];
+  out.words[kProbWords][tid] = __float_as_uint(rescale[0]);
+  out.words[kProbWords + 1][tid] = __float_as_uint(rescale[1]);
+  warp_arrive(f, smem.probs_full[b.buffer]);
+  accumulate_block(f, b, probs, rescale, smem, o);
+}
+
+// Warpgroup 1's share of a block: its half of O from warpgroup 0's P8.
+__device__ __forceinline__ void process_block_warpgroup1(const Fragment& f, const BlockStep& b, SharedStorage& smem,
+                                                         float (&o)[128]) {
+  const int tid = threadIdx.x % kWarpgroupThreads;
+  mbar_wait(smem_addr(&smem.probs_full[b.buffer]), b.phase);
+  const ProbsExchange& in = smem.probs[b.buffer];
+  uint32_t probs[kParts][kPvKSteps][4];
+  float rescale[2];
+#pragma unroll
+  for (int w = 0; w < kProbWords; ++w) probs[w / 8][(w / 4) % 2][w % 4] = in.words[w][tid];
+  rescale[0] = __uint_as_float(in.words[kProbWords][tid]);
+  rescale[1] = __uint_as_float(in.words[kProbWords + 1][tid]);
+  warp_arrive(f, smem.probs_empty[b.buffer]);
+  accumulate_block(f, b, probs, rescale, smem, o);
+}
+
+template <typename Element>
+__device__ __forceinline__ void consume_kv_blocks(const DecodeParams& p, const Fragment& f, const SchedEntry& entry,
+                                                  SharedStorage& smem) {
+  const int tile_row = blockIdx.x * kRowsPerTile;
+  const float descale = *p.descale_k;
+  int consumed = 0;   // blocks this CTA has processed: picks the stages, the buffers and the mbarrier phases
+  for (int req = entry.begin_req; req <= entry.end_req; ++req) {
+    const Piece piece = piece_of(p, entry, req);
+    const int num_blocks = piece.num_blocks();
+    const OutputSlot slot = output_slot(p, entry, req);
+    int row_key_limit[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) row_key_limit[h] = key_limit(p, piece.seqlen, tile_row + f.r0 + 8 * h);
+    const int unmasked_keys = min_key_limit(p, piece.seqlen);
+    RowStats stats;
+    float o[128];
+#pragma unroll
+    for (int i = 0; i < 128; ++i) o[i] = 0.f;
+    load_q<Element>(p, req, tile_row, smem);   // both warpgroups; even for a piece without blocks
+    const float row_scale[2] = {descale * smem.q_inv_scale[f.r0], descale * smem.q_inv_scale[f.r0 + 8]};
+    float s[32];   // warpgroup 0's scores, declared per request as in the 16-bit kernel
+
+    for (int i = 0; i < num_blocks; ++i, ++consumed) {
+      const BlockStep b(piece.first + i, consumed);
+      if (f.warpgroup == 0) {
+        const bool needs_mask = (b.block + 1) * kBlockSize > unmasked_keys;
+        process_block_warpgroup0(p, f, b, needs_mask, row_key_limit, row_scale, stats, s, smem, o);
+      } else {
+        process_block_warpgroup1(f, b, smem, o);
+      }
+    }
+    if (req == entry.end_req) allow_next_grid_launch();
+    wide::share_row_stats(f, stats, smem);
+    wide::write_output<Element, wide::KvLoads::kCpAsyncFp8>(p, f, tile_row, req, slot, stats, o,
+                                                           descale / narrow_fp8::kProbScale);
+    named_barrier_sync<kConsumerThreads>(wide::kConsumers);   // the next request reuses Q8, its scales, the stats
+  }
+}
+
+template <typename Element>
+__global__ void __launch_bounds__(kThreads, 1) mla_decode_wide_fp8_kernel(const __grid_constant__ DecodeParams p) {
+  extern __shared__ __align__(1024) char smem_bytes[];
+  auto& smem = *reinterpret_cast<SharedStorage*>(smem_bytes);
+  if (threadIdx.x == 0) {
+    smem.init_barriers(kWarpgroupThreads / 32, kConsumerThreads / 32);   // raw: warpgroup 0's Q.K^T; Vt: both
+    for (int b = 0; b < 2; ++b) {
+      mbar_init(smem_addr(&smem.probs_full[b]), kWarpgroupThreads / 32);
+      mbar_init(smem_addr(&smem.probs_empty[b]), kWarpgroupThreads / 32);
+    }
+    mbar_fence_init();
+  }
+  __syncthreads();
+  wait_for_previous_grid();   // the plan and seqlens may come from the kernel before this one
+  const int tid = threadIdx.x - kConsumerThreads;
+  if (tid >= 0) {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegisters));
+    narrow_fp8::produce_kv_blocks<narrow_fp8::VtOrder::kWideP>(p, SchedEntry::load(p.sched, blockIdx.y), smem, tid);
+    return;
+  }
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegisters));
+  consume_kv_blocks<Element>(p, Fragment(), SchedEntry::load(p.sched, blockIdx.y), smem);
+}
+
+}  // namespace wide_fp8
+
+template <typename Element>
+cudaError_t launch_decode_wide_fp8_qgmma(const DecodeParams& p, cudaStream_t stream) {
+  const dim3 grid((p.rows + kRowsPerTile - 1) / kRowsPerTile, p.num_parts);
+  return launch_with_pdl(wide_fp8::mla_decode_wide_fp8_kernel<Element>, grid, dim3(wide_fp8::kThreads),
+                         sizeof(wide_fp8::SharedStorage), stream, p);
+}
+
+}  // namespace mla
