@@ -36,12 +36,14 @@ constexpr int kThreads = kConsumerThreads + kWarpgroupThreads;
 constexpr int kPvKSteps = kBlockSize / 32;   // k32 steps of P.V over a block's tokens
 constexpr int kParts = 2;                    // P8's high and low parts
 constexpr int kProbWords = kParts * kPvKSteps * 4;   // a thread's A registers of P8
-// setmaxnreg: the transposing producer holds 16 x 16 bytes a thread (PERF_NOTES.md, v42: slower below ~150 there,
-// here the consumers need more); a consumer holds O (128), S (32) and P8 (16).
+// setmaxnreg: the transposing producer holds 16 x 16 bytes a thread (PERF_NOTES.md, v42: slower below ~150 there);
+// warpgroup 0 holds O (128), S (32) and, while its P.V is in flight under the next Q.K^T, P8's registers (16);
+// warpgroup 1 only O and P8.
 constexpr int kLaunchRegisters = 64 * 1024 / kThreads / 8 * 8;   // 168
-constexpr int kConsumerRegisters = 200;
-constexpr int kProducerRegisters = 104;
-static_assert(kProducerRegisters + kConsumerWarpgroups * kConsumerRegisters <= 3 * kLaunchRegisters,
+constexpr int kWarpgroup0Registers = 208;
+constexpr int kWarpgroup1Registers = 184;
+constexpr int kProducerRegisters = 112;
+static_assert(kProducerRegisters + kWarpgroup0Registers + kWarpgroup1Registers <= 3 * kLaunchRegisters,
               "setmaxnreg budgets exceed the registers allocated at launch");
 
 using QK = gmma::MMA_64x64x32_F32E4M3E4M3_SS_TN<>;
@@ -79,8 +81,8 @@ __device__ __forceinline__ void load_q(const DecodeParams& p, int req, int tile_
     float amax = 0.f;
 #pragma unroll
     for (int i = 0; i < kChunksPerLane; ++i) {
-      const uint4 chunk = real ? *reinterpret_cast<const uint4*>(q_chunk(p, req, tile_row + row, part + kLanesPerRow * i))
-                               : make_uint4(0, 0, 0, 0);
+      const char* src = q_chunk(p, req, tile_row + row, part + kLanesPerRow * i);
+      const uint4 chunk = real ? *reinterpret_cast<const uint4*>(src) : make_uint4(0, 0, 0, 0);
       raw[i][0] = chunk.x, raw[i][1] = chunk.y, raw[i][2] = chunk.z, raw[i][3] = chunk.w;
 #pragma unroll
       for (int w = 0; w < 4; ++w) {
@@ -146,7 +148,9 @@ __device__ __forceinline__ void pack_probs(const float (&s)[32], uint32_t (&prob
     for (int r = 0; r < 4; ++r) {
       float x[4], low[4];
 #pragma unroll
-      for (int e = 0; e < 4; ++e) x[e] = s[16 * t + 8 * (r / 2) + 4 * (e / 2) + 2 * (r % 2) + e % 2] * narrow_fp8::kProbScale;
+      for (int e = 0; e < 4; ++e) {
+        x[e] = s[16 * t + 8 * (r / 2) + 4 * (e / 2) + 2 * (r % 2) + e % 2] * narrow_fp8::kProbScale;
+      }
       const uint32_t high = e4m3x4(x[0], x[1], x[2], x[3]);
 #pragma unroll
       for (int e = 0; e < 4; e += 2) {
@@ -162,8 +166,8 @@ __device__ __forceinline__ void pack_probs(const float (&s)[32], uint32_t (&prob
 }
 
 // O += P8 . V8 for this warpgroup's 256 columns of the Vt stage at shared address vt: both parts, issued.
-__device__ __forceinline__ void issue_products(uint32_t vt, int warpgroup, const uint32_t (&probs)[kParts][kPvKSteps][4],
-                                               float (&o)[128]) {
+__device__ __forceinline__ void issue_products(uint32_t vt, int warpgroup,
+                                               const uint32_t (&probs)[kParts][kPvKSteps][4], float (&o)[128]) {
   const uint32_t columns = vt + warpgroup * (kHeadDimV / kConsumerWarpgroups) * VtLayout::kRowBytes;
   cute::warpgroup_arrive();
 #pragma unroll
@@ -189,63 +193,80 @@ struct BlockStep {
       : block(block_), stage(consumed % 2), phase((consumed / 2) & 1), buffer(consumed % 2) {}
 };
 
-// O = O * rescale + P8 . V8 for this warpgroup's columns of the block's Vt stage, waited for; the stage released.
-__device__ __forceinline__ void accumulate_block(const Fragment& f, const BlockStep& b,
-                                                 const uint32_t (&probs)[kParts][kPvKSteps][4],
-                                                 const float (&rescale)[2], SharedStorage& smem, float (&o)[128]) {
+// O = O * rescale, then O += P8 . V8 for this warpgroup's columns of the block's Vt stage, issued.
+__device__ __forceinline__ void issue_block_products(const Fragment& f, const BlockStep& b,
+                                                     const uint32_t (&probs)[kParts][kPvKSteps][4],
+                                                     const float (&rescale)[2], SharedStorage& smem, float (&o)[128]) {
   wide::scale_rows(o, rescale[0], rescale[1]);
   fence_operands(o);
   mbar_wait(smem_addr(&smem.vt_full[b.stage]), b.phase);
   fence_async_proxy();   // the producer's transposing stores (generic proxy) before wgmma reads them
   issue_products(smem_addr(smem.vt[b.stage]), f.warpgroup, probs, o);
+}
+
+// Warpgroup 0's blocks of a request: S, the softmax, P8 for both warpgroups, its half of O. Its P.V of a block stays
+// in flight under the next block's Q.K^T (wgmma groups complete in order: that wait retires it), so the tensor pipe
+// runs the two back to back while warpgroup 1's P.V fills the softmax.
+__device__ __forceinline__ void run_blocks_warpgroup0(const DecodeParams& p, const Fragment& f, const Piece& piece,
+                                                     int consumed, const int (&key_limit)[2],
+                                                     const float (&row_scale)[2], RowStats& stats, float (&s)[32],
+                                                     SharedStorage& smem, float (&o)[128]) {
+  const int tid = threadIdx.x % kWarpgroupThreads;
+  const int unmasked_keys = min_key_limit(p, piece.seqlen);
+  for (int i = 0; i < piece.num_blocks(); ++i) {
+    const BlockStep b(piece.first + i, consumed + i);
+    mbar_wait(smem_addr(&smem.raw_full[b.stage]), b.phase);
+    fence_async_proxy();   // cp.async (generic proxy) wrote the stage; wgmma reads it (async proxy)
+    compute_scores(smem_addr(smem.raw[b.stage]), smem, s);
+    fence_operands(o);     // the previous block's P.V is retired too
+    warp_arrive(f, smem.raw_empty[b.stage]);
+    if (i > 0) warp_arrive(f, smem.vt_empty[1 - b.stage]);
+#pragma unroll
+    for (int j = 0; j < 32; ++j) s[j] *= row_scale[(j / 2) % 2];   // element j is row r0 + 8 ((j / 2) % 2)
+    float rescale[2];
+    const bool needs_mask = (b.block + 1) * kBlockSize > unmasked_keys;
+    wide::online_softmax<wide::KvLoads::kCpAsync>(p, 1.f, f, b.block, needs_mask, key_limit, s, stats, rescale);
+    uint32_t probs[kParts][kPvKSteps][4];
+    pack_probs(s, probs);
+    mbar_wait(smem_addr(&smem.probs_empty[b.buffer]), b.phase ^ 1);   // the first use of a buffer finds it free
+    ProbsExchange& out = smem.probs[b.buffer];
+#pragma unroll
+    for (int w = 0; w < kProbWords; ++w) out.words[w][tid] = probs[w / 8][(w / 4) % 2][w % 4];
+    out.words[kProbWords][tid] = __float_as_uint(rescale[0]);
+    out.words[kProbWords + 1][tid] = __float_as_uint(rescale[1]);
+    warp_arrive(f, smem.probs_full[b.buffer]);
+    issue_block_products(f, b, probs, rescale, smem, o);
+  }
   cute::warpgroup_wait<0>();
   fence_operands(o);
-  warp_arrive(f, smem.vt_empty[b.stage]);
+  if (piece.num_blocks() > 0) warp_arrive(f, smem.vt_empty[(consumed + piece.num_blocks() - 1) % 2]);
 }
 
-// Warpgroup 0's share of a block: S, the softmax, P8 for both warpgroups, its half of O.
-__device__ __forceinline__ void process_block_warpgroup0(const DecodeParams& p, const Fragment& f, const BlockStep& b,
-                                                        bool needs_mask, const int (&key_limit)[2],
-                                                        const float (&row_scale)[2], RowStats& stats, float (&s)[32],
-                                                        SharedStorage& smem, float (&o)[128]) {
-  mbar_wait(smem_addr(&smem.raw_full[b.stage]), b.phase);
-  fence_async_proxy();   // cp.async (generic proxy) wrote the stage; wgmma reads it (async proxy)
-  compute_scores(smem_addr(smem.raw[b.stage]), smem, s);
-  warp_arrive(f, smem.raw_empty[b.stage]);
-#pragma unroll
-  for (int j = 0; j < 32; ++j) s[j] *= row_scale[(j / 2) % 2];   // element j is row r0 + 8 ((j / 2) % 2)
-  float rescale[2];
-  wide::online_softmax<wide::KvLoads::kCpAsync>(p, 1.f, f, b.block, needs_mask, key_limit, s, stats, rescale);
-  uint32_t probs[kParts][kPvKSteps][4];
-  pack_probs(s, probs);
+// Warpgroup 1's blocks of a request: its half of O from warpgroup 0's P8, each waited for.
+__device__ __forceinline__ void run_blocks_warpgroup1(const Fragment& f, const Piece& piece, int consumed,
+                                                     SharedStorage& smem, float (&o)[128]) {
   const int tid = threadIdx.x % kWarpgroupThreads;
-  mbar_wait(smem_addr(&smem.probs_empty[b.buffer]), b.phase ^ 1);   // the first use of a buffer finds it free
-  ProbsExchange& out = smem.probs[b.buffer];
+  for (int i = 0; i < piece.num_blocks(); ++i) {
+    const BlockStep b(piece.first + i, consumed + i);
+    mbar_wait(smem_addr(&smem.probs_full[b.buffer]), b.phase);
+    const ProbsExchange& in = smem.probs[b.buffer];
+    uint32_t probs[kParts][kPvKSteps][4];
+    float rescale[2];
 #pragma unroll
-  for (int w = 0; w < kProbWords; ++w) out.words[w][tid] = probs[w / 8][(w / 4) % 2][w % 4];
-  out.words[kProbWords][tid] = __float_as_uint(rescale[0]);
-  out.words[kProbWords + 1][tid] = __float_as_uint(rescale[1]);
-  warp_arrive(f, smem.probs_full[b.buffer]);
-  accumulate_block(f, b, probs, rescale, smem, o);
+    for (int w = 0; w < kProbWords; ++w) probs[w / 8][(w / 4) % 2][w % 4] = in.words[w][tid];
+    rescale[0] = __uint_as_float(in.words[kProbWords][tid]);
+    rescale[1] = __uint_as_float(in.words[kProbWords + 1][tid]);
+    warp_arrive(f, smem.probs_empty[b.buffer]);
+    issue_block_products(f, b, probs, rescale, smem, o);
+    cute::warpgroup_wait<0>();
+    fence_operands(o);
+    warp_arrive(f, smem.vt_empty[b.stage]);
+  }
 }
 
-// Warpgroup 1's share of a block: its half of O from warpgroup 0's P8.
-__device__ __forceinline__ void process_block_warpgroup1(const Fragment& f, const BlockStep& b, SharedStorage& smem,
-                                                         float (&o)[128]) {
-  const int tid = threadIdx.x % kWarpgroupThreads;
-  mbar_wait(smem_addr(&smem.probs_full[b.buffer]), b.phase);
-  const ProbsExchange& in = smem.probs[b.buffer];
-  uint32_t probs[kParts][kPvKSteps][4];
-  float rescale[2];
-#pragma unroll
-  for (int w = 0; w < kProbWords; ++w) probs[w / 8][(w / 4) % 2][w % 4] = in.words[w][tid];
-  rescale[0] = __uint_as_float(in.words[kProbWords][tid]);
-  rescale[1] = __uint_as_float(in.words[kProbWords + 1][tid]);
-  warp_arrive(f, smem.probs_empty[b.buffer]);
-  accumulate_block(f, b, probs, rescale, smem, o);
-}
-
-template <typename Element>
+// kGroup: the consumer warpgroup (0 or 1), a template argument so that each one's code runs under its own
+// register budget.
+template <typename Element, int kGroup>
 __device__ __forceinline__ void consume_kv_blocks(const DecodeParams& p, const Fragment& f, const SchedEntry& entry,
                                                   SharedStorage& smem) {
   const int tile_row = blockIdx.x * kRowsPerTile;
@@ -253,29 +274,23 @@ __device__ __forceinline__ void consume_kv_blocks(const DecodeParams& p, const F
   int consumed = 0;   // blocks this CTA has processed: picks the stages, the buffers and the mbarrier phases
   for (int req = entry.begin_req; req <= entry.end_req; ++req) {
     const Piece piece = piece_of(p, entry, req);
-    const int num_blocks = piece.num_blocks();
     const OutputSlot slot = output_slot(p, entry, req);
     int row_key_limit[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) row_key_limit[h] = key_limit(p, piece.seqlen, tile_row + f.r0 + 8 * h);
-    const int unmasked_keys = min_key_limit(p, piece.seqlen);
     RowStats stats;
     float o[128];
 #pragma unroll
     for (int i = 0; i < 128; ++i) o[i] = 0.f;
     load_q<Element>(p, req, tile_row, smem);   // both warpgroups; even for a piece without blocks
-    const float row_scale[2] = {descale * smem.q_inv_scale[f.r0], descale * smem.q_inv_scale[f.r0 + 8]};
-    float s[32];   // warpgroup 0's scores, declared per request as in the 16-bit kernel
-
-    for (int i = 0; i < num_blocks; ++i, ++consumed) {
-      const BlockStep b(piece.first + i, consumed);
-      if (f.warpgroup == 0) {
-        const bool needs_mask = (b.block + 1) * kBlockSize > unmasked_keys;
-        process_block_warpgroup0(p, f, b, needs_mask, row_key_limit, row_scale, stats, s, smem, o);
-      } else {
-        process_block_warpgroup1(f, b, smem, o);
-      }
+    if constexpr (kGroup == 0) {
+      const float row_scale[2] = {descale * smem.q_inv_scale[f.r0], descale * smem.q_inv_scale[f.r0 + 8]};
+      float s[32];   // the scores, declared per request as in the 16-bit kernel
+      run_blocks_warpgroup0(p, f, piece, consumed, row_key_limit, row_scale, stats, s, smem, o);
+    } else {
+      run_blocks_warpgroup1(f, piece, consumed, smem, o);
     }
+    consumed += piece.num_blocks();
     if (req == entry.end_req) allow_next_grid_launch();
     wide::share_row_stats(f, stats, smem);
     wide::write_output<Element, wide::KvLoads::kCpAsyncFp8>(p, f, tile_row, req, slot, stats, o,
@@ -304,8 +319,13 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_wide_fp8_kernel(const 
     narrow_fp8::produce_kv_blocks<narrow_fp8::VtOrder::kWideP>(p, SchedEntry::load(p.sched, blockIdx.y), smem, tid);
     return;
   }
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegisters));
-  consume_kv_blocks<Element>(p, Fragment(), SchedEntry::load(p.sched, blockIdx.y), smem);
+  if (threadIdx.x < kWarpgroupThreads) {
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kWarpgroup0Registers));
+    consume_kv_blocks<Element, 0>(p, Fragment(), SchedEntry::load(p.sched, blockIdx.y), smem);
+  } else {
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kWarpgroup1Registers));
+    consume_kv_blocks<Element, 1>(p, Fragment(), SchedEntry::load(p.sched, blockIdx.y), smem);
+  }
 }
 
 }  // namespace wide_fp8
