@@ -1,63 +1,91 @@
-"""Diagnostic copies of the 64-row kernel, each without one piece of a KV block's work (outputs wrong by design).
+"""Diagnostic copies of the 64-row kernels, each without one piece of a KV block's work (outputs wrong by design).
 
 The time each copy saves is what that piece costs on the kernel's critical path:
 
-    python benchmarks/wide_diagnostics.py . /tmp/wd      # -> /tmp/wd/wide-<piece>-nocheck (and wide-main-nocheck)
+    python benchmarks/wide_diagnostics.py . /tmp/wd      # -> /tmp/wd/<copy>-nocheck, one per COPIES entry
     bash benchmarks/probe_variants.sh OUT b128/s4096/h128/q1,b128/s4096/h64/q1 /tmp/wd/wide-*-nocheck
+    PROBE_ARGS="--kv fp8" bash benchmarks/probe_variants.sh OUT b128/s4096/h64/q1 /tmp/wd/fp8-*-nocheck
 
-Each edit must match kernels/mla_decode.cuh exactly once (the script stops otherwise: update the snippet).
+`wide-*` copies edit the 16-bit kernel (kernels/mla_decode.cuh), `fp8-*` the fp8 one (mla_decode_wide_fp8.cuh and
+its producer in mla_fp8_stages.cuh). Each snippet must occur in its file exactly once (the script stops otherwise:
+update the snippet).
 """
 import shutil
 import sys
 from pathlib import Path
 
-F = "kernels/mla_decode.cuh"
-# Warpgroup 1's P V wgmma (SS: P from shared memory), switched off by a condition that is never true.
-WG1_PV = ("""    wgmma_ss<typename GmmaOps<Element>::PV_SS>(desc_k_major(probs + t * 32), v_desc(v1, t), o, true,
+WIDE = "kernels/mla_decode.cuh"
+WIDE_FP8 = "kernels/mla_decode_wide_fp8.cuh"
+FP8_STAGES = "kernels/mla_fp8_stages.cuh"
+
+
+def guarded(file: str, statement: str, condition: str) -> tuple[str, str, str]:
+    """An edit that runs `statement` only where `condition` holds (a condition never true removes it)."""
+    head = statement.lstrip()
+    return file, statement, statement[:len(statement) - len(head)] + f"if ({condition}) " + head
+
+
+# Warpgroup 1's P V wgmma in the 16-bit kernel (SS: P from shared memory).
+WG1_PV = guarded(WIDE, """    wgmma_ss<typename GmmaOps<Element>::PV_SS>(desc_k_major(probs + t * 32), v_desc(v1, t), o, true,
                                                std::make_index_sequence<128>{});""",
-          """    if (v1 == 0xffffffffu) wgmma_ss<typename GmmaOps<Element>::PV_SS>(desc_k_major(probs + t * 32), v_desc(v1, t), o, true,
-                                               std::make_index_sequence<128>{});""")
-EDITS = {
-    "main": [],   # the baseline, built and probed the same way
+                 "v1 == 0xffffffffu")
+FP8_PV = ("      wgmma_rs<PV>(probs[part][t], narrow_fp8::desc_k_major_sw64(columns + t * 32), o, "
+          "std::make_index_sequence<128>{});")
+COPIES = {
+    "wide-main": [],   # the baseline, built and probed the same way
     # softmax off: P = raw scores, rescale 1
-    "nosoftmax": [("  online_softmax<kLoads>(p, descale, f, b.block, needs_mask, key_limit, s, stats, rescale);\n",
-                   "  rescale[0] = rescale[1] = 1.f;\n")],
+    "wide-nosoftmax": [(WIDE, "  online_softmax<kLoads>(p, descale, f, b.block, needs_mask, key_limit, s, stats, "
+                              "rescale);\n",
+                        "  rescale[0] = rescale[1] = 1.f;\n")],
     # Q K^T's 36 wgmmas off (S keeps whatever it held)
-    "noqk": [("""    wgmma_ss<typename GmmaOps<Element>::QK>(desc_k_major(q + offset), desc_k_major(kv + offset), s, k > 0,
-                                            std::make_index_sequence<32>{});""",
-              """    if (offset < 0) wgmma_ss<typename GmmaOps<Element>::QK>(desc_k_major(q + offset), desc_k_major(kv + offset), s, k > 0,
-                                            std::make_index_sequence<32>{});""")],
+    "wide-noqk": [guarded(WIDE, """    wgmma_ss<typename GmmaOps<Element>::QK>(desc_k_major(q + offset), desc_k_major(kv + offset), s, k > 0,
+                                            std::make_index_sequence<32>{});""", "offset < 0")],
     # both P V halves off
-    "nopv": [("""    wgmma_rs<typename GmmaOps<Element>::PV_RS>(probs[t], v_desc(kv, t), o, std::make_index_sequence<128>{});""",
-              """    if (kv == 0xffffffffu) wgmma_rs<typename GmmaOps<Element>::PV_RS>(probs[t], v_desc(kv, t), o, std::make_index_sequence<128>{});"""),
-             WG1_PV],
+    "wide-nopv": [guarded(WIDE, "    wgmma_rs<typename GmmaOps<Element>::PV_RS>(probs[t], v_desc(kv, t), o, "
+                              "std::make_index_sequence<128>{});", "kv == 0xffffffffu"), WG1_PV],
     # warpgroup 1's P V half off (warpgroup 0 alone on the tensor cores during its P V)
-    "nopv1": [WG1_PV],
+    "wide-nopv1": [WG1_PV],
     # no KV loads: the TMA producer arrives on each full barrier without copying (the stages keep what they held;
     # the one-tile cp.async instantiation, h_q*s_q <= 64, still loads)
-    "noload": [("  mbar_arrive_expect_tx(full, group_sub_tiles(group) * kSubTileBytes);\n",
-                "  mbar_arrive_expect_tx(full, 0);\n  return;\n")],
+    "wide-noload": [(WIDE, "  mbar_arrive_expect_tx(full, group_sub_tiles(group) * kSubTileBytes);\n",
+                     "  mbar_arrive_expect_tx(full, 0);\n  return;\n")],
+    "fp8-main": [],
+    "fp8-nosoftmax": [(WIDE_FP8, "    wide::online_softmax<wide::KvLoads::kCpAsync>(p, 1.f, f, b.block, needs_mask, "
+                                 "key_limit, s, stats, rescale);\n", "    rescale[0] = rescale[1] = 1.f;\n")],
+    "fp8-noqk": [guarded(WIDE_FP8, "    wgmma_ss<QK>(desc_k_major(q + offset, RawLayout::kGroupBytes), "
+                                   "desc_k_major(raw + offset, RawLayout::kGroupBytes),", "offset < 0")],
+    "fp8-nopv": [guarded(WIDE_FP8, FP8_PV, "columns == 0xffffffffu")],
+    "fp8-nopv1": [guarded(WIDE_FP8, FP8_PV, "warpgroup == 0")],   # warpgroup 1's half off
+    # the producer's Vt stores off (its loads stay: volatile asm; the byte permutes go with the stores)
+    "fp8-notranspose": [guarded(FP8_STAGES,
+                                "    store_shared_16(VtLayout::chunk(vt, 16 * lane.c + (i ^ swap), lane.g),",
+                                "vt == 0xffffffffu")],
+    # the cp.async copies off (the raw stages keep what they held; the arrivals stay)
+    "fp8-noload": [guarded(FP8_STAGES, "        cp_async_16_zfill(dst + k * 2 * RawLayout::kGroupBytes + t * 1024,",
+                         "src_bytes > 16")],
 }
 
 
-def edited(text: str, name: str) -> str:
-    """The kernel source with EDITS[name] applied; each snippet must occur exactly once."""
-    for old, new in EDITS[name]:
-        assert text.count(old) == 1, (name, old[:60])
-        text = text.replace(old, new)
-    return text
+def edited(root: Path, name: str) -> dict[str, str]:
+    """The files COPIES[name] changes, by path relative to root, with its snippets replaced."""
+    files: dict[str, str] = {}
+    for file, old, new in COPIES[name]:
+        text = files.get(file) or (root / file).read_text()
+        assert text.count(old) == 1, (name, file, old[:60])
+        files[file] = text.replace(old, new)
+    return files
 
 
 def main(src: Path, dest: Path) -> None:
-    for name in EDITS:
-        tree = dest / f"wide-{name}-nocheck"
+    for name in COPIES:
+        tree = dest / f"{name}-nocheck"
         if tree.exists():
             shutil.rmtree(tree)
         shutil.copytree(src, tree, ignore=shutil.ignore_patterns(".git", ".variants", ".peers", ".dev", ".bundle-*",
                                                                  ".jit", ".venv*", "__pycache__", ".whl", ".gl",
                                                                  ".peers-new", "build", "*.egg-info"))
-        path = tree / F
-        path.write_text(edited(path.read_text(), name))
+        for file, text in edited(src, name).items():
+            (tree / file).write_text(text)
         print("made", tree)
 
 

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from mla_backend.kernel_facts import BLOCK_SIZE, E4M3_MAX, FP8_MAX_ROWS, HEAD_DIM_V
+from mla_backend.kernel_facts import BLOCK_SIZE, E4M3_MAX, HEAD_DIM_V
 
 
 def dequantize_kv(k_cache: torch.Tensor, descale_k: torch.Tensor | float) -> torch.Tensor:
@@ -28,14 +28,9 @@ def quantize_query_rows(q: torch.Tensor) -> torch.Tensor:
 
 def fp8_cache_operands(q: torch.Tensor, k_cache: torch.Tensor,
                        descale_k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The query and cache (fp32) the kernels multiply on an fp8 (e4m3) cache. Up to FP8_MAX_ROWS query rows (s_q *
-    h_q) the fp8 swap-AB kernels: the query quantized per row (quantize_query_rows), the cache dequantized. More rows
-    the 64-row kernel: the query as given and the cache dequantized (it widens the e4m3 values exactly and applies
-    descale_k in fp32, to the scores and to O)."""
-    k = dequantize_kv(k_cache, descale_k)
-    if q.shape[1] * q.shape[2] <= FP8_MAX_ROWS:
-        return quantize_query_rows(q), k
-    return q.float(), k
+    """The query and cache (fp32) the kernels multiply on an fp8 (e4m3) cache: the query quantized per row
+    (quantize_query_rows; every fp8 kernel runs Q.K^T in fp8), the cache dequantized."""
+    return quantize_query_rows(q), dequantize_kv(k_cache, descale_k)
 
 
 def gather_kv(k_cache: torch.Tensor, block_table_row: torch.Tensor, seqlen: int) -> torch.Tensor:

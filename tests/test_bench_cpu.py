@@ -1148,11 +1148,13 @@ def test_triton_peer_declines_multi_token_steps():
 
 
 def test_every_wide_diagnostic_edit_matches_the_kernel_once():
-    """The diagnostic copies edit kernels/mla_decode.cuh by snippet; a kernel change that moves a snippet must fail
-    here, not on the GPU box."""
-    source = (Path(__file__).resolve().parent.parent / wide_diagnostics.F).read_text()
-    for name in wide_diagnostics.EDITS:
-        assert wide_diagnostics.edited(source, name) != source or not wide_diagnostics.EDITS[name]
+    """The diagnostic copies edit the 64-row kernels by snippet; a kernel change that moves a snippet must fail here,
+    not on the GPU box."""
+    root = Path(__file__).resolve().parent.parent
+    for name, edits in wide_diagnostics.COPIES.items():
+        files = wide_diagnostics.edited(root, name)
+        assert all(files[file] != (root / file).read_text() for file in files) and len(files) == len(
+            {file for file, _, _ in edits})
 
 
 def test_power_probe_reads_nvidia_smi_lines_and_skips_the_rest():

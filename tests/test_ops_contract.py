@@ -360,15 +360,11 @@ def test_other_fp8_caches_are_refused_by_dtype(dtype):
 
 
 @pytest.mark.parametrize("s_q,h_q", [(1, 32), (2, 16), (16, 2), (1, 64), (2, 32), (16, 4), (2, 128)])
-def test_fp8_cache_takes_any_query_rows_and_mirrors_each_kernels_operands(s_q, h_q):
-    # up to 32 rows the query is rounded to e4m3 (the swap-AB kernels' fp8 Q.K^T); above, the query is used as given
-    # and the cache dequantized in fp32 (the 64-row kernel widens it exactly and applies descale_k in fp32)
+def test_fp8_cache_takes_any_query_rows_and_mirrors_the_kernels_operands(s_q, h_q):
+    # every fp8 kernel runs Q.K^T in fp8: the query rounded to e4m3 per row, the cache dequantized in fp32
     x = make_batch(2, s_q, h_q, [70, 1], device="cpu", causal=True, kv_dtype=FP8)
     out, lse = ops.mla_decode_with_kvcache(**decode_args(x), descale_k=x.descale_k)
-    if s_q * h_q <= 32:
-        q, k = reference.quantize_query_rows(x.q), reference.dequantize_kv(x.k_cache, x.descale_k)
-    else:
-        q, k = x.q.float(), reference.dequantize_kv(x.k_cache, x.descale_k)
+    q, k = reference.quantize_query_rows(x.q), reference.dequantize_kv(x.k_cache, x.descale_k)
     ref_out, ref_lse = reference.mla_decode_reference(q, k, x.block_table, x.cache_seqlens, 512, x.softmax_scale, True)
     torch.testing.assert_close(out, ref_out.to(out.dtype), rtol=0, atol=0)
     torch.testing.assert_close(lse, ref_lse, rtol=0, atol=0)
