@@ -34,8 +34,7 @@ FP8_PV = ("      wgmma_rs<PV>(probs[part][t], narrow_fp8::desc_k_major_sw64(colu
 COPIES = {
     "wide-main": [],   # the baseline, built and probed the same way
     # softmax off: P = raw scores, rescale 1
-    "wide-nosoftmax": [(WIDE, "  online_softmax<kLoads>(p, descale, f, b.block, needs_mask, key_limit, s, stats, "
-                              "rescale);\n",
+    "wide-nosoftmax": [(WIDE, "  online_softmax(p, f, b.block, needs_mask, key_limit, s, stats, rescale);\n",
                         "  rescale[0] = rescale[1] = 1.f;\n")],
     # Q K^T's 36 wgmmas off (S keeps whatever it held)
     "wide-noqk": [guarded(WIDE, """    wgmma_ss<typename GmmaOps<Element>::QK>(desc_k_major(q + offset), desc_k_major(kv + offset), s, k > 0,
@@ -50,8 +49,8 @@ COPIES = {
     "wide-noload": [(WIDE, "  mbar_arrive_expect_tx(full, group_sub_tiles(group) * kSubTileBytes);\n",
                      "  mbar_arrive_expect_tx(full, 0);\n  return;\n")],
     "fp8-main": [],
-    "fp8-nosoftmax": [(WIDE_FP8, "    wide::online_softmax<wide::KvLoads::kCpAsync>(p, 1.f, f, b.block, needs_mask, "
-                                 "key_limit, s, stats, rescale);\n", "    rescale[0] = rescale[1] = 1.f;\n")],
+    "fp8-nosoftmax": [(WIDE_FP8, "    wide::online_softmax(p, f, b.block, needs_mask, key_limit, s, stats, rescale);\n",
+                       "    rescale[0] = rescale[1] = 1.f;\n")],
     "fp8-noqk": [guarded(WIDE_FP8, "    wgmma_ss<QK>(desc_k_major(q + offset, RawLayout::kGroupBytes), "
                                    "desc_k_major(raw + offset, RawLayout::kGroupBytes),", "offset < 0")],
     "fp8-nopv": [guarded(WIDE_FP8, FP8_PV, "columns == 0xffffffffu")],

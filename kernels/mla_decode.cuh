@@ -13,10 +13,6 @@
 // P reaches warpgroup 1 through its stage's RoPE sub-tile, which Q K^T has finished reading. V rows past
 // seqlen are zeroed in shared memory so NaN in unused page slots never reaches O. A request split over
 // several parts writes partials (out's dtype) + LSE that the combine kernel merges.
-// An fp8 (e4m3) k_cache with more query rows than the fp8 swap-AB kernels take runs here too: its producer copies
-// each group's e4m3 bytes by cp.async into the group's own shared memory and widens them in place into the 16-bit
-// layout the consumers read. Every e4m3 value is a bf16 and an fp16 value, so the widening is exact and descale_k is
-// applied in fp32 by the consumers: to the scores' scale and to O's normalization (kv_descale).
 #pragma once
 
 #include <cstddef>
@@ -40,26 +36,18 @@ constexpr int kThreads = kConsumerThreads + kWarpgroupThreads;
 constexpr int kKSteps = kHeadDim / 16;                          // k-steps of S = Q K^T
 constexpr int kTokenSteps = kBlockSize / 16;                    // k-steps of O += P V
 
-// How a CTA's producer warpgroup loads KV (launch_decode_wide picks by the number of row tiles and the cache's
-// dtype).
-enum class KvLoads { kTma, kCpAsync, kCpAsyncFp8 };
+// How a CTA's producer warpgroup loads KV (launch_decode_wide picks by the number of row tiles).
+enum class KvLoads { kTma, kCpAsync };
 
 // setmaxnreg budgets: a consumer holds its 256 columns of O (128 floats) plus S and P; the producer only
-// issues copies, so its registers go to the consumers. The fp8 producer holds a group's e4m3 bytes (32 registers)
-// while it widens them; its consumers need no more than ptxas gives every thread of the launch (168).
-template <KvLoads kLoads>
-constexpr int producer_registers() { return kLoads == KvLoads::kCpAsyncFp8 ? 80 : 24; }
-template <KvLoads kLoads>
-constexpr int consumer_registers() { return kLoads == KvLoads::kCpAsyncFp8 ? 208 : 240; }
+// issues copies, so its registers go to the consumers.
+constexpr int kProducerRegisters = 24;
+constexpr int kConsumerRegisters = 240;
 // setmaxnreg.inc waits until the CTA's pool has the registers, and the pool is what the launch allocated (168 a
 // thread at 384 threads): budgets above it hang the consumers (it did, in experiment v30).
 constexpr int kLaunchRegisters = 64 * 1024 / kThreads / 8 * 8;
-template <KvLoads kLoads>
-constexpr bool budgets_fit() {
-  return kConsumerWarpgroups * consumer_registers<kLoads>() + producer_registers<kLoads>() <=
-         (kConsumerWarpgroups + 1) * kLaunchRegisters;
-}
-static_assert(budgets_fit<KvLoads::kTma>() && budgets_fit<KvLoads::kCpAsync>() && budgets_fit<KvLoads::kCpAsyncFp8>(),
+static_assert(kConsumerWarpgroups * kConsumerRegisters + kProducerRegisters <=
+                  (kConsumerWarpgroups + 1) * kLaunchRegisters,
               "setmaxnreg budgets exceed the registers allocated at launch");
 
 // A KV stage is loaded and released in three groups of 64-column sub-tiles, each as soon as its
@@ -199,116 +187,6 @@ __device__ __forceinline__ void copy_kv_blocks(const DecodeParams& p, const Sche
 }
 
 // ---------------------------------------------------------------------------------------------------
-// fp8 producer (an e4m3 k_cache): every thread of warpgroup 2 copies its share of each group's e4m3 bytes by
-// cp.async into the group's own shared memory, which its readers have released. A group of n 64-column sub-tiles
-// spans n x 8 KB as Element; its e4m3 bytes (sub-tile k's 64 token rows of 64 bytes, unswizzled) go to the last
-// n x 4 KB of it. Once they land, the warpgroup widens them in place (exactly, unscaled) into the swizzled Element
-// layout the other producers land, then arrives on the group's full barrier. Each thread reads all its e4m3 bytes of
-// the group before the warpgroup syncs and writes (an Element sub-tile overwrites e4m3 bytes that other threads
-// read). Block n - 1 is widened before the producer waits for block n's stage to be released (the consumers may be about to need n - 1);
-// only the first two blocks, whose stages start free, are copied before either is widened.
-
-constexpr int kFp8SubTileBytes = kSubTileBytes / 2;   // 64 tokens x 64 e4m3 values
-using Fp8Lane = PageCopyLane<1>;
-constexpr int kFp8Rows = kBlockSize / Fp8Lane::kTokenStride;   // token rows a lane copies per sub-tile (2)
-
-__device__ __forceinline__ uint32_t fp8_staging(uint32_t kv, int group) {
-  return kv + (group_first_sub_tile(group) * 2 + group_sub_tiles(group)) * kFp8SubTileBytes;
-}
-
-template <int kGroup>
-__device__ __forceinline__ void copy_fp8_group(const Fp8Lane& lane, const char* src, uint32_t src_bytes, uint32_t kv) {
-  const uint32_t staging = fp8_staging(kv, kGroup) + lane.token * 64 + lane.chunk * 16;
-#pragma unroll
-  for (int k = 0; k < group_sub_tiles(kGroup); ++k) {
-#pragma unroll
-    for (int r = 0; r < kFp8Rows; ++r) {
-      cp_async_16_zfill(staging + k * kFp8SubTileBytes + r * Fp8Lane::kTokenStride * 64,
-                        src + r * Fp8Lane::kTokenStride * lane.token_bytes + (group_first_sub_tile(kGroup) + k) * 64,
-                        src_bytes);
-    }
-  }
-  cp_async_commit_group();
-}
-
-// Sixteen e4m3 values (one chunk) as 32 bytes of Element.
-template <typename Element>
-__device__ __forceinline__ void widen_chunk(const uint4& in, uint4& lo, uint4& hi) {
-  const auto pair = [](uint32_t four, int half) {
-    return e4m3x2_to<Element>(static_cast<uint16_t>(four >> (16 * half)));
-  };
-  lo = make_uint4(pair(in.x, 0), pair(in.x, 1), pair(in.y, 0), pair(in.y, 1));
-  hi = make_uint4(pair(in.z, 0), pair(in.z, 1), pair(in.w, 0), pair(in.w, 1));
-}
-
-// Widens group kGroup of the stage at kv (its copies have landed) and arrives on its full barrier.
-template <typename Element, int kGroup>
-__device__ __forceinline__ void widen_fp8_group(const Fp8Lane& lane, uint32_t kv, uint32_t full) {
-  constexpr int kChunks = group_sub_tiles(kGroup) * kFp8Rows;
-  const uint32_t staging = fp8_staging(kv, kGroup) + lane.token * 64 + lane.chunk * 16;
-  uint4 raw[kChunks];
-#pragma unroll
-  for (int i = 0; i < kChunks; ++i) {
-    raw[i] = load_shared_16(staging + (i / kFp8Rows) * kFp8SubTileBytes + (i % kFp8Rows) * Fp8Lane::kTokenStride * 64);
-  }
-  named_barrier_sync<kWarpgroupThreads>(kProducer);
-#pragma unroll
-  for (int i = 0; i < kChunks; ++i) {
-    const int sub_tile = group_first_sub_tile(kGroup) + i / kFp8Rows;
-    const int row = lane.token + (i % kFp8Rows) * Fp8Lane::kTokenStride;
-    // e4m3 chunk c of a row is Element chunks 2c and 2c + 1 of the 128-byte row, swizzled as a TMA box lands.
-    const uint32_t dst = kv + sub_tile * kSubTileBytes + row * 128;
-    uint4 lo, hi;
-    widen_chunk<Element>(raw[i], lo, hi);
-    store_shared_16(dst + (((2 * lane.chunk) ^ (row % 8)) * 16), lo);
-    store_shared_16(dst + (((2 * lane.chunk + 1) ^ (row % 8)) * 16), hi);
-  }
-  mbar_arrive(full);
-}
-
-template <typename Element>
-__device__ __forceinline__ void widen_fp8_block(const Fp8Lane& lane, const Stage& stage, SharedStorage& smem) {
-  const uint32_t kv = smem_addr(smem.kv[stage.index]);
-  widen_fp8_group<Element, kGroupV0>(lane, kv, smem_addr(&smem.full[stage.index][kGroupV0]));
-  widen_fp8_group<Element, kGroupV1>(lane, kv, smem_addr(&smem.full[stage.index][kGroupV1]));
-  widen_fp8_group<Element, kGroupRope>(lane, kv, smem_addr(&smem.full[stage.index][kGroupRope]));
-}
-
-template <typename Element>
-__device__ __forceinline__ void copy_and_widen_fp8_blocks(const DecodeParams& p, const SchedEntry& entry,
-                                                          SharedStorage& smem) {
-  const Fp8Lane lane(p, threadIdx.x - kProducerWarpgroup * kWarpgroupThreads);
-  BlockCursor cursor;
-  int page = cursor.begin(p, entry);
-  int produced = 0;
-  for (; cursor.valid(entry); ++produced) {
-    const Stage stage(produced);
-    uint32_t src_bytes;
-    const char* const src = lane.source(p, page, src_bytes);
-    if (produced >= kStages) {
-      cp_async_wait_group<0>();   // the previous block's three groups
-      widen_fp8_block<Element>(lane, Stage(produced - 1), smem);
-    }
-    const uint32_t kv = smem_addr(smem.kv[stage.index]);
-    wait_group_free(smem, stage, produced, kGroupV0);
-    copy_fp8_group<kGroupV0>(lane, src, src_bytes, kv);
-    wait_group_free(smem, stage, produced, kGroupV1);
-    copy_fp8_group<kGroupV1>(lane, src, src_bytes, kv);
-    wait_group_free(smem, stage, produced, kGroupRope);
-    copy_fp8_group<kGroupRope>(lane, src, src_bytes, kv);
-    if (produced == kStages - 1) {   // both stages were free: the first blocks' copies went out together
-      cp_async_wait_group<kGroups>();
-      widen_fp8_block<Element>(lane, Stage(produced - 1), smem);
-    }
-    page = cursor.next(p, entry);
-  }
-  if (produced > 0) {
-    cp_async_wait_group<0>();
-    widen_fp8_block<Element>(lane, Stage(produced - 1), smem);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------
 // Consumer phases.
 
 // Copies this tile's query rows of request req into the swizzled Q tile with both warpgroups. Rows past
@@ -340,34 +218,13 @@ __device__ __forceinline__ void compute_scores(const SharedStorage& smem, uint32
   fence_operands(s);
 }
 
-// An fp8 cache's descale_k (read on the device: a CUDA graph replays it from its tensor; 1 for a 16-bit cache). Its
-// producer widens the stored values unscaled, so the consumers apply it in fp32: to the scores' scale and to O.
-template <KvLoads kLoads>
-__device__ __forceinline__ float kv_descale(const DecodeParams& p) {
-  if constexpr (kLoads == KvLoads::kCpAsyncFp8) {
-    return *p.descale_k;
-  } else {
-    return 1.f;
-  }
-}
-
-template <KvLoads kLoads>
-__device__ __forceinline__ float scores_scale_log2(const DecodeParams& p, float descale) {
-  if constexpr (kLoads == KvLoads::kCpAsyncFp8) {
-    return p.scale_log2 * descale;
-  } else {
-    return p.scale_log2;
-  }
-}
-
 // Masks the block's scores, turns them into probabilities in place and returns each row's rescale factor for O.
 // Masked scores become -inf, which also discards NaN read from page slots past seqlen. The softmax scale is
 // positive, so the max is taken on the raw scores and the scale goes into exp2's argument (one FFMA a score).
-template <KvLoads kLoads>
-__device__ __forceinline__ void online_softmax(const DecodeParams& p, float descale, const Fragment& f, int block,
-                                               bool needs_mask, const int (&key_limit)[2], float (&s)[32],
-                                               RowStats& stats, float (&rescale)[2]) {
-  const float scale_log2 = scores_scale_log2<kLoads>(p, descale);
+__device__ __forceinline__ void online_softmax(const DecodeParams& p, const Fragment& f, int block, bool needs_mask,
+                                               const int (&key_limit)[2], float (&s)[32], RowStats& stats,
+                                               float (&rescale)[2]) {
+  const float scale_log2 = p.scale_log2;
   if (needs_mask) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
@@ -508,7 +365,7 @@ struct BlockStep {
   int valid_tokens;    // tokens before seqlen
 };
 
-// After a stage's full wait: cp.async (or the fp8 producer's widening stores) wrote it through the generic proxy
+// After a stage's full wait: cp.async wrote it through the generic proxy
 // and wgmma reads it through the async proxy; the wait makes the copies visible to this thread, the proxy fence
 // orders them before its wgmmas (conservative, as in the swap-AB kernel). TMA writes through the async proxy
 // itself: nothing to order.
@@ -519,7 +376,7 @@ __device__ __forceinline__ void order_loads_before_wgmma() {
 
 // Warpgroup 0's share of a block: S = Q K^T, softmax, P to warpgroup 1, then its half of O.
 template <typename Element, KvLoads kLoads>
-__device__ __forceinline__ void process_block_warpgroup0(const DecodeParams& p, float descale, const Fragment& f,
+__device__ __forceinline__ void process_block_warpgroup0(const DecodeParams& p, const Fragment& f,
                                                         const BlockStep& b, bool needs_mask, const int (&key_limit)[2],
                                                         RowStats& stats, float (&o)[128], float (&s)[32],
                                                         SharedStorage& smem) {
@@ -530,7 +387,7 @@ __device__ __forceinline__ void process_block_warpgroup0(const DecodeParams& p, 
   if (threadIdx.x == 0) mbar_arrive(smem_addr(&smem.empty[b.stage.index][kGroupV1]));
 
   float rescale[2];
-  online_softmax<kLoads>(p, descale, f, b.block, needs_mask, key_limit, s, stats, rescale);
+  online_softmax(p, f, b.block, needs_mask, key_limit, s, stats, rescale);
   uint32_t probs[kTokenSteps][4];
   pack_probs<Element>(s, probs);
   // Every warp's Q K^T has read the stage: P may go over its RoPE sub-tile and its V tail rows may be zeroed. Each
@@ -615,20 +472,19 @@ __device__ __forceinline__ void store_row(Element* dst, bool valid, int quad, co
   }
 }
 
-// Normalizes this warpgroup's 256 columns of O and writes them to out, or to the split's partial (out's dtype);
-// warpgroup 0 writes the LSE.
-template <typename Element, KvLoads kLoads>
+// Normalizes this warpgroup's 256 columns of O (times o_scale) and writes them to out, or to the split's partial
+// (out's dtype); warpgroup 0 writes the LSE.
+template <typename Element>
 __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragment& f, int tile_row, int req,
                                              OutputSlot slot, const RowStats& stats, const float (&o)[128],
-                                             float descale) {
+                                             float o_scale) {
   const int col_base = f.warpgroup * (kHeadDimV / kConsumerWarpgroups), quad = f.lane % 4;
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int row = tile_row + f.r0 + 8 * h;
     const bool valid = row < p.rows;   // padding rows write nothing, but take part in store_row's shuffles
     const bool empty = stats.sum[h] == 0.f;
-    float inv_sum = empty ? 0.f : 1.f / stats.sum[h];
-    if constexpr (kLoads == KvLoads::kCpAsyncFp8) inv_sum *= descale;
+    const float inv_sum = (empty ? 0.f : 1.f / stats.sum[h]) * o_scale;
     const float lse_log2 = stats.max[h] + __log2f(stats.sum[h]);
     const bool writes_lse = valid && f.warpgroup == 0 && quad == 0;
     const int64_t offset = int64_t(min(row, p.rows - 1)) * kHeadDimV + col_base;
@@ -646,7 +502,6 @@ template <typename Element, KvLoads kLoads>
 __device__ __forceinline__ void consume_kv_blocks(const DecodeParams& p, const Fragment& f, const SchedEntry& entry,
                                                   SharedStorage& smem) {
   const int tile_row = blockIdx.x * kRowsPerTile;
-  const float descale = kv_descale<kLoads>(p);
   int consumed = 0;   // blocks this CTA has processed: picks the stage and the mbarrier phase
   for (int req = entry.begin_req; req <= entry.end_req; ++req) {
     const Piece piece = piece_of(p, entry, req);
@@ -672,14 +527,14 @@ __device__ __forceinline__ void consume_kv_blocks(const DecodeParams& p, const F
                         min(piece.seqlen - block * kBlockSize, kBlockSize)};
       if (f.warpgroup == 0) {
         const bool needs_mask = (block + 1) * kBlockSize > unmasked_keys;
-        process_block_warpgroup0<Element, kLoads>(p, descale, f, b, needs_mask, row_key_limit, stats, o, s, smem);
+        process_block_warpgroup0<Element, kLoads>(p, f, b, needs_mask, row_key_limit, stats, o, s, smem);
       } else {
         process_block_warpgroup1<Element, kLoads>(f, b, o, smem);
       }
     }
     if (req == entry.end_req) allow_next_grid_launch();
     share_row_stats(f, stats, smem);
-    write_output<Element, kLoads>(p, f, tile_row, req, slot, stats, o, descale);
+    write_output<Element>(p, f, tile_row, req, slot, stats, o, 1.f);
     named_barrier_sync<kConsumerThreads>(kConsumers);   // the next request reuses the Q tile and row statistics
   }
 }
@@ -704,17 +559,15 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
   const SchedEntry entry = SchedEntry::load(p.sched, blockIdx.y);
 
   if (f.warpgroup == kProducerWarpgroup) {
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(producer_registers<kLoads>()));
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegisters));
     if constexpr (kLoads == KvLoads::kTma) {
       if (threadIdx.x == kProducerWarpgroup * kWarpgroupThreads) produce_kv_blocks(p, entry, smem);
-    } else if constexpr (kLoads == KvLoads::kCpAsync) {
-      copy_kv_blocks(p, entry, smem);
     } else {
-      copy_and_widen_fp8_blocks<Element>(p, entry, smem);
+      copy_kv_blocks(p, entry, smem);
     }
     return;
   }
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(consumer_registers<kLoads>()));
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegisters));
   consume_kv_blocks<Element, kLoads>(p, f, entry, smem);
 }
 
@@ -726,13 +579,6 @@ cudaError_t launch_decode_wide(const DecodeParams& p, cudaStream_t stream) {
   const auto kernel = grid.x == 1 ? wide::mla_decode_kernel<Element, wide::KvLoads::kCpAsync>
                                   : wide::mla_decode_kernel<Element, wide::KvLoads::kTma>;
   return launch_with_pdl(kernel, grid, dim3(wide::kThreads), sizeof(wide::SharedStorage), stream, p);
-}
-
-template <typename Element>
-cudaError_t launch_decode_wide_fp8(const DecodeParams& p, cudaStream_t stream) {
-  const dim3 grid((p.rows + kRowsPerTile - 1) / kRowsPerTile, p.num_parts);
-  return launch_with_pdl(wide::mla_decode_kernel<Element, wide::KvLoads::kCpAsyncFp8>, grid, dim3(wide::kThreads),
-                         sizeof(wide::SharedStorage), stream, p);
 }
 
 }  // namespace mla

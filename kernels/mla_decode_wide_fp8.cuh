@@ -1,7 +1,8 @@
-// Decode on an fp8 (e4m3) KV cache with the query rows in wgmma's M (experiment v105): one 64-row tile a CTA, as the
-// 16-bit 64-row kernel (mla_decode.cuh), but Q.K^T and P.V on fp8 wgmma, so that 17-32 rows (padded to 64) pay
-// Q.K^T once a block instead of once per 16 rows (the swap-AB kernels' N is the rows: an SS wgmma costs ~32 cycles
-// whatever its N up to 32, PERF_NOTES.md v30), and more than 32 rows skip the 64-row kernel's widening to 16 bits.
+// Decode on an fp8 (e4m3) KV cache with the query rows in wgmma's M (v105): one 64-row tile a CTA, as the 16-bit
+// 64-row kernel (mla_decode.cuh), but Q.K^T and P.V on fp8 wgmma. It runs 17 rows and more (launch_decode), except
+// 17-32 rows planned as row halves: 17-32 rows (padded to 64) pay Q.K^T once a block instead of once per 16 rows (the
+// swap-AB kernels' N is the rows: an SS wgmma costs ~32 cycles whatever its N up to 32, PERF_NOTES.md v30), and no
+// byte is widened to 16 bits (the fp8 64-row kernel before it, v82, widened the cache in shared memory).
 //
 //   warpgroup 0: S [64 x 64] = Q8 [64 x 576] . K8^T       18 wgmma m64n64k32 e4m3, SS: Q8 quantized per row on
 //                                                           load, K8 straight from the raw stage
@@ -225,7 +226,7 @@ __device__ __forceinline__ void run_blocks_warpgroup0(const DecodeParams& p, con
     for (int j = 0; j < 32; ++j) s[j] *= row_scale[(j / 2) % 2];   // element j is row r0 + 8 ((j / 2) % 2)
     float rescale[2];
     const bool needs_mask = (b.block + 1) * kBlockSize > unmasked_keys;
-    wide::online_softmax<wide::KvLoads::kCpAsync>(p, 1.f, f, b.block, needs_mask, key_limit, s, stats, rescale);
+    wide::online_softmax(p, f, b.block, needs_mask, key_limit, s, stats, rescale);
     uint32_t probs[kParts][kPvKSteps][4];
     pack_probs(s, probs);
     mbar_wait(smem_addr(&smem.probs_empty[b.buffer]), b.phase ^ 1);   // the first use of a buffer finds it free
@@ -293,7 +294,7 @@ __device__ __forceinline__ void consume_kv_blocks(const DecodeParams& p, const F
     consumed += piece.num_blocks();
     if (req == entry.end_req) allow_next_grid_launch();
     wide::share_row_stats(f, stats, smem);
-    wide::write_output<Element, wide::KvLoads::kCpAsyncFp8>(p, f, tile_row, req, slot, stats, o,
+    wide::write_output<Element>(p, f, tile_row, req, slot, stats, o,
                                                            descale / narrow_fp8::kProbScale);
     named_barrier_sync<kConsumerThreads>(wide::kConsumers);   // the next request reuses Q8, its scales, the stats
   }
@@ -331,7 +332,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_wide_fp8_kernel(const 
 }  // namespace wide_fp8
 
 template <typename Element>
-cudaError_t launch_decode_wide_fp8_qgmma(const DecodeParams& p, cudaStream_t stream) {
+cudaError_t launch_decode_wide_fp8(const DecodeParams& p, cudaStream_t stream) {
   const dim3 grid((p.rows + kRowsPerTile - 1) / kRowsPerTile, p.num_parts);
   return launch_with_pdl(wide_fp8::mla_decode_wide_fp8_kernel<Element>, grid, dim3(wide_fp8::kThreads),
                          sizeof(wide_fp8::SharedStorage), stream, p);

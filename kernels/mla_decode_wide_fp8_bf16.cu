@@ -2,5 +2,5 @@
 #include "mla_decode_wide_fp8.cuh"
 
 namespace mla {
-template cudaError_t launch_decode_wide_fp8_qgmma<__nv_bfloat16>(const DecodeParams&, cudaStream_t);
+template cudaError_t launch_decode_wide_fp8<__nv_bfloat16>(const DecodeParams&, cudaStream_t);
 }  // namespace mla

@@ -83,12 +83,11 @@ cudaError_t launch_decode_narrow(const DecodeParams& p, cudaStream_t stream);
 template <typename Element>
 cudaError_t launch_decode_wide(const DecodeParams& p, cudaStream_t stream);
 
-// An fp8 (e4m3) k_cache (p.descale_k set) with an Element query: up to kFp8MaxRows query rows the fp8 swap-AB
-// kernels (both products in fp8); more rows the 64-row kernel, whose producer widens each block to Element in shared
-// memory (launch_decode_wide_fp8: K times descale_k rounded once to Element, both products in Element; slower than
-// a 16-bit cache for now, PERF_NOTES.md v82). mla_decode_narrow_fp8.cuh runs two
-// consumer warpgroups split by query row (17-32 rows) or by block (up to 16 rows: every other block each; 17-32 rows
-// too when the plan was made for row halves, p.row_halves: two such CTAs a part, 16 rows each);
+// An fp8 (e4m3) k_cache (p.descale_k set) with an Element query, every product in fp8: up to kNarrowMaxRows query
+// rows, and 17-32 rows where the plan was made for row halves (p.row_halves: two 16-row CTAs a part), the fp8
+// swap-AB kernels; 17 rows and more otherwise the 64-row fp8 kernel (launch_decode_wide_fp8, one 64-row tile a CTA,
+// PERF_NOTES.md v105). mla_decode_narrow_fp8.cuh runs two consumer warpgroups split by block (every other block
+// each);
 // mla_decode_narrow_fp8_split.cuh (16 rows) splits O^T between two by V's columns, which shortens each block's
 // chain: since each part's first block is copied alone first (v98) it is faster than the block split only for one
 // request (b1/s32768 3.5%, b1/s4096 5.7%), and 2.5-20% slower from two requests on (b2/s16384 3%, b4/s4096 2.5%,
@@ -102,10 +101,6 @@ template <typename Element>
 cudaError_t launch_decode_narrow_fp8_split(const DecodeParams& p, cudaStream_t stream);
 template <typename Element>
 cudaError_t launch_decode_wide_fp8(const DecodeParams& p, cudaStream_t stream);
-// Experiment v105 (mla_decode_wide_fp8.cuh): 17 or more rows on fp8 wgmma with the rows in M, one 64-row tile a
-// CTA, except where the plan was made for row halves.
-template <typename Element>
-cudaError_t launch_decode_wide_fp8_qgmma(const DecodeParams& p, cudaStream_t stream);
 inline bool fp8_column_split_pays(const DecodeParams& p) {
   return p.rows <= kNarrowMaxRows && p.b <= kFp8ColumnSplitMaxBatch;
 }
@@ -113,8 +108,7 @@ inline bool fp8_column_split_pays(const DecodeParams& p) {
 template <typename Element>
 cudaError_t launch_decode(const DecodeParams& p, cudaStream_t stream) {
   if (p.descale_k) {
-    if (p.rows > kNarrowMaxRows && !p.row_halves) return launch_decode_wide_fp8_qgmma<Element>(p, stream);
-    if (p.rows > kFp8MaxRows) return launch_decode_wide_fp8<Element>(p, stream);
+    if (p.rows > kNarrowMaxRows && !p.row_halves) return launch_decode_wide_fp8<Element>(p, stream);
     return fp8_column_split_pays(p) ? launch_decode_narrow_fp8_split<Element>(p, stream)
                                     : launch_decode_narrow_fp8<Element>(p, stream);
   }

@@ -15,12 +15,11 @@ BLOCK_SIZE = 64                      # tokens per KV-cache page
 MAX_H_Q = 128                        # query heads per request (per GPU)
 MAX_S_Q = 16                         # query tokens per request (1 + speculative draft tokens)
 MAX_BATCH = 16384                    # the scheduler keeps one int per request in shared memory
-FP8_MAX_ROWS = 32                    # s_q * h_q up to which an fp8 (e4m3) k_cache runs the fp8 swap-AB kernels
-                                     # (kFp8MaxRows in mla_params.h). Their Q.K^T runs in fp8: each query row is
-                                     # scaled onto e4m3's range (448 / its max |value|) and rounded to e4m3 first
-                                     # (reference.quantize_query_rows). More rows run the 64-row kernel, which widens
-                                     # the cache's values exactly to the query's dtype and applies descale_k in fp32
-                                     # (reference.fp8_cache_operands).
+FP8_MAX_ROWS = 32                    # s_q * h_q up to which an fp8 (e4m3) k_cache may run as row halves, two 16-row
+                                     # CTAs of the fp8 swap-AB kernel (kFp8MaxRows in mla_params.h); more rows, and
+                                     # 17-32 without row halves, run the 64-row fp8 kernel. Every fp8 kernel runs
+                                     # Q.K^T in fp8: each query row is scaled onto e4m3's range (448 / its max
+                                     # |value|) and rounded to e4m3 first (reference.quantize_query_rows).
 E4M3_MAX = 448.0                     # the largest finite float8_e4m3fn
 
 ARCH = "sm_90a"

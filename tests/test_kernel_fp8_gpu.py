@@ -1,10 +1,10 @@
 """The compiled kernel on an fp8 (float8_e4m3fn) KV cache with a per-tensor descale_k, on a Hopper GPU.
 
-The reference runs in fp32 on the operands the kernels multiply (reference.fp8_cache_operands): up to 32 query rows
-the dequantized cache (k_cache.float() * descale_k) and the query as the swap-AB kernels quantize it (their Q.K^T runs
-in fp8); above, the query as given and the dequantized cache (the 64-row kernel widens the e4m3 values exactly and
-applies descale_k in fp32). The kernels hold the bf16 path's tolerances against it (assert_matches: out max abs 1e-2,
-cosine 1 - 1e-5), lse within 1e-3 relative (Hopper's fp8 wgmma accumulates with fewer mantissa bits than fp32). The quantization itself is measured apart, against the unquantized cache and query:
+The reference runs in fp32 on the operands the kernels multiply (reference.fp8_cache_operands): the dequantized cache
+(k_cache.float() * descale_k) and the query as every fp8 kernel quantizes it (their Q.K^T runs in fp8). The kernels
+hold the bf16 path's tolerances against it (assert_matches: out max abs 1e-2, cosine 1 - 1e-5), lse within 1e-3
+relative (Hopper's fp8 wgmma accumulates with fewer mantissa bits than fp32). The quantization itself is measured
+apart, against the unquantized cache and query:
 FlashMLA's test data (std 0.1) within vLLM's fp8-cache tolerance (atol 0.15), and a cosine of 0.998 at std 0.1 and 1.
 """
 from __future__ import annotations
@@ -25,10 +25,10 @@ FP8 = torch.float8_e4m3fn
 FP8_LSE_REL_TOL = 1e-3   # fp8 wgmma's accumulator has fewer mantissa bits than fp32
 # every (s_q, h_q) of s_q * h_q <= 32 that the fp8 kernels see, edge counts included; b 1 runs the column-split
 # kernel at <= 16 rows, b 2 to 80 the block split; b 1 to 64 run row halves at 17-32 (run_kernel passes
-# is_fp8_kvcache), b 80 the row-split kernel
+# is_fp8_kvcache), b 80 the 64-row fp8 kernel
 ROWS = [(1, 1), (1, 3), (1, 16), (1, 17), (1, 32), (2, 1), (2, 3), (2, 16), (4, 3), (4, 8), (16, 2)]
 GRID = list(itertools.product([1, 2, 6, 64, 80], ROWS, [1, 20, 63, 64, 65, 140, 4096, "varlen"], [False, True]))
-# more rows: the 64-row kernel with the widening producer; one tile (33, 64 rows), several (120, 128, 256)
+# more rows: the 64-row fp8 kernel; one tile (33, 64 rows), several (120, 128, 256)
 WIDE_ROWS = [(1, 33), (1, 64), (3, 40), (1, 128), (2, 64), (16, 8), (2, 128)]
 WIDE_GRID = list(itertools.product([1, 6, 64], WIDE_ROWS, [1, 63, 64, 65, 140, 4096, "varlen"], [False, True]))
 
@@ -203,8 +203,9 @@ def test_fp8_cache_with_bf16_equivalent_values_agrees_with_the_bf16_path():
 
 @pytest.mark.parametrize("b,s_q,h_q,seqlen", [(4, 1, 32, 4096), (9, 2, 16, "varlen"), (16, 1, 20, 700),
                                               (64, 2, 16, "varlen")])
-def test_fp8_row_halves_and_row_split_plans_both_match_the_reference(b, s_q, h_q, seqlen):
-    # get_mla_metadata(..., is_fp8_kvcache=True) plans these for row halves; a plan made without it runs the row split
+def test_fp8_row_halves_and_64_row_plans_both_match_the_reference(b, s_q, h_q, seqlen):
+    # get_mla_metadata(..., is_fp8_kvcache=True) plans these for row halves; a plan made without it runs the 64-row
+    # fp8 kernel
     from mla_backend import ops
 
     g = torch.Generator().manual_seed(b)
@@ -222,8 +223,7 @@ def test_fp8_row_halves_and_row_split_plans_both_match_the_reference(b, s_q, h_q
 
 def test_fp8_compute_sanitizer_memcheck_is_clean():
     # one request runs the column-split kernel at <= 16 rows, more the block split; small batches run row halves at
-    # 17-32 (32, 24 and 2 x 12 rows), 72 requests the row split at 32 rows; 64 and 256 rows the 64-row kernel with
-    # the widening producer
+    # 17-32 (32, 24 and 2 x 12 rows), 72 requests the 64-row fp8 kernel at 32 rows, as 64 and 256 rows
     assert_memcheck_clean([(1, 1, 16, [3000]), (1, 4, 3, [300]), (3, 1, 16, [0, 70, 200]), (2, 2, 16, [65, 1]),
                            (4, 4, 3, [20, 0, 300, 64]),
                            (2, 1, 32, [5000, 1]), (3, 1, 24, [0, 70, 4000]), (5, 2, 12, [1, 0, 64, 65, 3000]),

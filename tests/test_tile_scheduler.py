@@ -426,10 +426,9 @@ def test_kernel_facts_match_the_cuda_sources_and_the_build():
     assert const("kHeadDim") == kernel_facts.HEAD_DIM and const("kHeadDimV") == kernel_facts.HEAD_DIM_V
     assert kernel_facts.ROPE_DIM == kernel_facts.HEAD_DIM - kernel_facts.HEAD_DIM_V == 64
     assert const("kSubTiles", "mla_wgmma.cuh") * 64 == kernel_facts.HEAD_DIM  # written there as 576 / 64
-    assert const("kFp8MaxRows") == kernel_facts.FP8_MAX_ROWS   # the fp8 KV path: swap-AB kernels only
-    # the row-split fp8 kernel's two consumer warpgroups of 16 rows (Split::kRows) cover every fp8 row count
-    assert (const("kCols", "mla_fp8_stages.cuh") * const("kGroups", "mla_decode_narrow_fp8.cuh") ==
-            kernel_facts.FP8_MAX_ROWS)
+    assert const("kFp8MaxRows") == kernel_facts.FP8_MAX_ROWS   # the rows that row halves take
+    # row halves: two 16-row CTAs of the fp8 swap-AB kernel cover every row count they are planned for
+    assert 2 * const("kCols", "mla_fp8_stages.cuh") == kernel_facts.FP8_MAX_ROWS
     # the fp8 GPU tests' grid (b = 1, 2, 6, 64 and 80) runs both 16-row fp8 kernels (column split up to this batch)
     assert 1 <= const("kFp8ColumnSplitMaxBatch") < 2
     assert f"arch=compute_{kernel_facts.ARCH[3:]},code={kernel_facts.ARCH}" in _build.nvcc_flags()
