@@ -39,7 +39,7 @@ from mla_backend.kernel_facts import BLOCK_SIZE, FP8_MAX_ROWS
 
 ROWS_PER_TILE = 64
 NARROW_ROWS = 16             # query rows of the swap-AB kernels' tile (kNarrowMaxRows in kernels/mla_params.h)
-FP8_ROW_HALVES_MAX_BATCH = 64   # takes_row_halves
+FP8_ROW_HALVES_MAX_BATCH = 1    # takes_row_halves
 SPLIT_OVERHEAD = 5           # KV blocks a split costs (prologue, partial, its share of the combine)
 NARROW_SPLIT_OVERHEAD = 3    # ... with at most NARROW_SPLIT_ROWS query rows: a small partial (H200, PERF_NOTES)
 NARROW_SPLIT_ROWS = 32
@@ -56,13 +56,12 @@ def num_sm_parts(num_q_rows: int, num_sms: int, row_halves: bool = False) -> int
 def takes_row_halves(num_q_rows: int, batch: int) -> bool:
     """Whether an fp8 cache's plan for `batch` requests of num_q_rows query rows is made for row halves: the 17-32
     rows as two 16-row CTAs a part (the 16-row block split's kernel on each half, both reading the part's blocks)
-    over half the parts, instead of one CTA a part whose two warpgroups take 16 rows of every block. That pays where
-    a part holds few blocks (H200, 32 heads: b1 x 32768 tokens -19%, b4 x 4096 -16%, b8 x 8192 -7%, b32 x 1024 and
-    b64 x 1024 -15%, b48 x 2048 -7%, b64 x 2048 x 2 draft-token rows -6%) and loses past ~30 blocks a part (b8 x
-    32768 +8%, b32 x 8192 +6%, b64 x 8192 +7%) and where the other plan runs every request whole in its own part
-    (b96 x 1024 +2%, b128 x 1024 +10%, b128 x 4096 +14%; kernels/PERF_NOTES.md, row halves). The blocks are known
-    on the device only; the batch size stands in for them, as for the fp8 column split (graph-safe: engines capture
-    a graph per batch size)."""
+    over half the parts, instead of one CTA a part running the 64-row fp8 kernel (the rows padded to 64). Against
+    that kernel halves pay for one request only (H200, 32 heads: b1 x 32768 tokens -3.5%) and lose from four on
+    (b4 x 4096 +3%, b8 x 8192 and b16 x 4096 +10%, b32 x 1024 +7%, b32 x 4096 and x 8192 +14%, b48 x 2048 +13%,
+    b64 x 1024 +1%, b64 x 2048 x 2 draft-token rows +7%, b64 x 4096 +10%, b64 x 8192 +11%; kernels/PERF_NOTES.md,
+    thirty-seventh session). The blocks are known on the device only; the batch size stands in for them, as for
+    the fp8 column split (graph-safe: engines capture a graph per batch size)."""
     return splits_into_row_halves(num_q_rows) and batch <= FP8_ROW_HALVES_MAX_BATCH
 
 

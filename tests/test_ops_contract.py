@@ -296,8 +296,8 @@ def test_bad_fp8_scale_is_refused_by_name(override, argument, says):
         ops.mla_decode_with_kvcache(**decode_args(x), **override)
 
 
-def test_fp8_plans_for_17_to_32_rows_of_small_batches_take_half_the_parts():
-    seqlens = torch.tensor([0, 5, 9000], dtype=torch.int32)
+def test_fp8_plans_for_17_to_32_rows_of_one_request_take_half_the_parts():
+    seqlens = torch.tensor([9000], dtype=torch.int32)
     halves, _ = ops.get_mla_metadata(seqlens, 32, 1, is_fp8_kvcache=True)
     assert halves.shape == (ops.DEFAULT_NUM_SMS // 2, 8)
     past_the_limit = torch.zeros(tile_scheduler.FP8_ROW_HALVES_MAX_BATCH + 1, dtype=torch.int32)
@@ -312,20 +312,20 @@ def test_num_sm_parts_needs_the_batch_with_is_fp8_kvcache():
     cpu = torch.device("cpu")
     past_the_limit = tile_scheduler.FP8_ROW_HALVES_MAX_BATCH + 1
     assert ops.num_sm_parts(32, cpu) == ops.num_sm_parts(32, cpu, is_fp8_kvcache=True, batch=past_the_limit)
-    assert ops.num_sm_parts(32, cpu, is_fp8_kvcache=True, batch=4) == ops.num_sm_parts(32, cpu) // 2
+    assert ops.num_sm_parts(32, cpu, is_fp8_kvcache=True, batch=1) == ops.num_sm_parts(32, cpu) // 2
     for batch in (None, True, -1, 4.0):
         with pytest.raises(ValueError, match="^batch: expected the number of requests"):
             ops.num_sm_parts(32, cpu, is_fp8_kvcache=True, batch=batch)
 
 
 def test_an_fp8_cache_takes_both_plans_of_17_to_32_rows_and_a_16_bit_cache_only_its_own():
-    x = fp8_batch(s_q=2, h_q=16)
+    x = fp8_batch(b=1, s_q=2, h_q=16, seqlens=(130,))   # one request: the plan for row halves
     halves = ops.get_mla_metadata(x.cache_seqlens, 32, 1, is_fp8_kvcache=True)
     args = decode_args(x, descale_k=x.descale_k)
     whole = ops.mla_decode_with_kvcache(**args)
     halved = ops.mla_decode_with_kvcache(**dict(args, tile_scheduler_metadata=halves[0], num_splits=halves[1]))
     assert torch.equal(whole[0], halved[0]) and torch.equal(whole[1], halved[1])
-    y = batch(s_q=2, h_q=16)
+    y = batch(b=1, s_q=2, h_q=16, seqlens=(130,))
     with pytest.raises(ValueError, match=r"^tile_scheduler_metadata: expected .*shape \(132, 8\) from get_mla_metadata"
                                          r"\(cache_seqlens, 32, 1\), got"):
         ops.mla_decode_with_kvcache(**decode_args(y, tile_scheduler_metadata=halves[0]))

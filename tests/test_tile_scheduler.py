@@ -407,10 +407,10 @@ def test_row_halves_plans_take_half_the_parts(rows, num_sms, expected):
     assert num_sm_parts(rows, num_sms, row_halves=False) == num_sms
 
 
-def test_row_halves_are_taken_for_17_to_32_rows_of_small_batches():
-    taken = [(rows, b) for rows in (1, 16, 17, 32, 33, 64) for b in (1, 64, 65, 128) if takes_row_halves(rows, b)]
-    assert taken == [(17, 1), (17, 64), (32, 1), (32, 64)]
-    assert FP8_ROW_HALVES_MAX_BATCH == 64
+def test_row_halves_are_taken_for_17_to_32_rows_of_one_request():
+    taken = [(rows, b) for rows in (1, 16, 17, 32, 33, 64) for b in (1, 2, 64, 128) if takes_row_halves(rows, b)]
+    assert taken == [(17, 1), (32, 1)]
+    assert FP8_ROW_HALVES_MAX_BATCH == 1
 
 
 def const(name, file="mla_params.h"):
