@@ -181,7 +181,9 @@ def test_fp8_cache_with_bf16_equivalent_values_agrees_with_the_bf16_path():
     # Power-of-two scales make both operands exactly representable in bf16 and give the fp8 kernel back the same
     # e4m3 values: the cache's descale_k, and each query row's scale (its max at e4m3's 448, divided by 128, so the
     # kernel's own row rounding, 448 / max, is exactly 128). The same attention on the same values through both
-    # kernels, each within its tolerance of the fp32 reference, so within the sum of the two of each other.
+    # kernels, each within its tolerance of the fp32 reference, so within the sum of the two of each other: 1e-2
+    # absolute is the tolerance at std 0.1, whose outputs stay below 1; both paths round P and O relatively (two
+    # e4m3 parts, 2^-8; bf16, 2^-9), so at std 1 (outputs up to ~2) it scales with the largest output.
     from mla_backend.kernel_facts import E4M3_MAX
 
     batch = fp8_batch(6, 1, 32, [70, 1, 300, 64, 129, 4000], causal=True, std=1.0)
@@ -194,7 +196,7 @@ def test_fp8_cache_with_bf16_equivalent_values_agrees_with_the_bf16_path():
     bf16.k_cache = (batch.k_cache.float() * batch.descale_k).to(torch.bfloat16)
     out8, lse8 = run_kernel(batch)
     out16, lse16 = run_kernel(bf16)
-    assert (out8.float() - out16.float()).abs().max().item() <= 2 * 1e-2
+    assert (out8.float() - out16.float()).abs().max().item() <= 2 * 1e-2 * max(1.0, out16.float().abs().max().item())
     finite = torch.isfinite(lse16)
     assert torch.equal(finite, torch.isfinite(lse8))
     lse_rel = ((lse8[finite] - lse16[finite]).abs() / lse16[finite].abs().clamp(min=1.0)).max().item()
