@@ -8,7 +8,7 @@ bench_decode.py's interleaved, checked numbers are the ones that count. Outputs 
 reference before and after the steady window, as the benchmark does.
 
     python benchmarks/power_probe.py --peers .peers [--configs b132/s8192/h128/q2] [--seconds 3]
-                                     [--names mla_backend,flashmla,fa3_mla]
+                                     [--names mla_backend,flashmla,fa3_mla] [--kv fp8 --names mla_backend,flashmla_fp8]
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -28,7 +28,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH_DIR), str(BENCH_DIR.parent)]
 
 import bench_decode as bench  # noqa: E402
-from peers import load_peers  # noqa: E402
+from peers import KV_DTYPES, load_peers  # noqa: E402
 
 SMI_FIELDS = "timestamp,clocks.sm,power.draw,clocks_throttle_reasons.active"
 SMI_PERIOD_MS = 50
@@ -105,17 +105,18 @@ def main() -> None:
     parser.add_argument("--configs", default="b132/s8192/h128/q2")
     parser.add_argument("--names", default="mla_backend,flashmla,fa3_mla,flashinfer_mla")
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--kv", choices=KV_DTYPES, default="bf16", help="the cache dtype (and its peers' set)")
     args = parser.parse_args()
     props = torch.cuda.get_device_properties(0)
     print(props.name, torch.__version__, flush=True)
     l2_bytes = max(getattr(props, "L2_cache_size", 0), bench.L2_BYTES_FLOOR)
-    peers = load_peers(args.peers, tuple(args.names.split(",")))
+    peers = load_peers(args.peers, tuple(args.names.split(",")), kv=args.kv)
     with tempfile.TemporaryFile("w+") as smi_out:
         smi = subprocess.Popen(["nvidia-smi", f"--query-gpu={SMI_FIELDS}", "--format=csv,noheader,nounits",
                                 "-lms", str(SMI_PERIOD_MS)], stdout=smi_out, stderr=subprocess.DEVNULL, text=True)
         results = []
         try:
-            for config in bench.parse_configs(args.configs):
+            for config in (replace(config, kv=args.kv) for config in bench.parse_configs(args.configs)):
                 seqlens, batches, reference = bench.config_inputs(config, l2_bytes, torch.device("cuda"))
                 for name, peer in peers.items():
                     if not peer.available:
