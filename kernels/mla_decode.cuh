@@ -77,8 +77,8 @@ static_assert(offsetof(SharedStorage, kv) == kTileBytes && offsetof(SharedStorag
                   offsetof(SharedStorage, full) == offsetof(SharedStorage, rescale) + (kStages + 2) * kRowsPerTile * 4,
               "shared memory layout");
 
-// Named barriers of the consumer warpgroups and of the fp8 producer (0 is __syncthreads).
-enum NamedBarrier : int { kRowStatsReady = 1, kWarpgroup0 = 2, kWarpgroup1 = 3, kConsumers = 4, kProducer = 5 };
+// Named barriers of the consumer warpgroups (0 is __syncthreads).
+enum NamedBarrier : int { kRowStatsReady = 1, kWarpgroup0 = 2, kWarpgroup1 = 3, kConsumers = 4 };
 
 // The n-th KV block a CTA streams goes to stage n % kStages; the stage's mbarriers flip phase every use.
 struct Stage {
