@@ -193,7 +193,7 @@ def test_decode_and_verify_match_attention_over_each_requests_tokens(make_backen
             buffers.plan.tile_scheduler_metadata.data_ptr()
     else:
         backend.init_forward_metadata(batch(mode, seq_lens, rows))
-    # an fp8 pool's plan is made for it: 32 rows of 5 requests run as row halves (half the parts)
+    # an fp8 pool's plan is made for it (get_mla_metadata's is_fp8_kvcache: row halves for one request of 17-32 rows)
     expected_plan = ops.get_mla_metadata(torch.tensor(cached, dtype=torch.int32), q_len * HEADS, 1, kv_dtype == FP8)
     assert torch.equal(backend.forward_metadata.tile_scheduler_metadata, expected_plan[0])
     assert torch.equal(backend.forward_metadata.num_splits, expected_plan[1])

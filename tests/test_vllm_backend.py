@@ -118,16 +118,17 @@ def test_builder_plan_is_our_schedulers_for_the_decode_rows(checkpoint, q_len):
     assert torch.equal(meta.decode.block_table, table) and meta.decode.seq_lens.tolist() == seq_lens
 
 
-@pytest.mark.parametrize("cache_dtype,q_len", [("fp8", 2), ("fp8_e4m3", 1), ("auto", 2)])
-def test_builder_plan_is_made_for_the_cache(checkpoint, cache_dtype, q_len):
-    # 16 heads x 2 tokens = 32 rows of 4 requests on an fp8 cache: a plan for row halves, held in the full-graph buffers
+@pytest.mark.parametrize("cache_dtype,q_len,seq_lens", [("fp8", 2, [4000]), ("fp8", 2, [1, 70, 4000, 129]),
+                                                    ("fp8_e4m3", 1, [4000]), ("auto", 2, [4000])])
+def test_builder_plan_is_made_for_the_cache(checkpoint, cache_dtype, q_len, seq_lens):
+    # 16 heads x 2 tokens = 32 rows on an fp8 cache: one request's plan is for row halves (half the parts), more
+    # requests' for the 64-row fp8 kernel; either is held in the full-graph buffers
     builder = make_builder(vllm_config(checkpoint, num_speculative_tokens=q_len - 1, cache_dtype=cache_dtype))
-    seq_lens = [1, 70, 4000, 129]
     meta = builder.build(0, decode_batch(seq_lens, q_len, block_table_for(seq_lens)))
     fp8 = cache_dtype != "auto"
     expected = ops.get_mla_metadata(torch.tensor(seq_lens, dtype=torch.int32), q_len * HEADS, 1, fp8)
     assert torch.equal(meta.decode.tile_scheduler_metadata, expected[0])
-    halves = fp8 and q_len * HEADS > 16
+    halves = fp8 and q_len * HEADS > 16 and len(seq_lens) == 1
     assert expected[0].shape[0] == ops.DEFAULT_NUM_SMS // (2 if halves else 1)
     assert meta.decode.tile_scheduler_metadata.data_ptr() == builder.plan_buffers.tile_scheduler_metadata.data_ptr()
 
