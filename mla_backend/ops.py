@@ -25,7 +25,7 @@ Shapes and dtypes (FlashMLA-compatible, so switching is a change of import):
     tile_scheduler_metadata int32 [num_sm_parts, 8], num_splits int32 [b + 1]: from get_mla_metadata,
                             computed on the GPU without a host sync; valid for every layer of one step. With
                             an fp8 k_cache pass is_fp8_kvcache=True (FlashMLA's keyword): 17-32 query rows of
-                            small batches then get a plan for half the parts that runs faster there
+                            one request then get a plan for half the parts that runs faster there
                             (tile_scheduler.takes_row_halves); a plan made without it is taken too.
     out                     [b, s_q, h_q, 512] in q's dtype.
     lse                     float32 [b, h_q, s_q], natural log; +inf for rows that see no key.
@@ -198,7 +198,7 @@ def get_mla_metadata(cache_seqlens: torch.Tensor, num_heads_per_head_k: int, num
     """The plan for one decode step, made by the tile scheduler and shared by all layers of that step.
 
     cache_seqlens: int32 [b]; num_heads_per_head_k: s_q * h_q // h_kv; num_heads_k: h_kv (must be 1);
-    is_fp8_kvcache: whether the plan is for a float8_e4m3fn k_cache (17-32 rows of small batches get a plan for row
+    is_fp8_kvcache: whether the plan is for a float8_e4m3fn k_cache (17-32 rows of one request get a plan for row
     halves, tile_scheduler.takes_row_halves). Returns (tile_scheduler_metadata int32 [num_sm_parts, 8], num_splits
     int32 [b + 1]), where num_sm_parts depends only on (s_q * h_q, b, is_fp8_kvcache, number of SMs), so a CUDA
     graph can capture the call.
