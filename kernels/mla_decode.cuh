@@ -484,6 +484,7 @@ __device__ __forceinline__ void write_output(const DecodeParams& p, const Fragme
     const int row = tile_row + f.r0 + 8 * h;
     const bool valid = row < p.rows;   // padding rows write nothing, but take part in store_row's shuffles
     const bool empty = stats.sum[h] == 0.f;
+    // o_scale after the reciprocal: o_scale / sum changed the 16-bit kernel's code for o_scale = 1.
     const float inv_sum = (empty ? 0.f : 1.f / stats.sum[h]) * o_scale;
     const float lse_log2 = stats.max[h] + __log2f(stats.sum[h]);
     const bool writes_lse = valid && f.warpgroup == 0 && quad == 0;

@@ -25,6 +25,7 @@
 namespace mla {
 namespace wide_fp8 {
 
+using narrow_fp8::kPvKSteps;   // k32 steps of P.V over a block's tokens
 using narrow_fp8::RawLayout;
 using narrow_fp8::StageRing;
 using narrow_fp8::VtLayout;
@@ -34,7 +35,6 @@ using wide::RowStats;
 constexpr int kConsumerWarpgroups = 2;
 constexpr int kConsumerThreads = kConsumerWarpgroups * kWarpgroupThreads;
 constexpr int kThreads = kConsumerThreads + kWarpgroupThreads;
-constexpr int kPvKSteps = kBlockSize / 32;   // k32 steps of P.V over a block's tokens
 constexpr int kParts = 2;                    // P8's high and low parts
 constexpr int kProbWords = kParts * kPvKSteps * 4;   // a thread's A registers of P8
 // setmaxnreg: the transposing producer holds 16 x 16 bytes a thread (PERF_NOTES.md, v42: slower below ~150 there);

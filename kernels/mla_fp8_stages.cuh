@@ -1,6 +1,7 @@
-// What the fp8 (e4m3) KV cache decode kernels share (mla_decode_narrow_fp8.cuh splits up to 32 query rows between
-// two consumer warpgroups by row or by block, mla_decode_narrow_fp8_split.cuh splits 16 rows' O^T by V's columns):
-// the raw and Vt stages, the producer warpgroup that fills them, and the consumer's Q load, Q.K^T and P stores.
+// What the fp8 (e4m3) KV cache decode kernels share (mla_decode_narrow_fp8.cuh splits 16 query rows' blocks between
+// two consumer warpgroups, mla_decode_narrow_fp8_split.cuh splits 16 rows' O^T by V's columns, and
+// mla_decode_wide_fp8.cuh takes its stages and producer): the raw and Vt stages, the producer warpgroup that fills
+// them, and the swap-AB consumer's Q load, Q.K^T and P stores.
 //
 //   S^T [64 x 16] = K8 [64 x 576] . Q8^T            18 wgmma m64n16k32 e4m3: K straight from the cp.async
 //                                                    stage (576 bytes a token), Q quantized per row on load
@@ -9,9 +10,9 @@
 // fp8 wgmma takes both operands K-major, so V (the cache's first 512 columns, token-major) is transposed: in
 // shared memory into Vt stages (a 64-byte row of 64 tokens per V column, 32 KB a block) by the producer
 // warpgroup once the block has landed (each thread reads 16 tokens x 16 columns: 16 conflict-free 16-byte loads,
-// transposes the 16 x 16 bytes in registers with PRMT and writes 16 rows of 16 tokens), or, in the row split's
-// Split::kBlocks, by each consumer thread into P.V's A registers (mla_fp8_register_v.cuh; it accumulates straight
-// into O^T, P's parts as two k halves).
+// transposes the 16 x 16 bytes in registers with PRMT and writes 16 rows of 16 tokens), or, in the block split, by
+// each consumer thread into P.V's A registers (mla_fp8_register_v.cuh; it accumulates straight into O^T, P's parts
+// as two k halves).
 // P = exp(s - max) in [0, 1] is scaled by 2^8 (into e4m3's normal range) and written as two e4m3 parts, high =
 // e4m3(256 p) and low = e4m3(256 p - high): P.V's error stays ~2^-8 relative instead of e4m3's 2^-4. The row
 // sums are taken from the fp32 P. With a Vt stage each block's P.V starts from zero and is added to O in fp32 (P.V
@@ -291,7 +292,7 @@ __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry
   }
 }
 
-// A producer that only copies (mla_decode_narrow_fp8.cuh, Split::kBlocks, whose consumers read V from the raw
+// A producer that only copies (mla_decode_narrow_fp8.cuh, the block split, whose consumers read V from the raw
 // stages themselves): each block as soon as its raw stage is free. It exits only after its copies' arrivals (none
 // can complete again).
 template <typename Storage>
@@ -381,7 +382,8 @@ __device__ __forceinline__ void load_q(const DecodeParams& p, const Fragment& f,
 // S^T = K8 Q8^T for the raw stage at shared address raw (unscaled), issued: s is ready after warpgroup_wait.
 // kDescriptorOffsets: each k-step's descriptors as the first ones plus a constant (the address field is the low 14
 // bits of byte address / 16, and no shared address reaches 2^18 bytes, so the add never carries): 6 instructions a
-// wgmma instead of 15, but the two 64-bit bases stay live, which made the 192-register 17-32-row kernel spill.
+// wgmma instead of 15, but the two 64-bit bases stay live (they made the 192-register 17-32-row split, since
+// removed, spill; the column split keeps the fresh descriptors).
 template <bool kDescriptorOffsets = false, typename Storage>
 __device__ __forceinline__ void issue_scores(uint32_t raw, const Storage& smem, float (&s)[kCols / 2]) {
   const uint32_t q_base = smem_addr(smem.q);
