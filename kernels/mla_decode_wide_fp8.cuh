@@ -134,34 +134,27 @@ __device__ __forceinline__ void compute_scores(uint32_t raw, const SharedStorage
   fence_operands(s);
 }
 
-// Four e4m3 values, the first in the low byte.
-__device__ __forceinline__ uint32_t e4m3x4(float a, float b, float c, float d) {
-  return narrow_fp8::e4m3x2(a, b) | (narrow_fp8::e4m3x2(c, d) << 16);
-}
-
 // P (fp32, the accumulator fragment) as P8's A registers: probs[part][t][r] for k-step t (tokens 32t..32t+31).
 // Register r holds row r0 + 8 (r % 2) at k positions 4q + 16 (r / 2) + e, which are S's columns
-// 32t + 8 (2 (r / 2) + e / 2) + 2q + e % 2: s[16t + 8 (r / 2) + 4 (e / 2) + 2 (r % 2) + e % 2].
+// 32t + 8 (2 (r / 2) + e / 2) + 2q + e % 2: s[16t + 8 (r / 2) + 4 (e / 2) + 2 (r % 2) + e % 2]. The parts go through
+// f16x2 (one conversion from fp32 for two values, then e4m3x2 <-> f16x2 and a packed subtraction): 2^8 p rounded to
+// f16 first (2^-11 relative, far below the low part's 2^-8), the high part's remainder exact in f16 (Sterbenz).
 __device__ __forceinline__ void pack_probs(const float (&s)[32], uint32_t (&probs)[kParts][kPvKSteps][4]) {
 #pragma unroll
   for (int t = 0; t < kPvKSteps; ++t) {
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
-      float x[4], low[4];
+      uint16_t high[2], low[2];
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        x[e] = s[16 * t + 8 * (r / 2) + 4 * (e / 2) + 2 * (r % 2) + e % 2] * narrow_fp8::kProbScale;
+      for (int pair = 0; pair < 2; ++pair) {
+        const int j = 16 * t + 8 * (r / 2) + 4 * pair + 2 * (r % 2);
+        const __half2 x = __floats2half2_rn(s[j] * narrow_fp8::kProbScale, s[j + 1] * narrow_fp8::kProbScale);
+        high[pair] = __nv_cvt_halfraw2_to_fp8x2(x, __NV_SATFINITE, __NV_E4M3);
+        const __half2 back = __half2(__nv_cvt_fp8x2_to_halfraw2(high[pair], __NV_E4M3));
+        low[pair] = __nv_cvt_halfraw2_to_fp8x2(__hsub2(x, back), __NV_SATFINITE, __NV_E4M3);
       }
-      const uint32_t high = e4m3x4(x[0], x[1], x[2], x[3]);
-#pragma unroll
-      for (int e = 0; e < 4; e += 2) {
-        const float2 h = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(
-            static_cast<__nv_fp8x2_storage_t>(high >> (8 * e)), __NV_E4M3)));
-        low[e] = x[e] - h.x;
-        low[e + 1] = x[e + 1] - h.y;
-      }
-      probs[0][t][r] = high;
-      probs[1][t][r] = e4m3x4(low[0], low[1], low[2], low[3]);
+      probs[0][t][r] = high[0] | (uint32_t(high[1]) << 16);
+      probs[1][t][r] = low[0] | (uint32_t(low[1]) << 16);
     }
   }
 }
