@@ -65,54 +65,25 @@ struct SharedStorage : StageRing<2, 2> {
 };
 static_assert(sizeof(SharedStorage) <= 227 * 1024, "shared memory over the sm_90 limit");
 
-// The tile's query rows of request req, quantized row by row (q_scale = 448 / max |q_row|) into smem.q by both
-// consumer warpgroups: 32 rows a pass, eight threads a row, each converting 9 of its 72 16-byte chunks. Rows past
-// p.rows are zeros with scale 1.
+// The tile's query rows of request req, quantized row by row (narrow_fp8::quantize_query_row) into smem.q by both
+// consumer warpgroups, 32 rows a pass. Rows past p.rows are zeros with scale 1.
 template <typename Element>
 __device__ __forceinline__ void load_q(const DecodeParams& p, int req, int tile_row, SharedStorage& smem) {
-  constexpr int kLanesPerRow = 8, kChunksPerLane = kQChunksPerRow / kLanesPerRow;
-  constexpr int kRowsPerPass = kConsumerThreads / kLanesPerRow;
-  const int part = threadIdx.x % kLanesPerRow;
+  constexpr int kRowsPerPass = kConsumerThreads / narrow_fp8::kQLanesPerRow;
+  const int part = threadIdx.x % narrow_fp8::kQLanesPerRow;
   const uint32_t q_base = smem_addr(smem.q);
 #pragma unroll 1
   for (int first = 0; first < kRowsPerTile; first += kRowsPerPass) {
-    const int row = first + threadIdx.x / kLanesPerRow;
-    const bool real = tile_row + row < p.rows;
-    uint32_t raw[kChunksPerLane][4];
-    float amax = 0.f;
-#pragma unroll
-    for (int i = 0; i < kChunksPerLane; ++i) {
-      const char* src = q_chunk(p, req, tile_row + row, part + kLanesPerRow * i);
-      const uint4 chunk = real ? *reinterpret_cast<const uint4*>(src) : make_uint4(0, 0, 0, 0);
-      raw[i][0] = chunk.x, raw[i][1] = chunk.y, raw[i][2] = chunk.z, raw[i][3] = chunk.w;
-#pragma unroll
-      for (int w = 0; w < 4; ++w) {
-        const float2 v = narrow_fp8::unpack_pair<Element>(raw[i][w]);
-        amax = fmaxf(amax, fmaxf(fabsf(v.x), fabsf(v.y)));
-      }
-    }
-#pragma unroll
-    for (int lanes = 1; lanes < kLanesPerRow; lanes *= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffff, amax, lanes));
-    const float scale = amax > 0.f ? narrow_fp8::kE4M3Max /
-                                         fminf(fmaxf(amax, narrow_fp8::kQAmaxMin), narrow_fp8::kQAmaxMax)
-                                   : 1.f;
-#pragma unroll
-    for (int i = 0; i < kChunksPerLane; ++i) {
-      const int chunk = part + kLanesPerRow * i;   // columns 8 chunk .. 8 chunk + 7: 8 bytes of e4m3
-      uint32_t packed[2];
-#pragma unroll
-      for (int w = 0; w < 2; ++w) {
-        const float2 a = narrow_fp8::unpack_pair<Element>(raw[i][2 * w]);
-        const float2 b = narrow_fp8::unpack_pair<Element>(raw[i][2 * w + 1]);
-        packed[w] = narrow_fp8::e4m3x2(a.x * scale, a.y * scale) | (narrow_fp8::e4m3x2(b.x * scale, b.y * scale) << 16);
-      }
-      const int column_byte = chunk * 8, sub_tile = column_byte / narrow_fp8::kRawSubTileColumns;
-      const int byte_in_row = column_byte % narrow_fp8::kRawSubTileColumns;
-      const uint32_t at = RawLayout::row(q_base, sub_tile, row) + (((byte_in_row / 16) ^ (row % 8)) * 16) +
-                          byte_in_row % 16;
-      asm volatile("st.shared.v2.u32 [%0], {%1, %2};" ::"r"(at), "r"(packed[0]), "r"(packed[1]) : "memory");
-    }
-    if (part == 0) smem.q_inv_scale[row] = 1.f / scale;
+    const int row = first + threadIdx.x / narrow_fp8::kQLanesPerRow;
+    const float inv_scale = narrow_fp8::quantize_query_row<Element>(
+        p, req, tile_row + row, tile_row + row < p.rows, part, [&](int chunk, uint32_t low, uint32_t high) {
+          const int column_byte = chunk * 8, sub_tile = column_byte / narrow_fp8::kRawSubTileColumns;
+          const int byte_in_row = column_byte % narrow_fp8::kRawSubTileColumns;
+          const uint32_t at = RawLayout::row(q_base, sub_tile, row) + (((byte_in_row / 16) ^ (row % 8)) * 16) +
+                              byte_in_row % 16;
+          asm volatile("st.shared.v2.u32 [%0], {%1, %2};" ::"r"(at), "r"(low), "r"(high) : "memory");
+        });
+    if (part == 0) smem.q_inv_scale[row] = inv_scale;
   }
   fence_async_proxy();
   named_barrier_sync<kConsumerThreads>(wide::kConsumers);

@@ -331,22 +331,22 @@ __device__ __forceinline__ uint32_t e4m3x2(float lo, float hi) {
   return __nv_cvt_float2_to_fp8x2(make_float2(lo, hi), __NV_SATFINITE, __NV_E4M3);
 }
 
-// kCols query rows of request req (from f's first row), quantized row by row into smem.q (rows past p.rows stay
-// zero with scale 1). Eight threads per row, each reading 9 of its 72 16-byte chunks from global memory.
-template <typename Element, typename Storage>
-__device__ __forceinline__ void load_q(const DecodeParams& p, const Fragment& f, int req, Storage& smem) {
-  constexpr int kLanesPerRow = kWarpgroupThreads / kCols;               // 8
-  constexpr int kChunksPerLane = kQChunksPerRow / kLanesPerRow;         // 9
-  const int tid = threadIdx.x % kWarpgroupThreads;
-  const int row = tid / kLanesPerRow, part = tid % kLanesPerRow;
-  const bool real = f.query_row(row) < p.rows;
+constexpr int kQLanesPerRow = 8;   // lanes that quantize one query row together (adjacent in their warp)
+
+// Query row `row` of request req quantized per row (q_scale = 448 / max |q_row|) by kQLanesPerRow adjacent lanes:
+// lane `part` reads 9 of the row's 72 16-byte chunks (part + 8i) and hands each chunk's 8 e4m3 values to
+// store(chunk, low word, high word). Returns 1 / q_scale. A padding row (real false) reads nothing: zeros, scale 1.
+template <typename Element, typename Store>
+__device__ __forceinline__ float quantize_query_row(const DecodeParams& p, int req, int row, bool real, int part,
+                                                    Store&& store) {
+  constexpr int kChunksPerLane = kQChunksPerRow / kQLanesPerRow;   // 9
   uint32_t raw[kChunksPerLane][4];   // 16-bit pairs
   float amax = 0.f;
 #pragma unroll
   for (int i = 0; i < kChunksPerLane; ++i) {
-    const int chunk_index = part + kLanesPerRow * i;
-    const uint4 chunk = real ? *reinterpret_cast<const uint4*>(q_chunk(p, req, f.query_row(row), chunk_index))
-                             : make_uint4(0, 0, 0, 0);
+    // The address outside the select: inside it, every chunk's address repeated the row's division by h_q.
+    const char* src = q_chunk(p, req, row, part + kQLanesPerRow * i);
+    const uint4 chunk = real ? *reinterpret_cast<const uint4*>(src) : make_uint4(0, 0, 0, 0);
     raw[i][0] = chunk.x, raw[i][1] = chunk.y, raw[i][2] = chunk.z, raw[i][3] = chunk.w;
 #pragma unroll
     for (int w = 0; w < 4; ++w) {
@@ -355,26 +355,39 @@ __device__ __forceinline__ void load_q(const DecodeParams& p, const Fragment& f,
     }
   }
 #pragma unroll
-  for (int lanes = 1; lanes < kLanesPerRow; lanes *= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffff, amax, lanes));
+  for (int lanes = 1; lanes < kQLanesPerRow; lanes *= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffff, amax, lanes));
   // A zero row keeps scale 1; amax is clamped so that neither the scale nor its inverse leaves fp32's normal range
   // (448 / amax overflows below ~1e-36, and --use_fast_math's reciprocal flushes to 0 above 2^126).
   const float scale = amax > 0.f ? kE4M3Max / fminf(fmaxf(amax, kQAmaxMin), kQAmaxMax) : 1.f;
-  const uint32_t q_base = smem_addr(smem.q);
 #pragma unroll
   for (int i = 0; i < kChunksPerLane; ++i) {
-    const int chunk = part + kLanesPerRow * i;                          // columns 8 * chunk ..
     uint32_t packed[2];
 #pragma unroll
     for (int w = 0; w < 2; ++w) {
       const float2 a = unpack_pair<Element>(raw[i][2 * w]), b = unpack_pair<Element>(raw[i][2 * w + 1]);
       packed[w] = e4m3x2(a.x * scale, a.y * scale) | (e4m3x2(b.x * scale, b.y * scale) << 16);
     }
-    const int sub_tile = chunk / 16, column_byte = (chunk % 16) * 8;
-    const uint32_t at = q_base + sub_tile * kCols * 128 + row * 128 + (((column_byte / 16) ^ (row % 8)) * 16) +
-                        column_byte % 16;
-    asm volatile("st.shared.v2.u32 [%0], {%1, %2};" ::"r"(at), "r"(packed[0]), "r"(packed[1]) : "memory");
+    store(part + kQLanesPerRow * i, packed[0], packed[1]);   // columns 8 chunk ..
   }
-  if (part == 0) smem.q_inv_scale[row] = 1.f / scale;
+  return 1.f / scale;
+}
+
+// kCols query rows of request req (from f's first row), quantized row by row into smem.q (rows past p.rows stay
+// zero with scale 1): kQLanesPerRow threads a row.
+template <typename Element, typename Storage>
+__device__ __forceinline__ void load_q(const DecodeParams& p, const Fragment& f, int req, Storage& smem) {
+  static_assert(kWarpgroupThreads == kCols * kQLanesPerRow, "one pass over the rows");
+  const int tid = threadIdx.x % kWarpgroupThreads;
+  const int row = tid / kQLanesPerRow, part = tid % kQLanesPerRow;
+  const uint32_t q_base = smem_addr(smem.q);
+  const float inv_scale = quantize_query_row<Element>(
+      p, req, f.query_row(row), f.query_row(row) < p.rows, part, [&](int chunk, uint32_t low, uint32_t high) {
+        const int sub_tile = chunk / 16, column_byte = (chunk % 16) * 8;
+        const uint32_t at = q_base + sub_tile * kCols * 128 + row * 128 + (((column_byte / 16) ^ (row % 8)) * 16) +
+                            column_byte % 16;
+        asm volatile("st.shared.v2.u32 [%0], {%1, %2};" ::"r"(at), "r"(low), "r"(high) : "memory");
+      });
+  if (part == 0) smem.q_inv_scale[row] = inv_scale;
   fence_async_proxy();
   named_barrier_sync<kWarpgroupThreads>(f.barrier(narrow::kQReady));
 }
