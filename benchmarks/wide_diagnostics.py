@@ -57,8 +57,8 @@ COPIES = {
                          "    if (b.block % 2 == 0) {\n      wide::online_softmax(p, f, b.block, needs_mask, key_limit, s, "
                          "stats, rescale);\n    } else {\n      rescale[0] = rescale[1] = 1.f;\n    }\n")],
     # P8's low part not computed (the high part as its low part too): the cost of the second part's packing
-    "fp8-nolow": [(WIDE_FP8, "      probs[1][t][r] = e4m3x4(low[0], low[1], low[2], low[3]);\n",
-                   "      probs[1][t][r] = high;\n")],
+    "fp8-nolow": [(WIDE_FP8, "      probs[1][t][r] = low[0] | (uint32_t(low[1]) << 16);\n",
+                   "      probs[1][t][r] = probs[0][t][r];\n")],
     "fp8-noqk": [guarded(WIDE_FP8, "    wgmma_ss<QK>(desc_k_major(q + offset, RawLayout::kGroupBytes), "
                                    "desc_k_major(raw + offset, RawLayout::kGroupBytes),", "offset < 0")],
     "fp8-nopv": [guarded(WIDE_FP8, FP8_PV, "columns == 0xffffffffu")],
