@@ -19,7 +19,7 @@
 
 namespace mla {
 namespace narrow_fp8 {
-namespace row_split {
+namespace block_split {
 
 constexpr int kGroups = 2;                      // consumer warpgroups
 constexpr int kConsumerThreads = kGroups * kWarpgroupThreads;
@@ -185,14 +185,14 @@ cudaError_t launch(const DecodeParams& p, cudaStream_t stream) {
                          dim3(kThreads), sizeof(SharedStorage), stream, p);
 }
 
-}  // namespace row_split
+}  // namespace block_split
 }  // namespace narrow_fp8
 
 // Up to 16 rows, or 17-32 in row halves (launch_decode sends the others to the 64-row fp8 kernel).
 template <typename Element>
 cudaError_t launch_decode_narrow_fp8(const DecodeParams& p, cudaStream_t stream) {
-  if (p.row_halves) return narrow_fp8::row_split::launch<Element, true>(p, stream);
-  return narrow_fp8::row_split::launch<Element>(p, stream);
+  if (p.row_halves) return narrow_fp8::block_split::launch<Element, true>(p, stream);
+  return narrow_fp8::block_split::launch<Element>(p, stream);
 }
 
 }  // namespace mla

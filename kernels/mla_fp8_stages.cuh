@@ -541,7 +541,7 @@ __device__ __forceinline__ void softmax_block(const DecodeParams& p, const Fragm
 
 // Block `block` of the piece, the warpgroup's consumed-th: S^T from its raw stage (released to the producer right
 // after) through softmax_block.
-template <bool kVoted = false, typename Stages, typename Rows>
+template <typename Stages, typename Rows>
 __device__ __forceinline__ void score_block(const DecodeParams& p, const Fragment& f, const Piece& piece, int block,
                                             int consumed, Stages& smem, Rows& rows, RequestRows& r,
                                             float (&s)[kCols / 2], float (&rescale)[kCols / 4]) {
@@ -550,7 +550,7 @@ __device__ __forceinline__ void score_block(const DecodeParams& p, const Fragmen
   fence_async_proxy();   // cp.async (generic proxy) wrote the stage; wgmma reads it (async proxy)
   compute_scores(smem_addr(smem.raw[stage]), rows, s);
   if (f.lane == 0) mbar_arrive(smem_addr(&smem.raw_empty[stage]));
-  softmax_block<kVoted>(p, f, piece, block, consumed, rows, r, s, rescale);
+  softmax_block(p, f, piece, block, consumed, rows, r, s, rescale);
 }
 
 }  // namespace narrow_fp8
