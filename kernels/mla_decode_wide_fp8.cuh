@@ -17,6 +17,11 @@
 // register r of k-step t holds k positions 4q..4q+3 (r = 0, 1) or 16 + 4q.. (r = 2, 3); the producer writes each Vt
 // row in the matching order (VtOrder::kWideP), so no shuffle is needed.
 // O = descale_k / 2^8 * sum P8 . V8 / row sum; lse from the fp32 probabilities.
+//
+// A folded tile (at most 32 query rows, v113): rows 32-63 repeat rows 0-31 and carry P8's low part, so one P.V
+// wgmma a k-step multiplies both parts (8 m64n256k32 a block instead of 16), and warps w, w + 2 of warpgroup 0, which
+// then hold the same rows' scores, split each block's exponentials and packing by k-step (folded_softmax); O's rows
+// 32-63 are added to rows 0-31 once a request (add_folded_rows).
 #pragma once
 
 #include "mla_decode.cuh"
@@ -36,7 +41,11 @@ constexpr int kConsumerWarpgroups = 2;
 constexpr int kConsumerThreads = kConsumerWarpgroups * kWarpgroupThreads;
 constexpr int kThreads = kConsumerThreads + kWarpgroupThreads;
 constexpr int kParts = 2;                    // P8's high and low parts
-constexpr int kProbWords = kParts * kPvKSteps * 4;   // a thread's A registers of P8
+constexpr int kFoldedRows = kRowsPerTile / 2;   // the query rows of a folded tile
+template <bool kFolded>
+constexpr int kHeldParts = kFolded ? 1 : kParts;   // a folded tile's thread holds its rows' part
+template <bool kFolded>
+constexpr int kProbWords = kHeldParts<kFolded> * kPvKSteps * 4;   // a thread's A registers of P8
 // setmaxnreg: the transposing producer holds 16 x 16 bytes a thread (PERF_NOTES.md, v42: slower below ~150 there);
 // warpgroup 0 holds O (128), S (32) and, while its P.V is in flight under the next Q.K^T, P8's registers (16);
 // warpgroup 1 only O and P8.
@@ -53,7 +62,7 @@ using PV = gmma::MMA_64x256x32_F32E4M3E4M3_RS_TN<>;
 // The hand-over of a block's P8 and rescale factors from warpgroup 0 to warpgroup 1: thread i of warpgroup 1 holds
 // the same fragment rows as thread i of warpgroup 0, so word w of thread i is all it reads ([w][i]: no conflicts).
 struct ProbsExchange {
-  uint32_t words[kProbWords + 2][kWarpgroupThreads];   // P8's A registers, then the two rows' rescale factors
+  uint32_t words[kProbWords<false> + 2][kWarpgroupThreads];   // P8's A registers, then the two rows' rescale factors
 };
 
 struct SharedStorage : StageRing<2, 2> {
@@ -67,7 +76,7 @@ static_assert(sizeof(SharedStorage) <= 227 * 1024, "shared memory over the sm_90
 
 // The tile's query rows of request req, quantized row by row (narrow_fp8::quantize_query_row) into smem.q by both
 // consumer warpgroups, 32 rows a pass. Rows past p.rows are zeros with scale 1.
-template <typename Element>
+template <typename Element, bool kFolded>
 __device__ __forceinline__ void load_q(const DecodeParams& p, int req, int tile_row, SharedStorage& smem) {
   constexpr int kRowsPerPass = kConsumerThreads / narrow_fp8::kQLanesPerRow;
   const int part = threadIdx.x % narrow_fp8::kQLanesPerRow;
@@ -75,8 +84,9 @@ __device__ __forceinline__ void load_q(const DecodeParams& p, int req, int tile_
 #pragma unroll 1
   for (int first = 0; first < kRowsPerTile; first += kRowsPerPass) {
     const int row = first + threadIdx.x / narrow_fp8::kQLanesPerRow;
+    const int query_row = tile_row + (kFolded ? row % kFoldedRows : row);
     const float inv_scale = narrow_fp8::quantize_query_row<Element>(
-        p, req, tile_row + row, tile_row + row < p.rows, part, [&](int chunk, uint32_t low, uint32_t high) {
+        p, req, query_row, query_row < p.rows, part, [&](int chunk, uint32_t low, uint32_t high) {
           const int column_byte = chunk * 8, sub_tile = column_byte / narrow_fp8::kRawSubTileColumns;
           const int byte_in_row = column_byte % narrow_fp8::kRawSubTileColumns;
           const uint32_t at = RawLayout::row(q_base, sub_tile, row) + (((byte_in_row / 16) ^ (row % 8)) * 16) +
@@ -131,12 +141,13 @@ __device__ __forceinline__ void pack_probs(const float (&s)[32], uint32_t (&prob
 }
 
 // O += P8 . V8 for this warpgroup's 256 columns of the Vt stage at shared address vt: both parts, issued.
-__device__ __forceinline__ void issue_products(uint32_t vt, int warpgroup,
-                                               const uint32_t (&probs)[kParts][kPvKSteps][4], float (&o)[128]) {
+template <int kHeld>
+__device__ __forceinline__ void issue_products(uint32_t vt, int warpgroup, const uint32_t (&probs)[kHeld][kPvKSteps][4],
+                                               float (&o)[128]) {
   const uint32_t columns = vt + warpgroup * (kHeadDimV / kConsumerWarpgroups) * VtLayout::kRowBytes;
   cute::warpgroup_arrive();
 #pragma unroll
-  for (int part = 0; part < kParts; ++part) {
+  for (int part = 0; part < kHeld; ++part) {
 #pragma unroll
     for (int t = 0; t < kPvKSteps; ++t) {
       wgmma_rs<PV>(probs[part][t], narrow_fp8::desc_k_major_sw64(columns + t * 32), o, std::make_index_sequence<128>{});
@@ -158,9 +169,95 @@ struct BlockStep {
       : block(block_), stage(consumed % 2), phase((consumed / 2) & 1), buffer(consumed % 2) {}
 };
 
+// A folded tile's softmax in warpgroup 0 (v113b): warps w and w + 2 hold the same rows' scores. Both take the row
+// max over the block's 64 tokens, but the exponentials, the row sum and P8's two parts of only k-step `half` (tokens
+// 32 half .. 32 half + 31). row_scale_log2: exp2's scale of each row's raw score (positive, so the max is taken on
+// the raw scores). The row sums are this warp's half's share (add_folded_rows adds the pair's).
+__device__ __forceinline__ void folded_softmax(const Fragment& f, int half, int block, bool needs_mask,
+                                               const int (&key_limit)[2], const float (&row_scale_log2)[2],
+                                               float (&s)[32], RowStats& stats, float (&rescale)[2],
+                                               uint32_t (&high)[4], uint32_t (&low)[4]) {
+  if (needs_mask) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          if (block * kBlockSize + j * 8 + f.quad_col + e >= key_limit[h]) s[j * 4 + h * 2 + e] = -INFINITY;
+        }
+      }
+    }
+  }
+  float base[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    float partial_max[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) partial_max[j % 2 * 2 + e] = fmaxf(partial_max[j % 2 * 2 + e], s[j * 4 + h * 2 + e]);
+    }
+    float block_max = fmaxf(fmaxf(partial_max[0], partial_max[1]), fmaxf(partial_max[2], partial_max[3]));
+    block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffff, block_max, 1));
+    block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffff, block_max, 2));
+    base[h] = fold_block_max(stats.max[h], block_max * row_scale_log2[h], rescale[h]);
+  }
+  float sum[2] = {0.f, 0.f};
+#pragma unroll
+  for (int r = 0; r < 4; ++r) {
+    uint16_t high_pair[2], low_pair[2];
+#pragma unroll
+    for (int pair = 0; pair < 2; ++pair) {
+      const int j = 8 * (r / 2) + 4 * pair + 2 * (r % 2), h = r % 2;   // as pack_probs, for k-step 0
+      float x[2];
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const float score = half ? s[16 + j + e] : s[j + e];   // a select: s stays in registers
+        const float exponent = fmaf(score, row_scale_log2[h], -base[h]);
+        x[e] = r / 2 == 1 && pair == 1 ? exp2_on_fma_pipe(exponent) : exp2f(exponent);   // a quarter on the FMA pipe
+        sum[h] += x[e];
+      }
+      const __half2 scaled = __floats2half2_rn(x[0] * narrow_fp8::kProbScale, x[1] * narrow_fp8::kProbScale);
+      high_pair[pair] = __nv_cvt_halfraw2_to_fp8x2(scaled, __NV_SATFINITE, __NV_E4M3);
+      const __half2 back = __half2(__nv_cvt_fp8x2_to_halfraw2(high_pair[pair], __NV_E4M3));
+      low_pair[pair] = __nv_cvt_halfraw2_to_fp8x2(__hsub2(scaled, back), __NV_SATFINITE, __NV_E4M3);
+    }
+    high[r] = high_pair[0] | (uint32_t(high_pair[1]) << 16);
+    low[r] = low_pair[0] | (uint32_t(low_pair[1]) << 16);
+  }
+#pragma unroll
+  for (int h = 0; h < 2; ++h) stats.sum[h] = stats.sum[h] * rescale[h] + sum[h];
+}
+
+// A folded tile's P8 hand-over in warpgroup 0: warps 0, 1 (rows 0-31, the high part) computed k-step 0, warps 2, 3
+// (their repeat, the low part) k-step 1. Each thread writes its k-step's two parts to its own slot and to its
+// partner's (thread tid ^ 64: the same rows in the other half), then reads its own part of the partner's k-step.
+__device__ __forceinline__ void hand_over_folded(int tid, int half, const uint32_t (&high)[4], const uint32_t (&low)[4],
+                                                 const float (&rescale)[2], ProbsExchange& out,
+                                                 uint32_t (&probs)[1][kPvKSteps][4]) {
+  uint32_t own[4];
+#pragma unroll
+  for (int r = 0; r < 4; ++r) {
+    own[r] = half ? low[r] : high[r];
+    out.words[half * 4 + r][tid] = own[r];
+    out.words[half * 4 + r][tid ^ 64] = half ? high[r] : low[r];
+  }
+  out.words[kProbWords<true>][tid] = __float_as_uint(rescale[0]);
+  out.words[kProbWords<true> + 1][tid] = __float_as_uint(rescale[1]);
+  named_barrier_sync<kWarpgroupThreads>(wide::kWarpgroup0);
+#pragma unroll
+  for (int r = 0; r < 4; ++r) {
+    const uint32_t other = out.words[(1 - half) * 4 + r][tid];
+    probs[0][0][r] = half ? other : own[r];   // selects, not an index by half: P8's registers stay registers
+    probs[0][1][r] = half ? own[r] : other;
+  }
+}
+
 // O = O * rescale, then O += P8 . V8 for this warpgroup's columns of the block's Vt stage, issued.
+template <int kHeld>
 __device__ __forceinline__ void issue_block_products(const Fragment& f, const BlockStep& b,
-                                                     const uint32_t (&probs)[kParts][kPvKSteps][4],
+                                                     const uint32_t (&probs)[kHeld][kPvKSteps][4],
                                                      const float (&rescale)[2], SharedStorage& smem, float (&o)[128]) {
   wide::scale_rows(o, rescale[0], rescale[1]);
   fence_operands(o);
@@ -172,6 +269,7 @@ __device__ __forceinline__ void issue_block_products(const Fragment& f, const Bl
 // Warpgroup 0's blocks of a request: S, the softmax, P8 for both warpgroups, its half of O. Its P.V of a block stays
 // in flight under the next block's Q.K^T (wgmma groups complete in order: that wait retires it), so the tensor pipe
 // runs the two back to back while warpgroup 1's P.V fills the softmax.
+template <bool kFolded>
 __device__ __forceinline__ void run_blocks_warpgroup0(const DecodeParams& p, const Fragment& f, const Piece& piece,
                                                      int consumed, const int (&key_limit)[2],
                                                      const float (&row_scale)[2], RowStats& stats, float (&s)[32],
@@ -186,19 +284,28 @@ __device__ __forceinline__ void run_blocks_warpgroup0(const DecodeParams& p, con
     fence_operands(o);     // the previous block's P.V is retired too
     warp_arrive(f, smem.raw_empty[b.stage]);
     if (i > 0) warp_arrive(f, smem.vt_empty[1 - b.stage]);
-#pragma unroll
-    for (int j = 0; j < 32; ++j) s[j] *= row_scale[(j / 2) % 2];   // element j is row r0 + 8 ((j / 2) % 2)
     float rescale[2];
     const bool needs_mask = (b.block + 1) * kBlockSize > unmasked_keys;
-    wide::online_softmax(p, f, b.block, needs_mask, key_limit, s, stats, rescale);
-    uint32_t probs[kParts][kPvKSteps][4];
-    pack_probs(s, probs);
-    mbar_wait(smem_addr(&smem.probs_empty[b.buffer]), b.phase ^ 1);   // the first use of a buffer finds it free
+    uint32_t probs[kHeldParts<kFolded>][kPvKSteps][4];
     ProbsExchange& out = smem.probs[b.buffer];
+    if constexpr (kFolded) {
+      const int half = f.r0 >= kFoldedRows;   // warps 2, 3: the low part, k-step 1
+      const float row_scale_log2[2] = {row_scale[0] * p.scale_log2, row_scale[1] * p.scale_log2};
+      uint32_t high[4], low[4];
+      folded_softmax(f, half, b.block, needs_mask, key_limit, row_scale_log2, s, stats, rescale, high, low);
+      mbar_wait(smem_addr(&smem.probs_empty[b.buffer]), b.phase ^ 1);   // the first use of a buffer finds it free
+      hand_over_folded(tid, half, high, low, rescale, out, probs);
+    } else {
 #pragma unroll
-    for (int w = 0; w < kProbWords; ++w) out.words[w][tid] = probs[w / 8][(w / 4) % 2][w % 4];
-    out.words[kProbWords][tid] = __float_as_uint(rescale[0]);
-    out.words[kProbWords + 1][tid] = __float_as_uint(rescale[1]);
+      for (int j = 0; j < 32; ++j) s[j] *= row_scale[(j / 2) % 2];   // element j is row r0 + 8 ((j / 2) % 2)
+      wide::online_softmax(p, f, b.block, needs_mask, key_limit, s, stats, rescale);
+      pack_probs(s, probs);
+      mbar_wait(smem_addr(&smem.probs_empty[b.buffer]), b.phase ^ 1);   // the first use of a buffer finds it free
+#pragma unroll
+      for (int w = 0; w < kProbWords<kFolded>; ++w) out.words[w][tid] = probs[w / 8][(w / 4) % 2][w % 4];
+      out.words[kProbWords<kFolded>][tid] = __float_as_uint(rescale[0]);
+      out.words[kProbWords<kFolded> + 1][tid] = __float_as_uint(rescale[1]);
+    }
     warp_arrive(f, smem.probs_full[b.buffer]);
     issue_block_products(f, b, probs, rescale, smem, o);
   }
@@ -208,6 +315,7 @@ __device__ __forceinline__ void run_blocks_warpgroup0(const DecodeParams& p, con
 }
 
 // Warpgroup 1's blocks of a request: its half of O from warpgroup 0's P8, each waited for.
+template <bool kFolded>
 __device__ __forceinline__ void run_blocks_warpgroup1(const Fragment& f, const Piece& piece, int consumed,
                                                      SharedStorage& smem, float (&o)[128]) {
   const int tid = threadIdx.x % kWarpgroupThreads;
@@ -215,12 +323,12 @@ __device__ __forceinline__ void run_blocks_warpgroup1(const Fragment& f, const P
     const BlockStep b(piece.first + i, consumed + i);
     mbar_wait(smem_addr(&smem.probs_full[b.buffer]), b.phase);
     const ProbsExchange& in = smem.probs[b.buffer];
-    uint32_t probs[kParts][kPvKSteps][4];
+    uint32_t probs[kHeldParts<kFolded>][kPvKSteps][4];
     float rescale[2];
 #pragma unroll
-    for (int w = 0; w < kProbWords; ++w) probs[w / 8][(w / 4) % 2][w % 4] = in.words[w][tid];
-    rescale[0] = __uint_as_float(in.words[kProbWords][tid]);
-    rescale[1] = __uint_as_float(in.words[kProbWords + 1][tid]);
+    for (int w = 0; w < kProbWords<kFolded>; ++w) probs[w / 8][(w / 4) % 2][w % 4] = in.words[w][tid];
+    rescale[0] = __uint_as_float(in.words[kProbWords<kFolded>][tid]);
+    rescale[1] = __uint_as_float(in.words[kProbWords<kFolded> + 1][tid]);
     warp_arrive(f, smem.probs_empty[b.buffer]);
     issue_block_products(f, b, probs, rescale, smem, o);
     cute::warpgroup_wait<0>();
@@ -229,9 +337,39 @@ __device__ __forceinline__ void run_blocks_warpgroup1(const Fragment& f, const P
   }
 }
 
+// A folded tile's O rows 32-63 (the low part's products) added to rows 0-31, and warpgroup 0's row sums of each
+// pair of warps (folded_softmax), through the Q tile's bytes: no wgmma reads Q8 after the request's last Q.K^T, which
+// warpgroup 0 waited for before its last hand-over. Half of the accumulator a round; thread i of warp w + 2 holds
+// the elements of thread i of warp w.
+__device__ __forceinline__ void add_folded_rows(const Fragment& f, SharedStorage& smem, float (&o)[128],
+                                                RowStats& stats) {
+  constexpr int kRoundValues = 64, kSlots = kConsumerThreads / 2;
+  static_assert((kRoundValues + 2) * kSlots * sizeof(float) <= sizeof(smem.q), "the Q tile holds one round");
+  float* buffer = reinterpret_cast<float*>(smem.q);   // [value][slot]
+  const bool low_rows = f.r0 >= kFoldedRows;
+  const int slot = f.warpgroup * (kSlots / 2) + (f.r0 / 16 % 2) * 32 + f.lane;
+#pragma unroll
+  for (int round = 0; round < 2; ++round) {
+    if (round > 0) named_barrier_sync<kConsumerThreads>(wide::kConsumers);   // the round before was read
+    if (low_rows) {
+#pragma unroll
+      for (int i = 0; i < kRoundValues; ++i) buffer[i * kSlots + slot] = o[round * kRoundValues + i];
+      if (round == 0) buffer[kRoundValues * kSlots + slot] = stats.sum[0];
+      if (round == 0) buffer[(kRoundValues + 1) * kSlots + slot] = stats.sum[1];
+    }
+    named_barrier_sync<kConsumerThreads>(wide::kConsumers);
+    if (!low_rows) {
+#pragma unroll
+      for (int i = 0; i < kRoundValues; ++i) o[round * kRoundValues + i] += buffer[i * kSlots + slot];
+      if (round == 0) stats.sum[0] += buffer[kRoundValues * kSlots + slot];
+      if (round == 0) stats.sum[1] += buffer[(kRoundValues + 1) * kSlots + slot];
+    }
+  }
+}
+
 // kGroup: the consumer warpgroup (0 or 1), a template argument so that each one's code runs under its own
 // register budget.
-template <typename Element, int kGroup>
+template <typename Element, bool kFolded, int kGroup>
 __device__ __forceinline__ void consume_kv_blocks(const DecodeParams& p, const Fragment& f, const SchedEntry& entry,
                                                   SharedStorage& smem) {
   const int tile_row = blockIdx.x * kRowsPerTile;
@@ -242,21 +380,25 @@ __device__ __forceinline__ void consume_kv_blocks(const DecodeParams& p, const F
     const OutputSlot slot = output_slot(p, entry, req);
     int row_key_limit[2];
 #pragma unroll
-    for (int h = 0; h < 2; ++h) row_key_limit[h] = key_limit(p, piece.seqlen, tile_row + f.r0 + 8 * h);
+    for (int h = 0; h < 2; ++h) {
+      const int row = f.r0 + 8 * h;
+      row_key_limit[h] = key_limit(p, piece.seqlen, tile_row + (kFolded ? row % kFoldedRows : row));
+    }
     RowStats stats;
     float o[128];
 #pragma unroll
     for (int i = 0; i < 128; ++i) o[i] = 0.f;
-    load_q<Element>(p, req, tile_row, smem);   // both warpgroups; even for a piece without blocks
+    load_q<Element, kFolded>(p, req, tile_row, smem);   // both warpgroups; even for a piece without blocks
     if constexpr (kGroup == 0) {
       const float row_scale[2] = {descale * smem.q_inv_scale[f.r0], descale * smem.q_inv_scale[f.r0 + 8]};
       float s[32];   // the scores, declared per request as in the 16-bit kernel
-      run_blocks_warpgroup0(p, f, piece, consumed, row_key_limit, row_scale, stats, s, smem, o);
+      run_blocks_warpgroup0<kFolded>(p, f, piece, consumed, row_key_limit, row_scale, stats, s, smem, o);
     } else {
-      run_blocks_warpgroup1(f, piece, consumed, smem, o);
+      run_blocks_warpgroup1<kFolded>(f, piece, consumed, smem, o);
     }
     consumed += piece.num_blocks();
     if (req == entry.end_req) allow_next_grid_launch();
+    if constexpr (kFolded) add_folded_rows(f, smem, o, stats);
     wide::share_row_stats(f, stats, smem);
     wide::write_output<Element>(p, f, tile_row, req, slot, stats, o,
                                                            descale / narrow_fp8::kProbScale);
@@ -264,7 +406,7 @@ __device__ __forceinline__ void consume_kv_blocks(const DecodeParams& p, const F
   }
 }
 
-template <typename Element>
+template <typename Element, bool kFolded>
 __global__ void __launch_bounds__(kThreads, 1) mla_decode_wide_fp8_kernel(const __grid_constant__ DecodeParams p) {
   extern __shared__ __align__(1024) char smem_bytes[];
   auto& smem = *reinterpret_cast<SharedStorage*>(smem_bytes);
@@ -286,10 +428,10 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_wide_fp8_kernel(const 
   }
   if (threadIdx.x < kWarpgroupThreads) {
     asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kWarpgroup0Registers));
-    consume_kv_blocks<Element, 0>(p, Fragment(), SchedEntry::load(p.sched, blockIdx.y), smem);
+    consume_kv_blocks<Element, kFolded, 0>(p, Fragment(), SchedEntry::load(p.sched, blockIdx.y), smem);
   } else {
     asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kWarpgroup1Registers));
-    consume_kv_blocks<Element, 1>(p, Fragment(), SchedEntry::load(p.sched, blockIdx.y), smem);
+    consume_kv_blocks<Element, kFolded, 1>(p, Fragment(), SchedEntry::load(p.sched, blockIdx.y), smem);
   }
 }
 
@@ -298,8 +440,10 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_wide_fp8_kernel(const 
 template <typename Element>
 cudaError_t launch_decode_wide_fp8(const DecodeParams& p, cudaStream_t stream) {
   const dim3 grid((p.rows + kRowsPerTile - 1) / kRowsPerTile, p.num_parts);
-  return launch_with_pdl(wide_fp8::mla_decode_wide_fp8_kernel<Element>, grid, dim3(wide_fp8::kThreads),
-                         sizeof(wide_fp8::SharedStorage), stream, p);
+  const bool folded = p.rows <= wide_fp8::kFoldedRows;
+  const auto kernel = folded ? wide_fp8::mla_decode_wide_fp8_kernel<Element, true>
+                             : wide_fp8::mla_decode_wide_fp8_kernel<Element, false>;
+  return launch_with_pdl(kernel, grid, dim3(wide_fp8::kThreads), sizeof(wide_fp8::SharedStorage), stream, p);
 }
 
 }  // namespace mla

@@ -86,7 +86,7 @@ cudaError_t launch_decode_wide(const DecodeParams& p, cudaStream_t stream);
 // An fp8 (e4m3) k_cache (p.descale_k set) with an Element query, every product in fp8: up to kNarrowMaxRows query
 // rows, and 17-32 rows where the plan was made for row halves (p.row_halves: two 16-row CTAs a part), the fp8
 // swap-AB kernels; 17 rows and more otherwise the 64-row fp8 kernel (launch_decode_wide_fp8, one 64-row tile a CTA,
-// PERF_NOTES.md v105). mla_decode_narrow_fp8.cuh runs two consumer warpgroups split by block (every other block
+// PERF_NOTES.md v105; up to 32 rows folded, v113). mla_decode_narrow_fp8.cuh runs two consumer warpgroups split by block (every other block
 // each);
 // mla_decode_narrow_fp8_split.cuh (16 rows) splits O^T between two by V's columns, which shortens each block's
 // chain: since each part's first block is copied alone first (v98) it is faster than the block split only for one
