@@ -24,6 +24,8 @@
 // 32-63 are added to rows 0-31 once a request (add_folded_rows).
 #pragma once
 
+#include <type_traits>
+
 #include "mla_decode.cuh"
 #include "mla_fp8_stages.cuh"
 
@@ -423,7 +425,9 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_wide_fp8_kernel(const 
   const int tid = threadIdx.x - kConsumerThreads;
   if (tid >= 0) {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegisters));
-    narrow_fp8::produce_kv_blocks<narrow_fp8::VtOrder::kWideP>(p, SchedEntry::load(p.sched, blockIdx.y), smem, tid);
+    using Cursor = std::conditional_t<kFolded, PieceCursor, BlockCursor>;
+    narrow_fp8::produce_kv_blocks<narrow_fp8::VtOrder::kWideP, Cursor>(p, SchedEntry::load(p.sched, blockIdx.y), smem,
+                                                                        tid);
     return;
   }
   if (threadIdx.x < kWarpgroupThreads) {

@@ -258,13 +258,17 @@ __device__ __forceinline__ void transpose_block(const TransposeLane& lane, Stora
 __device__ __forceinline__ int valid_tokens_of(const DecodeParams& p, const BlockCursor& cursor) {
   return min(max(p.seqlens[cursor.req], 0) - cursor.block * kBlockSize, kBlockSize);
 }
+__device__ __forceinline__ int valid_tokens_of(const DecodeParams&, const PieceCursor& cursor) {
+  return cursor.valid_tokens();
+}
 
-template <VtOrder kOrder = VtOrder::kNatural, typename Storage>
+// Cursor: BlockCursor, or PieceCursor where the producer paces the block (the folded 64-row tile).
+template <VtOrder kOrder = VtOrder::kNatural, typename Cursor = BlockCursor, typename Storage>
 __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry, Storage& smem, int tid) {
   constexpr int kTransposeLag = Storage::kTransposeLag;
   const CopyLane lane(p, tid);
   const TransposeLane transpose(tid);
-  BlockCursor cursor;
+  Cursor cursor;
   int page = cursor.begin(p, entry), valid = 0;
   if (cursor.valid(entry)) valid = valid_tokens_of(p, cursor);
   int valid_lag[kTransposeLag] = {};   // valid tokens of the blocks still to transpose, oldest first

@@ -71,6 +71,49 @@ struct BlockCursor {
   }
 };
 
+// BlockCursor that keeps its request's piece (v114): the next block of the same request costs one global load, its
+// page, where BlockCursor::next reads the request's length first (two dependent loads a block), and the page stays
+// a per-thread value (v114b). The folded fp8 kernel's producer walks with it: there the producer paces the block,
+// while the unfolded kernel, paced by its consumers, got 3.5-4% slower with it (PERF_NOTES.md, s39h).
+struct PieceCursor {
+  int req, block;
+  Piece piece;   // of req, once valid
+  __device__ int begin(const DecodeParams& p, const SchedEntry& e) {
+    req = e.begin_req, block = e.begin_block;
+    const int guess = e.begin_req < p.b ? p.block_table[int64_t(e.begin_req) * p.block_table_stride +
+                                                        min(e.begin_block, p.max_blocks - 1)]
+                                        : 0;   // as BlockCursor::begin
+    settle(p, e);
+    if (!valid(e)) return 0;
+    return req == e.begin_req && block == e.begin_block ? guess : page(p);
+  }
+  __device__ int next(const DecodeParams& p, const SchedEntry& e) {
+    if (++block >= piece.last) {
+      ++req;
+      block = 0;
+      settle(p, e);
+    }
+    return valid(e) ? page(p) : 0;
+  }
+  // From req on, to the first request whose piece has a block at or after `block`.
+  __device__ void settle(const DecodeParams& p, const SchedEntry& e) {
+    for (; req <= e.end_req; ++req, block = 0) {
+      piece = piece_of(p, e, req);
+      if (block < piece.last) return;
+    }
+  }
+  __device__ bool valid(const SchedEntry& e) const { return req <= e.end_req; }
+  // The page as a per-thread value: its index plus threadIdx.x / (max_blocks * 1024 + 1024), always 0, which ptxas
+  // cannot prove, so the page stays in a vector register until the next block's copies use it. Read as a uniform
+  // value it was moved into a uniform register right after its load, stalling the producer for the whole read
+  // (v114b).
+  __device__ int page(const DecodeParams& p) const {
+    const int zero = threadIdx.x / (uint32_t(p.max_blocks) * 1024u + 1024u);
+    return p.block_table[int64_t(req) * p.block_table_stride + block + zero];
+  }
+  __device__ int valid_tokens() const { return min(piece.seqlen - block * kBlockSize, kBlockSize); }
+};
+
 // One producer thread's share of a 64-token page copied by 16-byte cp.async, for a cache of kBytes-byte values: a
 // 64-column sub-tile's token row is kChunks 16-byte chunks (8 in 16 bits, 4 in fp8); the lane copies chunk `chunk`
 // of tokens `token` + (128 / kChunks) k, and kChunks consecutive threads read one token's row contiguously.
