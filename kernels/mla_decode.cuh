@@ -218,25 +218,29 @@ __device__ __forceinline__ void compute_scores(const SharedStorage& smem, uint32
   fence_operands(s);
 }
 
-// Masks the block's scores, turns them into probabilities in place and returns each row's rescale factor for O.
-// Masked scores become -inf, which also discards NaN read from page slots past seqlen. The softmax scale is
-// positive, so the max is taken on the raw scores and the scale goes into exp2's argument (one FFMA a score).
+// The block's scores at or past each row's key limit become -inf, which also discards NaN read from page slots past
+// seqlen.
+__device__ __forceinline__ void mask_scores(const Fragment& f, int block, const int (&key_limit)[2], float (&s)[32]) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        if (block * kBlockSize + j * 8 + f.quad_col + e >= key_limit[h]) s[j * 4 + h * 2 + e] = -INFINITY;
+      }
+    }
+  }
+}
+
+// Masks the block's scores (mask_scores), turns them into probabilities in place and returns each row's rescale
+// factor for O. The softmax scale is positive, so the max is taken on the raw scores and the scale goes into exp2's
+// argument (one FFMA a score).
 __device__ __forceinline__ void online_softmax(const DecodeParams& p, const Fragment& f, int block, bool needs_mask,
                                                const int (&key_limit)[2], float (&s)[32], RowStats& stats,
                                                float (&rescale)[2]) {
   const float scale_log2 = p.scale_log2;
-  if (needs_mask) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          if (block * kBlockSize + j * 8 + f.quad_col + e >= key_limit[h]) s[j * 4 + h * 2 + e] = -INFINITY;
-        }
-      }
-    }
-  }
+  if (needs_mask) mask_scores(f, block, key_limit, s);
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     float partial_max[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};   // four chains: a shorter dependency

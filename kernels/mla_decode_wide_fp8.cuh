@@ -179,18 +179,7 @@ __device__ __forceinline__ void folded_softmax(const Fragment& f, int half, int 
                                                const int (&key_limit)[2], const float (&row_scale_log2)[2],
                                                float (&s)[32], RowStats& stats, float (&rescale)[2],
                                                uint32_t (&high)[4], uint32_t (&low)[4]) {
-  if (needs_mask) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          if (block * kBlockSize + j * 8 + f.quad_col + e >= key_limit[h]) s[j * 4 + h * 2 + e] = -INFINITY;
-        }
-      }
-    }
-  }
+  if (needs_mask) wide::mask_scores(f, block, key_limit, s);
   float base[2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
