@@ -36,6 +36,13 @@ __device__ __forceinline__ Piece piece_of(const DecodeParams& p, const SchedEntr
   return {seqlen, first, max(last, first)};
 }
 
+// The page of the part's entry block, read before the cursors settle on the first valid pair (their begin).
+__device__ __forceinline__ int first_page_guess(const DecodeParams& p, const SchedEntry& e) {
+  return e.begin_req < p.b ? p.block_table[int64_t(e.begin_req) * p.block_table_stride +
+                                           min(e.begin_block, p.max_blocks - 1)]
+                           : 0;   // an empty part's begin_req is b
+}
+
 // Walks the part's (request, block) pairs in the order the consumers process them.
 struct BlockCursor {
   int req, block;
@@ -45,9 +52,7 @@ struct BlockCursor {
   // the part's first copy.
   __device__ int begin(const DecodeParams& p, const SchedEntry& e) {
     req = e.begin_req, block = e.begin_block;
-    const int guess = e.begin_req < p.b ? p.block_table[int64_t(e.begin_req) * p.block_table_stride +
-                                                        min(e.begin_block, p.max_blocks - 1)]
-                                        : 0;   // an empty part's begin_req is b
+    const int guess = first_page_guess(p, e);
     settle(p, e);
     if (!valid(e)) return 0;
     return req == e.begin_req && block == e.begin_block ? guess : page(p);
@@ -78,11 +83,9 @@ struct BlockCursor {
 struct PieceCursor {
   int req, block;
   Piece piece;   // of req, once valid
-  __device__ int begin(const DecodeParams& p, const SchedEntry& e) {
+  __device__ int begin(const DecodeParams& p, const SchedEntry& e) {   // as BlockCursor::begin
     req = e.begin_req, block = e.begin_block;
-    const int guess = e.begin_req < p.b ? p.block_table[int64_t(e.begin_req) * p.block_table_stride +
-                                                        min(e.begin_block, p.max_blocks - 1)]
-                                        : 0;   // as BlockCursor::begin
+    const int guess = first_page_guess(p, e);
     settle(p, e);
     if (!valid(e)) return 0;
     return req == e.begin_req && block == e.begin_block ? guess : page(p);
