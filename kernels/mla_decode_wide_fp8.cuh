@@ -223,16 +223,17 @@ __device__ __forceinline__ void folded_softmax(const Fragment& f, int half, int 
 
 // A folded tile's P8 hand-over in warpgroup 0: warps 0, 1 (rows 0-31, the high part) computed k-step 0, warps 2, 3
 // (their repeat, the low part) k-step 1. Each thread writes its k-step's two parts to its own slot and to its
-// partner's (thread tid ^ 64: the same rows in the other half), then reads its own part of the partner's k-step.
+// partner's (thread tid ^ kPartner: the same rows in the other half), then reads its own part of the partner's k-step.
 __device__ __forceinline__ void hand_over_folded(int tid, int half, const uint32_t (&high)[4], const uint32_t (&low)[4],
                                                  const float (&rescale)[2], ProbsExchange& out,
                                                  uint32_t (&probs)[1][kPvKSteps][4]) {
+  constexpr int kPartner = kWarpgroupThreads / 2;   // warp w + 2's lane is thread w's lane + 64
   uint32_t own[4];
 #pragma unroll
   for (int r = 0; r < 4; ++r) {
     own[r] = half ? low[r] : high[r];
     out.words[half * 4 + r][tid] = own[r];
-    out.words[half * 4 + r][tid ^ 64] = half ? high[r] : low[r];
+    out.words[half * 4 + r][tid ^ kPartner] = half ? high[r] : low[r];
   }
   out.words[kProbWords<true>][tid] = __float_as_uint(rescale[0]);
   out.words[kProbWords<true> + 1][tid] = __float_as_uint(rescale[1]);
