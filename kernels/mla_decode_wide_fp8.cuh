@@ -227,7 +227,7 @@ __device__ __forceinline__ void folded_softmax(const Fragment& f, int half, int 
 __device__ __forceinline__ void hand_over_folded(int tid, int half, const uint32_t (&high)[4], const uint32_t (&low)[4],
                                                  const float (&rescale)[2], ProbsExchange& out,
                                                  uint32_t (&probs)[1][kPvKSteps][4]) {
-  constexpr int kPartner = kWarpgroupThreads / 2;   // warp w + 2's lane is thread w's lane + 64
+  constexpr int kPartner = kWarpgroupThreads / 2;   // lane l of warp w + 2 is 64 threads after lane l of warp w
   uint32_t own[4];
 #pragma unroll
   for (int r = 0; r < 4; ++r) {
