@@ -233,6 +233,23 @@ __device__ __forceinline__ void mask_scores(const Fragment& f, int block, const 
   }
 }
 
+// Row h's max over the block: this thread's 16 raw scores of the row (in four chains, a shorter dependency), then
+// its quad's, which hold the row's other columns.
+__device__ __forceinline__ float row_block_max(const float (&s)[32], int h) {
+  float partial_max[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      float& m = partial_max[j % 2 * 2 + e];
+      m = fmaxf(m, s[j * 4 + h * 2 + e]);
+    }
+  }
+  float block_max = fmaxf(fmaxf(partial_max[0], partial_max[1]), fmaxf(partial_max[2], partial_max[3]));
+  block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffff, block_max, 1));
+  return fmaxf(block_max, __shfl_xor_sync(0xffffffff, block_max, 2));
+}
+
 // Masks the block's scores (mask_scores), turns them into probabilities in place and returns each row's rescale
 // factor for O. The softmax scale is positive, so the max is taken on the raw scores and the scale goes into exp2's
 // argument (one FFMA a score).
@@ -243,19 +260,7 @@ __device__ __forceinline__ void online_softmax(const DecodeParams& p, const Frag
   if (needs_mask) mask_scores(f, block, key_limit, s);
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    float partial_max[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};   // four chains: a shorter dependency
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        float& m = partial_max[j % 2 * 2 + e];
-        m = fmaxf(m, s[j * 4 + h * 2 + e]);
-      }
-    }
-    float block_max = fmaxf(fmaxf(partial_max[0], partial_max[1]), fmaxf(partial_max[2], partial_max[3]));
-    block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffff, block_max, 1));
-    block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffff, block_max, 2));
-    const float base = fold_block_max(stats.max[h], block_max * scale_log2, rescale[h]);
+    const float base = fold_block_max(stats.max[h], row_block_max(s, h) * scale_log2, rescale[h]);
     float sum = 0.f;
 #pragma unroll
     for (int j = 0; j < 8; ++j) {

@@ -117,11 +117,19 @@ __device__ __forceinline__ void compute_scores(uint32_t raw, const SharedStorage
   fence_operands(s);
 }
 
+// Two probabilities as P8's parts, high = e4m3(2^8 p) and low = e4m3(2^8 p - high), through f16x2: one conversion
+// from fp32 for the pair, then e4m3x2 <-> f16x2 and a packed subtraction. 2^8 p is rounded to f16 first (2^-11
+// relative, far below the low part's 2^-8) and the high part's remainder is exact in f16 (Sterbenz).
+__device__ __forceinline__ void split_pair(float p0, float p1, uint16_t& high, uint16_t& low) {
+  const __half2 x = __floats2half2_rn(p0 * narrow_fp8::kProbScale, p1 * narrow_fp8::kProbScale);
+  high = __nv_cvt_halfraw2_to_fp8x2(x, __NV_SATFINITE, __NV_E4M3);
+  const __half2 back = __half2(__nv_cvt_fp8x2_to_halfraw2(high, __NV_E4M3));
+  low = __nv_cvt_halfraw2_to_fp8x2(__hsub2(x, back), __NV_SATFINITE, __NV_E4M3);
+}
+
 // P (fp32, the accumulator fragment) as P8's A registers: probs[part][t][r] for k-step t (tokens 32t..32t+31).
 // Register r holds row r0 + 8 (r % 2) at k positions 4q + 16 (r / 2) + e, which are S's columns
-// 32t + 8 (2 (r / 2) + e / 2) + 2q + e % 2: s[16t + 8 (r / 2) + 4 (e / 2) + 2 (r % 2) + e % 2]. The parts go through
-// f16x2 (one conversion from fp32 for two values, then e4m3x2 <-> f16x2 and a packed subtraction): 2^8 p rounded to
-// f16 first (2^-11 relative, far below the low part's 2^-8), the high part's remainder exact in f16 (Sterbenz).
+// 32t + 8 (2 (r / 2) + e / 2) + 2q + e % 2: s[16t + 8 (r / 2) + 4 (e / 2) + 2 (r % 2) + e % 2].
 __device__ __forceinline__ void pack_probs(const float (&s)[32], uint32_t (&probs)[kParts][kPvKSteps][4]) {
 #pragma unroll
   for (int t = 0; t < kPvKSteps; ++t) {
@@ -131,10 +139,7 @@ __device__ __forceinline__ void pack_probs(const float (&s)[32], uint32_t (&prob
 #pragma unroll
       for (int pair = 0; pair < 2; ++pair) {
         const int j = 16 * t + 8 * (r / 2) + 4 * pair + 2 * (r % 2);
-        const __half2 x = __floats2half2_rn(s[j] * narrow_fp8::kProbScale, s[j + 1] * narrow_fp8::kProbScale);
-        high[pair] = __nv_cvt_halfraw2_to_fp8x2(x, __NV_SATFINITE, __NV_E4M3);
-        const __half2 back = __half2(__nv_cvt_fp8x2_to_halfraw2(high[pair], __NV_E4M3));
-        low[pair] = __nv_cvt_halfraw2_to_fp8x2(__hsub2(x, back), __NV_SATFINITE, __NV_E4M3);
+        split_pair(s[j], s[j + 1], high[pair], low[pair]);
       }
       probs[0][t][r] = high[0] | (uint32_t(high[1]) << 16);
       probs[1][t][r] = low[0] | (uint32_t(low[1]) << 16);
@@ -183,16 +188,7 @@ __device__ __forceinline__ void folded_softmax(const Fragment& f, int half, int 
   float base[2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    float partial_max[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) partial_max[j % 2 * 2 + e] = fmaxf(partial_max[j % 2 * 2 + e], s[j * 4 + h * 2 + e]);
-    }
-    float block_max = fmaxf(fmaxf(partial_max[0], partial_max[1]), fmaxf(partial_max[2], partial_max[3]));
-    block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffff, block_max, 1));
-    block_max = fmaxf(block_max, __shfl_xor_sync(0xffffffff, block_max, 2));
-    base[h] = fold_block_max(stats.max[h], block_max * row_scale_log2[h], rescale[h]);
+    base[h] = fold_block_max(stats.max[h], wide::row_block_max(s, h) * row_scale_log2[h], rescale[h]);
   }
   float sum[2] = {0.f, 0.f};
 #pragma unroll
@@ -209,10 +205,7 @@ __device__ __forceinline__ void folded_softmax(const Fragment& f, int half, int 
         x[e] = r / 2 == 1 && pair == 1 ? exp2_on_fma_pipe(exponent) : exp2f(exponent);   // a quarter on the FMA pipe
         sum[h] += x[e];
       }
-      const __half2 scaled = __floats2half2_rn(x[0] * narrow_fp8::kProbScale, x[1] * narrow_fp8::kProbScale);
-      high_pair[pair] = __nv_cvt_halfraw2_to_fp8x2(scaled, __NV_SATFINITE, __NV_E4M3);
-      const __half2 back = __half2(__nv_cvt_fp8x2_to_halfraw2(high_pair[pair], __NV_E4M3));
-      low_pair[pair] = __nv_cvt_halfraw2_to_fp8x2(__hsub2(scaled, back), __NV_SATFINITE, __NV_E4M3);
+      split_pair(x[0], x[1], high_pair[pair], low_pair[pair]);
     }
     high[r] = high_pair[0] | (uint32_t(high_pair[1]) << 16);
     low[r] = low_pair[0] | (uint32_t(low_pair[1]) << 16);
