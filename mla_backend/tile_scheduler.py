@@ -56,12 +56,14 @@ def num_sm_parts(num_q_rows: int, num_sms: int, row_halves: bool = False) -> int
 def takes_row_halves(num_q_rows: int, batch: int) -> bool:
     """Whether an fp8 cache's plan for `batch` requests of num_q_rows query rows is made for row halves: the 17-32
     rows as two 16-row CTAs a part (the 16-row block split's kernel on each half, both reading the part's blocks)
-    over half the parts, instead of one CTA a part running the 64-row fp8 kernel (the rows padded to 64). Against
-    that kernel halves pay for one request only (H200, 32 heads: b1 x 32768 tokens -3.5%) and lose from four on
-    (b4 x 4096 +3%, b8 x 8192 and b16 x 4096 +10%, b32 x 1024 +7%, b32 x 4096 and x 8192 +14%, b48 x 2048 +13%,
-    b64 x 1024 +1%, b64 x 2048 x 2 draft-token rows +7%, b64 x 4096 +10%, b64 x 8192 +11%; kernels/PERF_NOTES.md,
-    thirty-seventh session). The blocks are known on the device only; the batch size stands in for them, as for
-    the fp8 column split (graph-safe: engines capture a graph per batch size)."""
+    over half the parts, instead of one CTA a part running the 64-row fp8 kernel. Against that kernel, when it still
+    padded the rows to 64, halves paid for one request only (H200, 32 heads: b1 x 32768 tokens -3.5%) and lost from
+    four on (b4 x 4096 +3%, b8 x 8192 and b16 x 4096 +10%, b32 x 1024 +7%, b32 x 4096 and x 8192 +14%, b48 x 2048
+    +13%, b64 x 1024 +1%, b64 x 2048 x 2 draft-token rows +7%, b64 x 4096 +10%, b64 x 8192 +11%; kernels/PERF_NOTES.md,
+    thirty-seventh session). Its tile is folded for 17-32 rows since (v113: b64 x 2048 x 2 rows -8%, b8 x 8192 -3%),
+    which widens its lead; one request has not been measured against the folded tile yet. The blocks are known on
+    the device only; the batch size stands in for them, as for the fp8 column split (graph-safe: engines capture a
+    graph per batch size)."""
     return splits_into_row_halves(num_q_rows) and batch <= FP8_ROW_HALVES_MAX_BATCH
 
 
