@@ -36,27 +36,25 @@ __device__ __forceinline__ Piece piece_of(const DecodeParams& p, const SchedEntr
   return {seqlen, first, max(last, first)};
 }
 
-// The page of the part's entry block, read before the cursors settle on the first valid pair (their begin).
-__device__ __forceinline__ int first_page_guess(const DecodeParams& p, const SchedEntry& e) {
-  return e.begin_req < p.b ? p.block_table[int64_t(e.begin_req) * p.block_table_stride +
-                                           min(e.begin_block, p.max_blocks - 1)]
-                           : 0;   // an empty part's begin_req is b
+// Puts a cursor (BlockCursor, PieceCursor) at the part's first valid pair; returns its page (0 for a part with none).
+// The page is read from the table alongside settle's read of the first request's length, not after it (a guess at
+// the entry's own first block, which settle leaves in place unless that request has no blocks there): one dependent
+// global load fewer before the part's first copy.
+template <typename Cursor>
+__device__ __forceinline__ int begin_walk(Cursor& c, const DecodeParams& p, const SchedEntry& e) {
+  c.req = e.begin_req, c.block = e.begin_block;
+  const int guess = e.begin_req < p.b ? p.block_table[int64_t(e.begin_req) * p.block_table_stride +
+                                                      min(e.begin_block, p.max_blocks - 1)]
+                                      : 0;   // an empty part's begin_req is b
+  c.settle(p, e);
+  if (!c.valid(e)) return 0;
+  return c.req == e.begin_req && c.block == e.begin_block ? guess : c.page(p);
 }
 
 // Walks the part's (request, block) pairs in the order the consumers process them.
 struct BlockCursor {
   int req, block;
-  // At the part's first valid pair; returns its page (0 for a part with none). The page is read from the table
-  // alongside settle's read of the first request's length, not after it (a guess at the entry's own first block,
-  // which settle leaves in place unless that request has no blocks there): one dependent global load fewer before
-  // the part's first copy.
-  __device__ int begin(const DecodeParams& p, const SchedEntry& e) {
-    req = e.begin_req, block = e.begin_block;
-    const int guess = first_page_guess(p, e);
-    settle(p, e);
-    if (!valid(e)) return 0;
-    return req == e.begin_req && block == e.begin_block ? guess : page(p);
-  }
+  __device__ int begin(const DecodeParams& p, const SchedEntry& e) { return begin_walk(*this, p, e); }
   // To the part's next valid pair; returns its page (0 past the part's last). Producers call it right after issuing
   // a block's copies, so the block table is read while they are in flight.
   __device__ int next(const DecodeParams& p, const SchedEntry& e) {
@@ -83,13 +81,7 @@ struct BlockCursor {
 struct PieceCursor {
   int req, block;
   Piece piece;   // of req, once valid
-  __device__ int begin(const DecodeParams& p, const SchedEntry& e) {   // as BlockCursor::begin
-    req = e.begin_req, block = e.begin_block;
-    const int guess = first_page_guess(p, e);
-    settle(p, e);
-    if (!valid(e)) return 0;
-    return req == e.begin_req && block == e.begin_block ? guess : page(p);
-  }
+  __device__ int begin(const DecodeParams& p, const SchedEntry& e) { return begin_walk(*this, p, e); }
   __device__ int next(const DecodeParams& p, const SchedEntry& e) {
     if (++block >= piece.last) {
       ++req;
