@@ -71,6 +71,7 @@ struct SharedStorage : StageRing<2, 2> {
   alignas(1024) char q[RawLayout::kStageBytes];   // Q8: 64 rows x 576 e4m3 in the raw stages' layout
   ProbsExchange probs[2];                          // by block parity
   uint64_t probs_full[2], probs_empty[2];          // mbarriers: 4 warps each
+  uint64_t softmax_done[2];                        // unfolded: warpgroup 0's 4 warps past a block's softmax
   float q_inv_scale[kRowsPerTile];                 // 1 / q_scale of each row
   float row_sum[kRowsPerTile], row_max[kRowsPerTile];   // wide::share_row_stats
 };
@@ -284,6 +285,7 @@ __device__ __forceinline__ void run_blocks_warpgroup0(const DecodeParams& p, con
 #pragma unroll
       for (int j = 0; j < 32; ++j) s[j] *= row_scale[(j / 2) % 2];   // element j is row r0 + 8 ((j / 2) % 2)
       wide::online_softmax(p, f, b.block, needs_mask, key_limit, s, stats, rescale);
+      warp_arrive(f, smem.softmax_done[b.buffer]);   // the producer may transpose the next block now
       pack_probs(s, probs);
       mbar_wait(smem_addr(&smem.probs_empty[b.buffer]), b.phase ^ 1);   // the first use of a buffer finds it free
 #pragma unroll
@@ -400,6 +402,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_wide_fp8_kernel(const 
     for (int b = 0; b < 2; ++b) {
       mbar_init(smem_addr(&smem.probs_full[b]), kWarpgroupThreads / 32);
       mbar_init(smem_addr(&smem.probs_empty[b]), kWarpgroupThreads / 32);
+      mbar_init(smem_addr(&smem.softmax_done[b]), kWarpgroupThreads / 32);
     }
     mbar_fence_init();
   }
@@ -408,9 +411,11 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_wide_fp8_kernel(const 
   const int tid = threadIdx.x - kConsumerThreads;
   if (tid >= 0) {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegisters));
+    // The folded tile's producer paces the block: it reads pages ahead (PieceCursor) and transposes as soon as it
+    // can. The unfolded tile's is paced by warpgroup 0 and waits for its softmax (PERF_NOTES.md, v114b, v116).
     using Cursor = std::conditional_t<kFolded, PieceCursor, BlockCursor>;
-    narrow_fp8::produce_kv_blocks<narrow_fp8::VtOrder::kWideP, Cursor>(p, SchedEntry::load(p.sched, blockIdx.y), smem,
-                                                                        tid);
+    narrow_fp8::produce_kv_blocks<narrow_fp8::VtOrder::kWideP, Cursor, !kFolded>(
+        p, SchedEntry::load(p.sched, blockIdx.y), smem, tid);
     return;
   }
   if (threadIdx.x < kWarpgroupThreads) {

@@ -205,12 +205,18 @@ enum class VtOrder { kNatural, kWideP };
 // Block m's V, transposed from its raw stage into Vt stage m % kVtStages once all of its copies have landed and
 // the consumers are done with that Vt stage. Tokens from valid_tokens on are written as zeros: 0 * NaN would
 // poison P.V (unused page tails may hold anything).
-template <VtOrder kOrder = VtOrder::kNatural, typename Storage>
+// kAfterSoftmax (v116, a Storage with softmax_done[2]): block m's transpose also waits until warpgroup 0 is past the
+// softmax of block m - 1, so that its shared-memory loads and stores do not queue ahead of that softmax's row-max
+// shuffles in the MIO pipe (PERF_NOTES.md, s39k).
+template <VtOrder kOrder = VtOrder::kNatural, bool kAfterSoftmax = false, typename Storage>
 __device__ __forceinline__ void transpose_block(const TransposeLane& lane, Storage& smem, int m, int valid_tokens) {
   constexpr int kRawStages = Storage::kRawStages, kVtStages = Storage::kVtStages;
   const int vt_stage = m % kVtStages;
   mbar_wait(smem_addr(&smem.raw_full[m % kRawStages]), (m / kRawStages) & 1);
   if (m >= kVtStages) mbar_wait(smem_addr(&smem.vt_empty[vt_stage]), (m / kVtStages - 1) & 1);
+  if constexpr (kAfterSoftmax) {
+    if (m >= 1) mbar_wait(smem_addr(&smem.softmax_done[(m - 1) % 2]), ((m - 1) / 2) & 1);
+  }
   const uint32_t raw = smem_addr(smem.raw[m % kRawStages]) + lane.raw_offset;
   uint32_t rows[16][4];   // [token][4 columns each]
 #pragma unroll
@@ -263,7 +269,8 @@ __device__ __forceinline__ int valid_tokens_of(const DecodeParams&, const PieceC
 }
 
 // Cursor: BlockCursor, or PieceCursor where the producer paces the block (the folded 64-row tile).
-template <VtOrder kOrder = VtOrder::kNatural, typename Cursor = BlockCursor, typename Storage>
+template <VtOrder kOrder = VtOrder::kNatural, typename Cursor = BlockCursor, bool kAfterSoftmax = false,
+          typename Storage>
 __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry, Storage& smem, int tid) {
   constexpr int kTransposeLag = Storage::kTransposeLag;
   const CopyLane lane(p, tid);
@@ -277,7 +284,7 @@ __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry
 #pragma unroll
       for (int k = 0; k < kTransposeLag; ++k) {
         const int m = n - kTransposeLag + k;
-        if (m >= 0) transpose_block<kOrder>(transpose, smem, m, valid_lag[k]);
+        if (m >= 0) transpose_block<kOrder, kAfterSoftmax>(transpose, smem, m, valid_lag[k]);
       }
       break;
     }
@@ -289,7 +296,7 @@ __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry
     const int valid_n = valid;
     page = cursor.next(p, entry);
     if (cursor.valid(entry)) valid = valid_tokens_of(p, cursor);
-    if (n >= kTransposeLag) transpose_block<kOrder>(transpose, smem, n - kTransposeLag, valid_lag[0]);
+    if (n >= kTransposeLag) transpose_block<kOrder, kAfterSoftmax>(transpose, smem, n - kTransposeLag, valid_lag[0]);
 #pragma unroll
     for (int k = 0; k + 1 < kTransposeLag; ++k) valid_lag[k] = valid_lag[k + 1];
     valid_lag[kTransposeLag - 1] = valid_n;

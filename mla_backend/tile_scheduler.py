@@ -60,10 +60,10 @@ def takes_row_halves(num_q_rows: int, batch: int) -> bool:
     padded the rows to 64, halves paid for one request only (H200, 32 heads: b1 x 32768 tokens -3.5%) and lost from
     four on (b4 x 4096 +3%, b8 x 8192 and b16 x 4096 +10%, b32 x 1024 +7%, b32 x 4096 and x 8192 +14%, b48 x 2048
     +13%, b64 x 1024 +1%, b64 x 2048 x 2 draft-token rows +7%, b64 x 4096 +10%, b64 x 8192 +11%; kernels/PERF_NOTES.md,
-    thirty-seventh session). Its tile is folded for 17-32 rows since (v113: b64 x 2048 x 2 rows -8%, b8 x 8192 -3%),
-    which widens its lead; one request has not been measured against the folded tile yet. The blocks are known on
-    the device only; the batch size stands in for them, as for the fp8 column split (graph-safe: engines capture a
-    graph per batch size)."""
+    thirty-seventh session). Against the folded tile (v113) one request still pays: b1 x 32768 tokens 21.3 against
+    23.3 us, x 8192 15.2 against 19.2, x 4096 14.3 against 14.8, x 32768 x 2 rows 21.2 against 23.5; only x 65536
+    went the other way (29.6 against 28.9; fortieth session). The blocks are known on the device only; the batch
+    size stands in for them, as for the fp8 column split (graph-safe: engines capture a graph per batch size)."""
     return splits_into_row_halves(num_q_rows) and batch <= FP8_ROW_HALVES_MAX_BATCH
 
 
