@@ -28,7 +28,7 @@ def is_fp8_kv_cache(kv_cache_dtype: str | torch.dtype | None) -> bool:
 def fp8_rows_reason(num_q_heads: int, q_len: int, tp_flag: str, kv_off: str = "--kv-cache-dtype auto") -> str | None:
     """Why an fp8 KV cache cannot serve num_q_heads query heads per GPU at q_len query tokens per request (None
     when it can): s_q * h_q <= FP8_MAX_ROWS. The op takes more rows (the 64-row fp8 kernel), but at 64-128 requests
-    decodes them at 0.95-1.01x FlashMLA's fp8 kernel (benchmarks/results/h200_rows_over_32_fp8.md; 1.06-1.12x at
+    decodes them at 0.97-1.02x FlashMLA's fp8 kernel (benchmarks/results/h200_rows_over_32_fp8.md; 1.07-1.14x at
     1-16 requests) and no engine has run it yet, so an engine is refused them for now. tp_flag is the engine's
     tensor-parallel flag (`--tensor-parallel-size`, `--tp-size`), kv_off the flag that gives a bf16/fp16 cache, both
     named in the advice."""
