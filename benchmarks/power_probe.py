@@ -86,15 +86,18 @@ def steady_replays(graphs: list, seconds: float) -> tuple[float, float, list[tup
 
 def probe_peer(name: str, peer, batches, reference, seconds: float, checked: bool = True) -> dict:
     captured = bench.capture_steps(peer, batches)
-    passed = {"passed": True, "problems": []}
+
+    def check() -> dict:
+        if not checked:
+            return {"passed": True, "problems": []}
+        return bench.replay_and_check(captured[0], reference, peer.lse_base2, bench.peer_tolerances(peer))
+
     try:
-        before = (bench.replay_and_check(captured[0], reference, peer.lse_base2, bench.peer_tolerances(peer))
-                  if checked else passed)
+        before = check()
         if not before["passed"]:
             return {"name": name, "error": "check failed: " + "; ".join(before["problems"])}
         start, end, chunks = steady_replays([item.graph for item in captured], seconds)
-        after = (bench.replay_and_check(captured[0], reference, peer.lse_base2, bench.peer_tolerances(peer))
-                 if checked else passed)
+        after = check()
     finally:
         bench.release(captured)
     if not after["passed"]:
