@@ -6,6 +6,9 @@ The time each copy saves is what that piece costs on the kernel's critical path:
     bash benchmarks/probe_variants.sh OUT b128/s4096/h128/q1,b128/s4096/h64/q1 /tmp/wd/wide-*-nocheck
     PROBE_ARGS="--kv fp8" bash benchmarks/probe_variants.sh OUT b128/s4096/h64/q1 /tmp/wd/fp8-*-nocheck
 
+Where a row reaches the card's power cap, `power_probe.py --unchecked` in a copy's tree prices the piece in energy
+(mJ a step) instead (kernels/PERF_NOTES.md, forty-first session).
+
 `wide-*` copies edit the 16-bit kernel (kernels/mla_decode.cuh), `fp8-*` the fp8 one (mla_decode_wide_fp8.cuh and
 its producer in mla_fp8_stages.cuh). Each snippet must occur in its file exactly once (the script stops otherwise:
 update the snippet).
@@ -56,6 +59,15 @@ COPIES = {
     "fp8-halfsoftmax": [(WIDE_FP8, "    wide::online_softmax(p, f, b.block, needs_mask, key_limit, s, stats, rescale);\n",
                          "    if (b.block % 2 == 0) {\n      wide::online_softmax(p, f, b.block, needs_mask, key_limit, s, "
                          "stats, rescale);\n    } else {\n      rescale[0] = rescale[1] = 1.f;\n    }\n")],
+    # the folded tile's softmax off (17-32 rows): P8's parts are raw score bits, rescale 1
+    "fp8-nofoldedsoftmax": [(WIDE_FP8, "      folded_softmax(f, half, b.block, needs_mask, key_limit, row_scale_log2, s, "
+                                       "stats, rescale, high, low);\n",
+                             "      rescale[0] = rescale[1] = 1.f;\n      for (int r = 0; r < 4; ++r) high[r] = low[r] = "
+                             "__float_as_uint(half ? s[16 + r] : s[r]);\n")],
+    # the folded tile's rows 32-63 of Q8 zeros (the repeat rows' Q.K^T multiplies zeros): what the duplicate rows'
+    # operands cost in energy, at the same instructions (power_probe.py)
+    "fp8-zerofoldedrows": [(WIDE_FP8, "        p, req, query_row, query_row < p.rows, part, ",
+                            "        p, req, query_row, query_row < p.rows && (!kFolded || row < kFoldedRows), part, ")],
     # P8's low part not computed (the high part as its low part too): the cost of the second part's packing
     "fp8-nolow": [(WIDE_FP8, "      probs[1][t][r] = low[0] | (uint32_t(low[1]) << 16);\n",
                    "      probs[1][t][r] = probs[0][t][r];\n")],
