@@ -190,7 +190,7 @@ __device__ __forceinline__ void copy_kv_blocks(const DecodeParams& p, const Sche
 // Consumer phases.
 
 // Copies this tile's query rows of request req into the swizzled Q tile with both warpgroups. Rows past
-// p.rows are left as they are: wgmma rows are independent and those outputs are never stored.
+// p.rows stay zero (zero_padding_rows): wgmma rows are independent and those outputs are never stored.
 __device__ __forceinline__ void load_q(const DecodeParams& p, int req, int tile_row, SharedStorage& smem) {
   const int num_rows = min(p.rows - tile_row, kRowsPerTile);
   for (int i = threadIdx.x; i < num_rows * kQChunksPerRow; i += kConsumerThreads) {
@@ -200,6 +200,18 @@ __device__ __forceinline__ void load_q(const DecodeParams& p, int req, int tile_
   cp_async_wait_all();
   fence_async_proxy();
   named_barrier_sync<kConsumerThreads>(kConsumers);
+}
+
+// The Q tile's rows past the tile's query rows (padding rows) as zeros, by the consumers before their first load_q
+// (whose proxy fence and barrier order them), and online_softmax makes their probabilities 0: Q K^T and P V then
+// multiply zeros there instead of stale bytes. Their outputs are never stored either way, but at the card's power
+// cap operands cost time: 32 rows in a tile took 4% less energy and time a sustained step (kernels/PERF_NOTES.md,
+// forty-first session).
+__device__ __forceinline__ void zero_padding_rows(const DecodeParams& p, int tile_row, SharedStorage& smem) {
+  const int num_rows = min(p.rows - tile_row, kRowsPerTile);
+  for (int i = num_rows * kQChunksPerRow + threadIdx.x; i < kRowsPerTile * kQChunksPerRow; i += kConsumerThreads) {
+    store_zero_16(smem_addr(smem.q) + swizzled_offset(i / kQChunksPerRow, (i % kQChunksPerRow) * 8));
+  }
 }
 
 // S = Q K^T for the KV block at shared address kv.
@@ -252,15 +264,19 @@ __device__ __forceinline__ float row_block_max(const float (&s)[32], int h) {
 
 // Masks the block's scores (mask_scores), turns them into probabilities in place and returns each row's rescale
 // factor for O. The softmax scale is positive, so the max is taken on the raw scores and the scale goes into exp2's
-// argument (one FFMA a score).
+// argument (one FFMA a score). kPaddingRows: padding[h] says row h is a padding row (zero_padding_rows), whose
+// probabilities become 0 through an exponent base no score reaches.
+template <bool kPaddingRows>
 __device__ __forceinline__ void online_softmax(const DecodeParams& p, const Fragment& f, int block, bool needs_mask,
                                                const int (&key_limit)[2], float (&s)[32], RowStats& stats,
-                                               float (&rescale)[2]) {
+                                               float (&rescale)[2], const bool (&padding)[2]) {
+  constexpr float kPaddingBase = 3e38f;
   const float scale_log2 = p.scale_log2;
   if (needs_mask) mask_scores(f, block, key_limit, s);
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    const float base = fold_block_max(stats.max[h], row_block_max(s, h) * scale_log2, rescale[h]);
+    const float row_base = fold_block_max(stats.max[h], row_block_max(s, h) * scale_log2, rescale[h]);
+    const float base = kPaddingRows && padding[h] ? kPaddingBase : row_base;
     float sum = 0.f;
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
@@ -275,6 +291,13 @@ __device__ __forceinline__ void online_softmax(const DecodeParams& p, const Frag
     }
     stats.sum[h] = stats.sum[h] * rescale[h] + sum;
   }
+}
+// Without padding rows: the fp8 64-row kernel's (its load_q writes its padding rows as zeros; its SASS unchanged).
+__device__ __forceinline__ void online_softmax(const DecodeParams& p, const Fragment& f, int block, bool needs_mask,
+                                               const int (&key_limit)[2], float (&s)[32], RowStats& stats,
+                                               float (&rescale)[2]) {
+  const bool no_padding[2] = {false, false};
+  online_softmax<false>(p, f, block, needs_mask, key_limit, s, stats, rescale, no_padding);
 }
 
 // P as the A operand of m64n256k16: for k-step t, registers hold columns 16t..16t+15.
@@ -387,6 +410,7 @@ __device__ __forceinline__ void order_loads_before_wgmma() {
 template <typename Element, KvLoads kLoads>
 __device__ __forceinline__ void process_block_warpgroup0(const DecodeParams& p, const Fragment& f,
                                                         const BlockStep& b, bool needs_mask, const int (&key_limit)[2],
+                                                        const bool (&padding)[2],
                                                         RowStats& stats, float (&o)[128], float (&s)[32],
                                                         SharedStorage& smem) {
   // The whole block has landed before its first wgmma (waiting per group of sub-tiles measured no faster).
@@ -396,7 +420,7 @@ __device__ __forceinline__ void process_block_warpgroup0(const DecodeParams& p, 
   if (threadIdx.x == 0) mbar_arrive(smem_addr(&smem.empty[b.stage.index][kGroupV1]));
 
   float rescale[2];
-  online_softmax(p, f, b.block, needs_mask, key_limit, s, stats, rescale);
+  online_softmax<true>(p, f, b.block, needs_mask, key_limit, s, stats, rescale, padding);
   uint32_t probs[kTokenSteps][4];
   pack_probs<Element>(s, probs);
   // Every warp's Q K^T has read the stage: P may go over its RoPE sub-tile and its V tail rows may be zeroed. Each
@@ -512,6 +536,8 @@ template <typename Element, KvLoads kLoads>
 __device__ __forceinline__ void consume_kv_blocks(const DecodeParams& p, const Fragment& f, const SchedEntry& entry,
                                                   SharedStorage& smem) {
   const int tile_row = blockIdx.x * kRowsPerTile;
+  zero_padding_rows(p, tile_row, smem);
+  const bool padding[2] = {tile_row + f.r0 >= p.rows, tile_row + f.r0 + 8 >= p.rows};
   int consumed = 0;   // blocks this CTA has processed: picks the stage and the mbarrier phase
   for (int req = entry.begin_req; req <= entry.end_req; ++req) {
     const Piece piece = piece_of(p, entry, req);
@@ -537,7 +563,7 @@ __device__ __forceinline__ void consume_kv_blocks(const DecodeParams& p, const F
                         min(piece.seqlen - block * kBlockSize, kBlockSize)};
       if (f.warpgroup == 0) {
         const bool needs_mask = (block + 1) * kBlockSize > unmasked_keys;
-        process_block_warpgroup0<Element, kLoads>(p, f, b, needs_mask, row_key_limit, stats, o, s, smem);
+        process_block_warpgroup0<Element, kLoads>(p, f, b, needs_mask, row_key_limit, padding, stats, o, s, smem);
       } else {
         process_block_warpgroup1<Element, kLoads>(f, b, o, smem);
       }
