@@ -37,7 +37,8 @@ FP8_PV = ("      wgmma_rs<PV>(probs[part][t], narrow_fp8::desc_k_major_sw64(colu
 COPIES = {
     "wide-main": [],   # the baseline, built and probed the same way
     # softmax off: P = raw scores, rescale 1
-    "wide-nosoftmax": [(WIDE, "  online_softmax(p, f, b.block, needs_mask, key_limit, s, stats, rescale);\n",
+    "wide-nosoftmax": [(WIDE, "  online_softmax<true>(p, f, b.block, needs_mask, key_limit, s, stats, rescale, "
+                              "padding);\n",
                         "  rescale[0] = rescale[1] = 1.f;\n")],
     # Q K^T's 36 wgmmas off (S keeps whatever it held)
     "wide-noqk": [guarded(WIDE, """    wgmma_ss<typename GmmaOps<Element>::QK>(desc_k_major(q + offset), desc_k_major(kv + offset), s, k > 0,
@@ -60,14 +61,16 @@ COPIES = {
                          "    if (b.block % 2 == 0) {\n      wide::online_softmax(p, f, b.block, needs_mask, key_limit, s, "
                          "stats, rescale);\n    } else {\n      rescale[0] = rescale[1] = 1.f;\n    }\n")],
     # the folded tile's softmax off (17-32 rows): P8's parts are raw score bits, rescale 1
-    "fp8-nofoldedsoftmax": [(WIDE_FP8, "      folded_softmax(f, half, b.block, needs_mask, key_limit, row_scale_log2, s, "
-                                       "stats, rescale, high, low);\n",
-                             "      rescale[0] = rescale[1] = 1.f;\n      for (int r = 0; r < 4; ++r) high[r] = low[r] = "
+    "fp8-nofoldedsoftmax": [(WIDE_FP8, "      folded_softmax(f, half, b.block, needs_mask, key_limit, "
+                                       "row_scale_log2, s, stats, rescale, high, low);\n",
+                             "      rescale[0] = rescale[1] = 1.f;\n"
+                             "      for (int r = 0; r < 4; ++r) high[r] = low[r] = "
                              "__float_as_uint(half ? s[16 + r] : s[r]);\n")],
     # the folded tile's rows 32-63 of Q8 zeros (the repeat rows' Q.K^T multiplies zeros): what the duplicate rows'
     # operands cost in energy, at the same instructions (power_probe.py)
     "fp8-zerofoldedrows": [(WIDE_FP8, "        p, req, query_row, query_row < p.rows, part, ",
-                            "        p, req, query_row, query_row < p.rows && (!kFolded || row < kFoldedRows), part, ")],
+                            "        p, req, query_row, query_row < p.rows && (!kFolded || row < kFoldedRows), "
+                            "part, ")],
     # P8's low part not computed (the high part as its low part too): the cost of the second part's packing
     "fp8-nolow": [(WIDE_FP8, "      probs[1][t][r] = low[0] | (uint32_t(low[1]) << 16);\n",
                    "      probs[1][t][r] = probs[0][t][r];\n")],
