@@ -189,10 +189,15 @@ __device__ __forceinline__ void copy_kv_blocks(const DecodeParams& p, const Sche
 // ---------------------------------------------------------------------------------------------------
 // Consumer phases.
 
+// The query rows of the tile whose first row is tile_row; the tile's rows past them are padding rows.
+__device__ __forceinline__ int tile_query_rows(const DecodeParams& p, int tile_row) {
+  return min(p.rows - tile_row, kRowsPerTile);
+}
+
 // Copies this tile's query rows of request req into the swizzled Q tile with both warpgroups. Rows past
 // p.rows stay zero (zero_padding_rows): wgmma rows are independent and those outputs are never stored.
 __device__ __forceinline__ void load_q(const DecodeParams& p, int req, int tile_row, SharedStorage& smem) {
-  const int num_rows = min(p.rows - tile_row, kRowsPerTile);
+  const int num_rows = tile_query_rows(p, tile_row);
   for (int i = threadIdx.x; i < num_rows * kQChunksPerRow; i += kConsumerThreads) {
     const int row = i / kQChunksPerRow, chunk = i % kQChunksPerRow;
     cp_async_16(smem_addr(smem.q) + swizzled_offset(row, chunk * 8), q_chunk(p, req, tile_row + row, chunk));
@@ -208,7 +213,7 @@ __device__ __forceinline__ void load_q(const DecodeParams& p, int req, int tile_
 // cap operands cost time: 32 rows in a tile took 4% less energy and time a sustained step (kernels/PERF_NOTES.md,
 // forty-first session).
 __device__ __forceinline__ void zero_padding_rows(const DecodeParams& p, int tile_row, SharedStorage& smem) {
-  const int num_rows = min(p.rows - tile_row, kRowsPerTile);
+  const int num_rows = tile_query_rows(p, tile_row);
   for (int i = num_rows * kQChunksPerRow + threadIdx.x; i < kRowsPerTile * kQChunksPerRow; i += kConsumerThreads) {
     store_zero_16(smem_addr(smem.q) + swizzled_offset(i / kQChunksPerRow, (i % kQChunksPerRow) * 8));
   }

@@ -90,8 +90,8 @@ cudaError_t launch_decode_wide(const DecodeParams& p, cudaStream_t stream);
 // block (every other block each); mla_decode_narrow_fp8_split.cuh (16 rows) splits O^T between two by V's columns,
 // which shortens each block's chain: since each part's first block is copied alone first (v98) it is faster than the
 // block split only for one request (b1/s32768 3.5%, b1/s4096 5.7%), and 2.5-20% slower from two requests on
-// (b2/s16384 3%, b4/s4096 2.5%, b8/s8192 12.5%, b8/s32768 20%; PERF_NOTES.md, s35g). The blocks a CTA runs are known on the device only; the batch
-// size stands in for them (graph-safe: engines capture a graph per batch size).
+// (b2/s16384 3%, b4/s4096 2.5%, b8/s8192 12.5%, b8/s32768 20%; PERF_NOTES.md, s35g). The blocks a CTA runs are known
+// on the device only; the batch size stands in for them (graph-safe: engines capture a graph per batch size).
 constexpr int kFp8MaxRows = 32;
 constexpr int kFp8ColumnSplitMaxBatch = 1;
 template <typename Element>
