@@ -52,6 +52,11 @@ COPIES = {
     # the one-tile cp.async instantiation, h_q*s_q <= 64, still loads)
     "wide-noload": [(WIDE, "  mbar_arrive_expect_tx(full, group_sub_tiles(group) * kSubTileBytes);\n",
                      "  mbar_arrive_expect_tx(full, 0);\n  return;\n")],
+    # only each part's first row tile loads (the others keep what their stages held): with 2-4 row tiles a part, the
+    # repeated L2-to-shared copies of each block are gone, its DRAM read stays (what multicast could save at most)
+    "wide-noloaddup": [(WIDE, "  mbar_arrive_expect_tx(full, group_sub_tiles(group) * kSubTileBytes);\n",
+                        "  if (blockIdx.x > 0) {\n    mbar_arrive_expect_tx(full, 0);\n    return;\n  }\n"
+                        "  mbar_arrive_expect_tx(full, group_sub_tiles(group) * kSubTileBytes);\n")],
     "fp8-main": [],
     "fp8-nosoftmax": [(WIDE_FP8, "    wide::online_softmax(p, f, b.block, needs_mask, key_limit, s, stats, rescale);\n",
                        "    rescale[0] = rescale[1] = 1.f;\n")],
