@@ -32,6 +32,8 @@ def guarded(file: str, statement: str, condition: str) -> tuple[str, str, str]:
 WG1_PV = guarded(WIDE, """    wgmma_ss<typename GmmaOps<Element>::PV_SS>(desc_k_major(probs + t * 32), v_desc(v1, t), o, true,
                                                std::make_index_sequence<128>{});""",
                  "v1 == 0xffffffffu")
+# The TMA producer's expectation of a group's bytes, first statement of issue_kv_group (the loads follow it).
+TMA_GROUP_LOAD = "  mbar_arrive_expect_tx(full, group_sub_tiles(group) * kSubTileBytes);\n"
 FP8_PV = ("      wgmma_rs<PV>(probs[part][t], narrow_fp8::desc_k_major_sw64(columns + t * 32), o, "
           "std::make_index_sequence<128>{});")
 COPIES = {
@@ -50,13 +52,11 @@ COPIES = {
     "wide-nopv1": [WG1_PV],
     # no KV loads: the TMA producer arrives on each full barrier without copying (the stages keep what they held;
     # the one-tile cp.async instantiation, h_q*s_q <= 64, still loads)
-    "wide-noload": [(WIDE, "  mbar_arrive_expect_tx(full, group_sub_tiles(group) * kSubTileBytes);\n",
-                     "  mbar_arrive_expect_tx(full, 0);\n  return;\n")],
+    "wide-noload": [(WIDE, TMA_GROUP_LOAD, "  mbar_arrive_expect_tx(full, 0);\n  return;\n")],
     # only each part's first row tile loads (the others keep what their stages held): with 2-4 row tiles a part, the
     # repeated L2-to-shared copies of each block are gone, its DRAM read stays (what multicast could save at most)
-    "wide-noloaddup": [(WIDE, "  mbar_arrive_expect_tx(full, group_sub_tiles(group) * kSubTileBytes);\n",
-                        "  if (blockIdx.x > 0) {\n    mbar_arrive_expect_tx(full, 0);\n    return;\n  }\n"
-                        "  mbar_arrive_expect_tx(full, group_sub_tiles(group) * kSubTileBytes);\n")],
+    "wide-noloaddup": [(WIDE, TMA_GROUP_LOAD, "  if (blockIdx.x > 0) {\n    mbar_arrive_expect_tx(full, 0);\n"
+                                              "    return;\n  }\n" + TMA_GROUP_LOAD)],
     "fp8-main": [],
     "fp8-nosoftmax": [(WIDE_FP8, "    wide::online_softmax(p, f, b.block, needs_mask, key_limit, s, stats, rescale);\n",
                        "    rescale[0] = rescale[1] = 1.f;\n")],
