@@ -270,8 +270,9 @@ __device__ __forceinline__ float row_block_max(const float (&s)[32], int h) {
 // Masks the block's scores (mask_scores), turns them into probabilities in place and returns each row's rescale
 // factor for O. The softmax scale is positive, so the max is taken on the raw scores and the scale goes into exp2's
 // argument (one FFMA a score). kPaddingRows: padding[h] says row h is a padding row (zero_padding_rows), whose
-// probabilities become 0 through an exponent base no score reaches.
-template <bool kPaddingRows>
+// probabilities become 0 through an exponent base no score reaches. kLazyMax: the running max moves only by more than
+// kLazyMaxSlackLog2 (16-bit P), so that almost every block's rescale factors are exactly 1 (rescale_rows_lazily).
+template <bool kPaddingRows, bool kLazyMax>
 __device__ __forceinline__ void online_softmax(const DecodeParams& p, const Fragment& f, int block, bool needs_mask,
                                                const int (&key_limit)[2], float (&s)[32], RowStats& stats,
                                                float (&rescale)[2], const bool (&padding)[2]) {
@@ -280,7 +281,9 @@ __device__ __forceinline__ void online_softmax(const DecodeParams& p, const Frag
   if (needs_mask) mask_scores(f, block, key_limit, s);
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    const float row_base = fold_block_max(stats.max[h], row_block_max(s, h) * scale_log2, rescale[h]);
+    const float block_max = row_block_max(s, h) * scale_log2;
+    const float row_base = kLazyMax ? fold_block_max_lazy(stats.max[h], block_max, rescale[h])
+                                    : fold_block_max(stats.max[h], block_max, rescale[h]);
     const float base = kPaddingRows && padding[h] ? kPaddingBase : row_base;
     float sum = 0.f;
 #pragma unroll
@@ -297,12 +300,13 @@ __device__ __forceinline__ void online_softmax(const DecodeParams& p, const Frag
     stats.sum[h] = stats.sum[h] * rescale[h] + sum;
   }
 }
-// Without padding rows: the fp8 64-row kernel's (its load_q writes its padding rows as zeros; its SASS unchanged).
+// Without padding rows or the lazy max: the fp8 64-row kernel's (its load_q writes its padding rows as zeros, and its
+// 2^8 P must stay within e4m3; its SASS unchanged).
 __device__ __forceinline__ void online_softmax(const DecodeParams& p, const Fragment& f, int block, bool needs_mask,
                                                const int (&key_limit)[2], float (&s)[32], RowStats& stats,
                                                float (&rescale)[2]) {
   const bool no_padding[2] = {false, false};
-  online_softmax<false>(p, f, block, needs_mask, key_limit, s, stats, rescale, no_padding);
+  online_softmax<false, false>(p, f, block, needs_mask, key_limit, s, stats, rescale, no_padding);
 }
 
 // P as the A operand of m64n256k16: for k-step t, registers hold columns 16t..16t+15.
@@ -356,6 +360,13 @@ __device__ __forceinline__ void scale_rows(float (&o)[128], float row0, float ro
   }
 }
 
+// scale_rows after online_softmax<..., true>: a warp whose 16 rows' factors are all exactly 1 skips the multiplies,
+// which took ~7% of a 128-head block (kernels/PERF_NOTES.md, v133b). With exact maxima too few blocks skip to pay for
+// the vote and the branch (v133, v24a).
+__device__ __forceinline__ void rescale_rows_lazily(float (&o)[128], float row0, float row1) {
+  if (__any_sync(0xffffffff, row0 != 1.f || row1 != 1.f)) scale_rows(o, row0, row1);
+}
+
 // The V operand of k-step t (tokens 16t..16t+15) of O += P V, from first_sub_tile on.
 __device__ __forceinline__ uint64_t v_desc(uint32_t first_sub_tile, int t) {
   return desc_mn_major(first_sub_tile + t * 16 * 128);
@@ -366,7 +377,7 @@ __device__ __forceinline__ uint64_t v_desc(uint32_t first_sub_tile, int t) {
 template <typename Element>
 __device__ __forceinline__ void issue_v0(uint32_t kv, const uint32_t (&probs)[kTokenSteps][4],
                                          const float (&rescale)[2], float (&o)[128]) {
-  scale_rows(o, rescale[0], rescale[1]);
+  rescale_rows_lazily(o, rescale[0], rescale[1]);
   fence_operands(o);
   cute::warpgroup_arrive();
 #pragma unroll
@@ -381,7 +392,7 @@ __device__ __forceinline__ void issue_v0(uint32_t kv, const uint32_t (&probs)[kT
 template <typename Element>
 __device__ __forceinline__ void accumulate_v1(const Fragment& f, uint32_t v1, uint32_t probs,
                                               const float (&rescale)[kRowsPerTile], float (&o)[128]) {
-  scale_rows(o, rescale[f.r0], rescale[f.r0 + 8]);
+  rescale_rows_lazily(o, rescale[f.r0], rescale[f.r0 + 8]);
   fence_operands(o);
   cute::warpgroup_arrive();
 #pragma unroll
@@ -425,7 +436,7 @@ __device__ __forceinline__ void process_block_warpgroup0(const DecodeParams& p, 
   if (threadIdx.x == 0) mbar_arrive(smem_addr(&smem.empty[b.stage.index][kGroupV1]));
 
   float rescale[2];
-  online_softmax<true>(p, f, b.block, needs_mask, key_limit, s, stats, rescale, padding);
+  online_softmax<true, true>(p, f, b.block, needs_mask, key_limit, s, stats, rescale, padding);
   uint32_t probs[kTokenSteps][4];
   pack_probs<Element>(s, probs);
   // Every warp's Q K^T has read the stage: P may go over its RoPE sub-tile and its V tail rows may be zeroed. Each

@@ -19,7 +19,21 @@ __device__ __forceinline__ float fold_block_max(float& running_max, float block_
   return base;
 }
 
-// 2^x for x <= 0 on the FMA pipe, for a share of a softmax's exponentials (MUFU.EX2 issues at a quarter of the FMA
+// How far (log2) a block's max may exceed a row's running max with that max kept as P's base, where P is 16-bit:
+// P up to 2^8, which bf16 and fp16 (and the fp32 sums) hold as exactly as 1.
+constexpr float kLazyMaxSlackLog2 = 8.f;
+
+// fold_block_max that moves the running max only when a block's max exceeds it by more than kLazyMaxSlackLog2: after
+// a request's first blocks almost every block's rescale factor is then exactly 1, and the caller can skip O's rescale.
+__device__ __forceinline__ float fold_block_max_lazy(float& running_max, float block_max, float& rescale) {
+  const float new_max = block_max > running_max + kLazyMaxSlackLog2 ? block_max : running_max;
+  const float base = softmax_base(new_max);
+  rescale = exp2f(running_max - base);
+  running_max = new_max;
+  return base;
+}
+
+// 2^x for x <= 127 on the FMA pipe, for a share of a softmax's exponentials (MUFU.EX2 issues at a quarter of the FMA
 // rate): x = n + f with n = rint(x) (the 1.5 * 2^23 rounding trick), 2^f by a cubic on [-1/2, 1/2] (relative error
 // 1.0e-4, far below bf16's rounding of P; constant term exactly 1), n added to the exponent. x <= -127, -inf
 // included, gives exactly 0, as ex2.approx.ftz does for -inf.
