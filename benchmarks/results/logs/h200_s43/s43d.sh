@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# s43d: landing v133c (v133b's kernel, the fp8 kernels' SASS unchanged, compared here): the 16-bit and fp8 kernel GPU
+# tests with compute-sanitizer memcheck, issue 9's bf16 grid, and b132 sustained against FlashMLA.
+# Predicted: tests pass; grid as f7c9150's but the 128-head rows 3-5% faster (b132 1.00-1.05x FlashMLA, h128/q1 and
+# q2 ~1.05x); b132 sustained ~3.5% less energy than main, so ~1.03x FlashMLA's.
+# Carry .peers and .variants/s43 (the cutlass wheel). $1: the commit.
+set -uo pipefail
+python3 -m pip install -q --no-deps --target /tmp/devsite .variants/s43/wheels/nvidia_cutlass*.whl >"$OUT/pip.log" 2>&1
+export PYTHONPATH=/tmp/devsite:$PWD
+timeout -s KILL 240 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_kernel_gpu.py tests/test_kernel_fp8_gpu.py \
+    > "$OUT/tests.log" 2>&1
+echo "tests rc=$?: $(tail -n 1 "$OUT/tests.log")"; grep -E "^(FAILED|ERROR)" "$OUT/tests.log" | head -5
+timeout -s KILL 280 python3 benchmarks/bench_decode.py --issue-grid --peers .peers --card h200 --commit "$1" \
+    --out-dir "$OUT/r" > "$OUT/bench.log" 2>&1
+echo "bench rc=$?"; sed -n '/Ours vs the best peer/,/Geomean/p' "$OUT"/r/*.md
+timeout -s KILL 40 python3 benchmarks/power_probe.py --peers .peers --names mla_backend,flashmla \
+    --configs b132/s8192/h128/q2,b128/s4096/h128/q1 --seconds 3 > "$OUT/power.log" 2>&1
+echo "power rc=$?"; grep -E '^b[0-9]' "$OUT/power.log"
