@@ -42,6 +42,9 @@ COPIES = {
     "wide-nosoftmax": [(WIDE, "  online_softmax<true>(p, f, b.block, needs_mask, key_limit, s, stats, rescale, "
                               "padding);\n",
                         "  rescale[0] = rescale[1] = 1.f;\n")],
+    # O's rescale off in both warpgroups (scale_rows' multiplies; its loop stays, empty)
+    "wide-norescale": [(WIDE, "    o[j * 4 + 0] *= row0;\n    o[j * 4 + 1] *= row0;\n    o[j * 4 + 2] *= row1;\n"
+                              "    o[j * 4 + 3] *= row1;\n", "")],
     # Q K^T's 36 wgmmas off (S keeps whatever it held)
     "wide-noqk": [guarded(WIDE, """    wgmma_ss<typename GmmaOps<Element>::QK>(desc_k_major(q + offset), desc_k_major(kv + offset), s, k > 0,
                                             std::make_index_sequence<32>{});""", "offset < 0")],
