@@ -39,7 +39,7 @@ FP8_PV = ("      wgmma_rs<PV>(probs[part][t], narrow_fp8::desc_k_major_sw64(colu
 COPIES = {
     "wide-main": [],   # the baseline, built and probed the same way
     # softmax off: P = raw scores, rescale 1
-    "wide-nosoftmax": [(WIDE, "  online_softmax<true>(p, f, b.block, needs_mask, key_limit, s, stats, rescale, "
+    "wide-nosoftmax": [(WIDE, "  online_softmax<true, true>(p, f, b.block, needs_mask, key_limit, s, stats, rescale, "
                               "padding);\n",
                         "  rescale[0] = rescale[1] = 1.f;\n")],
     # O's rescale off in both warpgroups (scale_rows' multiplies; its loop stays, empty)
