@@ -9,14 +9,18 @@ namespace mla {
 // score so far is -inf it is 0, so that exp2 gives 0 instead of NaN.
 __device__ __forceinline__ float softmax_base(float max) { return max == -INFINITY ? 0.f : max; }
 
-// Folds a block's max score into a running max. Returns the base the block's scores subtract before
-// exp2 (softmax_base) and sets rescale, the factor for the running sum and O.
-__device__ __forceinline__ float fold_block_max(float& running_max, float block_max, float& rescale) {
-  const float new_max = fmaxf(running_max, block_max);
+// Moves a running max to new_max. Returns the base the block's scores subtract before exp2 (softmax_base) and sets
+// rescale, the factor for the running sum and O.
+__device__ __forceinline__ float move_running_max(float& running_max, float new_max, float& rescale) {
   const float base = softmax_base(new_max);
   rescale = exp2f(running_max - base);
   running_max = new_max;
   return base;
+}
+
+// Folds a block's max score into a running max (move_running_max).
+__device__ __forceinline__ float fold_block_max(float& running_max, float block_max, float& rescale) {
+  return move_running_max(running_max, fmaxf(running_max, block_max), rescale);
 }
 
 // How far (log2) a block's max may exceed a row's running max with that max kept as P's base, where P is 16-bit:
@@ -26,11 +30,8 @@ constexpr float kLazyMaxSlackLog2 = 8.f;
 // fold_block_max that moves the running max only when a block's max exceeds it by more than kLazyMaxSlackLog2: after
 // a request's first blocks almost every block's rescale factor is then exactly 1, and the caller can skip O's rescale.
 __device__ __forceinline__ float fold_block_max_lazy(float& running_max, float block_max, float& rescale) {
-  const float new_max = block_max > running_max + kLazyMaxSlackLog2 ? block_max : running_max;
-  const float base = softmax_base(new_max);
-  rescale = exp2f(running_max - base);
-  running_max = new_max;
-  return base;
+  return move_running_max(running_max, block_max > running_max + kLazyMaxSlackLog2 ? block_max : running_max,
+                          rescale);
 }
 
 // 2^x for x <= 127 on the FMA pipe, for a share of a softmax's exponentials (MUFU.EX2 issues at a quarter of the FMA
