@@ -58,6 +58,14 @@ constexpr int kProducerRegisters = 112;
 static_assert(kProducerRegisters + kWarpgroup0Registers + kWarpgroup1Registers <= 3 * kLaunchRegisters,
               "setmaxnreg budgets exceed the registers allocated at launch");
 
+// The folded tile's running max is lazy: a row's max moves only when a block's max exceeds it by more than
+// kFoldedSlackLog2, so p reaches 2^3 and P8 is written as e4m3(2^5 p) (at most 256, within e4m3's 448); almost every
+// block's rescale factors are then 1 and a warp skips O's rescale. The unfolded tile keeps the exact max and 2^8 p:
+// there the skip's branch cost more than the multiplies it saved (PERF_NOTES.md, v135).
+constexpr float kFoldedSlackLog2 = 3.f;
+template <bool kFolded>
+constexpr float kProbScale = kFolded ? 32.f : narrow_fp8::kProbScale;
+
 using QK = gmma::MMA_64x64x32_F32E4M3E4M3_SS_TN<>;
 using PV = gmma::MMA_64x256x32_F32E4M3E4M3_RS_TN<>;
 
@@ -118,11 +126,12 @@ __device__ __forceinline__ void compute_scores(uint32_t raw, const SharedStorage
   fence_operands(s);
 }
 
-// Two probabilities as P8's parts, high = e4m3(2^8 p) and low = e4m3(2^8 p - high), through f16x2: one conversion
-// from fp32 for the pair, then e4m3x2 <-> f16x2 and a packed subtraction. 2^8 p is rounded to f16 first (2^-11
-// relative, far below the low part's 2^-8) and the high part's remainder is exact in f16 (Sterbenz).
+// Two probabilities as P8's parts, high = e4m3(c p) and low = e4m3(c p - high) for c = kProbScale, through f16x2: one
+// conversion from fp32 for the pair, then e4m3x2 <-> f16x2 and a packed subtraction. c p is rounded to f16 first
+// (2^-11 relative, far below the low part's 2^-8) and the high part's remainder is exact in f16 (Sterbenz).
+template <bool kFolded>
 __device__ __forceinline__ void split_pair(float p0, float p1, uint16_t& high, uint16_t& low) {
-  const __half2 x = __floats2half2_rn(p0 * narrow_fp8::kProbScale, p1 * narrow_fp8::kProbScale);
+  const __half2 x = __floats2half2_rn(p0 * kProbScale<kFolded>, p1 * kProbScale<kFolded>);
   high = __nv_cvt_halfraw2_to_fp8x2(x, __NV_SATFINITE, __NV_E4M3);
   const __half2 back = __half2(__nv_cvt_fp8x2_to_halfraw2(high, __NV_E4M3));
   low = __nv_cvt_halfraw2_to_fp8x2(__hsub2(x, back), __NV_SATFINITE, __NV_E4M3);
@@ -140,7 +149,7 @@ __device__ __forceinline__ void pack_probs(const float (&s)[32], uint32_t (&prob
 #pragma unroll
       for (int pair = 0; pair < 2; ++pair) {
         const int j = 16 * t + 8 * (r / 2) + 4 * pair + 2 * (r % 2);
-        split_pair(s[j], s[j + 1], high[pair], low[pair]);
+        split_pair<false>(s[j], s[j + 1], high[pair], low[pair]);
       }
       probs[0][t][r] = high[0] | (uint32_t(high[1]) << 16);
       probs[1][t][r] = low[0] | (uint32_t(low[1]) << 16);
@@ -189,7 +198,8 @@ __device__ __forceinline__ void folded_softmax(const Fragment& f, int half, int 
   float base[2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    base[h] = fold_block_max(stats.max[h], wide::row_block_max(s, h) * row_scale_log2[h], rescale[h]);
+    base[h] = fold_block_max_lazy(stats.max[h], wide::row_block_max(s, h) * row_scale_log2[h], rescale[h],
+                                  kFoldedSlackLog2);
   }
   float sum[2] = {0.f, 0.f};
 #pragma unroll
@@ -206,7 +216,7 @@ __device__ __forceinline__ void folded_softmax(const Fragment& f, int half, int 
         x[e] = r / 2 == 1 && pair == 1 ? exp2_on_fma_pipe(exponent) : exp2f(exponent);   // a quarter on the FMA pipe
         sum[h] += x[e];
       }
-      split_pair(x[0], x[1], high_pair[pair], low_pair[pair]);
+      split_pair<true>(x[0], x[1], high_pair[pair], low_pair[pair]);
     }
     high[r] = high_pair[0] | (uint32_t(high_pair[1]) << 16);
     low[r] = low_pair[0] | (uint32_t(low_pair[1]) << 16);
@@ -240,12 +250,17 @@ __device__ __forceinline__ void hand_over_folded(int tid, int half, const uint32
   }
 }
 
-// O = O * rescale, then O += P8 . V8 for this warpgroup's columns of the block's Vt stage, issued.
-template <int kHeld>
+// O = O * rescale (skipped by a folded tile's warp whose factors are all 1), then O += P8 . V8 for this warpgroup's
+// columns of the block's Vt stage, issued.
+template <bool kFolded>
 __device__ __forceinline__ void issue_block_products(const Fragment& f, const BlockStep& b,
-                                                     const uint32_t (&probs)[kHeld][kPvKSteps][4],
+                                                     const uint32_t (&probs)[kHeldParts<kFolded>][kPvKSteps][4],
                                                      const float (&rescale)[2], SharedStorage& smem, float (&o)[128]) {
-  wide::scale_rows(o, rescale[0], rescale[1]);
+  if constexpr (kFolded) {
+    wide::rescale_rows_lazily(o, rescale[0], rescale[1]);
+  } else {
+    wide::scale_rows(o, rescale[0], rescale[1]);
+  }
   fence_operands(o);
   mbar_wait(smem_addr(&smem.vt_full[b.stage]), b.phase);
   fence_async_proxy();   // the producer's transposing stores (generic proxy) before wgmma reads them
@@ -294,7 +309,7 @@ __device__ __forceinline__ void run_blocks_warpgroup0(const DecodeParams& p, con
       out.words[kProbWords<kFolded> + 1][tid] = __float_as_uint(rescale[1]);
     }
     warp_arrive(f, smem.probs_full[b.buffer]);
-    issue_block_products(f, b, probs, rescale, smem, o);
+    issue_block_products<kFolded>(f, b, probs, rescale, smem, o);
   }
   cute::warpgroup_wait<0>();
   fence_operands(o);
@@ -317,7 +332,7 @@ __device__ __forceinline__ void run_blocks_warpgroup1(const Fragment& f, const P
     rescale[0] = __uint_as_float(in.words[kProbWords<kFolded>][tid]);
     rescale[1] = __uint_as_float(in.words[kProbWords<kFolded> + 1][tid]);
     warp_arrive(f, smem.probs_empty[b.buffer]);
-    issue_block_products(f, b, probs, rescale, smem, o);
+    issue_block_products<kFolded>(f, b, probs, rescale, smem, o);
     cute::warpgroup_wait<0>();
     fence_operands(o);
     warp_arrive(f, smem.vt_empty[b.stage]);
@@ -387,8 +402,7 @@ __device__ __forceinline__ void consume_kv_blocks(const DecodeParams& p, const F
     if (req == entry.end_req) allow_next_grid_launch();
     if constexpr (kFolded) add_folded_rows(f, smem, o, stats);
     wide::share_row_stats(f, stats, smem);
-    wide::write_output<Element>(p, f, tile_row, req, slot, stats, o,
-                                                           descale / narrow_fp8::kProbScale);
+    wide::write_output<Element>(p, f, tile_row, req, slot, stats, o, descale / kProbScale<kFolded>);
     named_barrier_sync<kConsumerThreads>(wide::kConsumers);   // the next request reuses Q8, its scales, the stats
   }
 }

@@ -27,11 +27,11 @@ __device__ __forceinline__ float fold_block_max(float& running_max, float block_
 // P up to 2^8, which bf16 and fp16 (and the fp32 sums) hold as exactly as 1.
 constexpr float kLazyMaxSlackLog2 = 8.f;
 
-// fold_block_max that moves the running max only when a block's max exceeds it by more than kLazyMaxSlackLog2: after
-// a request's first blocks almost every block's rescale factor is then exactly 1, and the caller can skip O's rescale.
-__device__ __forceinline__ float fold_block_max_lazy(float& running_max, float block_max, float& rescale) {
-  return move_running_max(running_max, block_max > running_max + kLazyMaxSlackLog2 ? block_max : running_max,
-                          rescale);
+// fold_block_max that moves the running max only when a block's max exceeds it by more than slack_log2: after a
+// request's first blocks almost every block's rescale factor is then exactly 1, and the caller can skip O's rescale.
+__device__ __forceinline__ float fold_block_max_lazy(float& running_max, float block_max, float& rescale,
+                                                     float slack_log2 = kLazyMaxSlackLog2) {
+  return move_running_max(running_max, block_max > running_max + slack_log2 ? block_max : running_max, rescale);
 }
 
 // 2^x for x <= 127 on the FMA pipe, for a share of a softmax's exponentials (MUFU.EX2 issues at a quarter of the FMA
