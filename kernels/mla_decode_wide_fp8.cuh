@@ -113,13 +113,14 @@ __device__ __forceinline__ void load_q(const DecodeParams& p, int req, int tile_
 // S = Q8 K8^T for the raw stage at shared address raw (unscaled), waited for: the wait also retires this
 // warpgroup's P.V of the block before.
 __device__ __forceinline__ void compute_scores(uint32_t raw, const SharedStorage& smem, float (&s)[32]) {
-  const uint32_t q = smem_addr(smem.q);
+  // Descriptors as the first ones plus a constant, as the 16-bit kernel's compute_scores (v140).
+  const uint64_t q_desc = desc_k_major(smem_addr(smem.q), RawLayout::kGroupBytes);
+  const uint64_t raw_desc = desc_k_major(raw, RawLayout::kGroupBytes);
   cute::warpgroup_arrive();
 #pragma unroll
   for (int k = 0; k < narrow_fp8::kRawKSteps; ++k) {
     const int offset = (k / 4) * 1024 + (k % 4) * 32;   // sub-tile k / 4, 32 columns a k-step
-    wgmma_ss<QK>(desc_k_major(q + offset, RawLayout::kGroupBytes), desc_k_major(raw + offset, RawLayout::kGroupBytes),
-                 s, k > 0, std::make_index_sequence<32>{});
+    wgmma_ss<QK>(desc_plus(q_desc, offset), desc_plus(raw_desc, offset), s, k > 0, std::make_index_sequence<32>{});
   }
   cute::warpgroup_commit_batch();
   cute::warpgroup_wait<0>();

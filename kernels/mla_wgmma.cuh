@@ -41,6 +41,13 @@ __device__ __forceinline__ uint64_t desc_k_major(uint32_t addr, uint32_t group_b
   return d;
 }
 
+// The descriptor of the operand byte_offset bytes after desc's: the address field is the low 14 bits of byte address
+// / 16 and no shared address reaches 2^18 bytes, so only the low word changes and the add never carries. Built this
+// way the high word stays a constant the compiler can keep, and a k-step's descriptor costs one add (v140).
+__device__ __forceinline__ uint64_t desc_plus(uint64_t desc, uint32_t byte_offset) {
+  return (desc & 0xFFFFFFFF00000000ull) | uint32_t(uint32_t(desc) + (byte_offset >> 4));
+}
+
 // MN-major operand (contiguous dimension = M or N, rows = K): 64-wide MN chunks chunk_bytes apart, 8-row K
 // groups group_bytes apart. Used to read V (= K cache rows) as the V operand of P*V.
 __device__ __forceinline__ uint64_t desc_mn_major(uint32_t addr, uint32_t chunk_bytes = kSubTileBytes,
