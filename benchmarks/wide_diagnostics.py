@@ -46,7 +46,7 @@ COPIES = {
     "wide-norescale": [(WIDE, "    o[j * 4 + 0] *= row0;\n    o[j * 4 + 1] *= row0;\n    o[j * 4 + 2] *= row1;\n"
                               "    o[j * 4 + 3] *= row1;\n", "")],
     # Q K^T's 36 wgmmas off (S keeps whatever it held)
-    "wide-noqk": [guarded(WIDE, """    wgmma_ss<typename GmmaOps<Element>::QK>(desc_k_major(q + offset), desc_k_major(kv + offset), s, k > 0,
+    "wide-noqk": [guarded(WIDE, """    wgmma_ss<typename GmmaOps<Element>::QK>(desc_plus(q_desc, offset), desc_plus(kv_desc, offset), s, k > 0,
                                             std::make_index_sequence<32>{});""", "offset < 0")],
     # both P V halves off
     "wide-nopv": [guarded(WIDE, "    wgmma_rs<typename GmmaOps<Element>::PV_RS>(probs[t], v_desc(kv, t), o, "
@@ -82,8 +82,8 @@ COPIES = {
     # P8's low part not computed (the high part as its low part too): the cost of the second part's packing
     "fp8-nolow": [(WIDE_FP8, "      probs[1][t][r] = low[0] | (uint32_t(low[1]) << 16);\n",
                    "      probs[1][t][r] = probs[0][t][r];\n")],
-    "fp8-noqk": [guarded(WIDE_FP8, "    wgmma_ss<QK>(desc_k_major(q + offset, RawLayout::kGroupBytes), "
-                                   "desc_k_major(raw + offset, RawLayout::kGroupBytes),", "offset < 0")],
+    "fp8-noqk": [guarded(WIDE_FP8, "    wgmma_ss<QK>(desc_plus(q_desc, offset), desc_plus(raw_desc, offset), s, k > 0, "
+                                   "std::make_index_sequence<32>{});", "offset < 0")],
     "fp8-nopv": [guarded(WIDE_FP8, FP8_PV, "columns == 0xffffffffu")],
     "fp8-nopv1": [guarded(WIDE_FP8, FP8_PV, "warpgroup == 0")],   # warpgroup 1's half off
     # the producer's Vt stores off (its loads stay: volatile asm; the byte permutes go with the stores)

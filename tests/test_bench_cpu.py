@@ -1,7 +1,7 @@
 """CPU tests of the benchmark's pure-Python parts: work formulas, configs and the issue grid, input sets and
 varlen seqlens, the reference check, the ceiling rule, the best peer and geomean, the results files, the
 supervisor's crash bookkeeping (with a fake child), the peer bundle, the vLLM import shim, the probe rounds'
-summary and the power probe's nvidia-smi parsing. The GPU timing
+summary, the power probe's nvidia-smi parsing and the ncu SASS counters' summary. The GPU timing
 itself runs on the box; here CPU stand-ins replace graph capture and timing."""
 
 import dataclasses
@@ -20,6 +20,7 @@ import bench_ceilings
 import bench_decode as bench
 import bench_report
 import bench_supervisor
+import ncu_sass_summary
 import peers
 import peers_bundle
 import power_probe
@@ -1439,3 +1440,21 @@ def test_fp8_results_files_markdown_table_and_cli(tmp_path):
     assert md_path.read_text() == md
     pytest.importorskip("matplotlib")
     assert cli_bench.plot(loaded, tmp_path / "fp8.png").stat().st_size > 10_000
+
+
+def test_ncu_sass_summary_reads_source_counters(tmp_path):
+    header = ["Address", "Source", "Warp Stall Sampling (All Samples)", "Warp Stall Sampling (Not-issued Samples)",
+              "Instructions Executed", "stall_wait", "stall_barrier", "stall_wait (Not Issued)"]
+    rows = [["0x7f00000d0000", "      HGMMA.64x64x16.F32.BF16 R1, gdesc[UR4], R1, gsb0", "10", "10", "4", "8", "2", "8"],
+            ["0x7f00000d0010", "      WARPGROUP.DEPBAR.LE gsb0, 0x0", "30", "30", "4", "0", "30", "0"],
+            ["0x7f00000d0020", "      @!P0  BRA 0x7f00000d0000", "60", "60", "1,000", "60", "0", "60"]]
+    path = tmp_path / "k_sass.csv"
+    path.write_text('"Kernel Name","k",\n' + "\n".join(",".join(f'"{x}"' for x in row) for row in [header, *rows]) + "\n")
+    lines = ncu_sass_summary.read_lines(path)
+    assert [line.address for line in lines] == ["d0000", "d0010", "d0020"]
+    assert lines[2].executed == 1000 and lines[1].stalls == {"wait": 0, "barrier": 30}
+    assert [ncu_sass_summary.opcode(line.source) for line in lines] == ["HGMMA", "WARPGROUP", "BRA"]
+    assert ncu_sass_summary.ranges(lines, "d0000-d0010", per=4).startswith(
+        "d0000-d0010:  40.0% of samples,        2 instructions a warp-block; barrier 80%, wait 20%")
+    assert ncu_sass_summary.cuts(lines, "DEPBAR").splitlines()[0].startswith("d0010  40.0% of samples")
+    assert "d0020  60.0% wait" in ncu_sass_summary.summary(lines, 5)
