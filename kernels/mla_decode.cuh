@@ -222,9 +222,8 @@ __device__ __forceinline__ void zero_padding_rows(const DecodeParams& p, int til
 // S = Q K^T for the KV block at shared address kv.
 template <typename Element>
 __device__ __forceinline__ void compute_scores(const SharedStorage& smem, uint32_t kv, float (&s)[32]) {
-  // Each k-step's descriptors as the first ones plus a constant (the address field is the low 14 bits of byte
-  // address / 16, and no shared address reaches 2^18 bytes, so the add never carries): ncu counted ~13 instructions
-  // a wgmma building them afresh, 480 a warp and block, issued between the wgmmas (v140).
+  // Each k-step's descriptors as the first ones plus a constant (desc_plus): ncu counted ~13 instructions a wgmma
+  // building them afresh, 480 a warp and block, issued between the wgmmas (v140).
   const uint64_t q_desc = desc_k_major(smem_addr(smem.q)), kv_desc = desc_k_major(kv);
   cute::warpgroup_arrive();
 #pragma unroll
