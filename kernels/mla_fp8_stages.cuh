@@ -404,10 +404,9 @@ __device__ __forceinline__ void load_q(const DecodeParams& p, const Fragment& f,
 }
 
 // S^T = K8 Q8^T for the raw stage at shared address raw (unscaled), issued: s is ready after warpgroup_wait.
-// kDescriptorOffsets: each k-step's descriptors as the first ones plus a constant (the address field is the low 14
-// bits of byte address / 16, and no shared address reaches 2^18 bytes, so the add never carries): 6 instructions a
-// wgmma instead of 15, but the two 64-bit bases stay live (they made the 192-register 17-32-row split, since
-// removed, spill; the column split keeps the fresh descriptors).
+// kDescriptorOffsets: each k-step's descriptors as the first ones plus a constant (desc_plus): 6 instructions a wgmma
+// instead of 15, but the two bases stay live (they made the 192-register 17-32-row split, since removed, spill; the
+// column split keeps the fresh descriptors).
 template <bool kDescriptorOffsets = false, typename Storage>
 __device__ __forceinline__ void issue_scores(uint32_t raw, const Storage& smem, float (&s)[kCols / 2]) {
   const uint32_t q_base = smem_addr(smem.q);
@@ -419,7 +418,7 @@ __device__ __forceinline__ void issue_scores(uint32_t raw, const Storage& smem, 
     const int sub_tile = k / 4, column_bytes = (k % 4) * 32;
     const int raw_offset = sub_tile * 1024 + column_bytes, q_offset = sub_tile * kCols * 128 + column_bytes;
     if constexpr (kDescriptorOffsets) {
-      wgmma_ss<KQ>(raw_desc + (raw_offset >> 4), q_desc + (q_offset >> 4), s, k > 0,
+      wgmma_ss<KQ>(desc_plus(raw_desc, raw_offset), desc_plus(q_desc, q_offset), s, k > 0,
                    std::make_index_sequence<kCols / 2>{});
     } else {
       wgmma_ss<KQ>(desc_k_major(RawLayout::row(raw, 0, 0) + raw_offset, RawLayout::kGroupBytes),
