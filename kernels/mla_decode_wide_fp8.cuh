@@ -71,9 +71,12 @@ using QK = gmma::MMA_64x64x32_F32E4M3E4M3_SS_TN<>;
 using PV = gmma::MMA_64x256x32_F32E4M3E4M3_RS_TN<>;
 
 // The hand-over of a block's P8 and rescale factors from warpgroup 0 to warpgroup 1: thread i of warpgroup 1 holds
-// the same fragment rows as thread i of warpgroup 0, so word w of thread i is all it reads ([w][i]: no conflicts).
+// the same fragment rows as thread i of warpgroup 0, so quad k of thread i is all it reads. In 16-byte quads (a
+// quarter warp's 8 lanes cover 128 contiguous bytes: no conflicts) a hand-over is 5 stores and 5 loads a thread
+// instead of 18 each (v143): every shared-memory instruction of the block queues in the same MIO pipe (s45c).
 struct ProbsExchange {
-  uint32_t words[kProbWords<false> + 2][kWarpgroupThreads];   // P8's A registers, then the two rows' rescale factors
+  uint4 quads[kProbWords<false> / 4][kWarpgroupThreads];   // quad 2 part + t: P8's A registers of k-step t
+  float2 rescale[kWarpgroupThreads];                        // the two rows' rescale factors
 };
 
 struct SharedStorage : StageRing<2, 2> {
@@ -234,21 +237,22 @@ __device__ __forceinline__ void hand_over_folded(int tid, int half, const uint32
                                                  const float (&rescale)[2], ProbsExchange& out,
                                                  uint32_t (&probs)[1][kPvKSteps][4]) {
   constexpr int kPartner = kWarpgroupThreads / 2;   // lane l of warp w + 2 is 64 threads after lane l of warp w
-  uint32_t own[4];
+  uint32_t own[4], partners[4];
 #pragma unroll
   for (int r = 0; r < 4; ++r) {
     own[r] = half ? low[r] : high[r];
-    out.words[half * 4 + r][tid] = own[r];
-    out.words[half * 4 + r][tid ^ kPartner] = half ? high[r] : low[r];
+    partners[r] = half ? high[r] : low[r];
   }
-  out.words[kProbWords<true>][tid] = __float_as_uint(rescale[0]);
-  out.words[kProbWords<true> + 1][tid] = __float_as_uint(rescale[1]);
+  out.quads[half][tid] = make_uint4(own[0], own[1], own[2], own[3]);
+  out.quads[half][tid ^ kPartner] = make_uint4(partners[0], partners[1], partners[2], partners[3]);
+  out.rescale[tid] = make_float2(rescale[0], rescale[1]);
   named_barrier_sync<kWarpgroupThreads>(wide::kWarpgroup0);
+  const uint4 other_quad = out.quads[1 - half][tid];
+  const uint32_t other[4] = {other_quad.x, other_quad.y, other_quad.z, other_quad.w};
 #pragma unroll
   for (int r = 0; r < 4; ++r) {
-    const uint32_t other = out.words[(1 - half) * 4 + r][tid];
-    probs[0][0][r] = half ? other : own[r];   // selects, not an index by half: P8's registers stay registers
-    probs[0][1][r] = half ? own[r] : other;
+    probs[0][0][r] = half ? other[r] : own[r];   // selects, not an index by half: P8's registers stay registers
+    probs[0][1][r] = half ? own[r] : other[r];
   }
 }
 
@@ -306,9 +310,11 @@ __device__ __forceinline__ void run_blocks_warpgroup0(const DecodeParams& p, con
       pack_probs(s, probs);
       mbar_wait(smem_addr(&smem.probs_empty[b.buffer]), b.phase ^ 1);   // the first use of a buffer finds it free
 #pragma unroll
-      for (int w = 0; w < kProbWords<kFolded>; ++w) out.words[w][tid] = probs[w / 8][(w / 4) % 2][w % 4];
-      out.words[kProbWords<kFolded>][tid] = __float_as_uint(rescale[0]);
-      out.words[kProbWords<kFolded> + 1][tid] = __float_as_uint(rescale[1]);
+      for (int k = 0; k < kProbWords<kFolded> / 4; ++k) {
+        const uint32_t(&quad)[4] = probs[k / 2][k % 2];
+        out.quads[k][tid] = make_uint4(quad[0], quad[1], quad[2], quad[3]);
+      }
+      out.rescale[tid] = make_float2(rescale[0], rescale[1]);
     }
     warp_arrive(f, smem.probs_full[b.buffer]);
     issue_block_products<kFolded>(f, b, probs, rescale, smem, o);
@@ -330,9 +336,13 @@ __device__ __forceinline__ void run_blocks_warpgroup1(const Fragment& f, const P
     uint32_t probs[kHeldParts<kFolded>][kPvKSteps][4];
     float rescale[2];
 #pragma unroll
-    for (int w = 0; w < kProbWords<kFolded>; ++w) probs[w / 8][(w / 4) % 2][w % 4] = in.words[w][tid];
-    rescale[0] = __uint_as_float(in.words[kProbWords<kFolded>][tid]);
-    rescale[1] = __uint_as_float(in.words[kProbWords<kFolded> + 1][tid]);
+    for (int k = 0; k < kProbWords<kFolded> / 4; ++k) {
+      const uint4 quad = in.quads[k][tid];
+      probs[k / 2][k % 2][0] = quad.x, probs[k / 2][k % 2][1] = quad.y;
+      probs[k / 2][k % 2][2] = quad.z, probs[k / 2][k % 2][3] = quad.w;
+    }
+    const float2 factors = in.rescale[tid];
+    rescale[0] = factors.x, rescale[1] = factors.y;
     warp_arrive(f, smem.probs_empty[b.buffer]);
     issue_block_products<kFolded>(f, b, probs, rescale, smem, o);
     cute::warpgroup_wait<0>();
