@@ -78,6 +78,12 @@ struct ProbsExchange {
   uint4 quads[kProbWords<false> / 4][kWarpgroupThreads];   // quad 2 part + t: P8's A registers of k-step t
   float2 rescale[kWarpgroupThreads];                        // the two rows' rescale factors
 };
+__device__ __forceinline__ uint4 as_quad(const uint32_t (&words)[4]) {
+  return make_uint4(words[0], words[1], words[2], words[3]);
+}
+__device__ __forceinline__ void from_quad(uint4 quad, uint32_t (&words)[4]) {
+  words[0] = quad.x, words[1] = quad.y, words[2] = quad.z, words[3] = quad.w;
+}
 
 struct SharedStorage : StageRing<2, 2> {
   alignas(1024) char q[RawLayout::kStageBytes];   // Q8: 64 rows x 576 e4m3 in the raw stages' layout
@@ -243,12 +249,12 @@ __device__ __forceinline__ void hand_over_folded(int tid, int half, const uint32
     own[r] = half ? low[r] : high[r];
     partners[r] = half ? high[r] : low[r];
   }
-  out.quads[half][tid] = make_uint4(own[0], own[1], own[2], own[3]);
-  out.quads[half][tid ^ kPartner] = make_uint4(partners[0], partners[1], partners[2], partners[3]);
+  out.quads[half][tid] = as_quad(own);
+  out.quads[half][tid ^ kPartner] = as_quad(partners);
   out.rescale[tid] = make_float2(rescale[0], rescale[1]);
   named_barrier_sync<kWarpgroupThreads>(wide::kWarpgroup0);
-  const uint4 other_quad = out.quads[1 - half][tid];
-  const uint32_t other[4] = {other_quad.x, other_quad.y, other_quad.z, other_quad.w};
+  uint32_t other[4];
+  from_quad(out.quads[1 - half][tid], other);
 #pragma unroll
   for (int r = 0; r < 4; ++r) {
     probs[0][0][r] = half ? other[r] : own[r];   // selects, not an index by half: P8's registers stay registers
@@ -310,10 +316,7 @@ __device__ __forceinline__ void run_blocks_warpgroup0(const DecodeParams& p, con
       pack_probs(s, probs);
       mbar_wait(smem_addr(&smem.probs_empty[b.buffer]), b.phase ^ 1);   // the first use of a buffer finds it free
 #pragma unroll
-      for (int k = 0; k < kProbWords<kFolded> / 4; ++k) {
-        const uint32_t(&quad)[4] = probs[k / 2][k % 2];
-        out.quads[k][tid] = make_uint4(quad[0], quad[1], quad[2], quad[3]);
-      }
+      for (int k = 0; k < kProbWords<kFolded> / 4; ++k) out.quads[k][tid] = as_quad(probs[k / 2][k % 2]);
       out.rescale[tid] = make_float2(rescale[0], rescale[1]);
     }
     warp_arrive(f, smem.probs_full[b.buffer]);
@@ -336,11 +339,7 @@ __device__ __forceinline__ void run_blocks_warpgroup1(const Fragment& f, const P
     uint32_t probs[kHeldParts<kFolded>][kPvKSteps][4];
     float rescale[2];
 #pragma unroll
-    for (int k = 0; k < kProbWords<kFolded> / 4; ++k) {
-      const uint4 quad = in.quads[k][tid];
-      probs[k / 2][k % 2][0] = quad.x, probs[k / 2][k % 2][1] = quad.y;
-      probs[k / 2][k % 2][2] = quad.z, probs[k / 2][k % 2][3] = quad.w;
-    }
+    for (int k = 0; k < kProbWords<kFolded> / 4; ++k) from_quad(in.quads[k][tid], probs[k / 2][k % 2]);
     const float2 factors = in.rescale[tid];
     rescale[0] = factors.x, rescale[1] = factors.y;
     warp_arrive(f, smem.probs_empty[b.buffer]);
