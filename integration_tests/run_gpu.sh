@@ -4,7 +4,7 @@
 # PARTS_DIR holds the parts of `mla-backend bundle build` (recipe vllm-0.26.0 for the vLLM stages, sglang-0.5.17
 # for the sglang-* ones); unpacked once into $SITE (default /tmp/site-<name of PARTS_DIR>).
 # vLLM stages: tp1 (the e2e in default mode on the first GPU while the forced-mode e2e and then `mla-backend serve
-#   --once` run on the second), tp2-default, tp2-forced (the e2e at tensor parallel 2), harness (backend vs
+#   --once` run on the second), tp1-forced, tp1-default (one mode on one GPU), tp2-default, tp2-forced (the e2e at tensor parallel 2), harness (backend vs
 #   built-ins below the engine). SGLang stages: sglang-unit (the adapter's CPU tests, with this SGLang),
 #   sglang-tp1, sglang-tp2 (the e2e), sglang-step-time (one_batch per backend on the tiny model). Both engines:
 #   serving-sglang, serving-vllm (benchmarks/bench_serving.py for that engine; $SERVING_ARGS adds arguments, e.g.
@@ -67,6 +67,11 @@ for stage in "$@"; do
         CUDA_VISIBLE_DEVICES=0 MLA_E2E_RESULTS=$OUT/e2e timeout 400 $PYTEST -s integration_tests/test_vllm_e2e.py \
             -k tp1-default >"$OUT/e2e_tp1-default.log" 2>&1 || rc=1
         wait $! || rc=1 ;;
+    tp1-forced|tp1-default)
+        # One mode on one GPU. Results live in /tmp, so a stage cut short resumes in the next call (machine warm).
+        MLA_E2E_RESULTS=/tmp/e2e timeout "${STAGE_TIMEOUT:-560}" $PYTEST -s integration_tests/test_vllm_e2e.py \
+            -k "$stage" >"$OUT/e2e_$stage.log" 2>&1 || rc=1
+        (cd /tmp && find e2e -name '*.log' -o -name '*.json' -o -name '*.jsonl' | xargs -r cp --parents -t "$OUT") ;;
     tp2-*) MLA_E2E_RESULTS=$OUT/e2e timeout 560 $PYTEST -s integration_tests/test_vllm_e2e.py -k "$stage" \
             >"$OUT/e2e_$stage.log" 2>&1 || rc=1 ;;
     harness) timeout 500 $PYTEST integration_tests/test_vllm_vs_builtin.py >"$OUT/harness.log" 2>&1 || rc=1 ;;
