@@ -1,8 +1,9 @@
 // Decode on an fp8 (e4m3) KV cache with the query rows in wgmma's M (v105): one 64-row tile a CTA, as the 16-bit
 // 64-row kernel (mla_decode.cuh), but Q.K^T and P.V on fp8 wgmma. It runs 17 rows and more (launch_decode), except
 // 17-32 rows planned as row halves: 17-32 rows (padded to 64) pay Q.K^T once a block instead of once per 16 rows (the
-// swap-AB kernels' N is the rows: an SS wgmma costs ~32 cycles whatever its N up to 32, PERF_NOTES.md v30), and no
-// byte is widened to 16 bits (the fp8 64-row kernel before it, v82, widened the cache in shared memory).
+// swap-AB kernels' N is the rows, and an SS wgmma is paced by its operand bytes at 128 a cycle: m64n16k32 20 cycles,
+// m64n64k32 32; benchmarks/results/h200_wgmma_rates.md), and no byte is widened to 16 bits (the fp8 64-row kernel
+// before it, v82, widened the cache in shared memory).
 //
 //   warpgroup 0: S [64 x 64] = Q8 [64 x 576] . K8^T       18 wgmma m64n64k32 e4m3, SS: Q8 quantized per row on
 //                                                           load, K8 straight from the raw stage
