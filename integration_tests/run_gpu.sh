@@ -4,13 +4,13 @@
 # PARTS_DIR holds the parts of `mla-backend bundle build` (recipe vllm-0.26.0 for the vLLM stages, sglang-0.5.17
 # for the sglang-* ones); unpacked once into $SITE (default /tmp/site-<name of PARTS_DIR>).
 # vLLM stages: tp1 (the e2e in default mode on the first GPU while the forced-mode e2e and then `mla-backend serve
-#   --once` run on the second), tp1-forced, tp1-default (one mode on one GPU), tp2-default, tp2-forced (the e2e at tensor parallel 2), harness (backend vs
-#   built-ins below the engine). SGLang stages: sglang-unit (the adapter's CPU tests, with this SGLang),
-#   sglang-tp1, sglang-tp2 (the e2e), sglang-step-time (one_batch per backend on the tiny model). Both engines:
-#   serving-sglang, serving-vllm (benchmarks/bench_serving.py for that engine; $SERVING_ARGS adds arguments, e.g.
-#   --merge with the other engine's results); soak-sglang, soak-vllm (integration_tests/soak.py's soak through
-#   that engine with our backend). kernel: tests -m gpu (with whichever engine the bundle holds). Logs and JSON go
-#   to OUT_DIR. MLA_E2E_KV_CACHE_DTYPE=fp8 (vLLM stages) or fp8_e4m3 (sglang-tp*) runs the e2e on an fp8 KV cache,
+#   --once` run on the second), tp1-forced, tp1-default (one mode on one GPU), tp2-default, tp2-forced (the e2e at
+#   tensor parallel 2), harness (backend vs built-ins below the engine). SGLang stages: sglang-unit (the adapter's CPU
+#   tests, with this SGLang), sglang-tp1, sglang-tp2 (the e2e), sglang-step-time (one_batch per backend on the tiny
+#   model). Both engines: serving-sglang, serving-vllm (benchmarks/bench_serving.py for that engine; $SERVING_ARGS adds
+#   arguments, e.g. --merge with the other engine's results); soak-sglang, soak-vllm (integration_tests/soak.py's soak
+#   through that engine with our backend). kernel: tests -m gpu (with whichever engine the bundle holds). Logs and JSON
+#   go to OUT_DIR. MLA_E2E_KV_CACHE_DTYPE=fp8 (vLLM stages) or fp8_e4m3 (sglang-tp*) runs the e2e on an fp8 KV cache,
 #   every backend alike (its results are kept apart: test ids and file names end in -fp8 / _fp8...).
 # Compile caches: a machine's first SGLang server compiles FlashInfer's prefill (~2 min) and torch inductor's and
 # Triton's kernels (~1 min). They are kept under $JIT_CACHE (default /tmp/jit-cache), restored first from the
@@ -56,6 +56,12 @@ print(engines, "torch", torch.__version__, torch.cuda.get_device_name(), "x", to
 PY
 python3 -c 'from mla_backend import _build; _build.load_extension(); print("extension ok")' >>"$OUT/env.log" 2>&1
 PYTEST="python3 -m pytest -p no:cacheprovider -q -m gpu -rA"
+# The e2e stages that resume keep their results in /tmp/e2e, which lasts while the machine is warm (a stage cut short
+# by a call's time limit resumes in the next call with the backends it finished); each call copies their logs and JSON
+# under $OUT.
+keep_e2e_results() {
+    (cd /tmp && find e2e -name '*.log' -o -name '*.json' -o -name '*.jsonl' | xargs -r cp --parents -t "$OUT")
+}
 rc=0
 for stage in "$@"; do
     case $stage in
@@ -68,21 +74,19 @@ for stage in "$@"; do
             -k tp1-default >"$OUT/e2e_tp1-default.log" 2>&1 || rc=1
         wait $! || rc=1 ;;
     tp1-forced|tp1-default)
-        # One mode on one GPU. Results live in /tmp, so a stage cut short resumes in the next call (machine warm).
+        # One mode on one GPU; resumes as the sglang-tp* stages do.
         MLA_E2E_RESULTS=/tmp/e2e timeout "${STAGE_TIMEOUT:-560}" $PYTEST -s integration_tests/test_vllm_e2e.py \
             -k "$stage" >"$OUT/e2e_$stage.log" 2>&1 || rc=1
-        (cd /tmp && find e2e -name '*.log' -o -name '*.json' -o -name '*.jsonl' | xargs -r cp --parents -t "$OUT") ;;
+        keep_e2e_results ;;
     tp2-*) MLA_E2E_RESULTS=$OUT/e2e timeout 560 $PYTEST -s integration_tests/test_vllm_e2e.py -k "$stage" \
             >"$OUT/e2e_$stage.log" 2>&1 || rc=1 ;;
     harness) timeout 500 $PYTEST integration_tests/test_vllm_vs_builtin.py >"$OUT/harness.log" 2>&1 || rc=1 ;;
     sglang-unit) timeout 300 python3 -m pytest -p no:cacheprovider -q -rA tests/test_sglang_plugin.py \
             tests/test_sglang_backend.py tests/test_sglang_pages.py >"$OUT/sglang_unit.log" 2>&1 || rc=1 ;;
     sglang-tp*)
-        # Results live in /tmp, which lasts while the machine is warm: a stage cut short by the call's time limit
-        # resumes in the next call with the backends it finished.
         MLA_E2E_RESULTS=/tmp/e2e timeout "${STAGE_TIMEOUT:-560}" $PYTEST -s integration_tests/test_sglang_e2e.py \
             -k "${stage#sglang-}" >"$OUT/e2e_$stage.log" 2>&1 || rc=1
-        (cd /tmp && find e2e -name '*.log' -o -name '*.json' -o -name '*.jsonl' | xargs -r cp --parents -t "$OUT") ;;
+        keep_e2e_results ;;
     sglang-step-time) timeout "${STAGE_TIMEOUT:-560}" python3 integration_tests/sglang_step_time.py \
             --backends "${STEP_BACKENDS:-flashmla,mla_backend}" --out "$OUT/sglang_step_time.json" \
             >"$OUT/sglang_step_time.log" 2>&1 || rc=1 ;;
