@@ -23,7 +23,8 @@
 // wgmma a k-step multiplies both parts (8 m64n256k32 a block instead of 16), and warps w, w + 2 of warpgroup 0, which
 // then hold the same rows' scores, split each block's exponentials and packing by k-step (folded_softmax); O's rows
 // 32-63 are added to rows 0-31 once a request (add_folded_rows). Its running max is lazy and its P8 is e4m3(32 p)
-// (kFoldedSlackLog2, kProbScale below), so O = descale_k / 2^5 * ... there.
+// (kFoldedSlackLog2, kProbScale below), so O = descale_k / 2^5 * ... there. A folded tile with a swap-AB Q.K^T (its
+// softmax down S^T's columns, across warps) measured slower (docs/kernel-design.md; PERF_NOTES.md, v146, v147).
 #pragma once
 
 #include <type_traits>
