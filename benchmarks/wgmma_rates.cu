@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "mla_pipeline.cuh"
 #include "mla_wgmma.cuh"
 
 namespace {
@@ -147,7 +148,7 @@ __global__ void __launch_bounds__(kThreads, 1) rates_kernel(int iters, long long
   for (int i = threadIdx.x; i < kSmemBytes / 4; i += blockDim.x) {
     reinterpret_cast<uint32_t*>(smem)[i] = 0x18181818u + ((i * 2654435761u) & 0x07070707u);
   }
-  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+  fence_async_proxy();   // the generic stores above, before wgmma reads them
   __syncthreads();
   if (threadIdx.x < kWarpgroupThreads) {
     run<W0>(iters, smem, cycles, sink);
