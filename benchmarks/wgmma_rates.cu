@@ -73,8 +73,7 @@ struct LoadedKq {
       for (int h = 0; h < 2; ++h) {
         const int row = 16 * warp + lane / 4 + 8 * h, chunk = pair * 4 + q;
         const uint32_t at = base + row * 640 + (chunk / 8) * 128 + ((chunk % 8) ^ (row % 8)) * 16;
-        asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
-                     : "=r"(rows[h].x), "=r"(rows[h].y), "=r"(rows[h].z), "=r"(rows[h].w) : "r"(at));
+        rows[h] = load_shared_16(at);
       }
       const uint32_t first[4] = {rows[0].x, rows[1].x, rows[0].y, rows[1].y};
       const uint32_t second[4] = {rows[0].z, rows[1].z, rows[0].w, rows[1].w};
