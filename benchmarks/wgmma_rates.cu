@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "mla_pipeline.cuh"
+#include "mla_softmax.cuh"
 #include "mla_wgmma.cuh"
 
 namespace {
@@ -99,6 +100,44 @@ struct LoadedKq {
     for (int k = 2 * pair; k < 2 * pair + 2; ++k) {
       wgmma_rs<RS>(a[k], desc_plus(b_desc, (k % 4) * 32), acc, std::make_index_sequence<16>{});
     }
+  }
+};
+
+// The 64-row kernel's softmax of one block as a thread runs it (32 scores: the row maxima through two shuffles, 32
+// FFMA, 24 MUFU.EX2 and 8 exp2_on_fma_pipe, the sums), each iteration seeded by the last: no wgmma. Its cycles an
+// iteration, alone or beside another warpgroup's wgmma chain, say what an MMA in flight costs the softmax.
+struct SoftmaxMath {
+  static constexpr int kN_ = 0, kChain_ = 1, kAcc = 4;
+  static constexpr const char* kName = "softmax math";
+  __device__ static void math(float (&acc)[4]) {
+    float x[32], m = -INFINITY;
+#pragma unroll
+    for (int i = 0; i < 32; ++i) x[i] = acc[i % 4] * (1.f + i * 0.0625f), m = fmaxf(m, x[i]);
+    m = fmaxf(m, __shfl_xor_sync(0xffffffff, m, 1));
+    m = fmaxf(m, __shfl_xor_sync(0xffffffff, m, 2));
+    float sum = 0.f;
+#pragma unroll
+    for (int i = 0; i < 32; ++i) {
+      const float e = fmaf(x[i], 0.0625f, -m * 0.0625f);
+      sum += i % 8 >= 6 ? exp2_on_fma_pipe(e) : exp2f(e);
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[i] = acc[i] * 0.5f + sum * 0.015625f;
+  }
+  __device__ static void issue(uint64_t, uint64_t, const uint32_t (&)[4], float (&acc)[4]) { math(acc); }
+};
+
+__device__ float softmax_sink;
+
+// A warpgroup's own P.V (RS m64n256k32 x2) in flight while it runs the softmax math, as v152 did.
+struct PvThenSoftmaxMath {
+  static constexpr int kN_ = 512, kChain_ = 1, kAcc = 128;   // one iteration: both wgmmas (MACs of an n512 one)
+  static constexpr const char* kName = "PV x2 + softmax";
+  __device__ static void issue(uint64_t a_desc, uint64_t b_desc, const uint32_t (&a)[4], float (&acc)[128]) {
+    float seed[4] = {acc[0], acc[1], acc[2], acc[3]};   // the last iteration's products: nothing to hoist
+    Chain<256, true, 2>::issue(a_desc, b_desc, a, acc);
+    SoftmaxMath::math(seed);
+    if (seed[0] == 1234.5f) softmax_sink = seed[1];   // keeps the math live (never true)
   }
 };
 
@@ -249,5 +288,13 @@ int main() {
   measure<LoadedKq<false>, Chain<256, true, 2>>(sms, kIters);
   measure<LoadedKq<true>, LoadedKq<true>>(sms, kIters);
   measure<LoadedKq<true>, Chain<256, true, 2>>(sms, kIters);
+  // The softmax's math beside a wgmma chain (cyc/wg0: cycles an iteration of 32 scores).
+  measure<SoftmaxMath>(sms, kIters);
+  measure<SoftmaxMath, Chain<64, false, 18>>(sms, kIters);
+  measure<SoftmaxMath, Chain<64, true, 18>>(sms, kIters);
+  measure<SoftmaxMath, Chain<256, true, 4>>(sms, kIters);
+  measure<SoftmaxMath, Chain<256, false, 4>>(sms, kIters);
+  measure<PvThenSoftmaxMath>(sms, kIters);
+  measure<Chain<256, true, 2>, SoftmaxMath>(sms, kIters);
   return 0;
 }
