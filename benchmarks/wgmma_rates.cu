@@ -127,6 +127,31 @@ struct SoftmaxMath {
   __device__ static void issue(uint64_t, uint64_t, const uint32_t (&)[4], float (&acc)[4]) { math(acc); }
 };
 
+// Parts of that math alone: 32 exponentials all on MUFU.EX2 (each after its FFMA, summed), and 128 FFMA in eight
+// independent chains: which of them a wgmma in flight slows.
+struct MufuMath {
+  static constexpr int kN_ = 0, kChain_ = 1, kAcc = 4;
+  static constexpr const char* kName = "32 exp2 (MUFU)";
+  __device__ static void issue(uint64_t, uint64_t, const uint32_t (&)[4], float (&acc)[4]) {
+    float sum = 0.f;
+#pragma unroll
+    for (int i = 0; i < 32; ++i) sum += exp2f(fmaf(acc[i % 4], 0.0625f, -0.015625f * i));
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[i] = acc[i] * 0.5f + sum * 0.015625f;
+  }
+};
+struct FmaMath {
+  static constexpr int kN_ = 0, kChain_ = 1, kAcc = 8;
+  static constexpr const char* kName = "128 FFMA";
+  __device__ static void issue(uint64_t, uint64_t, const uint32_t (&)[4], float (&acc)[8]) {
+#pragma unroll
+    for (int k = 0; k < 16; ++k) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc[i] = fmaf(acc[i], 0.999f, 0.001f * i);
+    }
+  }
+};
+
 __device__ float softmax_sink;
 
 // A warpgroup's own P.V (RS m64n256k32 x2) in flight while it runs the softmax math, as v152 did.
@@ -296,5 +321,11 @@ int main() {
   measure<SoftmaxMath, Chain<256, false, 4>>(sms, kIters);
   measure<PvThenSoftmaxMath>(sms, kIters);
   measure<Chain<256, true, 2>, SoftmaxMath>(sms, kIters);
+  measure<MufuMath>(sms, kIters);
+  measure<MufuMath, Chain<64, false, 18>>(sms, kIters);
+  measure<MufuMath, Chain<256, true, 4>>(sms, kIters);
+  measure<FmaMath>(sms, kIters);
+  measure<FmaMath, Chain<64, false, 18>>(sms, kIters);
+  measure<FmaMath, Chain<256, true, 4>>(sms, kIters);
   return 0;
 }
