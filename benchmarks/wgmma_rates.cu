@@ -1,7 +1,9 @@
 // What one e4m3 wgmma costs the SM, by shape and operand source: cycles a wgmma for one warpgroup issuing a chain
 // (as a Q.K^T or P.V of the decode kernels: arrive, the chain, commit, wait), and for two warpgroups issuing at once.
 // It answers the design question a new 17-32-row fp8 tile turns on: does an RS wgmma (A from registers) escape the
-// ~32-cycle floor that an SS wgmma shows at N <= 32, and does N = 32 then cost half of N = 64?
+// ~32-cycle floor that an SS wgmma shows at N <= 32, and does N = 32 then cost half of N = 64? Its last rows time the
+// 64-row kernel's softmax math (and its MUFU and FFMA parts) alone and beside a wgmma chain: what an MMA in flight
+// costs the math that a schedule overlaps with it.
 //
 //   nvcc -gencode arch=compute_90a,code=sm_90a -std=c++20 -O3 --expt-relaxed-constexpr -Ikernels \
 //        -I<cutlass>/include benchmarks/wgmma_rates.cu -o /tmp/wgmma_rates && /tmp/wgmma_rates
