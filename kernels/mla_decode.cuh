@@ -208,10 +208,10 @@ __device__ __forceinline__ void load_q(const DecodeParams& p, int req, int tile_
 }
 
 // The Q tile's rows past the tile's query rows (padding rows) as zeros, by the consumers before their first load_q
-// (whose proxy fence and barrier order them), and online_softmax makes their probabilities 0: Q K^T and P V then
-// multiply zeros there instead of stale bytes. Their outputs are never stored either way, but at the card's power
-// cap operands cost time: 32 rows in a tile took 4% less energy and time a sustained step (kernels/PERF_NOTES.md,
-// forty-first session).
+// (whose proxy fence and barrier order them), and online_softmax_speculative makes their probabilities 0: Q K^T and
+// P V then multiply zeros there instead of stale bytes. Their outputs are never stored either way, but at the card's
+// power cap operands cost time: 32 rows in a tile took 4% less energy and time a sustained step
+// (kernels/PERF_NOTES.md, forty-first session).
 __device__ __forceinline__ void zero_padding_rows(const DecodeParams& p, int tile_row, SharedStorage& smem) {
   const int num_rows = tile_query_rows(p, tile_row);
   for (int i = num_rows * kQChunksPerRow + threadIdx.x; i < kRowsPerTile * kQChunksPerRow; i += kConsumerThreads) {
@@ -269,24 +269,18 @@ __device__ __forceinline__ float row_block_max(const float (&s)[32], int h) {
   return fmaxf(block_max, __shfl_xor_sync(0xffffffff, block_max, 2));
 }
 
-// Masks the block's scores (mask_scores), turns them into probabilities in place and returns each row's rescale
-// factor for O. The softmax scale is positive, so the max is taken on the raw scores and the scale goes into exp2's
-// argument (one FFMA a score). kPaddingRows: padding[h] says row h is a padding row (zero_padding_rows), whose
-// probabilities become 0 through an exponent base no score reaches. kLazyMax: the running max moves only by more than
-// kLazyMaxSlackLog2 (16-bit P), so that almost every block's rescale factors are exactly 1 (rescale_rows_lazily).
-template <bool kPaddingRows, bool kLazyMax>
+// The fp8 64-row kernel's softmax step: masks the block's scores (mask_scores), turns them into probabilities in
+// place and returns each row's rescale factor for O. The softmax scale is positive, so the max is taken on the raw
+// scores and the scale goes into exp2's argument (one FFMA a score). Its running max is exact: its 2^8 P must stay
+// within e4m3 (and its load_q writes its padding rows as zeros).
 __device__ __forceinline__ void online_softmax(const DecodeParams& p, const Fragment& f, int block, bool needs_mask,
                                                const int (&key_limit)[2], float (&s)[32], RowStats& stats,
-                                               float (&rescale)[2], const bool (&padding)[2]) {
-  constexpr float kPaddingBase = 3e38f;
+                                               float (&rescale)[2]) {
   const float scale_log2 = p.scale_log2;
   if (needs_mask) mask_scores(f, block, key_limit, s);
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    const float block_max = row_block_max(s, h) * scale_log2;
-    const float row_base = kLazyMax ? fold_block_max_lazy(stats.max[h], block_max, rescale[h])
-                                    : fold_block_max(stats.max[h], block_max, rescale[h]);
-    const float base = kPaddingRows && padding[h] ? kPaddingBase : row_base;
+    const float base = fold_block_max(stats.max[h], row_block_max(s, h) * scale_log2, rescale[h]);
     float sum = 0.f;
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
@@ -302,27 +296,9 @@ __device__ __forceinline__ void online_softmax(const DecodeParams& p, const Frag
     stats.sum[h] = stats.sum[h] * rescale[h] + sum;
   }
 }
-// Without padding rows or the lazy max: the fp8 64-row kernel's (its load_q writes its padding rows as zeros, and its
-// 2^8 P must stay within e4m3; its SASS unchanged).
-__device__ __forceinline__ void online_softmax(const DecodeParams& p, const Fragment& f, int block, bool needs_mask,
-                                               const int (&key_limit)[2], float (&s)[32], RowStats& stats,
-                                               float (&rescale)[2]) {
-  const bool no_padding[2] = {false, false};
-  online_softmax<false, false>(p, f, block, needs_mask, key_limit, s, stats, rescale, no_padding);
-}
 
-// P as the A operand of m64n256k16: for k-step t, registers hold columns 16t..16t+15.
-template <typename Element>
-__device__ __forceinline__ void pack_probs(const float (&s)[32], uint32_t (&probs)[kTokenSteps][4]) {
-#pragma unroll
-  for (int t = 0; t < kTokenSteps; ++t) {
-#pragma unroll
-    for (int r = 0; r < 4; ++r) probs[t][r] = GmmaOps<Element>::pack(s[t * 8 + r * 2], s[t * 8 + r * 2 + 1]);
-  }
-}
-
-// P = exp2(s * scale - base) of each row, packed as pack_probs packs it, and each row's sum of it; s is left as it
-// is.
+// P = exp2(s * scale - base) of each row as the A operand of m64n256k16 (k-step t: columns 16t..16t+15), and each
+// row's sum of it; s is left as it is.
 template <typename Element>
 __device__ __forceinline__ void probabilities(const float (&s)[32], float scale_log2, const float (&base)[2],
                                               uint32_t (&probs)[kTokenSteps][4], float (&sum)[2]) {
@@ -345,9 +321,13 @@ __device__ __forceinline__ void probabilities(const float (&s)[32], float scale_
   }
 }
 
-// online_softmax<true, true> with P packed (pack_probs) and the block max off the exponentials' path: with the lazy
-// max a block almost never moves a row's running max, so P is first computed against the running max as it is, while
-// the block's row maxima reduce beside it, and computed again only in a warp where one of them moves it (v153).
+// The 16-bit softmax step: masks the block's scores (mask_scores), packs its probabilities and returns each row's
+// rescale factor for O. The running max is lazy (fold_block_max_lazy: it moves only by more than kLazyMaxSlackLog2, so
+// almost every block's rescale factors are exactly 1, rescale_rows_lazily), so a block almost never moves it: P is
+// first computed against the running max as it is while the block's row maxima reduce beside the exponentials, and
+// again only in a warp where a block max moves a running max; the max's reduction then leaves the serial path (v153).
+// padding[h] says row h is a padding row (zero_padding_rows), whose probabilities become 0 through an exponent base
+// no score reaches.
 template <typename Element>
 __device__ __forceinline__ void online_softmax_speculative(const DecodeParams& p, const Fragment& f, int block,
                                                            bool needs_mask, const int (&key_limit)[2], float (&s)[32],
@@ -424,7 +404,7 @@ __device__ __forceinline__ void scale_rows(float (&o)[128], float row0, float ro
   }
 }
 
-// scale_rows after online_softmax<..., true>: a warp whose 16 rows' factors are all exactly 1 skips the multiplies,
+// scale_rows after online_softmax_speculative: a warp whose 16 rows' factors are all exactly 1 skips the multiplies,
 // which took ~7% of a 128-head block (kernels/PERF_NOTES.md, v133b). With exact maxima too few blocks skip to pay for
 // the vote and the branch (v133, v24a).
 __device__ __forceinline__ void rescale_rows_lazily(float (&o)[128], float row0, float row1) {
