@@ -39,9 +39,13 @@ FP8_PV = ("      wgmma_rs<PV>(probs[part][t], narrow_fp8::desc_k_major_sw64(colu
 COPIES = {
     "wide-main": [],   # the baseline, built and probed the same way
     # softmax off: P = raw scores, rescale 1
-    "wide-nosoftmax": [(WIDE, "  online_softmax<true, true>(p, f, b.block, needs_mask, key_limit, s, stats, rescale, "
-                              "padding);\n",
-                        "  rescale[0] = rescale[1] = 1.f;\n")],
+    "wide-nosoftmax": [(WIDE, "  online_softmax_speculative<Element>(p, f, b.block, needs_mask, key_limit, s, stats, "
+                              "rescale, padding, probs);\n",
+                        "  rescale[0] = rescale[1] = 1.f;\n"
+                        "  for (int t = 0; t < kTokenSteps; ++t) {\n"
+                        "    for (int r = 0; r < 4; ++r) probs[t][r] = GmmaOps<Element>::pack(s[t * 8 + r * 2], "
+                        "s[t * 8 + r * 2 + 1]);\n"
+                        "  }\n")],
     # O's rescale off in both warpgroups (scale_rows' multiplies; its loop stays, empty)
     "wide-norescale": [(WIDE, "    o[j * 4 + 0] *= row0;\n    o[j * 4 + 1] *= row0;\n    o[j * 4 + 2] *= row1;\n"
                               "    o[j * 4 + 3] *= row1;\n", "")],
