@@ -328,6 +328,8 @@ __device__ __forceinline__ void probabilities(const float (&s)[32], float scale_
 // almost every block's rescale factors are exactly 1, rescale_rows_lazily), so a block almost never moves it: P is
 // first computed against the running max as it is while the block's row maxima reduce beside the exponentials, and
 // again only in a warp where a block max moves a running max; the max's reduction then leaves the serial path (v153).
+// A piece's first block, which always moves it, takes both passes: with the first pass behind a branch ptxas no longer
+// overlaps its exponentials with the max's reduction, and every block lost ~3% (v154a).
 // padding[h] says row h is a padding row (zero_padding_rows), whose probabilities become 0 through an exponent base
 // no score reaches.
 template <typename Element>
