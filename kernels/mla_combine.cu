@@ -237,14 +237,21 @@ constexpr int kWideSplitRequests = 16;
 // From this many rows (b x rows; two CTAs an SM of a 132-SM Hopper) the eight-warp CTAs merge whole rows: measured
 // on the H200 (twenty-ninth session, v83a), whole rows took 16% off at 512 rows (b8/s1024/h64, 16 splits) and 9% at
 // 256 (b4/s4096/h64), while at 16-128 rows with 64-132 splits the four times more CTAs of column slices were 1-2%
-// faster.
+// faster. From half as many when the requests have few splits (fewer than 2 x kWideSplitRequests each; fifty-first
+// session, v160b): b8/s8192/h16 (128 rows, 16 splits) 1.5% faster, b6/s8192/h32 (192 rows, 22) 3.7%.
 constexpr int kWholeRowMinRows = 256;
+
+bool merges_whole_rows(const DecodeParams& p) {
+  const int64_t rows = int64_t(p.b) * p.rows;
+  const bool few_splits = p.num_parts < 2 * kWideSplitRequests * int64_t(p.b);
+  return rows >= kWholeRowMinRows || (few_splits && 2 * rows >= kWholeRowMinRows);
+}
 
 template <typename Element>
 cudaError_t launch_combine(const DecodeParams& p, cudaStream_t stream) {
   constexpr int kAllVectors = kHeadDimV / kColumnSlice;
   if (int64_t(p.b) * kWideSplitRequests <= p.num_parts) {
-    if (int64_t(p.b) * p.rows >= kWholeRowMinRows) {
+    if (merges_whole_rows(p)) {
       return launch_with_pdl(mla_combine_kernel<Element, kCombineWarps, kAllVectors>, dim3(p.b, p.rows, 1),
                              dim3(kCombineThreads), 0, stream, p);
     }
