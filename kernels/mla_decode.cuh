@@ -644,7 +644,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_kernel(const __grid_co
   auto& smem = *reinterpret_cast<SharedStorage*>(smem_bytes);
   const Fragment f;
   if (threadIdx.x == 0) {
-    prefetch_plan_row(p.sched, blockIdx.y);   // its load follows the wait below
+    SchedEntry::prefetch(p.sched, blockIdx.y);   // its load follows the wait below
     for (int s = 0; s < kStages; ++s) {
       for (int g = 0; g < kGroups; ++g) {
         mbar_init(smem_addr(&smem.full[s][g]), kLoads == KvLoads::kTma ? 1 : kWarpgroupThreads);

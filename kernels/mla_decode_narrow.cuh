@@ -490,7 +490,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_narrow_kernel(const __
   extern __shared__ __align__(1024) char smem_bytes[];
   auto& smem = *reinterpret_cast<SharedStorage<kCols>*>(smem_bytes);
   if (threadIdx.x == 0) {
-    prefetch_plan_row(p.sched, blockIdx.y);   // its load follows the wait below
+    SchedEntry::prefetch(p.sched, blockIdx.y);   // its load follows the wait below
     for (int s = 0; s < kStages; ++s) {
       mbar_init(smem_addr(&smem.full[s]), kProducerThreads);
       mbar_init(smem_addr(&smem.empty[s]), kConsumerWarps);

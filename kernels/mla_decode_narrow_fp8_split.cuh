@@ -164,7 +164,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_narrow_fp8_kernel(cons
   extern __shared__ __align__(1024) char smem_bytes[];
   auto& smem = *reinterpret_cast<SharedStorage*>(smem_bytes);
   if (threadIdx.x == 0) {
-    prefetch_plan_row(p.sched, blockIdx.y);   // its load follows the wait below
+    SchedEntry::prefetch(p.sched, blockIdx.y);   // its load follows the wait below
     smem.init_barriers(kConsumerWarps, kConsumerGroups * kConsumerWarps);
     for (int b = 0; b < kProbBuffers; ++b) {
       mbar_init(smem_addr(&smem.p_full[b]), kWarpgroupThreads);

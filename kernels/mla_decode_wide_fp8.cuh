@@ -425,7 +425,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_wide_fp8_kernel(const 
   extern __shared__ __align__(1024) char smem_bytes[];
   auto& smem = *reinterpret_cast<SharedStorage*>(smem_bytes);
   if (threadIdx.x == 0) {
-    prefetch_plan_row(p.sched, blockIdx.y);   // its load follows the wait below
+    SchedEntry::prefetch(p.sched, blockIdx.y);   // its load follows the wait below
     smem.init_barriers(kWarpgroupThreads / 32, kConsumerThreads / 32);   // raw: warpgroup 0's Q.K^T; Vt: both
     for (int b = 0; b < 2; ++b) {
       mbar_init(smem_addr(&smem.probs_full[b]), kWarpgroupThreads / 32);

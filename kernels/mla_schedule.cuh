@@ -19,15 +19,15 @@ struct SchedEntry {
     const int begin_split = sched[part * kSchedFields + kBeginSplit];
     return {head.x, head.y, head.z, head.w, begin_split};
   }
+
+  // Warms the part's row in L2 before griddepcontrol.wait, so that load after it, the first of the two dependent
+  // loads before the part's first copy, finds the line in L2 or already on its way. A prefetch returns no data, so it
+  // reads nothing the previous grid may still be writing: L2 is where global writes become visible.
+  __device__ __forceinline__ static void prefetch(const int* sched, int part) {
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(sched + part * kSchedFields));
+  }
 };
 static_assert(kBeginReq == 0 && kBeginBlock == 1 && kEndReq == 2 && kEndBlock == 3, "SchedEntry::load order");
-
-// Warms the part's plan row in L2 before griddepcontrol.wait, so that SchedEntry::load after it, the first of the
-// two dependent loads before the part's first copy, finds the line in L2 or already on its way. A prefetch returns
-// no data, so it reads nothing the previous grid may still be writing: L2 is where global writes become visible.
-__device__ __forceinline__ void prefetch_plan_row(const int* sched, int part) {
-  asm volatile("prefetch.global.L2 [%0];" ::"l"(sched + part * kSchedFields));
-}
 
 // The blocks [first, last) of request req that a part covers, and the request's length.
 struct Piece {
