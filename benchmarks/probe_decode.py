@@ -8,7 +8,7 @@ start and end of each kernel in one profiled replay: with programmatic dependent
 per-kernel totals hide which one is on the critical path.
 
     python benchmarks/probe_decode.py [--configs b128/s4096/h16/q1,...] [--reps 100]
-                                      [--plan scheduler|whole|even] [--kv bf16|fp8] [--parts N]
+                                      [--plan scheduler|whole|even] [--kv bf16|fp8] [--parts N] [--fold-pages N]
 
 `--plan whole` and `--plan even` measure a plan idea without writing it in CUDA: the ops take any plan tensors of
 the right shape. `whole` never splits a request (part k takes requests [k*b/parts, (k+1)*b/parts)); `even` cuts
@@ -115,12 +115,19 @@ def kernel_timeline(graph) -> list[tuple[str, float, float]]:
         if event.device_type == torch.autograd.DeviceType.CUDA:
             name = event.name.split("<")[0].split("(")[0].replace("void ", "").replace("mla::", "")
             spans.append((short.get(name, name), event.time_range.start, event.time_range.end))
+    if not spans:   # the profiler sees nothing while another one (ncu) holds CUPTI
+        return []
     t0 = min(start for _, start, _ in spans)
     return [(name, start - t0, end - t0) for name, start, end in sorted(spans, key=lambda span: span[1])]
 
 
-def probe(config: bench.Config, peer: MlaBackendPeer, reps: int, l2_bytes: int, device: torch.device) -> str:
+def probe(config: bench.Config, peer: MlaBackendPeer, reps: int, l2_bytes: int, device: torch.device,
+          fold_pages: int | None = None) -> str:
     seqlens, batches, reference = bench.config_inputs(config, l2_bytes, device)
+    if fold_pages is not None:
+        for batch in batches:
+            batch.block_table.remainder_(fold_pages)
+        reference = bench.compute_reference(batches[0], bench.reference_rows(seqlens))
     if isinstance(peer, MlaBackendFp8Peer):
         for batch in batches:
             batch.k_cache_fp8, batch.descale_k = fp8_cache(batch.k_cache)
@@ -155,6 +162,9 @@ def main() -> None:
     parser.add_argument("--kv", choices=("bf16", "fp8"), default="bf16",
                         help="fp8: the cache as float8_e4m3fn with descale_k (s_q * h_q <= 32 only)")
     parser.add_argument("--parts", type=int, help="the tile scheduler's plan with this many parts (CTAs)")
+    parser.add_argument("--fold-pages", type=int,
+                        help="every block table entry modulo N: all requests read the first N pages of each input "
+                             "set, which stay in L2 (the cost of the loads without DRAM)")
     args = parser.parse_args()
     if args.parts is not None and (args.plan != "scheduler" or not 1 <= args.parts <= 1024):
         parser.error("--parts: a part count in [1, 1024] with the scheduler's plan")
@@ -167,7 +177,7 @@ def main() -> None:
     if args.parts is not None:
         peer = with_parts(peer, args.parts)
     for config in bench.parse_configs(args.configs):
-        print(probe(config, peer, args.reps, l2_bytes, torch.device("cuda")), flush=True)
+        print(probe(config, peer, args.reps, l2_bytes, torch.device("cuda"), args.fold_pages), flush=True)
 
 
 if __name__ == "__main__":

@@ -498,7 +498,7 @@ def _slices(events):
     return [event[1:] for event in events if event[0] == "time"]
 
 
-@pytest.mark.parametrize("plan", ["scheduler", "whole", "even", "fp8", "fp8-even", "parts", "fp8-parts"])
+@pytest.mark.parametrize("plan", ["scheduler", "whole", "even", "fp8", "fp8-even", "parts", "fp8-parts", "fold"])
 def test_the_probe_runs_our_step_through_the_benchmarks_checks(cpu_harness, monkeypatch, plan):
     monkeypatch.setattr(probe_decode, "kernel_timeline", lambda graph: [("narrow", 0.9, 10.0)])
     peer = peers.MlaBackendFp8Peer() if plan.startswith("fp8") else peers.MlaBackendPeer()
@@ -508,7 +508,9 @@ def test_the_probe_runs_our_step_through_the_benchmarks_checks(cpu_harness, monk
         peer = probe_decode.with_parts(peer, 5)
     peer.us = 10.0   # what the fake graphs report
     config = bench.Config(6, 150, 2, 2, varlen=True)
-    line = probe_decode.probe(config, peer, 50, 1, torch.device("cpu"))
+    # --fold-pages: every request reads the first 3 pages; the reference is taken on the folded tables
+    fold_pages = 3 if plan == "fold" else None
+    line = probe_decode.probe(config, peer, 50, 1, torch.device("cpu"), fold_pages)
     assert line.startswith("b6/s150/h2/q2/varlen") and " ok " in line and "narrow 0.9-10.0" in line
     nbytes = bench.decode_bytes(sum(bench.make_seqlens(config)), 6, 2, 2, kv_bytes=1 if "fp8" in plan else 2)
     assert f"{bench.metrics(10.0, nbytes, 1)['gbps']:6.0f} GB/s" in line   # an fp8 cache counts 1 byte a value
