@@ -299,6 +299,19 @@ __device__ void seesaw_warpgroup(const DecodeParams& p, const wide::Fragment& f,
   }
 }
 
+// Runs body(o) with 128 floats of O (zeroed) in this warpgroup, then record(their sum), which keeps the products live.
+template <typename Record, typename Body>
+__device__ __forceinline__ void with_o(const Record& record, Body&& body) {
+  float o[128];
+#pragma unroll
+  for (int i = 0; i < 128; ++i) o[i] = 0.f;
+  body(o);
+  float total = 0.f;
+#pragma unroll
+  for (int i = 0; i < 128; ++i) total += o[i];
+  record(total);
+}
+
 template <Plan kPlan>
 __global__ void __launch_bounds__(kThreads, 1) schedule_kernel(int blocks, float scale_log2, Result* results) {
   extern __shared__ __align__(1024) char smem_bytes[];
@@ -327,56 +340,32 @@ __global__ void __launch_bounds__(kThreads, 1) schedule_kernel(int blocks, float
     if (threadIdx.x % kWarpgroupThreads == 0) results[blockIdx.x].cycles[f.warpgroup] = stop - start;
     if (total == 1234.5f) results[blockIdx.x].sink = total;   // keeps the products live
   };
-  if constexpr (kPlan == Plan::kSeesaw) {
+  if constexpr (kPlan == Plan::kMain || kPlan == Plan::kSeesaw) {
     if (f.warpgroup == 2) {
       asm volatile("setmaxnreg.dec.sync.aligned.u32 24;");
       return;
     }
     asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
-    float o[128];
-#pragma unroll
-    for (int i = 0; i < 128; ++i) o[i] = 0.f;
-    if (f.warpgroup == 0) {
-      seesaw_warpgroup<true>(p, f, blocks, smem, o);
-    } else {
-      seesaw_warpgroup<false>(p, f, blocks, smem, o);
-    }
-    float total = 0.f;
-#pragma unroll
-    for (int i = 0; i < 128; ++i) total += o[i];
-    record(total);
-  } else if constexpr (kPlan == Plan::kMain) {
-    if (f.warpgroup == 2) {
-      asm volatile("setmaxnreg.dec.sync.aligned.u32 24;");
-      return;
-    }
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
-    float o[128];
-#pragma unroll
-    for (int i = 0; i < 128; ++i) o[i] = 0.f;
-    if (f.warpgroup == 0) {
-      main_scores_warpgroup(p, f, blocks, smem, o);
-    } else {
-      main_values_warpgroup(f, blocks, smem, o);
-    }
-    float total = 0.f;
-#pragma unroll
-    for (int i = 0; i < 128; ++i) total += o[i];
-    record(total);
+    with_o(record, [&](float (&o)[128]) {
+      if constexpr (kPlan == Plan::kSeesaw) {
+        if (f.warpgroup == 0) {
+          seesaw_warpgroup<true>(p, f, blocks, smem, o);
+        } else {
+          seesaw_warpgroup<false>(p, f, blocks, smem, o);
+        }
+      } else if (f.warpgroup == 0) {
+        main_scores_warpgroup(p, f, blocks, smem, o);
+      } else {
+        main_values_warpgroup(f, blocks, smem, o);
+      }
+    });
   } else if (f.warpgroup == 0) {
     asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kScoresRegisters));
     split_scores_warpgroup<kPlan == Plan::kSplitDeferred>(p, f, blocks, smem);
     record(0.f);
   } else {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kValuesRegisters));
-    float o[128];
-#pragma unroll
-    for (int i = 0; i < 128; ++i) o[i] = 0.f;
-    split_values_warpgroup(f, f.warpgroup - 1, blocks, smem, o);
-    float total = 0.f;
-#pragma unroll
-    for (int i = 0; i < 128; ++i) total += o[i];
-    record(total);
+    with_o(record, [&](float (&o)[128]) { split_values_warpgroup(f, f.warpgroup - 1, blocks, smem, o); });
   }
 }
 
