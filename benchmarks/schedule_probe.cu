@@ -113,6 +113,19 @@ __device__ __forceinline__ void values_ss(const wide::Fragment& f, int half, int
   fence_operands(o);
 }
 
+// The softmax calls' row arguments here: no key limit (no block is masked) and no padding rows.
+struct Unmasked {
+  int key_limit[2] = {1 << 30, 1 << 30};
+  bool padding[2] = {false, false};
+};
+
+// Rows whose running max starts at 0: the fixed operands' scores never move it by more than the lazy slack.
+__device__ __forceinline__ wide::RowStats start_stats() {
+  wide::RowStats stats;
+  stats.max[0] = stats.max[1] = 0.f;
+  return stats;
+}
+
 struct Result {
   long long cycles[3];
   float sink;
@@ -122,10 +135,8 @@ struct Result {
 // registers.
 __device__ void main_scores_warpgroup(const DecodeParams& p, const wide::Fragment& f, int blocks, Smem& smem,
                                       float (&o)[128]) {
-  wide::RowStats stats;
-  stats.max[0] = stats.max[1] = 0.f;
-  const int key_limit[2] = {1 << 30, 1 << 30};
-  const bool padding[2] = {false, false};
+  wide::RowStats stats = start_stats();
+  const Unmasked rows;
   float s[32];
   for (int i = 0; i < blocks; ++i) {
     const int b = i % 2;
@@ -133,7 +144,8 @@ __device__ void main_scores_warpgroup(const DecodeParams& p, const wide::Fragmen
     scores(smem, s);
     float rescale[2];
     uint32_t probs[wide::kTokenSteps][4];
-    wide::online_softmax_speculative<Element>(p, f, i + 1, false, key_limit, s, stats, rescale, padding, probs);
+    wide::online_softmax_speculative<Element>(p, f, i + 1, false, rows.key_limit, s, stats, rescale, rows.padding,
+                                              probs);
     named_barrier_sync<kWarpgroupThreads>(wide::kWarpgroup0);
     wide::issue_v0<Element>(smem_addr(smem.kv), probs, rescale, o);
     store_p(f, probs, rescale, b, smem);
@@ -159,10 +171,8 @@ __device__ void main_values_warpgroup(const wide::Fragment& f, int blocks, Smem&
 // beside block i + 1's softmax.
 template <bool kDeferred>
 __device__ void split_scores_warpgroup(const DecodeParams& p, const wide::Fragment& f, int blocks, Smem& smem) {
-  wide::RowStats stats;
-  stats.max[0] = stats.max[1] = 0.f;
-  const int key_limit[2] = {1 << 30, 1 << 30};
-  const bool padding[2] = {false, false};
+  wide::RowStats stats = start_stats();
+  const Unmasked rows;
   float s[32];
   for (int i = 0; i < blocks; ++i) {
     const int b = i % kBuffers;
@@ -171,7 +181,8 @@ __device__ void split_scores_warpgroup(const DecodeParams& p, const wide::Fragme
     if (kDeferred && i > 0 && threadIdx.x == 0) mbar_arrive(smem_addr(&smem.ready[(i - 1) % kBuffers]));
     float rescale[2];
     uint32_t probs[wide::kTokenSteps][4];
-    wide::online_softmax_speculative<Element>(p, f, i + 1, false, key_limit, s, stats, rescale, padding, probs);
+    wide::online_softmax_speculative<Element>(p, f, i + 1, false, rows.key_limit, s, stats, rescale, rows.padding,
+                                              probs);
     // The buffer's last readers released it (thread 0 waited above): all of this warpgroup may write it.
     named_barrier_sync<kWarpgroupThreads>(wide::kWarpgroup0);
     store_p(f, probs, rescale, b, smem);
@@ -210,10 +221,8 @@ __device__ __forceinline__ void issue_values_rs(int half, const Smem& smem, cons
 template <bool is_a>
 __device__ void seesaw_warpgroup(const DecodeParams& p, const wide::Fragment& f, int blocks, Smem& smem,
                                  float (&o)[128]) {
-  const int kNoLimit[2] = {1 << 30, 1 << 30};
-  const bool kNoPadding[2] = {false, false};
-  wide::RowStats stats;
-  stats.max[0] = stats.max[1] = 0.f;
+  const Unmasked rows;
+  wide::RowStats stats = start_stats();
   float s[32];
   fence_operands(s);
   cute::warpgroup_arrive();
@@ -225,7 +234,8 @@ __device__ void seesaw_warpgroup(const DecodeParams& p, const wide::Fragment& f,
     float own[2];
     uint32_t probs[wide::kTokenSteps][4];
     if constexpr (is_a) {
-      wide::online_softmax_speculative<Element>(p, f, 2 * pair + 1, false, kNoLimit, s, stats, own, kNoPadding, probs);
+      wide::online_softmax_speculative<Element>(p, f, 2 * pair + 1, false, rows.key_limit, s, stats, own,
+                                                rows.padding, probs);
       if (f.lane % 4 == 0) {
         smem.max_a[f.r0] = stats.max[0], smem.max_a[f.r0 + 8] = stats.max[1];
         smem.scale_a[f.r0] = own[0], smem.scale_a[f.r0 + 8] = own[1];
@@ -270,7 +280,8 @@ __device__ void seesaw_warpgroup(const DecodeParams& p, const wide::Fragment& f,
       const float first[2] = {smem.scale_a[f.r0], smem.scale_a[f.r0 + 8]};
       stats.max[0] = smem.max_a[f.r0], stats.max[1] = smem.max_a[f.r0 + 8];
       stats.sum[0] *= first[0], stats.sum[1] *= first[1];
-      wide::online_softmax_speculative<Element>(p, f, 2 * pair + 2, false, kNoLimit, s, stats, own, kNoPadding, probs);
+      wide::online_softmax_speculative<Element>(p, f, 2 * pair + 2, false, rows.key_limit, s, stats, own,
+                                                rows.padding, probs);
       if (f.lane % 4 == 0) {
         smem.max_b[f.r0] = stats.max[0], smem.max_b[f.r0 + 8] = stats.max[1];
         smem.scale_b[f.r0] = own[0], smem.scale_b[f.r0 + 8] = own[1];
