@@ -58,20 +58,10 @@ __device__ __forceinline__ uint32_t opaque(uint32_t x) {
   return x;
 }
 
-// P into buffer b, as the kernel's store_probs.
+// P into buffer b, as the kernel stores it into a stage.
 __device__ __forceinline__ void store_p(const wide::Fragment& f, const uint32_t (&probs)[wide::kTokenSteps][4],
                                         const float (&rescale)[2], int b, Smem& smem) {
-  const int matrix = f.lane / 8;
-  const int row = (f.r0 - f.lane / 4) + 8 * (matrix % 2) + f.lane % 8;
-  const uint32_t p_tile = smem_addr(smem.probs[b]);
-#pragma unroll
-  for (int t = 0; t < wide::kTokenSteps; ++t) {
-    stmatrix_x4(p_tile + swizzled_offset(row, t * 16 + 8 * (matrix / 2)), probs[t]);
-  }
-  if (f.lane % 4 == 0) {
-    smem.rescale[b][f.r0] = rescale[0];
-    smem.rescale[b][f.r0 + 8] = rescale[1];
-  }
+  wide::store_probs_to(f, probs, rescale, smem_addr(smem.probs[b]), smem.rescale[b]);
 }
 
 __device__ __forceinline__ void issue_scores_ss(const Smem& smem, float (&s)[32]) {

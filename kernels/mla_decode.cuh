@@ -367,22 +367,28 @@ __device__ __forceinline__ void online_softmax_speculative(const DecodeParams& p
   for (int h = 0; h < 2; ++h) stats.sum[h] = stats.sum[h] * rescale[h] + sum[h];
 }
 
-// P into the block's RoPE sub-tile (Q K^T has read it) and the rows' rescale factors, for warpgroup 1.
-__device__ __forceinline__ void store_probs(const Fragment& f, const uint32_t (&probs)[kTokenSteps][4],
-                                            const float (&rescale)[2], int stage, SharedStorage& smem) {
+// P into the swizzled 64 x 64 tile at p_tile and the rows' rescale factors into row_rescale, for another warpgroup's
+// P V.
+__device__ __forceinline__ void store_probs_to(const Fragment& f, const uint32_t (&probs)[kTokenSteps][4],
+                                               const float (&rescale)[2], uint32_t p_tile, float* row_rescale) {
   // probs[t][r] is this lane's pair of an 8x8 matrix: rows warp_row + 8 (r % 2) + 0..7, columns 16t + 8 (r / 2)
   // + 0..7, in the layout stmatrix takes; lane l gives the address of row l % 8 of matrix l / 8.
   const int matrix = f.lane / 8;
   const int row = (f.r0 - f.lane / 4) + 8 * (matrix % 2) + f.lane % 8;
-  const uint32_t p_tile = smem_addr(smem.kv[stage] + kProbsSubTile * kSubTileBytes);
 #pragma unroll
   for (int t = 0; t < kTokenSteps; ++t) {
     stmatrix_x4(p_tile + swizzled_offset(row, t * 16 + 8 * (matrix / 2)), probs[t]);
   }
   if (f.lane % 4 == 0) {
-    smem.rescale[stage][f.r0] = rescale[0];
-    smem.rescale[stage][f.r0 + 8] = rescale[1];
+    row_rescale[f.r0] = rescale[0];
+    row_rescale[f.r0 + 8] = rescale[1];
   }
+}
+
+// P into the block's RoPE sub-tile (Q K^T has read it) and the rows' rescale factors, for warpgroup 1.
+__device__ __forceinline__ void store_probs(const Fragment& f, const uint32_t (&probs)[kTokenSteps][4],
+                                            const float (&rescale)[2], int stage, SharedStorage& smem) {
+  store_probs_to(f, probs, rescale, smem_addr(smem.kv[stage] + kProbsSubTile * kSubTileBytes), smem.rescale[stage]);
 }
 
 // Zeroes V rows [valid_tokens, 64) of four 64-column sub-tiles from first_sub_tile on, by one warpgroup,
