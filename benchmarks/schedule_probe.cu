@@ -2,7 +2,8 @@
 // loads: the KV block and Q sit in shared memory, so only the schedule is timed (what a kernel's loads add is the
 // difference to its measured cycles a block).
 //   kernel: warpgroup 0 Q.K^T, softmax, its half of P.V from registers; warpgroup 1 the other half after P's
-//           hand-over (kernels/mla_decode.cuh, with its own softmax and P.V functions);
+//           hand-over (kernels/mla_decode.cuh: its softmax, warpgroup 0's P.V, P's store and O's lazy rescale are
+//           the kernel's functions; the P.V from shared memory is issued here with offset descriptors, desc_plus);
 //   split:  a scores warpgroup (Q.K^T, softmax, P to shared memory) and two values warpgroups (a half of O each);
 //           "deferred": block i's P.V starts only once block i + 1's Q.K^T is done, so that it runs beside block
 //           i + 1's softmax; "at once": as soon as P is written;
@@ -23,6 +24,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "launch_timing.cuh"
 #include "mla_decode.cuh"
 
 namespace {
@@ -44,12 +46,18 @@ struct Smem {
   float rescale[kBuffers][64];
   uint64_t ready[kBuffers];   // P (and its rescale factors) written; in "split, deferred" also the next Q.K^T done
   uint64_t freed[kBuffers];   // P read by its readers
-  float max_a[64], scale_a[64], max_b[64], scale_b[64];   // the seesaw's running max hand-over
+  struct {
+    float max[64], scale[64];
+  } pair[2];   // the seesaw's running max hand-over: pair[0] after block A's softmax, pair[1] after block B's
 };
 
 enum class Plan { kMain, kSplitDeferred, kSplitAtOnce, kSeesaw };
 
-__device__ __forceinline__ int phase_of(int i) { return (i / kBuffers) & 1; }
+// The phase of the i-th use of one of kUses mbarriers used in turn (use i of mbarrier i % kUses).
+template <int kUses = kBuffers>
+__device__ __forceinline__ int phase_of(int i) {
+  return (i / kUses) & 1;
+}
 
 // An address the compiler cannot treat as loop-invariant (a real KV block's stage changes every block): without it
 // ptxas may hoist the 36 descriptors out of the loop and spill them.
@@ -130,7 +138,7 @@ __device__ void main_scores_warpgroup(const DecodeParams& p, const wide::Fragmen
   float s[32];
   for (int i = 0; i < blocks; ++i) {
     const int b = i % 2;
-    if (i >= 2 && threadIdx.x == 0) mbar_wait(smem_addr(&smem.freed[b]), ((i - 2) / 2) & 1);
+    if (i >= 2 && threadIdx.x == 0) mbar_wait(smem_addr(&smem.freed[b]), phase_of<2>(i - 2));
     scores(smem, s);
     float rescale[2];
     uint32_t probs[wide::kTokenSteps][4];
@@ -150,7 +158,7 @@ __device__ void main_scores_warpgroup(const DecodeParams& p, const wide::Fragmen
 __device__ void main_values_warpgroup(const wide::Fragment& f, int blocks, Smem& smem, float (&o)[128]) {
   for (int i = 0; i < blocks; ++i) {
     const int b = i % 2;
-    mbar_wait(smem_addr(&smem.ready[b]), (i / 2) & 1);
+    mbar_wait(smem_addr(&smem.ready[b]), phase_of<2>(i));
     values_ss(f, 1, b, smem, o);
     if (threadIdx.x == kWarpgroupThreads) mbar_arrive(smem_addr(&smem.freed[b]));
   }
@@ -208,6 +216,21 @@ __device__ __forceinline__ void issue_values_rs(int half, const Smem& smem, cons
   }
 }
 
+// The seesaw's hand-over of the running max: `block` (0 = A, 1 = B) of the pair publishes its rows' running max and
+// rescale factors; the other warpgroup takes them as its running max and returns the factors.
+__device__ __forceinline__ void publish_max(const wide::Fragment& f, const wide::RowStats& stats,
+                                            const float (&scale)[2], int block, Smem& smem) {
+  if (f.lane % 4 == 0) {
+    smem.pair[block].max[f.r0] = stats.max[0], smem.pair[block].max[f.r0 + 8] = stats.max[1];
+    smem.pair[block].scale[f.r0] = scale[0], smem.pair[block].scale[f.r0 + 8] = scale[1];
+  }
+}
+__device__ __forceinline__ void take_max(const wide::Fragment& f, int block, const Smem& smem, wide::RowStats& stats,
+                                         float (&scale)[2]) {
+  stats.max[0] = smem.pair[block].max[f.r0], stats.max[1] = smem.pair[block].max[f.r0 + 8];
+  scale[0] = smem.pair[block].scale[f.r0], scale[1] = smem.pair[block].scale[f.r0 + 8];
+}
+
 template <bool is_a>
 __device__ void seesaw_warpgroup(const DecodeParams& p, const wide::Fragment& f, int blocks, Smem& smem,
                                  float (&o)[128]) {
@@ -226,10 +249,7 @@ __device__ void seesaw_warpgroup(const DecodeParams& p, const wide::Fragment& f,
     if constexpr (is_a) {
       wide::online_softmax_speculative<Element>(p, f, 2 * pair + 1, false, rows.key_limit, s, stats, own,
                                                 rows.padding, probs);
-      if (f.lane % 4 == 0) {
-        smem.max_a[f.r0] = stats.max[0], smem.max_a[f.r0 + 8] = stats.max[1];
-        smem.scale_a[f.r0] = own[0], smem.scale_a[f.r0 + 8] = own[1];
-      }
+      publish_max(f, stats, own, 0, smem);
       named_barrier_arrive<kPairThreads>(kScaleAReady);
       wide::rescale_rows_lazily(o, own[0], own[1]);
       fence_operands(o);
@@ -239,8 +259,8 @@ __device__ void seesaw_warpgroup(const DecodeParams& p, const wide::Fragment& f,
       cute::warpgroup_wait<0>();
       fence_operands(o);
       named_barrier_sync<kPairThreads>(kScaleBReady);
-      const float other[2] = {smem.scale_b[f.r0], smem.scale_b[f.r0 + 8]};
-      stats.max[0] = smem.max_b[f.r0], stats.max[1] = smem.max_b[f.r0 + 8];
+      float other[2];
+      take_max(f, 1, smem, stats, other);
       if (__any_sync(0xffffffff, other[0] != 1.f || other[1] != 1.f)) {
 #pragma unroll
         for (int t = 0; t < wide::kTokenSteps; ++t) {
@@ -267,15 +287,12 @@ __device__ void seesaw_warpgroup(const DecodeParams& p, const wide::Fragment& f,
       fence_operands(s);
     } else {
       named_barrier_sync<kPairThreads>(kScaleAReady);
-      const float first[2] = {smem.scale_a[f.r0], smem.scale_a[f.r0 + 8]};
-      stats.max[0] = smem.max_a[f.r0], stats.max[1] = smem.max_a[f.r0 + 8];
+      float first[2];
+      take_max(f, 0, smem, stats, first);
       stats.sum[0] *= first[0], stats.sum[1] *= first[1];
       wide::online_softmax_speculative<Element>(p, f, 2 * pair + 2, false, rows.key_limit, s, stats, own,
                                                 rows.padding, probs);
-      if (f.lane % 4 == 0) {
-        smem.max_b[f.r0] = stats.max[0], smem.max_b[f.r0 + 8] = stats.max[1];
-        smem.scale_b[f.r0] = own[0], smem.scale_b[f.r0 + 8] = own[1];
-      }
+      publish_max(f, stats, own, 1, smem);
       named_barrier_arrive<kPairThreads>(kScaleBReady);
       store_p(f, probs, own, 1, smem);
       wide::rescale_rows_lazily(o, first[0] * own[0], first[1] * own[1]);
@@ -378,16 +395,9 @@ void measure(const char* name, int sms, int blocks) {
   const auto kernel = schedule_kernel<kPlan>;
   cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, sizeof(Smem));
   const float scale_log2 = 0.0416667f * 1.4426950f;   // 1/sqrt(576) in the log2 domain
-  kernel<<<sms, kThreads, sizeof(Smem)>>>(blocks / 10, scale_log2, results);   // warm-up: the clock ramps
-  cudaEvent_t begin, end;
-  cudaEventCreate(&begin);
-  cudaEventCreate(&end);
-  cudaEventRecord(begin);
-  kernel<<<sms, kThreads, sizeof(Smem)>>>(blocks, scale_log2, results);
-  cudaEventRecord(end);
-  const cudaError_t err = cudaEventSynchronize(end);
-  float ms = 0.f;
-  cudaEventElapsedTime(&ms, begin, end);
+  const auto [ms, err] = time_after_warm_up([&](bool warm_up) {
+    kernel<<<sms, kThreads, sizeof(Smem)>>>(warm_up ? blocks / 10 : blocks, scale_log2, results);
+  });
   std::vector<Result> host(sms);
   cudaMemcpy(host.data(), results, sizeof(Result) * sms, cudaMemcpyDeviceToHost);
   double per_wg[3] = {0, 0, 0};

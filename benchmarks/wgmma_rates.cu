@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "launch_timing.cuh"
 #include "mla_pipeline.cuh"
 #include "mla_softmax.cuh"
 #include "mla_wgmma.cuh"
@@ -248,16 +249,9 @@ void measure(int sms, int iters) {
   cudaMemset(cycles, 0, sizeof(long long) * sms * 2);
   const auto kernel = rates_kernel<W0, W1>;
   cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
-  kernel<<<sms, kThreads, kSmemBytes>>>(iters / 10, cycles, sink);   // warm-up: the clock ramps
-  cudaEvent_t begin, end;
-  cudaEventCreate(&begin);
-  cudaEventCreate(&end);
-  cudaEventRecord(begin);
-  kernel<<<sms, kThreads, kSmemBytes>>>(iters, cycles, sink);
-  cudaEventRecord(end);
-  const cudaError_t err = cudaEventSynchronize(end);
-  float ms = 0.f;
-  cudaEventElapsedTime(&ms, begin, end);
+  const auto [ms, err] = time_after_warm_up([&](bool warm_up) {
+    kernel<<<sms, kThreads, kSmemBytes>>>(warm_up ? iters / 10 : iters, cycles, sink);
+  });
   std::vector<long long> host(sms * 2);
   cudaMemcpy(host.data(), cycles, sizeof(long long) * sms * 2, cudaMemcpyDeviceToHost);
   double per_group[2] = {0.0, 0.0};
