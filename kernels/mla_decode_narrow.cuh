@@ -146,12 +146,14 @@ __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry
 // ---------------------------------------------------------------------------------------------------
 // Consumer warpgroup phases.
 
-// Q rows [0, p.rows) of request req into the swizzled Q tile (rows past p.rows stay zero).
+// Q rows [0, p.rows) of request req into the swizzled Q tile (rows past p.rows stay zero), warp w its rows w, w + 4,
+// ... (copy_query_row).
 template <int kCols>
 __device__ __forceinline__ void load_q(const DecodeParams& p, int req, SharedStorage<kCols>& smem) {
-  for (int i = threadIdx.x; i < p.rows * kQChunksPerRow; i += kWarpgroupThreads) {
-    const int row = i / kQChunksPerRow, chunk = i % kQChunksPerRow;
-    cp_async_16(smem_addr(smem.q) + swizzled_offset<kCols>(row, chunk * 8), q_chunk(p, req, row, chunk));
+  const uint32_t q_tile = smem_addr(smem.q);
+  for (int row = threadIdx.x / 32; row < p.rows; row += kConsumerWarps) {
+    copy_query_row(p, req, row, threadIdx.x % 32,
+                   [&](int chunk) { return q_tile + swizzled_offset<kCols>(row, chunk * 8); });
   }
   cp_async_wait_all();
   fence_async_proxy();
