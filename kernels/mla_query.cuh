@@ -10,33 +10,36 @@ namespace mla {
 constexpr int kQChunksPerRow = kHeadDim / 8;       // 72 chunks of 8 elements
 constexpr int kQLatentChunks = kHeadDimV / 8;      // the first 64 of them
 
-// Chunk `chunk` of query row `row` (= s_idx * h_q + head) of request req.
-__device__ __forceinline__ const char* q_chunk(const DecodeParams& p, int req, int row, int chunk) {
+// Where query row `row` (= s_idx * h_q + head) of request req starts: its latent columns (p.q) and its RoPE
+// columns (p.q_rope).
+struct QueryRow {
+  const char* latent;
+  const char* rope;
+};
+__device__ __forceinline__ QueryRow query_row(const DecodeParams& p, int req, int row) {
   const int64_t s_idx = row / p.h_q, head = row % p.h_q;
-  if (chunk < kQLatentChunks) {
-    return static_cast<const char*>(p.q) +
-           (req * p.q_stride_b + s_idx * p.q_stride_s + head * p.q_stride_h + chunk * 8) * 2;
-  }
-  return static_cast<const char*>(p.q_rope) +
-         (req * p.q_rope_stride_b + s_idx * p.q_rope_stride_s + head * p.q_rope_stride_h +
-          (chunk - kQLatentChunks) * 8) * 2;
+  return {static_cast<const char*>(p.q) + (req * p.q_stride_b + s_idx * p.q_stride_s + head * p.q_stride_h) * 2,
+          static_cast<const char*>(p.q_rope) +
+              (req * p.q_rope_stride_b + s_idx * p.q_rope_stride_s + head * p.q_rope_stride_h) * 2};
 }
 
-// Copies query row `row` (= s_idx * h_q + head) of request req with the 32 lanes of one warp: lane l its latent chunks
-// l and l + 32 and (lanes 0-7) RoPE chunk l, each to shared address to(chunk) by cp.async. The row's two addresses
-// are computed once and each copy instruction reads 512 contiguous bytes; indexed by chunk (q_chunk), a copy took ~60
-// instructions, a runtime division and int64 strides every chunk (kernels/PERF_NOTES.md, v166).
+// Chunk `chunk` of query row `row` of request req.
+__device__ __forceinline__ const char* q_chunk(const DecodeParams& p, int req, int row, int chunk) {
+  const QueryRow q = query_row(p, req, row);
+  return chunk < kQLatentChunks ? q.latent + chunk * 16 : q.rope + (chunk - kQLatentChunks) * 16;
+}
+
+// Copies query row `row` of request req with the 32 lanes of one warp: lane l its latent chunks l and l + 32 and
+// (lanes 0-7) RoPE chunk l, each to shared address to(chunk) by cp.async. The row's two addresses are computed once
+// and each copy instruction reads 512 contiguous bytes; indexed by chunk (q_chunk), a copy took ~60 instructions, a
+// runtime division and int64 strides every chunk (kernels/PERF_NOTES.md, v166).
 template <typename To>
 __device__ __forceinline__ void copy_query_row(const DecodeParams& p, int req, int row, int lane, To&& to) {
   static_assert(kQLatentChunks == 2 * 32 && kQChunksPerRow - kQLatentChunks <= 32, "two latent chunks a lane");
-  const int64_t s_idx = row / p.h_q, head = row % p.h_q;
-  const char* latent =
-      static_cast<const char*>(p.q) + (req * p.q_stride_b + s_idx * p.q_stride_s + head * p.q_stride_h) * 2;
-  const char* rope = static_cast<const char*>(p.q_rope) +
-                     (req * p.q_rope_stride_b + s_idx * p.q_rope_stride_s + head * p.q_rope_stride_h) * 2;
-  cp_async_16(to(lane), latent + lane * 16);
-  cp_async_16(to(lane + 32), latent + (lane + 32) * 16);
-  if (lane < kQChunksPerRow - kQLatentChunks) cp_async_16(to(kQLatentChunks + lane), rope + lane * 16);
+  const QueryRow q = query_row(p, req, row);
+  cp_async_16(to(lane), q.latent + lane * 16);
+  cp_async_16(to(lane + 32), q.latent + (lane + 32) * 16);
+  if (lane < kQChunksPerRow - kQLatentChunks) cp_async_16(to(kQLatentChunks + lane), q.rope + lane * 16);
 }
 
 }  // namespace mla
