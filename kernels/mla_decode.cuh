@@ -194,16 +194,12 @@ __device__ __forceinline__ int tile_query_rows(const DecodeParams& p, int tile_r
   return min(p.rows - tile_row, kRowsPerTile);
 }
 
-// Copies this tile's query rows of request req into the swizzled Q tile with both warpgroups, warp w its rows w,
-// w + 8, ... (copy_query_row). Rows past p.rows stay zero (zero_padding_rows): wgmma rows are independent and those
-// outputs are never stored.
+// Copies this tile's query rows of request req into the swizzled Q tile with both warpgroups (copy_query_rows).
+// Rows past p.rows stay zero (zero_padding_rows): wgmma rows are independent and those outputs are never stored.
 __device__ __forceinline__ void load_q(const DecodeParams& p, int req, int tile_row, SharedStorage& smem) {
-  const int num_rows = tile_query_rows(p, tile_row);
   const uint32_t q_tile = smem_addr(smem.q);
-  for (int row = threadIdx.x / 32; row < num_rows; row += kConsumerThreads / 32) {
-    copy_query_row(p, req, tile_row + row, threadIdx.x % 32,
-                   [&](int chunk) { return q_tile + swizzled_offset(row, chunk * 8); });
-  }
+  copy_query_rows<kConsumerThreads / 32>(p, req, tile_row, tile_query_rows(p, tile_row),
+                                         [&](int row, int chunk) { return q_tile + swizzled_offset(row, chunk * 8); });
   cp_async_wait_all();
   fence_async_proxy();
   named_barrier_sync<kConsumerThreads>(kConsumers);

@@ -146,15 +146,12 @@ __device__ void produce_kv_blocks(const DecodeParams& p, const SchedEntry& entry
 // ---------------------------------------------------------------------------------------------------
 // Consumer warpgroup phases.
 
-// Q rows [0, p.rows) of request req into the swizzled Q tile (rows past p.rows stay zero), warp w its rows w, w + 4,
-// ... (copy_query_row).
+// Q rows [0, p.rows) of request req into the swizzled Q tile (rows past p.rows stay zero; copy_query_rows).
 template <int kCols>
 __device__ __forceinline__ void load_q(const DecodeParams& p, int req, SharedStorage<kCols>& smem) {
   const uint32_t q_tile = smem_addr(smem.q);
-  for (int row = threadIdx.x / 32; row < p.rows; row += kConsumerWarps) {
-    copy_query_row(p, req, row, threadIdx.x % 32,
-                   [&](int chunk) { return q_tile + swizzled_offset<kCols>(row, chunk * 8); });
-  }
+  copy_query_rows<kConsumerWarps>(
+      p, req, 0, p.rows, [&](int row, int chunk) { return q_tile + swizzled_offset<kCols>(row, chunk * 8); });
   cp_async_wait_all();
   fence_async_proxy();
   named_barrier_sync<kWarpgroupThreads>(kQReady);

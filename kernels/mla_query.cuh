@@ -29,17 +29,21 @@ __device__ __forceinline__ const char* q_chunk(const DecodeParams& p, int req, i
   return chunk < kQLatentChunks ? q.latent + chunk * 16 : q.rope + (chunk - kQLatentChunks) * 16;
 }
 
-// Copies query row `row` of request req with the 32 lanes of one warp: lane l its latent chunks l and l + 32 and
-// (lanes 0-7) RoPE chunk l, each to shared address to(chunk) by cp.async. The row's two addresses are computed once
-// and each copy instruction reads 512 contiguous bytes; indexed by chunk (q_chunk), a copy took ~60 instructions, a
-// runtime division and int64 strides every chunk (kernels/PERF_NOTES.md, v166).
-template <typename To>
-__device__ __forceinline__ void copy_query_row(const DecodeParams& p, int req, int row, int lane, To&& to) {
+// Copies query rows [first_row, first_row + num_rows) of request req by cp.async with the CTA's first kWarps warps,
+// warp w its rows w, w + kWarps, ...: lane l a row's latent chunks l and l + 32 and (lanes 0-7) RoPE chunk l, each to
+// shared address to(row - first_row, chunk). A row's two addresses are computed once and each copy instruction reads
+// 512 contiguous bytes; indexed by chunk (q_chunk), a copy took ~60 instructions, a runtime division and int64
+// strides every chunk (kernels/PERF_NOTES.md, v166).
+template <int kWarps, typename To>
+__device__ __forceinline__ void copy_query_rows(const DecodeParams& p, int req, int first_row, int num_rows, To&& to) {
   static_assert(kQLatentChunks == 2 * 32 && kQChunksPerRow - kQLatentChunks <= 32, "two latent chunks a lane");
-  const QueryRow q = query_row(p, req, row);
-  cp_async_16(to(lane), q.latent + lane * 16);
-  cp_async_16(to(lane + 32), q.latent + (lane + 32) * 16);
-  if (lane < kQChunksPerRow - kQLatentChunks) cp_async_16(to(kQLatentChunks + lane), q.rope + lane * 16);
+  const int lane = threadIdx.x % 32;
+  for (int row = threadIdx.x / 32; row < num_rows; row += kWarps) {
+    const QueryRow q = query_row(p, req, first_row + row);
+    cp_async_16(to(row, lane), q.latent + lane * 16);
+    cp_async_16(to(row, lane + 32), q.latent + (lane + 32) * 16);
+    if (lane < kQChunksPerRow - kQLatentChunks) cp_async_16(to(row, kQLatentChunks + lane), q.rope + lane * 16);
+  }
 }
 
 }  // namespace mla
