@@ -91,7 +91,7 @@ struct Stage {
 struct Fragment {
   int warpgroup, lane, r0, quad_col;
   __device__ Fragment()
-      : warpgroup(threadIdx.x / kWarpgroupThreads), lane(threadIdx.x % 32),
+      : warpgroup(warp_uniform_group(kWarpgroupThreads)), lane(threadIdx.x % 32),
         r0((threadIdx.x % kWarpgroupThreads) / 32 * 16 + lane / 4), quad_col(2 * (lane % 4)) {}
 };
 

@@ -68,8 +68,8 @@ struct SharedStorage {
 // Column n is query row first_row + n: consumer warpgroup g of a kernel with several takes rows g * kCols on.
 struct Fragment {
   int lane, warp, r0, quad_col, group, first_row;
-  __device__ Fragment() : Fragment(threadIdx.x / 32, 0, 0) {}   // the only consumer warpgroup: threads 0-127
-  __device__ Fragment(int group, int first_row) : Fragment((threadIdx.x / 32) % kConsumerWarps, group, first_row) {}
+  __device__ Fragment() : Fragment(warp_uniform_group(32), 0, 0) {}   // the only consumer warpgroup: threads 0-127
+  __device__ Fragment(int group, int first_row) : Fragment(warp_uniform_group(32) % kConsumerWarps, group, first_row) {}
   __device__ int column(int c) const { return 8 * (c / 2) + quad_col + c % 2; }
   __device__ int query_row(int column) const { return first_row + column; }
   __device__ int barrier(Barrier id) const { return id + group * kBarriersPerGroup; }
@@ -502,7 +502,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_narrow_kernel(const __
 
   wait_for_previous_grid();   // the plan and seqlens may come from the kernel before this one
   const SchedEntry entry = SchedEntry::load(p.sched, blockIdx.y);
-  if (threadIdx.x >= kWarpgroupThreads) {
+  if (warp_uniform_group(kWarpgroupThreads) > 0) {
     produce_kv_blocks<kCols>(p, entry, smem);
     return;
   }

@@ -176,14 +176,15 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_narrow_fp8_kernel(cons
 
   wait_for_previous_grid();   // the plan and seqlens may come from the kernel before this one
   const SchedEntry entry = SchedEntry::load(p.sched, blockIdx.y);
-  if (threadIdx.x >= kConsumerGroups * kWarpgroupThreads) {
+  const int warpgroup = warp_uniform_group(kWarpgroupThreads);
+  if (warpgroup >= kConsumerGroups) {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegisters));
     produce_kv_blocks(p, entry, smem, threadIdx.x - kConsumerGroups * kWarpgroupThreads);
     return;
   }
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegisters));
   const Fragment f(0, 0);   // both warpgroups' accumulator columns are query rows 0..kCols-1
-  if (threadIdx.x < kWarpgroupThreads) {
+  if (warpgroup == 0) {
     score_and_accumulate<Element>(p, f, entry, smem);
   } else {
     accumulate_second_half<Element>(p, f, entry, smem);

@@ -20,6 +20,13 @@ constexpr int kSubTiles = 576 / 64;                     // a 576-wide KV or Q ro
 constexpr int kTileBytes = kSubTiles * kSubTileBytes;   // one 64-token KV block
 constexpr int kWarpgroupThreads = 128;
 
+// threadIdx.x / group_threads for groups of whole warps, read from lane 0: ptxas then knows that every lane of a warp
+// has the same value, so branches on it are warp-uniform and what is computed from it (wgmma descriptors, mbarrier
+// addresses) lives in uniform registers instead of being copied into them before every use (PERF_NOTES.md, v170).
+__device__ __forceinline__ int warp_uniform_group(int group_threads) {
+  return __shfl_sync(0xffffffff, int(threadIdx.x) / group_threads, 0);
+}
+
 // Byte offset of element (row, col) in a swizzled tile whose 64-column sub-tiles hold kTileRows rows.
 template <int kTileRows = 64>
 __device__ __forceinline__ int swizzled_offset(int row, int col) {
