@@ -7,6 +7,6 @@ set -uo pipefail
 python3 -m pip install -q --no-deps --target /tmp/devsite .variants/s49/wheels/nvidia_cutlass*.whl >/dev/null 2>&1
 export PYTHONPATH=/tmp/devsite
 T=.variants/s59/trees
-ROUNDS=2 PROBE_ARGS="--kv fp8" TESTS=none bash benchmarks/probe_variants.sh "$OUT/r" \
+ROUNDS=2 PROBE_ARGS="--kv fp8" TESTS=none bash benchmarks/probe_variants.sh "$OUT" \
     b128/s4096/h16/q1,b128/s4096/h32/q1,b128/s4096/h64/q1,b8/s8192/h16/q1,b1/s32768/h16/q1,b32/s1024/h16/q1,b128/s4096/h128/q1,b132/s8192/h128/q2 \
     $T/MAIN-nocheck $T/V170 2>&1 | tail -9
