@@ -69,7 +69,9 @@ struct SharedStorage {
 struct Fragment {
   int lane, warp, r0, quad_col, group, first_row;
   __device__ Fragment() : Fragment(warp_uniform_group(32), 0, 0) {}   // the only consumer warpgroup: threads 0-127
-  __device__ Fragment(int group, int first_row) : Fragment(warp_uniform_group(32) % kConsumerWarps, group, first_row) {}
+  // The fp8 kernels' consumer warpgroups. The block split keeps its roles per thread (threadIdx, not
+  // warp_uniform_group): with them warp-uniform it ran b32/s1024 3% and b8/s8192 1.6% slower (PERF_NOTES.md, v170).
+  __device__ Fragment(int group, int first_row) : Fragment((threadIdx.x / 32) % kConsumerWarps, group, first_row) {}
   __device__ int column(int c) const { return 8 * (c / 2) + quad_col + c % 2; }
   __device__ int query_row(int column) const { return first_row + column; }
   __device__ int barrier(Barrier id) const { return id + group * kBarriersPerGroup; }

@@ -164,15 +164,16 @@ __global__ void __launch_bounds__(kThreads, 1) mla_decode_narrow_fp8_kernel(cons
 
   wait_for_previous_grid();   // the plan and seqlens may come from the kernel before this one
   // Each role reads its schedule entry after its setmaxnreg: nothing live across it (ptxas spills what is).
-  const int warpgroup = warp_uniform_group(kWarpgroupThreads);
-  if (warpgroup >= kGroups) {
+  const int tid = threadIdx.x - kConsumerThreads;
+  if (tid >= 0) {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegisters));
-    copy_kv_blocks(p, SchedEntry::load(p.sched, blockIdx.y), smem, threadIdx.x - kConsumerThreads);
+    copy_kv_blocks(p, SchedEntry::load(p.sched, blockIdx.y), smem, tid);
     return;
   }
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegisters));
+  const int group = threadIdx.x / kWarpgroupThreads;
   const int first_row = kRowHalves ? blockIdx.x * kCols : 0;
-  consume_kv_blocks<Element>(p, Fragment(warpgroup, first_row), SchedEntry::load(p.sched, blockIdx.y), smem);
+  consume_kv_blocks<Element>(p, Fragment(group, first_row), SchedEntry::load(p.sched, blockIdx.y), smem);
 }
 
 // Grid (row tiles, parts): the two CTAs of a part neighbours in launch order (so they read its blocks at about the
