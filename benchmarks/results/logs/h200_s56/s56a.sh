@@ -3,10 +3,6 @@
 # three) and v174 (v173 + the next block's landing tested with mbarrier.test_wait under P V0, no wait before its
 # Q K^T when it landed) against main 21e3fb4. Trees: bash benchmarks/variant_trees.sh .variants/s56/trees
 #   main:MAIN-nocheck exp-v173-one-full-barrier~1:V173 exp-v173-one-full-barrier:V174; carry .variants/s56, .variants/s49.
-set -uo pipefail
-python3 -m pip install -q --no-deps --target /tmp/devsite .variants/s49/wheels/nvidia_cutlass*.whl >"$OUT/pip.log" 2>&1
-export PYTHONPATH=/tmp/devsite
-T=.variants/s56/trees
-ROUNDS=2 bash benchmarks/probe_variants.sh "$OUT" \
+bash benchmarks/results/logs/h200_s56/probe.sh \
   b132/s8192/h128/q2,b128/s4096/h128/q1,b128/s4096/h128/q2,b16/s4096/h128/q1,b1/s32768/h128/q1,b128/s4096/h64/q1,b128/s4096/h32/q2 \
-  $T/MAIN-nocheck $T/V173 $T/V174
+  MAIN-nocheck V173 V174

@@ -4,10 +4,6 @@
 # V177C = exp-v177c-l2-prefetch-4 (lookahead 6).  Trees: bash benchmarks/variant_trees.sh .variants/s56/trees
 #   main:MAIN-nocheck exp-v177-l2-prefetch:V177 exp-v177c-l2-prefetch-4:V177C;
 # carry .variants/s56, .variants/s49.
-set -uo pipefail
-python3 -m pip install -q --no-deps --target /tmp/devsite .variants/s49/wheels/nvidia_cutlass*.whl >"$OUT/pip.log" 2>&1
-export PYTHONPATH=/tmp/devsite
-T=.variants/s56/trees
-ROUNDS=2 bash benchmarks/probe_variants.sh "$OUT" \
+bash benchmarks/results/logs/h200_s56/probe.sh \
   b132/s8192/h128/q2,b128/s4096/h128/q1,b128/s4096/h128/q2,b16/s4096/h128/q1,b1/s32768/h128/q1,b128/s4096/h64/q1,b64/s4096/h64/q2 \
-  $T/MAIN-nocheck $T/V177 $T/V177C
+  MAIN-nocheck V177 V177C

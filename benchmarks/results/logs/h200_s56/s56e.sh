@@ -6,10 +6,6 @@
 # single-tile instantiation) against main 21e3fb4. Trees: bash benchmarks/variant_trees.sh .variants/s56/trees
 #   main:MAIN-nocheck exp-diag-noload-s56:NOLOAD-nocheck exp-v178-qk-per-group-wait:V178
 #   exp-v179-cp-async-all-tiles:V179; carry .variants/s56, .variants/s49.
-set -uo pipefail
-python3 -m pip install -q --no-deps --target /tmp/devsite .variants/s49/wheels/nvidia_cutlass*.whl >"$OUT/pip.log" 2>&1
-export PYTHONPATH=/tmp/devsite
-T=.variants/s56/trees
-ROUNDS=2 bash benchmarks/probe_variants.sh "$OUT" \
+bash benchmarks/results/logs/h200_s56/probe.sh \
   b132/s8192/h128/q2,b128/s4096/h128/q1,b128/s4096/h128/q2,b16/s4096/h128/q1,b1/s32768/h128/q1,b128/s4096/h64/q1,b64/s4096/h64/q2 \
-  $T/MAIN-nocheck $T/NOLOAD-nocheck $T/V178 $T/V179
+  MAIN-nocheck NOLOAD-nocheck V178 V179

@@ -5,10 +5,6 @@
 # a diagnostic of what starting DRAM ~0.8 us earlier is worth) against main 21e3fb4. Trees: bash
 # benchmarks/variant_trees.sh .variants/s56/trees main:MAIN-nocheck exp-v180-first-page-l2-prefetch:V180
 #   exp-v181-first-page-hint-before-wait:V181; carry .variants/s56, .variants/s49.
-set -uo pipefail
-python3 -m pip install -q --no-deps --target /tmp/devsite .variants/s49/wheels/nvidia_cutlass*.whl >"$OUT/pip.log" 2>&1
-export PYTHONPATH=/tmp/devsite
-T=.variants/s56/trees
-ROUNDS=2 bash benchmarks/probe_variants.sh "$OUT" \
+bash benchmarks/results/logs/h200_s56/probe.sh \
   b8/s8192/h16/q1,b8/s8192/h16/q1/varlen,b4/s4096/h16/q1,b32/s1024/h16/q1,b1/s32768/h16/q1,b64/s2048/h16/q2,b128/s4096/h16/q1 \
-  $T/MAIN-nocheck $T/V180 $T/V181
+  MAIN-nocheck V180 V181
